@@ -1,0 +1,93 @@
+"""One exception root for wxauth, with a family per layer.
+
+Only `app.py` knows HTTP: it maps each family to a status and an RFC 6749 error code. Messages are
+for developers and never carry a token, a code, a session_key or a secret.
+"""
+
+from __future__ import annotations
+
+
+class WxAuthError(Exception):
+    """Root of every error wxauth raises on purpose."""
+
+
+class ConfigurationError(WxAuthError):
+    """The service is misconfigured (settings, WeChat appid/secret, keys)."""
+
+
+class RequestError(WxAuthError):
+    """The request is malformed: bad JSON, wrong types, missing or oversized fields."""
+
+
+class GrantError(WxAuthError):
+    """A refresh token or WeChat code cannot be exchanged (unknown, expired, revoked, reused)."""
+
+
+class ReuseDetected(GrantError):
+    """A rotated refresh token came back after the grace window; its session was revoked."""
+
+
+class ClientAuthError(WxAuthError):
+    """OAuth client authentication failed."""
+
+
+class TokenError(WxAuthError):
+    """An access token is not acceptable; `reason` is `invalid`, `expired` or `revoked`."""
+
+    reason = "invalid"
+
+
+class InvalidToken(TokenError):
+    """Not a well-formed, correctly signed access token of ours."""
+
+    reason = "invalid"
+
+
+class ExpiredToken(TokenError):
+    """A genuine access token whose `exp` has passed."""
+
+    reason = "expired"
+
+
+class RevokedToken(TokenError):
+    """A genuine access token whose session was revoked or has ended."""
+
+    reason = "revoked"
+
+
+class WeChatError(WxAuthError):
+    """WeChat's jscode2session did not give us a session."""
+
+
+class WeChatCodeRejected(WeChatError, GrantError):
+    """WeChat rejected the code (invalid, used or missing: 40029, 40163, 41008)."""
+
+
+class WeChatUserBlocked(WeChatError):
+    """WeChat flagged the user as high-risk (40226)."""
+
+
+class WeChatRateLimited(WeChatError):
+    """WeChat's quota for this appid is exhausted (45011)."""
+
+    retry_after = 60
+
+
+class WeChatUnavailable(WeChatError):
+    """WeChat failed or timed out, also after one retry (-1, transport errors)."""
+
+    retry_after = 5
+
+
+class WeChatConfigError(WeChatError, ConfigurationError):
+    """WeChat rejected our appid or secret (40013, 40125, 41002, 41004)."""
+
+
+class StoreError(WxAuthError):
+    """The session store failed."""
+
+
+class StoreUnavailable(StoreError):
+    """DynamoDB throttled or could not be reached, also after botocore's retries."""
+
+    retry_after = 2

@@ -1,0 +1,80 @@
+"""Settings, read once from the process environment (see the README's settings table)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chalicelib.errors import ConfigurationError
+
+DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
+LOCAL_APPID = "wx-local-appid"
+LOCAL_SECRET = "wx-local-placeholder-secret"  # noqa: S105 - a documented placeholder, not a secret
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service; built by `from_env` and passed down explicitly."""
+
+    wechat_appid: str = LOCAL_APPID
+    wechat_secret: str | None = LOCAL_SECRET
+    wechat_secret_arn: str | None = None
+    wechat_api_base: str = DEFAULT_WECHAT_API_BASE
+    table_name: str = "wxauth"
+    issuer: str = "http://localhost:8000"
+    audience: str = "wxauth"
+    access_ttl: int = 1800
+    refresh_idle_ttl: int = 2_592_000
+    refresh_absolute_ttl: int = 7_776_000
+    refresh_grace: int = 30
+    login_replay_ttl: int = 300
+    signing_keys_arn: str | None = None
+    signing_keys_file: str = ".wxauth/signing-keys.json"
+    client_secret_pepper_arn: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        secret_arn = env.get("WECHAT_SECRET_ARN") or None
+        settings = cls(
+            wechat_appid=env.get("WECHAT_APPID") or defaults.wechat_appid,
+            # With a Secrets Manager ARN the secret is fetched at first use, never from env.
+            wechat_secret=None if secret_arn else env.get("WECHAT_SECRET", LOCAL_SECRET),
+            wechat_secret_arn=secret_arn,
+            wechat_api_base=(env.get("WECHAT_API_BASE") or DEFAULT_WECHAT_API_BASE).rstrip("/"),
+            table_name=env.get("AUTH_TABLE_NAME") or defaults.table_name,
+            issuer=env.get("AUTH_ISSUER") or defaults.issuer,
+            audience=env.get("AUTH_AUDIENCE") or defaults.audience,
+            access_ttl=_positive_int(env, "AUTH_ACCESS_TTL", defaults.access_ttl),
+            refresh_idle_ttl=_positive_int(env, "AUTH_REFRESH_IDLE_TTL", defaults.refresh_idle_ttl),
+            refresh_absolute_ttl=_positive_int(
+                env, "AUTH_REFRESH_ABSOLUTE_TTL", defaults.refresh_absolute_ttl
+            ),
+            refresh_grace=_positive_int(
+                env, "AUTH_REFRESH_GRACE", defaults.refresh_grace, zero=True
+            ),
+            login_replay_ttl=_positive_int(env, "AUTH_LOGIN_REPLAY_TTL", defaults.login_replay_ttl),
+            signing_keys_arn=env.get("AUTH_SIGNING_KEYS_ARN") or None,
+            signing_keys_file=env.get("AUTH_SIGNING_KEYS_FILE") or defaults.signing_keys_file,
+            client_secret_pepper_arn=env.get("AUTH_CLIENT_SECRET_PEPPER_ARN") or None,
+        )
+        if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
+            raise ConfigurationError(
+                "AUTH_REFRESH_ABSOLUTE_TTL must be at least AUTH_REFRESH_IDLE_TTL"
+            )
+        return settings
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int, *, zero: bool = False) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise ConfigurationError(f"{name} must be an integer number of seconds") from e
+    if value < 0 or (value == 0 and not zero):
+        raise ConfigurationError(f"{name} must be positive")
+    return value

@@ -1,0 +1,485 @@
+"""The DynamoDB store: the single-table item schema and every read and write of it.
+
+One table, string keys `pk` and `sk`, TTL on `expires_at` (epoch seconds). Item types:
+
+| pk                      | sk                 | what                                          |
+|-------------------------|--------------------|-----------------------------------------------|
+| `USER#<user_id>`        | `PROFILE`          | a user: appid, openid, unionid, created_at    |
+| `USER#<user_id>`        | `SESSION#<sid>`    | a session and its refresh-token state         |
+| `UNIONID#<unionid>`     | `USER#<user_id>`   | links a unionid to each user carrying it      |
+| `LOGIN#<sha256(code)>`  | `LOGIN`            | a WeChat code being or already exchanged      |
+| `CLIENT`                | `CLIENT#<id>`      | an OAuth client (client credentials grant)    |
+
+Sessions live in their user's partition, so "every session of a user" is one strongly
+consistent Query and no index is needed. Expiry is also checked in code: TTL deletion is lazy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from chalicelib.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+PK = "pk"
+SK = "sk"
+EXPIRES_AT = "expires_at"  # the table's TTL attribute
+
+PROFILE = "PROFILE"
+LOGIN = "LOGIN"
+SESSION_PREFIX = "SESSION#"
+
+# DynamoDB answers these when it is overloaded or failing; after botocore's own bounded
+# retries they become StoreUnavailable (503 temporarily_unavailable with Retry-After).
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    }
+)
+_TRANSPORT_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+
+
+class ConditionFailed(Exception):
+    """A guarded write lost its race; internal to the store and its callers in chalicelib."""
+
+
+def user_pk(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+def session_sk(session_id: str) -> str:
+    return f"{SESSION_PREFIX}{session_id}"
+
+
+def login_pk(code_hash: str) -> str:
+    return f"LOGIN#{code_hash}"
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: str
+    appid: str
+    openid: str
+    unionid: str | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A login session and the state of its refresh token (hashes and a sealed copy only)."""
+
+    user_id: str
+    session_id: str
+    client_id: str
+    current_hash: bytes
+    previous_hash: bytes | None
+    rotated_at: int | None
+    sealed_current: bytes | None
+    created_at: int
+    idle_expires_at: int
+    absolute_expires_at: int
+    revoked_at: int | None = None
+    revoked_reason: str | None = None
+
+    @property
+    def expires_at(self) -> int:
+        return min(self.idle_expires_at, self.absolute_expires_at)
+
+    def is_live(self, now: int) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True)
+class LoginRecord:
+    """A WeChat code claimed by one request; `sealed_response` is set once the login is done."""
+
+    code_hash: str
+    lease_until: int
+    expires_at: int
+    sealed_response: bytes | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.sealed_response is not None
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(int(value))}
+
+
+def _b(value: bytes) -> dict[str, bytes]:
+    return {"B": bytes(value)}
+
+
+def _get_s(item: dict[str, Any], name: str) -> str | None:
+    return item[name]["S"] if name in item else None
+
+
+def _get_n(item: dict[str, Any], name: str) -> int | None:
+    return int(item[name]["N"]) if name in item else None
+
+
+def _get_b(item: dict[str, Any], name: str) -> bytes | None:
+    return bytes(item[name]["B"]) if name in item else None
+
+
+def item_to_user(item: dict[str, Any]) -> UserRecord:
+    return UserRecord(
+        user_id=item["user_id"]["S"],
+        appid=item["appid"]["S"],
+        openid=item["openid"]["S"],
+        unionid=_get_s(item, "unionid"),
+        created_at=int(item["created_at"]["N"]),
+    )
+
+
+def item_to_session(item: dict[str, Any]) -> SessionRecord:
+    return SessionRecord(
+        user_id=item["user_id"]["S"],
+        session_id=item["session_id"]["S"],
+        client_id=item["client_id"]["S"],
+        current_hash=bytes(item["current_hash"]["B"]),
+        previous_hash=_get_b(item, "previous_hash"),
+        rotated_at=_get_n(item, "rotated_at"),
+        sealed_current=_get_b(item, "sealed_current"),
+        created_at=int(item["created_at"]["N"]),
+        idle_expires_at=int(item["idle_expires_at"]["N"]),
+        absolute_expires_at=int(item["absolute_expires_at"]["N"]),
+        revoked_at=_get_n(item, "revoked_at"),
+        revoked_reason=_get_s(item, "revoked_reason"),
+    )
+
+
+def item_to_login(item: dict[str, Any]) -> LoginRecord:
+    return LoginRecord(
+        code_hash=item[PK]["S"].removeprefix("LOGIN#"),
+        lease_until=int(item["lease_until"]["N"]),
+        expires_at=int(item[EXPIRES_AT]["N"]),
+        sealed_response=_get_b(item, "sealed_response"),
+        user_id=_get_s(item, "user_id"),
+        session_id=_get_s(item, "session_id"),
+    )
+
+
+def create_table(client: DynamoDBClient, table_name: str) -> bool:
+    """Create the table (on-demand, TTL on `expires_at`) unless it exists; True if created."""
+    try:
+        client.create_table(
+            TableName=table_name,
+            AttributeDefinitions=[
+                {"AttributeName": PK, "AttributeType": "S"},
+                {"AttributeName": SK, "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": PK, "KeyType": "HASH"},
+                {"AttributeName": SK, "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "ResourceInUseException":
+            return False
+        raise
+    client.get_waiter("table_exists").wait(
+        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT},
+    )
+    return True
+
+
+class DynamoStore:
+    """Reads and guarded writes of every item type; raises StoreUnavailable, ConditionFailed."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._client, operation)(TableName=self._table, **kwargs)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise ConditionFailed(operation) from e
+            if code in _UNAVAILABLE_CODES:
+                raise StoreUnavailable(f"DynamoDB {operation} failed: {code}") from e
+            raise
+        except _TRANSPORT_ERRORS as e:
+            raise StoreUnavailable(f"DynamoDB {operation} failed: {type(e).__name__}") from e
+        except BotoCoreError as e:
+            if "retries" in type(e).__name__.lower():
+                raise StoreUnavailable(f"DynamoDB {operation} failed") from e
+            raise
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = self._call("get_item", Key={PK: _s(pk), SK: _s(sk)}, ConsistentRead=True)
+        return response.get("Item")
+
+    # -- users ------------------------------------------------------------------------------
+
+    def create_user(self, user: UserRecord) -> bool:
+        """Create the user unless it exists; True if this call created it."""
+        item = {
+            PK: _s(user_pk(user.user_id)),
+            SK: _s(PROFILE),
+            "user_id": _s(user.user_id),
+            "appid": _s(user.appid),
+            "openid": _s(user.openid),
+            "created_at": _n(user.created_at),
+        }
+        if user.unionid:
+            item["unionid"] = _s(user.unionid)
+        try:
+            self._call(
+                "put_item",
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def get_user(self, user_id: str) -> UserRecord | None:
+        item = self._get(user_pk(user_id), PROFILE)
+        return item_to_user(item) if item else None
+
+    def link_unionid(self, user_id: str, unionid: str, now: int) -> None:
+        """Record the unionid on the user (first one wins) and in its link item; idempotent."""
+        with contextlib.suppress(ConditionFailed):
+            self._call(
+                "update_item",
+                Key={PK: _s(user_pk(user_id)), SK: _s(PROFILE)},
+                UpdateExpression="SET #u = :u",
+                ConditionExpression="attribute_exists(#pk) AND attribute_not_exists(#u)",
+                ExpressionAttributeNames={"#pk": PK, "#u": "unionid"},
+                ExpressionAttributeValues={":u": _s(unionid)},
+            )
+        self._call(
+            "put_item",
+            Item={
+                PK: _s(f"UNIONID#{unionid}"),
+                SK: _s(f"USER#{user_id}"),
+                "unionid": _s(unionid),
+                "user_id": _s(user_id),
+                "linked_at": _n(now),
+            },
+        )
+
+    def users_by_unionid(self, unionid: str) -> list[str]:
+        items = self._query(f"UNIONID#{unionid}", "USER#")
+        return [item["user_id"]["S"] for item in items]
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def put_session(self, session: SessionRecord) -> None:
+        item = {
+            PK: _s(user_pk(session.user_id)),
+            SK: _s(session_sk(session.session_id)),
+            "user_id": _s(session.user_id),
+            "session_id": _s(session.session_id),
+            "client_id": _s(session.client_id),
+            "current_hash": _b(session.current_hash),
+            "created_at": _n(session.created_at),
+            "idle_expires_at": _n(session.idle_expires_at),
+            "absolute_expires_at": _n(session.absolute_expires_at),
+            EXPIRES_AT: _n(session.expires_at),
+        }
+        self._call(
+            "put_item",
+            Item=item,
+            ConditionExpression="attribute_not_exists(#pk)",
+            ExpressionAttributeNames={"#pk": PK},
+        )
+
+    def get_session(self, user_id: str, session_id: str) -> SessionRecord | None:
+        item = self._get(user_pk(user_id), session_sk(session_id))
+        return item_to_session(item) if item else None
+
+    def rotate_session(
+        self,
+        session: SessionRecord,
+        *,
+        presented_hash: bytes,
+        new_hash: bytes,
+        sealed_new: bytes,
+        now: int,
+        idle_expires_at: int,
+    ) -> None:
+        """Make `new_hash` current, if and only if `presented_hash` still is and the session lives.
+
+        One conditional UpdateItem: of two racing rotations exactly one succeeds, the other
+        raises ConditionFailed.
+        """
+        expires_at = min(idle_expires_at, session.absolute_expires_at)
+        self._call(
+            "update_item",
+            Key={PK: _s(user_pk(session.user_id)), SK: _s(session_sk(session.session_id))},
+            UpdateExpression=(
+                "SET #cur = :new, #prev = :presented, #rot = :now, #sealed = :sealed,"
+                " #idle = :idle, #exp = :exp"
+            ),
+            ConditionExpression=(
+                "#cur = :presented AND attribute_not_exists(#revoked)"
+                " AND #idle > :now AND #abs > :now"
+            ),
+            ExpressionAttributeNames={
+                "#cur": "current_hash",
+                "#prev": "previous_hash",
+                "#rot": "rotated_at",
+                "#sealed": "sealed_current",
+                "#idle": "idle_expires_at",
+                "#abs": "absolute_expires_at",
+                "#exp": EXPIRES_AT,
+                "#revoked": "revoked_at",
+            },
+            ExpressionAttributeValues={
+                ":new": _b(new_hash),
+                ":presented": _b(presented_hash),
+                ":now": _n(now),
+                ":sealed": _b(sealed_new),
+                ":idle": _n(idle_expires_at),
+                ":exp": _n(expires_at),
+            },
+        )
+
+    def revoke_session(self, user_id: str, session_id: str, *, now: int, reason: str) -> bool:
+        """Revoke a session unless it is already revoked or missing; True if this call did."""
+        try:
+            self._call(
+                "update_item",
+                Key={PK: _s(user_pk(user_id)), SK: _s(session_sk(session_id))},
+                UpdateExpression="SET #revoked = :now, #reason = :reason REMOVE #sealed",
+                ConditionExpression="attribute_exists(#pk) AND attribute_not_exists(#revoked)",
+                ExpressionAttributeNames={
+                    "#pk": PK,
+                    "#revoked": "revoked_at",
+                    "#reason": "revoked_reason",
+                    "#sealed": "sealed_current",
+                },
+                ExpressionAttributeValues={":now": _n(now), ":reason": _s(reason)},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def list_sessions(self, user_id: str) -> list[SessionRecord]:
+        return [item_to_session(item) for item in self._query(user_pk(user_id), SESSION_PREFIX)]
+
+    def _query(self, pk: str, sk_prefix: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+            "ExpressionAttributeValues": {":pk": _s(pk), ":prefix": _s(sk_prefix)},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # -- WeChat code exchanges (login replay) -----------------------------------------------
+
+    def claim_login(self, code_hash: str, *, now: int, lease_until: int, expires_at: int) -> bool:
+        """Claim a code for exchange; False if another request holds a live claim or result.
+
+        A claim whose holder died (lease passed, no result) or whose item expired may be taken.
+        """
+        try:
+            self._call(
+                "put_item",
+                Item={
+                    PK: _s(login_pk(code_hash)),
+                    SK: _s(LOGIN),
+                    "lease_until": _n(lease_until),
+                    EXPIRES_AT: _n(expires_at),
+                },
+                ConditionExpression=(
+                    "attribute_not_exists(#pk) OR #exp <= :now"
+                    " OR (attribute_not_exists(#sealed) AND #lease <= :now)"
+                ),
+                ExpressionAttributeNames={
+                    "#pk": PK,
+                    "#exp": EXPIRES_AT,
+                    "#sealed": "sealed_response",
+                    "#lease": "lease_until",
+                },
+                ExpressionAttributeValues={":now": _n(now)},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def get_login(self, code_hash: str) -> LoginRecord | None:
+        item = self._get(login_pk(code_hash), LOGIN)
+        return item_to_login(item) if item else None
+
+    def complete_login(
+        self, code_hash: str, *, sealed_response: bytes, user_id: str, session_id: str
+    ) -> None:
+        self._call(
+            "update_item",
+            Key={PK: _s(login_pk(code_hash)), SK: _s(LOGIN)},
+            UpdateExpression="SET #sealed = :sealed, #uid = :uid, #sid = :sid",
+            ConditionExpression="attribute_exists(#pk)",
+            ExpressionAttributeNames={
+                "#pk": PK,
+                "#sealed": "sealed_response",
+                "#uid": "user_id",
+                "#sid": "session_id",
+            },
+            ExpressionAttributeValues={
+                ":sealed": _b(sealed_response),
+                ":uid": _s(user_id),
+                ":sid": _s(session_id),
+            },
+        )
+
+    def release_login(self, code_hash: str) -> None:
+        """Drop an unfinished claim so that a retry may exchange the code again."""
+        with contextlib.suppress(ConditionFailed):
+            self._call(
+                "delete_item",
+                Key={PK: _s(login_pk(code_hash)), SK: _s(LOGIN)},
+                ConditionExpression="attribute_not_exists(#sealed)",
+                ExpressionAttributeNames={"#sealed": "sealed_response"},
+            )
