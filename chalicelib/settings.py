@@ -31,7 +31,6 @@ class Settings:
     login_replay_ttl: int = 300
     signing_keys_arn: str | None = None
     signing_keys_file: str = ".wxauth/signing-keys.json"
-    client_secret_pepper_arn: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -58,7 +57,6 @@ class Settings:
             login_replay_ttl=_positive_int(env, "AUTH_LOGIN_REPLAY_TTL", defaults.login_replay_ttl),
             signing_keys_arn=env.get("AUTH_SIGNING_KEYS_ARN") or None,
             signing_keys_file=env.get("AUTH_SIGNING_KEYS_FILE") or defaults.signing_keys_file,
-            client_secret_pepper_arn=env.get("AUTH_CLIENT_SECRET_PEPPER_ARN") or None,
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(

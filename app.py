@@ -1,0 +1,282 @@
+"""wxauth's HTTP edge: thin routes, and the one table from domain errors to HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalice import Chalice, Response
+from chalice.app import Request
+
+from chalicelib import logs, runtime
+from chalicelib.access_tokens import AccessClaims
+from chalicelib.errors import (
+    ClientAuthError,
+    ConfigurationError,
+    GrantError,
+    RequestError,
+    StoreUnavailable,
+    TokenError,
+    WeChatRateLimited,
+    WeChatUnavailable,
+    WeChatUserBlocked,
+    WxAuthError,
+)
+from chalicelib.http_input import (
+    access_token_from_header,
+    bool_field,
+    json_body,
+    string_field,
+)
+from chalicelib.login import MAX_CODE_LENGTH
+from chalicelib.refresh_tokens import MAX_TOKEN_LENGTH as MAX_REFRESH_TOKEN_LENGTH
+from chalicelib.settings import Settings
+
+app = Chalice(app_name="wxauth")
+logs.configure()
+
+_services: runtime.Services | None = None
+
+
+def services() -> runtime.Services:
+    """The service graph, built once per Lambda container (after the environment is set)."""
+    global _services
+    if _services is None:
+        _services = runtime.build(Settings.from_env())
+    return _services
+
+
+# Domain error -> (HTTP status, RFC 6749 error code). First match wins.
+ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
+    (RequestError, 400, "invalid_request"),
+    (GrantError, 400, "invalid_grant"),
+    (TokenError, 401, "invalid_token"),
+    (ClientAuthError, 401, "invalid_client"),
+    (WeChatUserBlocked, 403, "access_denied"),
+    (WeChatRateLimited, 429, "slow_down"),
+    (WeChatUnavailable, 503, "temporarily_unavailable"),
+    (StoreUnavailable, 503, "temporarily_unavailable"),
+    (ConfigurationError, 500, "server_error"),
+]
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@dataclass
+class Call:
+    """What a view needs of one request; `user_id` is filled in for the request log."""
+
+    request: Request
+    services: runtime.Services
+    now: int
+    user_id: str | None = None
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    def json(self, *, required: bool = True) -> dict[str, Any]:
+        return json_body(self.request.raw_body, self.header("content-type"), required=required)
+
+
+def error_response(error: WxAuthError) -> tuple[Response, str]:
+    status, code = next(
+        ((status, code) for kind, status, code in ERROR_TABLE if isinstance(error, kind)),
+        (500, "server_error"),
+    )
+    description = str(error) if status < 500 else "the service is misconfigured; see its logs"
+    headers = dict(NO_STORE)
+    if code == "invalid_token":
+        headers["WWW-Authenticate"] = 'Bearer realm="wxauth", error="invalid_token"'
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    body = {"error": code, "error_description": description}
+    return Response(body=body, status_code=status, headers=headers), code
+
+
+def _where(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
+
+
+def handle(view: Callable[[Call], Response | dict[str, Any]], route: str) -> Response:
+    """Run a view: map domain errors, hide everything else, write one request log line."""
+    started = time.perf_counter()
+    request = app.current_request
+    request_id = (request.context or {}).get("requestId") or uuid.uuid4().hex
+    call: Call | None = None
+    error: str | None = None
+    try:
+        svc = services()
+        call = Call(request=request, services=svc, now=svc.now())
+        result = view(call)
+        response = result if isinstance(result, Response) else Response(body=result)
+    except WxAuthError as e:
+        response, error = error_response(e)
+        if isinstance(e, ConfigurationError):
+            logs.log_event(
+                "configuration_error", level=logging.ERROR, detail=str(e), request_id=request_id
+            )
+    except Exception as e:
+        # Only the type and place: messages of foreign exceptions may quote secrets.
+        logs.log_event(
+            "unhandled_exception",
+            level=logging.ERROR,
+            error_type=type(e).__name__,
+            where=_where(e),
+            request_id=request_id,
+        )
+        error = "server_error"
+        response = Response(
+            body={"error": error, "error_description": "internal error"},
+            status_code=500,
+            headers=dict(NO_STORE),
+        )
+    for name, value in NO_STORE.items():
+        response.headers.setdefault(name, value)
+    logs.log_request(
+        method=request.method,
+        route=route,
+        status=response.status_code,
+        error=error,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        request_id=request_id,
+        user_id=call.user_id if call else None,
+    )
+    return response
+
+
+def endpoint(
+    path: str, methods: list[str]
+) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
+    """Register a view taking a `Call`; every content type reaches it (the view checks)."""
+
+    def register(view: Callable[[Call], Any]) -> Callable[[Call], Any]:
+        def route_handler() -> Response:
+            return handle(view, path)
+
+        route_handler.__name__ = view.__name__
+        app.route(path, methods=methods, content_types=["*/*"])(route_handler)
+        return view
+
+    return register
+
+
+def authenticate(call: Call) -> AccessClaims:
+    """The one check behind every protected route: a valid access token of a live session."""
+    token = access_token_from_header(call.header("authorization"))
+    if token is None:
+        raise TokenError("an access token is required in Authorization")
+    claims = call.services.access_tokens.check(token, call.now)
+    call.services.sessions.require_live(claims, call.now)
+    call.user_id = claims.subject
+    return claims
+
+
+def token_response(body: dict[str, Any]) -> Response:
+    return Response(body=body, status_code=200, headers=dict(NO_STORE))
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+@endpoint("/auth/login", ["POST"])
+def login(call: Call) -> Response:
+    code = string_field(call.json(), "code", max_length=MAX_CODE_LENGTH)
+    result = call.services.login.login(code, call.now)
+    call.user_id = result.tokens.user_id
+    return token_response(result.response(call.now))
+
+
+@endpoint("/auth/refresh", ["POST"])
+def refresh(call: Call) -> Response:
+    token = string_field(call.json(), "refresh_token", max_length=MAX_REFRESH_TOKEN_LENGTH)
+    issued = call.services.sessions.refresh(token, call.now)
+    call.user_id = issued.user_id
+    return token_response(issued.response(call.now))
+
+
+@endpoint("/auth/verify", ["POST"])
+def verify(call: Call) -> dict[str, Any]:
+    body = call.json(required=False)
+    if "token" in body:
+        token = string_field(body, "token", max_length=8192)
+    else:
+        token = access_token_from_header(call.header("authorization"))
+    if token is None:
+        raise RequestError('send the access token as {"token": ...} or in Authorization')
+    svc = call.services
+    try:
+        claims = svc.access_tokens.check(token, call.now)
+        svc.sessions.require_live(claims, call.now)
+    except TokenError as e:
+        return {"valid": False, "reason": e.reason}
+    call.user_id = claims.subject
+    return {
+        "valid": True,
+        "sub": claims.subject,
+        "sid": claims.session_id,
+        "exp": claims.expires_at,
+        "expires_in": claims.expires_at - call.now,
+    }
+
+
+@endpoint("/auth/logout", ["POST"])
+def logout(call: Call) -> Response:
+    claims = authenticate(call)
+    everywhere = bool_field(call.json(required=False), "all", default=False)
+    sessions = call.services.sessions
+    if everywhere:
+        sessions.revoke_all(claims.subject, now=call.now)
+    elif claims.session_id is not None:
+        sessions.revoke(claims.subject, claims.session_id, now=call.now)
+    else:
+        raise RequestError("this access token belongs to no session")
+    return Response(body="", status_code=204, headers=dict(NO_STORE))
+
+
+@endpoint("/me", ["GET"])
+def me(call: Call) -> dict[str, Any]:
+    claims = authenticate(call)
+    user = call.services.store.get_user(claims.subject)
+    if user is None:
+        raise TokenError("the user of this access token no longer exists")
+    return {
+        "id": user.user_id,
+        "appid": user.appid,
+        "openid": user.openid,
+        "unionid": user.unionid,
+        "created_at": user.created_at,
+    }
+
+
+@endpoint("/.well-known/jwks.json", ["GET"])
+def jwks(call: Call) -> Response:
+    return Response(
+        body=call.services.keys.get().jwks(),
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+@endpoint("/.well-known/openid-configuration", ["GET"])
+def openid_configuration(call: Call) -> Response:
+    issuer = call.services.settings.issuer.rstrip("/")
+    body = {
+        "issuer": call.services.settings.issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "grant_types_supported": ["refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+    }
+    return Response(body=body, headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,140 @@
+"""Access tokens: RS256 JWTs per RFC 9068, minted and checked against the signing key set."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jwt
+
+from chalicelib.errors import ExpiredToken, InvalidToken
+from chalicelib.refresh_tokens import b64url
+from chalicelib.signing_keys import KeySetProvider
+
+ALGORITHM = "RS256"
+TOKEN_TYPE = "at+jwt"  # noqa: S105 - the RFC 9068 typ, not a secret
+MAX_TOKEN_LENGTH = 8192
+CLOCK_SKEW = 60  # seconds an `iat` may lie in the future (another container's clock)
+_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "client_id"]
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    subject: str
+    session_id: str | None
+    client_id: str
+    expires_at: int
+    issued_at: int
+    token_id: str
+    scope: str | None = None
+
+
+class AccessTokens:
+    """Mints and checks access tokens; `now` always comes from the caller."""
+
+    def __init__(
+        self,
+        keys: KeySetProvider,
+        *,
+        issuer: str,
+        audience: str,
+        ttl: int,
+        rand: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl
+        self._rand = rand
+
+    @property
+    def ttl(self) -> int:
+        return self._ttl
+
+    def mint(
+        self,
+        *,
+        subject: str,
+        client_id: str,
+        now: int,
+        session_id: str | None = None,
+        scope: str | None = None,
+    ) -> tuple[str, int]:
+        """Return (token, exp)."""
+        expires_at = now + self._ttl
+        claims: dict[str, object] = {
+            "iss": self._issuer,
+            "sub": subject,
+            "aud": self._audience,
+            "exp": expires_at,
+            "iat": now,
+            "jti": b64url(self._rand(16)),
+            "client_id": client_id,
+        }
+        if session_id is not None:
+            claims["sid"] = session_id
+        if scope is not None:
+            claims["scope"] = scope
+        key = self._keys.get().active
+        token = jwt.encode(
+            claims,
+            key.private_key,
+            algorithm=ALGORITHM,
+            headers={"kid": key.kid, "typ": TOKEN_TYPE},
+        )
+        return token, expires_at
+
+    def check(self, token: object, now: int) -> AccessClaims:
+        """Verify signature (RS256 only), `typ`, `iss`, `aud`, then `exp` against `now`."""
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("access token missing or too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as e:
+            raise InvalidToken("access token is not a JWT") from e
+        if str(header.get("typ", "")).lower() not in (TOKEN_TYPE, "application/" + TOKEN_TYPE):
+            raise InvalidToken("access token has the wrong typ")
+        if header.get("alg") != ALGORITHM:
+            raise InvalidToken("access token algorithm not accepted")
+        kid = header.get("kid")
+        key = self._keys.find(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("access token signed by an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                key.public_key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                # Time claims are checked below against the caller's clock.
+                options={
+                    "require": _REQUIRED,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except jwt.PyJWTError as e:
+            raise InvalidToken(f"access token rejected ({type(e).__name__})") from e
+        exp, iat = claims["exp"], claims["iat"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (exp, iat)):
+            raise InvalidToken("access token time claims are not integers")
+        if iat > now + CLOCK_SKEW:
+            raise InvalidToken("access token issued in the future")
+        if now >= exp:
+            raise ExpiredToken("access token expired")
+        sid = claims.get("sid")
+        scope = claims.get("scope")
+        if not isinstance(claims["sub"], str) or (sid is not None and not isinstance(sid, str)):
+            raise InvalidToken("access token claims malformed")
+        return AccessClaims(
+            subject=claims["sub"],
+            session_id=sid,
+            client_id=str(claims["client_id"]),
+            expires_at=exp,
+            issued_at=iat,
+            token_id=str(claims["jti"]),
+            scope=scope if isinstance(scope, str) else None,
+        )

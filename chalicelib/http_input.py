@@ -1,0 +1,126 @@
+"""Reading requests: JSON bodies, form bodies and the Authorization header, strictly.
+
+Framework-free: takes raw bytes and header values, raises RequestError or InvalidToken.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+from urllib.parse import parse_qs, unquote_plus
+
+from chalicelib.errors import InvalidToken, RequestError
+
+MAX_BODY_BYTES = 8192
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _check_size(raw: bytes) -> None:
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestError(f"request body is larger than {MAX_BODY_BYTES} bytes")
+
+
+def json_body(
+    raw: bytes | None, content_type: str | None, *, required: bool = True
+) -> dict[str, Any]:
+    """The request's JSON object; `{}` for an absent optional body."""
+    raw = raw or b""
+    if not raw.strip():
+        if required:
+            raise RequestError("a JSON body is required")
+        return {}
+    _check_size(raw)
+    if _media_type(content_type) != "application/json":
+        raise RequestError("Content-Type must be application/json")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise RequestError("body is not valid JSON") from e
+    if not isinstance(body, dict):
+        raise RequestError("body must be a JSON object")
+    return body
+
+
+def form_body(raw: bytes | None, content_type: str | None) -> dict[str, str]:
+    """A form-encoded body; a repeated parameter is an error (RFC 6749 §3.2)."""
+    raw = raw or b""
+    _check_size(raw)
+    if _media_type(content_type) != "application/x-www-form-urlencoded":
+        raise RequestError("Content-Type must be application/x-www-form-urlencoded")
+    try:
+        parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise RequestError("body is not a valid form") from e
+    form = {}
+    for name, values in parsed.items():
+        if len(values) != 1:
+            raise RequestError(f"parameter {name} is repeated")
+        form[name] = values[0]
+    return form
+
+
+def string_field(body: dict[str, Any], name: str, *, max_length: int) -> str:
+    if name not in body or body[name] is None:
+        raise RequestError(f"{name} is required")
+    value = body[name]
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be a string")
+    if not value:
+        raise RequestError(f"{name} must not be empty")
+    if len(value) > max_length:
+        raise RequestError(f"{name} is longer than {max_length} characters")
+    return value
+
+
+def bool_field(body: dict[str, Any], name: str, *, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise RequestError(f"{name} must be true or false")
+    return value
+
+
+def access_token_from_header(authorization: str | None) -> str | None:
+    """The access token in `Authorization`: `Bearer <t>` (RFC 6750), a bare `<t>`, or
+    `Basic base64(<t>:)`, as mini-program code sends them. None if the header is absent."""
+    if authorization is None or not authorization.strip():
+        return None
+    parts = authorization.strip().split()
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) != 2:
+        raise InvalidToken("malformed Authorization header")
+    scheme, credentials = parts
+    if scheme.lower() == "bearer":
+        return credentials
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as e:
+            raise InvalidToken("malformed Basic credentials") from e
+        token, _, password = decoded.partition(":")
+        if password:
+            raise InvalidToken("Basic credentials must be <token> with an empty password")
+        return token
+    raise InvalidToken("unsupported Authorization scheme")
+
+
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """(client_id, client_secret) from `Basic`, form-decoded per RFC 6749 §2.3.1; None if absent."""
+    if authorization is None:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as e:
+        raise RequestError("malformed Basic credentials") from e
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise RequestError("malformed Basic credentials")
+    return unquote_plus(client_id), unquote_plus(secret)

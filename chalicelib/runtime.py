@@ -1,0 +1,154 @@
+"""Wiring: builds the service graph once per process from Settings and real clients.
+
+Tests build the same graph with fakes (a moto client, a fixed clock, a stub HTTP session).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import requests
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.access_tokens import AccessTokens
+from chalicelib.errors import ConfigurationError
+from chalicelib.login import LoginService
+from chalicelib.logs import Metrics
+from chalicelib.sessions import SessionManager
+from chalicelib.settings import Settings
+from chalicelib.signing_keys import KeySet, KeySetProvider, load_or_create_file
+from chalicelib.store import DynamoStore
+from chalicelib.wechat import WeChatClient
+
+# Bounded: botocore's standard retry mode, 3 attempts, short timeouts (API Gateway gives 29 s).
+DYNAMODB_CONFIG = Config(
+    retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=3
+)
+SECRET_MAX_AGE = 300.0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: DynamoStore
+    keys: KeySetProvider
+    access_tokens: AccessTokens
+    sessions: SessionManager
+    login: LoginService
+    clock: Callable[[], float]
+
+    def now(self) -> int:
+        return int(self.clock())
+
+
+class CachedSecret:
+    """A Secrets Manager SecretString, fetched at first use and cached for `max_age` seconds."""
+
+    def __init__(
+        self,
+        client: Any,
+        arn: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_age: float = SECRET_MAX_AGE,
+    ) -> None:
+        self._client = client
+        self._arn = arn
+        self._clock = clock
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._value: str | None = None
+        self._fetched_at = 0.0
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._value is None or self._clock() - self._fetched_at >= self._max_age:
+                try:
+                    response = self._client.get_secret_value(SecretId=self._arn)
+                except (ClientError, BotoCoreError) as e:
+                    raise ConfigurationError(
+                        f"cannot read secret {self._arn} ({type(e).__name__})"
+                    ) from e
+                self._value = response["SecretString"]
+                self._fetched_at = self._clock()
+            return self._value
+
+
+def build(
+    settings: Settings,
+    *,
+    dynamodb: Any = None,
+    secretsmanager: Any = None,
+    http: requests.Session | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    metrics: Metrics | None = None,
+) -> Services:
+    if dynamodb is None:
+        dynamodb = boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+    store = DynamoStore(dynamodb, settings.table_name)
+
+    def secrets_client() -> Any:
+        nonlocal secretsmanager
+        if secretsmanager is None:
+            secretsmanager = boto3.client("secretsmanager")
+        return secretsmanager
+
+    if settings.signing_keys_arn:
+        key_secret = CachedSecret(
+            secrets_client(), settings.signing_keys_arn, clock=clock, max_age=0
+        )
+        keys = KeySetProvider(lambda: KeySet.from_json(key_secret()), clock=clock)
+    else:
+        path = settings.signing_keys_file
+        keys = KeySetProvider(lambda: load_or_create_file(path, int(clock())), clock=clock)
+
+    if settings.wechat_secret_arn:
+        wechat_secret: Callable[[], str] = CachedSecret(
+            secrets_client(), settings.wechat_secret_arn, clock=clock
+        )
+    else:
+        value = settings.wechat_secret or ""
+        wechat_secret = lambda: value  # noqa: E731
+
+    access_tokens = AccessTokens(
+        keys, issuer=settings.issuer, audience=settings.audience, ttl=settings.access_ttl
+    )
+    sessions = SessionManager(
+        store,
+        access_tokens,
+        idle_ttl=settings.refresh_idle_ttl,
+        absolute_ttl=settings.refresh_absolute_ttl,
+        grace=settings.refresh_grace,
+        metrics=metrics,
+    )
+    wechat = WeChatClient(
+        base_url=settings.wechat_api_base,
+        appid=settings.wechat_appid,
+        secret=wechat_secret,
+        http=http,
+        sleep=sleep,
+    )
+    login = LoginService(
+        store,
+        wechat,
+        sessions,
+        appid=settings.wechat_appid,
+        replay_ttl=settings.login_replay_ttl,
+        sleep=sleep,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        keys=keys,
+        access_tokens=access_tokens,
+        sessions=sessions,
+        login=login,
+        clock=clock,
+    )

@@ -1,0 +1,249 @@
+"""RSA signing keys for access tokens: the key set, where it is kept, and its rotation.
+
+A key set is JSON: `{"active_kid": "...", "keys": [{"kid", "private_key_pem", "created_at",
+"retired_at"?}]}`. The active key signs; every key in the set verifies and is published in JWKS,
+so rotating adds a key without logging anyone out. A retired key is dropped by a later rotation
+once every token it signed has expired.
+
+In AWS the set lives in a Secrets Manager secret (`AUTH_SIGNING_KEYS_ARN`); locally it is
+generated once into a git-ignored file (`AUTH_SIGNING_KEYS_FILE`).
+
+    python -m chalicelib.signing_keys new-keyset > keyset.json
+    python -m chalicelib.signing_keys rotate < keyset.json > next.json
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+from chalicelib.errors import ConfigurationError
+
+KEY_BITS = 2048
+
+
+def _b64url_uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_key: RSAPrivateKey = field(repr=False)
+    created_at: int
+    retired_at: int | None = None
+
+    @property
+    def public_key(self) -> RSAPublicKey:
+        return self.private_key.public_key()
+
+    def public_jwk(self) -> dict[str, str]:
+        numbers = self.public_key.public_numbers()
+        return {
+            "kty": "RSA",
+            "kid": self.kid,
+            "use": "sig",
+            "alg": "RS256",
+            "n": _b64url_uint(numbers.n),
+            "e": _b64url_uint(numbers.e),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        pem = self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+        data: dict[str, Any] = {
+            "kid": self.kid,
+            "private_key_pem": pem,
+            "created_at": self.created_at,
+        }
+        if self.retired_at is not None:
+            data["retired_at"] = self.retired_at
+        return data
+
+
+def thumbprint(public_key: RSAPublicKey) -> str:
+    """RFC 7638 JWK thumbprint, used as the key id."""
+    numbers = public_key.public_numbers()
+    canonical = json.dumps(
+        {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(canonical.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def generate_key(now: int) -> SigningKey:
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+    return SigningKey(
+        kid=thumbprint(private_key.public_key()), private_key=private_key, created_at=now
+    )
+
+
+@dataclass(frozen=True)
+class KeySet:
+    active_kid: str
+    keys: tuple[SigningKey, ...]
+
+    @classmethod
+    def new(cls, now: int) -> KeySet:
+        key = generate_key(now)
+        return cls(active_kid=key.kid, keys=(key,))
+
+    @property
+    def active(self) -> SigningKey:
+        key = self.get(self.active_kid)
+        if key is None:
+            raise ConfigurationError("signing key set: active_kid names no key")
+        return key
+
+    def get(self, kid: str) -> SigningKey | None:
+        return next((key for key in self.keys if key.kid == kid), None)
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [key.public_jwk() for key in self.keys]}
+
+    def rotate(self, now: int, *, keep_retired_for: int) -> KeySet:
+        """Add a new active key, retire the old one, drop keys retired over `keep_retired_for`
+        seconds ago (pass the access-token lifetime: no live token is signed by them)."""
+        new_key = generate_key(now)
+        kept = []
+        for key in self.keys:
+            if key.kid == self.active_kid:
+                kept.append(replace(key, retired_at=now))
+            elif key.retired_at is None or key.retired_at + keep_retired_for > now:
+                kept.append(key)
+        return KeySet(active_kid=new_key.kid, keys=(*kept, new_key))
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"active_kid": self.active_kid, "keys": [key.to_dict() for key in self.keys]}, indent=2
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> KeySet:
+        try:
+            data = json.loads(text)
+            keys = []
+            for entry in data["keys"]:
+                private_key = serialization.load_pem_private_key(
+                    entry["private_key_pem"].encode("ascii"), password=None
+                )
+                if not isinstance(private_key, RSAPrivateKey):
+                    raise ConfigurationError("signing key set: only RSA keys are supported")
+                keys.append(
+                    SigningKey(
+                        kid=str(entry["kid"]),
+                        private_key=private_key,
+                        created_at=int(entry["created_at"]),
+                        retired_at=entry.get("retired_at"),
+                    )
+                )
+            key_set = cls(active_kid=str(data["active_kid"]), keys=tuple(keys))
+        except ConfigurationError:
+            raise
+        except (ValueError, KeyError, TypeError) as e:
+            # The text holds private keys: say what is wrong, never echo it.
+            raise ConfigurationError(f"signing key set is malformed ({type(e).__name__})") from None
+        key_set.active  # noqa: B018 - validates active_kid
+        return key_set
+
+
+def load_or_create_file(path: str, now: int) -> KeySet:
+    """Read the local key set, creating it (mode 0600, atomically, first writer wins)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return KeySet.from_json(f.read())
+    except FileNotFoundError:
+        pass
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    key_set = KeySet.new(now)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".keys-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(key_set.to_json())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # atomic and never clobbers a set another process wrote
+    finally:
+        os.unlink(tmp)
+    with open(path, encoding="utf-8") as f:
+        return KeySet.from_json(f.read())
+
+
+class KeySetProvider:
+    """Loads the key set once and caches it; reloads after `max_age` seconds, or on demand when
+    a token names an unknown kid (at most every `min_reload_interval` seconds), so that a key
+    rotated in Secrets Manager reaches every warm container."""
+
+    def __init__(
+        self,
+        load: Callable[[], KeySet],
+        *,
+        clock: Callable[[], float] = time.time,
+        max_age: float = 300.0,
+        min_reload_interval: float = 10.0,
+    ) -> None:
+        self._load = load
+        self._clock = clock
+        self._max_age = max_age
+        self._min_reload_interval = min_reload_interval
+        self._lock = threading.Lock()
+        self._key_set: KeySet | None = None
+        self._loaded_at = 0.0
+
+    def get(self) -> KeySet:
+        with self._lock:
+            now = self._clock()
+            if self._key_set is None or now - self._loaded_at >= self._max_age:
+                self._key_set = self._load()
+                self._loaded_at = now
+            return self._key_set
+
+    def find(self, kid: str) -> SigningKey | None:
+        key = self.get().get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            now = self._clock()
+            if now - self._loaded_at >= self._min_reload_interval:
+                self._key_set = self._load()
+                self._loaded_at = now
+            assert self._key_set is not None
+            return self._key_set.get(kid)
+
+
+def main(argv: list[str]) -> int:
+    usage = "usage: python -m chalicelib.signing_keys new-keyset | rotate < current.json"
+    if argv == ["new-keyset"]:
+        print(KeySet.new(int(time.time())).to_json())
+        return 0
+    if argv == ["rotate"]:
+        keep_for = int(os.environ.get("AUTH_ACCESS_TTL", "1800"))
+        current = KeySet.from_json(sys.stdin.read())
+        print(current.rotate(int(time.time()), keep_retired_for=keep_for).to_json())
+        return 0
+    print(usage, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
