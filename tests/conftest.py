@@ -1,0 +1,145 @@
+"""Shared fixtures: fake AWS credentials, moto DynamoDB, an injected clock, a stub WeChat."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+import responses
+from moto import mock_aws
+
+from chalicelib import runtime, store
+from chalicelib.settings import Settings
+from chalicelib.signing_keys import KeySet
+
+START = 1_800_000_000  # a fixed "now" for every test; advance it, never sleep
+TEST_APPID = "wx-test-appid"
+TEST_SECRET = "test-app-secret-0123456789abcdef"  # searched for in captured logs
+TABLE = "wxauth-test"
+WECHAT_BASE = "https://wechat.test"
+
+
+class FakeClock:
+    def __init__(self, start: float = START) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region; no endpoint override may send moto tests elsewhere."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for name in list(os.environ):
+        if name.startswith("AWS_ENDPOINT_URL"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[object]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        store.create_table(client, TABLE)
+        yield client
+
+
+@pytest.fixture(scope="session")
+def key_set_json() -> str:
+    """One RSA key for the whole run: generating keys is the slow part of a test."""
+    return KeySet.new(START).to_json()
+
+
+@pytest.fixture
+def settings(tmp_path, key_set_json: str) -> Settings:
+    keys_file = tmp_path / "signing-keys.json"
+    keys_file.write_text(key_set_json)
+    return Settings(
+        wechat_appid=TEST_APPID,
+        wechat_secret=TEST_SECRET,
+        wechat_api_base=WECHAT_BASE,
+        table_name=TABLE,
+        issuer="https://auth.test",
+        audience="wxauth-test",
+        signing_keys_file=str(keys_file),
+    )
+
+
+class WeChatStub:
+    """jscode2session over `responses`, with the fake WeChat's code conventions:
+    `<user>[.<n>]` logs in `<user>` (a unionid for users starting with `union`),
+    `err-<errcode>[.<n>]` answers that errcode, every code works once (then 40163)."""
+
+    def __init__(self, mock: responses.RequestsMock) -> None:
+        self.calls = 0
+        self.seen: list[dict[str, str]] = []
+        self._used: set[str] = set()
+        self._lock = threading.Lock()
+        mock.add_callback(responses.GET, f"{WECHAT_BASE}/sns/jscode2session", callback=self._answer)
+
+    def _answer(self, request) -> tuple[int, dict[str, str], str]:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
+        with self._lock:
+            self.calls += 1
+            self.seen.append(query)
+            code = query.get("js_code", "")
+            used = code in self._used
+            self._used.add(code)
+        user = code.split(".", 1)[0]
+        if used:
+            body = {"errcode": 40163, "errmsg": "code been used"}
+        elif user.startswith("err-"):
+            body = {"errcode": int(user[4:]), "errmsg": "stub error"}
+        else:
+            body = {"openid": f"openid-{user}", "session_key": f"SESSIONKEY-{user}-secret"}
+            if user.startswith("union"):
+                body["unionid"] = f"unionid-{user}"
+        return 200, {"Content-Type": "text/plain"}, json.dumps(body)
+
+
+@pytest.fixture
+def wechat() -> Iterator[WeChatStub]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield WeChatStub(mock)
+
+
+@pytest.fixture
+def services(
+    settings: Settings, dynamodb, clock: FakeClock, wechat: WeChatStub
+) -> runtime.Services:
+    return runtime.build(settings, dynamodb=dynamodb, clock=clock, sleep=lambda _: None)
+
+
+@pytest.fixture
+def client(services: runtime.Services, monkeypatch: pytest.MonkeyPatch):
+    """chalice.test.Client over the real app, wired to moto, the stub WeChat and the clock."""
+    from chalice.test import Client
+
+    import app
+
+    monkeypatch.setattr(app, "_services", services)
+    with Client(app.app) as test_client:
+        yield test_client
+
+
+def table_items(dynamodb) -> list[dict]:
+    """Every item of the table, sorted: to prove a failed request changed nothing."""
+    items = dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+    return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
