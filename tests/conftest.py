@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import responses
 from moto import mock_aws
 
 from chalicelib import runtime, store
+from chalicelib.logs import LOGGER_NAME
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import KeySet
 
@@ -143,3 +145,27 @@ def table_items(dynamodb) -> list[dict]:
     """Every item of the table, sorted: to prove a failed request changed nothing."""
     items = dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
     return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    """Every line wxauth logs (requests, events, metrics) during the test, as written."""
+    handler = _Collect()
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
