@@ -102,17 +102,16 @@ class WeChatStub:
             self.calls += 1
             self.seen.append(query)
             code = query.get("js_code", "")
-            used = code in self._used
-            self._used.add(code)
-        user = code.split(".", 1)[0]
-        if used:
-            body = {"errcode": 40163, "errmsg": "code been used"}
-        elif user.startswith("err-"):
-            body = {"errcode": int(user[4:]), "errmsg": "stub error"}
-        else:
-            body = {"openid": f"openid-{user}", "session_key": f"SESSIONKEY-{user}-secret"}
-            if user.startswith("union"):
-                body["unionid"] = f"unionid-{user}"
+            user = code.split(".", 1)[0]
+            if code in self._used:
+                body = {"errcode": 40163, "errmsg": "code been used"}
+            elif user.startswith("err-"):
+                body = {"errcode": int(user[4:]), "errmsg": "stub error"}
+            else:
+                self._used.add(code)  # only a successful exchange uses a code up
+                body = {"openid": f"openid-{user}", "session_key": f"SESSIONKEY-{user}-secret"}
+                if user.startswith("union"):
+                    body["unionid"] = f"unionid-{user}"
         return 200, {"Content-Type": "text/plain"}, json.dumps(body)
 
 

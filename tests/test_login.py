@@ -1,0 +1,187 @@
+"""Login: one WeChat exchange per code, replay of the same tokens, one user per openid."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from chalicelib.errors import (
+    GrantError,
+    RequestError,
+    WeChatRateLimited,
+    WeChatUnavailable,
+    WeChatUserBlocked,
+)
+from chalicelib.login import LoginPending, user_id_for
+from tests.conftest import START, TEST_APPID, table_items
+
+
+@pytest.fixture
+def login(services):
+    return services.login
+
+
+def test_first_login_creates_the_user_and_a_session(login, services, wechat):
+    result = login.login("alice.1", START)
+    assert result.is_new is True
+    assert result.tokens.user_id == user_id_for(TEST_APPID, "openid-alice")
+    user = services.store.get_user(result.tokens.user_id)
+    assert (user.appid, user.openid, user.unionid) == (TEST_APPID, "openid-alice", None)
+    assert wechat.calls == 1
+    body = result.response(START)
+    assert body["user"] == {"id": result.tokens.user_id, "is_new": True}
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 1800
+
+
+def test_second_login_finds_the_user(login, services):
+    first = login.login("alice.1", START)
+    second = login.login("alice.2", START + 5)
+    assert second.is_new is False
+    assert second.tokens.user_id == first.tokens.user_id
+    assert second.tokens.session_id != first.tokens.session_id
+    assert len(services.store.list_sessions(first.tokens.user_id)) == 2
+
+
+def test_same_code_again_returns_the_same_tokens_without_calling_wechat(login, wechat, dynamodb):
+    first = login.login("alice.1", START)
+    items = table_items(dynamodb)
+    again = login.login("alice.1", START + 59)
+    assert wechat.calls == 1
+    assert again.tokens == first.tokens and again.is_new is True
+    assert table_items(dynamodb) == items
+    # still the same five minutes after (the code's WeChat validity)
+    assert login.login("alice.1", START + 299).tokens == first.tokens
+    assert wechat.calls == 1
+
+
+def test_replay_after_the_window_goes_to_wechat_and_is_refused(login, wechat):
+    login.login("alice.1", START)
+    with pytest.raises(GrantError):
+        login.login("alice.1", START + 300)
+    assert wechat.calls == 2
+
+
+def test_replay_after_the_session_moved_on_is_refused(login, services):
+    first = login.login("alice.1", START)
+    services.sessions.refresh(first.tokens.refresh_token, START + 1)
+    with pytest.raises(GrantError):
+        login.login("alice.1", START + 2)
+
+
+def test_replay_after_logout_is_refused(login, services):
+    first = login.login("alice.1", START)
+    services.sessions.revoke(first.tokens.user_id, first.tokens.session_id, now=START + 1)
+    with pytest.raises(GrantError):
+        login.login("alice.1", START + 2)
+
+
+def test_the_login_record_holds_no_token_and_no_session_key(login, dynamodb):
+    result = login.login("union-bob.1", START)
+    dump = json.dumps(table_items(dynamodb), default=repr)
+    for secret in (
+        result.tokens.refresh_token,
+        result.tokens.access_token,
+        "alice.1",
+        "SESSIONKEY-union-bob-secret",
+    ):
+        assert secret not in dump
+
+
+def test_unionid_is_stored_and_linked(login, services):
+    result = login.login("union-bob.1", START)
+    user = services.store.get_user(result.tokens.user_id)
+    assert user.unionid == "unionid-union-bob"
+    assert services.store.users_by_unionid("unionid-union-bob") == [result.tokens.user_id]
+
+
+def test_unionid_appearing_later_is_linked_to_the_existing_user(services, wechat):
+    login = services.login
+    # first login without unionid: a user created under the plain openid
+    wechat_openid_user = "union-carol"
+    user_id = user_id_for(TEST_APPID, f"openid-{wechat_openid_user}")
+    from chalicelib.store import UserRecord
+
+    services.store.create_user(
+        UserRecord(user_id, TEST_APPID, f"openid-{wechat_openid_user}", None, START)
+    )
+    result = login.login("union-carol.1", START + 10)
+    assert result.is_new is False and result.tokens.user_id == user_id
+    assert services.store.get_user(user_id).unionid == "unionid-union-carol"
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("err-40029", GrantError),
+        ("err-40163", GrantError),
+        ("err-41008", GrantError),
+        ("err-40226", WeChatUserBlocked),
+        ("err-45011", WeChatRateLimited),
+        ("err--1", WeChatUnavailable),
+    ],
+)
+def test_wechat_refusals_store_nothing_and_free_the_code(login, dynamodb, code, error):
+    before = table_items(dynamodb)
+    with pytest.raises(error):
+        login.login(code, START)
+    assert table_items(dynamodb) == before
+
+
+@pytest.mark.parametrize("code", ["has space", "tab\there", "\u00e9t\u00e9", "x" * 129])
+def test_malformed_codes_never_reach_wechat(login, wechat, code):
+    with pytest.raises(RequestError):
+        login.login(code, START)
+    assert wechat.calls == 0
+
+
+def test_pending_claim_makes_a_duplicate_wait_then_replay(services, wechat):
+    """A duplicate that arrives while the first exchange runs waits for its result."""
+    login = services.login
+    waited = []
+    real_sleep = login._sleep
+
+    def sleep_and_let_the_first_finish(seconds):
+        waited.append(seconds)
+        if len(waited) == 1:
+            holder.join()
+
+    first_done = {}
+    real_code2session = login._wechat.code2session
+    entered = threading.Event()
+    release = threading.Event()
+
+    def slow_code2session(code):
+        entered.set()
+        release.wait(5)
+        return real_code2session(code)
+
+    login._wechat.code2session = slow_code2session
+    login._sleep = sleep_and_let_the_first_finish
+    holder = threading.Thread(target=lambda: first_done.update(r=login.login("dave.1", START)))
+    holder.start()
+    entered.wait(5)
+    release.set()
+    try:
+        second = login.login("dave.1", START + 1)
+    finally:
+        login._sleep = real_sleep
+    holder.join()
+    assert second.tokens == first_done["r"].tokens
+    assert wechat.calls == 1
+    assert waited
+
+
+def test_a_claim_held_too_long_answers_login_pending(services):
+    login = services.login
+    code_hash_claimed = services.store.claim_login
+    login._store.claim_login = lambda *a, **k: False
+    login._store.get_login = lambda code_hash: type(
+        "Pending", (), {"done": False, "sealed_response": None}
+    )()
+    try:
+        with pytest.raises(LoginPending):
+            login.login("erin.1", START)
+    finally:
+        login._store.claim_login = code_hash_claimed
