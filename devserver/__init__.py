@@ -1,0 +1,1 @@
+"""The local development server behind `make run` (`python -m devserver`) and its fake WeChat."""

@@ -1,0 +1,243 @@
+"""`python -m devserver` (`make run`): the whole service on one machine, in the foreground.
+
+Fills in only the settings missing from the environment (a variable set to an empty string
+counts as missing; a non-empty one is never overridden), starts an embedded DynamoDB (moto)
+unless `AWS_ENDPOINT_URL_DYNAMODB` is set and the fake WeChat unless `WECHAT_API_BASE` is set,
+creates the table if missing, then runs `chalice local` as a child process on `PORT`.
+
+SIGINT or SIGTERM stops the child (SIGKILL after 5 s), the fake WeChat and moto, and exits 0.
+If the child exits by itself, everything stops and its exit code is ours. On Linux both this
+process and the child get SIGTERM when their parent dies, so nothing outlives `make run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, MutableMapping
+from pathlib import Path
+from types import FrameType
+
+from devserver.fake_wechat import FakeWeChat
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PORT = 8000
+STOP_TIMEOUT = 5.0
+PR_SET_PDEATHSIG = 1
+
+
+def log(message: str) -> None:
+    print(f"devserver: {message}", file=sys.stderr, flush=True)
+
+
+def fill_env(env: MutableMapping[str, str], name: str, value: str) -> str:
+    """Set `name` unless it already has a non-empty value; return the value in effect."""
+    if not env.get(name):
+        env[name] = value
+    return env[name]
+
+
+def _pdeathsig_setter() -> Callable[[], None] | None:
+    """A function making the calling process get SIGTERM when its parent dies (Linux only).
+
+    libc and prctl are looked up here, before any fork, so the function is safe to run as a
+    subprocess `preexec_fn` in a process that has threads.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def set_pdeathsig() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return set_pdeathsig
+
+
+def _set_own_pdeathsig() -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _port_problem(port: int) -> str | None:
+    """Why chalice local could not listen on 127.0.0.1:`port`, or None if it can."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return f"port {port} is already in use; set PORT to another one"
+            return f"cannot listen on port {port}: {e.strerror}"
+    return None
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _start_moto(stack: contextlib.ExitStack) -> str:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per DynamoDB request
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    stack.callback(server.stop)
+    host, port = server.get_host_and_port()
+    return f"http://{host}:{port}"
+
+
+def _create_table(env: Mapping[str, str]) -> bool:
+    import boto3
+    from botocore.config import Config
+
+    from chalicelib.store import create_table
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3}),
+    )
+    return create_table(client, env["AUTH_TABLE_NAME"])
+
+
+def _chalice_executable() -> str:
+    """The `chalice` next to this interpreter (the virtualenv's), else the one on PATH."""
+    beside = Path(sys.executable).parent / "chalice"
+    return str(beside) if beside.exists() else shutil.which("chalice") or "chalice"
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        log("chalice local did not stop in time; killing it")
+        child.kill()
+        child.wait()
+
+
+def _exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def main() -> int:
+    _set_own_pdeathsig()
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    env = os.environ
+    raw_port = env.get("PORT") or str(DEFAULT_PORT)
+    if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+        log(f"PORT must be a TCP port number, not {raw_port!r}")
+        return 2
+    port = int(raw_port)
+    problem = _port_problem(port)
+    if problem:
+        log(problem)
+        return 1
+
+    fill_env(env, "AWS_DEFAULT_REGION", "us-east-1")
+    from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
+
+    appid = fill_env(env, "WECHAT_APPID", LOCAL_APPID)
+    secret = fill_env(env, "WECHAT_SECRET", LOCAL_SECRET)
+    fill_env(env, "AUTH_TABLE_NAME", "wxauth")
+    fill_env(env, "AUTH_ISSUER", f"http://localhost:{port}")
+    fill_env(env, "AUTH_SIGNING_KEYS_FILE", ".wxauth/signing-keys.json")
+
+    with contextlib.ExitStack() as stack:
+        if env.get("AWS_ENDPOINT_URL_DYNAMODB"):
+            dynamodb = f"{env['AWS_ENDPOINT_URL_DYNAMODB']} (AWS_ENDPOINT_URL_DYNAMODB)"
+        else:
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = _start_moto(stack)
+            fill_env(env, "AWS_ACCESS_KEY_ID", "testing")
+            fill_env(env, "AWS_SECRET_ACCESS_KEY", "testing")
+            dynamodb = f"{env['AWS_ENDPOINT_URL_DYNAMODB']} (embedded moto, in memory)"
+        try:
+            created = _create_table(env)
+        except Exception as e:  # any failure here is the operator's to fix; say which
+            log(f"cannot prepare table {env['AUTH_TABLE_NAME']!r} at {dynamodb}: {e}")
+            return 1
+        table = f"{env['AUTH_TABLE_NAME']} ({'created' if created else 'exists'})"
+
+        if env.get("WECHAT_API_BASE"):
+            wechat = f"{env['WECHAT_API_BASE']} (WECHAT_API_BASE)"
+        else:
+            fake = FakeWeChat(appid, secret)
+            env["WECHAT_API_BASE"] = fake.start("127.0.0.1", 0)
+            stack.callback(fake.stop)
+            wechat = f"{env['WECHAT_API_BASE']} (built-in fake WeChat, appid {appid})"
+
+        if stopping.is_set():
+            return 0
+        child = subprocess.Popen(  # noqa: S603 - fixed command line
+            [
+                _chalice_executable(),
+                "local",
+                "--no-autoreload",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--stage",
+                "local",
+            ],
+            cwd=REPO_ROOT,
+            env=dict(env),
+            preexec_fn=_pdeathsig_setter(),  # libc is resolved before the fork
+            process_group=0,  # Ctrl-C reaches us only; we stop the child ourselves
+        )
+        stack.callback(_stop_child, child)
+
+        ready = False
+        while not stopping.is_set() and child.poll() is None:
+            if not ready and _accepts_connections(port):
+                ready = True
+                log(
+                    f"wxauth on http://127.0.0.1:{port}\n"
+                    f"  DynamoDB: {dynamodb}, table {table}\n"
+                    f"  WeChat:   {wechat}\n"
+                    f"  try:      curl -s -X POST localhost:{port}/auth/login"
+                    " -H 'content-type: application/json' -d '{\"code\":\"alice.1\"}'\n"
+                    "ready (Ctrl-C stops everything)"
+                )
+            stopping.wait(0.1 if not ready else 0.5)
+
+        if stopping.is_set():
+            log("stopping")
+            return 0
+        code = _exit_code(child.returncode)
+        log(f"chalice local exited with code {code}; stopping")
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""A fake of WeChat's `jscode2session`, for `make run` and the tests.
+
+It answers like the real API: `GET /sns/jscode2session?appid=&secret=&js_code=&grant_type=`,
+always HTTP 200 with `Content-Type: text/plain` and a JSON body; an error is
+`{"errcode": N, "errmsg": "..."}`. Checked in this order: missing appid (41002), secret (41004)
+or js_code (41008); wrong appid (40013) or secret (40125); grant_type other than
+`authorization_code` (40002).
+
+Code conventions (`<user>` is the part of a code before its first `.`):
+
+| code                         | answer                                                        |
+|------------------------------|---------------------------------------------------------------|
+| `<user>`, `<user>.<any>`     | `openid`, `session_key`; also `unionid` if `<user>` starts    |
+|                              | with `union`. Works once; a second use gives 40163.           |
+| `err-<errcode>[.<any>]`      | that errcode, every time: `err-40029`, `err-40226`,           |
+|                              | `err-45011`, `err--1`, ...                                    |
+| `slow-<ms>.<code>`           | sleeps `<ms>` milliseconds (at most 30000), then answers as   |
+|                              | `<code>` would; the whole code is used up on arrival          |
+
+openid = "o" + the first 27 characters of base64url(sha256(f"{appid}:{user}")), so `alice.1` and
+`alice.2` are the same user; unionid = "u" + the first 27 of base64url(sha256(f"unionid:{user}"));
+session_key is base64 of 16 random bytes.
+
+Test helpers: `GET /_fake/stats` answers `{"calls": N}`, `POST /_fake/reset` forgets used codes
+and counts. Requests are not logged: codes and secrets are never printed.
+
+Standalone: `python -m devserver.fake_wechat [--host H] [--port N] [--appid A] [--secret S]`
+prints its URL and runs until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
+
+JSCODE2SESSION_PATH = "/sns/jscode2session"
+MAX_SLOW_MS = 30_000
+
+ERRMSGS = {
+    -1: "system error",
+    40002: "invalid grant_type",
+    40013: "invalid appid",
+    40029: "invalid code",
+    40125: "invalid appsecret",
+    40163: "code been used",
+    40226: "high risk user, login blocked",
+    41002: "appid missing",
+    41004: "appsecret missing",
+    41008: "missing code",
+    45011: "api minute-quota reach limit  mustslower  retry next minute",
+}
+
+
+def openid_for(appid: str, user: str) -> str:
+    return "o" + _b64url_sha256(f"{appid}:{user}")[:27]
+
+
+def unionid_for(user: str) -> str:
+    return "u" + _b64url_sha256(f"unionid:{user}")[:27]
+
+
+def _b64url_sha256(text: str) -> str:
+    digest = hashlib.sha256(text.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _error(errcode: int) -> dict[str, Any]:
+    # Real errmsgs end with a request id; clients must not parse them.
+    errmsg = ERRMSGS.get(errcode, "fake error")
+    return {"errcode": errcode, "errmsg": f"{errmsg}, rid: {secrets.token_hex(12)}"}
+
+
+class FakeWeChat:
+    """An in-process fake `jscode2session` server; see the module docstring for its codes."""
+
+    def __init__(self, appid: str, secret: str) -> None:
+        self.appid = appid
+        self._secret = secret
+        self._lock = threading.Lock()
+        self._used: set[str] = set()
+        self._calls: Counter[str] = Counter()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a daemon thread; returns the base URL, e.g. `http://127.0.0.1:PORT`."""
+        if self._server is not None:
+            raise RuntimeError("FakeWeChat is already started")
+        server = _Server((host, port), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="fake-wechat", daemon=True
+        )
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeWeChat is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeWeChat:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- counters ---------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> int:
+        """How many jscode2session requests were received (whatever their answer)."""
+        with self._lock:
+            return self._calls.total()
+
+    def calls_for(self, code: str) -> int:
+        with self._lock:
+            return self._calls[code]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._used.clear()
+            self._calls.clear()
+
+    # -- jscode2session ---------------------------------------------------------------------
+
+    def jscode2session(self, query: dict[str, str]) -> dict[str, Any]:
+        """The JSON body WeChat would answer; may sleep for a `slow-` code."""
+        code = query.get("js_code", "")
+        with self._lock:
+            self._calls[code] += 1
+        for name, errcode in (("appid", 41002), ("secret", 41004), ("js_code", 41008)):
+            if not query.get(name):
+                return _error(errcode)
+        if query["appid"] != self.appid:
+            return _error(40013)
+        if not secrets.compare_digest(query["secret"].encode(), self._secret.encode()):
+            return _error(40125)
+        if query.get("grant_type") != "authorization_code":
+            return _error(40002)
+
+        first_use = self._claim(code)
+        effective = code
+        if code.startswith("slow-"):
+            delay_ms, _, effective = code.removeprefix("slow-").partition(".")
+            if not delay_ms.isdigit() or not effective:
+                return _error(40029)
+            time.sleep(min(int(delay_ms), MAX_SLOW_MS) / 1000)
+
+        user = effective.split(".", 1)[0]
+        if user.startswith("err-"):
+            try:
+                return _error(int(user.removeprefix("err-")))
+            except ValueError:
+                return _error(40029)
+        if not user:
+            return _error(40029)
+        if not first_use:
+            return _error(40163)
+        body: dict[str, Any] = {
+            "openid": openid_for(self.appid, user),
+            "session_key": base64.b64encode(secrets.token_bytes(16)).decode(),
+        }
+        if user.startswith("union"):
+            body["unionid"] = unionid_for(user)
+        return body
+
+    def _claim(self, code: str) -> bool:
+        with self._lock:
+            if code in self._used:
+                return False
+            self._used.add(code)
+            return True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # bursts of concurrent logins in tests
+    fake: FakeWeChat
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "FakeWeChat/1.0"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        fake = self.server.fake
+        url = urlsplit(self.path)
+        if url.path == JSCODE2SESSION_PATH:
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            self._send(200, fake.jscode2session(query), "text/plain")
+        elif url.path == "/_fake/stats":
+            self._send(200, {"calls": fake.calls})
+        else:
+            self._send(404, {"error": "not found"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        fake = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if urlsplit(self.path).path == "/_fake/reset":
+            fake.reset()
+            self._send(200, {"calls": 0})
+        else:
+            self._send(404, {"error": "not found"})
+
+    def _send(self, status: int, body: dict[str, Any], content_type: str = "") -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type or "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Quiet: a request line would carry the code and the secret."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fake WeChat jscode2session server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--appid", default=os.environ.get("WECHAT_APPID") or LOCAL_APPID)
+    parser.add_argument("--secret", default=os.environ.get("WECHAT_SECRET") or LOCAL_SECRET)
+    args = parser.parse_args(argv)
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    fake = FakeWeChat(args.appid, args.secret)
+    url = fake.start(args.host, args.port)
+    try:
+        print(f"fake WeChat on {url} (appid {fake.appid})", flush=True)
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

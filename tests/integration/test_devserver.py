@@ -1,0 +1,327 @@
+"""`python -m devserver` (`make run`) over real processes: it serves, keeps settings it is given,
+and stops everything it started on SIGTERM/SIGINT, or when it is killed itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from devserver.fake_wechat import FakeWeChat, openid_for
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+JWKS_PATH = "/.well-known/jwks.json"
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 10.0
+
+# Settings the devserver fills in or decides on: the runner's own values must not leak in.
+MANAGED_ENV = (
+    "PORT",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "WECHAT_APPID",
+    "WECHAT_SECRET",
+    "WECHAT_SECRET_ARN",
+    "WECHAT_API_BASE",
+    "AUTH_TABLE_NAME",
+    "AUTH_ISSUER",
+    "AUTH_SIGNING_KEYS_FILE",
+    "AUTH_SIGNING_KEYS_ARN",
+)
+
+
+@dataclass
+class DevServer:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def child_pids(pid: int) -> list[int]:
+    """Live children of `pid`, from /proc (no psutil)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        ppid = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+        if int(ppid) == pid and not is_gone(int(entry.name)):
+            children.append(int(entry.name))
+    return children
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def is_gone(pid: int) -> bool:
+    """True if `pid` no longer runs: no /proc entry, or a zombie nobody reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in {"Z", "X"}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def start_devserver(tmp: Path, extra_env: Mapping[str, str] | None = None) -> DevServer:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in MANAGED_ENV}
+    env["PORT"] = str(port)
+    env["AUTH_SIGNING_KEYS_FILE"] = str(tmp / "signing-keys.json")
+    env.update(extra_env or {})
+    log = tmp / f"devserver-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devserver"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return DevServer(process, port, log)
+
+
+def wait_until_serving(server: DevServer) -> requests.Response:
+    """Wait until chalice local answers JWKS_PATH; fail with the devserver's output if it dies."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(
+                f"devserver exited with {server.process.returncode} before serving:\n"
+                + server.output()
+            )
+        try:
+            return requests.get(server.url + JWKS_PATH, timeout=5)
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    pytest.fail(f"devserver did not serve within {START_TIMEOUT} s:\n" + server.output())
+
+
+def app_has_route(path: str) -> bool:
+    app = REPO_ROOT / "app.py"
+    return app.exists() and path in app.read_text()
+
+
+def assert_jwks_ok_if_routed(response: requests.Response) -> None:
+    if app_has_route(JWKS_PATH):
+        assert response.status_code == 200, response.text
+        assert "keys" in response.json()
+
+
+def stop(server: DevServer, signum: int = signal.SIGTERM) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signum)
+        try:
+            server.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[DevServer]:
+    """A devserver with the embedded DynamoDB and fake WeChat, serving."""
+    server = start_devserver(tmp_path)
+    try:
+        assert_jwks_ok_if_routed(wait_until_serving(server))
+        yield server
+    finally:
+        stop(server)
+
+
+def chalice_child(server: DevServer) -> int:
+    children = [p for p in child_pids(server.process.pid) if "local" in cmdline(p)]
+    assert len(children) == 1, f"expected one chalice local child, got {children}"
+    assert any(arg.endswith("chalice") for arg in cmdline(children[0]))
+    return children[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_devserver_and_chalice_local(running: DevServer, signum: int) -> None:
+    child = chalice_child(running)
+
+    running.process.send_signal(signum)
+
+    try:
+        returncode = running.process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail("devserver did not exit within 10 s:\n" + running.output())
+    assert returncode == 0, running.output()
+    assert wait_for(lambda: is_gone(child), 5), "chalice local outlived the devserver"
+    assert not accepts_connections(running.port)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_killed_devserver_takes_chalice_local_with_it(running: DevServer) -> None:
+    child = chalice_child(running)
+
+    running.process.kill()
+    running.process.wait()
+
+    assert wait_for(lambda: is_gone(child), STOP_TIMEOUT), "chalice local outlived SIGKILL"
+    assert wait_for(lambda: not accepts_connections(running.port), 5)
+
+
+def test_port_in_use_is_reported(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in MANAGED_ENV}
+        env["PORT"] = str(port)
+        result = subprocess.run(
+            [sys.executable, "-m", "devserver"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert result.returncode == 1
+    assert f"port {port} is already in use" in result.stderr
+
+
+# -- settings given in the environment win ----------------------------------------------------
+
+GIVEN_APPID = "wx-given-appid"
+GIVEN_SECRET = "given-secret"
+GIVEN_TABLE = "wxauth-given"
+GIVEN_ISSUER = "https://issuer.example.test"
+
+
+@dataclass
+class GivenSetup:
+    server: DevServer
+    wechat: FakeWeChat
+    dynamodb_endpoint: str
+
+    def dynamodb(self) -> DynamoDBClient:
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=self.dynamodb_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+
+@pytest.fixture(scope="module")
+def given(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GivenSetup]:
+    """A devserver started with WeChat, DynamoDB, table and issuer set by the caller."""
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    wechat = FakeWeChat(GIVEN_APPID, GIVEN_SECRET)
+    wechat.start()
+    server = start_devserver(
+        tmp_path_factory.mktemp("devserver-given"),
+        {
+            "WECHAT_API_BASE": wechat.url,
+            "WECHAT_APPID": GIVEN_APPID,
+            "WECHAT_SECRET": GIVEN_SECRET,
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AUTH_TABLE_NAME": GIVEN_TABLE,
+            "AUTH_ISSUER": GIVEN_ISSUER,
+        },
+    )
+    try:
+        wait_until_serving(server)
+        yield GivenSetup(server, wechat, endpoint)
+    finally:
+        stop(server)
+        wechat.stop()
+        moto.stop()
+
+
+def test_given_dynamodb_endpoint_gets_the_table(given: GivenSetup) -> None:
+    assert GIVEN_TABLE in given.dynamodb().list_tables()["TableNames"]
+    assert "(AWS_ENDPOINT_URL_DYNAMODB)" in given.server.output()
+
+
+def test_given_wechat_and_dynamodb_are_used_for_login(given: GivenSetup) -> None:
+    before = given.wechat.calls
+
+    response = requests.post(
+        given.server.url + "/auth/login", json={"code": "given-user.1"}, timeout=30
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["user"]["is_new"] is True
+    assert given.wechat.calls_for("given-user.1") == 1
+    assert given.wechat.calls == before + 1
+    items = given.dynamodb().scan(TableName=GIVEN_TABLE)["Items"]
+    assert any(
+        item.get("openid", {}).get("S") == openid_for(GIVEN_APPID, "given-user") for item in items
+    )
+
+
+def test_given_issuer_is_kept(given: GivenSetup) -> None:
+    response = requests.get(given.server.url + "/.well-known/openid-configuration", timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["issuer"] == GIVEN_ISSUER

@@ -1,0 +1,197 @@
+"""The fake WeChat answers like `jscode2session`, following the code conventions it documents."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from devserver.fake_wechat import FakeWeChat, openid_for, unionid_for
+
+APPID = "wx-test-appid"
+SECRET = "test-secret"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWeChat]:
+    with FakeWeChat(APPID, SECRET) as server:
+        yield server
+
+
+def exchange(fake: FakeWeChat, code: str | None, **overrides: str | None) -> requests.Response:
+    params: dict[str, str | None] = {
+        "appid": APPID,
+        "secret": SECRET,
+        "js_code": code,
+        "grant_type": "authorization_code",
+    }
+    params.update(overrides)
+    return requests.get(f"{fake.url}/sns/jscode2session", params=params, timeout=10)
+
+
+def body(fake: FakeWeChat, code: str | None, **overrides: str | None) -> dict[str, Any]:
+    response = exchange(fake, code, **overrides)
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_success_is_text_plain_json_with_openid_and_session_key(fake: FakeWeChat) -> None:
+    response = exchange(fake, "alice.1")
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain"
+    data = response.json()
+    assert set(data) == {"openid", "session_key"}
+    assert data["openid"] == openid_for(APPID, "alice")
+    assert data["openid"].startswith("o") and len(data["openid"]) == 28
+    assert len(base64.b64decode(data["session_key"], validate=True)) == 16
+
+
+def test_same_user_gets_same_openid_with_distinct_codes(fake: FakeWeChat) -> None:
+    first = body(fake, "alice.1")
+    second = body(fake, "alice.2")
+    other = body(fake, "bob.1")
+
+    assert first["openid"] == second["openid"]
+    assert first["session_key"] != second["session_key"]
+    assert other["openid"] != first["openid"]
+
+
+def test_bare_user_code_works(fake: FakeWeChat) -> None:
+    assert body(fake, "carol")["openid"] == openid_for(APPID, "carol")
+
+
+def test_openid_depends_on_appid_and_unionid_does_not() -> None:
+    assert openid_for("wx-a", "union-dan") != openid_for("wx-b", "union-dan")
+    assert unionid_for("union-dan").startswith("u") and len(unionid_for("union-dan")) == 28
+
+
+def test_unionid_only_for_union_users(fake: FakeWeChat) -> None:
+    with_union = body(fake, "union-dan.1")
+    again = body(fake, "union-dan.2")
+    without = body(fake, "dan.1")
+
+    assert with_union["unionid"] == unionid_for("union-dan") == again["unionid"]
+    assert "unionid" not in without
+
+
+def test_code_works_once(fake: FakeWeChat) -> None:
+    assert "openid" in body(fake, "alice.1")
+
+    assert body(fake, "alice.1")["errcode"] == 40163
+    assert "openid" in body(fake, "alice.2")
+
+
+@pytest.mark.parametrize(
+    ("code", "errcode"),
+    [
+        ("err-40029", 40029),
+        ("err-40163", 40163),
+        ("err-40226", 40226),
+        ("err-45011", 45011),
+        ("err--1", -1),
+        ("err-40029.some-suffix", 40029),
+        ("err-12345", 12345),
+    ],
+)
+def test_err_codes_answer_their_errcode_every_time(
+    fake: FakeWeChat, code: str, errcode: int
+) -> None:
+    for _ in range(2):
+        data = body(fake, code)
+        assert data["errcode"] == errcode
+        assert isinstance(data["errmsg"], str) and data["errmsg"]
+        assert "openid" not in data
+
+
+@pytest.mark.parametrize("code", ["err-abc", ".1", "slow-x.alice", "slow-10"])
+def test_malformed_codes_are_invalid(fake: FakeWeChat, code: str) -> None:
+    assert body(fake, code)["errcode"] == 40029
+
+
+@pytest.mark.parametrize(
+    ("overrides", "errcode"),
+    [
+        ({"appid": None}, 41002),
+        ({"secret": None}, 41004),
+        ({"js_code": None}, 41008),
+        ({"js_code": ""}, 41008),
+        ({"appid": "wx-other"}, 40013),
+        ({"secret": "wrong-secret"}, 40125),
+        ({"grant_type": "client_credential"}, 40002),
+        ({"grant_type": None}, 40002),
+    ],
+)
+def test_bad_parameters(fake: FakeWeChat, overrides: dict[str, str | None], errcode: int) -> None:
+    data = body(fake, "alice.1", **overrides)
+
+    assert data["errcode"] == errcode
+    assert SECRET not in data["errmsg"]
+
+
+def test_rejected_request_does_not_use_the_code(fake: FakeWeChat) -> None:
+    assert body(fake, "alice.1", secret="wrong-secret")["errcode"] == 40125
+
+    assert "openid" in body(fake, "alice.1")
+
+
+def test_calls_are_counted_in_total_and_per_code(fake: FakeWeChat) -> None:
+    body(fake, "alice.1")
+    body(fake, "alice.1")
+    body(fake, "err-40029")
+
+    assert fake.calls == 3
+    assert fake.calls_for("alice.1") == 2
+    assert fake.calls_for("err-40029") == 1
+    assert fake.calls_for("never-sent") == 0
+
+
+def test_stats_and_reset(fake: FakeWeChat) -> None:
+    body(fake, "alice.1")
+    body(fake, "bob.1")
+    assert requests.get(f"{fake.url}/_fake/stats", timeout=10).json() == {"calls": 2}
+
+    assert requests.post(f"{fake.url}/_fake/reset", timeout=10).status_code == 200
+
+    assert requests.get(f"{fake.url}/_fake/stats", timeout=10).json() == {"calls": 0}
+    assert fake.calls == 0 and fake.calls_for("alice.1") == 0
+    assert "openid" in body(fake, "alice.1")  # used codes are forgotten too
+
+
+def test_slow_code_waits_then_answers_as_its_user(fake: FakeWeChat) -> None:
+    started = time.monotonic()
+    data = body(fake, "slow-300.alice.9")
+    elapsed = time.monotonic() - started
+
+    assert elapsed >= 0.29
+    assert data["openid"] == openid_for(APPID, "alice")
+    assert body(fake, "slow-1.alice.9")["openid"] == data["openid"]
+    assert body(fake, "slow-1.alice.9")["errcode"] == 40163
+
+
+def test_slow_code_can_answer_an_error(fake: FakeWeChat) -> None:
+    assert body(fake, "slow-1.err-45011")["errcode"] == 45011
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("POST", "/sns/jscode2session")])
+def test_unknown_paths_are_404_json(fake: FakeWeChat, method: str, path: str) -> None:
+    response = requests.request(method, f"{fake.url}{path}", timeout=10)
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "not found"}
+
+
+def test_start_returns_url_and_stop_frees_the_port() -> None:
+    fake = FakeWeChat(APPID, SECRET)
+    url = fake.start()
+    assert url.startswith("http://127.0.0.1:")
+    assert requests.get(f"{url}/_fake/stats", timeout=10).ok
+
+    fake.stop()
+
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/_fake/stats", timeout=2)
