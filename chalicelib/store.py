@@ -229,9 +229,9 @@ class DynamoStore:
         self._client = client
         self._table = table_name
 
-    # -- plumbing ---------------------------------------------------------------------------
+    # -- plumbing (also used by modules adding item types) --------------------------------------
 
-    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+    def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
             return getattr(self._client, operation)(TableName=self._table, **kwargs)
         except ClientError as e:
@@ -249,7 +249,7 @@ class DynamoStore:
             raise
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        response = self._call("get_item", Key={PK: _s(pk), SK: _s(sk)}, ConsistentRead=True)
+        response = self.call("get_item", Key={PK: _s(pk), SK: _s(sk)}, ConsistentRead=True)
         return response.get("Item")
 
     # -- users ------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ class DynamoStore:
         if user.unionid:
             item["unionid"] = _s(user.unionid)
         try:
-            self._call(
+            self.call(
                 "put_item",
                 Item=item,
                 ConditionExpression="attribute_not_exists(#pk)",
@@ -284,7 +284,7 @@ class DynamoStore:
     def link_unionid(self, user_id: str, unionid: str, now: int) -> None:
         """Record the unionid on the user (first one wins) and in its link item; idempotent."""
         with contextlib.suppress(ConditionFailed):
-            self._call(
+            self.call(
                 "update_item",
                 Key={PK: _s(user_pk(user_id)), SK: _s(PROFILE)},
                 UpdateExpression="SET #u = :u",
@@ -292,7 +292,7 @@ class DynamoStore:
                 ExpressionAttributeNames={"#pk": PK, "#u": "unionid"},
                 ExpressionAttributeValues={":u": _s(unionid)},
             )
-        self._call(
+        self.call(
             "put_item",
             Item={
                 PK: _s(f"UNIONID#{unionid}"),
@@ -322,7 +322,7 @@ class DynamoStore:
             "absolute_expires_at": _n(session.absolute_expires_at),
             EXPIRES_AT: _n(session.expires_at),
         }
-        self._call(
+        self.call(
             "put_item",
             Item=item,
             ConditionExpression="attribute_not_exists(#pk)",
@@ -349,7 +349,7 @@ class DynamoStore:
         raises ConditionFailed.
         """
         expires_at = min(idle_expires_at, session.absolute_expires_at)
-        self._call(
+        self.call(
             "update_item",
             Key={PK: _s(user_pk(session.user_id)), SK: _s(session_sk(session.session_id))},
             UpdateExpression=(
@@ -383,7 +383,7 @@ class DynamoStore:
     def revoke_session(self, user_id: str, session_id: str, *, now: int, reason: str) -> bool:
         """Revoke a session unless it is already revoked or missing; True if this call did."""
         try:
-            self._call(
+            self.call(
                 "update_item",
                 Key={PK: _s(user_pk(user_id)), SK: _s(session_sk(session_id))},
                 UpdateExpression="SET #revoked = :now, #reason = :reason REMOVE #sealed",
@@ -411,7 +411,7 @@ class DynamoStore:
             "ConsistentRead": True,
         }
         while True:
-            response = self._call("query", **kwargs)
+            response = self.call("query", **kwargs)
             yield from response.get("Items", [])
             if "LastEvaluatedKey" not in response:
                 return
@@ -425,7 +425,7 @@ class DynamoStore:
         A claim whose holder died (lease passed, no result) or whose item expired may be taken.
         """
         try:
-            self._call(
+            self.call(
                 "put_item",
                 Item={
                     PK: _s(login_pk(code_hash)),
@@ -456,7 +456,7 @@ class DynamoStore:
     def complete_login(
         self, code_hash: str, *, sealed_response: bytes, user_id: str, session_id: str
     ) -> None:
-        self._call(
+        self.call(
             "update_item",
             Key={PK: _s(login_pk(code_hash)), SK: _s(LOGIN)},
             UpdateExpression="SET #sealed = :sealed, #uid = :uid, #sid = :sid",
@@ -477,7 +477,7 @@ class DynamoStore:
     def release_login(self, code_hash: str) -> None:
         """Drop an unfinished claim so that a retry may exchange the code again."""
         with contextlib.suppress(ConditionFailed):
-            self._call(
+            self.call(
                 "delete_item",
                 Key={PK: _s(login_pk(code_hash)), SK: _s(LOGIN)},
                 ConditionExpression="attribute_not_exists(#sealed)",
