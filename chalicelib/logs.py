@@ -30,6 +30,9 @@ def configure(stream: Any = None) -> None:
     _logger.addHandler(handler)
     _logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
     _logger.propagate = False
+    # urllib3 logs request lines at DEBUG, and WeChat's query string holds the app secret and
+    # the code: keep it quiet whatever the root level is.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 def _dump(fields: dict[str, Any]) -> str:

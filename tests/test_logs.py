@@ -1,0 +1,60 @@
+"""Logs: one JSON line per request, and never a secret, token, code or session_key."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from tests.conftest import TEST_SECRET
+from tests.test_app import bearer, post
+
+
+def test_a_full_session_logs_no_secret(client, services, log_lines, caplog, clock):
+    caplog.set_level(logging.DEBUG)
+    code = "union-grace.1"
+    login = post(client, "/auth/login", {"code": code}).json_body
+    replay = post(client, "/auth/login", {"code": code}).json_body
+    refreshed = post(client, "/auth/refresh", {"refresh_token": login["refresh_token"]}).json_body
+    client.http.get("/me", headers=bearer(refreshed["access_token"]))
+    post(client, "/auth/verify", {"token": refreshed["access_token"]})
+    post(client, "/auth/login", {"code": "err-40125"})  # a configuration error is logged
+    clock.advance(60)
+    post(client, "/auth/refresh", {"refresh_token": login["refresh_token"]})  # reuse -> metric
+    client.http.post("/auth/logout", headers=bearer(refreshed["access_token"]))
+    key_pem = json.loads(services.keys.get().to_json())["keys"][0]["private_key_pem"]
+
+    secrets = {
+        "app secret": TEST_SECRET,
+        "code": code,
+        "session_key": "SESSIONKEY-union-grace-secret",
+        "access token": login["access_token"],
+        "refreshed access token": refreshed["access_token"],
+        "refresh token": login["refresh_token"],
+        "refresh token secret part": login["refresh_token"].rsplit(".", 1)[1],
+        "rotated refresh token": refreshed["refresh_token"],
+        "signing key": key_pem.splitlines()[1],
+    }
+    everything = log_lines + [r.getMessage() for r in caplog.records]
+    assert replay == login
+    assert len(everything) > 8
+    for name, value in secrets.items():
+        leaks = [line for line in everything if value in line]
+        assert not leaks, f"{name} leaked into the logs: {leaks[0][:80]}..."
+
+
+def test_one_structured_line_per_request(client, log_lines):
+    post(client, "/auth/login", {"code": "heidi.1"})
+    post(client, "/auth/login", raw="{nope")
+    requests_logged = [json.loads(line) for line in log_lines if '"event":"request"' in line]
+    assert len(requests_logged) == 2
+    ok, bad = requests_logged
+    assert ok["route"] == "/auth/login" and ok["status"] == 200 and ok["error"] is None
+    assert ok["user_id"] and ok["request_id"] and isinstance(ok["latency_ms"], float)
+    assert bad["status"] == 400 and bad["error"] == "invalid_request" and bad["user_id"] is None
+
+
+def test_configuration_errors_are_logged_as_such(client, log_lines):
+    post(client, "/auth/login", {"code": "err-40125"})
+    events = [json.loads(line) for line in log_lines]
+    wechat = [e for e in events if e.get("event") == "wechat_configuration_error"]
+    assert wechat and wechat[0]["errcode"] == 40125
