@@ -1,0 +1,153 @@
+"""Settings: every variable read from the environment, the contract's defaults, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.errors import ConfigurationError
+from chalicelib.settings import Settings
+
+TTL_VARIABLES = [
+    "AUTH_ACCESS_TTL",
+    "AUTH_REFRESH_IDLE_TTL",
+    "AUTH_REFRESH_ABSOLUTE_TTL",
+    "AUTH_LOGIN_REPLAY_TTL",
+]
+
+EVERY_VARIABLE = {
+    "WECHAT_APPID": "wx0123456789abcdef",
+    "WECHAT_SECRET": "env-secret",
+    "WECHAT_API_BASE": "https://wechat.example",
+    "AUTH_TABLE_NAME": "wxauth-prod",
+    "AUTH_ISSUER": "https://auth.example",
+    "AUTH_AUDIENCE": "wxauth-api",
+    "AUTH_ACCESS_TTL": "600",
+    "AUTH_REFRESH_IDLE_TTL": "86400",
+    "AUTH_REFRESH_ABSOLUTE_TTL": "172800",
+    "AUTH_REFRESH_GRACE": "5",
+    "AUTH_LOGIN_REPLAY_TTL": "120",
+    "AUTH_SIGNING_KEYS_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
+    "AUTH_SIGNING_KEYS_FILE": "/etc/wxauth/keys.json",
+}
+
+
+def test_defaults_match_the_contract() -> None:
+    settings = Settings.from_env({})
+
+    assert settings.access_ttl == 1800
+    assert settings.refresh_idle_ttl == 2_592_000
+    assert settings.refresh_absolute_ttl == 7_776_000
+    assert settings.refresh_grace == 30
+    assert settings.wechat_api_base == "https://api.weixin.qq.com"
+    assert settings.wechat_appid == "wx-local-appid"
+    assert settings.wechat_secret  # the local placeholder
+    assert settings.wechat_secret_arn is None
+    assert settings.signing_keys_arn is None
+    assert settings.table_name and settings.issuer and settings.audience
+
+
+def test_from_env_defaults_equal_the_dataclass_defaults() -> None:
+    assert Settings.from_env({}) == Settings()
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(EVERY_VARIABLE)
+
+    assert settings == Settings(
+        wechat_appid="wx0123456789abcdef",
+        wechat_secret="env-secret",
+        wechat_secret_arn=None,
+        wechat_api_base="https://wechat.example",
+        table_name="wxauth-prod",
+        issuer="https://auth.example",
+        audience="wxauth-api",
+        access_ttl=600,
+        refresh_idle_ttl=86400,
+        refresh_absolute_ttl=172800,
+        refresh_grace=5,
+        login_replay_ttl=120,
+        signing_keys_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
+        signing_keys_file="/etc/wxauth/keys.json",
+    )
+
+
+def test_without_an_argument_the_process_environment_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in EVERY_VARIABLE.items():
+        monkeypatch.setenv(name, value)
+
+    assert Settings.from_env() == Settings.from_env(EVERY_VARIABLE)
+
+
+def test_empty_variables_fall_back_to_the_defaults() -> None:
+    empty = {name: "" for name in EVERY_VARIABLE if name != "WECHAT_SECRET"}
+
+    assert Settings.from_env(empty) == Settings()
+
+
+def test_secret_arn_means_no_secret_from_the_environment() -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wechat"
+
+    settings = Settings.from_env({"WECHAT_SECRET_ARN": arn, "WECHAT_SECRET": "env-secret"})
+
+    assert settings.wechat_secret_arn == arn
+    assert settings.wechat_secret is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://wechat.example/", "https://wechat.example"),
+        ("https://wechat.example//", "https://wechat.example"),
+        ("http://127.0.0.1:9000/", "http://127.0.0.1:9000"),
+        ("https://wechat.example/prefix/", "https://wechat.example/prefix"),
+    ],
+)
+def test_trailing_slash_is_stripped_from_the_api_base(raw: str, expected: str) -> None:
+    assert Settings.from_env({"WECHAT_API_BASE": raw}).wechat_api_base == expected
+
+
+@pytest.mark.parametrize("name", [*TTL_VARIABLES, "AUTH_REFRESH_GRACE"])
+@pytest.mark.parametrize("raw", ["abc", "1.5", "1e3", "30s", "0x10", " "], ids=repr)
+def test_non_integer_durations_are_a_configuration_error(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({name: raw})
+
+    assert name in str(info.value)
+
+
+@pytest.mark.parametrize("name", [*TTL_VARIABLES, "AUTH_REFRESH_GRACE"])
+def test_negative_durations_are_a_configuration_error(name: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({name: "-1"})
+
+    assert name in str(info.value)
+
+
+@pytest.mark.parametrize("name", TTL_VARIABLES)
+def test_zero_ttl_is_a_configuration_error(name: str) -> None:
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({name: "0"})
+
+
+def test_zero_grace_is_allowed() -> None:
+    assert Settings.from_env({"AUTH_REFRESH_GRACE": "0"}).refresh_grace == 0
+
+
+def test_absolute_ttl_shorter_than_idle_ttl_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"AUTH_REFRESH_IDLE_TTL": "1000", "AUTH_REFRESH_ABSOLUTE_TTL": "999"})
+
+
+def test_absolute_ttl_below_the_default_idle_ttl_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"AUTH_REFRESH_ABSOLUTE_TTL": "86400"})
+
+
+def test_absolute_ttl_equal_to_idle_ttl_is_allowed() -> None:
+    settings = Settings.from_env(
+        {"AUTH_REFRESH_IDLE_TTL": "1000", "AUTH_REFRESH_ABSOLUTE_TTL": "1000"}
+    )
+
+    assert settings.refresh_idle_ttl == settings.refresh_absolute_ttl == 1000

@@ -1,0 +1,474 @@
+"""The WeChat client: jscode2session over `responses`, its errcodes, its one retry, its secrecy."""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+from responses.registries import OrderedRegistry
+
+from chalicelib.errors import (
+    GrantError,
+    WeChatCodeRejected,
+    WeChatConfigError,
+    WeChatError,
+    WeChatRateLimited,
+    WeChatUnavailable,
+    WeChatUserBlocked,
+)
+from chalicelib.logs import LOGGER_NAME
+from chalicelib.wechat import WeChatClient, WeChatSession
+
+BASE = "https://wechat.test"
+URL = f"{BASE}/sns/jscode2session"
+APPID = "wx-test-appid"
+SECRET = "wechat-secret-5f4dcc3b5aa765d61d83"
+CODE = "0a1B2c3D4e5F6g7H8i9J0kLmN"
+SESSION_KEY = "c2Vzc2lvbi1rZXktc2VjcmV0"
+SUCCESS = {"openid": "o-openid-1", "session_key": SESSION_KEY}
+
+
+@pytest.fixture
+def mock() -> Iterator[responses.RequestsMock]:
+    """Responses are served in the order they are added, and every one must be used."""
+    with responses.RequestsMock(
+        assert_all_requests_are_fired=True, registry=OrderedRegistry
+    ) as requests_mock:
+        yield requests_mock
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def client(sleeps: list[float]) -> WeChatClient:
+    return WeChatClient(base_url=BASE, appid=APPID, secret=lambda: SECRET, sleep=sleeps.append)
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Capture every record, also of the events logger, which does not propagate once the
+    app has configured it."""
+    caplog.set_level(logging.DEBUG)
+    events = logging.getLogger(LOGGER_NAME)
+    events.addHandler(caplog.handler)
+    previous_level = events.level
+    events.setLevel(logging.DEBUG)
+    try:
+        yield caplog
+    finally:
+        events.removeHandler(caplog.handler)
+        events.setLevel(previous_level)
+
+
+def answer(mock: responses.RequestsMock, body: object, *, status: int = 200) -> None:
+    text = body if isinstance(body, str) else json.dumps(body)
+    mock.add(responses.GET, URL, body=text, status=status, content_type="text/plain")
+
+
+def query_of(call) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(call.request.url).query, keep_blank_values=True)
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """The error and everything reachable through __cause__ and __context__."""
+    seen: list[BaseException] = []
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        pending.extend([current.__cause__, current.__context__])
+    return seen
+
+
+# --- success --------------------------------------------------------------------------------
+
+
+def test_success_with_a_text_plain_body(mock, client: WeChatClient, sleeps) -> None:
+    answer(mock, SUCCESS)
+
+    session = client.code2session(CODE)
+
+    assert session == WeChatSession(openid="o-openid-1", unionid=None, session_key=SESSION_KEY)
+    assert len(mock.calls) == 1
+    assert mock.calls[0].response.headers["Content-Type"] == "text/plain"
+    assert sleeps == []
+
+
+def test_success_with_a_unionid(mock, client: WeChatClient) -> None:
+    answer(mock, {**SUCCESS, "unionid": "u-union-1"})
+
+    session = client.code2session(CODE)
+
+    assert session.unionid == "u-union-1"
+    assert session.openid == "o-openid-1"
+
+
+@pytest.mark.parametrize("unionid", ["", None, 42], ids=["empty", "null", "int"])
+def test_unusable_unionid_is_none(mock, client: WeChatClient, unionid: object) -> None:
+    answer(mock, {**SUCCESS, "unionid": unionid})
+
+    assert client.code2session(CODE).unionid is None
+
+
+def test_errcode_zero_with_a_session_is_success(mock, client: WeChatClient) -> None:
+    answer(mock, {**SUCCESS, "errcode": 0, "errmsg": "ok"})
+
+    assert client.code2session(CODE).openid == "o-openid-1"
+
+
+def test_request_carries_exactly_the_four_parameters_and_nothing_else(
+    mock, client: WeChatClient
+) -> None:
+    answer(mock, SUCCESS)
+
+    client.code2session(CODE)
+
+    assert len(mock.calls) == 1  # no access_token fetched first
+    request = mock.calls[0].request
+    assert request.method == "GET"
+    assert urlsplit(request.url).path == "/sns/jscode2session"
+    assert query_of(mock.calls[0]) == {
+        "appid": [APPID],
+        "secret": [SECRET],
+        "js_code": [CODE],
+        "grant_type": ["authorization_code"],
+    }
+    assert request.body is None
+    assert "access_token" not in request.url
+
+
+def test_base_url_with_a_trailing_slash(mock) -> None:
+    answer(mock, SUCCESS)
+    client = WeChatClient(base_url=BASE + "/", appid=APPID, secret=lambda: SECRET)
+
+    client.code2session(CODE)
+
+    assert mock.calls[0].request.url.startswith(URL + "?")
+
+
+def test_default_timeouts_are_passed_to_requests(mock, client: WeChatClient) -> None:
+    answer(mock, SUCCESS)
+
+    client.code2session(CODE)
+
+    assert mock.calls[0].request.req_kwargs["timeout"] == (2.0, 4.0)
+
+
+def test_configured_timeouts_are_passed_to_requests(mock) -> None:
+    answer(mock, SUCCESS)
+    client = WeChatClient(
+        base_url=BASE,
+        appid=APPID,
+        secret=lambda: SECRET,
+        connect_timeout=1.5,
+        read_timeout=3.25,
+    )
+
+    client.code2session(CODE)
+
+    assert mock.calls[0].request.req_kwargs["timeout"] == (1.5, 3.25)
+
+
+def test_session_repr_does_not_show_the_session_key() -> None:
+    session = WeChatSession(openid="o-openid-1", unionid="u-1", session_key=SESSION_KEY)
+
+    assert SESSION_KEY not in repr(session)
+    assert SESSION_KEY not in str(session)
+    assert "o-openid-1" in repr(session)
+
+
+# --- errcodes on HTTP 200 -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("errcode", "error_type"),
+    [
+        (40029, WeChatCodeRejected),
+        (40163, WeChatCodeRejected),
+        (41008, WeChatCodeRejected),
+        (40226, WeChatUserBlocked),
+        (45011, WeChatRateLimited),
+        (40013, WeChatConfigError),
+        (40125, WeChatConfigError),
+        (41002, WeChatConfigError),
+        (41004, WeChatConfigError),
+    ],
+)
+def test_errcode_on_http_200_maps_to_its_error_without_retry(
+    mock, client: WeChatClient, sleeps, errcode: int, error_type: type[WeChatError]
+) -> None:
+    answer(mock, {"errcode": errcode, "errmsg": "some error"})
+
+    with pytest.raises(error_type) as info:
+        client.code2session(CODE)
+
+    assert len(mock.calls) == 1
+    assert sleeps == []
+    assert str(errcode) in str(info.value)
+
+
+def test_a_rejected_code_is_a_grant_error(mock, client: WeChatClient) -> None:
+    answer(mock, {"errcode": 40029, "errmsg": "invalid code"})
+
+    with pytest.raises(GrantError):
+        client.code2session(CODE)
+
+
+def test_rate_limited_and_unavailable_carry_retry_after(mock, client: WeChatClient) -> None:
+    answer(mock, {"errcode": 45011, "errmsg": "api minute-quota reach limit"})
+
+    with pytest.raises(WeChatRateLimited) as info:
+        client.code2session(CODE)
+
+    assert info.value.retry_after > 0
+    assert WeChatUnavailable.retry_after > 0
+
+
+def test_config_error_is_logged_without_the_secret_or_the_code(
+    mock, client: WeChatClient, logs
+) -> None:
+    answer(mock, {"errcode": 40125, "errmsg": f"invalid appsecret {SECRET}"})
+
+    with pytest.raises(WeChatConfigError) as info:
+        client.code2session(CODE)
+
+    lines = [record.getMessage() for record in logs.records]
+    assert any('"wechat_configuration_error"' in line and "40125" in line for line in lines)
+    for line in [*lines, str(info.value)]:
+        assert SECRET not in line
+        assert CODE not in line
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"errcode": 99999, "errmsg": "unknown"},
+        {"errcode": "40029", "errmsg": "a string errcode"},
+        {"session_key": SESSION_KEY},
+        {"openid": "", "session_key": SESSION_KEY},
+        {"openid": 42, "session_key": SESSION_KEY},
+        {"openid": "o-openid-1"},
+        {"openid": "o-openid-1", "session_key": None},
+    ],
+    ids=[
+        "unknown-errcode",
+        "string-errcode",
+        "missing-openid",
+        "empty-openid",
+        "int-openid",
+        "missing-session-key",
+        "null-session-key",
+    ],
+)
+def test_unusable_answer_is_unavailable(mock, client: WeChatClient, body: dict) -> None:
+    answer(mock, body)
+
+    with pytest.raises(WeChatUnavailable):
+        client.code2session(CODE)
+
+
+# --- one retry ------------------------------------------------------------------------------
+
+
+def test_system_busy_then_success_succeeds_after_one_sleep(
+    mock, client: WeChatClient, sleeps
+) -> None:
+    answer(mock, {"errcode": -1, "errmsg": "system error"})
+    answer(mock, SUCCESS)
+
+    session = client.code2session(CODE)
+
+    assert session.openid == "o-openid-1"
+    assert len(mock.calls) == 2
+    assert sleeps == [0.2]
+    assert query_of(mock.calls[1]) == query_of(mock.calls[0])
+
+
+def test_the_retry_waits_the_configured_delay(mock, sleeps) -> None:
+    answer(mock, {"errcode": -1, "errmsg": "system error"})
+    answer(mock, SUCCESS)
+    client = WeChatClient(
+        base_url=BASE, appid=APPID, secret=lambda: SECRET, retry_delay=0.75, sleep=sleeps.append
+    )
+
+    client.code2session(CODE)
+
+    assert sleeps == [0.75]
+
+
+def test_system_busy_twice_is_unavailable_after_exactly_two_calls(
+    mock, client: WeChatClient, sleeps
+) -> None:
+    answer(mock, {"errcode": -1, "errmsg": "system error"})
+    answer(mock, {"errcode": -1, "errmsg": "system error"})
+
+    with pytest.raises(WeChatUnavailable):
+        client.code2session(CODE)
+
+    assert len(mock.calls) == 2
+    assert sleeps == [0.2]
+
+
+def test_system_busy_then_rejected_code_is_the_rejection(mock, client: WeChatClient) -> None:
+    answer(mock, {"errcode": -1, "errmsg": "system error"})
+    answer(mock, {"errcode": 40163, "errmsg": "code been used"})
+
+    with pytest.raises(WeChatCodeRejected):
+        client.code2session(CODE)
+
+    assert len(mock.calls) == 2
+
+
+TRANSPORT_ERRORS = [
+    requests.exceptions.ConnectTimeout,
+    requests.exceptions.ReadTimeout,
+    requests.exceptions.ConnectionError,
+]
+
+
+@pytest.mark.parametrize("error_type", TRANSPORT_ERRORS, ids=lambda t: t.__name__)
+def test_transport_failure_then_success_succeeds(
+    mock, client: WeChatClient, sleeps, error_type: type[Exception]
+) -> None:
+    mock.add(responses.GET, URL, body=error_type("connection trouble"))
+    answer(mock, SUCCESS)
+
+    assert client.code2session(CODE).openid == "o-openid-1"
+    assert len(mock.calls) == 2
+    assert sleeps == [0.2]
+
+
+@pytest.mark.parametrize("error_type", TRANSPORT_ERRORS, ids=lambda t: t.__name__)
+def test_transport_failure_twice_is_unavailable(
+    mock, client: WeChatClient, sleeps, error_type: type[Exception]
+) -> None:
+    mock.add(responses.GET, URL, body=error_type("connection trouble"))
+    mock.add(responses.GET, URL, body=error_type("connection trouble"))
+
+    with pytest.raises(WeChatUnavailable) as info:
+        client.code2session(CODE)
+
+    assert len(mock.calls) == 2
+    assert sleeps == [0.2]
+    assert error_type.__name__ in str(info.value)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_http_5xx_then_success_succeeds(mock, client: WeChatClient, status: int) -> None:
+    answer(mock, "<html>Bad Gateway</html>", status=status)
+    answer(mock, SUCCESS)
+
+    assert client.code2session(CODE).openid == "o-openid-1"
+    assert len(mock.calls) == 2
+
+
+def test_http_502_twice_is_unavailable(mock, client: WeChatClient) -> None:
+    answer(mock, "<html>Bad Gateway</html>", status=502)
+    answer(mock, "<html>Bad Gateway</html>", status=502)
+
+    with pytest.raises(WeChatUnavailable) as info:
+        client.code2session(CODE)
+
+    assert len(mock.calls) == 2
+    assert "502" in str(info.value)
+
+
+def test_http_404_is_unavailable_without_retry(mock, client: WeChatClient, sleeps) -> None:
+    answer(mock, "not found", status=404)
+
+    with pytest.raises(WeChatUnavailable):
+        client.code2session(CODE)
+
+    assert len(mock.calls) == 1
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("body", ["<html>oops</html>", "", "[1, 2]", '"text"', "{"], ids=repr)
+def test_non_json_or_non_object_body_is_retried_then_unavailable(
+    mock, client: WeChatClient, body: str
+) -> None:
+    answer(mock, body)
+    answer(mock, body)
+
+    with pytest.raises(WeChatUnavailable):
+        client.code2session(CODE)
+
+    assert len(mock.calls) == 2
+
+
+def test_non_json_body_then_success_succeeds(mock, client: WeChatClient) -> None:
+    answer(mock, "<html>oops</html>")
+    answer(mock, SUCCESS)
+
+    assert client.code2session(CODE).openid == "o-openid-1"
+
+
+# --- secrecy --------------------------------------------------------------------------------
+
+
+def leaky_transport_error(error_type: type[Exception]) -> Exception:
+    """What requests says on a timeout: the full URL, query (secret and code) included."""
+    url = (
+        f"/sns/jscode2session?appid={APPID}&secret={SECRET}&js_code={CODE}"
+        "&grant_type=authorization_code"
+    )
+    return error_type(
+        f"HTTPSConnectionPool(host='wechat.test', port=443): Max retries exceeded with url: "
+        f"{url} (Caused by ConnectTimeoutError('Connection to {BASE}{url} timed out'))"
+    )
+
+
+@pytest.mark.parametrize("error_type", TRANSPORT_ERRORS, ids=lambda t: t.__name__)
+def test_transport_failure_leaks_neither_secret_nor_code(
+    mock, client: WeChatClient, logs, error_type: type[Exception]
+) -> None:
+    mock.add(responses.GET, URL, body=leaky_transport_error(error_type))
+    mock.add(responses.GET, URL, body=leaky_transport_error(error_type))
+
+    with pytest.raises(WeChatUnavailable) as info:
+        client.code2session(CODE)
+
+    shown: list[tuple[str, str]] = []
+    for e in exception_chain(info.value):
+        shown += [(f"str({type(e).__name__})", str(e)), (f"repr({type(e).__name__})", repr(e))]
+    shown += [(f"log record {r.name}", r.getMessage()) for r in logs.records]
+    shown.append(("captured log text", logs.text))
+    leaks = [where for where, text in shown if SECRET in text or CODE in text]
+    assert leaks == []
+
+
+@pytest.mark.parametrize("error_type", TRANSPORT_ERRORS, ids=lambda t: t.__name__)
+def test_transport_failure_traceback_shows_neither_secret_nor_code(
+    mock, client: WeChatClient, error_type: type[Exception]
+) -> None:
+    mock.add(responses.GET, URL, body=leaky_transport_error(error_type))
+    mock.add(responses.GET, URL, body=leaky_transport_error(error_type))
+
+    with pytest.raises(WeChatUnavailable) as info:
+        client.code2session(CODE)
+
+    printed = "".join(traceback.format_exception(info.value))
+    assert SECRET not in printed
+    assert CODE not in printed
+
+
+def test_errors_do_not_carry_the_session_key(mock, client: WeChatClient) -> None:
+    answer(mock, {"openid": "", "session_key": SESSION_KEY})
+
+    with pytest.raises(WeChatUnavailable) as info:
+        client.code2session(CODE)
+
+    for e in exception_chain(info.value):
+        assert SESSION_KEY not in str(e)
+        assert SECRET not in str(e)
