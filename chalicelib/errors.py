@@ -31,6 +31,22 @@ class ClientAuthError(WxAuthError):
     """OAuth client authentication failed."""
 
 
+class ClientExists(WxAuthError):
+    """An OAuth client with this client_id is already registered."""
+
+
+class UnsupportedGrantType(WxAuthError):
+    """The token endpoint does not support the requested grant_type."""
+
+
+class InvalidScope(WxAuthError):
+    """The requested scope is malformed or exceeds the scopes granted to the client."""
+
+
+class InsufficientScope(WxAuthError):
+    """A genuine access token lacks the scope a protected route requires."""
+
+
 class TokenError(WxAuthError):
     """An access token is not acceptable; `reason` is `invalid`, `expired` or `revoked`."""
 

@@ -39,7 +39,7 @@ def json_body(
         raise RequestError("Content-Type must be application/json")
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise RequestError("body is not valid JSON") from e
     if not isinstance(body, dict):
         raise RequestError("body must be a JSON object")

@@ -76,5 +76,5 @@ def unseal(secret: str, sealed: bytes, *, context: bytes) -> bytes:
     nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
     try:
         return _seal_key(secret, context).decrypt(nonce, ciphertext, context)
-    except InvalidTag as e:
+    except (InvalidTag, ValueError) as e:
         raise GrantError("sealed token does not open with this secret") from e

@@ -17,12 +17,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.access_tokens import AccessTokens
+from chalicelib.clients import ClientStore
 from chalicelib.errors import ConfigurationError
 from chalicelib.login import LoginService
 from chalicelib.logs import Metrics
+from chalicelib.oauth import OAuthService
 from chalicelib.sessions import SessionManager
 from chalicelib.settings import Settings
-from chalicelib.signing_keys import KeySet, KeySetProvider, load_or_create_file
+from chalicelib.signing_keys import KeySet, KeySetProvider, file_version, load_or_create_file
 from chalicelib.store import DynamoStore
 from chalicelib.wechat import WeChatClient
 
@@ -41,6 +43,8 @@ class Services:
     access_tokens: AccessTokens
     sessions: SessionManager
     login: LoginService
+    clients: ClientStore
+    oauth: OAuthService
     clock: Callable[[], float]
 
     def now(self) -> int:
@@ -107,7 +111,11 @@ def build(
         keys = KeySetProvider(lambda: KeySet.from_json(key_secret()), clock=clock)
     else:
         path = settings.signing_keys_file
-        keys = KeySetProvider(lambda: load_or_create_file(path, int(clock())), clock=clock)
+        keys = KeySetProvider(
+            lambda: load_or_create_file(path, int(clock())),
+            clock=clock,
+            version=lambda: file_version(path),  # a rotated file is used at once
+        )
 
     if settings.wechat_secret_arn:
         wechat_secret: Callable[[], str] = CachedSecret(
@@ -143,6 +151,14 @@ def build(
         replay_ttl=settings.login_replay_ttl,
         sleep=sleep,
     )
+    clients = ClientStore(store)
+    oauth = OAuthService(
+        store=store,
+        sessions=sessions,
+        clients=clients,
+        access_tokens=access_tokens,
+        public_client_id=settings.wechat_appid,
+    )
     return Services(
         settings=settings,
         store=store,
@@ -150,5 +166,7 @@ def build(
         access_tokens=access_tokens,
         sessions=sessions,
         login=login,
+        clients=clients,
+        oauth=oauth,
         clock=clock,
     )

@@ -40,7 +40,7 @@ class Settings:
         settings = cls(
             wechat_appid=env.get("WECHAT_APPID") or defaults.wechat_appid,
             # With a Secrets Manager ARN the secret is fetched at first use, never from env.
-            wechat_secret=None if secret_arn else env.get("WECHAT_SECRET", LOCAL_SECRET),
+            wechat_secret=None if secret_arn else (env.get("WECHAT_SECRET") or LOCAL_SECRET),
             wechat_secret_arn=secret_arn,
             wechat_api_base=(env.get("WECHAT_API_BASE") or DEFAULT_WECHAT_API_BASE).rstrip("/"),
             table_name=env.get("AUTH_TABLE_NAME") or defaults.table_name,

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from chalicelib.errors import ConfigurationError
 
 KEY_BITS = 2048
+RELOAD_MAX_AGE = 300.0  # seconds a process may keep signing with a key set it loaded
 
 
 def _b64url_uint(value: int) -> str:
@@ -160,7 +161,7 @@ class KeySet:
             key_set = cls(active_kid=str(data["active_kid"]), keys=tuple(keys))
         except ConfigurationError:
             raise
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             # The text holds private keys: say what is wrong, never echo it.
             raise ConfigurationError(f"signing key set is malformed ({type(e).__name__})") from None
         key_set.active  # noqa: B018 - validates active_kid
@@ -189,20 +190,52 @@ def load_or_create_file(path: str, now: int) -> KeySet:
         return KeySet.from_json(f.read())
 
 
+def replace_file(path: str, key_set: KeySet) -> None:
+    """Write the local key set atomically (mode 0600): readers see the old set or the new one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".keys-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(key_set.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def file_version(path: str) -> tuple[int, int, int] | None:
+    """What changes when the file is replaced or rewritten: (inode, mtime_ns, size)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 class KeySetProvider:
     """Loads the key set once and caches it; reloads after `max_age` seconds, or on demand when
     a token names an unknown kid (at most every `min_reload_interval` seconds), so that a key
-    rotated in Secrets Manager reaches every warm container."""
+    rotated in Secrets Manager reaches every warm container.
+
+    `version`, if given, is a cheap probe of the source (see `file_version`): when its answer
+    changes, the next `get` or `find` reloads at once, so a rotated local file is seen at once.
+    """
 
     def __init__(
         self,
         load: Callable[[], KeySet],
         *,
         clock: Callable[[], float] = time.time,
-        max_age: float = 300.0,
+        max_age: float = RELOAD_MAX_AGE,
         min_reload_interval: float = 10.0,
+        version: Callable[[], object] | None = None,
     ) -> None:
         self._load = load
+        self._version = version
+        self._loaded_version: object = None
         self._clock = clock
         self._max_age = max_age
         self._min_reload_interval = min_reload_interval
@@ -210,12 +243,22 @@ class KeySetProvider:
         self._key_set: KeySet | None = None
         self._loaded_at = 0.0
 
+    def _reload(self, now: float) -> KeySet:
+        # The version is read first: a change made during the load is seen by the next call.
+        version = self._version() if self._version is not None else None
+        self._key_set = self._load()
+        self._loaded_at = now
+        self._loaded_version = version
+        return self._key_set
+
+    def _changed(self) -> bool:
+        return self._version is not None and self._version() != self._loaded_version
+
     def get(self) -> KeySet:
         with self._lock:
             now = self._clock()
-            if self._key_set is None or now - self._loaded_at >= self._max_age:
-                self._key_set = self._load()
-                self._loaded_at = now
+            if self._key_set is None or now - self._loaded_at >= self._max_age or self._changed():
+                return self._reload(now)
             return self._key_set
 
     def find(self, kid: str) -> SigningKey | None:
@@ -225,8 +268,7 @@ class KeySetProvider:
         with self._lock:
             now = self._clock()
             if now - self._loaded_at >= self._min_reload_interval:
-                self._key_set = self._load()
-                self._loaded_at = now
+                self._reload(now)
             assert self._key_set is not None
             return self._key_set.get(kid)
 

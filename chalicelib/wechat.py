@@ -81,20 +81,25 @@ class WeChatClient:
             raise WeChatUnavailable(f"WeChat unavailable after one retry: {e}") from e
 
     def _attempt(self, params: dict[str, str]) -> WeChatSession:
+        # requests' messages carry the full URL, whose query holds the app secret and the
+        # code: raise outside the handler so that not even __context__ keeps that exception.
+        response, failure = None, ""
         try:
             response = self._http.get(self._url, params=params, timeout=self._timeout)
         except requests.RequestException as e:
-            # Not chained: requests' messages carry the full URL, whose query holds the
-            # app secret and the code.
-            raise _Retryable(f"transport failure ({type(e).__name__})") from None
+            failure = type(e).__name__
+        if response is None:
+            raise _Retryable(f"transport failure ({failure})")
         if response.status_code >= 500:
             raise _Retryable(f"HTTP {response.status_code}")
         if response.status_code != 200:
             raise WeChatUnavailable(f"WeChat answered HTTP {response.status_code}")
         try:
             body = json.loads(response.content)
-        except ValueError:
-            raise _Retryable("response is not JSON") from None
+        except (ValueError, RecursionError):
+            body = None
+        if body is None:
+            raise _Retryable("response is not JSON")
         if not isinstance(body, dict):
             raise _Retryable("response is not a JSON object")
         return self._interpret(body)

@@ -1,0 +1,260 @@
+"""OAuth clients for the client credentials grant: their records, secrets and scopes.
+
+A client is a backend (or a mini-program without user accounts) that gets access tokens for
+itself. Items live in one partition, so listing them is a Query (the table's policy allows no
+Scan):
+
+| pk       | sk                  | attributes                                              |
+|----------|---------------------|---------------------------------------------------------|
+| `CLIENT` | `CLIENT#<client_id>`| client_id, secret_hash, scopes (list), enabled, created_at |
+
+The secret is 256 random bits, shown once at creation, and stored only as
+`scrypt$<n>$<r>$<p>$<salt>$<hash>` (a per-client 16-byte salt; the parameters are kept with the
+hash so that they can be raised later without breaking existing clients).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.errors import ClientAuthError, ClientExists, InvalidScope, RequestError
+from chalicelib.refresh_tokens import b64url
+from chalicelib.store import PK, SK, ConditionFailed, DynamoStore
+
+CLIENT_PK = "CLIENT"
+CLIENT_SK_PREFIX = "CLIENT#"
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}")
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,64}")
+MAX_SCOPES = 32
+MAX_SECRET_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class ScryptParams:
+    """scrypt cost: 128 * r * n bytes of memory (16 MiB for the default) and ~50 ms of CPU."""
+
+    n: int = 2**14
+    r: int = 8
+    p: int = 1
+
+
+DEFAULT_PARAMS = ScryptParams()
+
+
+def hash_secret(
+    secret: str, *, params: ScryptParams = DEFAULT_PARAMS, salt: bytes | None = None
+) -> str:
+    salt = secrets.token_bytes(16) if salt is None else salt
+    digest = _scrypt(secret, salt, params.n, params.r, params.p)
+    return "$".join(
+        ["scrypt", str(params.n), str(params.r), str(params.p), b64url(salt), b64url(digest)]
+    )
+
+
+def verify_secret(secret: str, encoded: str) -> bool:
+    """True if `secret` hashes to `encoded`; False for a wrong secret or a malformed hash."""
+    try:
+        scheme, n, r, p, salt, digest = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = _unb64url(digest)
+        actual = _scrypt(secret, _unb64url(salt), int(n), int(r), int(p))
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n * p + 2**20, dklen=32
+    )
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def parse_scope(scope: str) -> tuple[str, ...]:
+    """A space-separated scope string (RFC 6749 §3.3) as unique tokens, in order."""
+    tokens = [token for token in scope.split(" ") if token]
+    if not all(SCOPE_TOKEN_RE.fullmatch(token) for token in tokens):
+        raise InvalidScope("scope must be space-separated printable ASCII tokens")
+    unique = tuple(dict.fromkeys(tokens))
+    if len(unique) > MAX_SCOPES:
+        raise InvalidScope(f"at most {MAX_SCOPES} scopes")
+    return unique
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    client_id: str
+    secret_hash: str
+    scopes: tuple[str, ...]
+    enabled: bool
+    created_at: int
+
+    def public(self) -> dict[str, Any]:
+        """What an operator may see: everything but the secret hash."""
+        return {
+            "client_id": self.client_id,
+            "scopes": list(self.scopes),
+            "enabled": self.enabled,
+            "created_at": self.created_at,
+        }
+
+    def grant_scope(self, requested: str | None) -> tuple[str, ...]:
+        """The scopes to grant: all of the client's by default, else a subset of them."""
+        if requested is None:
+            return self.scopes
+        wanted = parse_scope(requested)
+        if not wanted:
+            return self.scopes
+        beyond = [scope for scope in wanted if scope not in self.scopes]
+        if beyond:
+            raise InvalidScope("the requested scope exceeds the scopes granted to this client")
+        return wanted
+
+
+def item_to_client(item: dict[str, Any]) -> ClientRecord:
+    return ClientRecord(
+        client_id=item["client_id"]["S"],
+        secret_hash=item["secret_hash"]["S"],
+        scopes=tuple(entry["S"] for entry in item.get("scopes", {}).get("L", [])),
+        enabled=bool(item["enabled"]["BOOL"]),
+        created_at=int(item["created_at"]["N"]),
+    )
+
+
+def _key(client_id: str) -> dict[str, dict[str, str]]:
+    return {PK: {"S": CLIENT_PK}, SK: {"S": CLIENT_SK_PREFIX + client_id}}
+
+
+def validate_client_id(client_id: str) -> str:
+    if not CLIENT_ID_RE.fullmatch(client_id):
+        raise RequestError(
+            "client_id must be 3 to 64 characters: letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit"
+        )
+    return client_id
+
+
+class ClientStore:
+    """Registers, reads, lists, enables/disables and authenticates OAuth clients."""
+
+    def __init__(
+        self,
+        store: DynamoStore,
+        *,
+        params: ScryptParams = DEFAULT_PARAMS,
+        rand: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        self._store = store
+        self._params = params
+        self._rand = rand
+        self._dummy_hash: str | None = None
+
+    def create(
+        self, scopes: Iterable[str], *, now: int, client_id: str | None = None
+    ) -> tuple[ClientRecord, str]:
+        """Register a client; return it and its secret (the only time the secret exists)."""
+        if client_id is None:
+            client_id = "c-" + b64url(self._rand(12))
+        validate_client_id(client_id)
+        scope_list = parse_scope(" ".join(scopes))
+        if not scope_list:
+            raise InvalidScope("a client needs at least one scope")
+        secret = b64url(self._rand(32))
+        record = ClientRecord(
+            client_id=client_id,
+            secret_hash=hash_secret(secret, params=self._params, salt=self._rand(16)),
+            scopes=scope_list,
+            enabled=True,
+            created_at=now,
+        )
+        try:
+            self._store.call(
+                "put_item",
+                Item={
+                    **_key(client_id),
+                    "client_id": {"S": record.client_id},
+                    "secret_hash": {"S": record.secret_hash},
+                    "scopes": {"L": [{"S": scope} for scope in record.scopes]},
+                    "enabled": {"BOOL": True},
+                    "created_at": {"N": str(now)},
+                },
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            )
+        except ConditionFailed as e:
+            raise ClientExists(f"client {client_id} already exists") from e
+        return record, secret
+
+    def get(self, client_id: str) -> ClientRecord | None:
+        if not CLIENT_ID_RE.fullmatch(client_id):
+            return None
+        response = self._store.call("get_item", Key=_key(client_id), ConsistentRead=True)
+        item = response.get("Item")
+        return item_to_client(item) if item else None
+
+    def list_clients(self) -> list[ClientRecord]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+            "ExpressionAttributeValues": {
+                ":pk": {"S": CLIENT_PK},
+                ":prefix": {"S": CLIENT_SK_PREFIX},
+            },
+            "ConsistentRead": True,
+        }
+        clients = []
+        while True:
+            response = self._store.call("query", **kwargs)
+            clients.extend(item_to_client(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return clients
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def set_enabled(self, client_id: str, enabled: bool) -> bool:
+        """Enable or disable a client; False if there is no such client."""
+        if not CLIENT_ID_RE.fullmatch(client_id):
+            return False
+        try:
+            self._store.call(
+                "update_item",
+                Key=_key(client_id),
+                UpdateExpression="SET #enabled = :enabled",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK, "#enabled": "enabled"},
+                ExpressionAttributeValues={":enabled": {"BOOL": enabled}},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def authenticate(self, client_id: str, secret: str) -> ClientRecord:
+        """The enabled client whose secret this is; ClientAuthError otherwise.
+
+        An unknown client costs one scrypt too, so timing does not tell which ids exist.
+        """
+        client = self.get(client_id) if len(client_id) <= 64 else None
+        if len(secret) > MAX_SECRET_LENGTH:
+            secret = ""
+        encoded = client.secret_hash if client is not None else self._dummy()
+        matches = verify_secret(secret, encoded)
+        if client is None or not matches or not client.enabled:
+            raise ClientAuthError("client authentication failed")
+        return client
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = hash_secret(b64url(self._rand(32)), params=self._params)
+        return self._dummy_hash

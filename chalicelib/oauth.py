@@ -1,0 +1,175 @@
+"""The OAuth 2.0 token endpoint (RFC 6749 §6 refresh, §4.4 client credentials) and token
+revocation (RFC 7009), over already-parsed form parameters.
+
+- `refresh_token`: the mini-program's public client (RFC 6749 §2.1) refreshes a session exactly
+  as `/auth/refresh` does: same rotation, grace and reuse detection. No client authentication;
+  an optional `client_id` must be the WeChat appid the session was issued to.
+- `client_credentials`: a registered client authenticates with HTTP Basic or with
+  `client_id` + `client_secret` (one method only) and gets an access token for itself: `sub` and
+  `client_id` are its id, `scope` is what it asked for (default: all its scopes), no `sid`, no
+  refresh token.
+- revocation: a refresh token that is its session's current or previous one ends the session; an
+  access token of a session ends that session too (RFC 7009 §2.1 allows it). Anything else, or a
+  client credentials token (stateless, it lives until `exp`), is answered the same way: nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from chalicelib import refresh_tokens
+from chalicelib.access_tokens import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
+from chalicelib.access_tokens import AccessTokens
+from chalicelib.clients import ClientStore
+from chalicelib.errors import (
+    ClientAuthError,
+    GrantError,
+    InvalidScope,
+    RequestError,
+    TokenError,
+    UnsupportedGrantType,
+)
+from chalicelib.http_input import string_field
+from chalicelib.sessions import SessionManager
+from chalicelib.store import DynamoStore
+
+GRANT_TYPES = ("refresh_token", "client_credentials")
+REASON_REVOKED = "oauth_revoke"
+MAX_PARAMETER_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A token response (RFC 6749 §5.1) and, for the request log, the user it was issued to."""
+
+    body: dict[str, object]
+    user_id: str | None
+
+
+def _present(form: dict[str, str]) -> dict[str, str]:
+    """RFC 6749 §3.1: a parameter sent without a value is treated as omitted."""
+    return {name: value for name, value in form.items() if value != ""}
+
+
+class OAuthService:
+    def __init__(
+        self,
+        *,
+        store: DynamoStore,
+        sessions: SessionManager,
+        clients: ClientStore,
+        access_tokens: AccessTokens,
+        public_client_id: str,
+    ) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._clients = clients
+        self._access = access_tokens
+        self._public_client_id = public_client_id
+
+    # -- POST /oauth/token ------------------------------------------------------------------
+
+    def token(self, form: dict[str, str], basic: tuple[str, str] | None, now: int) -> TokenGrant:
+        """Answer a token request; `basic` is (client_id, secret) from HTTP Basic, if sent."""
+        form = _present(form)
+        grant_type = string_field(form, "grant_type", max_length=MAX_PARAMETER_LENGTH)
+        if grant_type == "refresh_token":
+            return self._refresh(form, basic, now)
+        if grant_type == "client_credentials":
+            return self._client_credentials(form, basic, now)
+        raise UnsupportedGrantType("grant_type must be refresh_token or client_credentials")
+
+    def _refresh(self, form: dict[str, str], basic: tuple[str, str] | None, now: int) -> TokenGrant:
+        token = string_field(form, "refresh_token", max_length=refresh_tokens.MAX_TOKEN_LENGTH)
+        client_id = form.get("client_id")
+        if basic is not None:
+            basic_id, basic_secret = basic
+            if client_id is not None and client_id != basic_id:
+                raise RequestError("client_id differs from the HTTP Basic user")
+            client_id, secret = basic_id, basic_secret
+        else:
+            secret = ""
+        if secret or "client_secret" in form:
+            raise ClientAuthError(
+                "refresh tokens belong to the mini-program, a public client: send no secret"
+            )
+        if client_id is not None and client_id != self._public_client_id:
+            raise GrantError("the refresh token was not issued to this client")
+        if "scope" in form:
+            raise InvalidScope("sessions carry no scope: refresh without one")
+        issued = self._sessions.refresh(token, now)
+        return TokenGrant(issued.response(now), issued.user_id)
+
+    def _client_credentials(
+        self, form: dict[str, str], basic: tuple[str, str] | None, now: int
+    ) -> TokenGrant:
+        client_id, secret = _client_authentication(form, basic)
+        client = self._clients.authenticate(client_id, secret)
+        scope = " ".join(client.grant_scope(form.get("scope")))
+        access_token, expires_at = self._access.mint(
+            subject=client.client_id, client_id=client.client_id, scope=scope, now=now
+        )
+        body: dict[str, object] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": expires_at - now,
+            "scope": scope,
+        }
+        return TokenGrant(body, None)
+
+    # -- POST /oauth/revoke -----------------------------------------------------------------
+
+    def revoke(self, form: dict[str, str], now: int) -> str | None:
+        """Revoke what `token` names, if anything; return the user whose session ended."""
+        form = _present(form)
+        token = string_field(form, "token", max_length=MAX_ACCESS_TOKEN_LENGTH)
+        # token_type_hint only speeds up a search (RFC 7009 §2.1); the two formats never
+        # overlap, so it is not needed and any value is accepted.
+        try:
+            user_id, session_id = refresh_tokens.parse(token)
+        except GrantError:
+            return self._revoke_access_token(token, now)
+        return self._revoke_refresh_token(token, user_id, session_id, now)
+
+    def _revoke_refresh_token(
+        self, token: str, user_id: str, session_id: str, now: int
+    ) -> str | None:
+        session = self._store.get_session(user_id, session_id)
+        if session is None or not session.is_live(now):
+            return None
+        presented = refresh_tokens.token_hash(token)
+        known = [session.current_hash, session.previous_hash]
+        if not any(h is not None and hmac.compare_digest(presented, h) for h in known):
+            return None  # a forged token for a real session revokes nothing
+        self._sessions.revoke(user_id, session_id, now=now, reason=REASON_REVOKED)
+        return user_id
+
+    def _revoke_access_token(self, token: str, now: int) -> str | None:
+        try:
+            claims = self._access.check(token, now)
+            self._sessions.require_live(claims, now)
+        except TokenError:
+            return None
+        if claims.session_id is None:
+            return None
+        self._sessions.revoke(claims.subject, claims.session_id, now=now, reason=REASON_REVOKED)
+        return claims.subject
+
+
+def _client_authentication(form: dict[str, str], basic: tuple[str, str] | None) -> tuple[str, str]:
+    """(client_id, secret) from exactly one method: HTTP Basic or the form (RFC 6749 §2.3.1)."""
+    form_id, form_secret = form.get("client_id"), form.get("client_secret")
+    if basic is not None:
+        if form_secret is not None:
+            raise RequestError("authenticate with HTTP Basic or client_secret, not both")
+        if form_id is not None and form_id != basic[0]:
+            raise RequestError("client_id differs from the HTTP Basic user")
+        return basic
+    if form_secret is not None and form_id is None:
+        raise RequestError("client_secret needs client_id")
+    if form_id is None or form_secret is None:
+        raise ClientAuthError(
+            "client authentication required: HTTP Basic, or client_id and client_secret"
+        )
+    return form_id, form_secret
