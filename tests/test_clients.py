@@ -1,0 +1,251 @@
+"""OAuth clients: secret hashing, scopes, and the client items in DynamoDB (moto)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from chalicelib import clients
+from chalicelib.clients import ClientRecord, ClientStore, ScryptParams, parse_scope
+from chalicelib.errors import ClientAuthError, ClientExists, InvalidScope, RequestError
+from chalicelib.store import DynamoStore
+
+from .conftest import START, TABLE, table_items
+
+FAST = ScryptParams(n=2**10, r=8, p=1)
+
+
+@pytest.fixture
+def store(dynamodb) -> DynamoStore:
+    return DynamoStore(dynamodb, TABLE)
+
+
+@pytest.fixture
+def client_store(store: DynamoStore) -> ClientStore:
+    return ClientStore(store, params=FAST)
+
+
+# -- secrets -------------------------------------------------------------------------------------
+
+
+def test_hash_secret_is_scrypt_with_its_parameters_and_salt() -> None:
+    encoded = clients.hash_secret("s3cret", params=FAST)
+    scheme, n, r, p, salt, digest = encoded.split("$")
+    assert (scheme, n, r, p) == ("scrypt", "1024", "8", "1")
+    assert len(salt) == 22 and len(digest) == 43
+    assert "s3cret" not in encoded
+
+
+def test_default_parameters_cost_16_mib() -> None:
+    params = clients.DEFAULT_PARAMS
+    assert (params.n, params.r, params.p) == (2**14, 8, 1)
+    assert 128 * params.r * params.n == 16 * 2**20
+
+
+def test_verify_secret() -> None:
+    encoded = clients.hash_secret("s3cret", params=FAST)
+    assert clients.verify_secret("s3cret", encoded)
+    assert not clients.verify_secret("s3cret ", encoded)
+    assert not clients.verify_secret("", encoded)
+
+
+def test_same_secret_hashes_differently_per_salt() -> None:
+    assert clients.hash_secret("x", params=FAST) != clients.hash_secret("x", params=FAST)
+
+
+def test_hash_made_with_other_parameters_still_verifies() -> None:
+    stronger = clients.hash_secret("x", params=ScryptParams(n=2**11, r=8, p=2))
+    assert stronger.startswith("scrypt$2048$8$2$")
+    assert clients.verify_secret("x", stronger)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "",
+        "scrypt$1$2",
+        "bcrypt$1024$8$1$AAAA$AAAA",
+        "scrypt$x$8$1$AAAA$AAAA",
+        "scrypt$1024$8$1$!$!",
+        "scrypt$3$8$1$AAAA$AAAA",
+    ],
+)
+def test_malformed_hash_never_verifies(encoded: str) -> None:
+    assert not clients.verify_secret("x", encoded)
+
+
+# -- scopes --------------------------------------------------------------------------------------
+
+
+def test_parse_scope_splits_and_deduplicates() -> None:
+    assert parse_scope("b a  b orders:read") == ("b", "a", "orders:read")
+    assert parse_scope("") == ()
+
+
+@pytest.mark.parametrize("scope", ['a"b', "a\\b", "caf\u00e9", "a\tb", "x" * 65])
+def test_parse_scope_rejects_what_rfc_6749_forbids(scope: str) -> None:
+    with pytest.raises(InvalidScope):
+        parse_scope(scope)
+
+
+def test_parse_scope_limits_the_count() -> None:
+    assert len(parse_scope(" ".join(f"s{i}" for i in range(32)))) == 32
+    with pytest.raises(InvalidScope):
+        parse_scope(" ".join(f"s{i}" for i in range(33)))
+
+
+@pytest.mark.parametrize(
+    ("requested", "granted"),
+    [(None, ("a", "b")), ("", ("a", "b")), ("b", ("b",)), ("b a", ("b", "a")), ("a a", ("a",))],
+)
+def test_grant_scope_defaults_to_all_and_allows_subsets(requested, granted) -> None:
+    record = ClientRecord("c1x", "h", ("a", "b"), True, START)
+    assert record.grant_scope(requested) == granted
+
+
+def test_grant_scope_beyond_the_clients_is_invalid_scope() -> None:
+    record = ClientRecord("c1x", "h", ("a",), True, START)
+    with pytest.raises(InvalidScope):
+        record.grant_scope("a b")
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+def test_create_stores_only_a_hash(client_store: ClientStore, dynamodb) -> None:
+    record, secret = client_store.create(["orders:read", "orders:write"], now=START)
+
+    assert re.fullmatch(r"c-[A-Za-z0-9_-]{16}", record.client_id)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", secret)  # 256 bits
+    [item] = table_items(dynamodb)
+    assert item["pk"] == {"S": "CLIENT"}
+    assert item["sk"] == {"S": f"CLIENT#{record.client_id}"}
+    assert item["scopes"] == {"L": [{"S": "orders:read"}, {"S": "orders:write"}]}
+    assert item["enabled"] == {"BOOL": True}
+    assert item["created_at"] == {"N": str(START)}
+    assert item["secret_hash"]["S"].startswith("scrypt$1024$8$1$")
+    assert secret not in repr(item)
+    assert clients.verify_secret(secret, item["secret_hash"]["S"])
+    assert client_store.get(record.client_id) == record
+
+
+def test_create_with_a_chosen_id_and_a_duplicate(client_store: ClientStore, dynamodb) -> None:
+    record, _ = client_store.create(["a"], now=START, client_id="shop-backend")
+    assert record.client_id == "shop-backend"
+    before = table_items(dynamodb)
+
+    with pytest.raises(ClientExists):
+        client_store.create(["b"], now=START + 1, client_id="shop-backend")
+
+    assert table_items(dynamodb) == before
+
+
+@pytest.mark.parametrize("client_id", ["ab", "-abc", "a b c", "x" * 65, "caf\u00e9"])
+def test_create_rejects_a_bad_client_id(client_store: ClientStore, dynamodb, client_id) -> None:
+    with pytest.raises(RequestError):
+        client_store.create(["a"], now=START, client_id=client_id)
+    assert table_items(dynamodb) == []
+
+
+@pytest.mark.parametrize("scopes", [[], [""], ['"quoted"']])
+def test_create_needs_valid_scopes(client_store: ClientStore, dynamodb, scopes) -> None:
+    with pytest.raises(InvalidScope):
+        client_store.create(scopes, now=START)
+    assert table_items(dynamodb) == []
+
+
+def test_get_of_unknown_or_malformed_ids(client_store: ClientStore) -> None:
+    assert client_store.get("nobody") is None
+    assert client_store.get("a b") is None
+    assert client_store.get("") is None
+
+
+def test_list_clients_queries_every_page(
+    client_store: ClientStore, store: DynamoStore, monkeypatch
+) -> None:
+    created = {client_store.create(["a"], now=START)[0].client_id for _ in range(3)}
+    operations = []
+    real_call = store.call
+
+    def one_per_page(operation, **kwargs):
+        operations.append(operation)
+        if operation == "query":
+            kwargs["Limit"] = 1
+        return real_call(operation, **kwargs)
+
+    monkeypatch.setattr(store, "call", one_per_page)
+    listed = client_store.list_clients()
+
+    assert {client.client_id for client in listed} == created
+    assert set(operations) == {"query"} and len(operations) >= 3  # never a Scan
+
+
+def test_set_enabled(client_store: ClientStore) -> None:
+    record, _ = client_store.create(["a"], now=START)
+
+    assert client_store.set_enabled(record.client_id, False)
+    assert client_store.get(record.client_id).enabled is False
+    assert client_store.set_enabled(record.client_id, True)
+    assert client_store.get(record.client_id).enabled is True
+    assert not client_store.set_enabled("nobody", False)
+    assert not client_store.set_enabled("a b", False)
+    assert client_store.get("nobody") is None  # no item was created
+
+
+def test_public_view_has_no_secret_hash(client_store: ClientStore) -> None:
+    record, _ = client_store.create(["a"], now=START)
+    assert record.public() == {
+        "client_id": record.client_id,
+        "scopes": ["a"],
+        "enabled": True,
+        "created_at": START,
+    }
+
+
+# -- authentication ------------------------------------------------------------------------------
+
+
+def test_authenticate(client_store: ClientStore) -> None:
+    record, secret = client_store.create(["a"], now=START)
+    assert client_store.authenticate(record.client_id, secret) == record
+
+
+def test_authenticate_failures_say_nothing_specific(client_store: ClientStore) -> None:
+    record, secret = client_store.create(["a"], now=START)
+    disabled, disabled_secret = client_store.create(["a"], now=START)
+    client_store.set_enabled(disabled.client_id, False)
+
+    cases = [
+        (record.client_id, secret[:-1]),
+        (record.client_id, ""),
+        (record.client_id, secret + "x" * 300),
+        ("nobody", secret),
+        ("x" * 1000, secret),
+        (disabled.client_id, disabled_secret),
+    ]
+    messages = set()
+    for client_id, candidate in cases:
+        with pytest.raises(ClientAuthError) as failure:
+            client_store.authenticate(client_id, candidate)
+        messages.add(str(failure.value))
+        assert secret not in str(failure.value)
+    assert messages == {"client authentication failed"}
+
+
+def test_unknown_client_costs_a_hash_too(client_store: ClientStore, monkeypatch) -> None:
+    verified = []
+    real = clients.verify_secret
+
+    def spy(secret, encoded):
+        verified.append(encoded)
+        return real(secret, encoded)
+
+    monkeypatch.setattr(clients, "verify_secret", spy)
+    with pytest.raises(ClientAuthError):
+        client_store.authenticate("nobody", "guess")
+    with pytest.raises(ClientAuthError):
+        client_store.authenticate("nobody-else", "guess")
+
+    assert len(verified) == 2 and verified[0] == verified[1]
+    assert verified[0].startswith("scrypt$1024$8$1$")
