@@ -549,3 +549,67 @@ def test_cli_bad_arguments_exit_2_with_usage(capsys, argv: list[str], generated)
     assert captured.out == ""
     assert "usage" in captured.err
     assert generated == []
+
+
+# --- a local file that changes --------------------------------------------------------------
+
+
+def test_replace_file_writes_atomically_with_mode_0600(tmp_path, key_set: KeySet, generated):
+    path = tmp_path / "keys.json"
+    path.write_text("old")
+    rotated = key_set.rotate(START, keep_retired_for=1800)
+
+    signing_keys.replace_file(str(path), rotated)
+
+    assert KeySet.from_json(path.read_text()).active_kid == rotated.active_kid
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["keys.json"]  # no temporary file left
+
+
+def test_file_version_changes_when_the_file_is_replaced(tmp_path, key_set: KeySet) -> None:
+    path = str(tmp_path / "keys.json")
+    assert signing_keys.file_version(path) is None
+    signing_keys.replace_file(path, key_set)
+    first = signing_keys.file_version(path)
+
+    signing_keys.replace_file(path, key_set)
+
+    assert first is not None and signing_keys.file_version(path) != first
+
+
+def test_provider_with_a_version_reloads_as_soon_as_the_source_changes(
+    key_set: KeySet, rotated_set: KeySet, clock: FakeClock
+) -> None:
+    load = CountingLoader(key_set, rotated_set)
+    version = {"value": 1}
+    provider = KeySetProvider(
+        load, clock=clock, max_age=300, min_reload_interval=10, version=lambda: version["value"]
+    )
+    assert provider.get() is key_set
+    assert provider.get() is key_set
+    assert load.calls == 1
+
+    version["value"] = 2  # no time passes: the change alone triggers the reload
+
+    assert provider.find(rotated_set.active_kid) is rotated_set.active
+    assert provider.get() is rotated_set
+    assert load.calls == 2
+
+
+def test_provider_over_a_rotated_local_file_signs_with_the_new_key_at_once(
+    tmp_path, key_set: KeySet, clock: FakeClock, generated
+) -> None:
+    path = str(tmp_path / "keys.json")
+    signing_keys.replace_file(path, key_set)
+    provider = KeySetProvider(
+        lambda: signing_keys.load_or_create_file(path, START),
+        clock=clock,
+        version=lambda: signing_keys.file_version(path),
+    )
+    assert provider.get().active_kid == key_set.active_kid
+
+    signing_keys.replace_file(path, key_set.rotate(START, keep_retired_for=1800))
+
+    reloaded = provider.get()
+    assert reloaded.active_kid != key_set.active_kid
+    assert reloaded.get(key_set.active_kid) is not None  # the old key still verifies
