@@ -19,9 +19,12 @@ from chalicelib.errors import (
     ClientAuthError,
     ConfigurationError,
     GrantError,
+    InsufficientScope,
+    InvalidScope,
     RequestError,
     StoreUnavailable,
     TokenError,
+    UnsupportedGrantType,
     WeChatRateLimited,
     WeChatUnavailable,
     WeChatUserBlocked,
@@ -29,7 +32,9 @@ from chalicelib.errors import (
 )
 from chalicelib.http_input import (
     access_token_from_header,
+    basic_credentials,
     bool_field,
+    form_body,
     json_body,
     string_field,
 )
@@ -57,6 +62,9 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (GrantError, 400, "invalid_grant"),
     (TokenError, 401, "invalid_token"),
     (ClientAuthError, 401, "invalid_client"),
+    (UnsupportedGrantType, 400, "unsupported_grant_type"),
+    (InvalidScope, 400, "invalid_scope"),
+    (InsufficientScope, 403, "insufficient_scope"),
     (WeChatUserBlocked, 403, "access_denied"),
     (WeChatRateLimited, 429, "slow_down"),
     (WeChatUnavailable, 503, "temporarily_unavailable"),
@@ -82,6 +90,9 @@ class Call:
     def json(self, *, required: bool = True) -> dict[str, Any]:
         return json_body(self.request.raw_body, self.header("content-type"), required=required)
 
+    def form(self) -> dict[str, str]:
+        return form_body(self.request.raw_body, self.header("content-type"))
+
 
 def error_response(error: WxAuthError) -> tuple[Response, str]:
     status, code = next(
@@ -90,8 +101,11 @@ def error_response(error: WxAuthError) -> tuple[Response, str]:
     )
     description = str(error) if status < 500 else "the service is misconfigured; see its logs"
     headers = dict(NO_STORE)
-    if code == "invalid_token":
-        headers["WWW-Authenticate"] = 'Bearer realm="wxauth", error="invalid_token"'
+    if code in ("invalid_token", "insufficient_scope"):
+        headers["WWW-Authenticate"] = f'Bearer realm="wxauth", error="{code}"'
+    elif code == "invalid_client":
+        # RFC 7235 §3.1: every 401 carries a challenge; RFC 6749 §5.2: Basic's, when used.
+        headers["WWW-Authenticate"] = 'Basic realm="wxauth"'
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
@@ -178,6 +192,33 @@ def authenticate(call: Call) -> AccessClaims:
     return claims
 
 
+def protected(
+    path: str, methods: list[str] | None = None, *, scope: str | None = None
+) -> Callable[[Callable[[Call, AccessClaims], Any]], Callable[[Call, AccessClaims], Any]]:
+    """Register a view that runs only for a valid access token of a live session, checked as
+    `/auth/verify` checks it (signature, typ, iss, aud, exp, session neither revoked nor ended),
+    and holding `scope` if one is given. The view gets the Call and the verified claims:
+
+        @protected("/example/hello")
+        def hello(call: Call, claims: AccessClaims) -> dict: ...
+    """
+
+    def register(
+        view: Callable[[Call, AccessClaims], Any],
+    ) -> Callable[[Call, AccessClaims], Any]:
+        def checked(call: Call) -> Any:
+            claims = authenticate(call)
+            if scope is not None and scope not in (claims.scope or "").split(" "):
+                raise InsufficientScope(f"this route requires the scope {scope}")
+            return view(call, claims)
+
+        checked.__name__ = view.__name__
+        endpoint(path, methods or ["GET"])(checked)
+        return view
+
+    return register
+
+
 def token_response(body: dict[str, Any]) -> Response:
     return Response(body=body, status_code=200, headers=dict(NO_STORE))
 
@@ -240,9 +281,8 @@ def logout(call: Call) -> Response:
     return Response(body="", status_code=204, headers=dict(NO_STORE))
 
 
-@endpoint("/me", ["GET"])
-def me(call: Call) -> dict[str, Any]:
-    claims = authenticate(call)
+@protected("/me")
+def me(call: Call, claims: AccessClaims) -> dict[str, Any]:
     user = call.services.store.get_user(claims.subject)
     if user is None:
         raise TokenError("the user of this access token no longer exists")
@@ -253,6 +293,32 @@ def me(call: Call) -> dict[str, Any]:
         "unionid": user.unionid,
         "created_at": user.created_at,
     }
+
+
+@protected("/example/hello")
+def example_hello(call: Call, claims: AccessClaims) -> dict[str, Any]:
+    """An example of a protected route: one decorator, and the view has the verified claims."""
+    return {
+        "hello": claims.subject,
+        "client_id": claims.client_id,
+        "session_id": claims.session_id,
+        "scope": claims.scope,
+    }
+
+
+@endpoint("/oauth/token", ["POST"])
+def oauth_token(call: Call) -> Response:
+    form = call.form()
+    basic = basic_credentials(call.header("authorization"))
+    grant = call.services.oauth.token(form, basic, call.now)
+    call.user_id = grant.user_id
+    return token_response(grant.body)
+
+
+@endpoint("/oauth/revoke", ["POST"])
+def oauth_revoke(call: Call) -> Response:
+    call.user_id = call.services.oauth.revoke(call.form(), call.now)
+    return Response(body="", status_code=200, headers={"Content-Type": "text/plain", **NO_STORE})
 
 
 @endpoint("/.well-known/jwks.json", ["GET"])
@@ -272,11 +338,17 @@ def openid_configuration(call: Call) -> Response:
         "token_endpoint": f"{issuer}/oauth/token",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "grant_types_supported": ["refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        # none: the mini-program (a public client) refreshes; secrets: client credentials
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
         "revocation_endpoint_auth_methods_supported": ["none"],
-        "response_types_supported": ["token"],
+        # No authorization endpoint: logins come from WeChat codes at /auth/login.
+        "response_types_supported": [],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope"],
     }
     return Response(body=body, headers={"Cache-Control": "public, max-age=300"})
