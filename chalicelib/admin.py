@@ -1,0 +1,230 @@
+"""`wxauth-admin` (or `python -m chalicelib.admin`): manage clients, sessions and signing keys.
+
+Works against whatever the environment points at, as the service does: `AUTH_TABLE_NAME` and
+boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB, else AWS), and
+`AUTH_SIGNING_KEYS_ARN` (Secrets Manager) or `AUTH_SIGNING_KEYS_FILE` (local file) for keys.
+
+    wxauth-admin client create --scopes "orders:read orders:write" [--client-id shop-backend]
+    wxauth-admin client list
+    wxauth-admin client disable CLIENT_ID      (and: client enable CLIENT_ID)
+    wxauth-admin sessions list USER_ID
+    wxauth-admin sessions revoke USER_ID SESSION_ID
+    wxauth-admin sessions revoke-all USER_ID
+    wxauth-admin keys rotate
+
+Results are JSON on stdout. Nothing secret is printed, except a new client's secret, once.
+Exit codes: 0 done, 1 failed (not found, already exists, AWS error), 2 bad arguments.
+`main(argv)` returns the exit code (argparse's too) instead of exiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import runtime
+from chalicelib.clients import CLIENT_ID_RE, SCOPE_TOKEN_RE
+from chalicelib.errors import ClientExists, WxAuthError
+from chalicelib.settings import Settings
+from chalicelib.signing_keys import RELOAD_MAX_AGE, KeySet, replace_file
+from chalicelib.store import SessionRecord
+
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # user and session ids (chalicelib.refresh_tokens)
+
+
+class AdminError(Exception):
+    """A command could not be carried out; the message says why, for the operator."""
+
+
+def _wxauth_id(kind: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not _ID_RE.fullmatch(value):
+            raise argparse.ArgumentTypeError(f"{kind} must be 22 base64url characters")
+        return value
+
+    return check
+
+
+def _client_id(value: str) -> str:
+    if not CLIENT_ID_RE.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            "must be 3 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def _scopes(value: str) -> list[str]:
+    scopes = [scope for scope in value.split(" ") if scope]
+    if not scopes:
+        raise argparse.ArgumentTypeError("give at least one scope")
+    bad = [scope for scope in scopes if not SCOPE_TOKEN_RE.fullmatch(scope)]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            "scopes are space-separated printable ASCII without quotes or backslashes"
+        )
+    return scopes
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="wxauth-admin",
+        description="Manage wxauth clients, sessions and signing keys.",
+    )
+    groups = top.add_subparsers(dest="group", required=True, metavar="{client,sessions,keys}")
+
+    client = groups.add_parser("client", help="OAuth clients (client credentials grant)")
+    client_commands = client.add_subparsers(dest="command", required=True)
+    create = client_commands.add_parser(
+        "create", help="register a client and print its secret, once"
+    )
+    create.add_argument(
+        "--scopes", required=True, type=_scopes, help='space-separated, e.g. "orders:read"'
+    )
+    create.add_argument("--client-id", type=_client_id, help="default: a random id")
+    client_commands.add_parser("list", help="list every client (never their secrets)")
+    for name, text in (("disable", "refuse new tokens to"), ("enable", "re-enable")):
+        command = client_commands.add_parser(name, help=f"{text} a client")
+        command.add_argument("client_id", type=_client_id, metavar="CLIENT_ID")
+
+    sessions = groups.add_parser("sessions", help="a user's login sessions")
+    session_commands = sessions.add_subparsers(dest="command", required=True)
+    listing = session_commands.add_parser("list", help="list a user's sessions")
+    listing.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+    revoke = session_commands.add_parser("revoke", help="end one session now")
+    revoke.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+    revoke.add_argument("session_id", type=_wxauth_id("SESSION_ID"), metavar="SESSION_ID")
+    revoke_all = session_commands.add_parser("revoke-all", help="end every session of a user")
+    revoke_all.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+
+    keys = groups.add_parser("keys", help="access-token signing keys")
+    key_commands = keys.add_subparsers(dest="command", required=True)
+    key_commands.add_parser(
+        "rotate", help="make a new key active; keep the old one published until its tokens expire"
+    )
+    return top
+
+
+def _session(session: SessionRecord, now: int) -> dict[str, Any]:
+    return {
+        "session_id": session.session_id,
+        "client_id": session.client_id,
+        "live": session.is_live(now),
+        "created_at": session.created_at,
+        "rotated_at": session.rotated_at,
+        "expires_at": session.expires_at,
+        "idle_expires_at": session.idle_expires_at,
+        "absolute_expires_at": session.absolute_expires_at,
+        "revoked_at": session.revoked_at,
+        "revoked_reason": session.revoked_reason,
+    }
+
+
+def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
+    if args.group == "keys":
+        return _rotate_keys(settings, now)
+    services = runtime.build(settings)
+    if args.group == "client":
+        clients = services.clients
+        if args.command == "create":
+            try:
+                record, secret = clients.create(args.scopes, now=now, client_id=args.client_id)
+            except ClientExists as e:
+                raise AdminError(str(e)) from e
+            print(
+                "Store client_secret now: it is shown this once and cannot be recovered.",
+                file=sys.stderr,
+            )
+            return {**record.public(), "client_secret": secret}
+        if args.command == "list":
+            return [client.public() for client in clients.list_clients()]
+        enabled = args.command == "enable"
+        if not clients.set_enabled(args.client_id, enabled):
+            raise AdminError(f"no client {args.client_id}")
+        return {"client_id": args.client_id, "enabled": enabled}
+
+    sessions = services.sessions
+    if args.command == "list":
+        return [_session(s, now) for s in sessions.list_sessions(args.user_id)]
+    if args.command == "revoke":
+        session = services.store.get_session(args.user_id, args.session_id)
+        if session is None:
+            raise AdminError(f"user {args.user_id} has no session {args.session_id}")
+        revoked = sessions.revoke(args.user_id, args.session_id, now=now, reason="admin")
+        return {"session_id": args.session_id, "revoked": revoked, "already_revoked": not revoked}
+    count = sessions.revoke_all(args.user_id, now=now, reason="admin")
+    return {"user_id": args.user_id, "revoked": count}
+
+
+def _rotate_keys(settings: Settings, now: int) -> dict[str, Any]:
+    # A process may sign with the old key until it reloads (RELOAD_MAX_AGE), and its tokens live
+    # access_ttl: keep the old key published that long, plus a minute of clock skew.
+    keep_for = settings.access_ttl + int(RELOAD_MAX_AGE) + 60
+    if settings.signing_keys_arn:
+        import boto3
+
+        secrets = boto3.client("secretsmanager")
+        current = KeySet.from_json(
+            secrets.get_secret_value(SecretId=settings.signing_keys_arn)["SecretString"]
+        )
+        rotated = current.rotate(now, keep_retired_for=keep_for)
+        secrets.put_secret_value(
+            SecretId=settings.signing_keys_arn, SecretString=rotated.to_json()
+        )
+        where = settings.signing_keys_arn
+    else:
+        path = settings.signing_keys_file
+        try:
+            with open(path, encoding="utf-8") as f:
+                current = KeySet.from_json(f.read())
+        except FileNotFoundError as e:
+            raise AdminError(
+                f"no signing key file at {path} (the server creates it on first use)"
+            ) from e
+        rotated = current.rotate(now, keep_retired_for=keep_for)
+        replace_file(path, rotated)
+        where = path
+    kept = {key.kid for key in rotated.keys}
+    return {
+        "keys": where,
+        "active_kid": rotated.active_kid,
+        "retired_kid": current.active_kid,
+        "published_kids": [key.kid for key in rotated.keys],
+        "dropped_kids": [key.kid for key in current.keys if key.kid not in kept],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:  # argparse has printed the usage and what is wrong
+        return e.code if isinstance(e.code, int) else 2
+    now = int(time.time())
+    try:
+        result = _run(args, Settings.from_env(), now)
+    except (AdminError, WxAuthError) as e:
+        print(f"wxauth-admin: error: {e}", file=sys.stderr)
+        return 1
+    except ClientError as e:
+        error = e.response.get("Error", {})
+        print(
+            f"wxauth-admin: error: AWS {e.operation_name} failed:"
+            f" {error.get('Code', '?')} {error.get('Message', '')}".rstrip(),
+            file=sys.stderr,
+        )
+        return 1
+    except BotoCoreError as e:
+        print(f"wxauth-admin: error: AWS call failed: {type(e).__name__}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""The admin command line against moto: clients, sessions, key rotation, and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import jwt
+import pytest
+
+from chalicelib import admin
+from chalicelib.errors import ClientAuthError
+from chalicelib.signing_keys import KeySet
+from tests.conftest import START, TABLE
+from tests.test_app import assert_error, bearer, login, post
+from tests.test_oauth import basic, token
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, settings, dynamodb) -> None:
+    """The command line's environment: the moto table and the test key file."""
+    monkeypatch.setenv("AUTH_TABLE_NAME", TABLE)
+    monkeypatch.setenv("AUTH_SIGNING_KEYS_FILE", settings.signing_keys_file)
+    monkeypatch.delenv("AUTH_SIGNING_KEYS_ARN", raising=False)
+    monkeypatch.delenv("AUTH_ACCESS_TTL", raising=False)
+
+
+def run(capsys, *argv: str) -> tuple[int, object, str]:
+    """main(argv) -> (exit code, stdout parsed as JSON or None, stderr)."""
+    code = admin.main(list(argv))
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if captured.out.strip() else None), captured.err
+
+
+# -- clients -------------------------------------------------------------------------------------
+
+
+def test_client_create_prints_the_secret_once(capsys, env, services):
+    code, out, err = run(capsys, "client", "create", "--scopes", "orders:read orders:write")
+
+    assert code == 0, err
+    assert set(out) == {"client_id", "client_secret", "scopes", "enabled", "created_at"}
+    assert out["scopes"] == ["orders:read", "orders:write"] and out["enabled"] is True
+    assert "shown this once" in err and out["client_secret"] not in err
+    record = services.clients.authenticate(out["client_id"], out["client_secret"])
+    assert record.scopes == ("orders:read", "orders:write")
+
+    code, listed, _ = run(capsys, "client", "list")
+    assert code == 0
+    assert listed == [{k: v for k, v in out.items() if k != "client_secret"}]
+    assert out["client_secret"] not in json.dumps(listed)
+
+
+def test_client_create_with_an_id_and_a_duplicate(capsys, env):
+    code, out, _ = run(capsys, "client", "create", "--scopes", "a", "--client-id", "shop-backend")
+    assert code == 0 and out["client_id"] == "shop-backend"
+
+    code, out, err = run(capsys, "client", "create", "--scopes", "b", "--client-id", "shop-backend")
+    assert code == 1 and out is None
+    assert "shop-backend already exists" in err
+
+
+def test_client_disable_and_enable(capsys, env, services):
+    _, created, _ = run(capsys, "client", "create", "--scopes", "a", "--client-id", "shop-backend")
+    secret = created["client_secret"]
+
+    code, out, _ = run(capsys, "client", "disable", "shop-backend")
+    assert code == 0 and out == {"client_id": "shop-backend", "enabled": False}
+    with pytest.raises(ClientAuthError):
+        services.clients.authenticate("shop-backend", secret)
+    assert run(capsys, "client", "list")[1][0]["enabled"] is False
+
+    code, out, _ = run(capsys, "client", "enable", "shop-backend")
+    assert code == 0 and out["enabled"] is True
+    assert services.clients.authenticate("shop-backend", secret).enabled
+
+    code, out, err = run(capsys, "client", "disable", "nobody")
+    assert code == 1 and "no client nobody" in err
+
+
+def test_a_disabled_client_gets_no_token(capsys, env, client):
+    _, created, _ = run(capsys, "client", "create", "--scopes", "a", "--client-id", "shop-backend")
+    credentials = basic("shop-backend", created["client_secret"])
+    assert token(client, {"grant_type": "client_credentials"}, credentials).status_code == 200
+
+    assert run(capsys, "client", "disable", "shop-backend")[0] == 0
+
+    response = token(client, {"grant_type": "client_credentials"}, credentials)
+    assert_error(response, 401, "invalid_client")
+
+
+# -- sessions ------------------------------------------------------------------------------------
+
+
+def ids(tokens: dict) -> tuple[str, str]:
+    user_id, session_id, _ = tokens["refresh_token"].split(".")
+    return user_id, session_id
+
+
+def test_sessions_list(capsys, env, client):
+    first = login(client)
+    second = login(client, "alice.2")
+    user_id, _ = ids(first)
+
+    code, out, _ = run(capsys, "sessions", "list", user_id)
+
+    assert code == 0
+    assert sorted(s["session_id"] for s in out) == sorted([ids(first)[1], ids(second)[1]])
+    session = out[0]
+    assert session["live"] is True and session["revoked_at"] is None
+    assert session["client_id"] == "wx-test-appid"
+    assert session["expires_at"] == START + 2_592_000
+    printed = json.dumps(out)
+    assert "hash" not in printed and "sealed" not in printed
+    assert first["refresh_token"] not in printed
+
+    code, out, _ = run(capsys, "sessions", "list", "A" * 22)
+    assert code == 0 and out == []
+
+
+def test_sessions_revoke_makes_the_next_refresh_fail(capsys, env, client):
+    tokens = login(client)
+    other = login(client, "alice.2")
+    user_id, session_id = ids(tokens)
+
+    code, out, _ = run(capsys, "sessions", "revoke", user_id, session_id)
+
+    assert code == 0
+    assert out == {"session_id": session_id, "revoked": True, "already_revoked": False}
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert_error(token(client, refresh), 400, "invalid_grant")
+    assert_error(
+        post(client, "/auth/refresh", {"refresh_token": tokens["refresh_token"]}),
+        400,
+        "invalid_grant",
+    )
+    assert_error(
+        client.http.get("/me", headers=bearer(tokens["access_token"])), 401, "invalid_token"
+    )
+    # the user's other session lives on
+    assert (
+        post(client, "/auth/refresh", {"refresh_token": other["refresh_token"]}).status_code == 200
+    )
+
+    listed = run(capsys, "sessions", "list", user_id)[1]
+    revoked = next(s for s in listed if s["session_id"] == session_id)
+    assert revoked["live"] is False and revoked["revoked_reason"] == "admin"
+
+    code, out, _ = run(capsys, "sessions", "revoke", user_id, session_id)
+    assert code == 0 and out["already_revoked"] is True
+
+
+def test_sessions_revoke_of_an_unknown_session(capsys, env, client):
+    user_id, _ = ids(login(client))
+    code, out, err = run(capsys, "sessions", "revoke", user_id, "B" * 22)
+    assert code == 1 and out is None
+    assert f"has no session {'B' * 22}" in err
+
+
+def test_sessions_revoke_all(capsys, env, client):
+    first = login(client)
+    second = login(client, "alice.2")
+    stranger = login(client, "zed.1")
+
+    code, out, _ = run(capsys, "sessions", "revoke-all", ids(first)[0])
+
+    assert code == 0 and out == {"user_id": ids(first)[0], "revoked": 2}
+    for tokens in (first, second):
+        refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        assert_error(token(client, refresh), 400, "invalid_grant")
+    assert post(client, "/auth/verify", {"token": stranger["access_token"]}).json_body["valid"]
+    assert run(capsys, "sessions", "revoke-all", ids(first)[0])[1]["revoked"] == 0
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+def test_keys_rotate_on_the_local_file(capsys, env, client, settings, services, key_set_json):
+    before = login(client)["access_token"]
+    old_kid = KeySet.from_json(key_set_json).active_kid
+
+    code, out, err = run(capsys, "keys", "rotate")
+
+    assert code == 0, err
+    assert out["keys"] == settings.signing_keys_file
+    assert out["retired_kid"] == old_kid and out["active_kid"] != old_kid
+    assert out["published_kids"] == [old_kid, out["active_kid"]] and out["dropped_kids"] == []
+    assert "PRIVATE" not in json.dumps(out) + err
+    path = settings.signing_keys_file
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    rotated = KeySet.from_json(Path(path).read_text())
+    assert rotated.active_kid == out["active_kid"]
+
+    # the running service sees the new file at once: new tokens use the new key, old ones verify
+    after = login(client, "alice.2")["access_token"]
+    assert jwt.get_unverified_header(after)["kid"] == out["active_kid"]
+    jwks = client.http.get("/.well-known/jwks.json").json_body
+    assert [k["kid"] for k in jwks["keys"]] == [old_kid, out["active_kid"]]
+    for access_token in (before, after):
+        assert post(client, "/auth/verify", {"token": access_token}).json_body["valid"] is True
+
+
+def test_keys_rotate_keeps_the_old_key_until_its_last_token_expired(
+    capsys, env, settings, monkeypatch, key_set_json
+):
+    now = {"t": START}
+    monkeypatch.setattr(admin.time, "time", lambda: now["t"])
+    original = KeySet.from_json(key_set_json).active_kid
+    run(capsys, "keys", "rotate")
+    # tokens live 1800 s; a process may sign with a key for 300 s after its rotation; 60 s skew
+    now["t"] = START + 1800 + 300 + 60 - 1
+    _, out, _ = run(capsys, "keys", "rotate")
+    assert original in out["published_kids"] and out["dropped_kids"] == []
+    now["t"] = START + 1800 + 300 + 60
+    _, out, _ = run(capsys, "keys", "rotate")
+    assert out["dropped_kids"] == [original]
+    assert len(out["published_kids"]) == 3
+
+
+def test_keys_rotate_without_a_key_file(capsys, env, monkeypatch, tmp_path):
+    missing = tmp_path / "nothing-here.json"
+    monkeypatch.setenv("AUTH_SIGNING_KEYS_FILE", str(missing))
+    code, out, err = run(capsys, "keys", "rotate")
+    assert code == 1 and out is None
+    assert "no signing key file" in err and not missing.exists()
+
+
+def test_keys_rotate_in_secrets_manager(capsys, env, monkeypatch, key_set_json):
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = secrets.create_secret(Name="wxauth/signing-keys", SecretString=key_set_json)["ARN"]
+    monkeypatch.setenv("AUTH_SIGNING_KEYS_ARN", arn)
+    old_kid = KeySet.from_json(key_set_json).active_kid
+
+    code, out, err = run(capsys, "keys", "rotate")
+
+    assert code == 0, err
+    assert out["keys"] == arn and out["retired_kid"] == old_kid
+    stored = KeySet.from_json(secrets.get_secret_value(SecretId=arn)["SecretString"])
+    assert stored.active_kid == out["active_kid"] != old_kid
+    assert stored.get(old_kid).retired_at is not None
+    assert "PRIVATE" not in json.dumps(out) + err
+
+
+def test_keys_rotate_with_a_missing_secret(capsys, env, monkeypatch):
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nothing-AbCdEf"
+    monkeypatch.setenv("AUTH_SIGNING_KEYS_ARN", arn)
+    code, out, err = run(capsys, "keys", "rotate")
+    assert code == 1 and out is None
+    assert "GetSecretValue failed: ResourceNotFoundException" in err
+
+
+# -- bad arguments and failures ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["nope"],
+        ["client"],
+        ["client", "create"],
+        ["client", "create", "--scopes", ""],
+        ["client", "create", "--scopes", 'a "b"'],
+        ["client", "create", "--scopes", "a", "--client-id", "x y"],
+        ["client", "disable"],
+        ["client", "disable", "a b"],
+        ["sessions", "list"],
+        ["sessions", "revoke", "short", "B" * 22],
+        ["sessions", "revoke", "A" * 22],
+        ["sessions", "revoke-all", "A" * 21 + "!"],
+        ["keys"],
+        ["keys", "spin"],
+        ["keys", "rotate", "now"],
+    ],
+)
+def test_bad_arguments_exit_2_with_usage_and_touch_nothing(capsys, env, dynamodb, argv):
+    code = admin.main(argv)
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert "usage: wxauth-admin" in captured.err and "error:" in captured.err
+    assert dynamodb.scan(TableName=TABLE)["Items"] == []
+
+
+def test_help_exits_0(capsys):
+    assert admin.main(["--help"]) == 0
+    assert "client" in capsys.readouterr().out
+
+
+def test_configuration_error_exits_1(capsys, env, monkeypatch):
+    monkeypatch.setenv("AUTH_ACCESS_TTL", "soon")
+    code, out, err = run(capsys, "client", "list")
+    assert code == 1 and out is None
+    assert "AUTH_ACCESS_TTL must be an integer" in err
+
+
+def test_missing_table_exits_1_naming_the_aws_error(capsys, env, monkeypatch):
+    monkeypatch.setenv("AUTH_TABLE_NAME", "no-such-table")
+    code, out, err = run(capsys, "client", "list")
+    assert code == 1 and out is None
+    assert "Query failed: ResourceNotFoundException" in err
+    assert "Traceback" not in err
+
+
+def test_runs_as_a_module():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "chalicelib.admin", "sessions", "revoke"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "usage: wxauth-admin sessions revoke" in result.stderr
