@@ -76,7 +76,7 @@ class AccessTokens:
             claims["sid"] = session_id
         if scope is not None:
             claims["scope"] = scope
-        key = self._keys.get().active
+        key = self._keys.get().signing_key(now)
         token = jwt.encode(
             claims,
             key.private_key,

@@ -10,7 +10,7 @@ boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB, else AWS
     wxauth-admin sessions list USER_ID
     wxauth-admin sessions revoke USER_ID SESSION_ID
     wxauth-admin sessions revoke-all USER_ID
-    wxauth-admin keys rotate
+    wxauth-admin keys rotate [--activate-in SECONDS | --emergency]
 
 Results are JSON on stdout. Nothing secret is printed, except a new client's secret, once.
 Exit codes: 0 done, 1 failed (not found, already exists, AWS error), 2 bad arguments.
@@ -37,6 +37,9 @@ from chalicelib.signing_keys import RELOAD_MAX_AGE, KeySet, replace_file
 from chalicelib.store import SessionRecord
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # user and session ids (chalicelib.refresh_tokens)
+# Publish a new key this long before it signs: every container reloads the key set within
+# RELOAD_MAX_AGE, and verifiers cache the JWKS for its max-age (300 s) before they refetch it.
+DEFAULT_ACTIVATE_IN = int(RELOAD_MAX_AGE) + 300
 
 
 class AdminError(Exception):
@@ -105,10 +108,33 @@ def parser() -> argparse.ArgumentParser:
 
     keys = groups.add_parser("keys", help="access-token signing keys")
     key_commands = keys.add_subparsers(dest="command", required=True)
-    key_commands.add_parser(
-        "rotate", help="make a new key active; keep the old one published until its tokens expire"
+    rotate = key_commands.add_parser(
+        "rotate",
+        help="publish a new key, sign with it after --activate-in seconds; keep the old key"
+        " published until its last token has expired",
+    )
+    when = rotate.add_mutually_exclusive_group()
+    when.add_argument(
+        "--activate-in",
+        type=_seconds,
+        default=DEFAULT_ACTIVATE_IN,
+        metavar="SECONDS",
+        help=f"publish now, sign from then on (default {DEFAULT_ACTIVATE_IN}: every container"
+        " has loaded the new key and JWKS caches have expired by then)",
+    )
+    when.add_argument(
+        "--emergency",
+        action="store_true",
+        help="the old key may be compromised: sign with the new key at once and unpublish every"
+        " other key (their access tokens stop verifying; clients refresh, sessions are kept)",
     )
     return top
+
+
+def _seconds(value: str) -> int:
+    if not value.isdigit() or int(value) > 86_400:
+        raise argparse.ArgumentTypeError("must be a whole number of seconds, at most 86400")
+    return int(value)
 
 
 def _session(session: SessionRecord, now: int) -> dict[str, Any]:
@@ -128,7 +154,9 @@ def _session(session: SessionRecord, now: int) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
     if args.group == "keys":
-        return _rotate_keys(settings, now)
+        return _rotate_keys(
+            settings, now, 0 if args.emergency else args.activate_in, args.emergency
+        )
     services = runtime.build(settings)
     if args.group == "client":
         clients = services.clients
@@ -162,10 +190,18 @@ def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
     return {"user_id": args.user_id, "revoked": count}
 
 
-def _rotate_keys(settings: Settings, now: int) -> dict[str, Any]:
-    # A process may sign with the old key until it reloads (RELOAD_MAX_AGE), and its tokens live
-    # access_ttl: keep the old key published that long, plus a minute of clock skew.
+def _rotate_keys(settings: Settings, now: int, activate_in: int, emergency: bool) -> dict[str, Any]:
+    # After its retirement a process may sign with the old key until it reloads
+    # (RELOAD_MAX_AGE), and tokens live access_ttl: keep the old key published that long,
+    # plus a minute of clock skew.
     keep_for = settings.access_ttl + int(RELOAD_MAX_AGE) + 60
+
+    def rotate(current: KeySet) -> KeySet:
+        rotated = current.rotate(now, keep_retired_for=keep_for, publish_ahead=activate_in)
+        if emergency:
+            return KeySet(active_kid=rotated.active_kid, keys=(rotated.active,))
+        return rotated
+
     if settings.signing_keys_arn:
         import boto3
 
@@ -173,10 +209,8 @@ def _rotate_keys(settings: Settings, now: int) -> dict[str, Any]:
         current = KeySet.from_json(
             secrets.get_secret_value(SecretId=settings.signing_keys_arn)["SecretString"]
         )
-        rotated = current.rotate(now, keep_retired_for=keep_for)
-        secrets.put_secret_value(
-            SecretId=settings.signing_keys_arn, SecretString=rotated.to_json()
-        )
+        rotated = rotate(current)
+        secrets.put_secret_value(SecretId=settings.signing_keys_arn, SecretString=rotated.to_json())
         where = settings.signing_keys_arn
     else:
         path = settings.signing_keys_file
@@ -187,13 +221,14 @@ def _rotate_keys(settings: Settings, now: int) -> dict[str, Any]:
             raise AdminError(
                 f"no signing key file at {path} (the server creates it on first use)"
             ) from e
-        rotated = current.rotate(now, keep_retired_for=keep_for)
+        rotated = rotate(current)
         replace_file(path, rotated)
         where = path
     kept = {key.kid for key in rotated.keys}
     return {
         "keys": where,
         "active_kid": rotated.active_kid,
+        "signs_from": now + activate_in,
         "retired_kid": current.active_kid,
         "published_kids": [key.kid for key in rotated.keys],
         "dropped_kids": [key.kid for key in current.keys if key.kid not in kept],

@@ -3,7 +3,9 @@
 A key set is JSON: `{"active_kid": "...", "keys": [{"kid", "private_key_pem", "created_at",
 "retired_at"?}]}`. The active key signs; every key in the set verifies and is published in JWKS,
 so rotating adds a key without logging anyone out. A retired key is dropped by a later rotation
-once every token it signed has expired.
+once every token it signed has expired. A rotation may publish the new key ahead of using it
+(`active_from`, as API Gateway's JWT authorizer documentation asks): until then the previous key
+keeps signing, and verifiers that cache the JWKS have time to fetch the new key first.
 
 In AWS the set lives in a Secrets Manager secret (`AUTH_SIGNING_KEYS_ARN`); locally it is
 generated once into a git-ignored file (`AUTH_SIGNING_KEYS_FILE`).
@@ -48,6 +50,11 @@ class SigningKey:
     private_key: RSAPrivateKey = field(repr=False)
     created_at: int
     retired_at: int | None = None
+    active_from: int | None = None  # None: signs from created_at
+
+    @property
+    def starts_at(self) -> int:
+        return self.created_at if self.active_from is None else self.active_from
 
     @property
     def public_key(self) -> RSAPublicKey:
@@ -77,6 +84,8 @@ class SigningKey:
         }
         if self.retired_at is not None:
             data["retired_at"] = self.retired_at
+        if self.active_from is not None:
+            data["active_from"] = self.active_from
         return data
 
 
@@ -119,17 +128,32 @@ class KeySet:
     def get(self, kid: str) -> SigningKey | None:
         return next((key for key in self.keys if key.kid == kid), None)
 
+    def signing_key(self, now: int) -> SigningKey:
+        """The key that signs at `now`: the active key once its `active_from` has come, until
+        then the most recently started of the others (the one it replaces)."""
+        active = self.active
+        if active.starts_at <= now:
+            return active
+        started = [key for key in self.keys if key.starts_at <= now]
+        return max(started, key=lambda key: key.starts_at) if started else active
+
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [key.public_jwk() for key in self.keys]}
 
-    def rotate(self, now: int, *, keep_retired_for: int) -> KeySet:
+    def rotate(self, now: int, *, keep_retired_for: int, publish_ahead: int = 0) -> KeySet:
         """Add a new active key, retire the old one, drop keys retired over `keep_retired_for`
-        seconds ago (pass the access-token lifetime: no live token is signed by them)."""
+        seconds ago (pass the access-token lifetime: no live token is signed by them).
+
+        With `publish_ahead`, the new key signs only from `now + publish_ahead` on, and the old
+        one retires then."""
         new_key = generate_key(now)
+        switch_at = now + publish_ahead
+        if publish_ahead > 0:
+            new_key = replace(new_key, active_from=switch_at)
         kept = []
         for key in self.keys:
             if key.kid == self.active_kid:
-                kept.append(replace(key, retired_at=now))
+                kept.append(replace(key, retired_at=switch_at))
             elif key.retired_at is None or key.retired_at + keep_retired_for > now:
                 kept.append(key)
         return KeySet(active_kid=new_key.kid, keys=(*kept, new_key))
@@ -156,6 +180,7 @@ class KeySet:
                         private_key=private_key,
                         created_at=int(entry["created_at"]),
                         retired_at=entry.get("retired_at"),
+                        active_from=entry.get("active_from"),
                     )
                 )
             key_set = cls(active_kid=str(data["active_kid"]), keys=tuple(keys))

@@ -182,7 +182,14 @@ def test_sessions_revoke_all(capsys, env, client):
 # -- keys ----------------------------------------------------------------------------------------
 
 
-def test_keys_rotate_on_the_local_file(capsys, env, client, settings, services, key_set_json):
+@pytest.fixture
+def admin_clock(monkeypatch, clock):
+    """The command line reads the same fake clock as the service under test."""
+    monkeypatch.setattr(admin.time, "time", clock)
+    return clock
+
+
+def test_keys_rotate_on_the_local_file(capsys, env, client, settings, admin_clock, key_set_json):
     before = login(client)["access_token"]
     old_kid = KeySet.from_json(key_set_json).active_kid
 
@@ -191,6 +198,7 @@ def test_keys_rotate_on_the_local_file(capsys, env, client, settings, services, 
     assert code == 0, err
     assert out["keys"] == settings.signing_keys_file
     assert out["retired_kid"] == old_kid and out["active_kid"] != old_kid
+    assert out["signs_from"] == START + 600
     assert out["published_kids"] == [old_kid, out["active_kid"]] and out["dropped_kids"] == []
     assert "PRIVATE" not in json.dumps(out) + err
     path = settings.signing_keys_file
@@ -198,27 +206,60 @@ def test_keys_rotate_on_the_local_file(capsys, env, client, settings, services, 
     rotated = KeySet.from_json(Path(path).read_text())
     assert rotated.active_kid == out["active_kid"]
 
-    # the running service sees the new file at once: new tokens use the new key, old ones verify
-    after = login(client, "alice.2")["access_token"]
-    assert jwt.get_unverified_header(after)["kid"] == out["active_kid"]
+    # the running service reads the new file at once: it publishes the new key right away...
     jwks = client.http.get("/.well-known/jwks.json").json_body
     assert [k["kid"] for k in jwks["keys"]] == [old_kid, out["active_kid"]]
+    # ...keeps signing with the old one for 600 s, so that verifiers fetch the new key first...
+    admin_clock.advance(599)
+    during = login(client, "alice.2")["access_token"]
+    assert jwt.get_unverified_header(during)["kid"] == old_kid
+    # ...then signs with the new one; every token verifies
+    admin_clock.advance(1)
+    after = login(client, "alice.3")["access_token"]
+    assert jwt.get_unverified_header(after)["kid"] == out["active_kid"]
+    for access_token in (before, during, after):
+        assert post(client, "/auth/verify", {"token": access_token}).json_body["valid"] is True
+
+
+def test_keys_rotate_activate_in_0_signs_with_the_new_key_at_once(capsys, env, client, admin_clock):
+    before = login(client)["access_token"]
+    code, out, _ = run(capsys, "keys", "rotate", "--activate-in", "0")
+    assert code == 0 and out["signs_from"] == START
+    after = login(client, "alice.2")["access_token"]
+    assert jwt.get_unverified_header(after)["kid"] == out["active_kid"]
     for access_token in (before, after):
         assert post(client, "/auth/verify", {"token": access_token}).json_body["valid"] is True
 
 
+def test_keys_rotate_emergency_unpublishes_the_old_key(capsys, env, client, admin_clock):
+    tokens = login(client)
+
+    code, out, _ = run(capsys, "keys", "rotate", "--emergency")
+
+    assert code == 0 and out["published_kids"] == [out["active_kid"]]
+    assert out["dropped_kids"] == [out["retired_kid"]] and out["signs_from"] == START
+    jwks = client.http.get("/.well-known/jwks.json").json_body
+    assert [k["kid"] for k in jwks["keys"]] == [out["active_kid"]]
+    verdict = post(client, "/auth/verify", {"token": tokens["access_token"]}).json_body
+    assert verdict == {"valid": False, "reason": "invalid"}
+    # the session survives: the client refreshes and gets a token signed by the new key
+    refreshed = post(client, "/auth/refresh", {"refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 200
+    assert (
+        jwt.get_unverified_header(refreshed.json_body["access_token"])["kid"] == out["active_kid"]
+    )
+
+
 def test_keys_rotate_keeps_the_old_key_until_its_last_token_expired(
-    capsys, env, settings, monkeypatch, key_set_json
+    capsys, env, admin_clock, key_set_json
 ):
-    now = {"t": START}
-    monkeypatch.setattr(admin.time, "time", lambda: now["t"])
     original = KeySet.from_json(key_set_json).active_kid
-    run(capsys, "keys", "rotate")
-    # tokens live 1800 s; a process may sign with a key for 300 s after its rotation; 60 s skew
-    now["t"] = START + 1800 + 300 + 60 - 1
+    run(capsys, "keys", "rotate")  # the original key signs until START + 600
+    # its tokens live 1800 s; a process may sign with it for 300 s more; 60 s of clock skew
+    admin_clock.now = START + 600 + 1800 + 300 + 60 - 1
     _, out, _ = run(capsys, "keys", "rotate")
     assert original in out["published_kids"] and out["dropped_kids"] == []
-    now["t"] = START + 1800 + 300 + 60
+    admin_clock.now = START + 600 + 1800 + 300 + 60
     _, out, _ = run(capsys, "keys", "rotate")
     assert out["dropped_kids"] == [original]
     assert len(out["published_kids"]) == 3
@@ -278,6 +319,10 @@ def test_keys_rotate_with_a_missing_secret(capsys, env, monkeypatch):
         ["keys"],
         ["keys", "spin"],
         ["keys", "rotate", "now"],
+        ["keys", "rotate", "--activate-in", "-1"],
+        ["keys", "rotate", "--activate-in", "soon"],
+        ["keys", "rotate", "--activate-in", "86401"],
+        ["keys", "rotate", "--activate-in", "0", "--emergency"],
     ],
 )
 def test_bad_arguments_exit_2_with_usage_and_touch_nothing(capsys, env, dynamodb, argv):

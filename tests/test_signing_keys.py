@@ -613,3 +613,46 @@ def test_provider_over_a_rotated_local_file_signs_with_the_new_key_at_once(
     reloaded = provider.get()
     assert reloaded.active_kid != key_set.active_kid
     assert reloaded.get(key_set.active_kid) is not None  # the old key still verifies
+
+
+# --- publishing a key ahead of signing with it ----------------------------------------------
+
+
+def test_rotate_with_publish_ahead_keeps_the_old_key_signing_until_then(
+    key_set: KeySet, generated
+) -> None:
+    rotated = key_set.rotate(START, keep_retired_for=1800, publish_ahead=600)
+    old, new = rotated.get(key_set.active_kid), rotated.active
+
+    assert new.active_from == START + 600 and old.retired_at == START + 600
+    assert [k["kid"] for k in rotated.jwks()["keys"]] == [old.kid, new.kid]  # published now
+    assert rotated.signing_key(START).kid == old.kid
+    assert rotated.signing_key(START + 599).kid == old.kid
+    assert rotated.signing_key(START + 600).kid == new.kid
+
+
+def test_publish_ahead_survives_json(key_set: KeySet, generated) -> None:
+    rotated = key_set.rotate(START, keep_retired_for=1800, publish_ahead=600)
+    data = json.loads(rotated.to_json())
+    assert data["keys"][1]["active_from"] == START + 600
+    assert "active_from" not in data["keys"][0]
+    loaded = KeySet.from_json(rotated.to_json())
+    assert loaded.active.active_from == START + 600
+    assert loaded.signing_key(START + 1).kid == key_set.active_kid
+
+
+def test_without_publish_ahead_the_new_key_signs_at_once(key_set: KeySet, generated) -> None:
+    rotated = key_set.rotate(START, keep_retired_for=1800)
+    assert rotated.active.active_from is None
+    assert rotated.signing_key(START).kid == rotated.active_kid
+    assert "active_from" not in rotated.to_json()
+
+
+def test_a_rotation_during_publish_ahead_hands_over_in_order(key_set: KeySet, generated) -> None:
+    first = key_set.rotate(START, keep_retired_for=1800, publish_ahead=600)
+    second = first.rotate(START + 100, keep_retired_for=1800, publish_ahead=600)
+    k1, k2, k3 = key_set.active_kid, first.active_kid, second.active_kid
+
+    assert second.signing_key(START + 100).kid == k1
+    assert second.signing_key(START + 600).kid == k2
+    assert second.signing_key(START + 700).kid == k3
