@@ -28,3 +28,38 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache .wxauth build *.egg-info
+
+# -- AWS deployment (infra/, README "Deploy to AWS") ------------------------------------------
+# `make package` builds build/infra/sam.yaml + deployment.zip (Chalice's template merged with
+# infra/resources.yaml) and checks the zip; `make infra-lint` lints that template with cfn-lint
+# and checkov from their own venv; `make deploy` deploys it with the AWS CLI.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
+INFRA_OUT := build/infra
+
+.PHONY: package infra-lint deploy infra-clean
+
+$(INFRA_STAMP): infra/requirements-lint.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-compile \
+		-r infra/requirements-lint.txt
+	touch $(INFRA_STAMP)
+
+package: $(STAMP)
+	$(PY) infra/build.py $(INFRA_OUT)
+
+infra-lint: package $(INFRA_STAMP)
+	$(INFRA_VENV)/bin/python infra/expand_sam.py $(INFRA_OUT)/sam.yaml $(INFRA_OUT)/expanded.json
+	$(INFRA_VENV)/bin/cfn-lint $(INFRA_OUT)/sam.yaml $(INFRA_OUT)/expanded.json
+	$(INFRA_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+		-f $(INFRA_OUT)/sam.yaml -f $(INFRA_OUT)/expanded.json
+	$(INFRA_VENV)/bin/shellcheck infra/*.sh
+
+deploy: $(STAMP)
+	infra/deploy.sh
+
+infra-clean:
+	rm -rf $(INFRA_VENV) $(INFRA_OUT)
+
+test: infra-lint
+clean: infra-clean

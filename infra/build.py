@@ -1,0 +1,331 @@
+"""Build the deployment template and check the Lambda package.
+
+    .venv/bin/python infra/build.py [OUTDIR]        (default: build/infra)
+
+Copies the app's sources (app.py, chalicelib, requirements.txt, .chalice/config.json, vendor/)
+into a scratch directory, so no stale `.chalice/deployments` zip can be reused, and runs
+
+    chalice package --pkg-format cloudformation --template-format yaml \
+        --merge-template infra/resources.yaml --stage prod OUTDIR
+
+there with the operator's region (us-east-1 if none) and fake credentials: packaging makes no
+AWS call. OUTDIR then holds `sam.yaml` and `deployment.zip`.
+
+`chalice package` silently leaves a dependency out when it cannot find a wheel that Lambda can
+load, so the zip is checked afterwards and the build fails unless every pin of
+requirements.txt is in it, complete (every file of its RECORD), with compiled modules built for
+the function's runtime and architecture (CPython ABI, manylinux glibc no newer than the
+runtime's, ELF machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+MERGE_TEMPLATE = ROOT / "infra" / "resources.yaml"
+DEFAULT_OUTDIR = ROOT / "build" / "infra"
+CHALICE_STAGE = "prod"
+
+# What `chalice package` reads from the project: nothing else reaches the zip or template.
+SOURCE_FILES = ("app.py", "requirements.txt", ".chalice/config.json")
+SOURCE_DIRS = ("chalicelib", "vendor")
+
+# Import packages the service cannot start without (checked besides the pins' RECORDs).
+REQUIRED_IMPORTS = ("jwt", "cryptography", "requests", "boto3", "botocore", "chalicelib")
+
+# Lambda runtime -> (CPython ABI tag, glibc of the runtime's OS). python3.11 runs on Amazon
+# Linux 2 (glibc 2.26); python3.12+ on Amazon Linux 2023 (glibc 2.34).
+RUNTIMES = {
+    "python3.11": ("cp311", (2, 26)),
+    "python3.12": ("cp312", (2, 34)),
+    "python3.13": ("cp313", (2, 34)),
+}
+# Lambda architecture -> (wheel platform machine, ELF e_machine).
+ARCHITECTURES = {"x86_64": ("x86_64", 62), "arm64": ("aarch64", 183)}
+LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+# Lambda's limit for the unzipped function code (zip uploaded through S3).
+MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+class BuildError(Exception):
+    """The template could not be built, or the package would not run on Lambda."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The Lambda runtime the package must run on, read from the built template."""
+
+    runtime: str
+    abi: str
+    glibc: tuple[int, int]
+    machine: str
+    elf_machine: int
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("outdir", nargs="?", type=Path, default=DEFAULT_OUTDIR)
+    parser.add_argument(
+        "--source", type=Path, default=ROOT, help="project to package (default: this repository)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        template_path = build(args.outdir, source=args.source)
+    except BuildError as e:
+        print(f"infra/build.py: {e}", file=sys.stderr)
+        return 1
+    print(f"built {template_path} and {template_path.parent / 'deployment.zip'}")
+    return 0
+
+
+def build(outdir: Path, *, source: Path = ROOT) -> Path:
+    """Package the app for stage prod into `outdir`, check the zip, return the template path."""
+    outdir = outdir.resolve()
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    with tempfile.TemporaryDirectory(prefix="wxauth-build-") as scratch:
+        project = Path(scratch) / "wxauth"
+        _copy_sources(source.resolve(), project)
+        _chalice_package(project, outdir)
+    template_path = outdir / "sam.yaml"
+    if not template_path.is_file() or not (outdir / "deployment.zip").is_file():
+        raise BuildError(f"chalice package did not write sam.yaml and deployment.zip in {outdir}")
+    template = load_template(template_path)
+    target = target_of(template)
+    problems = check_deployment_zip(
+        outdir / "deployment.zip", (source / "requirements.txt").read_text(), target
+    )
+    if problems:
+        raise BuildError(
+            "deployment.zip would not run on Lambda "
+            f"({target.runtime}, {target.machine}):\n  " + "\n  ".join(problems)
+        )
+    return template_path
+
+
+def load_template(path: Path) -> dict:
+    """Chalice writes long-form intrinsics (`Fn::Sub`, `Ref`), so plain YAML loads it."""
+    return yaml.safe_load(path.read_text())
+
+
+def target_of(template: dict) -> Target:
+    props = template["Resources"]["APIHandler"]["Properties"]
+    runtime = props["Runtime"]
+    architecture = props.get("Architectures", ["x86_64"])[0]
+    if runtime not in RUNTIMES or architecture not in ARCHITECTURES:
+        raise BuildError(f"infra/build.py does not know Lambda {runtime} on {architecture}")
+    abi, glibc = RUNTIMES[runtime]
+    machine, elf_machine = ARCHITECTURES[architecture]
+    return Target(runtime, abi, glibc, machine, elf_machine)
+
+
+def _copy_sources(source: Path, project: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in SOURCE_FILES:
+        if not (source / name).is_file():
+            raise BuildError(f"{source / name} is missing")
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / name, project / name)
+    for name in SOURCE_DIRS:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, project / name, ignore=ignore)
+    # IAM policy files a stage may name (unused by prod, whose role is in resources.yaml).
+    for policy in (source / ".chalice").glob("policy-*.json"):
+        shutil.copy2(policy, project / ".chalice" / policy.name)
+
+
+def _chalice_package(project: Path, outdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    env.update(FAKE_CREDENTIALS, AWS_DEFAULT_REGION=region, AWS_EC2_METADATA_DISABLED="true")
+    chalice = Path(sys.executable).parent / "chalice"
+    command = [
+        str(chalice) if chalice.exists() else "chalice",
+        "package",
+        "--pkg-format", "cloudformation",
+        "--template-format", "yaml",
+        "--merge-template", str(MERGE_TEMPLATE),
+        "--stage", CHALICE_STAGE,
+        str(outdir),
+    ]  # fmt: skip
+    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        command, cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BuildError(
+            f"chalice package failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+
+
+# -- the package check --------------------------------------------------------------------------
+
+
+def check_deployment_zip(zip_path: Path, requirements: str, target: Target) -> list[str]:
+    """Everything that would stop the zip from importing on `target`; empty if none."""
+    problems: list[str] = []
+    with zipfile.ZipFile(zip_path) as zf:
+        infos = zf.infolist()
+        names = {info.filename for info in infos}
+        if "app.py" not in names:
+            problems.append("app.py is missing")
+        for package in REQUIRED_IMPORTS:
+            if f"{package}/__init__.py" not in names:
+                problems.append(f"{package}/ (import {package}) is missing")
+        dist_infos = _dist_infos(names)
+        for name, version in _pins(requirements):
+            key = _normalize(name)
+            if key not in dist_infos:
+                problems.append(f"{name}=={version} is missing (no {key}-*.dist-info)")
+            elif dist_infos[key][0] != version:
+                problems.append(f"{name} is {dist_infos[key][0]} in the zip, pinned {version}")
+        for _version, dist_dir in sorted(dist_infos.values()):
+            problems.extend(_check_record(zf, names, dist_dir))
+            problems.extend(_check_wheel_tags(zf, names, dist_dir, target))
+        for info in infos:
+            problems.extend(_check_binary(zf, info.filename, target))
+        unzipped = sum(info.file_size for info in infos)
+        if unzipped > MAX_UNZIPPED_BYTES:
+            problems.append(f"unzipped size {unzipped} bytes exceeds Lambda's 250 MB")
+    return problems
+
+
+def _pins(requirements: str) -> list[tuple[str, str]]:
+    pins = []
+    for raw in requirements.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;]+)", line)
+        if not m:
+            raise BuildError(f"requirements.txt: expected name==version, got {line!r}")
+        pins.append((m.group(1), m.group(3)))
+    return pins
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _dist_infos(names: set[str]) -> dict[str, tuple[str, str]]:
+    """normalized distribution name -> (version, dist-info directory)."""
+    found = {}
+    for name in names:
+        m = re.fullmatch(r"(([^/]+)-([^/-]+)\.dist-info)/METADATA", name)
+        if m:
+            found[_normalize(m.group(2))] = (m.group(3), m.group(1))
+    return found
+
+
+def _check_record(zf: zipfile.ZipFile, names: set[str], dist_dir: str) -> list[str]:
+    record = f"{dist_dir}/RECORD"
+    if record not in names:
+        return [f"{dist_dir} has no RECORD"]
+    missing = []
+    for line in zf.read(record).decode().splitlines():
+        path = line.rsplit(",", 2)[0]
+        if not path or path.startswith(("../", "/")) or ".dist-info/" in path:
+            continue
+        if path.split("/", 1)[0].endswith(".data"):  # scripts and headers are not needed
+            continue
+        if path.endswith(".pyc") or "/__pycache__/" in f"/{path}":
+            continue
+        if path not in names:
+            missing.append(path)
+    if missing:
+        return [f"{dist_dir}: {len(missing)} installed files missing, e.g. {missing[0]}"]
+    return []
+
+
+def _check_wheel_tags(
+    zf: zipfile.ZipFile, names: set[str], dist_dir: str, target: Target
+) -> list[str]:
+    wheel = f"{dist_dir}/WHEEL"
+    if wheel not in names:
+        return []  # an sdist built by chalice: its binaries are checked file by file
+    lines = zf.read(wheel).decode().splitlines()
+    if "Root-Is-Purelib: true" in lines:
+        return []
+    tags = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Tag:")]
+    if any(_tag_fits(tag, target) for tag in tags):
+        return []
+    return [f"{dist_dir} was built for {', '.join(tags) or 'no tag'}, not {target.runtime}"]
+
+
+def _tag_fits(tag: str, target: Target) -> bool:
+    try:
+        interpreter, abi, platform = tag.split("-")
+    except ValueError:
+        return False
+    if abi == "abi3":
+        m = re.fullmatch(r"cp3(\d+)", interpreter)
+        if not m or int(m.group(1)) > int(target.abi[3:]):
+            return False
+    elif abi == "none":
+        if interpreter not in (target.abi, "py3"):
+            return False
+    elif abi != target.abi:
+        return False
+    return platform == "any" or _platform_fits(platform, target)
+
+
+def _platform_fits(platform: str, target: Target) -> bool:
+    m = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", platform)
+    if m:
+        glibc, machine = (int(m.group(1)), int(m.group(2))), m.group(3)
+    else:
+        m = re.fullmatch(r"(manylinux1|manylinux2010|manylinux2014)_(\w+)", platform)
+        if not m:
+            return False
+        glibc, machine = LEGACY_MANYLINUX[m.group(1)], m.group(2)
+    return machine == target.machine and glibc <= target.glibc
+
+
+_FOREIGN = re.compile(r"(\.pyd|\.dylib|\.dll|\.exe|-darwin\.so|-win_amd64\.\w+)$")
+_SHARED_OBJECT = re.compile(r"\.so(\.\d+)*$")
+_EXTENSION_ABI = re.compile(r"\.(cpython-(\d+)-([a-z0-9_]+)-linux-gnu|abi3)\.so$")
+_GLIBC_NEED = re.compile(rb"GLIBC_(\d+)\.(\d+)")
+
+
+def _check_binary(zf: zipfile.ZipFile, name: str, target: Target) -> list[str]:
+    if _FOREIGN.search(name):
+        return [f"{name} is built for another operating system"]
+    if not _SHARED_OBJECT.search(name):
+        return []
+    data = zf.read(name)
+    problems = []
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return [f"{name} is not a 64-bit ELF shared object"]
+    byteorder = "little" if data[5] == 1 else "big"
+    if int.from_bytes(data[18:20], byteorder) != target.elf_machine:
+        problems.append(f"{name} is built for another CPU than {target.machine}")
+    m = _EXTENSION_ABI.search(name)
+    if (
+        m
+        and m.group(1) != "abi3"
+        and (f"cp{m.group(2)}", m.group(3)) != (target.abi, target.machine)
+    ):
+        problems.append(f"{name} is an extension for another Python than {target.runtime}")
+    needs = {(int(a), int(b)) for a, b in _GLIBC_NEED.findall(data)}
+    if needs and max(needs) > target.glibc:
+        need = ".".join(map(str, max(needs)))
+        problems.append(f"{name} needs glibc {need}; {target.runtime} has {target.glibc}")
+    return problems
+
+
+if __name__ == "__main__":
+    sys.exit(main())

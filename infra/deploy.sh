@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Deploy wxauth to AWS with the standard AWS CLI (`make deploy` runs this).
+#
+#   AWS_REGION=ap-east-1 WECHAT_APPID=wx0123456789abcdef make deploy
+#
+# 1. builds build/infra/sam.yaml and deployment.zip (infra/build.py, which checks the zip);
+# 2. uploads them with `aws cloudformation package` to an S3 bucket;
+# 3. creates or updates the stack with `aws cloudformation deploy`;
+# 4. on the first deploy, sets the Issuer parameter to the API's own URL unless AUTH_ISSUER
+#    is given (the function cannot know its API's URL before the API exists);
+# 5. creates the JWT signing key set if its secret is empty, and puts the WeChat AppSecret if
+#    its secret is empty: prompted on a terminal, else read from stdin (`make deploy < file`);
+#    with neither, it fails at the end and names the command that sets it.
+#
+# Environment (unset parameters keep the stack's current value, or the template default):
+#   AWS_REGION or AWS_DEFAULT_REGION  region (required); credentials as for any AWS CLI call
+#   WXAUTH_STACK_NAME                 stack name (default: wxauth)
+#   WXAUTH_ARTIFACT_BUCKET            S3 bucket for the uploads (default: wxauth-artifacts-
+#                                     <account>-<region>, created private if missing)
+#   WECHAT_APPID                      -> WeChatAppId (required on the first deploy)
+#   AUTH_ISSUER                       -> Issuer
+#   AUTH_AUDIENCE                     -> Audience
+#   AUTH_ACCESS_TTL                   -> AccessTokenTtl
+#   AUTH_REFRESH_IDLE_TTL             -> RefreshIdleTtl
+#   AUTH_REFRESH_ABSOLUTE_TTL         -> RefreshAbsoluteTtl
+#   AUTH_REFRESH_GRACE                -> RefreshGrace
+#   WXAUTH_STAGE                      -> Stage
+#   WXAUTH_THROTTLE_RATE              -> ThrottlingRateLimit
+#   WXAUTH_THROTTLE_BURST             -> ThrottlingBurstLimit
+#   WXAUTH_LOG_RETENTION_DAYS         -> LogRetentionDays
+#   WXAUTH_5XX_RATE_THRESHOLD         -> Api5xxRateThreshold
+#   WXAUTH_ALARM_EMAIL                -> AlarmEmail
+#   WXAUTH_MANAGE_APIGW_ACCOUNT       -> ManageApiGatewayAccount (true|false)
+#   WXAUTH_BUILD_DIR                  where to build (default: build/infra)
+#   WXAUTH_SKIP_BUILD=1               deploy WXAUTH_BUILD_DIR as it is (already built)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${WXAUTH_BUILD_DIR:-$ROOT/build/infra}"
+STACK="${WXAUTH_STACK_NAME:-wxauth}"
+REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
+
+die() { echo "infra/deploy.sh: $*" >&2; exit 1; }
+
+[[ -n "$REGION" ]] || die "set AWS_REGION (or AWS_DEFAULT_REGION) to the region to deploy to"
+command -v aws >/dev/null || die "the AWS CLI (aws) is not on PATH"
+export AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION"
+
+# Template parameter <- environment variable.
+PARAMETERS=(
+  WeChatAppId=WECHAT_APPID
+  Issuer=AUTH_ISSUER
+  Audience=AUTH_AUDIENCE
+  AccessTokenTtl=AUTH_ACCESS_TTL
+  RefreshIdleTtl=AUTH_REFRESH_IDLE_TTL
+  RefreshAbsoluteTtl=AUTH_REFRESH_ABSOLUTE_TTL
+  RefreshGrace=AUTH_REFRESH_GRACE
+  Stage=WXAUTH_STAGE
+  ThrottlingRateLimit=WXAUTH_THROTTLE_RATE
+  ThrottlingBurstLimit=WXAUTH_THROTTLE_BURST
+  LogRetentionDays=WXAUTH_LOG_RETENTION_DAYS
+  Api5xxRateThreshold=WXAUTH_5XX_RATE_THRESHOLD
+  AlarmEmail=WXAUTH_ALARM_EMAIL
+  ManageApiGatewayAccount=WXAUTH_MANAGE_APIGW_ACCOUNT
+)
+
+stack_query() {  # stack_query JMESPATH: prints the answer, nothing if the stack does not exist
+  aws cloudformation describe-stacks --stack-name "$STACK" --query "$1" --output text \
+    2>/dev/null || true
+}
+
+output() { stack_query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue | [0]"; }
+parameter() { stack_query "Stacks[0].Parameters[?ParameterKey=='$1'].ParameterValue | [0]"; }
+
+overrides=()
+for pair in "${PARAMETERS[@]}"; do
+  name="${pair%%=*}" var="${pair#*=}"
+  if [[ -n "${!var:-}" ]]; then overrides+=("$name=${!var}"); fi
+done
+
+status="$(stack_query 'Stacks[0].StackStatus')"
+case "$status" in
+  "" | None)
+    [[ -n "${WECHAT_APPID:-}" ]] || die "first deploy of stack $STACK: set WECHAT_APPID" ;;
+  ROLLBACK_COMPLETE)
+    die "stack $STACK failed to create and must be deleted first:
+  aws cloudformation delete-stack --stack-name $STACK
+(its DynamoDB table is retained: delete it by hand if it is empty)" ;;
+  *_IN_PROGRESS) die "stack $STACK is busy ($status); try again when it is done" ;;
+esac
+
+if [[ "${WXAUTH_SKIP_BUILD:-}" != 1 ]]; then
+  make -C "$ROOT" --no-print-directory package INFRA_OUT="$OUT" </dev/null
+fi
+[[ -f "$OUT/sam.yaml" && -f "$OUT/deployment.zip" ]] || die "no build in $OUT (make package)"
+
+account="$(aws sts get-caller-identity --query Account --output text)"
+bucket="${WXAUTH_ARTIFACT_BUCKET:-wxauth-artifacts-$account-$REGION}"
+# --expected-bucket-owner: never upload into a same-named bucket of another account.
+if ! aws s3api head-bucket --bucket "$bucket" --expected-bucket-owner "$account" 2>/dev/null; then
+  [[ -z "${WXAUTH_ARTIFACT_BUCKET:-}" ]] \
+    || die "bucket $bucket does not exist or is not owned by account $account"
+  echo "creating artifact bucket s3://$bucket"
+  if [[ "$REGION" == us-east-1 ]]; then
+    aws s3api create-bucket --bucket "$bucket" >/dev/null
+  else
+    aws s3api create-bucket --bucket "$bucket" \
+      --create-bucket-configuration "LocationConstraint=$REGION" >/dev/null
+  fi
+  aws s3api put-public-access-block --bucket "$bucket" --public-access-block-configuration \
+    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+fi
+
+aws cloudformation package \
+  --template-file "$OUT/sam.yaml" \
+  --s3-bucket "$bucket" --s3-prefix "$STACK" \
+  --output-template-file "$OUT/packaged.yaml" >/dev/null
+
+deploy() {  # deploy [Key=Value ...]
+  local args=(
+    --template-file "$OUT/packaged.yaml"
+    --stack-name "$STACK"
+    --s3-bucket "$bucket" --s3-prefix "$STACK"
+    --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND
+    --no-fail-on-empty-changeset
+    --tags app=wxauth
+  )
+  if (($# > 0)); then args+=(--parameter-overrides "$@"); fi
+  aws cloudformation deploy "${args[@]}"
+}
+
+echo "deploying stack $STACK in $REGION"
+# ${a[@]+"${a[@]}"}: an empty array under `set -u` in the bash 3.2 of macOS.
+deploy ${overrides[@]+"${overrides[@]}"}
+
+api_url="$(output ApiUrl)"
+[[ -n "$api_url" && "$api_url" != None ]] || die "stack $STACK has no ApiUrl output"
+issuer="$(parameter Issuer)"
+if [[ -z "${AUTH_ISSUER:-}" && ( -z "$issuer" || "$issuer" == None ) ]]; then
+  echo "setting Issuer to the API's URL, $api_url"
+  deploy ${overrides[@]+"${overrides[@]}"} "Issuer=$api_url"
+fi
+
+"$ROOT/infra/put-secrets.sh" ensure
+
+cat <<EOF
+
+wxauth is deployed: stack $STACK, region $REGION
+  API:     $api_url
+  issuer:  $(parameter Issuer)
+  alarms:  $(output AlarmTopicArn)  (subscribe on-call, or set WXAUTH_ALARM_EMAIL)
+Check it:
+  curl -s $api_url/.well-known/openid-configuration
+  curl -s $api_url/.well-known/jwks.json
+EOF

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Put wxauth's secret values into the two Secrets Manager secrets of a deployed stack.
+#
+#   infra/put-secrets.sh wechat-secret          the WeChat AppSecret, read from stdin
+#                                               (prompted without echo on a terminal)
+#   infra/put-secrets.sh init-signing-keys      a new JWT signing key set, if none is there
+#   infra/put-secrets.sh rotate-signing-key     adds a new active signing key; the old ones
+#                                               stay published so their tokens still verify
+#   infra/put-secrets.sh status                 which secrets hold a value (never the value)
+#   infra/put-secrets.sh ensure                 init-signing-keys if empty, and wechat-secret
+#                                               if empty (prompted, or read from stdin)
+#
+# Stack and region as for infra/deploy.sh: WXAUTH_STACK_NAME (default wxauth), AWS_REGION or
+# AWS_DEFAULT_REGION. Key sets are made by `python -m chalicelib.signing_keys` with the
+# project's venv (WXAUTH_PYTHON, default .venv/bin/python; `make install` creates it).
+#
+# Values travel only through pipes and shell variables: never on a command line (which other
+# users can see in `ps`), never in a file, never printed. The function reloads the signing keys
+# within 5 minutes and the WeChat secret on its next cold start or cache expiry.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STACK="${WXAUTH_STACK_NAME:-wxauth}"
+REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
+PYTHON="${WXAUTH_PYTHON:-$ROOT/.venv/bin/python}"
+
+die() { echo "infra/put-secrets.sh: $*" >&2; exit 1; }
+
+[[ -n "$REGION" ]] || die "set AWS_REGION (or AWS_DEFAULT_REGION)"
+command -v aws >/dev/null || die "the AWS CLI (aws) is not on PATH"
+export AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION"
+
+output() {
+  local value
+  value="$(aws cloudformation describe-stacks --stack-name "$STACK" \
+    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue | [0]" --output text)" \
+    || die "cannot read stack $STACK in $REGION"
+  [[ -n "$value" && "$value" != None ]] || die "stack $STACK has no output $1"
+  printf '%s' "$value"
+}
+
+parameter() {
+  aws cloudformation describe-stacks --stack-name "$STACK" \
+    --query "Stacks[0].Parameters[?ParameterKey=='$1'].ParameterValue | [0]" --output text
+}
+
+has_value() {  # has_value ARN: true if the secret has a current version (reads no value)
+  local description
+  description="$(aws secretsmanager describe-secret --secret-id "$1" --output json)" \
+    || die "cannot describe secret $1"
+  [[ "$description" == *'"AWSCURRENT"'* ]]
+}
+
+put_from_stdin() {  # put_from_stdin ARN < value
+  aws secretsmanager put-secret-value --secret-id "$1" --secret-string file:///dev/stdin \
+    --query VersionId --output text >/dev/null
+}
+
+keyset_summary() {  # keyset_summary < keyset JSON: prints active kid and kids, no key material
+  "$PYTHON" -c 'import json, sys
+s = json.load(sys.stdin)
+kids = [k["kid"] for k in s["keys"]]
+assert s["active_kid"] in kids and all(k.get("private_key_pem") for k in s["keys"])
+print("active kid %s; published kids %s" % (s["active_kid"], " ".join(kids)))'
+}
+
+wechat_secret() {
+  local arn secret
+  arn="$(output WeChatSecretArn)"
+  if [[ -t 0 ]]; then
+    read -rs -p "WeChat AppSecret of $(parameter WeChatAppId) (input hidden): " secret
+    echo >&2
+  else
+    secret="$(cat)"
+  fi
+  [[ -n "$secret" ]] || die "the WeChat AppSecret is not set; logins fail until you run
+  infra/put-secrets.sh wechat-secret    (paste it at the prompt, or pipe it in)"
+  [[ "$secret" =~ ^[[:graph:]]+$ ]] || die "expected the AppSecret on stdin, one word"
+  printf '%s' "$secret" | put_from_stdin "$arn"
+  echo "WeChat AppSecret stored in $arn"
+}
+
+init_signing_keys() {
+  local arn keyset
+  arn="$(output SigningKeysSecretArn)"
+  if has_value "$arn"; then
+    die "the signing key set already exists; use rotate-signing-key"
+  fi
+  keyset="$(cd "$ROOT" && "$PYTHON" -m chalicelib.signing_keys new-keyset)"
+  printf '%s' "$keyset" | keyset_summary >/dev/null || die "new-keyset printed no key set"
+  printf '%s' "$keyset" | put_from_stdin "$arn"
+  echo "signing key set stored in $arn: $(printf '%s' "$keyset" | keyset_summary)"
+}
+
+rotate_signing_key() {
+  local arn current next
+  arn="$(output SigningKeysSecretArn)"
+  has_value "$arn" || die "no signing key set yet; use init-signing-keys"
+  current="$(aws secretsmanager get-secret-value --secret-id "$arn" \
+    --query SecretString --output text)"
+  # The old active key stays published at least one access token lifetime after it retires.
+  next="$(cd "$ROOT" && printf '%s' "$current" \
+    | AUTH_ACCESS_TTL="$(parameter AccessTokenTtl)" "$PYTHON" -m chalicelib.signing_keys rotate)"
+  printf '%s' "$next" | keyset_summary >/dev/null || die "rotate printed no key set"
+  printf '%s' "$next" | put_from_stdin "$arn"
+  echo "signing key rotated in $arn: $(printf '%s' "$next" | keyset_summary)"
+  echo "every warm function container signs with the new key within 5 minutes"
+}
+
+status() {
+  local name arn
+  for name in WeChatSecretArn SigningKeysSecretArn; do
+    arn="$(output "$name")"
+    if has_value "$arn"; then echo "$name: set ($arn)"; else echo "$name: EMPTY ($arn)"; fi
+  done
+}
+
+ensure() {
+  local arn
+  arn="$(output SigningKeysSecretArn)"
+  has_value "$arn" || init_signing_keys
+  arn="$(output WeChatSecretArn)"
+  has_value "$arn" || wechat_secret
+}
+
+case "${1:-}" in
+  wechat-secret) wechat_secret ;;
+  init-signing-keys) init_signing_keys ;;
+  rotate-signing-key) rotate_signing_key ;;
+  status) status ;;
+  ensure) ensure ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+esac
