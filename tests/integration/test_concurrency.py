@@ -31,7 +31,7 @@ import requests
 
 from chalicelib.login import user_id_for
 from chalicelib.store import create_table, login_pk, session_sk, user_pk
-from devserver.__main__ import _pdeathsig_setter
+from devserver.__main__ import pdeathsig_setter
 from devserver.fake_wechat import FakeWeChat, openid_for, unionid_for
 
 pytestmark = pytest.mark.integration
@@ -149,7 +149,7 @@ class Server:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, signalled by stop()
-                preexec_fn=_pdeathsig_setter(),  # and SIGTERM if this process dies first
+                preexec_fn=pdeathsig_setter(),  # and SIGTERM if this process dies first
             )  # fmt: skip
         atexit.register(self.stop)
 
