@@ -41,6 +41,7 @@ from chalicelib.http_input import (
 from chalicelib.login import MAX_CODE_LENGTH
 from chalicelib.refresh_tokens import MAX_TOKEN_LENGTH as MAX_REFRESH_TOKEN_LENGTH
 from chalicelib.settings import Settings
+from chalicelib.signing_keys import JWKS_MAX_AGE
 
 app = Chalice(app_name="wxauth")
 logs.configure()
@@ -325,7 +326,7 @@ def oauth_revoke(call: Call) -> Response:
 def jwks(call: Call) -> Response:
     return Response(
         body=call.services.keys.get().jwks(),
-        headers={"Cache-Control": "public, max-age=300"},
+        headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"},
     )
 
 

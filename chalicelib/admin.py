@@ -33,13 +33,10 @@ from chalicelib import runtime
 from chalicelib.clients import CLIENT_ID_RE, SCOPE_TOKEN_RE
 from chalicelib.errors import ClientExists, WxAuthError
 from chalicelib.settings import Settings
-from chalicelib.signing_keys import RELOAD_MAX_AGE, KeySet, replace_file
+from chalicelib.signing_keys import DEFAULT_ACTIVATE_IN, KeySet, replace_file, rotate_for_service
 from chalicelib.store import SessionRecord
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # user and session ids (chalicelib.refresh_tokens)
-# Publish a new key this long before it signs: every container reloads the key set within
-# RELOAD_MAX_AGE, and verifiers cache the JWKS for its max-age (300 s) before they refetch it.
-DEFAULT_ACTIVATE_IN = int(RELOAD_MAX_AGE) + 300
 
 
 class AdminError(Exception):
@@ -191,16 +188,14 @@ def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
 
 
 def _rotate_keys(settings: Settings, now: int, activate_in: int, emergency: bool) -> dict[str, Any]:
-    # After its retirement a process may sign with the old key until it reloads
-    # (RELOAD_MAX_AGE), and tokens live access_ttl: keep the old key published that long,
-    # plus a minute of clock skew.
-    keep_for = settings.access_ttl + int(RELOAD_MAX_AGE) + 60
-
     def rotate(current: KeySet) -> KeySet:
-        rotated = current.rotate(now, keep_retired_for=keep_for, publish_ahead=activate_in)
-        if emergency:
-            return KeySet(active_kid=rotated.active_kid, keys=(rotated.active,))
-        return rotated
+        return rotate_for_service(
+            current,
+            now,
+            access_ttl=settings.access_ttl,
+            activate_in=activate_in,
+            emergency=emergency,
+        )
 
     if settings.signing_keys_arn:
         import boto3

@@ -37,6 +37,10 @@ from chalicelib.errors import ConfigurationError
 
 KEY_BITS = 2048
 RELOAD_MAX_AGE = 300.0  # seconds a process may keep signing with a key set it loaded
+JWKS_MAX_AGE = 300  # the Cache-Control max-age of /.well-known/jwks.json
+# Publish a new key this long before it signs: every container reloads the key set within
+# RELOAD_MAX_AGE, and verifiers cache the JWKS for JWKS_MAX_AGE before they refetch it.
+DEFAULT_ACTIVATE_IN = int(RELOAD_MAX_AGE) + JWKS_MAX_AGE
 
 
 def _b64url_uint(value: int) -> str:
@@ -298,18 +302,51 @@ class KeySetProvider:
             return self._key_set.get(kid)
 
 
+def rotate_for_service(
+    current: KeySet,
+    now: int,
+    *,
+    access_ttl: int,
+    activate_in: int = DEFAULT_ACTIVATE_IN,
+    emergency: bool = False,
+) -> KeySet:
+    """A rotation as operators run it (`wxauth-admin keys rotate`, `... signing_keys rotate`).
+
+    The new key is published at once and signs from `now + activate_in`. The old key stays
+    published until its last token has expired: a process may sign with it for RELOAD_MAX_AGE
+    after it retires, its tokens live `access_ttl`, plus a minute of clock skew. `emergency`
+    (the old key may be compromised) signs with the new key at once and drops every other key.
+    """
+    keep_for = access_ttl + int(RELOAD_MAX_AGE) + 60
+    rotated = current.rotate(
+        now, keep_retired_for=keep_for, publish_ahead=0 if emergency else activate_in
+    )
+    if emergency:
+        return KeySet(active_kid=rotated.active_kid, keys=(rotated.active,))
+    return rotated
+
+
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m chalicelib.signing_keys new-keyset | rotate < current.json"
+    usage = (
+        "usage: python -m chalicelib.signing_keys new-keyset\n"
+        "       python -m chalicelib.signing_keys rotate [--activate-in SECONDS] < current.json"
+    )
     if argv == ["new-keyset"]:
         print(KeySet.new(int(time.time())).to_json())
         return 0
-    if argv == ["rotate"]:
-        keep_for = int(os.environ.get("AUTH_ACCESS_TTL", "1800"))
-        current = KeySet.from_json(sys.stdin.read())
-        print(current.rotate(int(time.time()), keep_retired_for=keep_for).to_json())
-        return 0
-    print(usage, file=sys.stderr)
-    return 2
+    activate_in = DEFAULT_ACTIVATE_IN
+    if len(argv) == 3 and argv[:2] == ["rotate", "--activate-in"] and argv[2].isdigit():
+        activate_in = int(argv[2])
+    elif argv != ["rotate"]:
+        print(usage, file=sys.stderr)
+        return 2
+    access_ttl = int(os.environ.get("AUTH_ACCESS_TTL", "1800"))
+    current = KeySet.from_json(sys.stdin.read())
+    rotated = rotate_for_service(
+        current, int(time.time()), access_ttl=access_ttl, activate_in=activate_in
+    )
+    print(rotated.to_json())
+    return 0
 
 
 if __name__ == "__main__":

@@ -538,9 +538,51 @@ def test_cli_rotate_reads_stdin_and_prints_a_set_with_two_keys(
 
 
 @pytest.mark.parametrize(
+    ("argv", "signs_in"), [(["rotate"], 600), (["rotate", "--activate-in", "0"], 0)]
+)
+def test_cli_rotate_publishes_ahead_like_the_admin_command(
+    capsys, monkeypatch: pytest.MonkeyPatch, key_set_json: str, generated, argv, signs_in
+) -> None:
+    current = KeySet.from_json(key_set_json)
+    monkeypatch.setattr("sys.stdin", io.StringIO(key_set_json))
+    monkeypatch.setattr(signing_keys.time, "time", lambda: START)
+
+    assert signing_keys.main(argv) == 0
+
+    printed = KeySet.from_json(capsys.readouterr().out)
+    assert printed.active.starts_at == START + signs_in
+    expected_signer = current.active_kid if signs_in else printed.active_kid
+    assert printed.signing_key(START).kid == expected_signer
+    assert printed.signing_key(START + signs_in).kid == printed.active_kid
+
+
+def test_rotate_for_service_keeps_the_old_key_until_its_tokens_expired(key_set, generated):
+    rotated = signing_keys.rotate_for_service(key_set, START, access_ttl=1800, activate_in=600)
+    switch = START + 600
+    keep_until = switch + 1800 + int(signing_keys.RELOAD_MAX_AGE) + 60
+    later = signing_keys.rotate_for_service(rotated, keep_until - 1, access_ttl=1800)
+    assert key_set.active_kid in {k.kid for k in later.keys}
+    last = signing_keys.rotate_for_service(later, keep_until, access_ttl=1800)
+    assert key_set.active_kid not in {k.kid for k in last.keys}
+
+
+def test_rotate_for_service_emergency_keeps_only_the_new_key(key_set, generated):
+    rotated = signing_keys.rotate_for_service(key_set, START, access_ttl=1800, emergency=True)
+    assert [k.kid for k in rotated.keys] == [rotated.active_kid]
+    assert rotated.signing_key(START).kid == rotated.active_kid
+
+
+@pytest.mark.parametrize(
     "argv",
-    [[], ["unknown"], ["new-keyset", "extra"], ["rotate", "now"], ["--help"]],
-    ids=["none", "unknown", "new-keyset-extra", "rotate-extra", "help"],
+    [
+        [],
+        ["unknown"],
+        ["new-keyset", "extra"],
+        ["rotate", "now"],
+        ["rotate", "--activate-in", "soon"],
+        ["--help"],
+    ],
+    ids=["none", "unknown", "new-keyset-extra", "rotate-extra", "rotate-bad-seconds", "help"],
 )
 def test_cli_bad_arguments_exit_2_with_usage(capsys, argv: list[str], generated) -> None:
     assert signing_keys.main(argv) == 2
