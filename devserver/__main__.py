@@ -127,6 +127,21 @@ def _chalice_executable() -> str:
     return str(beside) if beside.exists() else shutil.which("chalice") or "chalice"
 
 
+def chalice_local_command(port: int) -> list[str]:
+    """The command that serves the app (the README's; the integration tests run it too)."""
+    return [
+        _chalice_executable(),
+        "local",
+        "--no-autoreload",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--stage",
+        "local",
+    ]
+
+
 def _stop_child(child: subprocess.Popen[bytes]) -> None:
     if child.poll() is not None:
         return
@@ -199,17 +214,7 @@ def main() -> int:
         if stopping.is_set():
             return 0
         child = subprocess.Popen(  # noqa: S603 - fixed command line
-            [
-                _chalice_executable(),
-                "local",
-                "--no-autoreload",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--stage",
-                "local",
-            ],
+            chalice_local_command(port),
             cwd=REPO_ROOT,
             env=dict(env),
             preexec_fn=pdeathsig_setter(),  # libc is resolved before the fork

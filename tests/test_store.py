@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -33,6 +32,7 @@ from chalicelib.store import (
     user_pk,
 )
 from tests.conftest import TABLE, table_items
+from tests.integration.dynamodb_local import dynamodb_client
 
 NOW = 1_800_000_000
 IDLE = 1000
@@ -65,18 +65,6 @@ class Backend:
         return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
 
 
-def dynamodb_local_client(endpoint: str, **config: Any) -> Any:
-    """A client of DynamoDB Local with the credentials and region its fixture answers for."""
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(**config) if config else None,
-    )
-
-
 @pytest.fixture(params=["moto", pytest.param("dynamodb_local", marks=pytest.mark.integration)])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     table = f"wxauth-store-{uuid.uuid4().hex[:12]}"
@@ -86,7 +74,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             create_table(client, table)
             yield Backend("moto", client, table)
         return
-    client = dynamodb_local_client(request.getfixturevalue("dynamodb_local_endpoint"))
+    client = dynamodb_client(request.getfixturevalue("dynamodb_local_endpoint"))
     create_table(client, table)
     try:
         yield Backend("dynamodb_local", client, table)
@@ -400,7 +388,7 @@ def test_unreachable_dynamodb_is_store_unavailable() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    client = dynamodb_local_client(endpoint, retries={"max_attempts": 2, "mode": "standard"})
+    client = dynamodb_client(endpoint, retries={"max_attempts": 2, "mode": "standard"})
     store = DynamoStore(client, "wxauth")
     with pytest.raises(StoreUnavailable):
         store.get_session(USER, "sess0")

@@ -35,7 +35,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 import boto3
 from botocore.config import Config
@@ -59,6 +59,19 @@ SECRET_ACCESS_KEY = "testing"
 _MIN_JAVA_MAJOR = 17  # DynamoDB Local >= 2.3.0 needs JDK 17
 _BIND_ATTEMPTS = 3
 _LOG_TAIL_CHARS = 4000
+
+
+def dynamodb_client(endpoint: str, **config: Any) -> Any:
+    """A DynamoDB client for `endpoint` with the fake credentials and region DynamoDB Local
+    keeps its tables under (it has one database per access key and region)."""
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=Config(**config) if config else None,
+    )
 
 
 class DynamoDBLocal:
@@ -258,17 +271,11 @@ class DynamoDBLocal:
 
     def _wait_until_ready(self, deadline: float) -> None:
         assert self._process is not None
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=ACCESS_KEY_ID,
-            aws_secret_access_key=SECRET_ACCESS_KEY,
-            config=Config(
-                connect_timeout=1,
-                read_timeout=5,
-                retries={"total_max_attempts": 1},
-            ),
+        client = dynamodb_client(
+            self.endpoint_url,
+            connect_timeout=1,
+            read_timeout=5,
+            retries={"total_max_attempts": 1},
         )
         last_error: Exception | None = None
         while True:

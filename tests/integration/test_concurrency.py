@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import boto3
 import pytest
 import requests
 
 from chalicelib.login import user_id_for
 from chalicelib.store import create_table, login_pk, session_sk, user_pk
-from devserver.__main__ import pdeathsig_setter
+from devserver.__main__ import chalice_local_command, pdeathsig_setter
 from devserver.fake_wechat import FakeWeChat, openid_for, unionid_for
+from tests.integration.dynamodb_local import dynamodb_client
 
 pytestmark = pytest.mark.integration
 
@@ -81,16 +80,6 @@ def together(server: Server, count: int, call: Callable[[Client, int], T]) -> li
             client.close()
 
 
-def dynamodb_client(endpoint: str) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @dataclass
 class Table:
     """One table of DynamoDB Local, read directly (never through the service)."""
@@ -135,14 +124,12 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log_dir / f"chalice-local-{self.port}.log"
         self._client = Client(self.url)
-        chalice = Path(sys.executable).parent / "chalice"
         base = {
             k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WECHAT_", "AUTH_"))
         }
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [str(chalice), "local", "--no-autoreload", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--stage", "local"],
+                chalice_local_command(self.port),
                 cwd=REPO_ROOT,
                 env={**base, **env},
                 stdin=subprocess.DEVNULL,

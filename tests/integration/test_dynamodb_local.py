@@ -5,21 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.integration.dynamodb_local import dynamodb_client
+
 pytestmark = pytest.mark.integration
-
-
-def _client(endpoint: str):  # -> mypy_boto3_dynamodb.DynamoDBClient (stubs not installed)
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def _create_table(client, name: str) -> None:
@@ -41,7 +32,7 @@ def _create_table(client, name: str) -> None:
 
 
 def test_create_table_and_conditional_put(dynamodb_local_endpoint: str) -> None:
-    client = _client(dynamodb_local_endpoint)
+    client = dynamodb_client(dynamodb_local_endpoint)
     name = f"test-{uuid.uuid4().hex[:8]}"
     _create_table(client, name)
 
@@ -71,7 +62,7 @@ def test_create_table_and_conditional_put(dynamodb_local_endpoint: str) -> None:
 
 
 def test_time_to_live(dynamodb_local_endpoint: str) -> None:
-    client = _client(dynamodb_local_endpoint)
+    client = dynamodb_client(dynamodb_local_endpoint)
     name = f"test-{uuid.uuid4().hex[:8]}"
     _create_table(client, name)
 

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import jwt
 import pytest
 import requests
@@ -29,7 +28,9 @@ from moto.server import ThreadedMotoServer
 
 from chalicelib.signing_keys import KeySet, replace_file
 from chalicelib.store import create_table
+from devserver.__main__ import chalice_local_command
 from devserver.fake_wechat import FakeWeChat
+from tests.integration.dynamodb_local import dynamodb_client
 
 pytestmark = pytest.mark.integration
 
@@ -125,28 +126,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "WECHAT_SECRET": APP_SECRET,
             }
         )
-        dynamodb = boto3.client(
-            "dynamodb",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        dynamodb = dynamodb_client(endpoint)
         create_table(dynamodb, TABLE)
         log = tmp / "chalice-local.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "chalice"),
-                    "local",
-                    "--no-autoreload",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--stage",
-                    "local",
-                ],
+                chalice_local_command(port),
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=out,
