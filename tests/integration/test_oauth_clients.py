@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from moto.server import ThreadedMotoServer
 
 from chalicelib.signing_keys import KeySet, replace_file
 from chalicelib.store import create_table
-from devserver.__main__ import chalice_local_command
+from devserver.__main__ import chalice_local_command, free_port
 from devserver.fake_wechat import FakeWeChat
 from tests.integration.dynamodb_local import dynamodb_client
 
@@ -77,12 +76,6 @@ class Stack:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
