@@ -14,6 +14,7 @@ from chalice import Chalice, Response
 from chalice.app import Request
 
 from chalicelib import logs, runtime
+from chalicelib.access_tokens import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
 from chalicelib.access_tokens import AccessClaims
 from chalicelib.errors import (
     ClientAuthError,
@@ -247,7 +248,7 @@ def refresh(call: Call) -> Response:
 def verify(call: Call) -> dict[str, Any]:
     body = call.json(required=False)
     if "token" in body:
-        token = string_field(body, "token", max_length=8192)
+        token = string_field(body, "token", max_length=MAX_ACCESS_TOKEN_LENGTH)
     else:
         token = access_token_from_header(call.header("authorization"))
     if token is None:

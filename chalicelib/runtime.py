@@ -51,6 +51,14 @@ class Services:
         return int(self.clock())
 
 
+def fetch_secret(client: Any, arn: str) -> str:
+    """A Secrets Manager SecretString; ConfigurationError (naming only the ARN) on failure."""
+    try:
+        return client.get_secret_value(SecretId=arn)["SecretString"]
+    except (ClientError, BotoCoreError) as e:
+        raise ConfigurationError(f"cannot read secret {arn} ({type(e).__name__})") from e
+
+
 class CachedSecret:
     """A Secrets Manager SecretString, fetched at first use and cached for `max_age` seconds."""
 
@@ -73,13 +81,7 @@ class CachedSecret:
     def __call__(self) -> str:
         with self._lock:
             if self._value is None or self._clock() - self._fetched_at >= self._max_age:
-                try:
-                    response = self._client.get_secret_value(SecretId=self._arn)
-                except (ClientError, BotoCoreError) as e:
-                    raise ConfigurationError(
-                        f"cannot read secret {self._arn} ({type(e).__name__})"
-                    ) from e
-                self._value = response["SecretString"]
+                self._value = fetch_secret(self._client, self._arn)
                 self._fetched_at = self._clock()
             return self._value
 
@@ -105,10 +107,9 @@ def build(
         return secretsmanager
 
     if settings.signing_keys_arn:
-        key_secret = CachedSecret(
-            secrets_client(), settings.signing_keys_arn, clock=clock, max_age=0
-        )
-        keys = KeySetProvider(lambda: KeySet.from_json(key_secret()), clock=clock)
+        client, arn = secrets_client(), settings.signing_keys_arn
+        # KeySetProvider does the caching (and the reload on an unknown kid).
+        keys = KeySetProvider(lambda: KeySet.from_json(fetch_secret(client, arn)), clock=clock)
     else:
         path = settings.signing_keys_file
         keys = KeySetProvider(
