@@ -229,6 +229,11 @@ class DynamoStore:
         self._client = client
         self._table = table_name
 
+    @property
+    def client(self) -> DynamoDBClient:
+        """The botocore DynamoDB client (benchmarks hook its events to count requests)."""
+        return self._client
+
     # -- plumbing (also used by modules adding item types) --------------------------------------
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
