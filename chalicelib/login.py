@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from chalicelib import refresh_tokens
 from chalicelib.errors import GrantError, RequestError, StoreUnavailable
 from chalicelib.sessions import IssuedTokens, SessionManager
-from chalicelib.store import DynamoStore, UserRecord
-from chalicelib.wechat import WeChatClient, WeChatSession
+from chalicelib.store import ConditionFailed, DynamoStore, UserRecord
+from chalicelib.wechat import WeChatClient
 
 MAX_CODE_LENGTH = 128
 _CODE_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
@@ -100,20 +100,35 @@ class LoginService:
         raise LoginPending("this code is still being exchanged by another request")
 
     def _exchange(self, code: str, code_hash: str, now: int) -> LoginResult:
+        """Three DynamoDB requests in all (the claim, the user, one transaction) and WeChat once."""
         try:
             wx = self._wechat.code2session(code)
-            user_id, is_new = self._find_or_create_user(wx, now)
-            tokens = self._sessions.start(user_id, client_id=self._appid, now=now)
+            user_id = user_id_for(self._appid, wx.openid)
+            before = self._store.upsert_user(
+                UserRecord(
+                    user_id=user_id,
+                    appid=self._appid,
+                    openid=wx.openid,
+                    unionid=wx.unionid,
+                    created_at=now,
+                )
+            )
+            session, tokens = self._sessions.prepare(user_id, client_id=self._appid, now=now)
+            result = LoginResult(tokens=tokens, is_new=before is None)
+            sealed = refresh_tokens.seal(
+                code,
+                json.dumps(_to_json(result)).encode("utf-8"),
+                context=code_hash.encode("ascii"),
+            )
+            self._store.finish_login(
+                code_hash, session, sealed_response=sealed, unionid=wx.unionid, now=now
+            )
+        except ConditionFailed as e:
+            self._store.release_login(code_hash)
+            raise StoreUnavailable("the login could not be recorded; try again") from e
         except BaseException:
             self._store.release_login(code_hash)
             raise
-        result = LoginResult(tokens=tokens, is_new=is_new)
-        sealed = refresh_tokens.seal(
-            code, json.dumps(_to_json(result)).encode("utf-8"), context=code_hash.encode("ascii")
-        )
-        self._store.complete_login(
-            code_hash, sealed_response=sealed, user_id=user_id, session_id=tokens.session_id
-        )
         return result
 
     def _replay(self, code: str, code_hash: str, sealed: bytes, now: int) -> LoginResult:
@@ -125,19 +140,6 @@ class LoginService:
         ):
             raise GrantError("code already used, and its session has moved on or ended")
         return result
-
-    def _find_or_create_user(self, wx: WeChatSession, now: int) -> tuple[str, bool]:
-        user_id = user_id_for(self._appid, wx.openid)
-        created = self._store.create_user(
-            UserRecord(
-                user_id=user_id, appid=self._appid, openid=wx.openid, unionid=None, created_at=now
-            )
-        )
-        if wx.unionid:
-            existing = None if created else self._store.get_user(user_id)
-            if existing is None or existing.unionid is None:
-                self._store.link_unionid(user_id, wx.unionid, now)
-        return user_id, created
 
 
 def _to_json(result: LoginResult) -> dict[str, object]:

@@ -9,10 +9,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-import requests
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,6 +26,9 @@ from chalicelib.settings import Settings
 from chalicelib.signing_keys import KeySet, KeySetProvider, file_version, load_or_create_file
 from chalicelib.store import DynamoStore
 from chalicelib.wechat import WeChatClient
+
+if TYPE_CHECKING:
+    import requests
 
 # Bounded: botocore's standard retry mode, 3 attempts, short timeouts (API Gateway gives 29 s).
 DYNAMODB_CONFIG = Config(
@@ -96,14 +98,18 @@ def build(
     sleep: Callable[[float], None] = time.sleep,
     metrics: Metrics | None = None,
 ) -> Services:
+    # botocore makes the clients, exactly as boto3.client would (same settings, credentials,
+    # AWS_ENDPOINT_URL_* overrides), without `import boto3`, whose s3transfer import alone
+    # costs a cold start more than everything else here (bench/RESULTS.md).
+    aws = botocore.session.get_session()
     if dynamodb is None:
-        dynamodb = boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+        dynamodb = aws.create_client("dynamodb", config=DYNAMODB_CONFIG)
     store = DynamoStore(dynamodb, settings.table_name)
 
     def secrets_client() -> Any:
         nonlocal secretsmanager
         if secretsmanager is None:
-            secretsmanager = boto3.client("secretsmanager")
+            secretsmanager = aws.create_client("secretsmanager")
         return secretsmanager
 
     if settings.signing_keys_arn:

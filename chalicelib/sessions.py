@@ -1,10 +1,11 @@
 """Sessions and refresh-token rotation: start, refresh (with grace and reuse detection), end.
 
-Refresh, for a presented token T of session S (read with ConsistentRead):
-- T is current: rotate with one conditional UpdateItem (T still current, S live). Of racing
-  refreshes exactly one rotates; the losers re-read and land in the next case.
+Refresh, for a presented token T of session S, starts with one conditional UpdateItem that
+rotates S if T is its current token and S is live, and otherwise writes nothing and hands back
+S as it was (`ReturnValuesOnConditionCheckFailure`). No read comes first: the common case is
+one DynamoDB request. Of racing refreshes exactly one rotates; the others land below.
 - T is the previous token and was rotated less than `grace` seconds ago: answer the current
-  token, unsealed from `sealed_current` with a key derived from T. Nothing is written.
+  token, unsealed from `sealed_current` with a key derived from T. Nothing more is written.
 - T is the previous token, rotated `grace` seconds ago or more: theft. Revoke S and count a
   `RefreshTokenReuse` metric. The current token dies with S.
 - Anything else (unknown session, older token, forged secret): invalid_grant, nothing written.
@@ -15,13 +16,13 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from chalicelib import refresh_tokens
 from chalicelib.access_tokens import AccessClaims, AccessTokens
 from chalicelib.errors import GrantError, ReuseDetected, RevokedToken, StoreUnavailable
 from chalicelib.logs import Metrics
-from chalicelib.store import ConditionFailed, DynamoStore, SessionRecord
+from chalicelib.store import DynamoStore, RotationRefused, SessionRecord
 
 REASON_LOGOUT = "logout"
 REASON_REUSE = "refresh_token_reuse"
@@ -73,6 +74,14 @@ class SessionManager:
         self._rand = rand
 
     def start(self, user_id: str, *, client_id: str, now: int) -> IssuedTokens:
+        session, tokens = self.prepare(user_id, client_id=client_id, now=now)
+        self._store.put_session(session)
+        return tokens
+
+    def prepare(
+        self, user_id: str, *, client_id: str, now: int
+    ) -> tuple[SessionRecord, IssuedTokens]:
+        """A new session and its tokens, not yet stored (the caller writes the session)."""
         session_id = refresh_tokens.new_id(self._rand)
         token = refresh_tokens.mint(user_id, session_id, self._rand)
         absolute = now + self._absolute_ttl
@@ -88,51 +97,43 @@ class SessionManager:
             idle_expires_at=min(now + self._idle_ttl, absolute),
             absolute_expires_at=absolute,
         )
-        self._store.put_session(session)
-        return self._issue(session, token, now)
+        return session, self._issue(session, token, now)
 
     def refresh(self, token: object, now: int) -> IssuedTokens:
         user_id, session_id = refresh_tokens.parse(token)
         assert isinstance(token, str)
         presented = refresh_tokens.token_hash(token)
+        new_token = refresh_tokens.mint(user_id, session_id, self._rand)
+        context = _context(user_id, session_id)
         for _ in range(_ROTATION_ATTEMPTS):
-            session = self._store.get_session(user_id, session_id)
+            try:
+                session = self._store.rotate_session(
+                    user_id,
+                    session_id,
+                    presented_hash=presented,
+                    new_hash=refresh_tokens.token_hash(new_token),
+                    sealed_new=refresh_tokens.seal(
+                        token, new_token.encode("utf-8"), context=context, rand=self._rand
+                    ),
+                    now=now,
+                    idle_expires_at=now + self._idle_ttl,
+                )
+                return self._issue(session, new_token, now)
+            except RotationRefused as refused:
+                session = refused.session
             if session is None:
                 raise GrantError("refresh token unknown")
             if not session.is_live(now):
                 raise GrantError("refresh token revoked or expired")
-            if hmac.compare_digest(presented, session.current_hash):
-                try:
-                    return self._rotate(session, token, presented, now)
-                except ConditionFailed:
-                    continue  # a racing refresh rotated first: re-read and converge on it
             if session.previous_hash is not None and hmac.compare_digest(
                 presented, session.previous_hash
             ):
                 return self._replay_or_revoke(session, token, now)
-            raise GrantError("refresh token unknown")
+            if not hmac.compare_digest(presented, session.current_hash):
+                raise GrantError("refresh token unknown")
+            # Current and live, yet refused: the session changed between the write and the
+            # copy DynamoDB handed back. Try again, boundedly.
         raise StoreUnavailable("refresh kept losing races; try again")
-
-    def _rotate(
-        self, session: SessionRecord, token: str, presented: bytes, now: int
-    ) -> IssuedTokens:
-        new_token = refresh_tokens.mint(session.user_id, session.session_id, self._rand)
-        sealed = refresh_tokens.seal(
-            token,
-            new_token.encode("utf-8"),
-            context=_context(session.user_id, session.session_id),
-            rand=self._rand,
-        )
-        idle = min(now + self._idle_ttl, session.absolute_expires_at)
-        self._store.rotate_session(
-            session,
-            presented_hash=presented,
-            new_hash=refresh_tokens.token_hash(new_token),
-            sealed_new=sealed,
-            now=now,
-            idle_expires_at=idle,
-        )
-        return self._issue(replace(session, idle_expires_at=idle), new_token, now)
 
     def _replay_or_revoke(self, session: SessionRecord, token: str, now: int) -> IssuedTokens:
         in_grace = session.rotated_at is not None and now - session.rotated_at < self._grace

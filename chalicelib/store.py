@@ -57,6 +57,15 @@ _UNAVAILABLE_CODES = frozenset(
         "LimitExceededException",
     }
 )
+# Why a TransactWriteItems was cancelled, per item (`CancellationReasons`).
+_RETRYABLE_CANCELLATIONS = frozenset(
+    {
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "TransactionConflict",
+        "RequestLimitExceeded",
+    }
+)
 _TRANSPORT_ERRORS = (
     EndpointConnectionError,
     ConnectionClosedError,
@@ -67,6 +76,18 @@ _TRANSPORT_ERRORS = (
 
 class ConditionFailed(Exception):
     """A guarded write lost its race; internal to the store and its callers in chalicelib."""
+
+    def __init__(self, operation: str, item: dict[str, Any] | None = None) -> None:
+        super().__init__(operation)
+        self.item = item  # the item as it was, where the write asked for it back
+
+
+class RotationRefused(ConditionFailed):
+    """The presented hash is not current, or the session is not live; `session` as it was."""
+
+    def __init__(self, session: SessionRecord | None) -> None:
+        super().__init__("update_item")
+        self.session = session
 
 
 def user_pk(user_id: str) -> str:
@@ -237,13 +258,24 @@ class DynamoStore:
     # -- plumbing (also used by modules adding item types) --------------------------------------
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One request on this table; ConditionFailed, StoreUnavailable, or the ClientError."""
+        return self._call_client(operation, TableName=self._table, **kwargs)
+
+    def _call_client(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            return getattr(self._client, operation)(TableName=self._table, **kwargs)
+            return getattr(self._client, operation)(**kwargs)
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise ConditionFailed(operation) from e
-            if code in _UNAVAILABLE_CODES:
+                raise ConditionFailed(operation, e.response.get("Item")) from e
+            if code == "TransactionCanceledException":
+                reasons = {r.get("Code") for r in e.response.get("CancellationReasons", [])}
+                if "ConditionalCheckFailed" in reasons:
+                    raise ConditionFailed(operation) from e
+                if reasons & _RETRYABLE_CANCELLATIONS:
+                    raise StoreUnavailable(f"DynamoDB {operation} cancelled") from e
+                raise
+            if code in _UNAVAILABLE_CODES or code == "TransactionConflictException":
                 raise StoreUnavailable(f"DynamoDB {operation} failed: {code}") from e
             raise
         except _TRANSPORT_ERRORS as e:
@@ -259,54 +291,38 @@ class DynamoStore:
 
     # -- users ------------------------------------------------------------------------------
 
-    def create_user(self, user: UserRecord) -> bool:
-        """Create the user unless it exists; True if this call created it."""
-        item = {
-            PK: _s(user_pk(user.user_id)),
-            SK: _s(PROFILE),
-            "user_id": _s(user.user_id),
-            "appid": _s(user.appid),
-            "openid": _s(user.openid),
-            "created_at": _n(user.created_at),
+    def upsert_user(self, user: UserRecord) -> UserRecord | None:
+        """Create the user, or keep it as it is; return it as it was before (None: created now).
+
+        One UpdateItem, so concurrent first logins create exactly one user. `created_at` and
+        `unionid` keep their first value.
+        """
+        names = {"#uid": "user_id", "#appid": "appid", "#openid": "openid", "#c": "created_at"}
+        values = {
+            ":uid": _s(user.user_id),
+            ":appid": _s(user.appid),
+            ":openid": _s(user.openid),
+            ":c": _n(user.created_at),
         }
+        update = "SET #uid = :uid, #appid = :appid, #openid = :openid, #c = if_not_exists(#c, :c)"
         if user.unionid:
-            item["unionid"] = _s(user.unionid)
-        try:
-            self.call(
-                "put_item",
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-            )
-        except ConditionFailed:
-            return False
-        return True
+            names["#u"] = "unionid"
+            values[":u"] = _s(user.unionid)
+            update += ", #u = if_not_exists(#u, :u)"
+        response = self.call(
+            "update_item",
+            Key={PK: _s(user_pk(user.user_id)), SK: _s(PROFILE)},
+            UpdateExpression=update,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_OLD",
+        )
+        old = response.get("Attributes")
+        return item_to_user(old) if old else None
 
     def get_user(self, user_id: str) -> UserRecord | None:
         item = self._get(user_pk(user_id), PROFILE)
         return item_to_user(item) if item else None
-
-    def link_unionid(self, user_id: str, unionid: str, now: int) -> None:
-        """Record the unionid on the user (first one wins) and in its link item; idempotent."""
-        with contextlib.suppress(ConditionFailed):
-            self.call(
-                "update_item",
-                Key={PK: _s(user_pk(user_id)), SK: _s(PROFILE)},
-                UpdateExpression="SET #u = :u",
-                ConditionExpression="attribute_exists(#pk) AND attribute_not_exists(#u)",
-                ExpressionAttributeNames={"#pk": PK, "#u": "unionid"},
-                ExpressionAttributeValues={":u": _s(unionid)},
-            )
-        self.call(
-            "put_item",
-            Item={
-                PK: _s(f"UNIONID#{unionid}"),
-                SK: _s(f"USER#{user_id}"),
-                "unionid": _s(unionid),
-                "user_id": _s(user_id),
-                "linked_at": _n(now),
-            },
-        )
 
     def users_by_unionid(self, unionid: str) -> list[str]:
         items = self._query(f"UNIONID#{unionid}", "USER#")
@@ -314,25 +330,28 @@ class DynamoStore:
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def put_session(self, session: SessionRecord) -> None:
-        item = {
-            PK: _s(user_pk(session.user_id)),
-            SK: _s(session_sk(session.session_id)),
-            "user_id": _s(session.user_id),
-            "session_id": _s(session.session_id),
-            "client_id": _s(session.client_id),
-            "current_hash": _b(session.current_hash),
-            "created_at": _n(session.created_at),
-            "idle_expires_at": _n(session.idle_expires_at),
-            "absolute_expires_at": _n(session.absolute_expires_at),
-            EXPIRES_AT: _n(session.expires_at),
+    def _new_session(self, session: SessionRecord) -> dict[str, Any]:
+        """The guarded Put of a new session (a PutItem's or a transaction item's arguments)."""
+        return {
+            "TableName": self._table,
+            "Item": {
+                PK: _s(user_pk(session.user_id)),
+                SK: _s(session_sk(session.session_id)),
+                "user_id": _s(session.user_id),
+                "session_id": _s(session.session_id),
+                "client_id": _s(session.client_id),
+                "current_hash": _b(session.current_hash),
+                "created_at": _n(session.created_at),
+                "idle_expires_at": _n(session.idle_expires_at),
+                "absolute_expires_at": _n(session.absolute_expires_at),
+                EXPIRES_AT: _n(session.expires_at),
+            },
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": PK},
         }
-        self.call(
-            "put_item",
-            Item=item,
-            ConditionExpression="attribute_not_exists(#pk)",
-            ExpressionAttributeNames={"#pk": PK},
-        )
+
+    def put_session(self, session: SessionRecord) -> None:
+        self._call_client("put_item", **self._new_session(session))
 
     def get_session(self, user_id: str, session_id: str) -> SessionRecord | None:
         item = self._get(user_pk(user_id), session_sk(session_id))
@@ -340,50 +359,57 @@ class DynamoStore:
 
     def rotate_session(
         self,
-        session: SessionRecord,
+        user_id: str,
+        session_id: str,
         *,
         presented_hash: bytes,
         new_hash: bytes,
         sealed_new: bytes,
         now: int,
         idle_expires_at: int,
-    ) -> None:
+    ) -> SessionRecord:
         """Make `new_hash` current, if and only if `presented_hash` still is and the session lives.
 
-        One conditional UpdateItem: of two racing rotations exactly one succeeds, the other
-        raises ConditionFailed.
+        One conditional UpdateItem and no read: it returns the rotated session, or raises
+        RotationRefused with the session as DynamoDB found it (None if there is none). Of two
+        racing rotations exactly one succeeds. The TTL attribute follows the new idle expiry
+        (the absolute expiry is not known without a read; it is checked here and in code).
         """
-        expires_at = min(idle_expires_at, session.absolute_expires_at)
-        self.call(
-            "update_item",
-            Key={PK: _s(user_pk(session.user_id)), SK: _s(session_sk(session.session_id))},
-            UpdateExpression=(
-                "SET #cur = :new, #prev = :presented, #rot = :now, #sealed = :sealed,"
-                " #idle = :idle, #exp = :exp"
-            ),
-            ConditionExpression=(
-                "#cur = :presented AND attribute_not_exists(#revoked)"
-                " AND #idle > :now AND #abs > :now"
-            ),
-            ExpressionAttributeNames={
-                "#cur": "current_hash",
-                "#prev": "previous_hash",
-                "#rot": "rotated_at",
-                "#sealed": "sealed_current",
-                "#idle": "idle_expires_at",
-                "#abs": "absolute_expires_at",
-                "#exp": EXPIRES_AT,
-                "#revoked": "revoked_at",
-            },
-            ExpressionAttributeValues={
-                ":new": _b(new_hash),
-                ":presented": _b(presented_hash),
-                ":now": _n(now),
-                ":sealed": _b(sealed_new),
-                ":idle": _n(idle_expires_at),
-                ":exp": _n(expires_at),
-            },
-        )
+        try:
+            response = self.call(
+                "update_item",
+                Key={PK: _s(user_pk(user_id)), SK: _s(session_sk(session_id))},
+                UpdateExpression=(
+                    "SET #cur = :new, #prev = :presented, #rot = :now, #sealed = :sealed,"
+                    " #idle = :idle, #exp = :idle"
+                ),
+                ConditionExpression=(
+                    "#cur = :presented AND attribute_not_exists(#revoked)"
+                    " AND #idle > :now AND #abs > :now"
+                ),
+                ExpressionAttributeNames={
+                    "#cur": "current_hash",
+                    "#prev": "previous_hash",
+                    "#rot": "rotated_at",
+                    "#sealed": "sealed_current",
+                    "#idle": "idle_expires_at",
+                    "#abs": "absolute_expires_at",
+                    "#exp": EXPIRES_AT,
+                    "#revoked": "revoked_at",
+                },
+                ExpressionAttributeValues={
+                    ":new": _b(new_hash),
+                    ":presented": _b(presented_hash),
+                    ":now": _n(now),
+                    ":sealed": _b(sealed_new),
+                    ":idle": _n(idle_expires_at),
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as e:
+            raise RotationRefused(item_to_session(e.item) if e.item else None) from e
+        return item_to_session(response["Attributes"])
 
     def revoke_session(self, user_id: str, session_id: str, *, now: int, reason: str) -> bool:
         """Revoke a session unless it is already revoked or missing; True if this call did."""
@@ -458,26 +484,69 @@ class DynamoStore:
         item = self._get(login_pk(code_hash), LOGIN)
         return item_to_login(item) if item else None
 
-    def complete_login(
-        self, code_hash: str, *, sealed_response: bytes, user_id: str, session_id: str
+    def finish_login(
+        self,
+        code_hash: str,
+        session: SessionRecord,
+        *,
+        sealed_response: bytes,
+        unionid: str | None,
+        now: int,
     ) -> None:
-        self.call(
-            "update_item",
-            Key={PK: _s(login_pk(code_hash)), SK: _s(LOGIN)},
-            UpdateExpression="SET #sealed = :sealed, #uid = :uid, #sid = :sid",
-            ConditionExpression="attribute_exists(#pk)",
-            ExpressionAttributeNames={
-                "#pk": PK,
-                "#sealed": "sealed_response",
-                "#uid": "user_id",
-                "#sid": "session_id",
+        """One transaction: the new session, the claimed code's sealed result, the unionid link.
+
+        Either all of them are written or none (ConditionFailed if the claim is gone).
+        """
+        items: list[dict[str, Any]] = [
+            {"Put": self._new_session(session)},
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {PK: _s(login_pk(code_hash)), SK: _s(LOGIN)},
+                    "UpdateExpression": "SET #sealed = :sealed, #uid = :uid, #sid = :sid",
+                    "ConditionExpression": "attribute_exists(#pk)",
+                    "ExpressionAttributeNames": {
+                        "#pk": PK,
+                        "#sealed": "sealed_response",
+                        "#uid": "user_id",
+                        "#sid": "session_id",
+                    },
+                    "ExpressionAttributeValues": {
+                        ":sealed": _b(sealed_response),
+                        ":uid": _s(session.user_id),
+                        ":sid": _s(session.session_id),
+                    },
+                }
             },
-            ExpressionAttributeValues={
-                ":sealed": _b(sealed_response),
-                ":uid": _s(user_id),
-                ":sid": _s(session_id),
-            },
-        )
+        ]
+        if unionid:
+            # Rewritten at every login with a unionid: cheap, and it repairs a missing link.
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {PK: _s(f"UNIONID#{unionid}"), SK: _s(f"USER#{session.user_id}")},
+                        "UpdateExpression": (
+                            "SET #u = :u, #uid = :uid, #at = if_not_exists(#at, :now)"
+                        ),
+                        "ExpressionAttributeNames": {
+                            "#u": "unionid",
+                            "#uid": "user_id",
+                            "#at": "linked_at",
+                        },
+                        "ExpressionAttributeValues": {
+                            ":u": _s(unionid),
+                            ":uid": _s(session.user_id),
+                            ":now": _n(now),
+                        },
+                    }
+                }
+            )
+        self.transact_write(items)
+
+    def transact_write(self, items: list[dict[str, Any]]) -> None:
+        """TransactWriteItems (each item names its table); errors as in `call`."""
+        self._call_client("transact_write_items", TransactItems=items)
 
     def release_login(self, code_hash: str) -> None:
         """Drop an unfinished claim so that a retry may exchange the code again."""

@@ -13,8 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import requests
+from typing import TYPE_CHECKING
 
 from chalicelib.errors import (
     WeChatCodeRejected,
@@ -24,6 +23,9 @@ from chalicelib.errors import (
     WeChatUserBlocked,
 )
 from chalicelib.logs import log_event
+
+if TYPE_CHECKING:
+    import requests
 
 CODE_REJECTED = frozenset({40029, 40163, 41008})
 CONFIG_ERRORS = frozenset({40013, 40125, 41002, 41004})
@@ -59,7 +61,7 @@ class WeChatClient:
         self._url = base_url.rstrip("/") + "/sns/jscode2session"
         self._appid = appid
         self._secret = secret
-        self._http = http or requests.Session()
+        self._http = http  # made at the first login: `import requests` is not needed before
         self._timeout = (connect_timeout, read_timeout)
         self._retry_delay = retry_delay
         self._sleep = sleep
@@ -83,6 +85,10 @@ class WeChatClient:
     def _attempt(self, params: dict[str, str]) -> WeChatSession:
         # requests' messages carry the full URL, whose query holds the app secret and the
         # code: raise outside the handler so that not even __context__ keeps that exception.
+        import requests  # a cold start that only verifies or refreshes never imports it
+
+        if self._http is None:
+            self._http = requests.Session()
         response, failure = None, ""
         try:
             response = self._http.get(self._url, params=params, timeout=self._timeout)

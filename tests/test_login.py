@@ -10,11 +10,13 @@ import pytest
 from chalicelib.errors import (
     GrantError,
     RequestError,
+    StoreUnavailable,
     WeChatRateLimited,
     WeChatUnavailable,
     WeChatUserBlocked,
 )
 from chalicelib.login import LoginPending, user_id_for
+from chalicelib.store import UserRecord
 from tests.conftest import START, TEST_APPID, table_items
 
 
@@ -98,17 +100,63 @@ def test_unionid_is_stored_and_linked(login, services):
 
 def test_unionid_appearing_later_is_linked_to_the_existing_user(services, wechat):
     login = services.login
-    # first login without unionid: a user created under the plain openid
-    wechat_openid_user = "union-carol"
-    user_id = user_id_for(TEST_APPID, f"openid-{wechat_openid_user}")
-    from chalicelib.store import UserRecord
-
-    services.store.create_user(
-        UserRecord(user_id, TEST_APPID, f"openid-{wechat_openid_user}", None, START)
-    )
+    # a user created earlier without a unionid
+    user_id = user_id_for(TEST_APPID, "openid-union-carol")
+    services.store.upsert_user(UserRecord(user_id, TEST_APPID, "openid-union-carol", None, START))
     result = login.login("union-carol.1", START + 10)
     assert result.is_new is False and result.tokens.user_id == user_id
-    assert services.store.get_user(user_id).unionid == "unionid-union-carol"
+    user = services.store.get_user(user_id)
+    assert (user.unionid, user.created_at) == ("unionid-union-carol", START)
+    assert services.store.users_by_unionid("unionid-union-carol") == [user_id]
+
+
+def test_the_first_unionid_stays(login, services):
+    user_id = user_id_for(TEST_APPID, "openid-union-dora")
+    services.store.upsert_user(
+        UserRecord(user_id, TEST_APPID, "openid-union-dora", "unionid-first", START)
+    )
+    login.login("union-dora.1", START + 10)
+    assert services.store.get_user(user_id).unionid == "unionid-first"
+
+
+@pytest.fixture
+def dynamodb_requests(dynamodb):
+    """The operations the code sends to DynamoDB, in order (botocore's own event)."""
+    sent: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: sent.append(model.name)
+    )
+    return sent
+
+
+@pytest.mark.parametrize("code", ["alice.1", "union-bob.1"])
+def test_a_first_login_is_three_dynamodb_requests(login, wechat, dynamodb_requests, code):
+    login.login(code, START)
+    assert dynamodb_requests == ["PutItem", "UpdateItem", "TransactWriteItems"]
+    assert wechat.calls == 1
+
+
+def test_a_returning_login_is_three_dynamodb_requests(login, wechat, dynamodb_requests):
+    login.login("union-bob.1", START)
+    dynamodb_requests.clear()
+    login.login("union-bob.2", START + 5)
+    assert dynamodb_requests == ["PutItem", "UpdateItem", "TransactWriteItems"]
+    assert wechat.calls == 2
+
+
+def test_a_lost_claim_is_a_retryable_failure_that_writes_no_session(login, services, dynamodb):
+    """If the claim vanished (deleted, expired) the transaction writes nothing at all."""
+    real_finish = services.store.finish_login
+
+    def finish_after_the_claim_vanished(code_hash, *args, **kwargs):
+        services.store.release_login(code_hash)
+        return real_finish(code_hash, *args, **kwargs)
+
+    login._store.finish_login = finish_after_the_claim_vanished
+    with pytest.raises(StoreUnavailable):
+        login.login("alice.1", START)
+    kinds = sorted(item["sk"]["S"].split("#")[0] for item in table_items(dynamodb))
+    assert kinds == ["PROFILE"]  # the user, but no session and no claim
 
 
 @pytest.mark.parametrize(

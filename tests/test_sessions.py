@@ -166,21 +166,57 @@ def test_revoked_session_does_not_replay_within_grace(sessions, started):
 
 
 def test_lost_race_converges_on_the_winner(sessions, started, services):
-    """A refresh whose conditional write loses re-reads and answers the winner's token."""
+    """A refresh whose conditional write loses answers the winner's token."""
     store = services.store
-    real_get = store.get_session
+    real_rotate = store.rotate_session
     winner = {}
 
-    def get_then_race(user_id, session_id):
-        record = real_get(user_id, session_id)
-        if not winner:  # another refresh rotates between our read and our write
+    def race_then_rotate(*args, **kwargs):
+        if not winner:  # another refresh rotates just before our write
             winner["issued"] = None
             winner["issued"] = sessions.refresh(started.refresh_token, START)
-        return record
+        return real_rotate(*args, **kwargs)
 
-    store.get_session = get_then_race
+    store.rotate_session = race_then_rotate
     try:
         issued = sessions.refresh(started.refresh_token, START + 1)
     finally:
-        store.get_session = real_get
+        store.rotate_session = real_rotate
     assert issued.refresh_token == winner["issued"].refresh_token
+
+
+@pytest.fixture
+def dynamodb_requests(dynamodb):
+    """The operations sent to DynamoDB, in order (botocore's own event)."""
+    sent: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: sent.append(model.name)
+    )
+    return sent
+
+
+def test_a_refresh_is_one_dynamodb_request(sessions, started, dynamodb_requests):
+    issued = sessions.refresh(started.refresh_token, START + 1)
+    assert dynamodb_requests == ["UpdateItem"]
+    dynamodb_requests.clear()
+    sessions.refresh(issued.refresh_token, START + 2)
+    assert dynamodb_requests == ["UpdateItem"]
+
+
+def test_a_grace_replay_is_one_refused_write_and_nothing_else(
+    sessions, started, dynamodb, dynamodb_requests
+):
+    issued = sessions.refresh(started.refresh_token, START + 1)
+    items = table_items(dynamodb)
+    dynamodb_requests.clear()
+    assert sessions.refresh(started.refresh_token, START + 2).refresh_token == issued.refresh_token
+    assert dynamodb_requests == ["UpdateItem"]  # refused; the session came back with the refusal
+    assert table_items(dynamodb) == items
+
+
+def test_an_unknown_session_is_one_refused_write(sessions, dynamodb, dynamodb_requests):
+    forged = refresh_tokens.mint(USER_Z, refresh_tokens.new_id())
+    with pytest.raises(GrantError):
+        sessions.refresh(forged, START)
+    assert dynamodb_requests == ["UpdateItem"]
+    assert table_items(dynamodb) == []  # the refused update created no item

@@ -24,6 +24,7 @@ from chalicelib.store import (
     ConditionFailed,
     DynamoStore,
     LoginRecord,
+    RotationRefused,
     SessionRecord,
     UserRecord,
     create_table,
@@ -118,16 +119,19 @@ def test_create_table_is_idempotent_and_enables_ttl(backend: Backend) -> None:
 # -- users ------------------------------------------------------------------------------------
 
 
-def test_create_user_once(store: DynamoStore) -> None:
-    assert store.create_user(a_user()) is True
+def test_upsert_user_creates_once(store: DynamoStore) -> None:
+    assert store.upsert_user(a_user()) is None  # None: this call created it
     assert store.get_user(USER) == a_user()
+    assert store.upsert_user(replace(a_user(), created_at=NOW + 5)) == a_user()
+    assert store.get_user(USER) == a_user()  # created_at keeps its first value
 
 
-def test_create_user_twice_keeps_the_first(store: DynamoStore, backend: Backend) -> None:
-    assert store.create_user(a_user(unionid="u-first")) is True
-    before = backend.items()
-    assert store.create_user(replace(a_user(), openid="other", created_at=NOW + 5)) is False
-    assert backend.items() == before
+def test_upsert_user_keeps_the_first_unionid(store: DynamoStore) -> None:
+    store.upsert_user(a_user())
+    assert store.upsert_user(a_user(unionid="u-first")) == a_user()
+    assert store.get_user(USER).unionid == "u-first"  # a unionid appearing later is recorded
+    assert store.upsert_user(a_user(unionid="u-second")) == a_user(unionid="u-first")
+    assert store.upsert_user(a_user()) == a_user(unionid="u-first")  # none given: kept
     assert store.get_user(USER) == a_user(unionid="u-first")
 
 
@@ -135,22 +139,17 @@ def test_get_missing_user(store: DynamoStore) -> None:
     assert store.get_user(USER) is None
 
 
-def test_link_unionid_first_wins_and_is_idempotent(store: DynamoStore, backend: Backend) -> None:
-    store.create_user(a_user())
-    store.link_unionid(USER, "u-first", NOW)
-    store.link_unionid(USER, "u-first", NOW + 1)
-    assert store.get_user(USER).unionid == "u-first"
-    assert store.users_by_unionid("u-first") == [USER]
-    assert len([i for i in backend.items() if i["pk"]["S"] == "UNIONID#u-first"]) == 1
-
-    store.link_unionid(USER, "u-second", NOW + 2)
-    assert store.get_user(USER).unionid == "u-first"  # the profile keeps the first
-
-
 def test_users_by_unionid(store: DynamoStore) -> None:
-    for user_id in (USER, OTHER):
-        store.create_user(a_user(user_id))
-        store.link_unionid(user_id, "u-shared", NOW)
+    for i, user_id in enumerate((USER, OTHER)):
+        code = f"code{i}"
+        claim(store, NOW, code=code)
+        store.finish_login(
+            code,
+            a_session(user_id=user_id),
+            sealed_response=ODD_BYTES,
+            unionid="u-shared",
+            now=NOW,
+        )
     assert sorted(store.users_by_unionid("u-shared")) == sorted([USER, OTHER])
     assert store.users_by_unionid("u-nobody") == []
 
@@ -176,9 +175,10 @@ def test_put_session_never_overwrites(store: DynamoStore) -> None:
     assert store.get_session(USER, "sess0") == a_session()
 
 
-def rotate(store: DynamoStore, session: SessionRecord, presented: bytes, now: int) -> None:
-    store.rotate_session(
-        session,
+def rotate(store: DynamoStore, session: SessionRecord, presented: bytes, now: int) -> SessionRecord:
+    return store.rotate_session(
+        session.user_id,
+        session.session_id,
         presented_hash=presented,
         new_hash=ODD_BYTES[::-1],
         sealed_new=ODD_BYTES,
@@ -190,8 +190,9 @@ def rotate(store: DynamoStore, session: SessionRecord, presented: bytes, now: in
 def test_rotate_session(store: DynamoStore, backend: Backend) -> None:
     session = a_session()
     store.put_session(session)
-    rotate(store, session, session.current_hash, NOW + 10)
-    assert store.get_session(USER, "sess0") == replace(
+    rotated = rotate(store, session, session.current_hash, NOW + 10)
+    assert rotated == store.get_session(USER, "sess0")
+    assert rotated == replace(
         session,
         current_hash=ODD_BYTES[::-1],
         previous_hash=session.current_hash,
@@ -203,14 +204,15 @@ def test_rotate_session(store: DynamoStore, backend: Backend) -> None:
     assert item["expires_at"] == {"N": str(NOW + 10 + IDLE)}
 
 
-def test_rotate_session_keeps_the_ttl_within_absolute_expiry(
-    store: DynamoStore, backend: Backend
-) -> None:
+def test_rotate_session_near_absolute_expiry(store: DynamoStore, backend: Backend) -> None:
+    """The idle expiry may pass the absolute one; the session still ends at the absolute one."""
     session = a_session(absolute_expires_at=NOW + IDLE + 5)
     store.put_session(session)
-    rotate(store, session, session.current_hash, NOW + 100)
+    rotated = rotate(store, session, session.current_hash, NOW + 100)
+    assert rotated.expires_at == NOW + IDLE + 5
+    assert rotated.is_live(NOW + IDLE + 4) and not rotated.is_live(NOW + IDLE + 5)
     item = backend.item(user_pk(USER), session_sk("sess0"))
-    assert item["expires_at"] == {"N": str(NOW + IDLE + 5)}
+    assert item["expires_at"] == {"N": str(NOW + 100 + IDLE)}  # TTL: the new idle expiry
 
 
 @pytest.mark.parametrize(
@@ -241,8 +243,11 @@ def test_rotate_session_condition_failed(store: DynamoStore, backend: Backend, c
     elif case == "missing":
         session = a_session("no-such-session")
     before = backend.items()
-    with pytest.raises(ConditionFailed):
+    as_it_was = store.get_session(session.user_id, session.session_id)
+    with pytest.raises(RotationRefused) as refused:
         rotate(store, session, presented, now)
+    assert refused.value.session == as_it_was  # handed back by the refused write itself
+    assert (as_it_was is None) == (case == "missing")
     assert backend.items() == before
 
 
@@ -267,7 +272,7 @@ def test_revoke_missing_session_writes_nothing(store: DynamoStore, backend: Back
 
 
 def test_list_sessions_of_one_user(store: DynamoStore) -> None:
-    store.create_user(a_user())
+    store.upsert_user(a_user())
     mine = [a_session(f"sess{i:03d}", current_hash=bytes([i]) * 32) for i in range(60)]
     for session in mine:
         store.put_session(session)
@@ -302,12 +307,12 @@ def test_list_sessions_follows_pages(store: DynamoStore, backend: Backend) -> No
 CODE = "c0de" * 16
 
 
-def claim(store: DynamoStore, now: int, lease: int = 20, ttl: int = 300) -> bool:
-    return store.claim_login(CODE, now=now, lease_until=now + lease, expires_at=now + ttl)
+def claim(store: DynamoStore, now: int, lease: int = 20, ttl: int = 300, code: str = CODE) -> bool:
+    return store.claim_login(code, now=now, lease_until=now + lease, expires_at=now + ttl)
 
 
-def complete(store: DynamoStore) -> None:
-    store.complete_login(CODE, sealed_response=ODD_BYTES, user_id=USER, session_id="sess0")
+def complete(store: DynamoStore, unionid: str | None = None, now: int = NOW) -> None:
+    store.finish_login(CODE, a_session(), sealed_response=ODD_BYTES, unionid=unionid, now=now)
 
 
 def test_claim_free_code(store: DynamoStore, backend: Backend) -> None:
@@ -345,9 +350,11 @@ def test_claim_expired_code(store: DynamoStore) -> None:
     assert not record.done and record.lease_until == NOW + 320
 
 
-def test_complete_login(store: DynamoStore) -> None:
+def test_finish_login(store: DynamoStore) -> None:
     claim(store, NOW)
     complete(store)
+    assert store.get_session(USER, "sess0") == a_session()
+    assert store.users_by_unionid("u-1") == []
     assert store.get_login(CODE) == LoginRecord(
         code_hash=CODE,
         lease_until=NOW + 20,
@@ -358,10 +365,26 @@ def test_complete_login(store: DynamoStore) -> None:
     )
 
 
-def test_complete_unclaimed_login_fails(store: DynamoStore, backend: Backend) -> None:
+def test_finish_unclaimed_login_writes_nothing(store: DynamoStore, backend: Backend) -> None:
     with pytest.raises(ConditionFailed):
-        complete(store)
-    assert backend.items() == []
+        complete(store, unionid="u-1")
+    assert backend.items() == []  # one transaction: no session and no link either
+
+
+def test_finish_login_links_the_unionid_once(store: DynamoStore, backend: Backend) -> None:
+    claim(store, NOW)
+    complete(store, unionid="u-1", now=NOW)
+    claim(store, NOW, code="another")
+    store.finish_login(
+        "another",
+        a_session("sess1"),
+        sealed_response=ODD_BYTES,
+        unionid="u-1",
+        now=NOW + 9,
+    )
+    assert store.users_by_unionid("u-1") == [USER]
+    link = backend.item("UNIONID#u-1", f"USER#{USER}")
+    assert link["linked_at"] == {"N": str(NOW)}  # the first link's time stays
 
 
 def test_release_login(store: DynamoStore) -> None:
@@ -418,10 +441,8 @@ def test_throttled_rotation_is_503_and_leaves_the_session_as_it_was(client, dyna
     stored = dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]
     before = table_items(dynamodb)
 
-    with Stubber(dynamodb) as stubber:  # the read succeeds, the conditional write is throttled
-        stubber.add_response(
-            "get_item", {"Item": stored}, {"TableName": TABLE, "Key": key, "ConsistentRead": True}
-        )
+    assert stored  # the rotation is one conditional write, and it is throttled
+    with Stubber(dynamodb) as stubber:
         stubber.add_client_error(
             "update_item",
             service_error_code="ProvisionedThroughputExceededException",
@@ -440,20 +461,44 @@ def test_throttled_rotation_is_503_and_leaves_the_session_as_it_was(client, dyna
     assert bytes(item["previous_hash"]["B"]) == refresh_tokens.token_hash(tokens["refresh_token"])
 
 
-def test_throttled_session_write_during_login_leaves_no_session(client, dynamodb) -> None:
-    def throttle_sessions(params: dict[str, Any], **_: Any) -> None:
-        if params["Item"]["sk"]["S"].startswith("SESSION#"):
-            raise ClientError(
-                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
-                "PutItem",
-            )
+def test_throttled_login_transaction_leaves_no_session(client, dynamodb) -> None:
+    def throttle(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+            "TransactWriteItems",
+        )
 
-    dynamodb.meta.events.register("provide-client-params.dynamodb.PutItem", throttle_sessions)
+    dynamodb.meta.events.register("provide-client-params.dynamodb.TransactWriteItems", throttle)
     try:
         response = post(client, "/auth/login", {"code": "alice.1"})
     finally:
-        dynamodb.meta.events.unregister("provide-client-params.dynamodb.PutItem", throttle_sessions)
+        dynamodb.meta.events.unregister(
+            "provide-client-params.dynamodb.TransactWriteItems", throttle
+        )
 
     assert_unavailable(response)
     kinds = [item["sk"]["S"] for item in table_items(dynamodb)]
     assert kinds == ["PROFILE"]  # the user (idempotent); no session, and the claim released
+
+
+@pytest.mark.parametrize(
+    ("reason", "raised"),
+    [
+        ("ConditionalCheckFailed", ConditionFailed),
+        ("TransactionConflict", StoreUnavailable),
+        ("ThrottlingError", StoreUnavailable),
+        ("ValidationError", ClientError),  # a bug, not an outage: no 503 that hides it
+    ],
+)
+def test_cancelled_transactions(dynamodb, reason: str, raised: type[Exception]) -> None:
+    store = DynamoStore(dynamodb, TABLE)
+    with Stubber(dynamodb) as stubber:
+        stubber.add_client_error(
+            "transact_write_items",
+            service_error_code="TransactionCanceledException",
+            http_status_code=400,
+            response_meta={},
+            modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": reason}]},
+        )
+        with pytest.raises(raised):
+            store.transact_write([{"Put": store._new_session(a_session())}])
