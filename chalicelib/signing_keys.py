@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -60,7 +61,7 @@ class SigningKey:
     def starts_at(self) -> int:
         return self.created_at if self.active_from is None else self.active_from
 
-    @property
+    @cached_property
     def public_key(self) -> RSAPublicKey:
         return self.private_key.public_key()
 
@@ -173,8 +174,12 @@ class KeySet:
             data = json.loads(text)
             keys = []
             for entry in data["keys"]:
+                # Our own keys, from our own secret or file: skipping the RSA consistency
+                # check makes a cold start ~50 ms faster per key. A damaged PEM still fails.
                 private_key = serialization.load_pem_private_key(
-                    entry["private_key_pem"].encode("ascii"), password=None
+                    entry["private_key_pem"].encode("ascii"),
+                    password=None,
+                    unsafe_skip_rsa_key_validation=True,
                 )
                 if not isinstance(private_key, RSAPrivateKey):
                     raise ConfigurationError("signing key set: only RSA keys are supported")
