@@ -15,7 +15,8 @@ AWS call. OUTDIR then holds `sam.yaml` and `deployment.zip`.
 load, so the zip is checked afterwards and the build fails unless every pin of
 requirements.txt is in it, complete (every file of its RECORD), with compiled modules built for
 the function's runtime and architecture (CPython ABI, manylinux glibc no newer than the
-runtime's, ELF machine).
+runtime's, ELF machine); without boto3 and botocore, which the runtime provides; and no
+bigger than its 6 MB budget.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ SOURCE_FILES = ("app.py", "requirements.txt", ".chalice/config.json")
 SOURCE_DIRS = ("chalicelib", "vendor")
 
 # Import packages the service cannot start without (checked besides the pins' RECORDs).
-REQUIRED_IMPORTS = ("jwt", "cryptography", "requests", "boto3", "botocore", "chalicelib")
+REQUIRED_IMPORTS = ("jwt", "cryptography", "requests", "chalicelib")
+# The Lambda runtime provides these: a copy in the zip would only add 16 MB (and shadow them).
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+# The size budget of the zip (bench/RESULTS.md): cold starts download and unpack all of it.
+MAX_ZIP_BYTES = 6 * 1000 * 1000
 
 # Lambda runtime -> (CPython ABI tag, glibc of the runtime's OS). python3.11 runs on Amazon
 # Linux 2 (glibc 2.26); python3.12+ on Amazon Linux 2023 (glibc 2.34).
@@ -186,6 +191,9 @@ def check_deployment_zip(zip_path: Path, requirements: str, target: Target) -> l
         for package in REQUIRED_IMPORTS:
             if f"{package}/__init__.py" not in names:
                 problems.append(f"{package}/ (import {package}) is missing")
+        for package in RUNTIME_PROVIDED:
+            if f"{package}/__init__.py" in names:
+                problems.append(f"{package}/ is in the zip, but the Lambda runtime provides it")
         dist_infos = _dist_infos(names)
         for name, version in _pins(requirements):
             key = _normalize(name)
@@ -201,6 +209,11 @@ def check_deployment_zip(zip_path: Path, requirements: str, target: Target) -> l
         unzipped = sum(info.file_size for info in infos)
         if unzipped > MAX_UNZIPPED_BYTES:
             problems.append(f"unzipped size {unzipped} bytes exceeds Lambda's 250 MB")
+    zipped = zip_path.stat().st_size
+    if zipped > MAX_ZIP_BYTES:
+        problems.append(
+            f"the zip is {zipped / 1e6:.2f} MB, over its {MAX_ZIP_BYTES / 1e6:.0f} MB budget"
+        )
     return problems
 
 
