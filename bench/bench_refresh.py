@@ -232,7 +232,7 @@ def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
     cost_table, summary = costs(env)
     text = body + "\n\n### Requests and capacity per operation\n\n" + cost_table
     if prof:
-        text += "\n\ncProfile of one refresh, top functions by cumulative time:\n\n" + prof
+        text += "\n\ncProfile of one refresh, top functions by own time:\n\n" + prof
     return Section(
         "refresh",
         text,

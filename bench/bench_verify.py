@@ -137,7 +137,7 @@ def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
         + f"\n\nDynamoDB calls of one verify (recorded): {reads}."
     )
     if profiled:
-        body += "\n\ncProfile of (a), top functions by cumulative time:\n\n" + h.profile_table(
+        body += "\n\ncProfile of (a), top functions by own time:\n\n" + h.profile_table(
             profiled, fast
         )
     return Section(
