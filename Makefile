@@ -63,3 +63,9 @@ infra-clean:
 
 test: infra-lint
 clean: infra-clean
+
+# `make bench`: bench/run.py's benchmarks as markdown (not part of `make test`);
+# e.g. `make bench BENCH_ARGS="--quick --only verify,refresh"` or BENCH_ARGS="--write after".
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
