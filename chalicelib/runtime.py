@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import aws
 from chalicelib.access_tokens import AccessTokens
 from chalicelib.clients import ClientStore
 from chalicelib.errors import ConfigurationError
@@ -30,7 +30,7 @@ from chalicelib.wechat import WeChatClient
 if TYPE_CHECKING:
     import requests
 
-# Bounded: botocore's standard retry mode, 3 attempts, short timeouts (API Gateway gives 29 s).
+# Bounded: botocore's standard retry mode, 3 retries, short timeouts (API Gateway gives 29 s).
 DYNAMODB_CONFIG = Config(
     retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=3
 )
@@ -98,18 +98,15 @@ def build(
     sleep: Callable[[float], None] = time.sleep,
     metrics: Metrics | None = None,
 ) -> Services:
-    # botocore makes the clients, exactly as boto3.client would (same settings, credentials,
-    # AWS_ENDPOINT_URL_* overrides), without `import boto3`, whose s3transfer import alone
-    # costs a cold start more than everything else here (bench/RESULTS.md).
-    aws = botocore.session.get_session()
+    session = aws.session()  # not boto3: see chalicelib/aws.py
     if dynamodb is None:
-        dynamodb = aws.create_client("dynamodb", config=DYNAMODB_CONFIG)
+        dynamodb = aws.client("dynamodb", DYNAMODB_CONFIG, aws=session)
     store = DynamoStore(dynamodb, settings.table_name)
 
     def secrets_client() -> Any:
         nonlocal secretsmanager
         if secretsmanager is None:
-            secretsmanager = aws.create_client("secretsmanager")
+            secretsmanager = aws.client("secretsmanager", aws=session)
         return secretsmanager
 
     if settings.signing_keys_arn:

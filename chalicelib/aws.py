@@ -1,0 +1,58 @@
+"""botocore clients for a Lambda cold start: made the way boto3.client makes them, cheaper.
+
+`boto3.client(...)` is `botocore.session.Session().create_client(...)` plus `import boto3`,
+which imports s3transfer (never used here). Two more costs of a first client are botocore's
+data loader's, and both go through its own extension point (the session's `data_loader`):
+- to check a service name it lists every one of its ~400 data directories;
+- it parses its JSON (1.2 MB of endpoints.json, the DynamoDB model) into OrderedDicts, twice as
+  slow as plain dicts, which keep their order too.
+Together about a quarter of a cold start's first request (bench/RESULTS.md). The clients are
+the same: same credentials chain, region, `AWS_ENDPOINT_URL_*` overrides and config.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from typing import Any
+
+import botocore.session
+from botocore.config import Config
+from botocore.loaders import JSONFileLoader, Loader
+
+# Every AWS service the app calls.
+SERVICES = ("dynamodb", "secretsmanager")
+
+
+class PlainJSONFileLoader(JSONFileLoader):
+    """botocore's JSON data files (`.json` or `.json.gz`) as plain dicts."""
+
+    def load_file(self, file_path: str) -> Any:
+        for extension, opener in ((".json", open), (".json.gz", gzip.open)):
+            path = file_path + extension
+            if os.path.isfile(path):
+                with opener(path, "rb") as f:
+                    return json.loads(f.read().decode("utf-8"))
+        return None
+
+
+class AppLoader(Loader):
+    """botocore's data loader, knowing only SERVICES (the default search paths)."""
+
+    def __init__(self) -> None:
+        super().__init__(file_loader=PlainJSONFileLoader())
+
+    def list_available_services(self, type_name: str) -> list[str]:
+        return list(SERVICES)
+
+
+def session() -> botocore.session.Session:
+    aws = botocore.session.get_session()
+    aws.register_component("data_loader", AppLoader())
+    return aws
+
+
+def client(service: str, config: Config | None = None, *, aws: Any = None) -> Any:
+    """A botocore client for one of SERVICES (another raises botocore's UnknownServiceError)."""
+    return (aws or session()).create_client(service, config=config)

@@ -1,0 +1,63 @@
+"""The app's botocore clients: the same data and behaviour as boto3's, made cheaper."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import botocore.session
+import pytest
+from botocore.exceptions import UnknownServiceError
+from moto import mock_aws
+
+from chalicelib import aws, runtime, store
+from tests.conftest import START, TABLE
+
+
+@pytest.mark.parametrize(
+    ("method", "args"),
+    [
+        ("load_data", ("endpoints",)),
+        ("load_data", ("partitions",)),
+        ("load_data", ("sdk-default-configuration",)),
+        ("load_service_model", ("dynamodb", "service-2")),
+        ("load_service_model", ("dynamodb", "endpoint-rule-set-1")),
+        ("load_service_model", ("secretsmanager", "service-2")),
+    ],
+)
+def test_the_loader_reads_what_botocore_reads(method: str, args: tuple[str, ...]) -> None:
+    ours = getattr(aws.AppLoader(), method)(*args)
+    theirs = getattr(botocore.session.get_session().get_component("data_loader"), method)(*args)
+    assert type(ours) is dict  # plain dicts, not OrderedDicts
+    assert ours == theirs
+    assert list(ours) == list(theirs)  # in the same order
+
+
+def test_other_services_are_unknown() -> None:
+    with pytest.raises(UnknownServiceError):
+        aws.client("s3")
+
+
+def test_clients_work_and_honour_the_endpoint_override(monkeypatch) -> None:
+    with mock_aws():
+        dynamodb = aws.client("dynamodb")
+        store.create_table(dynamodb, TABLE)
+        assert dynamodb.list_tables()["TableNames"] == [TABLE]
+        secrets = aws.client("secretsmanager")
+        arn = secrets.create_secret(Name="s", SecretString="v")["ARN"]
+        assert secrets.get_secret_value(SecretId=arn)["SecretString"] == "v"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8999")
+    assert aws.client("dynamodb").meta.endpoint_url == "http://127.0.0.1:8999"
+    assert aws.client("dynamodb").meta.region_name == "us-east-1"
+
+
+def test_build_makes_its_own_clients(settings, key_set_json, clock, dynamodb, wechat) -> None:
+    """runtime.build without injected clients (as in Lambda), inside the fixtures' moto."""
+    secrets = aws.client("secretsmanager")
+    arn = secrets.create_secret(Name="keys", SecretString=key_set_json)["ARN"]
+    services = runtime.build(replace(settings, signing_keys_arn=arn), clock=clock)
+    assert services.store.client is not dynamodb
+    result = services.login.login("judy.1", START)
+    assert services.sessions.refresh(result.tokens.refresh_token, START + 1)
+    config = services.store.client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (2, 3)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 4}  # 3 retries
