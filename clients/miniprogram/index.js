@@ -361,7 +361,6 @@ class AuthClient {
   /** wx.login, then POST /auth/login. One login in flight however many callers ask.
    * Resolves the user ({id, is_new}). Ends a logged-out state. */
   login() {
-    var self = this;
     return this._loginOnce().then(function (session) {
       return session.user;
     });
@@ -463,39 +462,38 @@ class AuthClient {
     return p;
   }
 
-  /** An access token good to send now: logs in or refreshes first if needed. */
+  /** An access token good to send now: logs in or refreshes first if needed, or waits for
+   * the login or refresh already under way. */
   _accessToken(epoch) {
     var self = this;
-    if (epoch !== this._epoch || this._logoutP) return Promise.reject(loggedOutError());
-    if (this._refreshP || this._loginP) {
-      return (this._refreshP || this._loginP).then(function (s) {
-        return s.accessToken;
-      });
-    }
+    if (epoch !== this._epoch) return Promise.reject(loggedOutError());
     var session = this._current();
-    if (this._loggedOut) return Promise.reject(loggedOutError());
-    if (!session) {
-      return this._loginOnce().then(function (s) {
-        return s.accessToken;
-      });
+    if (this._loggedOut) return Promise.reject(loggedOutError()); // also during logout()
+    var pending = this._refreshP || this._loginP;
+    if (!pending) {
+      var now = this._now();
+      if (!session) {
+        pending = this._loginOnce();
+      } else if (now < session.accessExpiresAt - this._margin) {
+        return Promise.resolve(session.accessToken);
+      } else if (session.refreshExpiresAt !== null && now >= session.refreshExpiresAt) {
+        this._store(null, false); // the refresh token is dead too: log in
+        pending = this._loginOnce();
+      } else {
+        pending = this._refreshOnce();
+      }
     }
-    var now = this._now();
-    if (now < session.accessExpiresAt - this._margin) return Promise.resolve(session.accessToken);
-    if (session.refreshExpiresAt !== null && now >= session.refreshExpiresAt) {
-      this._store(null, false); // the refresh token is dead too: log in
-      return this._loginOnce().then(function (s) {
-        return s.accessToken;
-      });
-    }
-    return this._refreshOnce().then(
+    return pending.then(
       function (s) {
         return s.accessToken;
       },
       function (error) {
-        // Offline or server busy during a *proactive* refresh: the old token still works.
+        // Offline or server busy during the refresh: the old token, if it has not expired
+        // (it was only inside the margin), still works.
         var transient = error.code === 'network_error' || error.code === 'temporarily_unavailable';
         if (
           transient &&
+          session &&
           epoch === self._epoch &&
           self._current() === session &&
           self._now() < session.accessExpiresAt
@@ -510,11 +508,11 @@ class AuthClient {
   /** After a 401 invalid_token for `used`: a newer token if someone already renewed, else
    * the one refresh (joined by every request that needs it). */
   _renewAfterRejection(used, epoch) {
-    if (epoch !== this._epoch || this._logoutP) return Promise.reject(loggedOutError());
-    var pending = this._refreshP || this._loginP;
+    if (epoch !== this._epoch) return Promise.reject(loggedOutError());
     var session = this._current();
+    if (this._loggedOut) return Promise.reject(loggedOutError());
+    var pending = this._refreshP || this._loginP;
     if (!pending) {
-      if (this._loggedOut) return Promise.reject(loggedOutError());
       if (session && session.accessToken !== used && this._now() < session.accessExpiresAt) {
         return Promise.resolve(session.accessToken);
       }
@@ -592,10 +590,11 @@ class AuthClient {
    * holds its refresh token any more). `{all: true}` ends every session of the user.
    */
   logout(options) {
-    if (this._logoutP) return this._logoutP;
     var self = this;
     var all = !!(options && options.all);
     var session = this._current();
+    // A second call while the first is under way joins it, unless a login() came in between.
+    if (this._logoutP && !session) return this._logoutP;
     this._epoch++;
     this._loginP = null;
     this._refreshP = null;

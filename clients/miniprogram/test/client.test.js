@@ -445,3 +445,42 @@ test('20 concurrent 401s share one refresh, and answers arriving after it reuse 
   assert.equal(t.paths().filter((p) => p === '/auth/refresh').length, 1);
   assert.equal(t.paths().filter((p) => p === '/api').length, 40);
 });
+
+test('requests joining a proactive refresh that fails offline all go out with the unexpired token', async () => {
+  const t = scripted((o) => (route(o) === '/auth/refresh' ? FAIL : answer(200, { ok: 1 })));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t + 30_000 });
+  const client = t.client();
+  const results = await Promise.all(Array.from({ length: 5 }, () => client.request({ url: '/api' })));
+  assert.ok(results.every((r) => r.statusCode === 200));
+  assert.equal(t.paths().filter((p) => p === '/auth/refresh').length, 2, 'one refresh, retried once');
+  for (const c of t.calls.filter((c) => route(c) === '/api')) {
+    assert.equal(c.header.Authorization, 'Bearer at1');
+  }
+});
+
+test('logout() twice at once makes one server call; after a new login() it ends the new session', async () => {
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const t = scripted(async (o) => {
+    if (route(o) === '/auth/logout') {
+      await gate;
+      return answer(204, '');
+    }
+    return tokens(2, { user: { id: 'u1', is_new: false } });
+  });
+  t.storage[KEY] = session(1, t.clock.t);
+  const client = t.client();
+  const a = client.logout();
+  const b = client.logout();
+  assert.equal(a, b);
+  await client.login(); // while the first logout is still under way
+  const c = client.logout();
+  assert.notEqual(c, a);
+  release();
+  assert.deepEqual(await Promise.all([a, b, c]), [{ revoked: true }, { revoked: true }, { revoked: true }]);
+  assert.deepEqual(
+    t.calls.filter((x) => route(x) === '/auth/logout').map((x) => x.header.Authorization),
+    ['Bearer at1', 'Bearer at2']
+  );
+  assert.equal(client.isLoggedOut(), true);
+});
