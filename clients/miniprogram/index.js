@@ -435,6 +435,10 @@ class AuthClient {
       return self._post(PATHS.refresh, { refresh_token: session.refreshToken });
     }).then(function (r) {
       if (epoch !== self._epoch) throw loggedOutError(); // logout meanwhile: drop the tokens
+      // A login() (or another client on the same storage) stored tokens meanwhile: they are
+      // newer than this answer, so neither replace nor clear them.
+      var latest = self._current();
+      if (latest && latest !== session) return latest;
       var res = r.res;
       if (res.statusCode === 200) {
         var fresh = tokenSession(body(res), r.at, session);

@@ -484,3 +484,30 @@ test('logout() twice at once makes one server call; after a new login() it ends 
   );
   assert.equal(client.isLoggedOut(), true);
 });
+
+test('a login() that finishes while a refresh is on the wire wins: the refresh answer never replaces or clears its tokens', async () => {
+  for (const refreshAnswer of [tokens(2), answer(400, { error: 'invalid_grant' })]) {
+    let release;
+    const gate = new Promise((r) => (release = r));
+    const t = scripted(async (o) => {
+      const p = route(o);
+      if (p === '/auth/refresh') {
+        await gate;
+        return refreshAnswer;
+      }
+      if (p === '/auth/login') return tokens(5, { user: { id: 'u1', is_new: false } });
+      return o.header.Authorization === 'Bearer at5' ? answer(200, { ok: 1 }) : answer(401, { error: 'invalid_token' });
+    });
+    t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+    const client = t.client();
+    const pending = client.request({ url: '/api' }); // refresh with rt1 goes out and is held
+    await client.login();
+    release();
+    const res = await pending;
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(t.paths(), ['/auth/refresh', '/auth/login', '/api'], refreshAnswer.statusCode);
+    assert.equal(t.calls[2].header.Authorization, 'Bearer at5');
+    assert.equal(t.logins, 1);
+    assert.equal(JSON.parse(t.storage[KEY]).access_token, 'at5');
+  }
+});
