@@ -310,7 +310,8 @@ class AuthClient {
     return new Promise(function (resolve, reject) {
       var o = Object.assign({}, opts, {
         success: function (res) {
-          resolve({ res: res, at: self._now() });
+          if (res && typeof res.statusCode === 'number') resolve({ res: res, at: self._now() });
+          else reject(new WxAuthError('bad_response', 'the platform answered without a statusCode'));
         },
         fail: function (err) {
           var why = err && err.errMsg ? err.errMsg : String(err);
@@ -385,10 +386,8 @@ class AuthClient {
         if (res.statusCode === 200) {
           var session = tokenSession(body(res), r.at, null);
           if (!session) {
-            throw new WxAuthError('bad_response', 'login answered 200 without tokens', {
-              status: 200,
-              response: res,
-            });
+            // No `response` on the error: a partial answer may still hold a live token.
+            throw new WxAuthError('bad_response', 'login answered 200 without tokens', { status: 200 });
           }
           self._store(session, false);
           return session;
@@ -443,10 +442,7 @@ class AuthClient {
       if (res.statusCode === 200) {
         var fresh = tokenSession(body(res), r.at, session);
         if (!fresh) {
-          throw new WxAuthError('bad_response', 'refresh answered 200 without tokens', {
-            status: 200,
-            response: res,
-          });
+          throw new WxAuthError('bad_response', 'refresh answered 200 without tokens', { status: 200 });
         }
         self._store(fresh, false);
         return fresh;

@@ -511,3 +511,17 @@ test('a login() that finishes while a refresh is on the wire wins: the refresh a
     assert.equal(JSON.parse(t.storage[KEY]).access_token, 'at5');
   }
 });
+
+test('an answer without a numeric statusCode rejects bad_response; a malformed token answer keeps its token out of the error', async () => {
+  for (const broken of [undefined, { data: { ok: 1 } }, { status: 200, data: {} }]) {
+    const t = scripted(() => broken);
+    await assert.rejects(t.client().login(), { name: 'WxAuthError', code: 'bad_response' });
+    t.storage[KEY] = session(1, t.clock.t);
+    await assert.rejects(t.client().request({ url: '/api' }), { name: 'WxAuthError', code: 'bad_response' });
+  }
+  const t = scripted(() => answer(200, { access_token: 'live-secret-token', refresh_token: 'rt-secret' }));
+  const error = await t.client().login().catch((e) => e);
+  assert.equal(error.code, 'bad_response');
+  const shown = require('node:util').inspect(error, { depth: 10 }) + JSON.stringify(error);
+  assert.doesNotMatch(shown, /secret/);
+});
