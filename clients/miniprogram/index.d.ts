@@ -1,7 +1,7 @@
 // Typings for the wxauth mini-program client (index.js / index.mjs).
 
-/** The callback-style request options shared by wx.request, uni.request and Taro.request. */
-export interface PlatformRequestOptions {
+/** The options wx.request, uni.request and Taro.request share (callbacks aside). */
+export interface RequestFields {
   url: string;
   method?: string;
   header?: Record<string, string>;
@@ -9,9 +9,13 @@ export interface PlatformRequestOptions {
   timeout?: number;
   dataType?: string;
   responseType?: string;
+  [option: string]: unknown;
+}
+
+/** The callback-style request options the adapter's `request` receives. */
+export interface PlatformRequestOptions extends RequestFields {
   success?: (res: PlatformResponse) => void;
   fail?: (err: { errMsg?: string } & Record<string, unknown>) => void;
-  [option: string]: unknown;
 }
 
 /** What wx.request (uni, Taro) hands to `success`. */
@@ -55,7 +59,7 @@ export interface AuthClientOptions {
   now?: () => number;
 }
 
-export interface RequestOptions extends Omit<PlatformRequestOptions, 'success' | 'fail'> {
+export interface RequestOptions extends RequestFields {
   /** false: send this request without a token (as a public route). */
   auth?: boolean;
 }
