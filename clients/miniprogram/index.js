@@ -665,7 +665,7 @@ class AuthClient {
 
 // -------------------------------------------------------------------------------- adapters
 
-/** An adapter from a platform object with wx's callback API (wx, uni, Taro, my, tt, ...). */
+/** An adapter from a platform object with wx's callback API (wx, uni, Taro). */
 function fromPlatform(api, name) {
   if (!api) throw new TypeError('wxauth: no ' + (name || 'platform') + ' object given');
   // Taro and uni-app return a promise as well as calling fail(): swallow its rejection so it
