@@ -171,7 +171,9 @@ function deserialize(raw) {
   if (!d || d.v !== STORAGE_VERSION) return empty; // unknown version: start afresh
   if (
     typeof d.access_token !== 'string' ||
+    !d.access_token ||
     typeof d.refresh_token !== 'string' ||
+    !d.refresh_token ||
     typeof d.access_expires_at !== 'number'
   ) {
     return { session: null, loggedOut: d.logged_out === true };

@@ -525,3 +525,16 @@ test('an answer without a numeric statusCode rejects bad_response; a malformed t
   const shown = require('node:util').inspect(error, { depth: 10 }) + JSON.stringify(error);
   assert.doesNotMatch(shown, /secret/);
 });
+
+test('stored tokens that are empty strings count as no session (the server would answer invalid_request forever)', async () => {
+  for (const overrides of [{ refresh_token: '' }, { access_token: '' }]) {
+    const base = server();
+    const t = scripted((o) =>
+      route(o) === '/auth/refresh' && !o.data.refresh_token ? answer(400, { error: 'invalid_request' }) : base(o)
+    );
+    t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1, ...overrides });
+    const res = await t.client().request({ url: '/api' });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(t.paths(), ['/auth/login', '/api']);
+  }
+});
