@@ -603,9 +603,27 @@ class AuthClient {
     this._store(null, true);
     if (!session) return Promise.resolve({ revoked: false });
 
-    var revoke = function () {
-      // Without a usable access token, RFC 7009 revocation with the refresh token ends the
-      // session just as well (the server accepts the current and the just-rotated one).
+    var logoutWith = function (accessToken, onRejected) {
+      return self
+        ._post(PATHS.logout, all ? { all: true } : undefined, {
+          Authorization: 'Bearer ' + accessToken,
+        })
+        .then(function (r) {
+          var s = r.res.statusCode;
+          if (s === 204 || s === 200) return true;
+          return s === 401 && onRejected ? onRejected() : false;
+        });
+    };
+    // Without a usable access token: for one session, RFC 7009 revocation with the refresh
+    // token ends it just as well; for {all: true} (which revocation cannot do), one refresh
+    // for an access token to send it with.
+    var withoutAccessToken = function () {
+      if (all) {
+        return self._post(PATHS.refresh, { refresh_token: session.refreshToken }).then(function (r) {
+          var fresh = r.res.statusCode === 200 && tokenSession(body(r.res), r.at, null);
+          return fresh ? logoutWith(fresh.accessToken, null) : false;
+        });
+      }
       return self
         ._send({
           url: self._baseURL + PATHS.revoke,
@@ -617,19 +635,10 @@ class AuthClient {
           return r.res.statusCode === 200;
         });
     };
-    var attempt;
-    if (this._now() < session.accessExpiresAt) {
-      attempt = this._post(PATHS.logout, all ? { all: true } : undefined, {
-        Authorization: 'Bearer ' + session.accessToken,
-      }).then(function (r) {
-        var s = r.res.statusCode;
-        if (s === 204 || s === 200) return true;
-        if (s === 401) return revoke();
-        return false;
-      });
-    } else {
-      attempt = revoke();
-    }
+    var attempt =
+      this._now() < session.accessExpiresAt
+        ? logoutWith(session.accessToken, withoutAccessToken)
+        : withoutAccessToken();
     var p = attempt.then(
       function (revoked) {
         return { revoked: !!revoked };

@@ -538,3 +538,13 @@ test('stored tokens that are empty strings count as no session (the server would
     assert.deepEqual(t.paths(), ['/auth/login', '/api']);
   }
 });
+
+test('logout({all: true}) with an expired access token renews it once and still ends every session', async () => {
+  const t = scripted(server({ n: 1 }));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  assert.deepEqual(await t.client().logout({ all: true }), { revoked: true });
+  assert.deepEqual(t.paths(), ['/auth/refresh', '/auth/logout']);
+  assert.deepEqual(t.calls[1].data, { all: true });
+  assert.equal(t.calls[1].header.Authorization, 'Bearer at2');
+  assert.deepEqual(JSON.parse(t.storage[KEY]), { v: 1, logged_out: true });
+});
