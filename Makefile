@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test test-js lint install clean
 
 install: $(STAMP)
 
@@ -22,6 +22,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The mini-program client's tests (node's built-in runner; they start the local server from
+# .venv on DynamoDB Local). See clients/miniprogram/README.md.
+test-js: $(STAMP)
+	node --test clients/miniprogram/test/
+
+test: test-js
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

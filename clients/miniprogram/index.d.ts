@@ -1,0 +1,138 @@
+// Typings for the wxauth mini-program client (index.js / index.mjs).
+
+/** The options wx.request, uni.request and Taro.request share (callbacks aside). */
+export interface RequestFields {
+  url: string;
+  method?: string;
+  header?: Record<string, string>;
+  data?: unknown;
+  timeout?: number;
+  dataType?: string;
+  responseType?: string;
+  [option: string]: unknown;
+}
+
+/** The callback-style request options the adapter's `request` receives. */
+export interface PlatformRequestOptions extends RequestFields {
+  success?: (res: PlatformResponse) => void;
+  fail?: (err: { errMsg?: string } & Record<string, unknown>) => void;
+}
+
+/** What wx.request (uni, Taro) hands to `success`. */
+export interface PlatformResponse<T = any> {
+  statusCode: number;
+  data: T;
+  header: Record<string, string>;
+  [field: string]: unknown;
+}
+
+/** What the client needs of the platform: wx's shape (wx, uni and Taro all have it). */
+export interface Adapter {
+  request(options: PlatformRequestOptions): unknown;
+  login(options: {
+    success: (res: { code: string }) => void;
+    fail: (err: { errMsg?: string }) => void;
+  }): unknown;
+  getStorageSync(key: string): unknown;
+  setStorageSync(key: string, value: string): void;
+  removeStorageSync(key: string): void;
+}
+
+export type PublicRoute = string | RegExp | ((path: string, method: string) => boolean);
+
+export interface AuthClientOptions {
+  /** wxauth's base URL, e.g. 'https://auth.example.com/api'. Required. */
+  baseURL: string;
+  /** wxAdapter(wx), uniAdapter(uni), taroAdapter(Taro), or your own. Required. */
+  adapter: Adapter;
+  /** Where relative request() URLs go; default baseURL. Absolute URLs outside baseURL and
+   * apiBaseURL never get the token. */
+  apiBaseURL?: string;
+  /** Seconds before the access token's expiry at which a request refreshes first; default 60. */
+  refreshMargin?: number;
+  /** Paths (relative to apiBaseURL) sent without a token: '/exact', '/prefix/*', a RegExp, or
+   * a function; or one function for all. */
+  publicRoutes?: PublicRoute[] | ((path: string, method: string) => boolean);
+  /** The one storage key; default 'wxauth.session'. */
+  storageKey?: string;
+  /** The client's clock in milliseconds; default Date.now. */
+  now?: () => number;
+}
+
+export interface RequestOptions extends RequestFields {
+  /** false: send this request without a token (as a public route). */
+  auth?: boolean;
+}
+
+export interface User {
+  id: string;
+  is_new: boolean;
+}
+
+export type WxAuthErrorCode =
+  | 'network_error'
+  | 'logged_out'
+  | 'login_failed'
+  | 'refresh_failed'
+  | 'temporarily_unavailable'
+  | 'invalid_token'
+  | 'bad_response';
+
+export class WxAuthError extends Error {
+  constructor(
+    code: WxAuthErrorCode,
+    message: string,
+    details?: {
+      status?: number;
+      serverError?: string;
+      retryAfter?: number;
+      response?: PlatformResponse;
+      cause?: unknown;
+    }
+  );
+  readonly name: 'WxAuthError';
+  readonly code: WxAuthErrorCode;
+  /** HTTP status of the answer that caused it, if there was one. */
+  readonly status: number | null;
+  /** The server's `error` field (e.g. 'invalid_grant'), if any. */
+  readonly serverError: string | null;
+  /** Seconds, from Retry-After (temporarily_unavailable). */
+  readonly retryAfter: number | null;
+  readonly response: PlatformResponse | null;
+  readonly cause?: unknown;
+}
+
+export class AuthClient {
+  constructor(options: AuthClientOptions);
+  /** wx.login then POST /auth/login; one login in flight however many callers ask. Ends a
+   * logged-out state. */
+  login(): Promise<User>;
+  /** wx.request with the access token, as a promise: resolves every HTTP answer except a token
+   * rejection that a refresh (or login) and one replay could not cure; rejects WxAuthError. */
+  request<T = any>(options: RequestOptions): Promise<PlatformResponse<T>>;
+  /** Clears the session on the device at once, then tells the server; never rejects.
+   * `revoked` is true if the server confirmed. */
+  logout(options?: { all?: boolean }): Promise<{ revoked: boolean }>;
+  /** True if tokens are stored (they may still need a refresh). */
+  hasSession(): boolean;
+  /** True after logout() until the next successful login(). */
+  isLoggedOut(): boolean;
+  /** The user from the last login, or null. */
+  getUser(): User | null;
+}
+
+export function createAuthClient(options: AuthClientOptions): AuthClient;
+
+/** An adapter from any object with wx's callback API. */
+export function fromPlatform(api: unknown, name?: string): Adapter;
+/** Native mini-program: wxAdapter() uses the global `wx`. */
+export function wxAdapter(wx?: unknown): Adapter;
+/** uni-app: uniAdapter() uses the global `uni`. */
+export function uniAdapter(uni?: unknown): Adapter;
+/** Taro: taroAdapter(Taro), with `import Taro from '@tarojs/taro'`. */
+export function taroAdapter(taro: unknown): Adapter;
+
+export const STORAGE_VERSION: 1;
+export const DEFAULT_STORAGE_KEY: 'wxauth.session';
+
+// `import wxauth from '...'` (ESM default, or esModuleInterop) is the module object itself.

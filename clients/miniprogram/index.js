@@ -1,0 +1,743 @@
+'use strict';
+/*
+ * wxauth mini-program client: a request wrapper that keeps the user logged in.
+ *
+ * Dependency-free, no build step. Written in ES2015 (classes, arrow-free promise chains, no
+ * async/await, no `?.`/`??`) so it runs unchanged on old WeChat base libraries and through
+ * the "ES6 to ES5" compile of the WeChat developer tools, uni-app and Taro.
+ *
+ * See README.md next to this file for the behaviour table.
+ */
+
+var STORAGE_VERSION = 1;
+var DEFAULT_STORAGE_KEY = 'wxauth.session';
+var DEFAULT_REFRESH_MARGIN = 60; // seconds
+var PATHS = {
+  login: '/auth/login',
+  refresh: '/auth/refresh',
+  logout: '/auth/logout',
+  revoke: '/oauth/revoke',
+};
+var JSON_HEADER = { 'content-type': 'application/json' };
+
+// ---------------------------------------------------------------------------------- errors
+
+/**
+ * Every rejection of this client is a WxAuthError with a stable `code`:
+ * network_error, logged_out, login_failed, refresh_failed, temporarily_unavailable,
+ * invalid_token, bad_response.
+ */
+class WxAuthError extends Error {
+  constructor(code, message, details) {
+    super(message);
+    this.name = 'WxAuthError';
+    this.code = code;
+    var d = details || {};
+    this.status = d.status === undefined ? null : d.status; // HTTP status, if any
+    this.serverError = d.serverError || null; // the server's `error` field, if any
+    this.retryAfter = d.retryAfter === undefined ? null : d.retryAfter; // seconds
+    this.response = d.response || null; // the platform's response object, if any
+    if (d.cause !== undefined) this.cause = d.cause;
+  }
+}
+
+function loggedOutError() {
+  return new WxAuthError('logged_out', 'logged out: call login() to start a new session');
+}
+
+// --------------------------------------------------------------------------------- helpers
+
+function stripSlash(url) {
+  return String(url).replace(/\/+$/, '');
+}
+
+function isAbsolute(url) {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url);
+}
+
+function headerValue(headers, name) {
+  if (!headers) return undefined;
+  var lower = name.toLowerCase();
+  for (var key in headers) {
+    if (Object.prototype.hasOwnProperty.call(headers, key) && key.toLowerCase() === lower) {
+      return headers[key];
+    }
+  }
+  return undefined;
+}
+
+function body(res) {
+  var data = res && res.data;
+  if (typeof data === 'string') {
+    try {
+      return JSON.parse(data);
+    } catch (e) {
+      return null;
+    }
+  }
+  return data && typeof data === 'object' ? data : null;
+}
+
+function errorCode(res) {
+  var b = body(res);
+  return b && typeof b.error === 'string' ? b.error : null;
+}
+
+function retryAfter(res) {
+  var raw = headerValue(res && res.header, 'retry-after');
+  var n = raw === undefined ? NaN : parseInt(raw, 10);
+  return isNaN(n) ? null : n;
+}
+
+/** A 401 that says the access token was not accepted (wxauth's body, or RFC 6750's header,
+ * which is what API Gateway's JWT authorizer sends). */
+function isTokenRejection(res) {
+  if (!res || res.statusCode !== 401) return false;
+  if (errorCode(res) === 'invalid_token') return true;
+  var challenge = headerValue(res.header, 'www-authenticate');
+  return typeof challenge === 'string' && /error="?invalid_token/.test(challenge);
+}
+
+function isUnavailable(res) {
+  return res.statusCode === 503 || res.statusCode === 429;
+}
+
+function compilePublic(routes) {
+  if (typeof routes === 'function') return routes;
+  var list = Array.isArray(routes) ? routes : [];
+  return function (path, method) {
+    for (var i = 0; i < list.length; i++) {
+      var r = list[i];
+      if (r instanceof RegExp) {
+        r.lastIndex = 0;
+        if (r.test(path)) return true;
+      } else if (typeof r === 'function') {
+        if (r(path, method)) return true;
+      } else if (typeof r === 'string') {
+        if (r.charAt(r.length - 1) === '*' ? path.indexOf(r.slice(0, -1)) === 0 : path === r) {
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+}
+
+function tokenSession(b, receivedAt, previous) {
+  if (
+    !b ||
+    typeof b.access_token !== 'string' ||
+    !b.access_token ||
+    typeof b.refresh_token !== 'string' ||
+    !b.refresh_token ||
+    typeof b.expires_in !== 'number' ||
+    !(b.expires_in > 0)
+  ) {
+    return null;
+  }
+  // Expiry on the client's own clock, from when the answer arrived: never the JWT's `exp`,
+  // which is on the server's clock (the phone's may be off by hours).
+  return {
+    accessToken: b.access_token,
+    accessExpiresAt: receivedAt + b.expires_in * 1000,
+    refreshToken: b.refresh_token,
+    refreshExpiresAt:
+      typeof b.refresh_expires_in === 'number' ? receivedAt + b.refresh_expires_in * 1000 : null,
+    user: b.user && typeof b.user === 'object' ? b.user : previous ? previous.user : null,
+  };
+}
+
+function serialize(session, loggedOut) {
+  if (!session) return JSON.stringify({ v: STORAGE_VERSION, logged_out: !!loggedOut });
+  return JSON.stringify({
+    v: STORAGE_VERSION,
+    access_token: session.accessToken,
+    access_expires_at: session.accessExpiresAt,
+    refresh_token: session.refreshToken,
+    refresh_expires_at: session.refreshExpiresAt,
+    user: session.user,
+  });
+}
+
+function deserialize(raw) {
+  var empty = { session: null, loggedOut: false };
+  if (typeof raw !== 'string' || !raw) return empty;
+  var d;
+  try {
+    d = JSON.parse(raw);
+  } catch (e) {
+    return empty;
+  }
+  if (!d || d.v !== STORAGE_VERSION) return empty; // unknown version: start afresh
+  if (
+    typeof d.access_token !== 'string' ||
+    !d.access_token ||
+    typeof d.refresh_token !== 'string' ||
+    !d.refresh_token ||
+    typeof d.access_expires_at !== 'number'
+  ) {
+    return { session: null, loggedOut: d.logged_out === true };
+  }
+  return {
+    session: {
+      accessToken: d.access_token,
+      accessExpiresAt: d.access_expires_at,
+      refreshToken: d.refresh_token,
+      refreshExpiresAt: typeof d.refresh_expires_at === 'number' ? d.refresh_expires_at : null,
+      user: d.user && typeof d.user === 'object' ? d.user : null,
+    },
+    loggedOut: false,
+  };
+}
+
+/** Run `fn`, and on a network failure run it once more. */
+function onceMore(fn) {
+  return fn().catch(function (error) {
+    if (error && error.code === 'network_error') return fn();
+    throw error;
+  });
+}
+
+// ---------------------------------------------------------------------------------- client
+
+class AuthClient {
+  /**
+   * @param {object} options
+   *   baseURL       wxauth's base URL (required), e.g. 'https://auth.example.com/api'
+   *   adapter       { request, login, getStorageSync, setStorageSync, removeStorageSync }
+   *                 (required): wxAdapter(wx), uniAdapter(uni), taroAdapter(Taro), or your own
+   *   apiBaseURL    where relative request() URLs go (default: baseURL)
+   *   refreshMargin seconds before expiry at which a request refreshes first (default 60)
+   *   publicRoutes  paths sent without a token: '/exact', '/prefix/*', RegExp, or a function
+   *                 (path, method) => boolean; or one such function
+   *   storageKey    the one storage key (default 'wxauth.session')
+   *   now           clock in ms (default Date.now)
+   */
+  constructor(options) {
+    var o = options || {};
+    if (!o.baseURL) throw new TypeError('wxauth: options.baseURL is required');
+    var a = o.adapter;
+    ['request', 'login', 'getStorageSync', 'setStorageSync', 'removeStorageSync'].forEach(
+      function (name) {
+        if (!a || typeof a[name] !== 'function') {
+          throw new TypeError('wxauth: options.adapter.' + name + ' must be a function');
+        }
+      }
+    );
+    this._adapter = a;
+    this._baseURL = stripSlash(o.baseURL);
+    this._apiBaseURL = stripSlash(o.apiBaseURL || o.baseURL);
+    this._margin = (o.refreshMargin == null ? DEFAULT_REFRESH_MARGIN : o.refreshMargin) * 1000;
+    this._isPublic = compilePublic(o.publicRoutes);
+    this._storageKey = o.storageKey || DEFAULT_STORAGE_KEY;
+    this._now = o.now || Date.now;
+    this._epoch = 0; // bumped by logout(): work started before it must not touch the session
+    this._loginP = null; // the one login in flight
+    this._refreshP = null; // the one refresh (and its fallback login) in flight
+    this._logoutP = null;
+    this._raw = undefined; // what storage held when we last read or wrote it
+    this._session = null;
+    this._loggedOut = false;
+    this._sync();
+  }
+
+  // ------------------------------------------------------------------------ storage
+
+  /** Adopt what storage holds if someone else (another client instance) changed it. */
+  _sync() {
+    var raw;
+    try {
+      raw = this._adapter.getStorageSync(this._storageKey);
+    } catch (e) {
+      return;
+    }
+    if (raw === this._raw) return;
+    this._raw = raw;
+    var state = deserialize(raw);
+    this._session = state.session;
+    this._loggedOut = state.loggedOut;
+  }
+
+  _current() {
+    this._sync();
+    return this._session;
+  }
+
+  _store(session, loggedOut) {
+    this._session = session;
+    this._loggedOut = !!loggedOut;
+    var raw = session || loggedOut ? serialize(session, loggedOut) : '';
+    try {
+      if (raw) this._adapter.setStorageSync(this._storageKey, raw);
+      else this._adapter.removeStorageSync(this._storageKey);
+      this._raw = raw;
+    } catch (e) {
+      // Storage full or unavailable: keep going in memory (this._raw still names the stale
+      // stored value, so _sync() keeps the in-memory session).
+    }
+  }
+
+  // ------------------------------------------------------------------------ transport
+
+  _url(url) {
+    if (isAbsolute(url)) return url;
+    return this._apiBaseURL + (url.charAt(0) === '/' ? '' : '/') + url;
+  }
+
+  /** The path of `url` relative to the API (for publicRoutes), or null if `url` is an
+   * absolute URL outside baseURL and apiBaseURL: those never get the token. */
+  _path(url) {
+    var path = url;
+    if (isAbsolute(url)) {
+      var bases = [this._apiBaseURL, this._baseURL];
+      path = null;
+      for (var i = 0; i < bases.length; i++) {
+        var b = bases[i];
+        var rest = url.slice(b.length);
+        if (url.indexOf(b) === 0 && (rest === '' || /^[/?#]/.test(rest))) {
+          path = rest || '/';
+          break;
+        }
+      }
+      if (path === null) return null;
+    }
+    path = path.split('#')[0].split('?')[0];
+    return path.charAt(0) === '/' ? path : '/' + path;
+  }
+
+  /** One platform request; resolves {res, at} (at: our clock when the answer arrived),
+   * rejects a WxAuthError 'network_error' when the platform calls `fail`. */
+  _send(opts) {
+    var self = this;
+    return new Promise(function (resolve, reject) {
+      var o = Object.assign({}, opts, {
+        success: function (res) {
+          if (res && typeof res.statusCode === 'number') resolve({ res: res, at: self._now() });
+          else reject(new WxAuthError('bad_response', 'the platform answered without a statusCode'));
+        },
+        fail: function (err) {
+          var why = err && err.errMsg ? err.errMsg : String(err);
+          reject(new WxAuthError('network_error', 'request failed: ' + why, { cause: err }));
+        },
+      });
+      delete o.complete;
+      try {
+        self._adapter.request(o);
+      } catch (e) {
+        reject(new WxAuthError('network_error', 'request failed: ' + e.message, { cause: e }));
+      }
+    });
+  }
+
+  _post(path, data, header) {
+    return this._send({
+      url: this._baseURL + path,
+      method: 'POST',
+      header: Object.assign({}, JSON_HEADER, header || {}),
+      data: data,
+    });
+  }
+
+  _wxLogin() {
+    var adapter = this._adapter;
+    return new Promise(function (resolve, reject) {
+      var failed = function (err) {
+        var why = err && err.errMsg ? err.errMsg : String(err);
+        reject(new WxAuthError('login_failed', 'wx.login failed: ' + why, { cause: err }));
+      };
+      try {
+        adapter.login({
+          success: function (r) {
+            if (r && r.code) resolve(r.code);
+            else failed(r);
+          },
+          fail: failed,
+        });
+      } catch (e) {
+        failed(e);
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------------ login
+
+  /** wx.login, then POST /auth/login. One login in flight however many callers ask.
+   * Resolves the user ({id, is_new}). Ends a logged-out state. */
+  login() {
+    return this._loginOnce().then(function (session) {
+      return session.user;
+    });
+  }
+
+  _loginOnce() {
+    if (this._loginP) return this._loginP;
+    var self = this;
+    var epoch = this._epoch;
+    var p = this._wxLogin()
+      .then(function (code) {
+        if (epoch !== self._epoch) throw loggedOutError();
+        // A lost answer is safe to retry: the server answers a replayed code with the same
+        // session for the code's five minutes.
+        return onceMore(function () {
+          return self._post(PATHS.login, { code: code });
+        });
+      })
+      .then(function (r) {
+        if (epoch !== self._epoch) throw loggedOutError();
+        var res = r.res;
+        if (res.statusCode === 200) {
+          var session = tokenSession(body(res), r.at, null);
+          if (!session) {
+            // No `response` on the error: a partial answer may still hold a live token.
+            throw new WxAuthError('bad_response', 'login answered 200 without tokens', { status: 200 });
+          }
+          self._store(session, false);
+          return session;
+        }
+        throw self._authFailure('login_failed', 'login', res);
+      });
+    this._loginP = p;
+    var clear = function () {
+      if (self._loginP === p) self._loginP = null;
+    };
+    p.then(clear, clear);
+    return p;
+  }
+
+  _authFailure(code, what, res) {
+    var server = errorCode(res);
+    var unavailable = isUnavailable(res);
+    return new WxAuthError(
+      unavailable ? 'temporarily_unavailable' : code,
+      what + ' failed: HTTP ' + res.statusCode + (server ? ' ' + server : ''),
+      {
+        status: res.statusCode,
+        serverError: server,
+        retryAfter: retryAfter(res),
+        response: res,
+      }
+    );
+  }
+
+  // ------------------------------------------------------------------------ refresh
+
+  /** The one refresh in flight (including its fallback login); resolves the new session. */
+  _refreshOnce() {
+    if (this._refreshP) return this._refreshP;
+    if (this._loginP) return this._loginP; // a login under way brings fresh tokens anyway
+    var session = this._current();
+    if (this._loggedOut) return Promise.reject(loggedOutError());
+    if (!session) return this._loginOnce();
+    var self = this;
+    var epoch = this._epoch;
+    var p = onceMore(function () {
+      // A lost answer (no response at all) is retried once with the same refresh token: the
+      // server's grace window answers it with the same new session.
+      return self._post(PATHS.refresh, { refresh_token: session.refreshToken });
+    }).then(function (r) {
+      if (epoch !== self._epoch) throw loggedOutError(); // logout meanwhile: drop the tokens
+      // A login() (or another client on the same storage) stored tokens meanwhile: they are
+      // newer than this answer, so neither replace nor clear them.
+      var latest = self._current();
+      if (latest && latest !== session) return latest;
+      var res = r.res;
+      if (res.statusCode === 200) {
+        var fresh = tokenSession(body(res), r.at, session);
+        if (!fresh) {
+          throw new WxAuthError('bad_response', 'refresh answered 200 without tokens', { status: 200 });
+        }
+        self._store(fresh, false);
+        return fresh;
+      }
+      if (res.statusCode === 400 && errorCode(res) === 'invalid_grant') {
+        // The session is over (logged out elsewhere, expired, revoked): one login.
+        self._store(null, false);
+        return self._loginOnce();
+      }
+      throw self._authFailure('refresh_failed', 'refresh', res);
+    });
+    this._refreshP = p;
+    var clear = function () {
+      if (self._refreshP === p) self._refreshP = null;
+    };
+    p.then(clear, clear);
+    return p;
+  }
+
+  /** An access token good to send now: logs in or refreshes first if needed, or waits for
+   * the login or refresh already under way. */
+  _accessToken(epoch) {
+    var self = this;
+    if (epoch !== this._epoch) return Promise.reject(loggedOutError());
+    var session = this._current();
+    if (this._loggedOut) return Promise.reject(loggedOutError()); // also during logout()
+    var pending = this._refreshP || this._loginP;
+    if (!pending) {
+      var now = this._now();
+      if (!session) {
+        pending = this._loginOnce();
+      } else if (now < session.accessExpiresAt - this._margin) {
+        return Promise.resolve(session.accessToken);
+      } else if (session.refreshExpiresAt !== null && now >= session.refreshExpiresAt) {
+        this._store(null, false); // the refresh token is dead too: log in
+        pending = this._loginOnce();
+      } else {
+        pending = this._refreshOnce();
+      }
+    }
+    return pending.then(
+      function (s) {
+        return s.accessToken;
+      },
+      function (error) {
+        // Offline or server busy during the refresh: the old token, if it has not expired
+        // (it was only inside the margin), still works.
+        var transient = error.code === 'network_error' || error.code === 'temporarily_unavailable';
+        if (
+          transient &&
+          session &&
+          epoch === self._epoch &&
+          self._current() === session &&
+          self._now() < session.accessExpiresAt
+        ) {
+          return session.accessToken;
+        }
+        throw error;
+      }
+    );
+  }
+
+  /** After a 401 invalid_token for `used`: a newer token if someone already renewed, else
+   * the one refresh (joined by every request that needs it). */
+  _renewAfterRejection(used, epoch) {
+    if (epoch !== this._epoch) return Promise.reject(loggedOutError());
+    var session = this._current();
+    if (this._loggedOut) return Promise.reject(loggedOutError());
+    var pending = this._refreshP || this._loginP;
+    if (!pending) {
+      if (session && session.accessToken !== used && this._now() < session.accessExpiresAt) {
+        return Promise.resolve(session.accessToken);
+      }
+      pending = this._refreshOnce();
+    }
+    return pending.then(function (s) {
+      return s.accessToken;
+    });
+  }
+
+  // ------------------------------------------------------------------------ request
+
+  /**
+   * Like wx.request, as a promise: resolves the platform's response ({statusCode, data,
+   * header}) for any HTTP status except a token rejection it could not cure; rejects a
+   * WxAuthError. `auth: false` sends this one request without a token.
+   */
+  request(options) {
+    var self = this;
+    var o = Object.assign({}, options);
+    delete o.success;
+    delete o.fail;
+    delete o.complete;
+    var wantsAuth = o.auth !== false;
+    delete o.auth;
+    if (typeof o.url !== 'string' || !o.url) {
+      return Promise.reject(new TypeError('wxauth: request() needs a url'));
+    }
+    var url = this._url(o.url);
+    var path = this._path(url);
+    o.url = url;
+    o.method = (o.method || 'GET').toUpperCase();
+    if (!wantsAuth || path === null || this._isPublic(path, o.method)) {
+      return this._send(o).then(function (r) {
+        return r.res;
+      });
+    }
+    var epoch = this._epoch;
+    var send = function (token) {
+      if (epoch !== self._epoch) throw loggedOutError();
+      var opts = Object.assign({}, o, {
+        header: Object.assign({}, o.header || {}, { Authorization: 'Bearer ' + token }),
+      });
+      return self._send(opts).then(function (r) {
+        // Logged out while it was on the wire: its answer belongs to the old session.
+        if (epoch !== self._epoch) throw loggedOutError();
+        return r.res;
+      });
+    };
+    return this._accessToken(epoch).then(function (token) {
+      return send(token).then(function (res) {
+        if (!isTokenRejection(res)) return res;
+        return self
+          ._renewAfterRejection(token, epoch)
+          .then(send)
+          .then(function (again) {
+            if (!isTokenRejection(again)) return again;
+            throw new WxAuthError(
+              'invalid_token',
+              'the server rejected a freshly renewed access token (401 invalid_token twice)',
+              { status: 401, serverError: errorCode(again), response: again }
+            );
+          });
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------------ logout
+
+  /**
+   * Ends the session at once on this device (storage cleared, every request not yet finished
+   * rejects 'logged_out', later requests reject 'logged_out' until login()), then tells the
+   * server. Never rejects: resolves {revoked: true} if the server confirmed, else
+   * {revoked: false} (offline; the server session then dies by its idle expiry, and no one
+   * holds its refresh token any more). `{all: true}` ends every session of the user.
+   */
+  logout(options) {
+    var self = this;
+    var all = !!(options && options.all);
+    var session = this._current();
+    // A second call while the first is under way joins it, unless a login() came in between.
+    if (this._logoutP && !session) return this._logoutP;
+    this._epoch++;
+    this._loginP = null;
+    this._refreshP = null;
+    this._store(null, true);
+    if (!session) return Promise.resolve({ revoked: false });
+
+    var logoutWith = function (accessToken, onRejected) {
+      return self
+        ._post(PATHS.logout, all ? { all: true } : undefined, {
+          Authorization: 'Bearer ' + accessToken,
+        })
+        .then(function (r) {
+          var s = r.res.statusCode;
+          if (s === 204 || s === 200) return true;
+          return s === 401 && onRejected ? onRejected() : false;
+        });
+    };
+    // Without a usable access token: for one session, RFC 7009 revocation with the refresh
+    // token ends it just as well; for {all: true} (which revocation cannot do), one refresh
+    // for an access token to send it with.
+    var withoutAccessToken = function () {
+      if (all) {
+        return self._post(PATHS.refresh, { refresh_token: session.refreshToken }).then(function (r) {
+          var fresh = r.res.statusCode === 200 && tokenSession(body(r.res), r.at, null);
+          return fresh ? logoutWith(fresh.accessToken, null) : false;
+        });
+      }
+      return self
+        ._send({
+          url: self._baseURL + PATHS.revoke,
+          method: 'POST',
+          header: { 'content-type': 'application/x-www-form-urlencoded' },
+          data: 'token=' + encodeURIComponent(session.refreshToken),
+        })
+        .then(function (r) {
+          return r.res.statusCode === 200;
+        });
+    };
+    var attempt =
+      this._now() < session.accessExpiresAt
+        ? logoutWith(session.accessToken, withoutAccessToken)
+        : withoutAccessToken();
+    var p = attempt.then(
+      function (revoked) {
+        return { revoked: !!revoked };
+      },
+      function () {
+        return { revoked: false };
+      }
+    );
+    this._logoutP = p;
+    p.then(function () {
+      if (self._logoutP === p) self._logoutP = null;
+    });
+    return p;
+  }
+
+  // ------------------------------------------------------------------------ state
+
+  /** True if tokens are stored (they may still need a refresh). */
+  hasSession() {
+    return !!this._current();
+  }
+
+  /** True after logout() until the next successful login(). */
+  isLoggedOut() {
+    this._sync();
+    return this._loggedOut;
+  }
+
+  /** The user from the last login ({id, is_new}), or null. */
+  getUser() {
+    var s = this._current();
+    return s ? s.user : null;
+  }
+}
+
+// -------------------------------------------------------------------------------- adapters
+
+/** An adapter from a platform object with wx's callback API (wx, uni, Taro). */
+function fromPlatform(api, name) {
+  if (!api) throw new TypeError('wxauth: no ' + (name || 'platform') + ' object given');
+  // Taro and uni-app return a promise as well as calling fail(): swallow its rejection so it
+  // is not reported as unhandled (the callback already delivered it).
+  var quiet = function (result) {
+    if (result && typeof result.catch === 'function') result.catch(function () {});
+    return result;
+  };
+  return {
+    request: function (options) {
+      return quiet(api.request(options));
+    },
+    login: function (options) {
+      return quiet(api.login(options));
+    },
+    getStorageSync: function (key) {
+      return api.getStorageSync(key);
+    },
+    setStorageSync: function (key, value) {
+      return api.setStorageSync(key, value);
+    },
+    removeStorageSync: function (key) {
+      return api.removeStorageSync(key);
+    },
+  };
+}
+
+function globalNamed(name) {
+  /* global wx, uni */
+  if (name === 'wx' && typeof wx !== 'undefined') return wx;
+  if (name === 'uni' && typeof uni !== 'undefined') return uni;
+  return undefined;
+}
+
+/** Native mini-program: wxAdapter() or wxAdapter(wx). */
+function wxAdapter(api) {
+  return fromPlatform(api || globalNamed('wx'), 'wx');
+}
+
+/** uni-app: uniAdapter() or uniAdapter(uni). */
+function uniAdapter(api) {
+  return fromPlatform(api || globalNamed('uni'), 'uni');
+}
+
+/** Taro: taroAdapter(Taro) (import Taro from '@tarojs/taro'). */
+function taroAdapter(api) {
+  return fromPlatform(api && api.default && !api.request ? api.default : api, 'Taro');
+}
+
+function createAuthClient(options) {
+  return new AuthClient(options);
+}
+
+module.exports = {
+  createAuthClient: createAuthClient,
+  AuthClient: AuthClient,
+  WxAuthError: WxAuthError,
+  wxAdapter: wxAdapter,
+  uniAdapter: uniAdapter,
+  taroAdapter: taroAdapter,
+  fromPlatform: fromPlatform,
+  STORAGE_VERSION: STORAGE_VERSION,
+  DEFAULT_STORAGE_KEY: DEFAULT_STORAGE_KEY,
+};

@@ -1,0 +1,550 @@
+'use strict';
+// Fast unit tests: the client against a scripted adapter (no server, no network).
+
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { pathToFileURL } = require('node:url');
+
+const wxauth = require('..');
+const { createAuthClient, wxAdapter, uniAdapter, taroAdapter, WxAuthError } = wxauth;
+
+const KEY = wxauth.DEFAULT_STORAGE_KEY;
+const BASE = 'https://auth.example.com/api';
+const TTL = 1800;
+
+function tokens(n, extra = {}) {
+  return {
+    statusCode: 200,
+    header: {},
+    data: {
+      access_token: `at${n}`,
+      token_type: 'Bearer',
+      expires_in: TTL,
+      refresh_token: `rt${n}`,
+      refresh_expires_in: 86400,
+      ...extra,
+    },
+  };
+}
+
+function answer(statusCode, data, header = {}) {
+  return { statusCode, data, header };
+}
+
+const FAIL = Symbol('fail');
+
+/** An adapter whose requests are answered by `handler(call)` (an answer, FAIL for a network
+ * failure, or a promise of either), and whose wx.login yields c1, c2, ... */
+function scripted(handler, { storage = {}, clock } = {}) {
+  const t = {
+    calls: [],
+    logins: 0,
+    storage,
+    clock: clock || { t: 1_000_000, now: () => t.clock.t },
+    paths: () => t.calls.map((c) => c.url.replace(BASE, '')),
+    adapter: {
+      request(o) {
+        t.calls.push(o);
+        Promise.resolve()
+          .then(() => handler(o, t))
+          .then((a) => {
+            if (a === FAIL) o.fail({ errMsg: 'request:fail timeout' });
+            else o.success(a);
+          });
+      },
+      login({ success }) {
+        t.logins += 1;
+        const code = `c${t.logins}`;
+        setImmediate(() => success({ code }));
+      },
+      getStorageSync: (k) => (k in t.storage ? t.storage[k] : ''),
+      setStorageSync: (k, v) => {
+        t.storage[k] = v;
+      },
+      removeStorageSync: (k) => {
+        delete t.storage[k];
+      },
+    },
+  };
+  t.client = (extra = {}) =>
+    createAuthClient({ baseURL: BASE, adapter: t.adapter, now: t.clock.now, ...extra });
+  return t;
+}
+
+function route(c) {
+  return c.url.replace(BASE, '');
+}
+
+function session(n, clockMs, overrides = {}) {
+  return JSON.stringify({
+    v: 1,
+    access_token: `at${n}`,
+    access_expires_at: clockMs + TTL * 1000,
+    refresh_token: `rt${n}`,
+    refresh_expires_at: clockMs + 86400 * 1000,
+    user: { id: 'u1', is_new: false },
+    ...overrides,
+  });
+}
+
+/** A server: login gives tokens 1, refresh of rtN gives N+1, /api answers 200 for the
+ * current access token and 401 invalid_token otherwise. */
+function server(state = { n: 0 }) {
+  return (o) => {
+    const p = route(o);
+    if (p === '/auth/login') {
+      state.n += 1;
+      return tokens(state.n, { user: { id: 'u1', is_new: state.n === 1 } });
+    }
+    if (p === '/auth/refresh') {
+      if (o.data.refresh_token !== `rt${state.n}`) return answer(400, { error: 'invalid_grant' });
+      state.n += 1;
+      return tokens(state.n);
+    }
+    if (p === '/auth/logout') return answer(204, '');
+    if (o.header.Authorization === `Bearer at${state.n}`) return answer(200, { ok: true });
+    return answer(401, { error: 'invalid_token', error_description: 'expired' });
+  };
+}
+
+test('concurrent login() calls share one wx.login and one POST', async () => {
+  const t = scripted(server());
+  const client = t.client();
+  const users = await Promise.all(Array.from({ length: 10 }, () => client.login()));
+  assert.equal(t.logins, 1);
+  assert.deepEqual(t.paths(), ['/auth/login']);
+  assert.deepEqual(t.calls[0].data, { code: 'c1' });
+  assert.equal(t.calls[0].header['content-type'], 'application/json');
+  for (const u of users) assert.deepEqual(u, { id: 'u1', is_new: true });
+});
+
+test('expiry counts from when the answer arrived, on the client clock', async () => {
+  const t = scripted((o, t) => {
+    t.clock.t += 5000; // a slow network
+    return tokens(1);
+  });
+  const client = t.client();
+  const sentAt = t.clock.t;
+  await client.login();
+  const stored = JSON.parse(t.storage[KEY]);
+  assert.equal(stored.access_expires_at, sentAt + 5000 + TTL * 1000);
+  assert.equal(stored.refresh_expires_at, sentAt + 5000 + 86400 * 1000);
+});
+
+test('a refresh that fails on the network is retried once with the same token, then rejects network_error', async () => {
+  const t = scripted((o) => (route(o) === '/auth/refresh' ? FAIL : answer(200, {})));
+  const raw = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  t.storage[KEY] = raw;
+  const client = t.client();
+  await assert.rejects(client.request({ url: '/api' }), (e) => {
+    assert.ok(e instanceof WxAuthError);
+    assert.equal(e.code, 'network_error');
+    return true;
+  });
+  assert.deepEqual(t.paths(), ['/auth/refresh', '/auth/refresh']);
+  assert.deepEqual(
+    t.calls.map((c) => c.data.refresh_token),
+    ['rt1', 'rt1']
+  );
+  assert.equal(t.logins, 0);
+  assert.equal(t.storage[KEY], raw, 'offline never logs the user out');
+});
+
+test('a proactive refresh that fails offline still sends the request with the unexpired token', async () => {
+  const t = scripted((o) => (route(o) === '/auth/refresh' ? FAIL : answer(200, { ok: 1 })));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t + 30_000 });
+  const res = await t.client().request({ url: '/api' });
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(t.paths(), ['/auth/refresh', '/auth/refresh', '/api']);
+  assert.equal(t.calls[2].header.Authorization, 'Bearer at1');
+});
+
+test('a second 401 after the replay rejects invalid_token: one refresh, one replay, no loop', async () => {
+  const t = scripted((o) =>
+    route(o) === '/auth/refresh' ? tokens(2) : answer(401, { error: 'invalid_token' })
+  );
+  t.storage[KEY] = session(1, t.clock.t);
+  await assert.rejects(t.client().request({ url: '/api' }), {
+    name: 'WxAuthError',
+    code: 'invalid_token',
+    status: 401,
+  });
+  assert.deepEqual(t.paths(), ['/api', '/auth/refresh', '/api']);
+  assert.equal(t.calls[2].header.Authorization, 'Bearer at2');
+});
+
+test('a 401 without invalid_token is an answer, not a reason to refresh', async () => {
+  const t = scripted(() => answer(401, { error: 'something_else' }));
+  t.storage[KEY] = session(1, t.clock.t);
+  const res = await t.client().request({ url: '/api' });
+  assert.equal(res.statusCode, 401);
+  assert.deepEqual(t.paths(), ['/api']);
+});
+
+test("API Gateway's JWT authorizer 401 (WWW-Authenticate invalid_token) refreshes and replays", async () => {
+  const t = scripted((o) => {
+    if (route(o) === '/auth/refresh') return tokens(2);
+    if ((o.header || {}).Authorization === 'Bearer at2') return answer(200, { ok: 1 });
+    return answer(401, { message: 'Unauthorized' }, {
+      'www-authenticate': 'Bearer error="invalid_token" error_description="the token has expired"',
+    });
+  });
+  t.storage[KEY] = session(1, t.clock.t);
+  const res = await t.client().request({ url: 'https://api.example.com/items', method: 'post' });
+  // An absolute URL outside baseURL/apiBaseURL never gets the token:
+  assert.equal(t.calls[0].header, undefined);
+  assert.equal(res.statusCode, 401);
+
+  const t2 = scripted((o) => {
+    if (route(o) === '/auth/refresh') return tokens(2);
+    if (o.header.Authorization === 'Bearer at2') return answer(200, { ok: 1 });
+    return answer(401, { message: 'Unauthorized' }, {
+      'WWW-Authenticate': 'Bearer error="invalid_token"',
+    });
+  });
+  t2.storage[KEY] = session(1, t2.clock.t);
+  const client = t2.client({ apiBaseURL: 'https://api.example.com/v1' });
+  const ok = await client.request({ url: '/items', method: 'post', data: { a: 1 } });
+  assert.equal(ok.statusCode, 200);
+  assert.deepEqual(
+    t2.calls.map((c) => c.url),
+    [
+      'https://api.example.com/v1/items',
+      `${BASE}/auth/refresh`,
+      'https://api.example.com/v1/items',
+    ]
+  );
+  assert.equal(t2.calls[2].method, 'POST');
+  assert.deepEqual(t2.calls[2].data, { a: 1 });
+});
+
+test('refresh answered 503 rejects temporarily_unavailable with Retry-After and keeps the session', async () => {
+  const t = scripted(() =>
+    answer(503, { error: 'temporarily_unavailable' }, { 'Retry-After': '7' })
+  );
+  const raw = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  t.storage[KEY] = raw;
+  await assert.rejects(t.client().request({ url: '/api' }), {
+    code: 'temporarily_unavailable',
+    status: 503,
+    retryAfter: 7,
+  });
+  assert.deepEqual(t.paths(), ['/auth/refresh']);
+  assert.equal(t.storage[KEY], raw);
+  assert.equal(t.logins, 0);
+});
+
+test('a login whose answer is lost is retried once with the same code', async () => {
+  let n = 0;
+  const t = scripted(() => (++n === 1 ? FAIL : tokens(1, { user: { id: 'u1', is_new: true } })));
+  await t.client().login();
+  assert.deepEqual(
+    t.calls.map((c) => c.data),
+    [{ code: 'c1' }, { code: 'c1' }]
+  );
+  assert.equal(t.logins, 1);
+});
+
+test('wx.login failing rejects login_failed', async () => {
+  const t = scripted(() => tokens(1));
+  t.adapter.login = ({ fail }) => setImmediate(() => fail({ errMsg: 'login:fail auth deny' }));
+  await assert.rejects(t.client().request({ url: '/api' }), {
+    code: 'login_failed',
+    message: /auth deny/,
+  });
+  assert.equal(t.calls.length, 0);
+});
+
+test('public routes and auth:false go without a token and without logging in', async () => {
+  const t = scripted(() => answer(200, {}));
+  const client = t.client({
+    publicRoutes: ['/exact', '/prefix/*', /^\/re\//, (p, m) => p === '/fn' && m === 'GET'],
+  });
+  for (const url of ['/exact?x=1', '/prefix/a/b', '/re/x', '/fn', `${BASE}/exact`]) {
+    await client.request({ url });
+  }
+  await client.request({ url: '/private', auth: false });
+  assert.equal(t.calls.length, 6);
+  for (const c of t.calls) assert.equal((c.header || {}).Authorization, undefined);
+  assert.equal(t.logins, 0);
+  assert.equal(t.calls[0].url, `${BASE}/exact?x=1`);
+  // Not public: '/exact/more', '/fn' with POST.
+  const s = scripted(server({ n: 0 }));
+  const c2 = s.client({ publicRoutes: ['/exact', (p, m) => p === '/fn' && m === 'GET'] });
+  s.storage[KEY] = session(0, s.clock.t);
+  await c2.request({ url: '/exact/more' });
+  await c2.request({ url: '/fn', method: 'POST' });
+  assert.deepEqual(
+    s.calls.map((c) => c.header.Authorization),
+    ['Bearer at0', 'Bearer at0']
+  );
+});
+
+test('unreadable or other-version storage is ignored: the client logs in', async () => {
+  for (const raw of ['{not json', JSON.stringify({ v: 2, access_token: 'x' }), 42]) {
+    const t = scripted(server());
+    t.storage[KEY] = raw;
+    const res = await t.client().request({ url: '/api' });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(t.paths(), ['/auth/login', '/api']);
+  }
+});
+
+test('storage that throws on write: the client keeps working in memory', async () => {
+  const t = scripted(server());
+  t.adapter.setStorageSync = () => {
+    throw new Error('setStorageSync:fail exceed storage max size');
+  };
+  const client = t.client();
+  assert.equal((await client.request({ url: '/api' })).statusCode, 200);
+  assert.equal((await client.request({ url: '/api' })).statusCode, 200);
+  assert.deepEqual(t.paths(), ['/auth/login', '/api', '/api']);
+});
+
+test('a request on the wire when logout() is called rejects logged_out, even if answered 200', async () => {
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const t = scripted(async (o) => {
+    if (route(o) === '/api') {
+      await gate;
+      return answer(200, { secret: 'old session data' });
+    }
+    return answer(204, '');
+  });
+  t.storage[KEY] = session(1, t.clock.t);
+  const client = t.client();
+  const pending = assert.rejects(client.request({ url: '/api' }), { code: 'logged_out' });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(await client.logout(), { revoked: true });
+  release();
+  await pending;
+  assert.equal(t.calls[1].header.Authorization, 'Bearer at1');
+});
+
+test('logout without a session or with a failing server resolves; logged_out is sticky until login()', async () => {
+  const t = scripted(() => answer(500, { error: 'server_error' }));
+  const client = t.client();
+  assert.deepEqual(await client.logout(), { revoked: false });
+  assert.equal(t.calls.length, 0);
+  assert.equal(client.isLoggedOut(), true);
+
+  t.storage[KEY] = session(1, t.clock.t);
+  const c2 = t.client();
+  assert.deepEqual(await c2.logout({ all: true }), { revoked: false });
+  assert.deepEqual(t.calls[0].data, { all: true });
+  assert.equal(t.calls[0].header.Authorization, 'Bearer at1');
+  assert.equal(t.client().isLoggedOut(), true, 'persisted: survives a restart');
+  await assert.rejects(t.client().request({ url: '/api' }), { code: 'logged_out' });
+  assert.equal(t.logins, 0);
+
+  const t3 = scripted(server(), { storage: t.storage });
+  const c3 = t3.client();
+  await c3.login();
+  assert.equal(c3.isLoggedOut(), false);
+  assert.equal((await c3.request({ url: '/api' })).statusCode, 200);
+});
+
+test('a login started before logout() is discarded; a login() after it starts afresh', async () => {
+  const t = scripted(server());
+  const client = t.client();
+  const first = assert.rejects(client.login(), { code: 'logged_out' });
+  await client.logout();
+  const user = await client.login();
+  await first;
+  assert.equal(t.logins, 2);
+  assert.deepEqual(t.paths(), ['/auth/login']);
+  assert.equal(user.id, 'u1');
+  assert.equal(JSON.parse(t.storage[KEY]).access_token, 'at1');
+});
+
+test('a refresh token past its expiry is not sent: the client logs in', async () => {
+  const t = scripted(server());
+  t.storage[KEY] = session(9, t.clock.t, {
+    access_expires_at: t.clock.t - 10,
+    refresh_expires_at: t.clock.t - 5,
+  });
+  assert.equal((await t.client().request({ url: '/api' })).statusCode, 200);
+  assert.deepEqual(t.paths(), ['/auth/login', '/api']);
+});
+
+test('refreshMargin is configurable (seconds)', async () => {
+  const t = scripted(server({ n: 1 }));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t + 200_000 });
+  await t.client({ refreshMargin: 300 }).request({ url: '/api' });
+  assert.deepEqual(t.paths(), ['/auth/refresh', '/api']);
+});
+
+test('adapters: wx/uni from the global or given object; Taro promise rejections are swallowed', async () => {
+  const calls = [];
+  const platform = (name) => ({
+    request: (o) => {
+      calls.push([name, o.url]);
+      setImmediate(() => o.fail({ errMsg: 'request:fail' }));
+      return Promise.reject(new Error('Taro-style rejected promise'));
+    },
+    login: (o) => setImmediate(() => o.success({ code: `${name}-code` })),
+    getStorageSync: () => '',
+    setStorageSync: () => {},
+    removeStorageSync: () => {},
+  });
+  const unhandled = [];
+  const onUnhandled = (e) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    globalThis.wx = platform('wx');
+    globalThis.uni = platform('uni');
+    const Taro = platform('taro');
+    for (const adapter of [wxAdapter(), uniAdapter(), taroAdapter(Taro), taroAdapter({ default: Taro })]) {
+      const client = createAuthClient({ baseURL: BASE, adapter, publicRoutes: ['/p'] });
+      await assert.rejects(client.request({ url: '/p' }), { code: 'network_error' });
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    delete globalThis.wx;
+    delete globalThis.uni;
+    process.off('unhandledRejection', onUnhandled);
+  }
+  assert.deepEqual(
+    calls.map((c) => c[0]),
+    ['wx', 'uni', 'taro', 'taro']
+  );
+  assert.deepEqual(unhandled, []);
+  assert.throws(() => wxAdapter(), /no wx object/);
+  assert.throws(() => createAuthClient({ baseURL: BASE, adapter: {} }), TypeError);
+  assert.throws(() => createAuthClient({ adapter: wxauth.fromPlatform(platform('x')) }), /baseURL/);
+});
+
+test('the ES module exports the same implementation', async () => {
+  const esm = await import(pathToFileURL(path.join(__dirname, '..', 'index.mjs')).href);
+  assert.equal(esm.createAuthClient, createAuthClient);
+  assert.equal(esm.WxAuthError, WxAuthError);
+  assert.equal(esm.default, wxauth);
+  for (const name of Object.keys(wxauth)) assert.equal(esm[name], wxauth[name], name);
+  const pkg = require('../package.json');
+  assert.deepEqual(pkg.dependencies, undefined);
+  assert.equal(pkg.exports['.'].import, './index.mjs');
+  assert.equal(pkg.exports['.'].require, './index.js');
+});
+
+test('20 concurrent 401s share one refresh, and answers arriving after it reuse its token', async () => {
+  const state = { n: 2 }; // the server is at token 2; the client holds token 1
+  const base = server(state);
+  let delayed = 0;
+  const t = scripted(async (o) => {
+    // Half of the 401s arrive only after the refresh has finished.
+    if (route(o) === '/api' && o.header.Authorization === 'Bearer at1' && ++delayed % 2 === 0) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return base(o);
+  });
+  t.storage[KEY] = session(1, t.clock.t, { refresh_token: 'rt2' });
+  const client = t.client();
+  const results = await Promise.all(Array.from({ length: 20 }, () => client.request({ url: '/api' })));
+  assert.ok(results.every((r) => r.statusCode === 200));
+  assert.equal(t.paths().filter((p) => p === '/auth/refresh').length, 1);
+  assert.equal(t.paths().filter((p) => p === '/api').length, 40);
+});
+
+test('requests joining a proactive refresh that fails offline all go out with the unexpired token', async () => {
+  const t = scripted((o) => (route(o) === '/auth/refresh' ? FAIL : answer(200, { ok: 1 })));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t + 30_000 });
+  const client = t.client();
+  const results = await Promise.all(Array.from({ length: 5 }, () => client.request({ url: '/api' })));
+  assert.ok(results.every((r) => r.statusCode === 200));
+  assert.equal(t.paths().filter((p) => p === '/auth/refresh').length, 2, 'one refresh, retried once');
+  for (const c of t.calls.filter((c) => route(c) === '/api')) {
+    assert.equal(c.header.Authorization, 'Bearer at1');
+  }
+});
+
+test('logout() twice at once makes one server call; after a new login() it ends the new session', async () => {
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const t = scripted(async (o) => {
+    if (route(o) === '/auth/logout') {
+      await gate;
+      return answer(204, '');
+    }
+    return tokens(2, { user: { id: 'u1', is_new: false } });
+  });
+  t.storage[KEY] = session(1, t.clock.t);
+  const client = t.client();
+  const a = client.logout();
+  const b = client.logout();
+  assert.equal(a, b);
+  await client.login(); // while the first logout is still under way
+  const c = client.logout();
+  assert.notEqual(c, a);
+  release();
+  assert.deepEqual(await Promise.all([a, b, c]), [{ revoked: true }, { revoked: true }, { revoked: true }]);
+  assert.deepEqual(
+    t.calls.filter((x) => route(x) === '/auth/logout').map((x) => x.header.Authorization),
+    ['Bearer at1', 'Bearer at2']
+  );
+  assert.equal(client.isLoggedOut(), true);
+});
+
+test('a login() that finishes while a refresh is on the wire wins: the refresh answer never replaces or clears its tokens', async () => {
+  for (const refreshAnswer of [tokens(2), answer(400, { error: 'invalid_grant' })]) {
+    let release;
+    const gate = new Promise((r) => (release = r));
+    const t = scripted(async (o) => {
+      const p = route(o);
+      if (p === '/auth/refresh') {
+        await gate;
+        return refreshAnswer;
+      }
+      if (p === '/auth/login') return tokens(5, { user: { id: 'u1', is_new: false } });
+      return o.header.Authorization === 'Bearer at5' ? answer(200, { ok: 1 }) : answer(401, { error: 'invalid_token' });
+    });
+    t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+    const client = t.client();
+    const pending = client.request({ url: '/api' }); // refresh with rt1 goes out and is held
+    await client.login();
+    release();
+    const res = await pending;
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(t.paths(), ['/auth/refresh', '/auth/login', '/api'], refreshAnswer.statusCode);
+    assert.equal(t.calls[2].header.Authorization, 'Bearer at5');
+    assert.equal(t.logins, 1);
+    assert.equal(JSON.parse(t.storage[KEY]).access_token, 'at5');
+  }
+});
+
+test('an answer without a numeric statusCode rejects bad_response; a malformed token answer keeps its token out of the error', async () => {
+  for (const broken of [undefined, { data: { ok: 1 } }, { status: 200, data: {} }]) {
+    const t = scripted(() => broken);
+    await assert.rejects(t.client().login(), { name: 'WxAuthError', code: 'bad_response' });
+    t.storage[KEY] = session(1, t.clock.t);
+    await assert.rejects(t.client().request({ url: '/api' }), { name: 'WxAuthError', code: 'bad_response' });
+  }
+  const t = scripted(() => answer(200, { access_token: 'live-secret-token', refresh_token: 'rt-secret' }));
+  const error = await t.client().login().catch((e) => e);
+  assert.equal(error.code, 'bad_response');
+  const shown = require('node:util').inspect(error, { depth: 10 }) + JSON.stringify(error);
+  assert.doesNotMatch(shown, /secret/);
+});
+
+test('stored tokens that are empty strings count as no session (the server would answer invalid_request forever)', async () => {
+  for (const overrides of [{ refresh_token: '' }, { access_token: '' }]) {
+    const base = server();
+    const t = scripted((o) =>
+      route(o) === '/auth/refresh' && !o.data.refresh_token ? answer(400, { error: 'invalid_request' }) : base(o)
+    );
+    t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1, ...overrides });
+    const res = await t.client().request({ url: '/api' });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(t.paths(), ['/auth/login', '/api']);
+  }
+});
+
+test('logout({all: true}) with an expired access token renews it once and still ends every session', async () => {
+  const t = scripted(server({ n: 1 }));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  assert.deepEqual(await t.client().logout({ all: true }), { revoked: true });
+  assert.deepEqual(t.paths(), ['/auth/refresh', '/auth/logout']);
+  assert.deepEqual(t.calls[1].data, { all: true });
+  assert.equal(t.calls[1].header.Authorization, 'Bearer at2');
+  assert.deepEqual(JSON.parse(t.storage[KEY]), { v: 1, logged_out: true });
+});
