@@ -39,7 +39,6 @@ from chalicelib.http_input import (
     json_body,
     string_field,
 )
-from chalicelib.login import MAX_CODE_LENGTH
 from chalicelib.refresh_tokens import MAX_TOKEN_LENGTH as MAX_REFRESH_TOKEN_LENGTH
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import JWKS_MAX_AGE
@@ -230,6 +229,8 @@ def token_response(body: dict[str, Any]) -> Response:
 
 @endpoint("/auth/login", ["POST"])
 def login(call: Call) -> Response:
+    from chalicelib.login import MAX_CODE_LENGTH  # at the first login: see runtime.Services
+
     code = string_field(call.json(), "code", max_length=MAX_CODE_LENGTH)
     result = call.services.login.login(code, call.now)
     call.user_id = result.tokens.user_id

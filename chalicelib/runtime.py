@@ -8,7 +8,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
@@ -16,19 +17,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
 from chalicelib.access_tokens import AccessTokens
-from chalicelib.clients import ClientStore
 from chalicelib.errors import ConfigurationError
-from chalicelib.login import LoginService
 from chalicelib.logs import Metrics
-from chalicelib.oauth import OAuthService
 from chalicelib.sessions import SessionManager
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import KeySet, KeySetProvider, file_version, load_or_create_file
 from chalicelib.store import DynamoStore
-from chalicelib.wechat import WeChatClient
 
 if TYPE_CHECKING:
     import requests
+
+    from chalicelib.clients import ClientStore
+    from chalicelib.login import LoginService
+    from chalicelib.oauth import OAuthService
 
 # Bounded: botocore's standard retry mode, 3 retries, short timeouts (API Gateway gives 29 s).
 DYNAMODB_CONFIG = Config(
@@ -39,18 +40,61 @@ SECRET_MAX_AGE = 300.0
 
 @dataclass
 class Services:
+    """The service graph. Login and the OAuth services are built at their first use, so that a
+    container whose first request verifies or refreshes imports neither the WeChat client nor
+    the client store (a cold start's cost, bench/RESULTS.md)."""
+
     settings: Settings
     store: DynamoStore
     keys: KeySetProvider
     access_tokens: AccessTokens
     sessions: SessionManager
-    login: LoginService
-    clients: ClientStore
-    oauth: OAuthService
     clock: Callable[[], float]
+    wechat_secret: Callable[[], str] = field(repr=False)
+    http: requests.Session | None = None
+    sleep: Callable[[float], None] = time.sleep
 
     def now(self) -> int:
         return int(self.clock())
+
+    @cached_property
+    def login(self) -> LoginService:
+        from chalicelib.login import LoginService
+        from chalicelib.wechat import WeChatClient
+
+        wechat = WeChatClient(
+            base_url=self.settings.wechat_api_base,
+            appid=self.settings.wechat_appid,
+            secret=self.wechat_secret,
+            http=self.http,
+            sleep=self.sleep,
+        )
+        return LoginService(
+            self.store,
+            wechat,
+            self.sessions,
+            appid=self.settings.wechat_appid,
+            replay_ttl=self.settings.login_replay_ttl,
+            sleep=self.sleep,
+        )
+
+    @cached_property
+    def clients(self) -> ClientStore:
+        from chalicelib.clients import ClientStore
+
+        return ClientStore(self.store)
+
+    @cached_property
+    def oauth(self) -> OAuthService:
+        from chalicelib.oauth import OAuthService
+
+        return OAuthService(
+            store=self.store,
+            sessions=self.sessions,
+            clients=self.clients,
+            access_tokens=self.access_tokens,
+            public_client_id=self.settings.wechat_appid,
+        )
 
 
 def fetch_secret(client: Any, arn: str) -> str:
@@ -140,37 +184,14 @@ def build(
         grace=settings.refresh_grace,
         metrics=metrics,
     )
-    wechat = WeChatClient(
-        base_url=settings.wechat_api_base,
-        appid=settings.wechat_appid,
-        secret=wechat_secret,
-        http=http,
-        sleep=sleep,
-    )
-    login = LoginService(
-        store,
-        wechat,
-        sessions,
-        appid=settings.wechat_appid,
-        replay_ttl=settings.login_replay_ttl,
-        sleep=sleep,
-    )
-    clients = ClientStore(store)
-    oauth = OAuthService(
-        store=store,
-        sessions=sessions,
-        clients=clients,
-        access_tokens=access_tokens,
-        public_client_id=settings.wechat_appid,
-    )
     return Services(
         settings=settings,
         store=store,
         keys=keys,
         access_tokens=access_tokens,
         sessions=sessions,
-        login=login,
-        clients=clients,
-        oauth=oauth,
         clock=clock,
+        wechat_secret=wechat_secret,
+        http=http,
+        sleep=sleep,
     )
