@@ -17,7 +17,6 @@ import ctypes
 import errno
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -129,16 +128,13 @@ def _create_table(env: Mapping[str, str]) -> bool:
     return create_table(client, env["AUTH_TABLE_NAME"])
 
 
-def _chalice_executable() -> str:
-    """The `chalice` next to this interpreter (the virtualenv's), else the one on PATH."""
-    beside = Path(sys.executable).parent / "chalice"
-    return str(beside) if beside.exists() else shutil.which("chalice") or "chalice"
-
-
 def chalice_local_command(port: int) -> list[str]:
-    """The command that serves the app (the README's; the integration tests run it too)."""
+    """The command that serves the app (the README's; the integration tests run it too):
+    `chalice local`, through devserver.chalice_local (TCP_NODELAY), with this interpreter."""
     return [
-        _chalice_executable(),
+        sys.executable,
+        "-m",
+        "devserver.chalice_local",
         "local",
         "--no-autoreload",
         "--host",

@@ -179,7 +179,7 @@ def running(tmp_path: Path) -> Iterator[DevServer]:
 def chalice_child(server: DevServer) -> int:
     children = [p for p in child_pids(server.process.pid) if "local" in cmdline(p)]
     assert len(children) == 1, f"expected one chalice local child, got {children}"
-    assert any(arg.endswith("chalice") for arg in cmdline(children[0]))
+    assert "devserver.chalice_local" in cmdline(children[0])
     return children[0]
 
 
