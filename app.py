@@ -1,6 +1,15 @@
 """wxauth's HTTP edge: thin routes, and the one table from domain errors to HTTP answers."""
 
+# ruff: noqa: E402 - the garbage collector is paused before the imports (see below)
 from __future__ import annotations
+
+import gc
+
+# A cold start allocates a great deal (modules, botocore's models) and frees little, and the
+# cyclic garbage collector's passes over that growing heap cost it about 15% (bench/RESULTS.md).
+# It is paused while these imports run and while services() builds the graph.
+_gc_was_enabled = gc.isenabled()
+gc.disable()
 
 import logging
 import time
@@ -43,6 +52,9 @@ from chalicelib.refresh_tokens import MAX_TOKEN_LENGTH as MAX_REFRESH_TOKEN_LENG
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import JWKS_MAX_AGE
 
+if _gc_was_enabled:
+    gc.enable()
+
 app = Chalice(app_name="wxauth")
 logs.configure()
 
@@ -53,7 +65,13 @@ def services() -> runtime.Services:
     """The service graph, built once per Lambda container (after the environment is set)."""
     global _services
     if _services is None:
-        _services = runtime.build(Settings.from_env())
+        was_enabled = gc.isenabled()
+        gc.disable()  # as during the imports: this makes botocore's clients
+        try:
+            _services = runtime.build(Settings.from_env())
+        finally:
+            if was_enabled:
+                gc.enable()
     return _services
 
 

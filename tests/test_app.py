@@ -449,3 +449,31 @@ def test_openid_configuration(client):
     assert body["jwks_uri"] == "https://auth.test/.well-known/jwks.json"
     assert body["token_endpoint"] == "https://auth.test/oauth/token"
     assert body["revocation_endpoint"] == "https://auth.test/oauth/revoke"
+
+
+def test_the_garbage_collector_is_paused_only_while_the_graph_is_built(monkeypatch):
+    """services() pauses the cyclic GC around runtime.build (cold start) and restores it."""
+    import gc
+
+    import app
+
+    seen = []
+
+    def build(settings):
+        seen.append(gc.isenabled())
+        return "graph"
+
+    assert gc.isenabled()  # importing app left it on
+    monkeypatch.setattr(app, "_services", None)
+    monkeypatch.setattr(app.runtime, "build", build)
+    assert app.services() == "graph"
+    assert seen == [False] and gc.isenabled()
+
+    def failing_build(settings):
+        raise RuntimeError("no table")
+
+    monkeypatch.setattr(app, "_services", None)
+    monkeypatch.setattr(app.runtime, "build", failing_build)
+    with pytest.raises(RuntimeError):
+        app.services()
+    assert gc.isenabled()
