@@ -466,8 +466,10 @@ def test_the_garbage_collector_is_paused_only_while_the_graph_is_built(monkeypat
     assert gc.isenabled()  # importing app left it on
     monkeypatch.setattr(app, "_services", None)
     monkeypatch.setattr(app.runtime, "build", build)
+    frozen = gc.get_freeze_count()
     assert app.services() == "graph"
     assert seen == [False] and gc.isenabled()
+    assert gc.get_freeze_count() >= frozen  # what the build made is frozen, not collected
 
     def failing_build(settings):
         raise RuntimeError("no table")
