@@ -141,6 +141,16 @@ def client(services: runtime.Services, monkeypatch: pytest.MonkeyPatch):
         yield test_client
 
 
+@pytest.fixture
+def dynamodb_requests(dynamodb) -> list[str]:
+    """The operations the code sends to the moto table, in order (botocore's own event)."""
+    sent: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: sent.append(model.name)
+    )
+    return sent
+
+
 def table_items(dynamodb) -> list[dict]:
     """Every item of the table, sorted: to prove a failed request changed nothing."""
     items = dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]

@@ -119,16 +119,6 @@ def test_the_first_unionid_stays(login, services):
     assert services.store.get_user(user_id).unionid == "unionid-first"
 
 
-@pytest.fixture
-def dynamodb_requests(dynamodb):
-    """The operations the code sends to DynamoDB, in order (botocore's own event)."""
-    sent: list[str] = []
-    dynamodb.meta.events.register(
-        "before-call.dynamodb", lambda model, **_: sent.append(model.name)
-    )
-    return sent
-
-
 @pytest.mark.parametrize("code", ["alice.1", "union-bob.1"])
 def test_a_first_login_is_three_dynamodb_requests(login, wechat, dynamodb_requests, code):
     login.login(code, START)
