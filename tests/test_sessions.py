@@ -253,3 +253,18 @@ def test_refresh_without_an_executor_signs_in_line(services, settings):
     started = inline.start(USER_B, client_id="wx-test-appid", now=START)
     issued = inline.refresh(started.refresh_token, START + 1)
     assert services.access_tokens.check(issued.access_token, START + 1).client_id == "wx-test-appid"
+
+
+def test_a_refusal_of_the_current_token_of_a_live_session_is_retryable(sessions, started, services):
+    """Not a state DynamoDB hands back; if it did, the client retries instead of logging out."""
+    from chalicelib.errors import StoreUnavailable
+    from chalicelib.store import RotationRefused
+
+    live = services.store.get_session(USER_A, started.session_id)
+
+    def refuse(*args, **kwargs):
+        raise RotationRefused(live)
+
+    services.store.rotate_session = refuse
+    with pytest.raises(StoreUnavailable):
+        sessions.refresh(started.refresh_token, START + 1)
