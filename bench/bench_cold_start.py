@@ -54,10 +54,10 @@ print({MARKER!r} + json.dumps({{"import": _t1 - _t0, "total": _t1 - _t0}}))
 """
 
 
-def _child(code: str, env: dict[str, str]) -> tuple[dict[str, Any], float]:
-    started = time.perf_counter()
-    result = subprocess.run(  # noqa: S603 - this interpreter, fixed code
-        [sys.executable, "-c", code],
+def _python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """This interpreter in a fresh process, in the repository, with fixed arguments."""
+    return subprocess.run(  # noqa: S603 - this interpreter, fixed code
+        [sys.executable, *args],
         cwd=h.REPO_ROOT,
         env=env,
         capture_output=True,
@@ -65,6 +65,11 @@ def _child(code: str, env: dict[str, str]) -> tuple[dict[str, Any], float]:
         timeout=120,
         check=False,
     )
+
+
+def _child(code: str, env: dict[str, str]) -> tuple[dict[str, Any], float]:
+    started = time.perf_counter()
+    result = _python("-c", code, env=env)
     wall = time.perf_counter() - started
     line = next((x for x in result.stdout.splitlines() if x.startswith(MARKER)), None)
     if result.returncode != 0 or line is None:
@@ -73,15 +78,7 @@ def _child(code: str, env: dict[str, str]) -> tuple[dict[str, Any], float]:
 
 
 def importtime(env: dict[str, str], top: int = 15) -> str:
-    result = subprocess.run(  # noqa: S603 - this interpreter, fixed code
-        [sys.executable, "-X", "importtime", "-c", "import app"],
-        cwd=h.REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _python("-X", "importtime", "-c", "import app", env=env)
     rows = parse_importtime(result.stderr)
     if result.returncode != 0 or not rows:
         raise RuntimeError(f"python -X importtime -c 'import app' failed:\n{result.stderr[-3000:]}")
