@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -133,19 +132,6 @@ class CachedSecret:
             return self._value
 
 
-_signer: ThreadPoolExecutor | None = None
-_signer_lock = threading.Lock()
-
-
-def signer() -> ThreadPoolExecutor:
-    """The process's threads that sign access tokens while a refresh's write is on the wire."""
-    global _signer
-    with _signer_lock:
-        if _signer is None:
-            _signer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="wxauth-sign")
-        return _signer
-
-
 def build(
     settings: Settings,
     *,
@@ -197,8 +183,6 @@ def build(
         absolute_ttl=settings.refresh_absolute_ttl,
         grace=settings.refresh_grace,
         metrics=metrics,
-        client_id=settings.wechat_appid,
-        executor=signer(),
     )
     return Services(
         settings=settings,

@@ -9,11 +9,6 @@ one DynamoDB request. Of racing refreshes exactly one rotates; the others land b
 - T is the previous token, rotated `grace` seconds ago or more: theft. Revoke S and count a
   `RefreshTokenReuse` metric. The current token dies with S.
 - Anything else (unknown session, older token, forged secret): invalid_grant, nothing written.
-
-The new access token depends on the rotation's outcome only through the session's client id,
-which is the mini-program's appid for every session a login starts. Given that `client_id` and
-an executor, a refresh signs its access token on the executor while the UpdateItem is on the
-wire (an RSA signature releases the GIL), and signs again for a session of another client.
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 from chalicelib import refresh_tokens
@@ -69,8 +63,6 @@ class SessionManager:
         grace: int,
         metrics: Metrics | None = None,
         rand: Callable[[int], bytes] = secrets.token_bytes,
-        client_id: str | None = None,
-        executor: Executor | None = None,
     ) -> None:
         self._store = store
         self._access = access_tokens
@@ -79,8 +71,6 @@ class SessionManager:
         self._grace = grace
         self._metrics = metrics or Metrics()
         self._rand = rand
-        self._client_id = client_id
-        self._executor = executor
 
     def start(self, user_id: str, *, client_id: str, now: int) -> IssuedTokens:
         session, tokens = self.prepare(user_id, client_id=client_id, now=now)
@@ -113,7 +103,6 @@ class SessionManager:
         assert isinstance(token, str)
         presented = refresh_tokens.token_hash(token)
         new_token = refresh_tokens.mint(user_id, session_id, self._rand)
-        presigned = self._presign(user_id, session_id, now)
         try:
             session = self._store.rotate_session(
                 user_id,
@@ -132,7 +121,7 @@ class SessionManager:
         except RotationRefused as refused:
             session = refused.session
         else:
-            return self._issue(session, new_token, now, presigned)
+            return self._issue(session, new_token, now)
         if session is None:
             raise GrantError("refresh token unknown")
         if not session.is_live(now):
@@ -140,30 +129,13 @@ class SessionManager:
         if session.previous_hash is not None and hmac.compare_digest(
             presented, session.previous_hash
         ):
-            return self._replay_or_revoke(session, token, now, presigned)
+            return self._replay_or_revoke(session, token, now)
         if hmac.compare_digest(presented, session.current_hash):
             # Refused although current and live: not a state DynamoDB hands back. Retryable.
             raise StoreUnavailable("the rotation was refused without a reason; try again")
         raise GrantError("refresh token unknown")
 
-    def _presign(self, user_id: str, session_id: str, now: int) -> Future[tuple[str, int]] | None:
-        if self._executor is None or self._client_id is None:
-            return None
-        return self._executor.submit(
-            self._access.mint,
-            subject=user_id,
-            session_id=session_id,
-            client_id=self._client_id,
-            now=now,
-        )
-
-    def _replay_or_revoke(
-        self,
-        session: SessionRecord,
-        token: str,
-        now: int,
-        presigned: Future[tuple[str, int]] | None = None,
-    ) -> IssuedTokens:
+    def _replay_or_revoke(self, session: SessionRecord, token: str, now: int) -> IssuedTokens:
         in_grace = session.rotated_at is not None and now - session.rotated_at < self._grace
         if in_grace and session.sealed_current is not None:
             current = refresh_tokens.unseal(
@@ -172,29 +144,20 @@ class SessionManager:
                 context=_context(session.user_id, session.session_id),
             ).decode("utf-8")
             if hmac.compare_digest(refresh_tokens.token_hash(current), session.current_hash):
-                return self._issue(session, current, now, presigned)
+                return self._issue(session, current, now)
         self._store.revoke_session(
             session.user_id, session.session_id, now=now, reason=REASON_REUSE
         )
         self._metrics.count("RefreshTokenReuse")
         raise ReuseDetected("refresh token was already rotated; the session is revoked")
 
-    def _issue(
-        self,
-        session: SessionRecord,
-        refresh_token: str,
-        now: int,
-        presigned: Future[tuple[str, int]] | None = None,
-    ) -> IssuedTokens:
-        if presigned is not None and session.client_id == self._client_id:
-            access_token, access_expires_at = presigned.result()
-        else:
-            access_token, access_expires_at = self._access.mint(
-                subject=session.user_id,
-                session_id=session.session_id,
-                client_id=session.client_id,
-                now=now,
-            )
+    def _issue(self, session: SessionRecord, refresh_token: str, now: int) -> IssuedTokens:
+        access_token, access_expires_at = self._access.mint(
+            subject=session.user_id,
+            session_id=session.session_id,
+            client_id=session.client_id,
+            now=now,
+        )
         return IssuedTokens(
             user_id=session.user_id,
             session_id=session.session_id,
