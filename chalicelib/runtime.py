@@ -142,15 +142,22 @@ def build(
     sleep: Callable[[float], None] = time.sleep,
     metrics: Metrics | None = None,
 ) -> Services:
-    session = aws.session()  # not boto3: see chalicelib/aws.py
+    session: Any = None
+
+    def client(service: str, config: Config | None = None) -> Any:
+        nonlocal session
+        if session is None:
+            session = aws.session()  # not boto3: see chalicelib/aws.py
+        return aws.client(service, config, aws=session)
+
     if dynamodb is None:
-        dynamodb = aws.client("dynamodb", DYNAMODB_CONFIG, aws=session)
+        dynamodb = client("dynamodb", DYNAMODB_CONFIG)
     store = DynamoStore(dynamodb, settings.table_name)
 
     def secrets_client() -> Any:
         nonlocal secretsmanager
         if secretsmanager is None:
-            secretsmanager = aws.client("secretsmanager", aws=session)
+            secretsmanager = client("secretsmanager")
         return secretsmanager
 
     if settings.signing_keys_arn:
