@@ -89,8 +89,7 @@ def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
         fn()  # warm up
     rounds = 5 if quick else 15
     fast, slow = (50, 5) if quick else (200, 20)
-    saved = app._services
-    try:
+    with h.installed(app, real):  # the subjects switch graphs; the app gets its own back
         samples = interleaved(
             {
                 "decode": (bare_decode, fast),
@@ -101,8 +100,6 @@ def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
             rounds=rounds,
         )
         profiled = h.profile_top(verify_stateless, fast) if profile else None
-    finally:
-        app._services = saved
     a_ratio = median(round_ratios(samples["stateless"], samples["decode"]))
     floor_b = [a + g for a, g in zip(samples["stateless"], samples["get"], strict=True)]
     b_ratio = median(round_ratios(samples["dynamo"], floor_b))
