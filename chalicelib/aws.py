@@ -21,8 +21,10 @@ import botocore.session
 from botocore.config import Config
 from botocore.loaders import JSONFileLoader, Loader
 
-# Every AWS service the app calls.
-SERVICES = ("dynamodb", "secretsmanager")
+# Every AWS service the app calls, and those botocore's own credential providers may call for
+# it (assume role and web identity: sts; SSO: sso, sso-oidc; `aws login`: signin). In Lambda
+# the credentials come from the environment and none of the latter is used.
+SERVICES = ("dynamodb", "secretsmanager", "sts", "sso", "sso-oidc", "signin")
 
 
 class PlainJSONFileLoader(JSONFileLoader):
@@ -38,7 +40,7 @@ class PlainJSONFileLoader(JSONFileLoader):
 
 
 class AppLoader(Loader):
-    """botocore's data loader, knowing only SERVICES (the default search paths)."""
+    """botocore's data loader, knowing only SERVICES (from botocore's own data)."""
 
     def __init__(self) -> None:
         super().__init__(file_loader=PlainJSONFileLoader())

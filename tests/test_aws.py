@@ -37,6 +37,12 @@ def test_other_services_are_unknown() -> None:
         aws.client("s3")
 
 
+@pytest.mark.parametrize("service", aws.SERVICES)
+def test_every_known_service_has_a_client(service: str) -> None:
+    """Including those botocore's credential providers create (assume role, SSO, login)."""
+    assert aws.client(service).meta.service_model.service_name == service
+
+
 def test_clients_work_and_honour_the_endpoint_override(monkeypatch) -> None:
     with mock_aws():
         dynamodb = aws.client("dynamodb")
@@ -61,3 +67,26 @@ def test_build_makes_its_own_clients(settings, key_set_json, clock, dynamodb, we
     config = services.store.client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (2, 3)
     assert config.retries == {"mode": "standard", "total_max_attempts": 4}  # 3 retries
+
+
+def test_credentials_from_an_assumed_role_work(tmp_path, monkeypatch) -> None:
+    """botocore's AssumeRole provider makes its STS client through the same loader."""
+    config = tmp_path / "config"
+    config.write_text(
+        "[profile base]\n"
+        "aws_access_key_id = testing\n"
+        "aws_secret_access_key = testing\n"
+        "[profile role]\n"
+        "role_arn = arn:aws:iam::123456789012:role/wxauth\n"
+        "source_profile = base\n"
+        "region = us-east-1\n"
+    )
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_PROFILE", "role")
+    dynamodb = aws.client("dynamodb")  # before mock_aws, which sets credentials in the env
+    assert dynamodb._request_signer._credentials.method == "assume-role"
+    with mock_aws():  # the first call assumes the role (moto's STS), then lists (moto's DynamoDB)
+        assert dynamodb.list_tables()["TableNames"] == []
