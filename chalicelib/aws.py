@@ -40,10 +40,15 @@ class PlainJSONFileLoader(JSONFileLoader):
 
 
 class AppLoader(Loader):
-    """botocore's data loader, knowing only SERVICES (from botocore's own data)."""
+    """botocore's data loader, knowing only SERVICES; its search paths are botocore's own
+    (`AWS_DATA_PATH`, then ~/.aws/models, then botocore's data)."""
 
-    def __init__(self) -> None:
-        super().__init__(file_loader=PlainJSONFileLoader())
+    def __init__(self, data_path: str | None = None) -> None:
+        extra = [
+            os.path.expanduser(os.path.expandvars(path))
+            for path in (data_path.split(os.pathsep) if data_path else [])
+        ]
+        super().__init__(extra_search_paths=extra, file_loader=PlainJSONFileLoader())
 
     def list_available_services(self, type_name: str) -> list[str]:
         return list(SERVICES)
@@ -51,7 +56,7 @@ class AppLoader(Loader):
 
 def session() -> botocore.session.Session:
     aws = botocore.session.get_session()
-    aws.register_component("data_loader", AppLoader())
+    aws.register_component("data_loader", AppLoader(aws.get_config_variable("data_path")))
     return aws
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import botocore.session
@@ -90,3 +91,16 @@ def test_credentials_from_an_assumed_role_work(tmp_path, monkeypatch) -> None:
     assert dynamodb._request_signer._credentials.method == "assume-role"
     with mock_aws():  # the first call assumes the role (moto's STS), then lists (moto's DynamoDB)
         assert dynamodb.list_tables()["TableNames"] == []
+
+
+def test_aws_data_path_is_searched_first(tmp_path, monkeypatch) -> None:
+    """As botocore's own loader does: a model under AWS_DATA_PATH wins over botocore's."""
+    theirs = aws.AppLoader().load_service_model("dynamodb", "service-2")
+    version = theirs["metadata"]["apiVersion"]
+    model = tmp_path / "dynamodb" / version / "service-2.json"
+    model.parent.mkdir(parents=True)
+    mine = {**theirs, "documentation": "from AWS_DATA_PATH"}
+    model.write_text(json.dumps(mine))
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    loaded = aws.session().get_component("data_loader").load_service_model("dynamodb", "service-2")
+    assert loaded["documentation"] == "from AWS_DATA_PATH"
