@@ -1,17 +1,32 @@
-"""Opaque refresh tokens: their format, their hash, and sealing one secret under another.
+"""Opaque refresh tokens: their format, their hash, their MAC, and sealing one secret under another.
 
-A refresh token is `<user_id>.<session_id>.<secret>`: 22 + 22 + 43 base64url characters, the
-secret being 256 random bits. The ids let the store find the session with one GetItem; only the
-SHA-256 of the whole token is stored. A token is high-entropy, so a fast hash is enough.
+A refresh token is `<user_id>.<session_id>.<generation>.<secret>.<mac>`:
+- the ids (22 base64url characters each) let the store find the session with one GetItem;
+- `generation` counts the session's rotations (0 at login, decimal);
+- `secret` is 256 random bits (43 base64url characters);
+- `mac` is HMAC-SHA256, truncated to 128 bits (22 characters), of everything before it, under
+  the session's own MAC key (random, 256 bits, kept only in the session's item).
+
+Only the SHA-256 of the token's *body* (everything but the MAC) is stored, for the current and
+the previous token; the token is high-entropy, so a fast hash is enough. The MAC is what lets a
+refresh tell an older token of the session (one this service issued, some rotations ago:
+theft) from a forged one (made up by someone who knows a session id: nothing to act on),
+without keeping every hash the session ever had. It is computed from the key the store hands
+back, so the body, hashed before the write, does not depend on it.
+
+Tokens issued before generations existed (`<user_id>.<session_id>.<secret>`, "v1") still parse:
+their body is the whole token, they carry no generation and no MAC.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -23,9 +38,36 @@ from chalicelib.errors import GrantError
 RandomBytes = Callable[[int], bytes]
 
 MAX_TOKEN_LENGTH = 512
-_TOKEN_RE = re.compile(r"([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})\.[A-Za-z0-9_-]{43}")
+MAC_KEY_BYTES = 32
+MAX_GENERATION = 10**10 - 1  # ten digits: a rotation a second for 300 years
+_ID = r"[A-Za-z0-9_-]{22}"
+_RANDOM = r"[A-Za-z0-9_-]{43}"
+_GENERATION = r"0|[1-9][0-9]{0,9}"
+_TOKEN_RE = re.compile(rf"(({_ID})\.({_ID})\.({_GENERATION})\.{_RANDOM})\.([A-Za-z0-9_-]{{22}})")
+_BODY_RE = re.compile(rf"{_ID}\.{_ID}\.(?:{_GENERATION})\.{_RANDOM}")
+_V1_TOKEN_RE = re.compile(rf"({_ID})\.({_ID})\.{_RANDOM}")
+_MAC_INFO = b"wxauth/refresh/v2|"
+_MAC_BYTES = 16
 _SEAL_INFO = b"wxauth/seal/v1"
 _NONCE_BYTES = 12
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """A well-formed refresh token, parsed. Its secret is in `body`: never log either."""
+
+    user_id: str
+    session_id: str
+    generation: int | None  # None: a v1 token
+    body: str
+    mac: str | None
+
+    @property
+    def hash(self) -> bytes:
+        return token_hash(self.body)
+
+    def __repr__(self) -> str:
+        return f"RefreshToken(generation={self.generation})"
 
 
 def b64url(data: bytes) -> str:
@@ -37,22 +79,58 @@ def new_id(rand: RandomBytes = secrets.token_bytes) -> str:
     return b64url(rand(16))
 
 
-def mint(user_id: str, session_id: str, rand: RandomBytes = secrets.token_bytes) -> str:
-    return f"{user_id}.{session_id}.{b64url(rand(32))}"
+def new_mac_key(rand: RandomBytes = secrets.token_bytes) -> bytes:
+    return rand(MAC_KEY_BYTES)
 
 
-def parse(token: object) -> tuple[str, str]:
-    """Return (user_id, session_id) of a well-formed token; GrantError otherwise."""
+def mint(
+    user_id: str, session_id: str, generation: int, rand: RandomBytes = secrets.token_bytes
+) -> str:
+    """A new token body (no MAC yet: `sign` adds it once the session's key is known)."""
+    if not 0 <= generation <= MAX_GENERATION:
+        raise ValueError("generation out of range")
+    return f"{user_id}.{session_id}.{generation}.{b64url(rand(32))}"
+
+
+def _mac(body: str, key: bytes) -> str:
+    digest = hmac.new(key, _MAC_INFO + body.encode("ascii"), hashlib.sha256).digest()
+    return b64url(digest[:_MAC_BYTES])
+
+
+def sign(body: str, key: bytes | None) -> str:
+    """The token to hand out for a stored body: the body and its MAC (a v1 body as it is)."""
+    if _BODY_RE.fullmatch(body) is None:
+        if _V1_TOKEN_RE.fullmatch(body) is None:
+            raise ValueError("not a refresh token body")
+        return body
+    if key is None:
+        raise ValueError("a v2 token body needs its session's MAC key")
+    return f"{body}.{_mac(body, key)}"
+
+
+def authentic(token: RefreshToken, key: bytes | None) -> bool:
+    """True if `token` carries a MAC made with `key`: this service issued it for its session."""
+    if token.mac is None or key is None:
+        return False
+    return hmac.compare_digest(_mac(token.body, key), token.mac)
+
+
+def parse(token: object) -> RefreshToken:
+    """The parts of a well-formed token (v2, or v1); GrantError otherwise."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
         raise GrantError("malformed refresh token")
     match = _TOKEN_RE.fullmatch(token)
+    if match is not None:
+        body, user_id, session_id, generation, mac = match.groups()
+        return RefreshToken(user_id, session_id, int(generation), body, mac)
+    match = _V1_TOKEN_RE.fullmatch(token)
     if match is None:
         raise GrantError("malformed refresh token")
-    return match.group(1), match.group(2)
+    return RefreshToken(match.group(1), match.group(2), None, token, None)
 
 
-def token_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8")).digest()
+def token_hash(body: str) -> bytes:
+    return hashlib.sha256(body.encode("utf-8")).digest()
 
 
 def _seal_key(secret: str, context: bytes) -> AESGCM:
@@ -65,8 +143,8 @@ def seal(
 ) -> bytes:
     """Encrypt `plaintext` under a key derived (HKDF-SHA256) from `secret`, bound to `context`.
 
-    Used to keep the current refresh token (and a login's response) so that only a holder of
-    the previous token (or of the WeChat code) can recover it: the table holds neither.
+    Used to keep the current refresh token's body (and a login's response) so that only a
+    holder of the previous token (or of the WeChat code) can recover it: the table holds neither.
     """
     nonce = rand(_NONCE_BYTES)
     return nonce + _seal_key(secret, context).encrypt(nonce, plaintext, context)

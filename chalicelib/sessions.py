@@ -6,9 +6,12 @@ S as it was (`ReturnValuesOnConditionCheckFailure`). No read comes first: the co
 one DynamoDB request. Of racing refreshes exactly one rotates; the others land below.
 - T is the previous token and was rotated less than `grace` seconds ago: answer the current
   token, unsealed from `sealed_current` with a key derived from T. Nothing more is written.
-- T is the previous token, rotated `grace` seconds ago or more: theft. Revoke S and count a
+- T is the previous token, rotated `grace` seconds ago or more, or T is an older token of S
+  (its MAC opens with S's key and its generation is below S's): theft. Revoke S and count a
   `RefreshTokenReuse` metric. The current token dies with S.
-- Anything else (unknown session, older token, forged secret): invalid_grant, nothing written.
+- Anything else (unknown session, forged secret or MAC, a v1 token older than the previous
+  one): invalid_grant, nothing written. Revoking on these would let anyone who has seen a
+  `sid` log its owner out.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from chalicelib import refresh_tokens
-from chalicelib.access_tokens import AccessClaims, AccessTokens
+from chalicelib.access_tokens import AccessClaims, AccessTokens, seconds_left
 from chalicelib.errors import GrantError, ReuseDetected, RevokedToken, StoreUnavailable
 from chalicelib.logs import Metrics
+from chalicelib.refresh_tokens import RefreshToken
 from chalicelib.store import DynamoStore, RotationRefused, SessionRecord
 
 REASON_LOGOUT = "logout"
@@ -42,14 +47,24 @@ class IssuedTokens:
         return {
             "access_token": self.access_token,
             "token_type": "Bearer",
-            "expires_in": max(0, self.access_expires_at - now),
+            "expires_in": seconds_left(self.access_expires_at, now),
             "refresh_token": self.refresh_token,
-            "refresh_expires_in": max(0, self.refresh_expires_at - now),
+            "refresh_expires_in": seconds_left(self.refresh_expires_at, now),
         }
 
 
 def _context(user_id: str, session_id: str) -> bytes:
     return f"session|{user_id}|{session_id}".encode()
+
+
+def _is_older_token(session: SessionRecord, token: RefreshToken) -> bool:
+    """True if this service issued `token` for `session` some rotations ago: its MAC opens
+    with the session's key and its generation is below the session's."""
+    return (
+        token.generation is not None
+        and token.generation < session.generation
+        and refresh_tokens.authentic(token, session.mac_key)
+    )
 
 
 class SessionManager:
@@ -82,73 +97,87 @@ class SessionManager:
     ) -> tuple[SessionRecord, IssuedTokens]:
         """A new session and its tokens, not yet stored (the caller writes the session)."""
         session_id = refresh_tokens.new_id(self._rand)
-        token = refresh_tokens.mint(user_id, session_id, self._rand)
+        body = refresh_tokens.mint(user_id, session_id, 0, self._rand)
+        mac_key = refresh_tokens.new_mac_key(self._rand)
         absolute = now + self._absolute_ttl
         session = SessionRecord(
             user_id=user_id,
             session_id=session_id,
             client_id=client_id,
-            current_hash=refresh_tokens.token_hash(token),
+            current_hash=refresh_tokens.token_hash(body),
             previous_hash=None,
             rotated_at=None,
             sealed_current=None,
             created_at=now,
             idle_expires_at=min(now + self._idle_ttl, absolute),
             absolute_expires_at=absolute,
+            mac_key=mac_key,
         )
-        return session, self._issue(session, token, now)
+        return session, self._issue(session, refresh_tokens.sign(body, mac_key), now)
 
     def refresh(self, token: object, now: int) -> IssuedTokens:
-        user_id, session_id = refresh_tokens.parse(token)
-        assert isinstance(token, str)
-        presented = refresh_tokens.token_hash(token)
-        new_token = refresh_tokens.mint(user_id, session_id, self._rand)
+        presented = refresh_tokens.parse(token)
+        user_id, session_id = presented.user_id, presented.session_id
+        generation = (presented.generation or 0) + 1
+        new_body = refresh_tokens.mint(user_id, session_id, generation, self._rand)
         try:
             session = self._store.rotate_session(
                 user_id,
                 session_id,
-                presented_hash=presented,
-                new_hash=refresh_tokens.token_hash(new_token),
+                presented_hash=presented.hash,
+                new_hash=refresh_tokens.token_hash(new_body),
+                new_generation=generation,
                 sealed_new=refresh_tokens.seal(
-                    token,
-                    new_token.encode("utf-8"),
+                    presented.body,
+                    new_body.encode("utf-8"),
                     context=_context(user_id, session_id),
                     rand=self._rand,
                 ),
+                mac_key=refresh_tokens.new_mac_key(self._rand),
                 now=now,
                 idle_expires_at=now + self._idle_ttl,
             )
         except RotationRefused as refused:
             session = refused.session
         else:
-            return self._issue(session, new_token, now)
+            return self._issue(session, refresh_tokens.sign(new_body, session.mac_key), now)
         if session is None:
             raise GrantError("refresh token unknown")
         if not session.is_live(now):
             raise GrantError("refresh token revoked or expired")
         if session.previous_hash is not None and hmac.compare_digest(
-            presented, session.previous_hash
+            presented.hash, session.previous_hash
         ):
-            return self._replay_or_revoke(session, token, now)
-        if hmac.compare_digest(presented, session.current_hash):
+            return self._replay_or_revoke(session, presented, now)
+        if hmac.compare_digest(presented.hash, session.current_hash):
             # Refused although current and live: not a state DynamoDB hands back. Retryable.
             raise StoreUnavailable("the rotation was refused without a reason; try again")
+        if _is_older_token(session, presented):
+            self._revoke_for_reuse(session, presented, now)
         raise GrantError("refresh token unknown")
 
-    def _replay_or_revoke(self, session: SessionRecord, token: str, now: int) -> IssuedTokens:
+    def _replay_or_revoke(
+        self, session: SessionRecord, presented: RefreshToken, now: int
+    ) -> IssuedTokens:
         in_grace = session.rotated_at is not None and now - session.rotated_at < self._grace
         if in_grace and session.sealed_current is not None:
             current = refresh_tokens.unseal(
-                token,
+                presented.body,
                 session.sealed_current,
                 context=_context(session.user_id, session.session_id),
             ).decode("utf-8")
             if hmac.compare_digest(refresh_tokens.token_hash(current), session.current_hash):
-                return self._issue(session, current, now)
+                return self._issue(session, refresh_tokens.sign(current, session.mac_key), now)
+        self._revoke_for_reuse(session, presented, now)
+
+    def _revoke_for_reuse(
+        self, session: SessionRecord, presented: RefreshToken, now: int
+    ) -> NoReturn:
         self._store.revoke_session(
             session.user_id, session.session_id, now=now, reason=REASON_REUSE
         )
-        self._metrics.count("RefreshTokenReuse")
+        behind = session.generation - (presented.generation or 0)
+        self._metrics.count("RefreshTokenReuse", generations_behind=behind)
         raise ReuseDetected("refresh token was already rotated; the session is revoked")
 
     def _issue(self, session: SessionRecord, refresh_token: str, now: int) -> IssuedTokens:
@@ -179,14 +208,32 @@ class SessionManager:
             raise RevokedToken("the session of this access token has ended")
         return session
 
-    def is_current(self, user_id: str, session_id: str, refresh_token: str, now: int) -> bool:
-        """True if `refresh_token` is the current token of a live session."""
-        session = self._store.get_session(user_id, session_id)
-        return (
-            session is not None
-            and session.is_live(now)
-            and hmac.compare_digest(refresh_tokens.token_hash(refresh_token), session.current_hash)
-        )
+    def resume(self, refresh_token: str, now: int) -> IssuedTokens | None:
+        """`refresh_token` with a new access token, if it is still the current token of a live
+        session (a login's replay); None if the session has rotated since, or ended."""
+        presented = refresh_tokens.parse(refresh_token)
+        session = self._store.get_session(presented.user_id, presented.session_id)
+        if (
+            session is None
+            or not session.is_live(now)
+            or not hmac.compare_digest(presented.hash, session.current_hash)
+        ):
+            return None
+        return self._issue(session, refresh_token, now)
+
+    def revoke_by_refresh_token(self, token: RefreshToken, *, now: int, reason: str) -> bool:
+        """End the live session `token` was issued for (current, previous or older); a forged
+        token ends nothing. True if this call revoked it."""
+        session = self._store.get_session(token.user_id, token.session_id)
+        if session is None or not session.is_live(now):
+            return False
+        known = [session.current_hash, session.previous_hash]
+        if not (
+            any(h is not None and hmac.compare_digest(token.hash, h) for h in known)
+            or _is_older_token(session, token)
+        ):
+            return False
+        return self.revoke(token.user_id, token.session_id, now=now, reason=reason)
 
     def revoke(
         self, user_id: str, session_id: str, *, now: int, reason: str = REASON_LOGOUT

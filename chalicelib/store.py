@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import (
@@ -118,15 +118,17 @@ class SessionRecord:
     user_id: str
     session_id: str
     client_id: str
-    current_hash: bytes
+    current_hash: bytes  # SHA-256 of the current token's body
     previous_hash: bytes | None
     rotated_at: int | None
-    sealed_current: bytes | None
+    sealed_current: bytes | None  # the current body, sealed under the previous token's body
     created_at: int
     idle_expires_at: int
     absolute_expires_at: int
     revoked_at: int | None = None
     revoked_reason: str | None = None
+    generation: int = 0  # of the current token; sessions from before generations: 0
+    mac_key: bytes | None = field(default=None, repr=False)  # None: a session of v1 tokens
 
     @property
     def expires_at(self) -> int:
@@ -200,6 +202,8 @@ def item_to_session(item: dict[str, Any]) -> SessionRecord:
         absolute_expires_at=int(item["absolute_expires_at"]["N"]),
         revoked_at=_get_n(item, "revoked_at"),
         revoked_reason=_get_s(item, "revoked_reason"),
+        generation=_get_n(item, "generation") or 0,
+        mac_key=_get_b(item, "mac_key"),
     )
 
 
@@ -341,10 +345,12 @@ class DynamoStore:
                 "session_id": _s(session.session_id),
                 "client_id": _s(session.client_id),
                 "current_hash": _b(session.current_hash),
+                "generation": _n(session.generation),
                 "created_at": _n(session.created_at),
                 "idle_expires_at": _n(session.idle_expires_at),
                 "absolute_expires_at": _n(session.absolute_expires_at),
                 EXPIRES_AT: _n(session.expires_at),
+                **({"mac_key": _b(session.mac_key)} if session.mac_key is not None else {}),
             },
             "ConditionExpression": "attribute_not_exists(#pk)",
             "ExpressionAttributeNames": {"#pk": PK},
@@ -364,7 +370,9 @@ class DynamoStore:
         *,
         presented_hash: bytes,
         new_hash: bytes,
+        new_generation: int,
         sealed_new: bytes,
+        mac_key: bytes,
         now: int,
         idle_expires_at: int,
     ) -> SessionRecord:
@@ -374,6 +382,8 @@ class DynamoStore:
         RotationRefused with the session as DynamoDB found it (None if there is none). Of two
         racing rotations exactly one succeeds. The TTL attribute follows the new idle expiry
         (the absolute expiry is not known without a read; it is checked here and in code).
+        `mac_key` is written only where the session has none yet (a session of v1 tokens): the
+        returned session holds the key its tokens are signed with.
         """
         try:
             response = self.call(
@@ -381,7 +391,7 @@ class DynamoStore:
                 Key={PK: _s(user_pk(user_id)), SK: _s(session_sk(session_id))},
                 UpdateExpression=(
                     "SET #cur = :new, #prev = :presented, #rot = :now, #sealed = :sealed,"
-                    " #idle = :idle, #exp = :idle"
+                    " #idle = :idle, #exp = :idle, #gen = :gen, #key = if_not_exists(#key, :key)"
                 ),
                 ConditionExpression=(
                     "#cur = :presented AND attribute_not_exists(#revoked)"
@@ -396,9 +406,13 @@ class DynamoStore:
                     "#abs": "absolute_expires_at",
                     "#exp": EXPIRES_AT,
                     "#revoked": "revoked_at",
+                    "#gen": "generation",
+                    "#key": "mac_key",
                 },
                 ExpressionAttributeValues={
                     ":new": _b(new_hash),
+                    ":gen": _n(new_generation),
+                    ":key": _b(mac_key),
                     ":presented": _b(presented_hash),
                     ":now": _n(now),
                     ":sealed": _b(sealed_new),

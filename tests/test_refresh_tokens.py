@@ -13,8 +13,13 @@ from chalicelib.errors import GrantError
 USER_ID = "A" * 21 + "w"  # 22 base64url characters
 SESSION_ID = "b-_" + "c" * 19
 SECRET_PART = "Z" * 42 + "g"  # 43 base64url characters
-WELL_FORMED = f"{USER_ID}.{SESSION_ID}.{SECRET_PART}"
-TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
+MAC_PART = "M" * 21 + "w"  # 22 base64url characters
+BODY = f"{USER_ID}.{SESSION_ID}.7.{SECRET_PART}"
+WELL_FORMED = f"{BODY}.{MAC_PART}"
+V1_TOKEN = f"{USER_ID}.{SESSION_ID}.{SECRET_PART}"  # issued before generations
+KEY = b"\x05" * 32
+BODY_RE = re.compile(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}\.(0|[1-9][0-9]*)\.[A-Za-z0-9_-]{43}")
+TOKEN_RE = re.compile(BODY_RE.pattern + r"\.[A-Za-z0-9_-]{22}")
 
 
 def counting_bytes():
@@ -39,13 +44,24 @@ def test_new_id_is_22_base64url_characters_of_16_random_bytes() -> None:
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) for i in ids)
 
 
-def test_mint_then_parse_returns_the_ids() -> None:
+def test_new_mac_key_is_32_random_bytes() -> None:
+    assert refresh_tokens.new_mac_key(lambda n: b"\x01" * n) == b"\x01" * 32
+    assert len({refresh_tokens.new_mac_key() for _ in range(20)}) == 20
+
+
+def test_mint_sign_then_parse_returns_the_parts() -> None:
     user_id, session_id = refresh_tokens.new_id(), refresh_tokens.new_id()
 
-    token = refresh_tokens.mint(user_id, session_id)
+    body = refresh_tokens.mint(user_id, session_id, 41)
+    token = refresh_tokens.sign(body, KEY)
+    parsed = refresh_tokens.parse(token)
 
+    assert BODY_RE.fullmatch(body)
     assert TOKEN_RE.fullmatch(token)
-    assert refresh_tokens.parse(token) == (user_id, session_id)
+    assert token.startswith(body + ".")
+    assert (parsed.user_id, parsed.session_id, parsed.generation) == (user_id, session_id, 41)
+    assert parsed.body == body
+    assert parsed.hash == hashlib.sha256(body.encode("ascii")).digest()
 
 
 def test_mint_uses_32_random_bytes_for_the_secret() -> None:
@@ -55,46 +71,87 @@ def test_mint_uses_32_random_bytes_for_the_secret() -> None:
         sizes.append(size)
         return b"\x00" * size
 
-    token = refresh_tokens.mint(USER_ID, SESSION_ID, rand)
+    body = refresh_tokens.mint(USER_ID, SESSION_ID, 0, rand)
 
     assert sizes == [32]
-    assert token == f"{USER_ID}.{SESSION_ID}.{'A' * 43}"
+    assert body == f"{USER_ID}.{SESSION_ID}.0.{'A' * 43}"
+
+
+@pytest.mark.parametrize("generation", [-1, 10**10, 10**12])
+def test_mint_refuses_a_generation_out_of_range(generation: int) -> None:
+    with pytest.raises(ValueError):
+        refresh_tokens.mint(USER_ID, SESSION_ID, generation)
+
+
+def test_the_largest_generation_round_trips() -> None:
+    body = refresh_tokens.mint(USER_ID, SESSION_ID, refresh_tokens.MAX_GENERATION)
+
+    parsed = refresh_tokens.parse(refresh_tokens.sign(body, KEY))
+
+    assert parsed.generation == refresh_tokens.MAX_GENERATION
 
 
 def test_two_minted_tokens_for_one_session_differ() -> None:
-    first = refresh_tokens.mint(USER_ID, SESSION_ID)
-    second = refresh_tokens.mint(USER_ID, SESSION_ID)
+    first = refresh_tokens.sign(refresh_tokens.mint(USER_ID, SESSION_ID, 1), KEY)
+    second = refresh_tokens.sign(refresh_tokens.mint(USER_ID, SESSION_ID, 1), KEY)
 
     assert first != second
-    assert refresh_tokens.parse(first) == refresh_tokens.parse(second) == (USER_ID, SESSION_ID)
+    assert refresh_tokens.parse(first).session_id == refresh_tokens.parse(second).session_id
 
 
 def test_parse_accepts_a_well_formed_token() -> None:
-    assert refresh_tokens.parse(WELL_FORMED) == (USER_ID, SESSION_ID)
+    parsed = refresh_tokens.parse(WELL_FORMED)
+
+    assert (parsed.user_id, parsed.session_id, parsed.generation) == (USER_ID, SESSION_ID, 7)
+    assert (parsed.body, parsed.mac) == (BODY, MAC_PART)
+
+
+def test_parse_accepts_a_v1_token_as_its_own_body() -> None:
+    parsed = refresh_tokens.parse(V1_TOKEN)
+
+    assert (parsed.user_id, parsed.session_id) == (USER_ID, SESSION_ID)
+    assert (parsed.generation, parsed.mac, parsed.body) == (None, None, V1_TOKEN)
+
+
+def test_the_parsed_token_does_not_show_its_secret() -> None:
+    parsed = refresh_tokens.parse(WELL_FORMED)
+
+    assert SECRET_PART not in repr(parsed)
+    assert MAC_PART not in repr(parsed)
 
 
 @pytest.mark.parametrize(
     "token",
     [
         pytest.param("", id="empty"),
-        pytest.param(f"{USER_ID[:-1]}.{SESSION_ID}.{SECRET_PART}", id="user-id-21"),
-        pytest.param(f"{USER_ID}A.{SESSION_ID}.{SECRET_PART}", id="user-id-23"),
-        pytest.param(f"{USER_ID}.{SESSION_ID[:-1]}.{SECRET_PART}", id="session-id-21"),
-        pytest.param(f"{USER_ID}.{SESSION_ID}A.{SECRET_PART}", id="session-id-23"),
-        pytest.param(f"{USER_ID}.{SESSION_ID}.{SECRET_PART[:-1]}", id="secret-42"),
-        pytest.param(f"{USER_ID}.{SESSION_ID}.{SECRET_PART}A", id="secret-44"),
-        pytest.param(f"{USER_ID}.{SESSION_ID}.{SECRET_PART}=", id="padding"),
-        pytest.param(f"{USER_ID}.{SESSION_ID}.{SECRET_PART[:-1]}+", id="plus"),
-        pytest.param(f"{USER_ID}.{SESSION_ID}.{SECRET_PART[:-1]}/", id="slash"),
-        pytest.param(f"{USER_ID}.{SESSION_ID}.{SECRET_PART[:-1]} ", id="space"),
-        pytest.param(f"{USER_ID}.{SESSION_ID}.{SECRET_PART[:-1]}é", id="non-ascii-letter"),
-        pytest.param(f"{USER_ID}.{SESSION_ID}.{SECRET_PART[:-1]}٣", id="non-ascii-digit"),
+        pytest.param(f"{USER_ID[:-1]}.{SESSION_ID}.7.{SECRET_PART}.{MAC_PART}", id="user-id-21"),
+        pytest.param(f"{USER_ID}A.{SESSION_ID}.7.{SECRET_PART}.{MAC_PART}", id="user-id-23"),
+        pytest.param(f"{USER_ID}.{SESSION_ID[:-1]}.7.{SECRET_PART}.{MAC_PART}", id="session-21"),
+        pytest.param(f"{USER_ID}.{SESSION_ID}A.7.{SECRET_PART}.{MAC_PART}", id="session-23"),
+        pytest.param(f"{USER_ID}.{SESSION_ID}.7.{SECRET_PART[:-1]}.{MAC_PART}", id="secret-42"),
+        pytest.param(f"{USER_ID}.{SESSION_ID}.7.{SECRET_PART}A.{MAC_PART}", id="secret-44"),
+        pytest.param(f"{BODY}.{MAC_PART[:-1]}", id="mac-21"),
+        pytest.param(f"{BODY}.{MAC_PART}A", id="mac-23"),
+        pytest.param(f"{USER_ID}.{SESSION_ID}.07.{SECRET_PART}.{MAC_PART}", id="gen-leading-0"),
+        pytest.param(f"{USER_ID}.{SESSION_ID}.-7.{SECRET_PART}.{MAC_PART}", id="gen-negative"),
+        pytest.param(f"{USER_ID}.{SESSION_ID}.+7.{SECRET_PART}.{MAC_PART}", id="gen-plus"),
+        pytest.param(f"{USER_ID}.{SESSION_ID}.٧.{SECRET_PART}.{MAC_PART}", id="gen-non-ascii"),
+        pytest.param(f"{USER_ID}.{SESSION_ID}.{'1' * 11}.{SECRET_PART}.{MAC_PART}", id="gen-11"),
+        pytest.param(f"{USER_ID}.{SESSION_ID}..{SECRET_PART}.{MAC_PART}", id="gen-empty"),
+        pytest.param(BODY, id="body-without-mac"),
+        pytest.param(f"{WELL_FORMED}=", id="padding"),
+        pytest.param(f"{BODY}.{MAC_PART[:-1]}+", id="plus"),
+        pytest.param(f"{BODY}.{MAC_PART[:-1]}/", id="slash"),
+        pytest.param(f"{BODY}.{MAC_PART[:-1]} ", id="space"),
+        pytest.param(f"{BODY}.{MAC_PART[:-1]}é", id="non-ascii-letter"),
+        pytest.param(f"{BODY}.{MAC_PART[:-1]}٣", id="non-ascii-digit"),
         pytest.param(f"{WELL_FORMED}\n", id="trailing-newline"),
         pytest.param(f" {WELL_FORMED}", id="leading-space"),
         pytest.param(f"{WELL_FORMED}.", id="trailing-dot"),
         pytest.param(f".{WELL_FORMED}", id="leading-dot"),
-        pytest.param(f"{USER_ID}..{SESSION_ID}.{SECRET_PART}", id="double-dot"),
-        pytest.param(f"{WELL_FORMED}.{SECRET_PART}", id="four-parts"),
+        pytest.param(f"{WELL_FORMED}.{MAC_PART}", id="six-parts"),
+        pytest.param(f"{V1_TOKEN}.{SECRET_PART}", id="v1-four-parts"),
+        pytest.param(f"{V1_TOKEN}\n", id="v1-trailing-newline"),
         pytest.param(f"{USER_ID}.{SESSION_ID}", id="two-parts"),
         pytest.param(f"{USER_ID}{SESSION_ID}{SECRET_PART}", id="no-dots"),
         pytest.param(f"{USER_ID}:{SESSION_ID}:{SECRET_PART}", id="wrong-separator"),
@@ -125,28 +182,77 @@ def test_parse_error_does_not_echo_the_token() -> None:
     assert USER_ID not in str(info.value)
 
 
+# --- MAC ------------------------------------------------------------------------------------
+
+
+def test_a_signed_token_is_authentic_under_its_key_only() -> None:
+    token = refresh_tokens.parse(refresh_tokens.sign(BODY, KEY))
+
+    assert refresh_tokens.authentic(token, KEY)
+    assert not refresh_tokens.authentic(token, b"\x06" * 32)
+    assert not refresh_tokens.authentic(token, None)
+
+
+def test_the_mac_covers_every_part_of_the_body() -> None:
+    mac = refresh_tokens.parse(refresh_tokens.sign(BODY, KEY)).mac
+    bodies = [
+        f"{USER_ID}.{SESSION_ID}.8.{SECRET_PART}",  # another generation
+        f"{USER_ID}.{SESSION_ID}.7.{'Y' * 42}g",  # another secret
+        f"{USER_ID}.{'d' * 22}.7.{SECRET_PART}",  # another session
+        f"{'B' * 21}w.{SESSION_ID}.7.{SECRET_PART}",  # another user
+    ]
+
+    for body in bodies:
+        assert not refresh_tokens.authentic(refresh_tokens.parse(f"{body}.{mac}"), KEY)
+
+
+def test_a_made_up_mac_is_not_authentic() -> None:
+    assert not refresh_tokens.authentic(refresh_tokens.parse(WELL_FORMED), KEY)
+
+
+def test_a_v1_token_is_never_authentic() -> None:
+    assert not refresh_tokens.authentic(refresh_tokens.parse(V1_TOKEN), KEY)
+
+
+def test_sign_leaves_a_v1_token_as_it_is() -> None:
+    assert refresh_tokens.sign(V1_TOKEN, None) == V1_TOKEN
+    assert refresh_tokens.sign(V1_TOKEN, KEY) == V1_TOKEN
+
+
+@pytest.mark.parametrize("body", [WELL_FORMED, "", "x.y.z", BODY + "!"])
+def test_sign_refuses_what_is_not_a_body(body: str) -> None:
+    with pytest.raises(ValueError):
+        refresh_tokens.sign(body, KEY)
+
+
+def test_sign_of_a_v2_body_needs_a_key() -> None:
+    with pytest.raises(ValueError):
+        refresh_tokens.sign(BODY, None)
+
+
 # --- hash -----------------------------------------------------------------------------------
 
 
-def test_token_hash_is_sha256_of_the_token() -> None:
-    token = refresh_tokens.mint(USER_ID, SESSION_ID)
+def test_token_hash_is_sha256_of_the_body() -> None:
+    body = refresh_tokens.mint(USER_ID, SESSION_ID, 3)
 
-    digest = refresh_tokens.token_hash(token)
+    digest = refresh_tokens.token_hash(body)
 
-    assert digest == hashlib.sha256(token.encode("ascii")).digest()
+    assert digest == hashlib.sha256(body.encode("ascii")).digest()
+    assert refresh_tokens.parse(refresh_tokens.sign(body, KEY)).hash == digest
     assert len(digest) == 32
 
 
 def test_token_hash_differs_for_tokens_of_the_same_session() -> None:
-    first = refresh_tokens.mint(USER_ID, SESSION_ID)
-    second = refresh_tokens.mint(USER_ID, SESSION_ID)
+    first = refresh_tokens.mint(USER_ID, SESSION_ID, 1)
+    second = refresh_tokens.mint(USER_ID, SESSION_ID, 1)
 
     assert refresh_tokens.token_hash(first) != refresh_tokens.token_hash(second)
 
 
 # --- seal / unseal --------------------------------------------------------------------------
 
-SEAL_SECRET = refresh_tokens.mint(USER_ID, SESSION_ID, lambda n: b"\x01" * n)
+SEAL_SECRET = refresh_tokens.mint(USER_ID, SESSION_ID, 0, lambda n: b"\x01" * n)
 CONTEXT = b"session-context"
 PLAINTEXT = b"the current refresh token"
 
@@ -192,7 +298,7 @@ def test_seal_takes_its_nonce_from_the_injected_random_source() -> None:
 
 def test_unseal_with_a_wrong_secret_raises_grant_error() -> None:
     sealed = refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
-    other = refresh_tokens.mint(USER_ID, SESSION_ID, lambda n: b"\x02" * n)
+    other = refresh_tokens.mint(USER_ID, SESSION_ID, 0, lambda n: b"\x02" * n)
 
     with pytest.raises(GrantError):
         refresh_tokens.unseal(other, sealed, context=CONTEXT)

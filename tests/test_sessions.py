@@ -34,9 +34,13 @@ def test_start_stores_only_a_hash_of_the_refresh_token(started, dynamodb):
     assert len(items) == 1
     raw = json.dumps(items, default=repr)
     assert started.refresh_token not in raw
-    secret_part = started.refresh_token.rsplit(".", 1)[1]
+    parsed = refresh_tokens.parse(started.refresh_token)
+    secret_part = parsed.body.rsplit(".", 1)[1]
     assert secret_part not in raw
-    assert items[0]["current_hash"]["B"] == refresh_tokens.token_hash(started.refresh_token)
+    assert parsed.mac not in raw
+    assert items[0]["current_hash"]["B"] == parsed.hash
+    assert items[0]["generation"] == {"N": "0"}
+    assert len(items[0]["mac_key"]["B"]) == 32
     assert int(items[0]["expires_at"]["N"]) == START + IDLE
 
 
@@ -82,6 +86,7 @@ def test_reuse_emits_a_metric(services, started, log_lines):
     assert len(lines) == 1
     metric = lines[0]
     assert metric["RefreshTokenReuse"] == 1 and metric["Stack"] == "test-stack"
+    assert metric["generations_behind"] == 1
     directive = metric["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "wxauth" and directive["Dimensions"] == [["Stack"]]
 
@@ -98,21 +103,101 @@ def test_grace_zero_means_no_replay(services, settings, dynamodb, clock):
         strict.sessions.refresh(first.refresh_token, START)
 
 
-def test_token_two_rotations_old_is_rejected_without_revoking(sessions, started):
-    second = sessions.refresh(started.refresh_token, START)
-    third = sessions.refresh(second.refresh_token, START + 1)
-    with pytest.raises(GrantError) as caught:
-        sessions.refresh(started.refresh_token, START + 2)
-    assert not isinstance(caught.value, ReuseDetected)
-    assert sessions.refresh(third.refresh_token, START + 3)
+def generations(sessions, started, count: int, now: int = START) -> list[str]:
+    """The refresh tokens T0 (the login's) .. T<count> of one session, rotated one by one."""
+    tokens = [started.refresh_token]
+    for i in range(count):
+        tokens.append(sessions.refresh(tokens[-1], now + i).refresh_token)
+    return tokens
+
+
+@pytest.mark.parametrize("older", [0, 1, 2], ids=lambda n: f"T{n}-of-T4")
+def test_any_older_token_of_the_session_revokes_it(sessions, started, services, older):
+    """T0 -> .. -> T4; any of T0..T2 (two or more rotations old: never in grace) is theft."""
+    tokens = generations(sessions, started, 4)
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(tokens[older], START + 10)
+    session = services.store.get_session(USER_A, started.session_id)
+    assert session.revoked_reason == "refresh_token_reuse"
+    with pytest.raises(GrantError):
+        sessions.refresh(tokens[4], START + 11)  # the current token died with the session
+
+
+def test_the_login_token_revokes_after_two_rotations_even_within_grace(sessions, started):
+    """Grace covers only the previous token: T0 after T0 -> T1 -> T2 is reuse at once."""
+    tokens = generations(sessions, started, 2)
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(tokens[0], START + 2)
+
+
+def test_reuse_of_an_older_token_is_one_refused_write_then_the_revocation(
+    sessions, started, dynamodb_requests
+):
+    tokens = generations(sessions, started, 3)
+    dynamodb_requests.clear()
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(tokens[0], START + 10)
+    assert dynamodb_requests == ["UpdateItem", "UpdateItem"]  # the refused rotation, the revoke
+
+
+def test_a_refresh_is_still_one_request_at_a_high_generation(sessions, started, dynamodb_requests):
+    tokens = generations(sessions, started, 5)
+    dynamodb_requests.clear()
+    issued = sessions.refresh(tokens[-1], START + 10)
+    assert dynamodb_requests == ["UpdateItem"]
+    assert refresh_tokens.parse(issued.refresh_token).generation == 6
+
+
+def test_generations_count_up_from_zero_at_login(sessions, started):
+    tokens = generations(sessions, started, 3)
+    assert [refresh_tokens.parse(t).generation for t in tokens] == [0, 1, 2, 3]
 
 
 def test_forged_secret_for_a_real_session_changes_nothing(sessions, started, dynamodb):
+    generations(sessions, started, 2)
     before = table_items(dynamodb)
-    forged = f"{USER_A}.{started.session_id}.{'A' * 43}"
-    for token in (forged, started.refresh_token[:-1] + "x"):
-        with pytest.raises(GrantError):
-            sessions.refresh(token, START + 1)
+    parsed = refresh_tokens.parse(started.refresh_token)
+    forged = [
+        f"{USER_A}.{started.session_id}.{'A' * 43}",  # v1 form
+        f"{USER_A}.{started.session_id}.0.{'A' * 43}.{parsed.mac}",  # someone else's MAC
+        f"{USER_A}.{started.session_id}.0.{'A' * 43}.{'A' * 22}",  # a made-up MAC
+        f"{parsed.body}.{'A' * 22}",  # a real old body with a made-up MAC
+        started.refresh_token[:-1] + ("x" if started.refresh_token[-1] != "x" else "y"),
+    ]
+    for token in forged:
+        with pytest.raises(GrantError) as caught:
+            sessions.refresh(token, START + 10)
+        assert not isinstance(caught.value, ReuseDetected)
+    assert table_items(dynamodb) == before
+
+
+def test_an_authentic_token_from_a_future_generation_revokes_nothing(
+    sessions, started, services, dynamodb
+):
+    """Only what a session really issued counts as reuse: a token signed with its key but
+    of a generation it never reached (a leaked key, say) is a plain invalid_grant."""
+    generations(sessions, started, 2)
+    key = services.store.get_session(USER_A, started.session_id).mac_key
+    before = table_items(dynamodb)
+    for generation in (2, 3, 99):
+        body = refresh_tokens.mint(USER_A, started.session_id, generation)
+        with pytest.raises(GrantError) as caught:
+            sessions.refresh(refresh_tokens.sign(body, key), START + 10)
+        assert not isinstance(caught.value, ReuseDetected)
+    assert table_items(dynamodb) == before
+
+
+def test_a_token_of_another_session_is_not_reuse_in_this_one(sessions, started, dynamodb):
+    """The MAC binds the session id: an old token of session B, its session id swapped for A's,
+    does not count as an old token of A."""
+    generations(sessions, started, 2)
+    other = sessions.start(USER_A, client_id="wx-test-appid", now=START)
+    old_other = generations(sessions, other, 2)[0]
+    swapped = old_other.replace(other.session_id, started.session_id)
+    before = table_items(dynamodb)
+    with pytest.raises(GrantError) as caught:
+        sessions.refresh(swapped, START + 10)
+    assert not isinstance(caught.value, ReuseDetected)
     assert table_items(dynamodb) == before
 
 
@@ -205,7 +290,7 @@ def test_a_grace_replay_is_one_refused_write_and_nothing_else(
 
 
 def test_an_unknown_session_is_one_refused_write(sessions, dynamodb, dynamodb_requests):
-    forged = refresh_tokens.mint(USER_Z, refresh_tokens.new_id())
+    forged = refresh_tokens.sign(refresh_tokens.mint(USER_Z, refresh_tokens.new_id(), 3), b"k" * 32)
     with pytest.raises(GrantError):
         sessions.refresh(forged, START)
     assert dynamodb_requests == ["UpdateItem"]
@@ -241,3 +326,84 @@ def test_a_refusal_of_the_current_token_of_a_live_session_is_retryable(sessions,
     services.store.rotate_session = refuse
     with pytest.raises(StoreUnavailable):
         sessions.refresh(started.refresh_token, START + 1)
+
+
+# -- sessions from before generations (v1 tokens: `<user>.<sid>.<secret>`, no MAC key) --------
+
+
+def v1_session(services, now: int = START, rotated_from: str | None = None):
+    """A session as the previous release stored it, and its v1 token(s)."""
+    from chalicelib.sessions import _context
+    from chalicelib.store import SessionRecord
+
+    session_id = refresh_tokens.new_id()
+    current = f"{USER_A}.{session_id}.{refresh_tokens.b64url(b'c' * 32)}"
+    previous = f"{USER_A}.{session_id}.{refresh_tokens.b64url(b'p' * 32)}"
+    rotated = rotated_from is not None
+    record = SessionRecord(
+        user_id=USER_A,
+        session_id=session_id,
+        client_id="wx-test-appid",
+        current_hash=refresh_tokens.token_hash(current),
+        previous_hash=refresh_tokens.token_hash(previous) if rotated else None,
+        rotated_at=now if rotated else None,
+        sealed_current=(
+            refresh_tokens.seal(
+                previous, current.encode(), context=_context(USER_A, session_id)
+            )
+            if rotated
+            else None
+        ),
+        created_at=now,
+        idle_expires_at=now + IDLE,
+        absolute_expires_at=now + ABSOLUTE,
+    )
+    item = services.store._new_session(record)["Item"]
+    del item["generation"]  # the previous release wrote neither
+    if rotated:
+        item["previous_hash"] = {"B": record.previous_hash}
+        item["rotated_at"] = {"N": str(now)}
+        item["sealed_current"] = {"B": record.sealed_current}
+    services.store.client.put_item(TableName=services.settings.table_name, Item=item)
+    return session_id, current, previous
+
+
+def test_a_v1_token_rotates_into_a_signed_token_of_generation_one(services, sessions):
+    session_id, current, _ = v1_session(services)
+    issued = sessions.refresh(current, START + 1)
+    parsed = refresh_tokens.parse(issued.refresh_token)
+    assert (parsed.session_id, parsed.generation) == (session_id, 1)
+    stored = services.store.get_session(USER_A, session_id)
+    assert refresh_tokens.authentic(parsed, stored.mac_key)
+    # and on from there, with theft detection for every older v2 token
+    second = sessions.refresh(issued.refresh_token, START + 2)
+    sessions.refresh(second.refresh_token, START + 3)
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(issued.refresh_token, START + 4)
+
+
+def test_the_previous_v1_token_in_grace_gets_the_current_token(services, sessions):
+    session_id, current, previous = v1_session(services)
+    issued = sessions.refresh(current, START + 1)
+    assert sessions.refresh(current, START + 2).refresh_token == issued.refresh_token
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(current, START + 1 + GRACE)
+
+
+def test_a_session_rotated_by_the_previous_release_replays_its_v1_token(services, sessions):
+    """Rotated just before the upgrade: the sealed current token is a v1 token, handed out as
+    it is to the previous token within grace."""
+    session_id, current, previous = v1_session(services, rotated_from="previous")
+    assert sessions.refresh(previous, START + 1).refresh_token == current
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(previous, START + GRACE)
+
+
+def test_an_older_v1_token_is_invalid_grant_without_revoking(services, sessions):
+    """v1 tokens carry no MAC: two rotations old, one cannot tell them from forged ones."""
+    session_id, current, previous = v1_session(services, rotated_from="previous")
+    second = sessions.refresh(current, START + 1)
+    with pytest.raises(GrantError) as caught:
+        sessions.refresh(previous, START + 2)
+    assert not isinstance(caught.value, ReuseDetected)
+    assert sessions.refresh(second.refresh_token, START + 3)

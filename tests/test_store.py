@@ -42,6 +42,8 @@ USER = "user0" + "u" * 17
 OTHER = "user1" + "o" * 17
 # Every byte value, zeros and high bytes included: binary attributes must survive as is.
 ODD_BYTES = bytes(range(256)) + b"\x00\x00\xff"
+SESSION_MAC_KEY = b"\x00mac-key\xff" + bytes(range(22))
+CANDIDATE_MAC_KEY = b"\x01" * 32  # what a rotation offers; kept only where there is none
 
 
 @dataclass
@@ -106,6 +108,7 @@ def a_session(session_id: str = "sess0", user_id: str = USER, **changes: Any) ->
         created_at=NOW,
         idle_expires_at=NOW + IDLE,
         absolute_expires_at=NOW + ABSOLUTE,
+        mac_key=SESSION_MAC_KEY,
     )
     return replace(record, **changes)
 
@@ -175,13 +178,17 @@ def test_put_session_never_overwrites(store: DynamoStore) -> None:
     assert store.get_session(USER, "sess0") == a_session()
 
 
-def rotate(store: DynamoStore, session: SessionRecord, presented: bytes, now: int) -> SessionRecord:
+def rotate(
+    store: DynamoStore, session: SessionRecord, presented: bytes, now: int, generation: int = 1
+) -> SessionRecord:
     return store.rotate_session(
         session.user_id,
         session.session_id,
         presented_hash=presented,
         new_hash=ODD_BYTES[::-1],
+        new_generation=generation,
         sealed_new=ODD_BYTES,
+        mac_key=CANDIDATE_MAC_KEY,
         now=now,
         idle_expires_at=now + IDLE,
     )
@@ -199,9 +206,35 @@ def test_rotate_session(store: DynamoStore, backend: Backend) -> None:
         rotated_at=NOW + 10,
         sealed_current=ODD_BYTES,
         idle_expires_at=NOW + 10 + IDLE,
+        generation=1,
     )
     item = backend.item(user_pk(USER), session_sk("sess0"))
     assert item["expires_at"] == {"N": str(NOW + 10 + IDLE)}
+
+
+def test_rotate_session_keeps_the_session_mac_key_and_counts_generations(
+    store: DynamoStore,
+) -> None:
+    session = a_session(generation=41)
+    store.put_session(session)
+
+    rotated = rotate(store, session, session.current_hash, NOW + 10, generation=42)
+
+    assert rotated.generation == 42
+    assert rotated.mac_key == SESSION_MAC_KEY  # the offered key is not taken
+    assert store.get_session(USER, "sess0") == rotated
+
+
+def test_rotate_session_gives_a_v1_session_the_offered_mac_key(store: DynamoStore) -> None:
+    """A session from before generations has no MAC key: its first rotation stores one."""
+    session = a_session(mac_key=None)
+    store.put_session(session)
+    assert store.get_session(USER, "sess0").mac_key is None
+
+    rotated = rotate(store, session, session.current_hash, NOW + 10)
+
+    assert rotated.mac_key == CANDIDATE_MAC_KEY
+    assert (rotated.generation, store.get_session(USER, "sess0").mac_key) == (1, CANDIDATE_MAC_KEY)
 
 
 def test_rotate_session_near_absolute_expiry(store: DynamoStore, backend: Backend) -> None:
@@ -436,7 +469,7 @@ def assert_unavailable(response: Any) -> None:
 
 def test_throttled_rotation_is_503_and_leaves_the_session_as_it_was(client, dynamodb) -> None:
     tokens = post(client, "/auth/login", {"code": "alice.1"}).json_body
-    user_id, session_id, _ = tokens["refresh_token"].split(".")
+    user_id, session_id = tokens["refresh_token"].split(".")[:2]
     key = {"pk": {"S": user_pk(user_id)}, "sk": {"S": session_sk(session_id)}}
     stored = dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]
     before = table_items(dynamodb)
