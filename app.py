@@ -26,7 +26,7 @@ from chalice.app import Request
 
 from chalicelib import logs, runtime
 from chalicelib.access_tokens import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
-from chalicelib.access_tokens import AccessClaims
+from chalicelib.access_tokens import AccessClaims, seconds_left
 from chalicelib.errors import (
     ClientAuthError,
     ConfigurationError,
@@ -204,23 +204,35 @@ def endpoint(
     return register
 
 
-def authenticate(call: Call) -> AccessClaims:
-    """The one check behind every protected route: a valid access token of a live session."""
+def authenticate(call: Call, *, users_only: bool = False) -> AccessClaims:
+    """The one check behind every protected route: a valid access token of a live session.
+
+    `users_only`: a route that acts on the user's own account (`/me`, logout) refuses a
+    client-credentials token, which names no user (its `sub` is `client:<client_id>`).
+    """
     token = access_token_from_header(call.header("authorization"))
     if token is None:
         raise TokenError("an access token is required in Authorization")
     claims = call.services.access_tokens.check(token, call.now)
     call.services.sessions.require_live(claims, call.now)
     call.user_id = claims.subject
+    if users_only and claims.user_id is None:
+        raise InsufficientScope("this route needs a user's access token, not a client's")
     return claims
 
 
 def protected(
-    path: str, methods: list[str] | None = None, *, scope: str | None = None
+    path: str,
+    methods: list[str] | None = None,
+    *,
+    scope: str | None = None,
+    users_only: bool = False,
 ) -> Callable[[Callable[[Call, AccessClaims], Any]], Callable[[Call, AccessClaims], Any]]:
     """Register a view that runs only for a valid access token of a live session, checked as
     `/auth/verify` checks it (signature, typ, iss, aud, exp, session neither revoked nor ended),
-    and holding `scope` if one is given. The view gets the Call and the verified claims:
+    and holding `scope` if one is given; with `users_only`, only a user's token (from a login),
+    never a client's. The view gets the Call and the verified claims (`claims.user_id` is None
+    for a client's token):
 
         @protected("/example/hello")
         def hello(call: Call, claims: AccessClaims) -> dict: ...
@@ -230,7 +242,7 @@ def protected(
         view: Callable[[Call, AccessClaims], Any],
     ) -> Callable[[Call, AccessClaims], Any]:
         def checked(call: Call) -> Any:
-            claims = authenticate(call)
+            claims = authenticate(call, users_only=users_only)
             if scope is not None and scope not in (claims.scope or "").split(" "):
                 raise InsufficientScope(f"this route requires the scope {scope}")
             return view(call, claims)
@@ -288,27 +300,27 @@ def verify(call: Call) -> dict[str, Any]:
         "sub": claims.subject,
         "sid": claims.session_id,
         "exp": claims.expires_at,
-        "expires_in": claims.expires_at - call.now,
+        "expires_in": seconds_left(claims.expires_at, call.now),
     }
 
 
 @endpoint("/auth/logout", ["POST"])
 def logout(call: Call) -> Response:
-    claims = authenticate(call)
+    claims = authenticate(call, users_only=True)
+    assert claims.user_id is not None and claims.session_id is not None
     everywhere = bool_field(call.json(required=False), "all", default=False)
     sessions = call.services.sessions
     if everywhere:
-        sessions.revoke_all(claims.subject, now=call.now)
-    elif claims.session_id is not None:
-        sessions.revoke(claims.subject, claims.session_id, now=call.now)
+        sessions.revoke_all(claims.user_id, now=call.now)
     else:
-        raise RequestError("this access token belongs to no session")
+        sessions.revoke(claims.user_id, claims.session_id, now=call.now)
     return Response(body="", status_code=204, headers=dict(NO_STORE))
 
 
-@protected("/me")
+@protected("/me", users_only=True)
 def me(call: Call, claims: AccessClaims) -> dict[str, Any]:
-    user = call.services.store.get_user(claims.subject)
+    assert claims.user_id is not None
+    user = call.services.store.get_user(claims.user_id)
     if user is None:
         raise TokenError("the user of this access token no longer exists")
     return {

@@ -22,6 +22,24 @@ CLOCK_SKEW = 60  # seconds an `iat` may lie in the future (another container's c
 _REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "client_id"]
 
 
+def seconds_left(expires_at: int, now: int) -> int:
+    """Whole seconds certainly left before `expires_at`, for an `expires_in`.
+
+    `now` is the current time rounded down to the second (the service reads the clock once
+    per request as an int), so the true time may be up to a second later: `expires_at - now`
+    would promise up to a second that is not there.
+    """
+    return max(0, expires_at - now - 1)
+
+
+CLIENT_SUBJECT_PREFIX = "client:"
+
+
+def client_subject(client_id: str) -> str:
+    """The `sub` of a client-credentials token: never equal to a user id (which has no ':')."""
+    return CLIENT_SUBJECT_PREFIX + client_id
+
+
 @dataclass(frozen=True)
 class AccessClaims:
     subject: str
@@ -31,6 +49,13 @@ class AccessClaims:
     issued_at: int
     token_id: str
     scope: str | None = None
+
+    @property
+    def user_id(self) -> str | None:
+        """The user of a user's token (one from a login session); None for a client's."""
+        if self.session_id is None or self.subject.startswith(CLIENT_SUBJECT_PREFIX):
+            return None
+        return self.subject
 
 
 class AccessTokens:
@@ -64,8 +89,13 @@ class AccessTokens:
         session_id: str | None = None,
         scope: str | None = None,
     ) -> tuple[str, int]:
-        """Return (token, exp)."""
-        expires_at = now + self._ttl
+        """Return (token, exp).
+
+        `iat` is `now`, the second of issue rounded down; `exp` is `iat + ttl + 1`, so that the
+        token lives at least `ttl` seconds however late in its second it was issued, and an
+        `expires_in` of `ttl` (`seconds_left(exp, now)`) never promises more than `exp` gives.
+        """
+        expires_at = now + self._ttl + 1
         claims: dict[str, object] = {
             "iss": self._issuer,
             "sub": subject,

@@ -30,8 +30,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import runtime
-from chalicelib.clients import CLIENT_ID_RE, SCOPE_TOKEN_RE
-from chalicelib.errors import ClientExists, WxAuthError
+from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
+from chalicelib.errors import ClientExists, RequestError, WxAuthError
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import DEFAULT_ACTIVATE_IN, KeySet, replace_file, rotate_for_service
 from chalicelib.store import SessionRecord
@@ -53,11 +53,10 @@ def _wxauth_id(kind: str) -> Callable[[str], str]:
 
 
 def _client_id(value: str) -> str:
-    if not CLIENT_ID_RE.fullmatch(value):
-        raise argparse.ArgumentTypeError(
-            "must be 3 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return value
+    try:
+        return validate_client_id(value)
+    except RequestError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def _scopes(value: str) -> list[str]:

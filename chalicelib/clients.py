@@ -32,6 +32,7 @@ from chalicelib.store import PK, SK, ConditionFailed, DynamoStore
 CLIENT_PK = "CLIENT"
 CLIENT_SK_PREFIX = "CLIENT#"
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}")
+USER_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # chalicelib.login.user_id_for
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,64}")
 MAX_SCOPES = 32
@@ -139,10 +140,20 @@ def _key(client_id: str) -> dict[str, dict[str, str]]:
 
 
 def validate_client_id(client_id: str) -> str:
+    """A client id for a new client: CLIENT_ID_RE, and never of the form of a user id.
+
+    Client-credentials tokens carry `sub` `client:<client_id>`, which no user id can equal;
+    refusing ids that look like user ids (22 base64url characters) keeps the two apart in
+    logs, admin commands and any consumer that reads `client_id` where it meant `sub`.
+    """
     if not CLIENT_ID_RE.fullmatch(client_id):
         raise RequestError(
             "client_id must be 3 to 64 characters: letters, digits, '.', '_' or '-',"
             " starting with a letter or digit"
+        )
+    if USER_ID_RE.fullmatch(client_id):
+        raise RequestError(
+            "client_id must not be 22 letters, digits, '_' or '-': that is the form of a user id"
         )
     return client_id
 

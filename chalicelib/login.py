@@ -132,29 +132,15 @@ class LoginService:
         return result
 
     def _replay(self, code: str, code_hash: str, sealed: bytes, now: int) -> LoginResult:
-        opened = refresh_tokens.unseal(code, sealed, context=code_hash.encode("ascii"))
-        result = _from_json(json.loads(opened))
-        tokens = result.tokens
-        if not self._sessions.is_current(
-            tokens.user_id, tokens.session_id, tokens.refresh_token, now
-        ):
+        """The first exchange's session with a newly minted access token (the first one may
+        have expired: a short AUTH_ACCESS_TTL, a replay late in the code's five minutes)."""
+        opened = json.loads(refresh_tokens.unseal(code, sealed, context=code_hash.encode("ascii")))
+        tokens = self._sessions.resume(opened["refresh_token"], now)
+        if tokens is None:
             raise GrantError("code already used, and its session has moved on or ended")
-        return result
+        return LoginResult(tokens=tokens, is_new=bool(opened["is_new"]))
 
 
 def _to_json(result: LoginResult) -> dict[str, object]:
-    t = result.tokens
-    return {
-        "user_id": t.user_id,
-        "session_id": t.session_id,
-        "access_token": t.access_token,
-        "access_expires_at": t.access_expires_at,
-        "refresh_token": t.refresh_token,
-        "refresh_expires_at": t.refresh_expires_at,
-        "is_new": result.is_new,
-    }
-
-
-def _from_json(data: dict[str, object]) -> LoginResult:
-    is_new = bool(data.pop("is_new"))
-    return LoginResult(tokens=IssuedTokens(**data), is_new=is_new)  # type: ignore[arg-type]
+    """What a replay needs: the refresh token (which names the session) and `is_new`."""
+    return {"refresh_token": result.tokens.refresh_token, "is_new": result.is_new}

@@ -15,12 +15,11 @@ revocation (RFC 7009), over already-parsed form parameters.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 from chalicelib import refresh_tokens
 from chalicelib.access_tokens import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
-from chalicelib.access_tokens import AccessTokens
+from chalicelib.access_tokens import AccessTokens, client_subject, seconds_left
 from chalicelib.clients import ClientStore
 from chalicelib.errors import (
     ClientAuthError,
@@ -108,12 +107,15 @@ class OAuthService:
         client = self._clients.authenticate(client_id, secret)
         scope = " ".join(client.grant_scope(form.get("scope")))
         access_token, expires_at = self._access.mint(
-            subject=client.client_id, client_id=client.client_id, scope=scope, now=now
+            subject=client_subject(client.client_id),
+            client_id=client.client_id,
+            scope=scope,
+            now=now,
         )
         body: dict[str, object] = {
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": expires_at - now,
+            "expires_in": seconds_left(expires_at, now),
             "scope": scope,
         }
         return TokenGrant(body, None)
@@ -127,23 +129,13 @@ class OAuthService:
         # token_type_hint only speeds up a search (RFC 7009 §2.1); the two formats never
         # overlap, so it is not needed and any value is accepted.
         try:
-            user_id, session_id = refresh_tokens.parse(token)
+            refresh_token = refresh_tokens.parse(token)
         except GrantError:
             return self._revoke_access_token(token, now)
-        return self._revoke_refresh_token(token, user_id, session_id, now)
-
-    def _revoke_refresh_token(
-        self, token: str, user_id: str, session_id: str, now: int
-    ) -> str | None:
-        session = self._store.get_session(user_id, session_id)
-        if session is None or not session.is_live(now):
-            return None
-        presented = refresh_tokens.token_hash(token)
-        known = [session.current_hash, session.previous_hash]
-        if not any(h is not None and hmac.compare_digest(presented, h) for h in known):
-            return None  # a forged token for a real session revokes nothing
-        self._sessions.revoke(user_id, session_id, now=now, reason=REASON_REVOKED)
-        return user_id
+        # A forged token for a real session revokes nothing.
+        if self._sessions.revoke_by_refresh_token(refresh_token, now=now, reason=REASON_REVOKED):
+            return refresh_token.user_id
+        return None
 
     def _revoke_access_token(self, token: str, now: int) -> str | None:
         try:

@@ -102,12 +102,12 @@ def test_mint_then_check_round_trips_the_claims(tokens: AccessTokens) -> None:
 
     claims = tokens.check(token, START)
 
-    assert exp == START + TTL
+    assert exp == START + TTL + 1
     assert claims == AccessClaims(
         subject="user-1",
         session_id="sess-1",
         client_id="wx-app",
-        expires_at=START + TTL,
+        expires_at=START + TTL + 1,
         issued_at=START,
         token_id=claims.token_id,
         scope="profile",
@@ -128,7 +128,7 @@ def test_minted_token_has_the_rfc_9068_header_and_claims(
         "iss": ISSUER,
         "sub": "user-1",
         "aud": AUDIENCE,
-        "exp": START + TTL,
+        "exp": START + TTL + 1,
         "iat": START,
         "jti": payload["jti"],
         "client_id": "wx-app",
@@ -422,7 +422,9 @@ def test_token_with_a_jwk_header_of_the_attackers_key_is_invalid(
 # --- not a token at all ---------------------------------------------------------------------
 
 
-REFRESH_TOKEN = refresh_tokens.mint(refresh_tokens.new_id(), refresh_tokens.new_id())
+REFRESH_TOKEN = refresh_tokens.sign(
+    refresh_tokens.mint(refresh_tokens.new_id(), refresh_tokens.new_id(), 0), b"\x01" * 32
+)
 
 
 @pytest.mark.parametrize(

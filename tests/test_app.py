@@ -57,7 +57,8 @@ def test_login_returns_a_token_response(client):
         "user",
     }
     assert body["token_type"] == "Bearer"
-    assert body["expires_in"] == 1800 and body["refresh_expires_in"] == 2_592_000
+    # counted from the start of the current second: never more than the token really has
+    assert body["expires_in"] == 1800 and body["refresh_expires_in"] == 2_592_000 - 1
     assert body["user"]["is_new"] is True and body["user"]["id"]
     assert login(client, "alice.2")["user"] == {"id": body["user"]["id"], "is_new": False}
 
@@ -71,13 +72,17 @@ def test_access_token_shape(client, services):
     assert set(claims) >= {"iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id"}
     assert claims["iss"] == "https://auth.test" and claims["aud"] == "wxauth-test"
     assert claims["client_id"] == "wx-test-appid"
-    assert claims["exp"] - claims["iat"] == 1800 and claims["iat"] == START
+    # at least AUTH_ACCESS_TTL from anywhere in the second of issue (iat is rounded down)
+    assert claims["exp"] - claims["iat"] == 1801 and claims["iat"] == START
 
 
-def test_double_posted_code_returns_the_same_tokens(client, wechat):
+def test_double_posted_code_returns_the_same_session(client, wechat, clock):
     first = login(client, "bob.1")
+    clock.advance(100)
     second = login(client, "bob.1")
-    assert second == first
+    assert second["refresh_token"] == first["refresh_token"] and second["user"] == first["user"]
+    assert second["expires_in"] == first["expires_in"]  # a new access token, as long as the first
+    assert second["refresh_expires_in"] == first["refresh_expires_in"] - 100
     assert wechat.calls == 1
 
 
@@ -224,7 +229,9 @@ def test_bad_refresh_input(client, dynamodb, raw):
 def test_unknown_or_access_token_as_refresh_token_is_invalid_grant(client, dynamodb):
     tokens = login(client)
     before = table_items(dynamodb)
-    for token in ("garbage", tokens["access_token"][:500], tokens["refresh_token"][:-2] + "zz"):
+    body, mac = tokens["refresh_token"].rsplit(".", 1)
+    altered = body[:-2] + ("zz" if body[-2:] != "zz" else "yy") + "." + mac  # another secret
+    for token in ("garbage", tokens["access_token"][:500], altered):
         assert_error(post(client, "/auth/refresh", {"refresh_token": token}), 400, "invalid_grant")
     assert table_items(dynamodb) == before
 
@@ -249,7 +256,7 @@ def test_verify_valid_in_body_and_in_every_authorization_form(client, clock):
     expected = post(client, "/auth/verify", {"token": token}).json_body
     assert expected["valid"] is True and expected["expires_in"] == 1800
     assert expected["sub"] == tokens["user"]["id"] and expected["sid"]
-    assert expected["exp"] == START + 1800
+    assert expected["exp"] == START + 1801
     for header in (f"Bearer {token}", token, f"Basic {basic}"):
         response = client.http.post("/auth/verify", headers={"authorization": header})
         assert response.json_body == expected
@@ -257,9 +264,9 @@ def test_verify_valid_in_body_and_in_every_authorization_form(client, clock):
 
 def test_verify_expired(client, clock):
     token = login(client)["access_token"]
-    clock.advance(1799)
+    clock.advance(1800.999)  # AUTH_ACCESS_TTL after the latest possible moment of issue
     assert post(client, "/auth/verify", {"token": token}).json_body["valid"] is True
-    clock.advance(1)
+    clock.advance(0.001)
     assert post(client, "/auth/verify", {"token": token}).json_body == {
         "valid": False,
         "reason": "expired",
@@ -367,7 +374,7 @@ def test_me_without_token_is_401_with_www_authenticate(client):
 
 def test_me_with_expired_token(client, clock):
     token = login(client)["access_token"]
-    clock.advance(1800)
+    clock.advance(1801)
     assert_error(client.http.get("/me", headers=bearer(token)), 401, "invalid_token")
 
 

@@ -148,6 +148,24 @@ def test_create_rejects_a_bad_client_id(client_store: ClientStore, dynamodb, cli
     assert table_items(dynamodb) == []
 
 
+@pytest.mark.parametrize(
+    "client_id",
+    ["9iGK81l2HuscXBiad8UdkA", "A" * 22, "shop-backend-v2-orders"],  # user id form: 22 base64url
+)
+def test_create_rejects_a_client_id_of_the_form_of_a_user_id(
+    client_store: ClientStore, dynamodb, client_id
+) -> None:
+    with pytest.raises(RequestError, match="user id"):
+        client_store.create(["a"], now=START, client_id=client_id)
+    assert table_items(dynamodb) == []
+
+
+@pytest.mark.parametrize("client_id", ["A" * 21, "A" * 23, "shop.backend.v2.orders"])
+def test_create_accepts_ids_near_the_user_id_form(client_store: ClientStore, client_id) -> None:
+    record, _ = client_store.create(["a"], now=START, client_id=client_id)
+    assert record.client_id == client_id
+
+
 @pytest.mark.parametrize("scopes", [[], [""], ['"quoted"']])
 def test_create_needs_valid_scopes(client_store: ClientStore, dynamodb, scopes) -> None:
     with pytest.raises(InvalidScope):

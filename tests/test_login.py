@@ -46,16 +46,58 @@ def test_second_login_finds_the_user(login, services):
     assert len(services.store.list_sessions(first.tokens.user_id)) == 2
 
 
-def test_same_code_again_returns_the_same_tokens_without_calling_wechat(login, wechat, dynamodb):
+def session_of(tokens) -> tuple:
+    """What a login's replay must keep: the session and its refresh token."""
+    return (tokens.user_id, tokens.session_id, tokens.refresh_token, tokens.refresh_expires_at)
+
+
+def test_same_code_again_returns_the_same_session_without_calling_wechat(
+    login, wechat, dynamodb, services
+):
     first = login.login("alice.1", START)
     items = table_items(dynamodb)
     again = login.login("alice.1", START + 59)
     assert wechat.calls == 1
-    assert again.tokens == first.tokens and again.is_new is True
+    assert session_of(again.tokens) == session_of(first.tokens) and again.is_new is True
     assert table_items(dynamodb) == items
     # still the same five minutes after (the code's WeChat validity)
-    assert login.login("alice.1", START + 299).tokens == first.tokens
+    late = login.login("alice.1", START + 299)
+    assert session_of(late.tokens) == session_of(first.tokens)
     assert wechat.calls == 1
+    # with an access token minted for the replay, of the same session
+    claims = services.access_tokens.check(late.tokens.access_token, START + 299)
+    assert (claims.subject, claims.session_id, claims.issued_at) == (
+        first.tokens.user_id,
+        first.tokens.session_id,
+        START + 299,
+    )
+
+
+def test_a_replay_after_the_first_access_token_expired_gets_a_usable_one(
+    services, settings, dynamodb, clock, wechat
+):
+    """AUTH_ACCESS_TTL shorter than the code's five minutes: the replay must not hand back the
+    first, expired, access token (expires_in 0) but a new one."""
+    from dataclasses import replace
+
+    from chalicelib import runtime
+
+    short = runtime.build(replace(settings, access_ttl=60), dynamodb=dynamodb, clock=clock)
+    first = short.login.login("alice.1", START)
+    again = short.login.login("alice.1", START + 200)
+
+    assert again.response(START + 200)["expires_in"] == 60
+    assert short.access_tokens.check(again.tokens.access_token, START + 200 + 60)
+    assert again.tokens.refresh_token == first.tokens.refresh_token
+
+
+def test_the_sealed_replay_holds_no_access_token(login, dynamodb):
+    """The replay re-mints the access token, so the login record keeps only what names the
+    session (and stays small: one write unit less per login)."""
+    login.login("alice.1", START)
+    login_items = [i for i in table_items(dynamodb) if i["pk"]["S"].startswith("LOGIN#")]
+    assert len(login_items) == 1
+    assert len(login_items[0]["sealed_response"]["B"]) < 250
 
 
 def test_replay_after_the_window_goes_to_wechat_and_is_refused(login, wechat):
@@ -206,7 +248,7 @@ def test_pending_claim_makes_a_duplicate_wait_then_replay(services, wechat):
     finally:
         login._sleep = real_sleep
     holder.join()
-    assert second.tokens == first_done["r"].tokens
+    assert session_of(second.tokens) == session_of(first_done["r"].tokens)
     assert wechat.calls == 1
     assert waited
 

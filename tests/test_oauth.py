@@ -153,7 +153,10 @@ def test_refresh_grant_client_and_scope_errors_change_nothing(
 def test_refresh_grant_bad_tokens_are_invalid_grant_and_change_nothing(client, dynamodb):
     tokens = login(client)
     before = table_items(dynamodb)
-    forged = tokens["refresh_token"][:-43] + refresh_tokens.b64url(b"\0" * 32)
+    parsed = refresh_tokens.parse(tokens["refresh_token"])
+    forged = refresh_tokens.sign(  # the real session, a made-up secret and key
+        refresh_tokens.mint(parsed.user_id, parsed.session_id, 0), b"\0" * 32
+    )
     for candidate in ("garbage", tokens["access_token"][:500], forged):
         response = token(client, {"grant_type": "refresh_token", "refresh_token": candidate})
         assert_error(response, 400, "invalid_grant")
@@ -218,15 +221,15 @@ def test_client_credentials_with_basic(client, registered, services):
     header = jwt.get_unverified_header(body["access_token"])
     assert header == {"alg": "RS256", "typ": "at+jwt", "kid": services.keys.get().active_kid}
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
-    assert claims["sub"] == claims["client_id"] == client_id
+    assert claims["client_id"] == client_id and claims["sub"] == f"client:{client_id}"
     assert claims["scope"] == "orders:read orders:write"
     assert "sid" not in claims
     assert claims["iss"] == "https://auth.test" and claims["aud"] == "wxauth-test"
     assert verdict(client, body["access_token"]) == {
         "valid": True,
-        "sub": client_id,
+        "sub": f"client:{client_id}",
         "sid": None,
-        "exp": START + 1800,
+        "exp": START + 1801,
         "expires_in": 1800,
     }
 
@@ -324,15 +327,51 @@ def test_client_credentials_token_on_protected_routes(client, registered):
     hello = client.http.get("/example/hello", headers=bearer(access["access_token"]))
     assert hello.status_code == 200
     assert hello.json_body == {
-        "hello": "shop-backend",
+        "hello": "client:shop-backend",
         "client_id": "shop-backend",
         "session_id": None,
         "scope": "orders:read orders:write",
     }
-    # /me is for users: a client has no profile
+    # /me and logout are for users: a client has no profile and no sessions
     assert_error(
-        client.http.get("/me", headers=bearer(access["access_token"])), 401, "invalid_token"
+        client.http.get("/me", headers=bearer(access["access_token"])), 403, "insufficient_scope"
     )
+    assert_error(
+        client.http.post("/auth/logout", headers=bearer(access["access_token"])),
+        403,
+        "insufficient_scope",
+    )
+
+
+def test_a_client_whose_id_is_a_user_id_cannot_act_as_that_user(client, services, monkeypatch):
+    """A client stored with a user's id (as `client create --client-id <user id>` allowed
+    before): its tokens' `sub` is `client:<id>`, and user routes refuse them."""
+    from dataclasses import replace
+
+    from chalicelib import clients as clients_module
+
+    user = login(client)
+    user_id = user["user"]["id"]
+    with monkeypatch.context() as patched:  # the check of the previous release
+        patched.setattr(clients_module, "validate_client_id", lambda client_id: client_id)
+        _, secret = services.clients.create(["orders:read"], now=START, client_id=user_id)
+    access = token(client, {"grant_type": "client_credentials"}, basic(user_id, secret)).json_body
+    claims = jwt.decode(access["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == f"client:{user_id}" != user_id
+    before = [replace(s) for s in services.store.list_sessions(user_id)]
+
+    me = client.http.get("/me", headers=bearer(access["access_token"]))
+    assert_error(me, 403, "insufficient_scope")
+    assert user_id not in me.body.decode()
+    for body in (None, {"all": True}):
+        response = client.http.post(
+            "/auth/logout",
+            headers={**bearer(access["access_token"]), "content-type": "application/json"},
+            body=json.dumps(body) if body else None,
+        )
+        assert_error(response, 403, "insufficient_scope")
+    assert services.store.list_sessions(user_id) == before
+    assert verdict(client, user["access_token"])["valid"] is True
 
 
 def test_disabling_a_client_stops_new_tokens(client, registered, services):
@@ -399,15 +438,19 @@ def test_revoke_of_tokens_it_cannot_or_need_not_act_on_is_200_and_changes_nothin
     login(client)
     client_token = token(client, {"grant_type": "client_credentials"}, basic(*registered))
     expired = login(client, "bob.1")
-    clock.advance(1800)  # every access token above has expired
+    clock.advance(1801)  # every access token above has expired
     fresh = login(client, "carol.1")
-    user_id, session_id = refresh_tokens.parse(fresh["refresh_token"])
-    forged = refresh_tokens.mint(user_id, session_id)  # a real session, a made-up secret
-    unknown = refresh_tokens.mint(user_id, refresh_tokens.new_id())
+    parsed = refresh_tokens.parse(fresh["refresh_token"])
+    user_id, session_id = parsed.user_id, parsed.session_id
+    key = b"\x07" * 32
+    forged = refresh_tokens.sign(refresh_tokens.mint(user_id, session_id, 0), key)  # made up
+    old_forged = refresh_tokens.sign(refresh_tokens.mint(user_id, session_id, 0), key)
+    unknown = refresh_tokens.sign(refresh_tokens.mint(user_id, refresh_tokens.new_id(), 0), key)
     before = table_items(dynamodb)
 
     for candidate, hint in [
         (forged, "refresh_token"),
+        (old_forged, None),
         (unknown, None),
         ("garbage", None),
         ("a.b.c", "access_token"),
@@ -507,7 +550,7 @@ def test_protected_route_makes_the_checks_of_verify(client, clock):
         response = client.http.get("/example/hello", headers=headers)
         assert_error(response, 401, "invalid_token")
         assert response.headers["WWW-Authenticate"].startswith('Bearer realm="wxauth"')
-    clock.advance(1800)
+    clock.advance(1801)
     assert_error(
         client.http.get("/example/hello", headers=bearer(tokens["access_token"])),
         401,
