@@ -159,7 +159,12 @@ class SessionManager:
     def _replay_or_revoke(
         self, session: SessionRecord, presented: RefreshToken, now: int
     ) -> IssuedTokens:
-        in_grace = session.rotated_at is not None and now - session.rotated_at < self._grace
+        # `now - rotated_at` may be negative: the rotation's container read the next second.
+        in_grace = (
+            self._grace > 0
+            and session.rotated_at is not None
+            and now - session.rotated_at < self._grace
+        )
         if in_grace and session.sealed_current is not None:
             current = refresh_tokens.unseal(
                 presented.body,

@@ -103,6 +103,26 @@ def test_grace_zero_means_no_replay(services, settings, dynamodb, clock):
         strict.sessions.refresh(first.refresh_token, START)
 
 
+def test_grace_zero_means_no_replay_even_for_a_clock_a_second_behind(
+    services, settings, dynamodb, clock
+):
+    """The racing refresh read its clock a second before the winner's: still reuse."""
+    from dataclasses import replace
+
+    from chalicelib import runtime
+
+    strict = runtime.build(replace(settings, refresh_grace=0), dynamodb=dynamodb, clock=clock)
+    first = strict.sessions.start(USER_B, client_id="x", now=START)
+    strict.sessions.refresh(first.refresh_token, START + 1)
+    with pytest.raises(ReuseDetected):
+        strict.sessions.refresh(first.refresh_token, START)
+
+
+def test_grace_covers_a_clock_a_second_behind(sessions, started):
+    issued = sessions.refresh(started.refresh_token, START + 1)
+    assert sessions.refresh(started.refresh_token, START).refresh_token == issued.refresh_token
+
+
 def generations(sessions, started, count: int, now: int = START) -> list[str]:
     """The refresh tokens T0 (the login's) .. T<count> of one session, rotated one by one."""
     tokens = [started.refresh_token]
