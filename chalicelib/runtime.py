@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
 
-# Bounded: botocore's standard retry mode, 3 retries, short timeouts (API Gateway gives 29 s).
-DYNAMODB_CONFIG = Config(
-    retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=3
-)
+# Bounded (chalicelib/aws.py): a DynamoDB call answers or fails within aws.DYNAMODB.worst_case
+# seconds, a Secrets Manager call within aws.SECRETS_MANAGER.worst_case.
+DYNAMODB_CONFIG = aws.DYNAMODB.config()
+SECRETS_MANAGER_CONFIG = aws.SECRETS_MANAGER.config()
 SECRET_MAX_AGE = 300.0
 
 
@@ -157,7 +157,7 @@ def build(
     def secrets_client() -> Any:
         nonlocal secretsmanager
         if secretsmanager is None:
-            secretsmanager = client("secretsmanager")
+            secretsmanager = client("secretsmanager", SECRETS_MANAGER_CONFIG)
         return secretsmanager
 
     if settings.signing_keys_arn:

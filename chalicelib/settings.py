@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chalicelib.errors import ConfigurationError
+from chalicelib.aws import DYNAMODB
+from chalicelib.errors import ConfigurationError, StoreUnavailable
 
 DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
 LOCAL_APPID = "wx-local-appid"
 LOCAL_SECRET = "wx-local-placeholder-secret"  # noqa: S105 - a documented placeholder, not a secret
+# A refresh rotates at `now`, waits on DynamoDB at most DYNAMODB.worst_case seconds, then may
+# answer 503 with `Retry-After: StoreUnavailable.retry_after`; the client's retry must still find
+# the rotated token in its grace window. 2 s more: times are whole seconds (1), and the
+# client's round trips (1).
+GRACE_MARGIN = 2
+
+
+def minimum_refresh_grace() -> int:
+    """The shortest AUTH_REFRESH_GRACE other than 0 (no grace at all): 16 s by default."""
+    return math.ceil(DYNAMODB.worst_case + StoreUnavailable.retry_after) + GRACE_MARGIN
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,12 @@ class Settings:
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
                 "AUTH_REFRESH_ABSOLUTE_TTL must be at least AUTH_REFRESH_IDLE_TTL"
+            )
+        if 0 < settings.refresh_grace < minimum_refresh_grace():
+            raise ConfigurationError(
+                f"AUTH_REFRESH_GRACE must be 0 (no grace) or at least {minimum_refresh_grace()}"
+                f" s: a refresh waits up to {DYNAMODB.worst_case:g} s on DynamoDB, then asks the"
+                f" client to retry after {StoreUnavailable.retry_after} s (README, Settings)"
             )
         return settings
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from dataclasses import replace
 
 import botocore.session
 import pytest
 from botocore.exceptions import UnknownServiceError
+from botocore.retries import standard
 from moto import mock_aws
 
 from chalicelib import aws, runtime, store
+from chalicelib.errors import StoreUnavailable
 from tests.conftest import START, TABLE
 
 
@@ -66,8 +70,9 @@ def test_build_makes_its_own_clients(settings, key_set_json, clock, dynamodb, we
     result = services.login.login("judy.1", START)
     assert services.sessions.refresh(result.tokens.refresh_token, START + 1)
     config = services.store.client.meta.config
-    assert (config.connect_timeout, config.read_timeout) == (2, 3)
-    assert config.retries == {"mode": "standard", "total_max_attempts": 4}  # 3 retries
+    assert (config.connect_timeout, config.read_timeout) == (1, 2)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}  # 1 retry
+    assert config.tcp_keepalive is True
 
 
 def test_credentials_from_an_assumed_role_work(tmp_path, monkeypatch) -> None:
@@ -104,3 +109,71 @@ def test_aws_data_path_is_searched_first(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     loaded = aws.session().get_component("data_loader").load_service_model("dynamodb", "service-2")
     assert loaded["documentation"] == "from AWS_DATA_PATH"
+
+
+def test_build_bounds_every_client_it_makes(settings, clock, monkeypatch) -> None:
+    """DynamoDB and Secrets Manager clients alike: botocore's defaults (legacy mode, 5
+    attempts, 60 s timeouts) could hold a cold start for minutes."""
+    made: dict[str, object] = {}
+    real = aws.client
+
+    def recording(service: str, config=None, *, aws=None):
+        made[service] = config
+        return real(service, config, aws=aws)
+
+    monkeypatch.setattr(aws, "client", recording)
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys-AbCdEf"
+    runtime.build(replace(settings, signing_keys_arn=arn, wechat_secret_arn=arn), clock=clock)
+
+    budgets = {"dynamodb": aws.DYNAMODB, "secretsmanager": aws.SECRETS_MANAGER}
+    assert set(made) == set(budgets)
+    for service, budget in budgets.items():
+        config = made[service]
+        assert config.connect_timeout == budget.connect_timeout
+        assert config.read_timeout == budget.read_timeout
+        assert config.retries == {"mode": "standard", "total_max_attempts": budget.attempts}
+
+
+class _Throttled:
+    def is_throttling_error_from_context(self, context) -> bool:
+        return True
+
+
+class _RetryAfterForever:
+    headers = {"x-amz-retry-after": str(10**9)}  # milliseconds
+
+
+@pytest.mark.parametrize("budget", [aws.DYNAMODB, aws.SECRETS_MANAGER, aws.CallBudget(1, 1, 8)])
+def test_worst_case_allows_for_botocores_longest_backoff(budget: aws.CallBudget) -> None:
+    """The sleeps the installed botocore's standard mode can take before each retry, at their
+    longest (jitter 1, throttled, a huge `x-amz-retry-after`), are what worst_case allows."""
+    backoff = standard.ExponentialBackoff(
+        service_name="dynamodb", random=lambda: 1.0, throttling_detector=_Throttled()
+    )
+    sleeps = [
+        backoff.delay_amount(
+            standard.RetryContext(attempt_number=n, http_response=_RetryAfterForever())
+        )
+        for n in range(1, budget.attempts)
+    ]
+    waits = budget.attempts * (budget.connect_timeout + budget.read_timeout)
+    assert budget.worst_case == pytest.approx(waits + sum(sleeps))
+
+
+def test_a_dynamodb_call_to_a_server_that_never_answers_ends_within_its_budget(
+    monkeypatch,
+) -> None:
+    """Connections are accepted (by the kernel's backlog) and nothing is ever answered, as
+    with a stalled DynamoDB: the call gives up after its attempts' read timeouts."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        monkeypatch.setenv(
+            "AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{silent.getsockname()[1]}"
+        )
+        dynamo = store.DynamoStore(aws.client("dynamodb", runtime.DYNAMODB_CONFIG), TABLE)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            dynamo.get_session("user", "session")
+        elapsed = time.monotonic() - started
+
+    stall = aws.DYNAMODB.attempts * aws.DYNAMODB.read_timeout  # backoffs of timeouts: ~25 ms
+    assert stall * 0.9 <= elapsed <= min(stall + 3, aws.DYNAMODB.worst_case), elapsed

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import runtime
+from chalicelib import aws, runtime
 from chalicelib.errors import ConfigurationError
 from chalicelib.signing_keys import KeySet
+from chalicelib.wechat import WeChatClient
 from tests.conftest import START
 
 AWS_SECRET = "aws-stored-app-secret-value"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -61,3 +66,24 @@ def test_cached_secret_fetches_once_per_max_age(clock):
         assert secret() == "one"
         clock.advance(1)
         assert secret() == "two"
+
+
+API_GATEWAY_TIMEOUT = 29  # seconds: API Gateway's integration timeout (REST API, default maximum)
+
+
+def test_the_lambda_timeout_outlasts_every_bounded_wait_of_a_request() -> None:
+    """The function must answer with its own 503 (and Retry-After) before Lambda kills it, and
+    no request may outlive API Gateway. Worst cases with one slow dependency: a login whose
+    WeChat call times out and is retried, then one DynamoDB call at its longest; a cold start
+    whose Secrets Manager read is at its longest, then one DynamoDB call."""
+    config = json.loads((REPO_ROOT / ".chalice" / "config.json").read_text())
+    timeout = config["stages"]["prod"]["lambda_timeout"]
+    wechat = inspect.signature(WeChatClient).parameters
+    wechat_worst = (
+        2 * (wechat["connect_timeout"].default + wechat["read_timeout"].default)
+        + wechat["retry_delay"].default
+    )
+
+    assert timeout >= wechat_worst + aws.DYNAMODB.worst_case + 1
+    assert timeout >= aws.SECRETS_MANAGER.worst_case + aws.DYNAMODB.worst_case + 1
+    assert timeout < API_GATEWAY_TIMEOUT

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import ConfigurationError
-from chalicelib.settings import Settings
+from chalicelib.aws import DYNAMODB
+from chalicelib.errors import ConfigurationError, StoreUnavailable
+from chalicelib.settings import Settings, minimum_refresh_grace
 
 TTL_VARIABLES = [
     "AUTH_ACCESS_TTL",
@@ -24,7 +25,7 @@ EVERY_VARIABLE = {
     "AUTH_ACCESS_TTL": "600",
     "AUTH_REFRESH_IDLE_TTL": "86400",
     "AUTH_REFRESH_ABSOLUTE_TTL": "172800",
-    "AUTH_REFRESH_GRACE": "5",
+    "AUTH_REFRESH_GRACE": "20",
     "AUTH_LOGIN_REPLAY_TTL": "120",
     "AUTH_SIGNING_KEYS_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
     "AUTH_SIGNING_KEYS_FILE": "/etc/wxauth/keys.json",
@@ -64,7 +65,7 @@ def test_every_variable_is_read() -> None:
         access_ttl=600,
         refresh_idle_ttl=86400,
         refresh_absolute_ttl=172800,
-        refresh_grace=5,
+        refresh_grace=20,
         login_replay_ttl=120,
         signing_keys_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
         signing_keys_file="/etc/wxauth/keys.json",
@@ -133,6 +134,30 @@ def test_zero_ttl_is_a_configuration_error(name: str) -> None:
 
 def test_zero_grace_is_allowed() -> None:
     assert Settings.from_env({"AUTH_REFRESH_GRACE": "0"}).refresh_grace == 0
+
+
+def test_the_minimum_grace_covers_the_dynamodb_wait_and_retry_after() -> None:
+    """A refresh rotates, waits on DynamoDB, answers 503 + Retry-After; the retry must be in grace:
+    12 s of DynamoDB, 2 s of Retry-After, 1 s of whole-second clocks, 1 s of round trips."""
+    assert DYNAMODB.worst_case == 12
+    assert StoreUnavailable.retry_after == 2
+    assert minimum_refresh_grace() == 16
+    assert Settings().refresh_grace >= minimum_refresh_grace()  # the default respects the rule
+
+
+@pytest.mark.parametrize("grace", [1, 2, 5, 10, 15])
+def test_a_grace_shorter_than_a_stalled_refresh_is_a_configuration_error(grace: int) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"AUTH_REFRESH_GRACE": str(grace)})
+
+    message = str(info.value)
+    assert "AUTH_REFRESH_GRACE" in message and "at least 16 s" in message
+    assert "0 (no grace)" in message
+
+
+@pytest.mark.parametrize("grace", [16, 30, 300])
+def test_a_grace_covering_a_stalled_refresh_is_allowed(grace: int) -> None:
+    assert Settings.from_env({"AUTH_REFRESH_GRACE": str(grace)}).refresh_grace == grace
 
 
 def test_absolute_ttl_shorter_than_idle_ttl_is_a_configuration_error() -> None:
