@@ -11,7 +11,6 @@ clock: the client's retry "after Retry-After" is the clock moved on, never a sle
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import signal
@@ -30,7 +29,7 @@ from chalice.config import Config as ChaliceConfig
 from chalice.local import LocalDevServer, create_local_server
 
 import app as wxauth
-from chalicelib import aws, runtime
+from chalicelib import aws, refresh_tokens, runtime
 from chalicelib.errors import StoreUnavailable
 from chalicelib.settings import Settings, minimum_refresh_grace
 from chalicelib.store import create_table, session_sk, user_pk
@@ -49,7 +48,8 @@ MARGIN = 3.0
 
 
 def sha256(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8")).digest()
+    """The stored hash of a refresh token: SHA-256 of its body (all but the MAC)."""
+    return refresh_tokens.parse(token).hash
 
 
 @dataclass
