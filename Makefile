@@ -1,19 +1,36 @@
 # wxauth: `make run` starts the local server, `make test` runs every test.
-# Both create the virtual environment and install the pinned dependencies first.
+# Both create the virtual environment and install the locked dependencies first.
 SHELL := /bin/bash
-PYTHON ?= python3
+# Python 3.13, the Lambda runtime's: $(PYTHON) if set, else python3.13 on PATH, else pyenv's
+# (tools/find-python.sh says what to install when there is none).
+FIND_PYTHON := tools/find-python.sh
+PYTHON_VERSION := 3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PIP_INSTALL := -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps
+
+# `venv_is_current DIR`: the version of DIR's python ("" if none). A venv made with another
+# Python than $(PYTHON_VERSION) is made again (`make_venv DIR`), not reused.
+venv_version = $(1)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null
+venv_is_current = $(shell $(call venv_version,$(1)))
+make_venv = test "$$($(call venv_version,$(1)))" = $(PYTHON_VERSION) \
+	|| { python=$$($(FIND_PYTHON)) && rm -rf $(1) && "$$python" -m venv $(1); }
 
 .PHONY: run test test-js lint install clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+ifneq ($(call venv_is_current,$(VENV)),$(PYTHON_VERSION))
+.PHONY: $(STAMP)
+endif
+
+# Exactly the versions (and files: --require-hashes) of requirements-dev.txt, then the project
+# itself, editable, built with the locked setuptools, without resolving anything again.
+$(STAMP): pyproject.toml requirements-dev.txt
+	$(call make_venv,$(VENV))
+	$(PY) $(PIP_INSTALL) -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -46,10 +63,13 @@ INFRA_OUT := build/infra
 
 .PHONY: package infra-lint deploy infra-clean
 
+ifneq ($(call venv_is_current,$(INFRA_VENV)),$(PYTHON_VERSION))
+.PHONY: $(INFRA_STAMP)
+endif
+
 $(INFRA_STAMP): infra/requirements-lint.txt
-	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
-	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-compile \
-		-r infra/requirements-lint.txt
+	$(call make_venv,$(INFRA_VENV))
+	$(INFRA_VENV)/bin/python $(PIP_INSTALL) --no-compile -r infra/requirements-lint.txt
 	touch $(INFRA_STAMP)
 
 package: $(STAMP)
@@ -60,7 +80,7 @@ infra-lint: package $(INFRA_STAMP)
 	$(INFRA_VENV)/bin/cfn-lint $(INFRA_OUT)/sam.yaml $(INFRA_OUT)/expanded.json
 	$(INFRA_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 		-f $(INFRA_OUT)/sam.yaml -f $(INFRA_OUT)/expanded.json
-	$(INFRA_VENV)/bin/shellcheck infra/*.sh
+	$(INFRA_VENV)/bin/shellcheck infra/*.sh tools/*.sh
 
 deploy: $(STAMP)
 	infra/deploy.sh
@@ -76,3 +96,40 @@ clean: infra-clean
 .PHONY: bench
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# -- locked dependencies (README "Reproducible builds") ----------------------------------------
+# `make lock` resolves pyproject.toml again and rewrites, with every version pinned and the
+# sha256 of every file PyPI has for it:
+#   requirements-dev.txt      everything `make install` puts in .venv (dependencies + [dev]),
+#                             resolved for every platform (--universal);
+#   requirements.txt          what infra/build.py installs into the Lambda zip: the dependencies
+#                             less what the Lambda runtime provides (boto3 and what only it
+#                             needs), resolved for the runtime (Python 3.13, aarch64, glibc 2.34)
+#                             and held to the dev lock's versions;
+#   infra/requirements-lint.txt  .venv-infra, from infra/requirements-lint.in.
+# Versions already in a lock are kept unless pyproject.toml needs others; to move everything to
+# the newest releases: `make lock LOCK_ARGS=--upgrade` (or --upgrade-package NAME).
+# uv runs from its own venv (.venv-lock), never from the app's.
+LOCK_VENV := .venv-lock
+UV_VERSION := 0.13.9
+UV := UV_PYTHON_DOWNLOADS=never $(LOCK_VENV)/bin/uv
+# The Lambda runtime provides these (infra/build.py RUNTIME_PROVIDED; tests/test_packaging.py).
+LAMBDA_PROVIDED := boto3
+LOCK_FLAGS = --quiet --generate-hashes --custom-compile-command "make lock" \
+	--python $$($(FIND_PYTHON)) --python-version $(PYTHON_VERSION) $(LOCK_ARGS)
+
+.PHONY: lock
+lock:
+	$(call make_venv,$(LOCK_VENV))
+	$(LOCK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip compile $(LOCK_FLAGS) --universal --extra dev pyproject.toml -o requirements-dev.txt
+	$(UV) pip compile $(LOCK_FLAGS) --python-platform aarch64-manylinux_2_34 \
+		--excludes <(printf '%s\n' $(LAMBDA_PROVIDED)) -c requirements-dev.txt \
+		pyproject.toml -o requirements.txt
+	$(UV) pip compile $(LOCK_FLAGS) --python-platform x86_64-manylinux_2_28 \
+		infra/requirements-lint.in -o infra/requirements-lint.txt
+
+clean: lock-clean
+.PHONY: lock-clean
+lock-clean:
+	rm -rf $(LOCK_VENV)

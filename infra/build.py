@@ -1,27 +1,39 @@
 """Build the deployment template and check the Lambda package.
 
-    .venv/bin/python infra/build.py [OUTDIR]        (default: build/infra)
+    .venv/bin/python infra/build.py [OUTDIR] [--architecture arm64|x86_64]
+                                              (default: build/infra, arm64: the deployed one)
 
-Copies the app's sources (app.py, chalicelib, requirements.txt, .chalice/config.json, vendor/)
-into a scratch directory, so no stale `.chalice/deployments` zip can be reused, and runs
+Copies the app's sources (app.py, chalicelib, .chalice/config.json, vendor/) into a scratch
+directory, so no stale `.chalice/deployments` zip can be reused, and installs the runtime lock
+(requirements.txt: every dependency, transitive included, pinned with its hashes) into its
+vendor/ with
+
+    pip install --target vendor --require-hashes --no-deps --only-binary=:all: --no-compile \
+        --implementation cp --python-version 3.13 --platform manylinux_2_34_aarch64 ... \
+        -r requirements.txt
+
+(wheels for the function's runtime and architecture, whatever this machine is), then runs
 
     chalice package --pkg-format cloudformation --template-format yaml \
         --merge-template infra/resources.yaml --stage prod OUTDIR
 
-there with the operator's region (us-east-1 if none) and fake credentials: packaging makes no
-AWS call. OUTDIR then holds `sam.yaml` and `deployment.zip`.
+there with an empty requirements.txt (Chalice would resolve the dependencies again, unhashed)
+and the stage's lambda_architecture set, the operator's region (us-east-1 if none) and fake
+credentials: packaging makes no AWS call. Chalice copies vendor/ into the zip as it is and takes
+the function's runtime from the Python that runs it (so this must run on Python 3.13). OUTDIR
+then holds `sam.yaml` and `deployment.zip`.
 
-`chalice package` silently leaves a dependency out when it cannot find a wheel that Lambda can
-load, so the zip is checked afterwards and the build fails unless every pin of
-requirements.txt is in it, complete (every file of its RECORD), with compiled modules built for
-the function's runtime and architecture (CPython ABI, manylinux glibc no newer than the
-runtime's, ELF machine); without boto3 and botocore, which the runtime provides; and no
-bigger than its 6 MB budget.
+The zip is checked afterwards against the template's Runtime and Architectures, and the build
+fails unless every pin of requirements.txt is in it, complete (every file of its RECORD), with
+compiled modules built for the function's runtime and architecture (CPython ABI, manylinux
+glibc no newer than the runtime's, ELF machine); without boto3 and botocore, which the runtime
+provides; and no bigger than its 6 MB budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -40,8 +52,11 @@ DEFAULT_OUTDIR = ROOT / "build" / "infra"
 CHALICE_STAGE = "prod"
 
 # What `chalice package` reads from the project: nothing else reaches the zip or template.
-SOURCE_FILES = ("app.py", "requirements.txt", ".chalice/config.json")
+SOURCE_FILES = ("app.py", ".chalice/config.json")
 SOURCE_DIRS = ("chalicelib", "vendor")
+# The runtime lock (`make lock`): what goes into the zip's vendor/, exactly.
+RUNTIME_LOCK = "requirements.txt"
+DEFAULT_ARCHITECTURE = "arm64"
 
 # Import packages the service cannot start without (checked besides the pins' RECORDs).
 REQUIRED_IMPORTS = ("jwt", "cryptography", "requests", "chalicelib")
@@ -88,9 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--source", type=Path, default=ROOT, help="project to package (default: this repository)"
     )
+    parser.add_argument(
+        "--architecture",
+        choices=sorted(ARCHITECTURES),
+        default=DEFAULT_ARCHITECTURE,
+        help=f"the function's Lambda architecture (default: {DEFAULT_ARCHITECTURE}, deployed)",
+    )
     args = parser.parse_args(argv)
     try:
-        template_path = build(args.outdir, source=args.source)
+        template_path = build(args.outdir, source=args.source, architecture=args.architecture)
     except BuildError as e:
         print(f"infra/build.py: {e}", file=sys.stderr)
         return 1
@@ -98,23 +119,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def build(outdir: Path, *, source: Path = ROOT) -> Path:
-    """Package the app for stage prod into `outdir`, check the zip, return the template path."""
+def build(outdir: Path, *, source: Path = ROOT, architecture: str = DEFAULT_ARCHITECTURE) -> Path:
+    """Package the app for stage prod on `architecture` into `outdir`, check the zip, return
+    the template path."""
+    runtime = lambda_runtime()
+    if architecture not in ARCHITECTURES:
+        raise BuildError(f"unknown Lambda architecture {architecture!r}")
     outdir = outdir.resolve()
+    source = source.resolve()
     if outdir.exists():
         shutil.rmtree(outdir)
+    lock = (source / RUNTIME_LOCK).read_text()
     with tempfile.TemporaryDirectory(prefix="wxauth-build-") as scratch:
         project = Path(scratch) / "wxauth"
-        _copy_sources(source.resolve(), project)
+        _copy_sources(source, project)
+        set_stage_architecture(project / ".chalice" / "config.json", architecture)
+        install_dependencies(
+            source / RUNTIME_LOCK, project / "vendor", target_for(runtime, architecture)
+        )
+        (project / "requirements.txt").write_text("")  # vendor/ holds them: nothing to resolve
         _chalice_package(project, outdir)
     template_path = outdir / "sam.yaml"
     if not template_path.is_file() or not (outdir / "deployment.zip").is_file():
         raise BuildError(f"chalice package did not write sam.yaml and deployment.zip in {outdir}")
     template = load_template(template_path)
     target = target_of(template)
-    problems = check_deployment_zip(
-        outdir / "deployment.zip", (source / "requirements.txt").read_text(), target
-    )
+    if (target.runtime, target.machine) != (runtime, ARCHITECTURES[architecture][0]):
+        raise BuildError(
+            f"the template's function is {target.runtime} on {target.machine}, "
+            f"not {runtime} on {architecture}"
+        )
+    problems = check_deployment_zip(outdir / "deployment.zip", lock, target)
     if problems:
         raise BuildError(
             "deployment.zip would not run on Lambda "
@@ -130,13 +165,66 @@ def load_template(path: Path) -> dict:
 
 def target_of(template: dict) -> Target:
     props = template["Resources"]["APIHandler"]["Properties"]
-    runtime = props["Runtime"]
-    architecture = props.get("Architectures", ["x86_64"])[0]
+    return target_for(props["Runtime"], props.get("Architectures", ["x86_64"])[0])
+
+
+def target_for(runtime: str, architecture: str) -> Target:
     if runtime not in RUNTIMES or architecture not in ARCHITECTURES:
         raise BuildError(f"infra/build.py does not know Lambda {runtime} on {architecture}")
     abi, glibc = RUNTIMES[runtime]
     machine, elf_machine = ARCHITECTURES[architecture]
     return Target(runtime, abi, glibc, machine, elf_machine)
+
+
+def lambda_runtime() -> str:
+    """The runtime `chalice package` will write: the one of the Python running this build."""
+    runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if runtime not in RUNTIMES:
+        raise BuildError(
+            f"infra/build.py runs on {runtime}, which is no Lambda runtime it knows "
+            f"({', '.join(RUNTIMES)}): run it with .venv/bin/python (`make package`)"
+        )
+    return runtime
+
+
+def set_stage_architecture(config_path: Path, architecture: str) -> None:
+    """Chalice writes the function's `Architectures` from the stage's lambda_architecture."""
+    config = json.loads(config_path.read_text())
+    config["stages"][CHALICE_STAGE]["lambda_architecture"] = architecture
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def pip_platforms(target: Target) -> list[str]:
+    """Every manylinux tag the runtime's glibc can load, newest first: pip takes each
+    --platform literally (manylinux_2_34 does not imply manylinux_2_28)."""
+    major, newest = target.glibc
+    tags = [f"manylinux_{major}_{minor}_{target.machine}" for minor in range(newest, 16, -1)]
+    return [*tags, f"manylinux2014_{target.machine}"]
+
+
+def install_dependencies(lock: Path, vendor: Path, target: Target) -> None:
+    """The lock's wheels for `target`, hash-checked, unpacked into `vendor` (none compiled:
+    a .pyc records its source's mtime, so two builds would differ)."""
+    command = [
+        sys.executable, "-m", "pip", "install",
+        "--quiet", "--disable-pip-version-check", "--no-input",
+        "--target", str(vendor),
+        "--require-hashes", "--no-deps", "--only-binary=:all:", "--no-compile",
+        "--implementation", "cp",
+        "--python-version", target.runtime.removeprefix("python"),
+        *[arg for platform in pip_platforms(target) for arg in ("--platform", platform)],
+        "-r", str(lock),
+    ]  # fmt: skip
+    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        command, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BuildError(
+            f"pip could not install {lock.name} for {target.runtime} on {target.machine} "
+            f"({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+    # Console scripts (charset-normalizer's `normalizer`): not importable, no use on Lambda.
+    shutil.rmtree(vendor / "bin", ignore_errors=True)
 
 
 def _copy_sources(source: Path, project: Path) -> None:
@@ -218,9 +306,12 @@ def check_deployment_zip(zip_path: Path, requirements: str, target: Target) -> l
 
 
 def _pins(requirements: str) -> list[tuple[str, str]]:
+    """(name, version) of each `name==version` of a requirements file or lock (whose entries
+    continue over lines with `\\` and carry `--hash=` options)."""
     pins = []
-    for raw in requirements.splitlines():
+    for raw in requirements.replace("\\\n", " ").splitlines():
         line = raw.split("#", 1)[0].strip()
+        line = re.sub(r"\s--hash=\S+", "", f" {line}").strip()
         if not line:
             continue
         m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;]+)", line)

@@ -11,6 +11,7 @@ import pytest
 from chalicelib.errors import InvalidToken, RequestError
 from chalicelib.http_input import (
     MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
     access_token_from_header,
     basic_credentials,
     bool_field,
@@ -368,3 +369,26 @@ def test_basic_credentials_absent_or_other_scheme_is_none(header: str | None) ->
 def test_basic_credentials_malformed_is_a_request_error(header: str) -> None:
     with pytest.raises(RequestError):
         basic_credentials(header)
+
+
+def test_json_body_accepts_nesting_up_to_the_depth_limit() -> None:
+    raw = b'{"a":' * (MAX_JSON_DEPTH - 1) + b"{}" + b"}" * (MAX_JSON_DEPTH - 1)
+    body = json_body(raw, JSON)
+    for _ in range(MAX_JSON_DEPTH - 1):
+        body = body["a"]
+    assert body == {}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":' * MAX_JSON_DEPTH + b"{}" + b"}" * MAX_JSON_DEPTH,
+        b'{"a": [' + b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH + b"]}",
+    ],
+    ids=["objects", "arrays-in-an-object"],
+)
+def test_json_body_rejects_nesting_past_the_depth_limit(raw: bytes) -> None:
+    with pytest.raises(RequestError) as info:
+        json_body(raw, JSON)
+
+    assert str(MAX_JSON_DEPTH) in str(info.value)

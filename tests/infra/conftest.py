@@ -61,6 +61,15 @@ def _newer_than_inputs(outputs: list[Path]) -> bool:
     return min(p.stat().st_mtime for p in outputs) > _latest_input_change()
 
 
+def _built_for_this_python(template: Path) -> bool:
+    """A build made by another Python (a .venv of before) has another runtime: not current."""
+    function = build_module.load_template(template)["Resources"]["APIHandler"]["Properties"]
+    return (function["Runtime"], function.get("Architectures")) == (
+        build_module.lambda_runtime(),
+        [build_module.DEFAULT_ARCHITECTURE],
+    )
+
+
 @pytest.fixture(scope="session")
 def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """sam.yaml and the checked deployment.zip: those `make package` left in build/infra (as
@@ -69,7 +78,11 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made = ROOT / "build" / "infra"
     outputs = [made / "sam.yaml", made / "deployment.zip"]
     outdir = tmp_path_factory.mktemp("infra-build")
-    if os.environ.get("WXAUTH_INFRA_REBUILD") != "1" and _newer_than_inputs(outputs):
+    if (
+        os.environ.get("WXAUTH_INFRA_REBUILD") != "1"
+        and _newer_than_inputs(outputs)
+        and _built_for_this_python(made / "sam.yaml")
+    ):
         for p in outputs:
             shutil.copy2(p, outdir / p.name)
     else:

@@ -269,8 +269,8 @@ def test_parameter_defaults_are_the_settings_defaults(template: Template) -> Non
 
 def test_function_runtime_memory_timeout_and_logging(template: Template) -> None:
     function = props(template, "APIHandler")
-    assert function["Runtime"] == "python3.11"
-    assert function["Architectures"] == ["x86_64"]
+    assert function["Runtime"] == "python3.13"  # Amazon Linux 2023
+    assert function["Architectures"] == ["arm64"]  # Graviton (README "What it costs")
     assert function["MemorySize"] == 512
     # WeChat calls time out after ~12 s; API Gateway gives up on the function at 29 s.
     assert 15 <= function["Timeout"] < 29
@@ -487,7 +487,7 @@ def _rewrite_zip(source: Path, target: Path, keep, replace=None) -> None:
 
 @pytest.fixture(scope="module")
 def target() -> Any:
-    return build_module.Target("python3.11", "cp311", (2, 26), "x86_64", 62)
+    return build_module.Target("python3.13", "cp313", (2, 34), "aarch64", 183)
 
 
 def test_zip_check_reports_a_dropped_dependency(build_dir: Path, tmp_path: Path, target) -> None:
@@ -512,29 +512,29 @@ def test_zip_check_reports_binaries_lambda_cannot_load(
     ]
     broken = tmp_path / "broken.zip"
 
-    def arm64(data: bytes) -> bytes:  # e_machine = EM_AARCH64
-        return data[:18] + (183).to_bytes(2, "little") + data[20:]
+    def x86_64(data: bytes) -> bytes:  # e_machine = EM_X86_64
+        return data[:18] + (62).to_bytes(2, "little") + data[20:]
 
-    def newer_glibc(data: bytes) -> bytes:
-        return re.sub(rb"manylinux[\w.]*_x86_64", b"manylinux_2_34_x86_64", data)
+    def newer_glibc(data: bytes) -> bytes:  # Amazon Linux 2023 has glibc 2.34
+        return re.sub(rb"manylinux[\w.]*_aarch64", b"manylinux_2_35_aarch64", data)
 
     _rewrite_zip(
         build_dir / "deployment.zip",
         broken,
         keep=lambda n: True,
-        replace={rust: arm64, wheel: newer_glibc},
+        replace={rust: x86_64, wheel: newer_glibc},
     )
     problems = build_module.check_deployment_zip(
         broken, (ROOT / "requirements.txt").read_text(), target
     )
     assert any(rust in p and "CPU" in p for p in problems)
-    assert any(wheel.split("/")[0] in p and "manylinux_2_34" in p for p in problems)
+    assert any(wheel.split("/")[0] in p and "manylinux_2_35" in p for p in problems)
 
 
 def test_zip_check_reports_a_macos_wheel(tmp_path: Path, target) -> None:
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("app.py", "")
-        zf.writestr("cffi/_cffi_backend.cpython-311-darwin.so", b"\xcf\xfa\xed\xfe")
+        zf.writestr("cffi/_cffi_backend.cpython-313-darwin.so", b"\xcf\xfa\xed\xfe")
     problems = build_module.check_deployment_zip(bad, "", target)
     assert any("another operating system" in p for p in problems)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
@@ -41,7 +41,6 @@ APPID = "wx-concurrency-appid"
 SECRET = "concurrency-app-secret"
 START_TIMEOUT = 60.0
 HTTP_TIMEOUT = 30.0
-T = TypeVar("T")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -52,7 +51,7 @@ def sha256(token: str) -> bytes:
     return refresh_tokens.parse(token).hash
 
 
-def together(server: Server, count: int, call: Callable[[Client, int], T]) -> list[T]:
+def together[T](server: Server, count: int, call: Callable[[Client, int], T]) -> list[T]:
     """Run `call(client, 0..count-1)` in `count` threads, released at the same moment.
 
     Each thread has its own keep-alive connection, opened (and accepted by the server)
