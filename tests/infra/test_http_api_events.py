@@ -10,6 +10,7 @@ Gateway developer guide, "Create AWS Lambda proxy integrations for HTTP APIs".)
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -150,3 +151,19 @@ def test_the_app_never_runs_a_view_for_a_proxy_or_default_route(
         # 405 from Chalice itself; the app's own JSON 404 once it answers unknown paths.
         assert response["statusCode"] in (404, 405), response
         assert event["path"] not in request_routes(log_lines)  # no view ran
+
+
+def test_a_base64_encoded_form_body_is_read(handler, log_lines: list[str]) -> None:
+    """An HTTP API may base64-encode a body it does not take for text; Chalice decodes it."""
+    event = v1_event("POST", "/oauth/revoke", route_key="POST /oauth/revoke")
+    event["headers"]["content-type"] = "application/x-www-form-urlencoded"
+    event["multiValueHeaders"]["content-type"] = ["application/x-www-form-urlencoded"]
+    event["body"] = base64.b64encode(b"token=not-a-token").decode()
+    event["isBase64Encoded"] = True
+    response = handler(event)
+    assert response["statusCode"] == 200  # RFC 7009: an unknown token is revoked already
+    assert request_routes(log_lines) == ["/oauth/revoke"]
+    event["body"] = base64.b64encode(b"token=a&token=b").decode()  # read, so refused
+    response = handler(event)
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"] == "invalid_request"
