@@ -23,6 +23,12 @@ credentials: packaging makes no AWS call. Chalice copies vendor/ into the zip as
 the function's runtime from the Python that runs it (so this must run on Python 3.13). OUTDIR
 then holds `sam.yaml` and `deployment.zip`.
 
+Chalice can only emit an API Gateway REST API, so `sam.yaml` is then rewritten
+(`finish_template`): the REST API, its invoke permission, its outputs and the function's `Api`
+events are removed, and the app's routes (the paths and methods of that REST API's definition,
+which Chalice derives from the app) become one explicit `AWS::ApiGatewayV2::Route` each on the
+HTTP API that infra/resources.yaml defines.
+
 The zip is checked afterwards against the template's Runtime and Architectures, and the build
 fails unless every pin of requirements.txt is in it, complete (every file of its RECORD), with
 compiled modules built for the function's runtime and architecture (CPython ABI, manylinux
@@ -142,7 +148,8 @@ def build(outdir: Path, *, source: Path = ROOT, architecture: str = DEFAULT_ARCH
     template_path = outdir / "sam.yaml"
     if not template_path.is_file() or not (outdir / "deployment.zip").is_file():
         raise BuildError(f"chalice package did not write sam.yaml and deployment.zip in {outdir}")
-    template = load_template(template_path)
+    template = finish_template(load_template(template_path))
+    template_path.write_text(dump_template(template))
     target = target_of(template)
     if (target.runtime, target.machine) != (runtime, ARCHITECTURES[architecture][0]):
         raise BuildError(
@@ -161,6 +168,10 @@ def build(outdir: Path, *, source: Path = ROOT, architecture: str = DEFAULT_ARCH
 def load_template(path: Path) -> dict:
     """Chalice writes long-form intrinsics (`Fn::Sub`, `Ref`), so plain YAML loads it."""
     return yaml.safe_load(path.read_text())
+
+
+def dump_template(template: dict) -> str:
+    return yaml.safe_dump(template, sort_keys=False, width=100)
 
 
 def target_of(template: dict) -> Target:
@@ -263,6 +274,97 @@ def _chalice_package(project: Path, outdir: Path) -> None:
         raise BuildError(
             f"chalice package failed ({result.returncode}):\n{result.stdout}{result.stderr}"
         )
+
+
+# -- the template: Chalice's REST API replaced by the HTTP API ------------------------------------
+
+# Defined in infra/resources.yaml; the routes are generated here from the app's.
+HTTP_API = "HttpApi"
+HTTP_API_STAGE = "HttpApiStage"
+HTTP_API_INTEGRATION = "HttpApiIntegration"
+HTTP_API_DEFAULT_ROUTE = "HttpApiDefaultRoute"
+ROUTE_PREFIX = "HttpApiRoute"
+# What Chalice emits for its REST API, none of which the stack keeps.
+REST_API = "RestAPI"
+REST_API_PERMISSION = "APIHandlerInvokePermission"
+REST_API_OUTPUTS = ("RestAPIId", "EndpointURL")
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+ROUTE_CHECKOV_SKIPS = [
+    {
+        "id": "CKV_AWS_309",
+        "comment": (
+            "The app authorizes every request itself: login and the token endpoints are public "
+            "by design (they issue the tokens), and protected routes check the access token and "
+            "its session (revocation), which an API Gateway JWT authorizer cannot."
+        ),
+    }
+]
+
+
+def finish_template(template: dict) -> dict:
+    """Chalice's template, changed where `chalice package` cannot be configured."""
+    use_http_api(template)
+    return template
+
+
+def use_http_api(template: dict) -> None:
+    """Replace Chalice's REST API with the HTTP API of infra/resources.yaml: one route per app
+    route (method and path, from the REST API's definition), all to one Lambda integration."""
+    resources = template["Resources"]
+    for name in (HTTP_API, HTTP_API_STAGE, HTTP_API_INTEGRATION, HTTP_API_DEFAULT_ROUTE):
+        if name not in resources:
+            raise BuildError(f"infra/resources.yaml defines no {name}")
+    if REST_API not in resources:
+        raise BuildError(f"chalice package emitted no {REST_API}: cannot read the app's routes")
+    routes = app_routes(resources.pop(REST_API))
+    resources.pop(REST_API_PERMISSION, None)
+    for name in REST_API_OUTPUTS:
+        template.get("Outputs", {}).pop(name, None)
+    resources["APIHandler"]["Properties"].pop("Events", None)
+
+    route_ids = []
+    for method, path in routes:
+        name = route_logical_id(method, path)
+        if name in resources:
+            raise BuildError(f"two routes make the logical id {name}")
+        resources[name] = {
+            "Type": "AWS::ApiGatewayV2::Route",
+            "Metadata": {"checkov": {"skip": ROUTE_CHECKOV_SKIPS}},
+            "Properties": {
+                "ApiId": {"Ref": HTTP_API},
+                "RouteKey": f"{method} {path}",
+                "Target": {"Fn::Sub": f"integrations/${{{HTTP_API_INTEGRATION}}}"},
+            },
+        }
+        route_ids.append(name)
+
+    stage = resources[HTTP_API_STAGE]
+    keys = {f"{method} {path}" for method, path in routes}
+    unknown = sorted(set(stage["Properties"].get("RouteSettings", {})) - keys)
+    if unknown:
+        raise BuildError(f"{HTTP_API_STAGE} has RouteSettings for routes the app lacks: {unknown}")
+    # A stage's RouteSettings may only name routes that exist already.
+    stage["DependsOn"] = [*route_ids, HTTP_API_DEFAULT_ROUTE]
+
+
+def app_routes(rest_api: dict) -> list[tuple[str, str]]:
+    """(METHOD, path) of every route Chalice put in its REST API definition, sorted."""
+    paths = rest_api["Properties"]["DefinitionBody"]["paths"]
+    routes = sorted(
+        (method.upper(), path)
+        for path, operations in paths.items()
+        for method in operations
+        if method in HTTP_METHODS
+    )
+    if not routes:
+        raise BuildError("the app has no routes")
+    return routes
+
+
+def route_logical_id(method: str, path: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", path)
+    return ROUTE_PREFIX + method.capitalize() + "".join(w[:1].upper() + w[1:] for w in words)
 
 
 # -- the package check --------------------------------------------------------------------------

@@ -5,10 +5,9 @@
 #
 # 1. builds build/infra/sam.yaml and deployment.zip (infra/build.py, which checks the zip);
 # 2. uploads them with `aws cloudformation package` to an S3 bucket;
-# 3. creates or updates the stack with `aws cloudformation deploy`;
-# 4. on the first deploy, sets the Issuer parameter to the API's own URL unless AUTH_ISSUER
-#    is given (the function cannot know its API's URL before the API exists);
-# 5. creates the JWT signing key set if its secret is empty, and puts the WeChat AppSecret if
+# 3. creates or updates the stack with `aws cloudformation deploy` (the token issuer is the
+#    custom domain's URL, WXAUTH_DOMAIN_NAME, else the HTTP API's own: set in the same deploy);
+# 4. creates the JWT signing key set if its secret is empty, and puts the WeChat AppSecret if
 #    its secret is empty: prompted on a terminal, else read from stdin (`make deploy < file`);
 #    with neither, it fails at the end and names the command that sets it.
 #
@@ -18,19 +17,29 @@
 #   WXAUTH_ARTIFACT_BUCKET            S3 bucket for the uploads (default: wxauth-artifacts-
 #                                     <account>-<region>, created private if missing)
 #   WECHAT_APPID                      -> WeChatAppId (required on the first deploy)
-#   AUTH_ISSUER                       -> Issuer
+#   WXAUTH_DOMAIN_NAME                -> DomainName (custom domain, the issuer; with:)
+#   WXAUTH_CERTIFICATE_ARN            -> CertificateArn (ACM, the stack's region)
 #   AUTH_AUDIENCE                     -> Audience
 #   AUTH_ACCESS_TTL                   -> AccessTokenTtl
 #   AUTH_REFRESH_IDLE_TTL             -> RefreshIdleTtl
 #   AUTH_REFRESH_ABSOLUTE_TTL         -> RefreshAbsoluteTtl
 #   AUTH_REFRESH_GRACE                -> RefreshGrace
-#   WXAUTH_STAGE                      -> Stage
 #   WXAUTH_THROTTLE_RATE              -> ThrottlingRateLimit
 #   WXAUTH_THROTTLE_BURST             -> ThrottlingBurstLimit
+#   WXAUTH_LOGIN_THROTTLE_RATE        -> LoginThrottlingRateLimit
+#   WXAUTH_LOGIN_THROTTLE_BURST       -> LoginThrottlingBurstLimit
+#   WXAUTH_TOKEN_THROTTLE_RATE        -> TokenThrottlingRateLimit
+#   WXAUTH_TOKEN_THROTTLE_BURST       -> TokenThrottlingBurstLimit
+#   WXAUTH_RESERVED_CONCURRENCY       -> ReservedConcurrency (0: none)
+#   WXAUTH_DEPLOYMENT_PREFERENCE      -> DeploymentPreferenceType (e.g. AllAtOnce)
+#   WXAUTH_TRACING                    -> Tracing (PassThrough|Active)
+#   WXAUTH_DETAILED_ROUTE_METRICS     -> DetailedRouteMetrics (true|false)
 #   WXAUTH_LOG_RETENTION_DAYS         -> LogRetentionDays
 #   WXAUTH_5XX_RATE_THRESHOLD         -> Api5xxRateThreshold
+#   WXAUTH_P99_THRESHOLD_MS           -> LatencyP99ThresholdMs
+#   WXAUTH_LOGIN_FAILURE_THRESHOLD    -> LoginFailureRateThreshold
+#   WXAUTH_CONCURRENCY_ALARM_PERCENT  -> ConcurrencyAlarmPercent
 #   WXAUTH_ALARM_EMAIL                -> AlarmEmail
-#   WXAUTH_MANAGE_APIGW_ACCOUNT       -> ManageApiGatewayAccount (true|false)
 #   WXAUTH_BUILD_DIR                  where to build (default: build/infra)
 #   WXAUTH_SKIP_BUILD=1               deploy WXAUTH_BUILD_DIR as it is (already built)
 set -euo pipefail
@@ -49,20 +58,38 @@ export AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION"
 # Template parameter <- environment variable.
 PARAMETERS=(
   WeChatAppId=WECHAT_APPID
-  Issuer=AUTH_ISSUER
+  DomainName=WXAUTH_DOMAIN_NAME
+  CertificateArn=WXAUTH_CERTIFICATE_ARN
   Audience=AUTH_AUDIENCE
   AccessTokenTtl=AUTH_ACCESS_TTL
   RefreshIdleTtl=AUTH_REFRESH_IDLE_TTL
   RefreshAbsoluteTtl=AUTH_REFRESH_ABSOLUTE_TTL
   RefreshGrace=AUTH_REFRESH_GRACE
-  Stage=WXAUTH_STAGE
   ThrottlingRateLimit=WXAUTH_THROTTLE_RATE
   ThrottlingBurstLimit=WXAUTH_THROTTLE_BURST
+  LoginThrottlingRateLimit=WXAUTH_LOGIN_THROTTLE_RATE
+  LoginThrottlingBurstLimit=WXAUTH_LOGIN_THROTTLE_BURST
+  TokenThrottlingRateLimit=WXAUTH_TOKEN_THROTTLE_RATE
+  TokenThrottlingBurstLimit=WXAUTH_TOKEN_THROTTLE_BURST
+  ReservedConcurrency=WXAUTH_RESERVED_CONCURRENCY
+  DeploymentPreferenceType=WXAUTH_DEPLOYMENT_PREFERENCE
+  Tracing=WXAUTH_TRACING
+  DetailedRouteMetrics=WXAUTH_DETAILED_ROUTE_METRICS
   LogRetentionDays=WXAUTH_LOG_RETENTION_DAYS
   Api5xxRateThreshold=WXAUTH_5XX_RATE_THRESHOLD
+  LatencyP99ThresholdMs=WXAUTH_P99_THRESHOLD_MS
+  LoginFailureRateThreshold=WXAUTH_LOGIN_FAILURE_THRESHOLD
+  ConcurrencyAlarmPercent=WXAUTH_CONCURRENCY_ALARM_PERCENT
   AlarmEmail=WXAUTH_ALARM_EMAIL
-  ManageApiGatewayAccount=WXAUTH_MANAGE_APIGW_ACCOUNT
 )
+
+# Variables of earlier versions whose parameter is gone: say so rather than ignore them.
+[[ -z "${AUTH_ISSUER:-}" ]] || die "AUTH_ISSUER is no longer a parameter: the issuer is
+https://<WXAUTH_DOMAIN_NAME> (with WXAUTH_CERTIFICATE_ARN), else the HTTP API's own URL"
+for gone in WXAUTH_STAGE WXAUTH_MANAGE_APIGW_ACCOUNT; do
+  [[ -z "${!gone:-}" ]] || die "$gone is no longer a parameter (the HTTP API has one \$default
+stage and needs no API Gateway account logging role); unset it"
+done
 
 stack_query() {  # stack_query JMESPATH: prints the answer, nothing if the stack does not exist
   aws cloudformation describe-stacks --stack-name "$STACK" --query "$1" --output text \
@@ -70,7 +97,6 @@ stack_query() {  # stack_query JMESPATH: prints the answer, nothing if the stack
 }
 
 output() { stack_query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue | [0]"; }
-parameter() { stack_query "Stacks[0].Parameters[?ParameterKey=='$1'].ParameterValue | [0]"; }
 
 overrides=()
 for pair in "${PARAMETERS[@]}"; do
@@ -135,20 +161,19 @@ deploy ${overrides[@]+"${overrides[@]}"}
 
 api_url="$(output ApiUrl)"
 [[ -n "$api_url" && "$api_url" != None ]] || die "stack $STACK has no ApiUrl output"
-issuer="$(parameter Issuer)"
-if [[ -z "${AUTH_ISSUER:-}" && ( -z "$issuer" || "$issuer" == None ) ]]; then
-  echo "setting Issuer to the API's URL, $api_url"
-  deploy ${overrides[@]+"${overrides[@]}"} "Issuer=$api_url"
-fi
 
 "$ROOT/infra/put-secrets.sh" ensure
 
+domain_target="$(output CustomDomainTarget)"
+if [[ -n "$domain_target" && "$domain_target" != None ]]; then
+  echo "DNS: point ${api_url#https://} (CNAME) at $domain_target; until then the API answers at $(output HttpApiEndpoint)"
+fi
 cat <<EOF
 
 wxauth is deployed: stack $STACK, region $REGION
-  API:     $api_url
-  issuer:  $(parameter Issuer)
-  alarms:  $(output AlarmTopicArn)  (subscribe on-call, or set WXAUTH_ALARM_EMAIL)
+  API:       $api_url  (the token issuer)
+  alarms:    $(output AlarmTopicArn)  (subscribe on-call, or set WXAUTH_ALARM_EMAIL)
+  dashboard: $(output DashboardName)
 Check it:
   curl -s $api_url/.well-known/openid-configuration
   curl -s $api_url/.well-known/jwks.json

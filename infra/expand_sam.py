@@ -5,8 +5,9 @@
 Runs the same translator (aws-sam-translator) as CloudFormation's AWS::Serverless transform,
 offline: `CodeUri` is pointed at a placeholder S3 object, as `aws cloudformation package`
 would do, and parameters take their defaults (WeChatAppId, which has none, a dummy appid).
-The result is linted too, and the template tests use it to check what SAM generates from
-RestAPI: the one stage, its throttling and logging settings, and no extra "Stage" stage.
+The result is linted too, and the template tests use it to check what SAM generates from the
+function: its `live` alias and version, which the HTTP API's integration and invoke permission
+name, and CodeDeploy's application and deployment group with the rollback alarms.
 Needs aws-sam-translator, so it runs in .venv-infra (Makefile target infra-lint).
 """
 
@@ -39,20 +40,7 @@ def expand(template: dict) -> dict:
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = PLACEHOLDER_CODE_URI
     expanded = transform(template, dict(PARAMETERS), _NoManagedPolicies())
-    _carry_api_metadata(template, expanded)
     return expanded
-
-
-def _carry_api_metadata(template: dict, expanded: dict) -> None:
-    """SAM leaves an API's Metadata off the stage it generates: copy it there, so that the
-    justified checkov suppressions written on RestAPI cover its stage too."""
-    for name, resource in expanded["Resources"].items():
-        if resource["Type"] != "AWS::ApiGateway::Stage":
-            continue
-        api = resource["Properties"]["RestApiId"]["Ref"]
-        metadata = template["Resources"][api].get("Metadata")
-        if metadata:
-            expanded["Resources"][name]["Metadata"] = metadata
 
 
 def main(argv: list[str]) -> int:

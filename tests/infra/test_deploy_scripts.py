@@ -21,10 +21,10 @@ REGION = "ap-east-1"
 STACK = "wxauth-test"
 APPID = "wx0123456789abcdef"
 APP_SECRET = "0123456789abcdef0123456789abcdef"
-API_URL = f"https://abc123.execute-api.{REGION}.amazonaws.com/api"
+API_URL = f"https://abc123.execute-api.{REGION}.amazonaws.com"
 WECHAT_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:WeChatSecret-abc"
 KEYS_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:SigningKeysSecret-def"
-TEMPLATE_DEFAULTS = {"Issuer": "", "AccessTokenTtl": "1800", "Stage": "api"}
+TEMPLATE_DEFAULTS = {"DomainName": "", "AccessTokenTtl": "1800", "ThrottlingRateLimit": "50"}
 
 FAKE_AWS = r"""
 import json, os, re, shutil, sys
@@ -214,7 +214,7 @@ def assert_no_secret_on_a_command_line(aws: FakeAws) -> None:
         assert "private_key_pem" not in text
 
 
-def test_first_deploy_creates_the_stack_sets_the_issuer_and_both_secrets(aws, env) -> None:
+def test_first_deploy_creates_the_stack_and_both_secrets_in_one_deploy(aws, env) -> None:
     env["WECHAT_APPID"] = APPID
     result = run("deploy.sh", env, stdin=APP_SECRET + "\n")
     assert result.returncode == 0, result.stderr
@@ -223,21 +223,15 @@ def test_first_deploy_creates_the_stack_sets_the_issuer_and_both_secrets(aws, en
     bucket = f"wxauth-artifacts-{ACCOUNT}-{REGION}"
     assert state["buckets"] == [bucket]
     assert state["private_buckets"] == [bucket]
-    first, second = state["deploys"]
-    for deploy in (first, second):
-        assert deploy[deploy.index("--stack-name") + 1] == STACK
-        assert deploy[deploy.index("--template-file") + 1].endswith("packaged.yaml")
-        assert deploy[deploy.index("--s3-bucket") + 1] == bucket
-        capabilities = deploy[deploy.index("--capabilities") + 1 :][:3]
-        assert capabilities == ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
-        assert "--no-fail-on-empty-changeset" in deploy
-    assert first[first.index("--parameter-overrides") + 1 :] == [f"WeChatAppId={APPID}"]
-    # The API's URL exists only after the first deploy: the second makes it the issuer.
-    assert second[second.index("--parameter-overrides") + 1 :] == [
-        f"WeChatAppId={APPID}",
-        f"Issuer={API_URL}",
-    ]
-    assert state["stack"]["parameters"]["Issuer"] == API_URL
+    # The template sets the issuer (the custom domain's URL or the API's): no second deploy.
+    (deploy,) = state["deploys"]
+    assert deploy[deploy.index("--stack-name") + 1] == STACK
+    assert deploy[deploy.index("--template-file") + 1].endswith("packaged.yaml")
+    assert deploy[deploy.index("--s3-bucket") + 1] == bucket
+    capabilities = deploy[deploy.index("--capabilities") + 1 :][:3]
+    assert capabilities == ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+    assert "--no-fail-on-empty-changeset" in deploy
+    assert deploy[deploy.index("--parameter-overrides") + 1 :] == [f"WeChatAppId={APPID}"]
 
     assert state["secrets"][WECHAT_ARN] == APP_SECRET
     keyset = json.loads(state["secrets"][KEYS_ARN])
@@ -270,11 +264,18 @@ def test_first_deploy_needs_an_appid_and_a_region(aws, env) -> None:
 
 
 def test_redeploy_passes_only_what_is_set_and_keeps_the_rest(aws, env) -> None:
-    aws.existing_stack(Issuer="https://auth.example.com")
+    aws.existing_stack(DomainName="auth.example.com")
     aws.state["buckets"] = [f"wxauth-artifacts-{ACCOUNT}-{REGION}"]
     aws.state["secrets"] = {WECHAT_ARN: APP_SECRET, KEYS_ARN: new_keyset(env)}
     aws.save()
-    env.update(AUTH_ACCESS_TTL="900", WXAUTH_THROTTLE_RATE="20")
+    env.update(
+        AUTH_ACCESS_TTL="900",
+        WXAUTH_THROTTLE_RATE="20",
+        WXAUTH_LOGIN_THROTTLE_RATE="2",
+        WXAUTH_RESERVED_CONCURRENCY="0",
+        WXAUTH_DEPLOYMENT_PREFERENCE="AllAtOnce",
+        WXAUTH_TRACING="Active",
+    )
     result = run("deploy.sh", env)
     assert result.returncode == 0, result.stderr
     state = aws.load()
@@ -282,10 +283,55 @@ def test_redeploy_passes_only_what_is_set_and_keeps_the_rest(aws, env) -> None:
     assert deploy[deploy.index("--parameter-overrides") + 1 :] == [
         "AccessTokenTtl=900",
         "ThrottlingRateLimit=20",
+        "LoginThrottlingRateLimit=2",
+        "ReservedConcurrency=0",
+        "DeploymentPreferenceType=AllAtOnce",
+        "Tracing=Active",
     ]
-    assert state["stack"]["parameters"]["Issuer"] == "https://auth.example.com"
+    assert state["stack"]["parameters"]["DomainName"] == "auth.example.com"
     assert state["private_buckets"] == []  # the bucket existed
     assert not any(call[:2] == ["secretsmanager", "put-secret-value"] for call in aws.calls())
+
+
+def test_a_custom_domain_is_passed_with_its_certificate(aws, env) -> None:
+    env.update(
+        WECHAT_APPID=APPID,
+        WXAUTH_DOMAIN_NAME="auth.example.com",
+        WXAUTH_CERTIFICATE_ARN=f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0123-abcd",
+    )
+    aws.state["outputs"].update(
+        ApiUrl="https://auth.example.com",
+        CustomDomainTarget="d-abc.execute-api.ap-east-1.amazonaws.com",
+        HttpApiEndpoint=f"https://abc123.execute-api.{REGION}.amazonaws.com",
+    )
+    aws.save()
+    result = run("deploy.sh", env, stdin=APP_SECRET + "\n")
+    assert result.returncode == 0, result.stderr
+    (deploy,) = aws.load()["deploys"]
+    assert deploy[deploy.index("--parameter-overrides") + 1 :] == [
+        f"WeChatAppId={APPID}",
+        "DomainName=auth.example.com",
+        f"CertificateArn=arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0123-abcd",
+    ]
+    assert "auth.example.com (CNAME) at d-abc.execute-api.ap-east-1.amazonaws.com" in result.stdout
+    assert "curl -s https://auth.example.com/.well-known/openid-configuration" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AUTH_ISSUER", "https://auth.example.com"),
+        ("WXAUTH_STAGE", "api"),
+        ("WXAUTH_MANAGE_APIGW_ACCOUNT", "false"),
+    ],
+)
+def test_variables_of_removed_parameters_are_refused(aws, env, variable, value) -> None:
+    aws.existing_stack()
+    env[variable] = value
+    result = run("deploy.sh", env)
+    assert result.returncode == 1
+    assert f"{variable} is no longer a parameter" in result.stderr
+    assert aws.load()["deploys"] == []
 
 
 def test_a_given_artifact_bucket_must_exist_and_be_ours(aws, env) -> None:

@@ -47,30 +47,128 @@ def strings(value: Any) -> list[str]:
     return []
 
 
-# -- Chalice's resources, merged ---------------------------------------------------------------
+# -- Chalice's function, and its REST API replaced by the HTTP API ------------------------------
 
 
-def test_chalice_resources_keep_their_logical_ids_and_the_sam_transform(template: Template) -> None:
+def app_routes() -> set[str]:
+    """ "METHOD /path" of every route the app registers, read from Chalice's own route table."""
+    import app
+
+    return {f"{method} {path}" for path, methods in app.app.routes.items() for method in methods}
+
+
+def test_chalice_function_keeps_its_logical_id_and_the_sam_transform(template: Template) -> None:
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
     assert template["Resources"]["APIHandler"]["Type"] == "AWS::Serverless::Function"
-    assert template["Resources"]["RestAPI"]["Type"] == "AWS::Serverless::Api"
-    assert template["Resources"]["APIHandlerInvokePermission"]["Type"] == "AWS::Lambda::Permission"
     assert props(template, "APIHandler")["CodeUri"] == "./deployment.zip"
     assert props(template, "APIHandler")["Handler"] == "app.app"
 
 
+def test_chalices_rest_api_is_gone(template: Template) -> None:
+    resources = template["Resources"]
+    assert "RestAPI" not in resources
+    assert "APIHandlerInvokePermission" not in resources
+    assert not of_type(template, "AWS::Serverless::Api")
+    assert not [r for r in resources.values() if r["Type"].startswith("AWS::ApiGateway::")]
+    assert "Events" not in props(template, "APIHandler")
+    assert not {"RestAPIId", "EndpointURL"} & set(template["Outputs"])
+    assert "RestAPI" not in json.dumps(template)
+
+
+def _routes(template: Template) -> dict[str, dict[str, Any]]:
+    routes = of_type(template, "AWS::ApiGatewayV2::Route")
+    return {r["Properties"]["RouteKey"]: r for r in routes.values()}
+
+
+def test_one_route_per_app_route_and_a_default_route(template: Template) -> None:
+    routes = _routes(template)
+    assert set(routes) == app_routes() | {"$default"}
+    for route in routes.values():
+        assert route["Properties"]["ApiId"] == ref("HttpApi")
+        assert route["Properties"]["Target"] == {"Fn::Sub": "integrations/${HttpApiIntegration}"}
+        assert "AuthorizationType" not in route["Properties"]  # the app authorizes
+    assert "ANY /{proxy+}" not in routes  # Chalice would answer it 405 (test_http_api_events)
+
+
 def test_every_contract_route_is_in_the_api(template: Template) -> None:
-    paths = props(template, "RestAPI")["DefinitionBody"]["paths"]
-    for route, method in [
-        ("/auth/login", "post"),
-        ("/auth/refresh", "post"),
-        ("/auth/verify", "post"),
-        ("/auth/logout", "post"),
-        ("/me", "get"),
-        ("/.well-known/jwks.json", "get"),
-        ("/.well-known/openid-configuration", "get"),
+    routes = _routes(template)
+    for route in [
+        "POST /auth/login",
+        "POST /auth/refresh",
+        "POST /auth/verify",
+        "POST /auth/logout",
+        "GET /me",
+        "GET /.well-known/jwks.json",
+        "GET /.well-known/openid-configuration",
+        "POST /oauth/token",
+        "POST /oauth/revoke",
     ]:
-        assert method in paths.get(route, {}), f"{method.upper()} {route} is not routed"
+        assert route in routes, f"{route} is not routed"
+
+
+def test_the_integration_is_the_live_alias_with_payload_format_1_0(template: Template) -> None:
+    (name,) = of_type(template, "AWS::ApiGatewayV2::Integration")
+    integration = props(template, name)
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert integration["PayloadFormatVersion"] == "1.0"  # Chalice reads v1 events
+    assert integration["IntegrationUri"] == ref("APIHandler.Alias")
+    assert integration["TimeoutInMillis"] <= 30000
+    permission = props(template, "HttpApiInvokePermission")
+    assert permission["FunctionName"] == ref("APIHandler.Alias")
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*"
+    }
+    assert set(of_type(template, "AWS::Lambda::Permission")) == {"HttpApiInvokePermission"}
+
+
+def test_sam_resolves_the_alias_for_the_integration_and_permission(expanded: Template) -> None:
+    (alias_name,) = of_type(expanded, "AWS::Lambda::Alias")
+    alias = expanded["Resources"][alias_name]
+    assert alias["Properties"]["Name"] == "live"
+    assert props(expanded, "HttpApiIntegration")["IntegrationUri"] == ref(alias_name)
+    assert props(expanded, "HttpApiInvokePermission")["FunctionName"] == ref(alias_name)
+    assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
+
+
+def test_http_api_is_an_http_api_named_after_the_stack(template: Template) -> None:
+    api = props(template, "HttpApi")
+    assert api["ProtocolType"] == "HTTP"
+    assert api["Name"] == ref("AWS::StackName")
+    assert "Body" not in api and "BodyS3Location" not in api  # routes are resources
+    assert "DisableExecuteApiEndpoint" not in api  # the issuer without a custom domain
+
+
+def test_build_refuses_route_settings_for_a_route_the_app_lacks() -> None:
+    template = {
+        "Resources": {
+            "APIHandler": {"Type": "AWS::Serverless::Function", "Properties": {}},
+            "RestAPI": {
+                "Type": "AWS::Serverless::Api",
+                "Properties": {"DefinitionBody": {"paths": {"/auth/login": {"post": {}}}}},
+            },
+            "HttpApi": {"Type": "AWS::ApiGatewayV2::Api"},
+            "HttpApiIntegration": {"Type": "AWS::ApiGatewayV2::Integration"},
+            "HttpApiDefaultRoute": {"Type": "AWS::ApiGatewayV2::Route"},
+            "HttpApiStage": {
+                "Type": "AWS::ApiGatewayV2::Stage",
+                "Properties": {"RouteSettings": {"POST /auth/signin": {}}},
+            },
+        },
+        "Outputs": {},
+    }
+    with pytest.raises(build_module.BuildError, match="POST /auth/signin"):
+        build_module.use_http_api(template)
+
+
+def test_route_logical_ids_are_stable_and_distinct() -> None:
+    assert build_module.route_logical_id("POST", "/auth/login") == "HttpApiRoutePostAuthLogin"
+    assert (
+        build_module.route_logical_id("GET", "/.well-known/jwks.json")
+        == "HttpApiRouteGetWellKnownJwksJson"
+    )
+    ids = {build_module.route_logical_id(*route.split(" ", 1)) for route in app_routes()}
+    assert len(ids) == len(app_routes())
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -135,10 +233,15 @@ def test_no_secret_value_anywhere_in_the_template(template: Template) -> None:
 # -- the function and its role -------------------------------------------------------------------
 
 
-def _statements(template: Template) -> dict[str, dict[str, Any]]:
+def _policy_statements(template: Template) -> list[dict[str, Any]]:
     role = props(template, "APIHandlerRole")
     (policy,) = role["Policies"]
-    return {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    return policy["PolicyDocument"]["Statement"]
+
+
+def _statements(template: Template) -> dict[str, dict[str, Any]]:
+    """The statements the role always has (not those under a condition)."""
+    return {s["Sid"]: s for s in _policy_statements(template) if "Fn::If" not in s}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -156,9 +259,10 @@ def test_function_runs_as_its_own_role_assumable_by_lambda_only(template: Templa
         }
     ]
     assert "ManagedPolicyArns" not in role
-    # Chalice made no role of its own (config: manage_iam_role false for prod).
+    # Chalice made no role of its own (config: manage_iam_role false for prod), and an HTTP
+    # API needs no account-wide logging role.
     roles = of_type(template, "AWS::IAM::Role")
-    assert set(roles) == {"APIHandlerRole", "ApiGatewayCloudWatchRole"}
+    assert set(roles) == {"APIHandlerRole"}
 
 
 def test_role_grants_exactly_the_table_actions_on_exactly_the_table(template: Template) -> None:
@@ -227,6 +331,25 @@ def test_role_has_nothing_else_and_no_wildcard(template: Template) -> None:
         assert set(statement) == {"Sid", "Effect", "Action", "Resource"}
         for value in strings(statement["Action"]) + strings(statement["Resource"]):
             assert "*" not in value, f"wildcard in {statement['Sid']}: {value}"
+    conditional = [s for s in _policy_statements(template) if "Fn::If" in s]
+    assert [s["Fn::If"][0] for s in conditional] == ["TracingActive"]
+
+
+def test_role_writes_x_ray_only_when_tracing_is_active(template: Template) -> None:
+    (statement,) = [s for s in _policy_statements(template) if "Fn::If" in s]
+    condition, xray, otherwise = statement["Fn::If"]
+    assert condition == "TracingActive"
+    assert otherwise == ref("AWS::NoValue")
+    # X-Ray's write actions take no resource: "*" is the only value they accept.
+    assert xray == {
+        "Sid": "XRay",
+        "Effect": "Allow",
+        "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
+        "Resource": "*",
+    }
+    assert template["Conditions"]["TracingActive"] == {"Fn::Equals": [ref("Tracing"), "Active"]}
+    assert props(template, "APIHandler")["Tracing"] == ref("Tracing")
+    assert template["Parameters"]["Tracing"]["AllowedValues"] == ["PassThrough", "Active"]
 
 
 def test_function_environment_is_wired_to_parameters_and_resources(template: Template) -> None:
@@ -235,7 +358,13 @@ def test_function_environment_is_wired_to_parameters_and_resources(template: Tem
         "WECHAT_APPID": ref("WeChatAppId"),
         "WECHAT_SECRET_ARN": ref("WeChatSecret"),
         "AUTH_SIGNING_KEYS_ARN": ref("SigningKeysSecret"),
-        "AUTH_ISSUER": {"Fn::If": ["HasIssuer", ref("Issuer"), ref("AWS::NoValue")]},
+        "AUTH_ISSUER": {
+            "Fn::If": [
+                "HasCustomDomain",
+                {"Fn::Sub": "https://${DomainName}"},
+                {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"},
+            ]
+        },
         "AUTH_AUDIENCE": ref("Audience"),
         "AUTH_ACCESS_TTL": ref("AccessTokenTtl"),
         "AUTH_REFRESH_IDLE_TTL": ref("RefreshIdleTtl"),
@@ -262,8 +391,10 @@ def test_parameter_defaults_are_the_settings_defaults(template: Template) -> Non
     assert parameters["RefreshGrace"]["Default"] == defaults.refresh_grace
     assert parameters["Audience"]["Default"] == defaults.audience
     assert "Default" not in parameters["WeChatAppId"]  # no deploy without an appid
-    assert parameters["Issuer"]["Default"] == ""  # infra/deploy.sh sets the API's URL
-    for name in ("Stage", "Issuer", "WeChatAppId", "ThrottlingRateLimit", "ThrottlingBurstLimit"):
+    # The issuer is the custom domain's URL or the API's: no parameter, no second deploy.
+    assert "Issuer" not in parameters
+    assert "Stage" not in parameters  # the $default stage
+    for name in ("WeChatAppId", "ThrottlingRateLimit", "ThrottlingBurstLimit", "DomainName"):
         assert name in parameters
 
 
@@ -277,67 +408,105 @@ def test_function_runtime_memory_timeout_and_logging(template: Template) -> None
     assert function["LoggingConfig"] == {"LogGroup": ref("FunctionLogGroup"), "LogFormat": "Text"}
 
 
-# -- the API stage -------------------------------------------------------------------------------
+# -- the HTTP API stage, throttling, access log, custom domain ------------------------------------
+
+STRICT_ROUTES = {
+    "POST /auth/login": ("LoginThrottlingRateLimit", "LoginThrottlingBurstLimit"),
+    "POST /auth/refresh": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
+    "POST /oauth/token": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
+}
+DETAILED_METRICS = {"Fn::If": ["DetailedRouteMetricsEnabled", True, False]}
 
 
-def test_stage_throttling_and_logging_are_parameters(template: Template) -> None:
-    api = props(template, "RestAPI")
-    assert api["StageName"] == ref("Stage")
-    assert api["Name"] == ref("AWS::StackName")  # the ApiName dimension of the 5xx alarm
-    assert api["MethodSettings"] == [
-        {
-            "ResourcePath": "/*",
-            "HttpMethod": "*",
-            "ThrottlingRateLimit": ref("ThrottlingRateLimit"),
-            "ThrottlingBurstLimit": ref("ThrottlingBurstLimit"),
-            "LoggingLevel": "ERROR",
-            "DataTraceEnabled": False,  # would log bodies, that is codes and tokens
-            "MetricsEnabled": False,
+def test_stage_is_the_default_stage_deployed_automatically(template: Template) -> None:
+    (name,) = of_type(template, "AWS::ApiGatewayV2::Stage")
+    stage = props(template, name)
+    assert name == "HttpApiStage"
+    assert stage["ApiId"] == ref("HttpApi")
+    assert stage["StageName"] == "$default"  # no stage segment in the URL or the issuer
+    assert stage["AutoDeploy"] is True
+
+
+def test_default_route_throttling_and_detailed_metrics_are_parameters(template: Template) -> None:
+    assert props(template, "HttpApiStage")["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": ref("ThrottlingRateLimit"),
+        "ThrottlingBurstLimit": ref("ThrottlingBurstLimit"),
+        "DetailedMetricsEnabled": DETAILED_METRICS,
+    }
+
+
+def test_login_and_token_endpoints_are_throttled_harder(template: Template) -> None:
+    settings = props(template, "HttpApiStage")["RouteSettings"]
+    assert set(settings) == set(STRICT_ROUTES)
+    assert set(settings) <= app_routes()
+    for route, (rate, burst) in STRICT_ROUTES.items():
+        assert settings[route] == {
+            "ThrottlingRateLimit": ref(rate),
+            "ThrottlingBurstLimit": ref(burst),
+            "DetailedMetricsEnabled": DETAILED_METRICS,
         }
-    ]
-    assert "CacheClusterEnabled" not in api
+    parameters = template["Parameters"]
+    for rate, burst in STRICT_ROUTES.values():
+        assert parameters[rate]["Default"] < parameters["ThrottlingRateLimit"]["Default"]
+        assert parameters[burst]["Default"] < parameters["ThrottlingBurstLimit"]["Default"]
+
+
+def test_stage_is_created_after_every_route_it_may_name(template: Template) -> None:
+    routes = set(of_type(template, "AWS::ApiGatewayV2::Route"))
+    assert set(template["Resources"]["HttpApiStage"]["DependsOn"]) == routes
 
 
 def test_access_log_is_json_without_headers_or_bodies(template: Template) -> None:
-    setting = props(template, "RestAPI")["AccessLogSetting"]
+    setting = props(template, "HttpApiStage")["AccessLogSettings"]
     assert setting["DestinationArn"] == getatt("ApiAccessLogGroup", "Arn")
     fields = json.loads(setting["Format"])
-    assert {"requestId", "ip", "httpMethod", "resourcePath", "status"} <= set(fields)
+    assert {"requestId", "ip", "httpMethod", "routeKey", "path", "status"} <= set(fields)
     for forbidden in ("$input", "$context.authorizer", "header", "Authorization", "$util"):
         assert forbidden not in setting["Format"]
+    assert "querystring" not in setting["Format"].lower()
 
 
-def test_api_gateway_logging_role_is_optional_retained_and_ordered(template: Template) -> None:
+def test_custom_domain_is_optional_and_maps_the_stage(template: Template) -> None:
     resources = template["Resources"]
-    role = resources["ApiGatewayCloudWatchRole"]
-    assert role["Condition"] == resources["ApiGatewayAccount"]["Condition"]
-    assert role["DeletionPolicy"] == "Retain"
-    assert role["Properties"]["ManagedPolicyArns"] == [
+    domain, mapping = resources["CustomDomain"], resources["CustomDomainMapping"]
+    assert domain["Condition"] == mapping["Condition"] == "HasCustomDomain"
+    assert template["Conditions"]["HasCustomDomain"] == {
+        "Fn::Not": [{"Fn::Equals": [ref("DomainName"), ""]}]
+    }
+    assert domain["Type"] == "AWS::ApiGatewayV2::DomainName"
+    assert domain["Properties"]["DomainName"] == ref("DomainName")
+    assert domain["Properties"]["DomainNameConfigurations"] == [
         {
-            "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs"
+            "CertificateArn": ref("CertificateArn"),
+            "EndpointType": "REGIONAL",
+            "SecurityPolicy": "TLS_1_2",
         }
     ]
-    # The API (and so its stage) is created after the account's logging role is set.
-    assert "${ApiGatewayAccount}" in json.dumps(props(template, "RestAPI")["Description"])
+    assert mapping["Type"] == "AWS::ApiGatewayV2::ApiMapping"
+    assert mapping["Properties"] == {
+        "DomainName": ref("CustomDomain"),
+        "ApiId": ref("HttpApi"),
+        "Stage": ref("HttpApiStage"),
+    }
+    assert "ApiMappingKey" not in mapping["Properties"]  # at the root: the issuer has no path
+    (assertion,) = template["Rules"]["CertificateWithDomain"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [ref("CertificateArn"), ""]}]}
+    assert template["Parameters"]["DomainName"]["Default"] == ""
 
 
-def test_sam_makes_exactly_one_stage_with_those_settings(expanded: Template) -> None:
-    stages = of_type(expanded, "AWS::ApiGateway::Stage")
-    assert len(stages) == 1, f"extra stages (SAM's 'Stage'?): {sorted(stages)}"
-    (stage,) = stages.values()
-    assert stage["Properties"]["StageName"] == ref("Stage")
-    settings = stage["Properties"]["MethodSettings"][0]
-    assert settings["ThrottlingRateLimit"] == ref("ThrottlingRateLimit")
-    assert settings["ThrottlingBurstLimit"] == ref("ThrottlingBurstLimit")
-    assert settings["DataTraceEnabled"] is False
-    assert stage["Properties"]["AccessLogSetting"]["DestinationArn"] == getatt(
-        "ApiAccessLogGroup", "Arn"
-    )
-    deployments = of_type(expanded, "AWS::ApiGateway::Deployment")
-    assert all("StageName" not in d["Properties"] for d in deployments.values())
-    (rest_api,) = of_type(expanded, "AWS::ApiGateway::RestApi").values()
-    assert rest_api["Properties"]["Name"] == ref("AWS::StackName")
+def test_issuer_and_api_url_are_the_custom_domain_else_the_api_url(template: Template) -> None:
+    issuer = props(template, "APIHandler")["Environment"]["Variables"]["AUTH_ISSUER"]
+    assert template["Outputs"]["ApiUrl"]["Value"] == issuer
+    condition, with_domain, without = issuer["Fn::If"]
+    assert condition == "HasCustomDomain"
+    assert with_domain == {"Fn::Sub": "https://${DomainName}"}
+    # The API's own URL: the $default stage has no path, so no trailing segment or slash.
+    assert without == {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert template["Outputs"]["CustomDomainTarget"] == {
+        "Condition": "HasCustomDomain",
+        "Description": template["Outputs"]["CustomDomainTarget"]["Description"],
+        "Value": getatt("CustomDomain", "RegionalDomainName"),
+    }
 
 
 def test_expanded_function_keeps_role_environment_and_log_group(expanded: Template) -> None:
@@ -346,23 +515,70 @@ def test_expanded_function_keeps_role_environment_and_log_group(expanded: Templa
     assert function["Role"] == getatt("APIHandlerRole", "Arn")
     assert function["LoggingConfig"]["LogGroup"] == ref("FunctionLogGroup")
     assert function["Environment"]["Variables"]["AUTH_TABLE_NAME"] == ref("AuthTable")
-    # SAM adds no role or policy of its own.
-    assert set(of_type(expanded, "AWS::IAM::Role")) == {
-        "APIHandlerRole",
-        "ApiGatewayCloudWatchRole",
-    }
+    # SAM adds no role of its own for the function; CodeDeploy gets one for the canary.
+    assert set(of_type(expanded, "AWS::IAM::Role")) == {"APIHandlerRole", "CodeDeployServiceRole"}
 
 
 def test_every_log_group_has_the_retention_parameter(template: Template) -> None:
     groups = of_type(template, "AWS::Logs::LogGroup")
-    assert set(groups) == {"FunctionLogGroup", "ApiAccessLogGroup", "ApiExecutionLogGroup"}
+    # An HTTP API writes no execution log: the function's and the access log only.
+    assert set(groups) == {"FunctionLogGroup", "ApiAccessLogGroup"}
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == ref("LogRetentionDays")
-    # The name API Gateway writes execution logs to; created first so the retention applies.
-    assert groups["ApiExecutionLogGroup"]["Properties"]["LogGroupName"] == {
-        "Fn::Sub": "API-Gateway-Execution-Logs_${RestAPI}/${Stage}"
-    }
     assert 365 in template["Parameters"]["LogRetentionDays"]["AllowedValues"]
+
+
+# -- concurrency and gradual deploys ------------------------------------------------------------
+
+
+def test_reserved_concurrency_is_a_parameter_and_zero_reserves_none(template: Template) -> None:
+    function = props(template, "APIHandler")
+    assert function["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", ref("ReservedConcurrency"), ref("AWS::NoValue")]
+    }
+    assert template["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [ref("ReservedConcurrency"), "0"]}]
+    }
+    parameter = template["Parameters"]["ReservedConcurrency"]
+    # Enough for the login route's limit while WeChat hangs (each login up to ~12 s), plus
+    # the token and other routes at their limits (tens of ms each).
+    login_rate = template["Parameters"]["LoginThrottlingRateLimit"]["Default"]
+    assert parameter["Default"] >= login_rate * 12.2 + 10
+    assert parameter["MinValue"] == 0
+
+
+ROLLBACK_ALARMS = ["Api5xxRateAlarm", "LambdaErrorsAlarm", "LatencyP99Alarm"]
+
+
+def test_deploys_shift_traffic_to_the_live_alias_and_roll_back_on_alarms(
+    template: Template,
+) -> None:
+    function = props(template, "APIHandler")
+    assert function["AutoPublishAlias"] == "live"
+    preference = function["DeploymentPreference"]
+    assert preference["Type"] == ref("DeploymentPreferenceType")
+    assert preference["Alarms"] == [ref(name) for name in ROLLBACK_ALARMS]
+    parameter = template["Parameters"]["DeploymentPreferenceType"]
+    assert parameter["Default"] == "Canary10Percent5Minutes"
+    assert "AllAtOnce" in parameter["AllowedValues"]
+    # Rollback alarms decide within the canary's bake time: one-minute periods.
+    for name in ROLLBACK_ALARMS:
+        alarm = props(template, name)
+        periods = [m["MetricStat"]["Period"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
+        assert set(periods or [alarm["Period"]]) == {60}, name
+        assert alarm.get("EvaluationPeriods", 1) <= 5
+
+
+def test_codedeploy_group_rolls_back_on_those_alarms(expanded: Template) -> None:
+    (group,) = of_type(expanded, "AWS::CodeDeploy::DeploymentGroup").values()
+    config = group["Properties"]
+    assert config["AlarmConfiguration"] == {
+        "Alarms": [{"Name": ref(name)} for name in ROLLBACK_ALARMS],
+        "Enabled": True,
+    }
+    assert config["AutoRollbackConfiguration"]["Enabled"] is True
+    assert "DEPLOYMENT_STOP_ON_ALARM" in config["AutoRollbackConfiguration"]["Events"]
+    assert config["DeploymentStyle"]["DeploymentOption"] == "WITH_TRAFFIC_CONTROL"
 
 
 # -- alarms --------------------------------------------------------------------------------------
@@ -376,25 +592,179 @@ def _alarm(template: Template, name: str) -> dict[str, Any]:
     return alarm
 
 
+API_DIMENSIONS = [
+    {"Name": "ApiId", "Value": ref("HttpApi")},
+    {"Name": "Stage", "Value": "$default"},
+]
+
+
 def test_alarm_on_api_5xx_rate(template: Template) -> None:
     alarm = _alarm(template, "Api5xxRateAlarm")
-    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5XXError")
-    assert alarm["Dimensions"] == [
-        {"Name": "ApiName", "Value": ref("AWS::StackName")},
-        {"Name": "Stage", "Value": ref("Stage")},
-    ]
-    assert alarm["Statistic"] == "Average"  # 0 or 1 per request: the average is the rate
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    for metric_id, name in (("errors", "5xx"), ("requests", "Count")):
+        stat = metrics[metric_id]["MetricStat"]
+        assert stat["Metric"] == {
+            "Namespace": "AWS/ApiGateway",
+            "MetricName": name,
+            "Dimensions": API_DIMENSIONS,
+        }
+        assert (stat["Stat"], stat["Period"]) == ("Sum", 60)
+    assert (
+        metrics["rate"]["Expression"] == "IF(FILL(requests, 0) > 0, FILL(errors, 0) / requests, 0)"
+    )
+    assert [m["Id"] for m in alarm["Metrics"] if m["ReturnData"]] == ["rate"]
     assert alarm["Threshold"] == ref("Api5xxRateThreshold")
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 3)
+
+
+def test_alarm_stage_dimension_is_the_stages_name(template: Template) -> None:
+    assert props(template, "HttpApiStage")["StageName"] == "$default"
+
+
+def test_alarm_on_p99_latency(template: Template) -> None:
+    alarm = _alarm(template, "LatencyP99Alarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "Latency")
+    assert alarm["Dimensions"] == API_DIMENSIONS
+    assert alarm["ExtendedStatistic"] == "p99"
+    assert alarm["Threshold"] == ref("LatencyP99ThresholdMs")
+    assert template["Parameters"]["LatencyP99ThresholdMs"]["Default"] == 2000
 
 
 @pytest.mark.parametrize(
-    ("name", "metric"), [("LambdaErrorsAlarm", "Errors"), ("LambdaThrottlesAlarm", "Throttles")]
+    ("name", "metric", "period"),
+    [("LambdaErrorsAlarm", "Errors", 60), ("LambdaThrottlesAlarm", "Throttles", 300)],
 )
-def test_alarm_on_lambda_errors_and_throttles(template: Template, name: str, metric: str) -> None:
+def test_alarm_on_lambda_errors_and_throttles(
+    template: Template, name: str, metric: str, period: int
+) -> None:
     alarm = _alarm(template, name)
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", metric)
     assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": ref("APIHandler")}]
-    assert (alarm["Statistic"], alarm["Threshold"], alarm["Period"]) == ("Sum", 1, 300)
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["Period"]) == ("Sum", 1, period)
+
+
+def test_alarm_on_duration_near_the_timeout(template: Template) -> None:
+    alarm = _alarm(template, "LambdaDurationAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Duration")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": ref("APIHandler")}]
+    assert alarm["Statistic"] == "Maximum"
+    timeout_ms = props(template, "APIHandler")["Timeout"] * 1000
+    assert alarm["Threshold"] == 0.8 * timeout_ms, "keep the alarm at 80% of the timeout"
+
+
+def test_alarm_on_concurrency_near_the_reserved_limit(template: Template) -> None:
+    resource = template["Resources"]["ConcurrencyAlarm"]
+    assert resource["Condition"] == "HasReservedConcurrency"  # no limit, nothing to near
+    alarm = _alarm(template, "ConcurrencyAlarm")
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    stat = metrics["concurrency"]["MetricStat"]
+    assert stat["Metric"] == {
+        "Namespace": "AWS/Lambda",
+        "MetricName": "ConcurrentExecutions",
+        "Dimensions": [{"Name": "FunctionName", "Value": ref("APIHandler")}],
+    }
+    assert stat["Stat"] == "Maximum"
+    assert metrics["percent"]["Expression"] == {
+        "Fn::Sub": "100 * FILL(concurrency, 0) / ${ReservedConcurrency}"
+    }
+    assert alarm["Threshold"] == ref("ConcurrencyAlarmPercent")
+
+
+LOG_NAMESPACE = {"Fn::Sub": "wxauth/${AWS::StackName}"}
+
+
+def test_alarm_on_a_spike_of_login_failures(template: Template) -> None:
+    alarm = _alarm(template, "LoginFailureRateAlarm")
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    for metric_id, name in (("failures", "LoginFailures"), ("successes", "LoginSuccesses")):
+        stat = metrics[metric_id]["MetricStat"]
+        assert stat["Metric"] == {"Namespace": LOG_NAMESPACE, "MetricName": name}
+        assert (stat["Stat"], stat["Period"]) == ("Sum", 300)
+    expression = metrics["rate"]["Expression"]
+    assert expression.startswith("IF(FILL(failures, 0) + FILL(successes, 0) >= 10,")
+    assert alarm["Threshold"] == ref("LoginFailureRateThreshold")
+
+
+def _filters(template: Template) -> dict[str, dict[str, Any]]:
+    filters = {}
+    for resource in of_type(template, "AWS::Logs::MetricFilter").values():
+        (transformation,) = resource["Properties"]["MetricTransformations"]
+        assert resource["Properties"]["LogGroupName"] == ref("FunctionLogGroup")
+        assert transformation["MetricNamespace"] == LOG_NAMESPACE
+        assert (transformation["MetricValue"], transformation["DefaultValue"]) == ("1", 0)
+        filters[transformation["MetricName"]] = resource["Properties"]
+    return filters
+
+
+def test_log_metrics_read_fields_and_values_the_request_log_has(template: Template) -> None:
+    """The filter patterns name only fields of the request log line (app.handle ->
+    logs.log_request), routes the app has, and error codes the app answers."""
+    import inspect
+
+    import app
+
+    filters = _filters(template)
+    assert set(filters) == {"LoginSuccesses", "LoginFailures", "Refreshes", "WeChatErrors"}
+    handle = inspect.getsource(app.handle)
+    log_fields = set(re.findall(r"\n\s+(\w+)=", handle.split("logs.log_request(", 1)[1]))
+    paths = {route.split(" ", 1)[1] for route in app_routes()}
+    codes = {code for _kind, _status, code in app.ERROR_TABLE}
+    for name, properties in filters.items():
+        pattern = properties["FilterPattern"]
+        for field, value in re.findall(r'\$\.(\w+) (?:=|>=) ("[^"]*"|\d+)', pattern):
+            value = value.strip('"')
+            if field == "event":
+                assert value in ("request", "wechat_configuration_error"), name
+            else:
+                assert field in log_fields, f"{name}: the request log has no {field}"
+            if field == "route":
+                assert value in paths, f"{name}: no route {value}"
+            if field == "error":
+                assert value in codes, f"{name}: the app never answers {value}"
+    assert '"wechat_configuration_error"' in (ROOT / "chalicelib" / "wechat.py").read_text()
+    assert "$.status >= 400" in filters["LoginFailures"]["FilterPattern"]
+    assert "$.status = 200" in filters["LoginSuccesses"]["FilterPattern"]
+
+
+def _dashboard(template: Template) -> dict[str, Any]:
+    body = props(template, "Dashboard")["DashboardBody"]["Fn::Sub"]
+    names = set(re.findall(r"\$\{([\w:]+)\}", body))
+    assert names <= set(template["Resources"]) | set(template["Parameters"]) | {
+        "AWS::Region",
+        "AWS::StackName",
+    }, names
+    numbers = {"LatencyP99ThresholdMs", "ReservedConcurrency"}  # bare numbers in the JSON
+    return json.loads(
+        re.sub(r"\$\{([\w:]+)\}", lambda m: "1" if m.group(1) in numbers else m.group(1), body)
+    )
+
+
+def test_dashboard_shows_what_the_operator_watches(template: Template) -> None:
+    dashboard = _dashboard(template)
+    text = json.dumps(dashboard)
+    titles = [w["properties"]["title"] for w in dashboard["widgets"]]
+    assert len(titles) == len(set(titles))
+    for needle in (
+        '"Count", "ApiId", "HttpApi"',
+        '"p50"',
+        '"p99"',
+        '"LoginSuccesses"',
+        '"LoginFailures"',
+        '"Refreshes"',
+        '"RefreshTokenReuse", "Stack", "AWS::StackName"',
+        '"WeChatErrors"',
+        '"ReadThrottleEvents"',
+        '"WriteThrottleEvents"',
+        '"ConcurrentExecutions"',
+    ):
+        assert needle in text, needle
+    for metric in ("Count", "4xx", "5xx"):  # by route: the detailed metrics' Route dimension
+        assert f'{{AWS/ApiGateway,ApiId,Route,Stage}} MetricName=\\"{metric}\\"' in text
+    (log_widget,) = [w for w in dashboard["widgets"] if w["type"] == "log"]
+    assert "SOURCE 'ApiAccessLogGroup'" in log_widget["properties"]["query"]
+    assert "by routeKey, status" in log_widget["properties"]["query"]
+    # The EMF metric the code emits, in the namespace the code uses.
+    assert logs.METRICS_NAMESPACE == "wxauth"
 
 
 def test_alarm_on_table_throttles(template: Template) -> None:
@@ -440,12 +810,12 @@ def test_alarm_topic_accepts_only_this_accounts_cloudwatch(template: Template) -
 
 def test_outputs_give_the_url_and_secret_arns(template: Template) -> None:
     outputs = template["Outputs"]
-    url = "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
-    assert outputs["ApiUrl"]["Value"] == {"Fn::Sub": url}
-    assert outputs["EndpointURL"]["Value"] == {"Fn::Sub": url + "/"}
+    assert outputs["HttpApiId"]["Value"] == ref("HttpApi")
+    assert outputs["HttpApiEndpoint"]["Value"] == getatt("HttpApi", "ApiEndpoint")
     assert outputs["WeChatSecretArn"]["Value"] == ref("WeChatSecret")
     assert outputs["SigningKeysSecretArn"]["Value"] == ref("SigningKeysSecret")
     assert outputs["TableName"]["Value"] == ref("AuthTable")
+    assert outputs["DashboardName"]["Value"] == ref("Dashboard")
 
 
 def test_every_checkov_suppression_is_justified(template: Template) -> None:

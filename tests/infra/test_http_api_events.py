@@ -1,0 +1,169 @@
+"""The app behind the HTTP API: payload format 1.0 events, shaped as API Gateway sends them for
+the template's routes, through Chalice's own handler (`app.app(event, context)`).
+
+In a 1.0 event from an HTTP API, `requestContext.resourcePath` is the matched route's path
+(`/auth/login`; `/{proxy+}` for a greedy route) and `"$default"` for the `$default` route, with
+the request's real path in `path`; Chalice dispatches on `resourcePath` alone. (Events as
+captured from API Gateway, e.g. in spring-cloud-function's and Mangum's tests, and the API
+Gateway developer guide, "Create AWS Lambda proxy integrations for HTTP APIs".)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from chalice import Chalice
+
+from tests.infra.test_template import Template, _routes
+
+API_ID = "abc123"
+
+
+def v1_event(
+    method: str,
+    path: str,
+    *,
+    route_key: str,
+    body: dict[str, Any] | None = None,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A payload format 1.0 event of an HTTP API's $default stage for the route `route_key`."""
+    resource = "$default" if route_key == "$default" else route_key.split(" ", 1)[1]
+    headers = {"content-type": "application/json", "host": f"{API_ID}.execute-api.test"}
+    return {
+        "version": "1.0",
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": API_ID,
+            "domainName": f"{API_ID}.execute-api.test",
+            "domainPrefix": API_ID,
+            "extendedRequestId": "extended-1",
+            "httpMethod": method,
+            "identity": {"sourceIp": "192.0.2.1", "userAgent": "test"},
+            "path": path,
+            "protocol": "HTTP/1.1",
+            "requestId": "request-1",
+            "requestTime": "01/Dec/2026:20:00:00 +0000",
+            "requestTimeEpoch": 1_800_000_000_000,
+            "resourceId": route_key,
+            "resourcePath": resource,
+            "stage": "$default",
+        },
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.fixture
+def handler(services, monkeypatch: pytest.MonkeyPatch):
+    """The real app wired to moto, the stub WeChat and the clock (as tests/conftest `client`)."""
+    import app
+
+    monkeypatch.setattr(app, "_services", services)
+    return lambda event: app.app(event, None)
+
+
+def request_routes(log_lines: list[str]) -> list[str]:
+    lines = [json.loads(line) for line in log_lines if line.startswith("{")]
+    return [line["route"] for line in lines if line.get("event") == "request"]
+
+
+def test_every_route_of_the_template_reaches_its_view(
+    template: Template, handler, log_lines: list[str]
+) -> None:
+    for route_key in sorted(set(_routes(template)) - {"$default"}):
+        method, path = route_key.split(" ", 1)
+        log_lines.clear()
+        response = handler(v1_event(method, path, route_key=route_key, body={}))
+        # The view ran (its request log line names the route) and answered: a result or the
+        # contract's JSON error, not Chalice's routing errors.
+        assert request_routes(log_lines) == [path], route_key
+        assert response["statusCode"] not in (404, 405), (route_key, response)
+        if response["body"]:
+            body = json.loads(response["body"])
+            assert "Code" not in body, (route_key, body)  # Chalice's own error shape
+            if response["statusCode"] >= 400:
+                assert set(body) == {"error", "error_description"}, (route_key, body)
+
+
+def test_a_v1_event_serves_verify_and_discovery(handler) -> None:
+    response = handler(
+        v1_event("POST", "/auth/verify", route_key="POST /auth/verify", body={"token": "x"})
+    )
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"valid": False, "reason": "invalid"}
+    response = handler(
+        v1_event("GET", "/.well-known/jwks.json", route_key="GET /.well-known/jwks.json")
+    )
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["keys"]
+
+
+# A stock Chalice app, to show what Chalice itself does with resourcePaths it has no route for.
+plain = Chalice(app_name="plain")
+
+
+@plain.route("/hello")
+def hello() -> dict[str, str]:
+    return {"hello": "world"}
+
+
+def test_chalice_answers_a_proxy_route_405_since_it_dispatches_on_resource_path() -> None:
+    """Why every app route has its own route: behind `ANY /{proxy+}`, every request reaches
+    Chalice as resourcePath "/{proxy+}", a path with no view and so no method: 405."""
+    assert plain(v1_event("GET", "/hello", route_key="GET /hello"), None)["statusCode"] == 200
+    event = v1_event("GET", "/hello", route_key="ANY /{proxy+}", path_parameters={"proxy": "hello"})
+    assert event["requestContext"]["resourcePath"] == "/{proxy+}"
+    response = plain(event, None)
+    assert response["statusCode"] == 405
+    assert json.loads(response["body"])["Code"] == "MethodNotAllowedError"
+    # The $default route fares the same: resourcePath "$default".
+    assert plain(v1_event("GET", "/hello", route_key="$default"), None)["statusCode"] == 405
+
+
+def test_the_app_never_runs_a_view_for_a_proxy_or_default_route(
+    handler, log_lines: list[str]
+) -> None:
+    for event in (
+        v1_event(
+            "GET",
+            "/.well-known/jwks.json",
+            route_key="ANY /{proxy+}",
+            path_parameters={"proxy": ".well-known/jwks.json"},
+        ),
+        v1_event("GET", "/no/such/path", route_key="$default"),
+        v1_event("GET", "/auth/login", route_key="$default"),  # a method the path lacks
+    ):
+        log_lines.clear()
+        response = handler(event)
+        # 405 from Chalice itself; the app's own JSON 404 once it answers unknown paths.
+        assert response["statusCode"] in (404, 405), response
+        assert event["path"] not in request_routes(log_lines)  # no view ran
+
+
+def test_a_base64_encoded_form_body_is_read(handler, log_lines: list[str]) -> None:
+    """An HTTP API may base64-encode a body it does not take for text; Chalice decodes it."""
+    event = v1_event("POST", "/oauth/revoke", route_key="POST /oauth/revoke")
+    event["headers"]["content-type"] = "application/x-www-form-urlencoded"
+    event["multiValueHeaders"]["content-type"] = ["application/x-www-form-urlencoded"]
+    event["body"] = base64.b64encode(b"token=not-a-token").decode()
+    event["isBase64Encoded"] = True
+    response = handler(event)
+    assert response["statusCode"] == 200  # RFC 7009: an unknown token is revoked already
+    assert request_routes(log_lines) == ["/oauth/revoke"]
+    event["body"] = base64.b64encode(b"token=a&token=b").decode()  # read, so refused
+    response = handler(event)
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"] == "invalid_request"
