@@ -469,8 +469,10 @@ def test_stack_holds_every_resource_moto_can_create(stack: Stack, expanded: Temp
         and conds.get(r.get("Condition", ""), True)
     }
     assert set(stack.physical) == expected
-    # What is left out only for moto's sake: the REST API's deployment and its stage today.
-    assert set(stack.left_out) <= set(expanded["Resources"])
+    # Left out for moto's sake (the REST API's deployment): only resources of MOTO_FAILS' types,
+    # and what refers to them that moto could not have created anyway (its stage).
+    lost = {expanded["Resources"][name]["Type"] for name in stack.left_out} - set(MOTO_FAILS)
+    assert lost <= MOTO_UNSUPPORTED, f"left out only because they refer to a failing type: {lost}"
 
 
 def test_table_keys_billing_and_ttl(stack: Stack, aws: boto3.Session, moto_url: str) -> None:
@@ -623,8 +625,8 @@ def test_role_policies_are_the_templates_with_least_privilege(
     assert {r for d in _as_list(declared[sid]["Resource"]) for r in references(d)} == set(
         of_type(stack.template, "AWS::SecretsManager::Secret")
     )
-    assert _as_list(actual[sid]["Resource"]) == [None, None]
-    # ... and no wildcard anywhere but a log group's ":*" (its streams).
+    assert _as_list(actual[sid]["Resource"]) == [None] * len(_as_list(declared[sid]["Resource"]))
+    # ... and no wildcard (moto's log group ARN lacks CloudFormation's ":*", its streams).
     for statement in actual.values():
         for value in _as_list(statement["Action"]) + _as_list(statement["Resource"]):
             assert value is None or "*" not in value, f"wildcard in {statement['Sid']}: {value}"
@@ -809,6 +811,8 @@ def secret_stand_ins(
     secretsmanager = client(aws, moto_url, "secretsmanager")
     arns = {}
     for setting in SECRET_SETTINGS:
+        if setting not in declared:
+            continue  # test_function_environment_... says so
         (logical,) = references(declared[setting])
         created = secretsmanager.create_secret(
             Name=f"{stack.name}-{logical}", SecretString=values[setting]
@@ -869,6 +873,18 @@ def function(
         yield process
     finally:
         process.close()
+
+
+def test_the_python_of_each_runtime_is_found() -> None:
+    """python3.13 is the target (issue 12); this machine and CI carry it beside 3.11."""
+    for runtime in ("python3.11", EXPECTED_RUNTIME, "python3.13"):
+        version = lambda_runtime.python_version_of(runtime)
+        python = lambda_runtime.find_python(version)
+        answer = subprocess.run(  # noqa: S603 - the interpreter found
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert answer == version
 
 
 def test_package_runs_on_the_runtimes_python_with_only_boto3_beside_it(
