@@ -194,6 +194,7 @@ class LambdaProcess:
     `info` is what the child reported of itself; `logs()` what it wrote (its stdout too)."""
 
     def __init__(self, python: Path, env: dict[str, str], workdir: Path) -> None:
+        self.env = dict(env)
         workdir.mkdir(parents=True, exist_ok=True)
         self._log_path = workdir / "function.log"
         self._log: IO[str] = self._log_path.open("w")
