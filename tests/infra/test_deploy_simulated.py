@@ -253,6 +253,9 @@ def conditions(template: Template) -> dict[str, bool]:
 def moto_url() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    moto_logger = logging.getLogger("moto")
+    level = moto_logger.level
+    moto_logger.setLevel(logging.ERROR)  # not a line per unsupported resource of every stack
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -260,6 +263,7 @@ def moto_url() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+        moto_logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")
@@ -402,7 +406,6 @@ def moto_deployable(expanded: Template) -> tuple[Template, dict[str, str]]:
 def stack(aws: boto3.Session, moto_url: str, expanded: Template, uploaded: None) -> Stack:
     template, left_out = moto_deployable(expanded)
     cfn = client(aws, moto_url, "cloudformation")
-    logging.getLogger("moto").setLevel(logging.ERROR)
     create_stack(cfn, STACK, template)
     (described,) = cfn.describe_stacks(StackName=STACK)["Stacks"]
     assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
