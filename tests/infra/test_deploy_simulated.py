@@ -47,11 +47,11 @@ from devserver.fake_wechat import FakeWeChat
 from tests.infra import lambda_runtime
 from tests.infra.conftest import INFRA_PYTHON, ROOT, build_module
 
-# == Targets the lead flips (issue 12) =========================================================
+# == Targets (issue 12) =========================================================================
 # The stack's and the template's values are compared with each other everywhere; these say
-# what the template must target. Flip both when the platform work (Python 3.13, arm64) lands.
-EXPECTED_RUNTIME = "python3.11"  # -> "python3.13"
-EXPECTED_ARCH = "x86_64"  # -> "arm64"
+# what the template must target: Lambda's python3.13 (Amazon Linux 2023) on Graviton.
+EXPECTED_RUNTIME = "python3.13"
+EXPECTED_ARCH = "arm64"
 # ===============================================================================================
 
 # == moto 5.2.5's CloudFormation, as found ======================================================
