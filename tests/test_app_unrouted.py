@@ -90,9 +90,7 @@ def test_every_route_is_covered():
 @pytest.mark.parametrize("method", ["GET", "POST", "OPTIONS"])
 def test_a_path_that_is_no_route_is_404(routes_unchanged, resource, method):
     path = "/nope" if resource in ("$default", "") else resource
-    status, headers, body = invoke(
-        event(method, resource, path, {"authorization": SECRET_HEADER})
-    )
+    status, headers, body = invoke(event(method, resource, path, {"authorization": SECRET_HEADER}))
 
     assert_error_dict(status, headers, body, 404, "not_found")
     assert "Allow" not in headers
