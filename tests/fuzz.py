@@ -19,7 +19,7 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-FUZZ_ROUTES = settings(FUZZ, max_examples=40)
+FUZZ_ROUTES = settings(FUZZ, max_examples=100)
 
 # Every code point, surrogates and control characters included.
 ANY_CHAR = st.characters(exclude_categories=())
