@@ -14,6 +14,7 @@ _gc_was_enabled = gc.isenabled()
 gc.disable()
 
 import logging
+import threading
 import time
 import traceback
 import uuid
@@ -58,24 +59,124 @@ gc.freeze()  # what the imports made lives as long as the process: no collection
 if _gc_was_enabled:
     gc.enable()
 
-app = Chalice(app_name="wxauth")
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# The answers for requests that reach no view: a path that is no route, a method a route lacks.
+NOT_FOUND = "not_found"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+
+
+class WxAuth(Chalice):
+    """Chalice, except that what reaches no view is answered in the contract's shape too.
+
+    Chalice's own dispatch answers a method a route lacks with 405 `{"Code":
+    "MethodNotAllowedError"}`, and a `resourcePath` that is no route (an HTTP API's `$default`
+    route sends every unmatched request) with 405 and an empty `Allow`, adding that path to its
+    route table as it looks it up (`routes` is a defaultdict). Here: 404 `not_found` for a path
+    that is no route, 405 `method_not_allowed` with `Allow` for another method of a route (HEAD
+    and OPTIONS included: no CORS, no implicit HEAD), each with `Cache-Control: no-store` and
+    the request log line, never echoing the request.
+    """
+
+    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+        request_context = event.get("requestContext") if isinstance(event, dict) else None
+        if not isinstance(request_context, dict) or "resourcePath" not in request_context:
+            return super().__call__(event, context)  # not an API Gateway request
+        started = time.perf_counter()
+        method = request_context.get("httpMethod") or event.get("httpMethod") or ""
+        resource = request_context["resourcePath"]
+        methods = self._methods_of(resource)
+        if methods is None:  # e.g. `$default`: the path says which route, if any, was meant
+            resource, methods = self._route_of_path(event, request_context)
+        if methods is None:
+            return self._unrouted(started, request_context, method, None, 404, NOT_FOUND)
+        if method not in methods:
+            return self._unrouted(
+                started, request_context, method, resource, 405, METHOD_NOT_ALLOWED
+            )
+        if resource != request_context["resourcePath"]:
+            event = {**event, "requestContext": {**request_context, "resourcePath": resource}}
+        return super().__call__(event, context)
+
+    def _methods_of(self, resource: object) -> list[str] | None:
+        entries = self.routes.get(resource) if isinstance(resource, str) else None
+        return sorted(entries) if entries else None  # `.get`: no entry is added for a stranger
+
+    def _route_of_path(
+        self, event: dict[str, Any], request_context: dict[str, Any]
+    ) -> tuple[str | None, list[str] | None]:
+        candidates = [event.get("path"), request_context.get("path")]
+        stage = request_context.get("stage")
+        for path in list(candidates):
+            if isinstance(path, str) and isinstance(stage, str) and path.startswith(f"/{stage}/"):
+                candidates.append(path[len(stage) + 1 :])
+        for path in candidates:
+            if not isinstance(path, str):
+                continue
+            path = path.split("?", 1)[0]
+            if path != "/" and path.endswith("/"):
+                path = path[:-1]
+            methods = self._methods_of(path)
+            if methods is not None:
+                return path, methods
+        return None, None
+
+    def _unrouted(
+        self,
+        started: float,
+        request_context: dict[str, Any],
+        method: object,
+        resource: str | None,
+        status: int,
+        code: str,
+    ) -> dict[str, Any]:
+        headers = dict(NO_STORE)
+        if resource is None:
+            description = "no route has this path; see the README's Routes"
+        else:
+            methods = self._methods_of(resource) or []
+            headers["Allow"] = ", ".join(methods)
+            description = "this route does not answer this method; see Allow"
+        response = Response(
+            body={"error": code, "error_description": description},
+            status_code=status,
+            headers=headers,
+        )
+        logs.log_request(
+            method=str(method)[:16],
+            route=resource,
+            status=status,
+            error=code,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            request_id=request_context.get("requestId") or uuid.uuid4().hex,
+            user_id=None,
+        )
+        return response.to_dict(self.api.binary_types)
+
+
+app = WxAuth(app_name="wxauth")
 logs.configure()
 
 _services: runtime.Services | None = None
+_services_lock = threading.Lock()
 
 
 def services() -> runtime.Services:
-    """The service graph, built once per Lambda container (after the environment is set)."""
+    """The service graph, built once per Lambda container (after the environment is set), and
+    once only when `chalice local` serves the first requests on several threads at once."""
     global _services
-    if _services is None:
-        was_enabled = gc.isenabled()
-        gc.disable()  # as during the imports: this makes botocore's clients
-        try:
-            _services = runtime.build(Settings.from_env())
-        finally:
-            gc.freeze()
-            if was_enabled:
-                gc.enable()
+    if _services is not None:
+        return _services
+    with _services_lock:
+        if _services is None:
+            was_enabled = gc.isenabled()
+            gc.disable()  # as during the imports: this makes botocore's clients
+            try:
+                _services = runtime.build(Settings.from_env())
+            finally:
+                gc.freeze()
+                if was_enabled:
+                    gc.enable()
     return _services
 
 
@@ -94,8 +195,6 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (StoreUnavailable, 503, "temporarily_unavailable"),
     (ConfigurationError, 500, "server_error"),
 ]
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @dataclass

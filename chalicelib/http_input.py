@@ -1,23 +1,30 @@
 """Reading requests: JSON bodies, form bodies and the Authorization header, strictly.
 
-Framework-free: takes raw bytes and header values, raises RequestError or InvalidToken.
+Framework-free: takes raw bytes and header values, and raises only the project's own errors
+(RequestError, InvalidToken, ClientAuthError), whatever the input: tests/test_http_input_fuzz.py
+feeds every parser arbitrary text.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
-from chalicelib.errors import InvalidToken, RequestError
+from chalicelib.errors import ClientAuthError, InvalidToken, RequestError
 
 MAX_BODY_BYTES = 8192
 # No request body of the contract nests more than two levels. Python 3.11's parser stopped at
 # its recursion limit (~1000 levels); 3.13's parses 8 KB of nesting whole, so the depth is
 # checked here rather than left to the interpreter.
 MAX_JSON_DEPTH = 32
+# Longer than `Basic base64(<the longest access token>:)`; API Gateway's own limit is 10 KiB.
+MAX_AUTHORIZATION_CHARS = 12288
+# An access token is printable ASCII without spaces (a JWT is base64url and dots); anything
+# else is refused here, before a token parser sees it.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
 def _media_type(content_type: str | None) -> str:
@@ -102,43 +109,62 @@ def bool_field(body: dict[str, Any], name: str, *, default: bool) -> bool:
     return value
 
 
+def _decode_basic(credentials: str) -> str | None:
+    """The text inside Basic credentials (base64, then UTF-8); None if it is not that."""
+    try:
+        return base64.b64decode(credentials, validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII input are all one
+        return None
+
+
 def access_token_from_header(authorization: str | None) -> str | None:
     """The access token in `Authorization`: `Bearer <t>` (RFC 6750), a bare `<t>`, or
-    `Basic base64(<t>:)`, as mini-program code sends them. None if the header is absent."""
+    `Basic base64(<t>:)`, as mini-program code sends them. None if the header is absent.
+    Anything else, and any token that is not printable ASCII, is InvalidToken."""
     if authorization is None or not authorization.strip():
         return None
+    if len(authorization) > MAX_AUTHORIZATION_CHARS:
+        raise InvalidToken("Authorization header is too long")
     parts = authorization.strip().split()
     if len(parts) == 1:
-        return parts[0]
+        return _checked_token(parts[0])
     if len(parts) != 2:
         raise InvalidToken("malformed Authorization header")
     scheme, credentials = parts
     if scheme.lower() == "bearer":
-        return credentials
+        return _checked_token(credentials)
     if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as e:
-            raise InvalidToken("malformed Basic credentials") from e
+        decoded = _decode_basic(credentials)
+        if decoded is None:
+            raise InvalidToken("malformed Basic credentials")
         token, _, password = decoded.partition(":")
         if password:
             raise InvalidToken("Basic credentials must be <token> with an empty password")
-        return token
+        return _checked_token(token)
     raise InvalidToken("unsupported Authorization scheme")
 
 
+def _checked_token(token: str) -> str:
+    if not _TOKEN_CHARS.fullmatch(token):
+        raise InvalidToken("malformed access token")
+    return token
+
+
 def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
-    """(client_id, client_secret) from `Basic`, form-decoded per RFC 6749 §2.3.1; None if absent."""
+    """(client_id, client_secret) from `Basic`, form-decoded per RFC 6749 §2.3.1; None if absent
+    or another scheme. Basic credentials that cannot be decoded are a failed client
+    authentication (ClientAuthError: 401 invalid_client, RFC 6749 §5.2)."""
     if authorization is None:
         return None
     scheme, _, credentials = authorization.strip().partition(" ")
     if scheme.lower() != "basic":
         return None
-    try:
-        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as e:
-        raise RequestError("malformed Basic credentials") from e
+    if len(authorization) > MAX_AUTHORIZATION_CHARS:
+        raise ClientAuthError("Authorization header is too long")
+    decoded = _decode_basic(credentials.strip())
+    if decoded is None:
+        raise ClientAuthError("malformed Basic credentials")
     client_id, sep, secret = decoded.partition(":")
     if not sep:
-        raise RequestError("malformed Basic credentials")
+        raise ClientAuthError("malformed Basic credentials: no colon between id and secret")
     return unquote_plus(client_id), unquote_plus(secret)

@@ -5,9 +5,13 @@ counts as missing; a non-empty one is never overridden), starts an embedded Dyna
 unless `AWS_ENDPOINT_URL_DYNAMODB` is set and the fake WeChat unless `WECHAT_API_BASE` is set,
 creates the table if missing, then runs `chalice local` as a child process on `PORT`.
 
-SIGINT or SIGTERM stops the child (SIGKILL after 5 s), the fake WeChat and moto, and exits 0.
-If the child exits by itself, everything stops and its exit code is ours. On Linux both this
-process and the child get SIGTERM when their parent dies, so nothing outlives `make run`.
+SIGINT or SIGTERM stops the child (SIGKILL after 5 s, or at once on a second signal), the fake
+WeChat and moto, and exits 0. The signal handler only records the signal (a byte on a pipe
+wakes the main loop, `signal.set_wakeup_fd`), so a signal arriving in the middle of anything,
+another signal included, cannot deadlock it; a watchdog kills the child and exits 1 if the stop
+takes longer than SHUTDOWN_BOUND all the same. If the child exits by itself, everything stops
+and its exit code is ours. On Linux both this process and the child get SIGTERM when their
+parent dies, so nothing outlives `make run`.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import ctypes
 import errno
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from types import FrameType
@@ -30,7 +36,9 @@ from devserver.fake_wechat import FakeWeChat
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8000
-STOP_TIMEOUT = 5.0
+STOP_TIMEOUT = 5.0  # SIGTERM to SIGKILL for the child
+SHUTDOWN_BOUND = 15.0  # from the first signal to our exit, whatever hangs
+EXIT_FORCED = 1  # our exit code when the watchdog had to end the stop
 PR_SET_PDEATHSIG = 1
 
 
@@ -65,6 +73,59 @@ def pdeathsig_setter() -> Callable[[], None] | None:
             os._exit(1)
 
     return set_pdeathsig
+
+
+class StopRequest:
+    """SIGINT and SIGTERM, recorded and nothing more.
+
+    The handler appends the signal number to a list: no lock, no I/O, nothing that a second
+    signal arriving inside the first handler (or inside anything the main thread was doing)
+    could deadlock on. `threading.Event.set` takes a lock: a signal landing while the main
+    thread held it, in `Event.wait`, hung `make run` once. The main loop sleeps in `select` on
+    a pipe that `signal.set_wakeup_fd` writes a byte to when a signal arrives, so it wakes at
+    once.
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    def install(self) -> None:
+        signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        signal.signal(signal.SIGINT, self._record)
+        signal.signal(signal.SIGTERM, self._record)
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)
+
+    def is_set(self) -> bool:
+        return bool(self.signals)
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until a signal arrives or `timeout` passes; True if one has arrived."""
+        if not self.signals:
+            with contextlib.suppress(InterruptedError):
+                select.select([self._read], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 512):
+                pass
+        return self.is_set()
+
+
+def _start_watchdog(child: subprocess.Popen[bytes] | None, seconds: float) -> None:
+    """A last resort: if we have not exited `seconds` from now, kill the child and exit."""
+
+    def expire() -> None:
+        time.sleep(seconds)
+        if child is not None:
+            with contextlib.suppress(OSError):
+                os.kill(child.pid, signal.SIGKILL)
+        os.write(2, b"devserver: the stop took too long; exiting\n")
+        os._exit(EXIT_FORCED)
+
+    threading.Thread(target=expire, name="devserver-watchdog", daemon=True).start()
 
 
 def _set_own_pdeathsig() -> None:
@@ -146,16 +207,24 @@ def chalice_local_command(port: int) -> list[str]:
     ]
 
 
-def _stop_child(child: subprocess.Popen[bytes]) -> None:
+def _stop_child(child: subprocess.Popen[bytes], stop: StopRequest) -> None:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT or as soon as another signal comes."""
     if child.poll() is not None:
         return
+    signals_seen = len(stop.signals)
     child.terminate()
-    try:
-        child.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        log("chalice local did not stop in time; killing it")
-        child.kill()
-        child.wait()
+    deadline = STOP_TIMEOUT
+    while deadline > 0:
+        try:
+            child.wait(0.1)
+            return
+        except subprocess.TimeoutExpired:
+            deadline -= 0.1
+        if len(stop.signals) > signals_seen:
+            break
+    log("chalice local did not stop in time; killing it")
+    child.kill()
+    child.wait()
 
 
 def _exit_code(returncode: int) -> int:
@@ -163,14 +232,9 @@ def _exit_code(returncode: int) -> int:
 
 
 def main() -> int:
+    stopping = StopRequest()
+    stopping.install()
     _set_own_pdeathsig()
-    stopping = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
 
     env = os.environ
     raw_port = env.get("PORT") or str(DEFAULT_PORT)
@@ -216,6 +280,7 @@ def main() -> int:
             wechat = f"{env['WECHAT_API_BASE']} (built-in fake WeChat, appid {appid})"
 
         if stopping.is_set():
+            _start_watchdog(None, SHUTDOWN_BOUND)
             return 0
         child = subprocess.Popen(  # noqa: S603 - fixed command line
             chalice_local_command(port),
@@ -224,7 +289,7 @@ def main() -> int:
             preexec_fn=pdeathsig_setter(),  # libc is resolved before the fork
             process_group=0,  # Ctrl-C reaches us only; we stop the child ourselves
         )
-        stack.callback(_stop_child, child)
+        stack.callback(_stop_child, child, stopping)
 
         ready = False
         while not stopping.is_set() and child.poll() is None:
@@ -242,6 +307,7 @@ def main() -> int:
 
         if stopping.is_set():
             log("stopping")
+            _start_watchdog(child, SHUTDOWN_BOUND)
             return 0
         code = _exit_code(child.returncode)
         log(f"chalice local exited with code {code}; stopping")

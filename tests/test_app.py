@@ -372,6 +372,22 @@ def test_me_without_token_is_401_with_www_authenticate(client):
         )
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/me"), ("POST", "/auth/verify"), ("POST", "/auth/logout"), ("GET", "/example/hello")],
+)
+@pytest.mark.parametrize(
+    "authorization", ["Basic é漢", "Basic \u00ff", "Bearer é漢", "é漢", "Basic " + "é" * 5000]
+)
+def test_non_ascii_authorization_is_invalid_token_not_500(client, method, path, authorization):
+    """Issue 11.1: base64.b64decode raised a bare ValueError for non-ASCII text, a 500."""
+    response = client.http.request(
+        method, path, headers={**JSON, "authorization": authorization}, body=b""
+    )
+    assert_error(response, 401, "invalid_token")
+    assert "é" not in response.body.decode()
+
+
 def test_me_with_expired_token(client, clock):
     token = login(client)["access_token"]
     clock.advance(1801)

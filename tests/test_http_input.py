@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.errors import InvalidToken, RequestError
+from chalicelib.errors import ClientAuthError, InvalidToken, RequestError
 from chalicelib.http_input import (
     MAX_BODY_BYTES,
     MAX_JSON_DEPTH,
@@ -314,6 +314,14 @@ def test_access_token_from_header_absent_is_none(header: str | None) -> None:
         pytest.param(f"Digest {TOKEN}", id="digest-scheme"),
         pytest.param(f"Bearer {TOKEN} extra", id="three-parts"),
         pytest.param(f"Bearer {TOKEN} {TOKEN}", id="two-tokens"),
+        # base64.b64decode raises a bare ValueError for non-ASCII text: it was a 500
+        pytest.param("Basic é漢", id="basic-non-ascii"),
+        pytest.param("Basic \x00", id="basic-control-char"),
+        pytest.param("Bearer é漢", id="bearer-non-ascii"),
+        pytest.param("é漢", id="bare-non-ascii"),
+        pytest.param("Bearer tok\x7fen", id="bearer-delete-char"),
+        pytest.param(basic("é漢:"), id="basic-non-ascii-token"),
+        pytest.param(f"Bearer {'a' * 12288}", id="too-long"),
     ],
 )
 def test_access_token_from_header_rejects_malformed_headers(header: str) -> None:
@@ -363,11 +371,18 @@ def test_basic_credentials_absent_or_other_scheme_is_none(header: str | None) ->
 
 @pytest.mark.parametrize(
     "header",
-    [basic("no-colon"), "Basic not*base64!", "Basic " + base64.b64encode(b"\xff:x").decode()],
-    ids=["no-colon", "bad-base64", "not-utf8"],
+    [
+        basic("no-colon"),
+        "Basic not*base64!",
+        "Basic " + base64.b64encode(b"\xff:x").decode(),
+        "Basic é漢",
+        "Basic " + "QUJD" * 4000,
+    ],
+    ids=["no-colon", "bad-base64", "not-utf8", "non-ascii", "too-long"],
 )
-def test_basic_credentials_malformed_is_a_request_error(header: str) -> None:
-    with pytest.raises(RequestError):
+def test_basic_credentials_malformed_is_a_failed_client_authentication(header: str) -> None:
+    """RFC 6749 §5.2: Basic credentials we cannot read are `invalid_client` (401)."""
+    with pytest.raises(ClientAuthError):
         basic_credentials(header)
 
 

@@ -310,8 +310,6 @@ def test_client_credentials_bad_credentials_are_invalid_client(
         ({"client_secret": "s"}, "basic"),
         ({"client_id": "other-client"}, "basic"),
         ({"client_secret": "s"}, {}),
-        ({}, {"authorization": "Basic !!!"}),
-        ({}, {"authorization": "Basic " + base64.b64encode(b"no-colon").decode()}),
     ],
 )
 def test_client_credentials_ambiguous_authentication_is_invalid_request(
@@ -320,6 +318,31 @@ def test_client_credentials_ambiguous_authentication_is_invalid_request(
     headers = basic(*registered) if headers == "basic" else headers
     response = token(client, {"grant_type": "client_credentials", **extra}, headers)
     assert_error(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("grant_type", ["client_credentials", "refresh_token"])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Basic é漢",  # base64.b64decode's bare ValueError: was a 500
+        "Basic " + base64.b64encode(b"\xff:\xfe").decode(),
+    ],
+    ids=["bad-base64", "no-colon", "non-ascii", "not-utf8"],
+)
+def test_unreadable_basic_credentials_are_invalid_client(
+    client, dynamodb, log_lines, grant_type, authorization
+):
+    """RFC 6749 §5.2: a failed client authentication in Authorization is 401 invalid_client
+    with the Basic challenge; the header is not echoed."""
+    before = table_items(dynamodb)
+    response = token(client, {"grant_type": grant_type}, {"authorization": authorization})
+    assert_error(response, 401, "invalid_client")
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="wxauth"'
+    assert authorization.split(" ", 1)[1] not in response.body.decode()
+    assert table_items(dynamodb) == before
+    assert not [line for line in log_lines if '"status":500' in line]
 
 
 def test_client_credentials_token_on_protected_routes(client, registered):

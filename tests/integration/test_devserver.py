@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -312,3 +313,125 @@ def test_given_issuer_is_kept(given: GivenSetup) -> None:
 
     assert response.status_code == 200, response.text
     assert response.json()["issuer"] == GIVEN_ISSUER
+
+
+# -- concurrency, answers outside the routes, stopping twice ----------------------------------
+
+BURST = 100
+
+
+def _one_request(port: int, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(raw)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _burst(port: int, raw: bytes, count: int) -> tuple[list[bytes], list[str]]:
+    """`count` connections opened at once (released together at a barrier), one request each."""
+    barrier = threading.Barrier(count)
+    answers: list[bytes] = []
+    failures: list[str] = []
+
+    def connect() -> None:
+        barrier.wait(30)
+        try:
+            answers.append(_one_request(port, raw))
+        except OSError as e:
+            failures.append(repr(e))
+
+    threads = [threading.Thread(target=connect) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return answers, failures
+
+
+def test_a_burst_of_new_connections_is_all_answered(running: DevServer) -> None:
+    """BURST connections opened at once, twice: with socketserver's backlog of 5, 7 to 11 of
+    100 were reset."""
+    raw = f"GET {JWKS_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    for _ in range(2):
+        answers, failures = _burst(running.port, raw, BURST)
+
+        assert failures == []
+        assert len(answers) == BURST
+        assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers)
+
+
+def test_unknown_paths_and_other_methods_over_http(running: DevServer) -> None:
+    secret = "Bearer eyJTHIS-MUST-NOT-BE-ECHOED.eyJ9.c2ln"
+    with requests.Session() as http:  # one keep-alive connection for every request
+        for method, path, status, code, allow in [
+            ("GET", "/nope", 404, "not_found", None),
+            ("POST", "/auth/login/extra", 404, "not_found", None),
+            ("GET", "/auth/login", 405, "method_not_allowed", "POST"),
+            ("OPTIONS", "/me", 405, "method_not_allowed", "GET"),
+            ("PROPFIND", "/me", 405, "method_not_allowed", "GET"),
+            ("HEAD", "/.well-known/jwks.json", 405, "method_not_allowed", "GET"),
+            ("GET", JWKS_PATH, 200, None, None),  # the connection is still in step after HEAD
+        ]:
+            response = http.request(
+                method, running.url + path, headers={"authorization": secret}, timeout=30
+            )
+
+            assert response.status_code == status, (method, path, response.text)
+            assert "THIS-MUST-NOT-BE-ECHOED" not in response.text
+            if code is None:
+                continue
+            assert response.headers["Cache-Control"] == "no-store"
+            assert response.headers.get("Allow") == allow
+            if method != "HEAD":
+                assert response.json() == {
+                    "error": code,
+                    "error_description": response.json()["error_description"],
+                }
+    # Chalice answered an unknown path with a 403 quoting Authorization (ASCII-encoded: a
+    # non-ASCII one broke the connection)
+    answer = _one_request(
+        running.port,
+        b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Authorization: Basic \xc3\xa9\xe6\xbc\xa2\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 404 "), answer
+    assert b'"error":"not_found"' in answer
+    assert b"\xc3\xa9" not in answer and b"Authorization" not in answer
+
+
+def _embedded_ports(server: DevServer) -> list[int]:
+    """The ports of the embedded moto and fake WeChat, from the devserver's banner."""
+    ports = []
+    for line in server.output().splitlines():
+        if line.strip().startswith(("DynamoDB:", "WeChat:")):
+            ports.append(int(line.split("http://127.0.0.1:", 1)[1].split()[0].split("/")[0]))
+    assert len(ports) == 2, server.output()
+    return ports
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGTERM)],
+    ids=["SIGTERM-SIGTERM", "SIGINT-SIGTERM"],
+)
+def test_a_second_signal_during_the_stop(running: DevServer, signals: tuple[int, int]) -> None:
+    """A second signal while stopping neither deadlocks nor leaves anything running: the
+    devserver exits 0 within the bound, and chalice local, moto and the fake WeChat are gone."""
+    child = chalice_child(running)
+    embedded = _embedded_ports(running)
+    first, second = signals
+
+    running.process.send_signal(first)
+    time.sleep(0.05)  # into the stop, not before it
+    running.process.send_signal(second)
+
+    try:
+        returncode = running.process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail("devserver did not exit within 10 s:\n" + running.output())
+    assert returncode == 0, running.output()
+    assert wait_for(lambda: is_gone(child), 5), "chalice local outlived the devserver"
+    assert not accepts_connections(running.port)
+    assert not [port for port in embedded if accepts_connections(port)]

@@ -1,0 +1,126 @@
+"""The devserver's signal handling: a burst of signals cannot deadlock it, and a second signal
+during the stop kills the child at once instead of waiting for its SIGTERM timeout."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from devserver.__main__ import STOP_TIMEOUT, StopRequest, _stop_child
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The main thread waits as the devserver's main loop does while another thread sends the
+# process SIGTERM after SIGTERM. With the earlier handler (`threading.Event.set`, whose lock the
+# main thread may hold inside `Event.wait` when the handler runs) this harness hung in one of
+# three runs; it must finish every time.
+POUND = """
+import os, signal, threading, time
+from devserver.__main__ import StopRequest
+
+stop = StopRequest()
+stop.install()
+
+def pound():
+    for _ in range(3000):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+sender = threading.Thread(target=pound, daemon=True)
+sender.start()
+deadline = time.monotonic() + 10
+while sender.is_alive() and time.monotonic() < deadline:
+    stop.wait(0.0001)
+sender.join(10)
+print(len(stop.signals), sender.is_alive())
+"""
+
+
+def test_a_burst_of_signals_does_not_deadlock_the_main_loop():
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, "-c", POUND],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=40,  # on expiry subprocess.run kills the harness with SIGKILL
+        )
+        assert result.returncode == 0, result.stderr
+        received, sender_alive = result.stdout.split()
+        assert sender_alive == "False" and int(received) > 0
+
+
+def test_wait_wakes_up_at_once_on_a_signal():
+    stop = StopRequest()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous_fd = signal.set_wakeup_fd(-1)
+    try:
+        stop.install()
+        threading.Timer(0.2, signal.raise_signal, (signal.SIGTERM,)).start()
+        started = time.monotonic()
+
+        assert stop.wait(30) is True
+
+        assert time.monotonic() - started < 10
+        assert stop.signals == [signal.SIGTERM]
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def test_a_second_signal_kills_a_child_that_ignores_sigterm():
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        stop = StopRequest()
+        stop.signals.append(signal.SIGTERM)  # the first signal: the one that began the stop
+        threading.Timer(0.3, stop.signals.append, (signal.SIGTERM,)).start()
+        started = time.monotonic()
+
+        _stop_child(child, stop)
+
+        assert time.monotonic() - started < STOP_TIMEOUT - 1
+        assert child.returncode == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout(monkeypatch):
+    monkeypatch.setattr("devserver.__main__.STOP_TIMEOUT", 0.5)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+
+        _stop_child(child, StopRequest())
+
+        assert child.returncode == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
