@@ -133,24 +133,38 @@ def test_chalice_answers_a_proxy_route_405_since_it_dispatches_on_resource_path(
     assert plain(v1_event("GET", "/hello", route_key="$default"), None)["statusCode"] == 405
 
 
-def test_the_app_never_runs_a_view_for_a_proxy_or_default_route(
+def test_the_default_route_answers_unknown_paths_and_methods_in_the_contracts_shape(
     handler, log_lines: list[str]
 ) -> None:
-    for event in (
-        v1_event(
-            "GET",
-            "/.well-known/jwks.json",
-            route_key="ANY /{proxy+}",
-            path_parameters={"proxy": ".well-known/jwks.json"},
-        ),
-        v1_event("GET", "/no/such/path", route_key="$default"),
-        v1_event("GET", "/auth/login", route_key="$default"),  # a method the path lacks
+    """What `$default` (or a catch-all) brings: the app answers by the request's path, not
+    Chalice's 405 for every resourcePath it has no route for."""
+    for event, status, error, allow in (
+        (v1_event("GET", "/no/such/path", route_key="$default"), 404, "not_found", None),
+        (v1_event("GET", "/auth/login", route_key="$default"), 405, "method_not_allowed", "POST"),
     ):
         log_lines.clear()
         response = handler(event)
-        # 405 from Chalice itself; the app's own JSON 404 once it answers unknown paths.
-        assert response["statusCode"] in (404, 405), response
-        assert event["path"] not in request_routes(log_lines)  # no view ran
+        assert response["statusCode"] == status, response
+        assert json.loads(response["body"])["error"] == error
+        headers = {k.lower(): v for k, v in response["headers"].items()}
+        assert headers.get("allow") == allow
+        assert headers["cache-control"] == "no-store"
+        (logged,) = [json.loads(line) for line in log_lines if '"event":"request"' in line]
+        assert (logged["status"], logged["error"]) == (status, error)  # the answer, no view
+
+
+def test_a_catch_all_route_still_reaches_the_view_of_the_path(handler) -> None:
+    """Behind `ANY /{proxy+}` stock Chalice answers 405 (above); the app dispatches such an
+    event by its path, so a stack with a catch-all route would still work."""
+    event = v1_event(
+        "GET",
+        "/.well-known/jwks.json",
+        route_key="ANY /{proxy+}",
+        path_parameters={"proxy": ".well-known/jwks.json"},
+    )
+    response = handler(event)
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["keys"]
 
 
 def test_a_base64_encoded_form_body_is_read(handler, log_lines: list[str]) -> None:

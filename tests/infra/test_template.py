@@ -382,13 +382,23 @@ def test_environment_names_are_the_settings_the_code_reads(template: Template) -
     assert '"WXAUTH_STACK_NAME"' in (ROOT / "chalicelib" / "logs.py").read_text()
 
 
+def test_the_grace_parameter_allows_exactly_what_the_settings_accept(template: Template) -> None:
+    import re
+
+    from chalicelib.settings import minimum_refresh_grace
+
+    pattern = re.compile(template["Parameters"]["RefreshGrace"]["AllowedPattern"])
+    allowed = [g for g in range(0, 400) if pattern.fullmatch(str(g))]
+    assert allowed == [0, *range(minimum_refresh_grace(), 301)]
+
+
 def test_parameter_defaults_are_the_settings_defaults(template: Template) -> None:
     parameters = template["Parameters"]
     defaults = Settings()
     assert parameters["AccessTokenTtl"]["Default"] == defaults.access_ttl
     assert parameters["RefreshIdleTtl"]["Default"] == defaults.refresh_idle_ttl
     assert parameters["RefreshAbsoluteTtl"]["Default"] == defaults.refresh_absolute_ttl
-    assert parameters["RefreshGrace"]["Default"] == defaults.refresh_grace
+    assert int(parameters["RefreshGrace"]["Default"]) == defaults.refresh_grace
     assert parameters["Audience"]["Default"] == defaults.audience
     assert "Default" not in parameters["WeChatAppId"]  # no deploy without an appid
     # The issuer is the custom domain's URL or the API's: no parameter, no second deploy.

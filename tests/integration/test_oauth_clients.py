@@ -232,7 +232,7 @@ def test_authlib_fetches_client_credentials_tokens(stack: Stack) -> None:
     hello = session.get(f"{stack.url}/example/hello", timeout=10)
     assert hello.status_code == 200
     assert hello.json() == {
-        "hello": "shop-backend",
+        "hello": "client:shop-backend",
         "client_id": "shop-backend",
         "session_id": None,
         "scope": "orders:read",
