@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from typing import Any
 
@@ -180,8 +181,11 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
 
     def measure(label: str, event: dict[str, Any], status: int = 200, target: Any = None) -> Any:
         counter.reset()
+        h.LOG_SINK.reset()
         wechat_before = env.wechat.calls
+        started = time.perf_counter()
         got, body = h.invoke(app, event)
+        elapsed = time.perf_counter() - started
         wechat = env.wechat.calls - wechat_before
         ok = None if target is None else target(counter, wechat)
         if got != status:
@@ -195,6 +199,9 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
                 f"{counter.read_units:g}",
                 f"{counter.write_units:g}",
                 wechat,
+                h.LOG_SINK.lines,
+                h.LOG_SINK.bytes,
+                fmt_ms(elapsed),
                 "" if ok is None else verdict(ok),
             )
         )
@@ -255,6 +262,9 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
             "RCU",
             "WCU",
             "WeChat calls",
+            "log lines",
+            "log bytes",
+            "time (one call)",
             "target",
         ],
         rows,
@@ -265,7 +275,11 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
         "hook adds to every call) and by the fake WeChat. DynamoDB Local reports capacity like "
         "DynamoDB: 1 RCU per 4 KB strongly consistent read, 1 WCU per 1 KB written. Targets: "
         f"login without replay <= {MAX_LOGIN_REQUESTS} DynamoDB requests + 1 WeChat call; "
-        "refresh exactly one DynamoDB request, a write.\n\n"
+        "refresh exactly one DynamoDB request, a write. Log lines and bytes: what the app "
+        "wrote to stdout for the request (its JSON request line, and EMF metric lines), which "
+        "CloudWatch Logs ingests as they are (Lambda adds its START, END and REPORT lines, not "
+        "counted here). Time: that one call through the handler, DynamoDB Local and the "
+        "in-process fake WeChat (no real WeChat round trip), a single sample.\n\n"
     )
     return note + table, summary
 
