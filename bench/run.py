@@ -2,7 +2,8 @@
 
     make bench                              # = .venv/bin/python bench/run.py
     .venv/bin/python bench/run.py [--only verify,refresh,cold,size,http] [--quick]
-                                  [--profile] [--zip PATH] [--write [LABEL]]
+                                  [--profile] [--zip PATH] [--compare-tree DIR]
+                                  [--write [LABEL]]
 
 Parts (see README "Performance"): verify, refresh (with DynamoDB requests and capacity per
 operation), cold (cold start), size (deployment zip), http (throughput under concurrency).
@@ -103,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         "--zip", type=Path, help="measure this deployment.zip instead of building one"
     )
     parser.add_argument(
+        "--compare-tree",
+        type=Path,
+        metavar="DIR",
+        help="cold: also time the app of this source tree (e.g. an earlier commit's), alternating",
+    )
+    parser.add_argument(
         "--write",
         nargs="?",
         const="latest",
@@ -170,7 +177,7 @@ def run_part(part: str, env: h.Env | None, args: argparse.Namespace) -> Section:
     if part == "cold":
         import bench_cold_start
 
-        return bench_cold_start.run(env, quick=args.quick)
+        return bench_cold_start.run(env, quick=args.quick, compare=args.compare_tree)
     if part == "size":
         import bench_package
 
