@@ -67,7 +67,7 @@ def _same_size_update(client: Any, table: str, key: dict[str, Any], item: dict[s
     return update
 
 
-def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str | None]:
+def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str | None, float]:
     app = h.import_app()
     real = h.new_services(app)
     with h.installed(app, real):
@@ -97,7 +97,9 @@ def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str |
     with h.installed(app, real):
         other = h.expect(app, h.login_event(f"refresh-{uuid.uuid4().hex[:8]}.2"))["refresh_token"]
     user_id, session_id = other.split(".")[:2]
-    hashes = {"current": real.store.get_session(user_id, session_id).current_hash}
+    stored = real.store.get_session(user_id, session_id)
+    hashes = {"current": stored.current_hash, "generation": stored.generation or 0}
+    sealed_size = len(stored.sealed_current or b"") or 133
 
     def rotation() -> Any:
         new = os.urandom(32)
@@ -107,11 +109,14 @@ def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str |
             session_id,
             presented_hash=hashes["current"],
             new_hash=new,
-            sealed_new=os.urandom(133),
+            new_generation=hashes["generation"] + 1,
+            sealed_new=os.urandom(sealed_size),
+            mac_key=os.urandom(32),
             now=now,
             idle_expires_at=now + real.settings.refresh_idle_ttl,
         )
         hashes["current"] = new
+        hashes["generation"] += 1
         return session
 
     def signature() -> Any:
@@ -167,10 +172,10 @@ def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str |
         )
     )
     prof = h.profile_table(profiled, calls) if profiled else None
-    return body, r, prof
+    return body, r, prof, median(samples["refresh"])
 
 
-def costs(env: h.Env) -> tuple[str, list[Summary]]:
+def costs(env: h.Env) -> tuple[str, list[Summary], dict[str, dict[str, float]]]:
     app = h.import_app()
     services = h.new_services(app)
     counter = h.DynamoCounter(services.store.client)
@@ -178,6 +183,7 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
     rows: list[tuple[Any, ...]] = []
     summary: list[Summary] = []
     state: dict[str, Any] = {}
+    measured: dict[str, dict[str, float]] = {}
 
     def measure(label: str, event: dict[str, Any], status: int = 200, target: Any = None) -> Any:
         counter.reset()
@@ -187,6 +193,15 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
         got, body = h.invoke(app, event)
         elapsed = time.perf_counter() - started
         wechat = env.wechat.calls - wechat_before
+        measured[label] = {
+            "wcu": counter.write_units,
+            "rcu": counter.read_units,
+            "log_lines": h.LOG_SINK.lines,
+            "log_bytes": h.LOG_SINK.bytes,
+            "time": elapsed,
+            "transaction_items": counter.transaction_items(),
+            "transaction_units": counter.units_by_operation["TransactWriteItems"],
+        }
         ok = None if target is None else target(counter, wechat)
         if got != status:
             ok = False
@@ -281,12 +296,12 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
         "counted here). Time: that one call through the handler, DynamoDB Local and the "
         "in-process fake WeChat (no real WeChat round trip), a single sample.\n\n"
     )
-    return note + table, summary
+    return note + table, summary, measured
 
 
 def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
-    body, r, prof = timing(env, quick=quick, profile=profile)
-    cost_table, summary = costs(env)
+    body, r, prof, refresh_time = timing(env, quick=quick, profile=profile)
+    cost_table, summary, measured = costs(env)
     text = body + "\n\n### Requests and capacity per operation\n\n" + cost_table
     if prof:
         text += "\n\ncProfile of one refresh, top functions by own time:\n\n" + prof
@@ -302,4 +317,5 @@ def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
             ),
             *summary,
         ],
+        {"refresh_time": refresh_time, "operations": measured},
     )

@@ -154,4 +154,5 @@ def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
                 b_ratio <= TARGET_SESSION_CHECK,
             ),
         ],
+        {"verify_time": t["dynamo"], "verify_stateless_time": t["stateless"]},
     )

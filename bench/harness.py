@@ -228,6 +228,7 @@ class DynamoCounter:
         self.http_attempts = 0
         self.read_units = 0.0
         self.write_units = 0.0
+        self.units_by_operation: Counter[str] = Counter()
         self.params: list[tuple[str, dict[str, Any]]] = []
         self._events.register("before-parameter-build.dynamodb", self._before)
         self._events.register("before-send.dynamodb", self._send)
@@ -254,12 +255,20 @@ class DynamoCounter:
                     write = units
             self.read_units += float(read or 0.0)
             self.write_units += float(write or 0.0)
+            self.units_by_operation[model.name] += float(read or 0.0) + float(write or 0.0)
 
     def reset(self) -> None:
         self.calls.clear()
         self.params.clear()
+        self.units_by_operation.clear()
         self.http_attempts = 0
         self.read_units = self.write_units = 0.0
+
+    def transaction_items(self) -> int:
+        """Items written by the TransactWriteItems calls (each billed twice its write units)."""
+        return sum(
+            len(p.get("TransactItems", [])) for op, p in self.params if op == "TransactWriteItems"
+        )
 
     @property
     def requests(self) -> int:
