@@ -6,13 +6,14 @@ data loader's, and both go through its own extension point (the session's `data_
 - to check a service name it lists every one of its ~400 data directories;
 - it parses its JSON (1.2 MB of endpoints.json, the DynamoDB model) into OrderedDicts, twice as
   slow as plain dicts, which keep their order too.
-Together about a quarter of a cold start's first request (bench/RESULTS.md). A third is the
+Together about a quarter of a cold start's first request (bench/RESULTS.md). Then the
 session's: it registers botocore's ~130 built-in event handlers, most of them for services the
 app never calls (S3 alone has 37), checking each one's signature, and every client copies them
-all. The session here registers those that apply to every service or to one of SERVICES, the
-same handlers in the same order for any event a client of SERVICES emits (`tests/test_aws.py`
-compares them with a stock session's). The clients are the same: same credentials chain,
-region, `AWS_ENDPOINT_URL_*` overrides and config.
+all (half the Python calls of a cold start's first request). The session here registers
+those that apply to every service or to one of SERVICES: the same handlers in the same order
+for any event a client of SERVICES emits (`tests/test_aws.py` compares them with a stock
+session's). The clients are the same: same credentials chain, region, `AWS_ENDPOINT_URL_*`
+overrides and config.
 """
 
 from __future__ import annotations
@@ -58,13 +59,12 @@ def register_builtin_handlers(aws: botocore.session.Session) -> None:
         event_name, handler = spec[0], spec[1]
         if not handler_applies(event_name):
             continue
-        register_type = spec[2] if len(spec) > 2 else None
-        if register_type is handlers.REGISTER_FIRST:
-            events.register_first(event_name, handler)
-        elif register_type is handlers.REGISTER_LAST:
-            events.register_last(event_name, handler)
-        else:
+        if len(spec) == 2:
             aws.register(event_name, handler)
+        elif spec[2] is handlers.REGISTER_FIRST:
+            events.register_first(event_name, handler)
+        elif spec[2] is handlers.REGISTER_LAST:
+            events.register_last(event_name, handler)
 
 
 class PlainJSONFileLoader(JSONFileLoader):
