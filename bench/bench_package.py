@@ -1,9 +1,12 @@
-"""deployment size: the zip `chalice package` builds (through `infra/build.py`, which also checks
-that every pinned wheel is in it), in MB, and what dominates it. Target <= 6 MB.
+"""deployment size: the zip `chalice package` builds through `infra/build.py` for the deployed
+architecture (arm64, its default; the build also checks that every pinned wheel is in it, built
+for that runtime and architecture), in MB, and what dominates it. Target <= 6 MB. Also the size
+of its x86_64 twin (`--architecture x86_64`), for comparison.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -17,9 +20,12 @@ TARGET_MB = 6.0
 MB = 1024 * 1024
 
 
-def build(outdir: Path) -> Path:
+def build(outdir: Path, architecture: str | None = None) -> Path:
+    """`infra/build.py OUTDIR` (its default architecture, the deployed one) or with
+    `--architecture`; returns the zip."""
+    extra = ["--architecture", architecture] if architecture else []
     result = subprocess.run(  # noqa: S603 - this interpreter, the repository's build script
-        [sys.executable, str(h.REPO_ROOT / "infra" / "build.py"), str(outdir)],
+        [sys.executable, str(h.REPO_ROOT / "infra" / "build.py"), str(outdir), *extra],
         cwd=h.REPO_ROOT,
         capture_output=True,
         text=True,
@@ -31,7 +37,29 @@ def build(outdir: Path) -> Path:
     return outdir / "deployment.zip"
 
 
-def describe(zip_path: Path, top: int = 10) -> Section:
+def architecture_of(zip_path: Path) -> str:
+    """The function's architecture from the template `infra/build.py` wrote beside the zip."""
+    template = zip_path.with_name("sam.yaml")
+    if template.is_file():
+        m = re.search(r"Architectures:\s*\n\s*-\s*(\w+)", template.read_text())
+        if m:
+            return m.group(1)
+    return "unknown architecture"
+
+
+def _twin_line(twin: Path) -> str:
+    size = twin.stat().st_size
+    with zipfile.ZipFile(twin) as zf:
+        infos = zf.infolist()
+    unzipped = sum(i.file_size for i in infos) / MB
+    return (
+        f"Its twin for {architecture_of(twin)} (`infra/build.py --architecture x86_64`, same "
+        f"lock): {size / MB:.2f} MB ({size:,} bytes; {unzipped:.1f} MB unzipped, "
+        f"{len(infos):,} files).\n\n"
+    )
+
+
+def describe(zip_path: Path, top: int = 10, twin: Path | None = None) -> Section:
     size = zip_path.stat().st_size
     groups: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     with zipfile.ZipFile(zip_path) as zf:
@@ -51,9 +79,11 @@ def describe(zip_path: Path, top: int = 10) -> Section:
     shown = zip_path.relative_to(h.REPO_ROOT) if zip_path.is_relative_to(h.REPO_ROOT) else zip_path
     unzipped = sum(g[1] for g in groups.values()) / MB
     body = (
-        f"`{shown}`: **{mb:.2f} MB** ({size:,} bytes; {unzipped:.1f} MB unzipped, "
-        f"{len(infos):,} files). Target <= {TARGET_MB:g} MB: {verdict(mb <= TARGET_MB)}.\n\n"
-        f"Wheels in the zip: {', '.join(f'`{d}`' for d in dists) or 'none'}.\n\n"
+        f"`{shown}` ({architecture_of(zip_path)}): **{mb:.2f} MB** ({size:,} bytes; "
+        f"{unzipped:.1f} MB unzipped, {len(infos):,} files). Target <= {TARGET_MB:g} MB: "
+        f"{verdict(mb <= TARGET_MB)}.\n\n"
+        + (_twin_line(twin) if twin else "")
+        + f"Wheels in the zip: {', '.join(f'`{d}`' for d in dists) or 'none'}.\n\n"
         + markdown_table(
             ["top-level entry", "compressed", "share", "unzipped", "files"],
             [
@@ -62,10 +92,15 @@ def describe(zip_path: Path, top: int = 10) -> Section:
             ],
         )
     )
+    arch = architecture_of(zip_path)
     return Section(
         "deployment size",
         body,
-        [Summary("deployment zip", f"{mb:.2f} MB", f"<= {TARGET_MB:g} MB", mb <= TARGET_MB)],
+        [
+            Summary(
+                f"deployment zip ({arch})", f"{mb:.2f} MB", f"<= {TARGET_MB:g} MB", mb <= TARGET_MB
+            )
+        ],
     )
 
 
@@ -76,6 +111,8 @@ def run(
     profile: bool = False,
     zip_path: Path | None = None,
 ) -> Section:
-    if zip_path is None:
-        zip_path = build(h.REPO_ROOT / "build" / "bench-package")
-    return describe(zip_path)
+    if zip_path is not None:
+        return describe(zip_path)
+    zip_path = build(h.REPO_ROOT / "build" / "bench-package")
+    twin = build(h.REPO_ROOT / "build" / "bench-package-x86_64", "x86_64")
+    return describe(zip_path, twin=twin)

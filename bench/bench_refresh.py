@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from typing import Any
 
@@ -66,7 +67,7 @@ def _same_size_update(client: Any, table: str, key: dict[str, Any], item: dict[s
     return update
 
 
-def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str | None]:
+def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str | None, float]:
     app = h.import_app()
     real = h.new_services(app)
     with h.installed(app, real):
@@ -96,7 +97,9 @@ def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str |
     with h.installed(app, real):
         other = h.expect(app, h.login_event(f"refresh-{uuid.uuid4().hex[:8]}.2"))["refresh_token"]
     user_id, session_id = other.split(".")[:2]
-    hashes = {"current": real.store.get_session(user_id, session_id).current_hash}
+    stored = real.store.get_session(user_id, session_id)
+    hashes = {"current": stored.current_hash, "generation": stored.generation or 0}
+    sealed_size = len(stored.sealed_current or b"") or 133
 
     def rotation() -> Any:
         new = os.urandom(32)
@@ -106,11 +109,14 @@ def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str |
             session_id,
             presented_hash=hashes["current"],
             new_hash=new,
-            sealed_new=os.urandom(133),
+            new_generation=hashes["generation"] + 1,
+            sealed_new=os.urandom(sealed_size),
+            mac_key=os.urandom(32),
             now=now,
             idle_expires_at=now + real.settings.refresh_idle_ttl,
         )
         hashes["current"] = new
+        hashes["generation"] += 1
         return session
 
     def signature() -> Any:
@@ -166,10 +172,10 @@ def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str |
         )
     )
     prof = h.profile_table(profiled, calls) if profiled else None
-    return body, r, prof
+    return body, r, prof, median(samples["refresh"])
 
 
-def costs(env: h.Env) -> tuple[str, list[Summary]]:
+def costs(env: h.Env) -> tuple[str, list[Summary], dict[str, dict[str, float]]]:
     app = h.import_app()
     services = h.new_services(app)
     counter = h.DynamoCounter(services.store.client)
@@ -177,12 +183,25 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
     rows: list[tuple[Any, ...]] = []
     summary: list[Summary] = []
     state: dict[str, Any] = {}
+    measured: dict[str, dict[str, float]] = {}
 
     def measure(label: str, event: dict[str, Any], status: int = 200, target: Any = None) -> Any:
         counter.reset()
+        h.LOG_SINK.reset()
         wechat_before = env.wechat.calls
+        started = time.perf_counter()
         got, body = h.invoke(app, event)
+        elapsed = time.perf_counter() - started
         wechat = env.wechat.calls - wechat_before
+        measured[label] = {
+            "wcu": counter.write_units,
+            "rcu": counter.read_units,
+            "log_lines": h.LOG_SINK.lines,
+            "log_bytes": h.LOG_SINK.bytes,
+            "time": elapsed,
+            "transaction_items": counter.transaction_items(),
+            "transaction_units": counter.units_by_operation["TransactWriteItems"],
+        }
         ok = None if target is None else target(counter, wechat)
         if got != status:
             ok = False
@@ -195,6 +214,9 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
                 f"{counter.read_units:g}",
                 f"{counter.write_units:g}",
                 wechat,
+                h.LOG_SINK.lines,
+                h.LOG_SINK.bytes,
+                fmt_ms(elapsed),
                 "" if ok is None else verdict(ok),
             )
         )
@@ -255,6 +277,9 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
             "RCU",
             "WCU",
             "WeChat calls",
+            "log lines",
+            "log bytes",
+            "time (one call)",
             "target",
         ],
         rows,
@@ -265,14 +290,18 @@ def costs(env: h.Env) -> tuple[str, list[Summary]]:
         "hook adds to every call) and by the fake WeChat. DynamoDB Local reports capacity like "
         "DynamoDB: 1 RCU per 4 KB strongly consistent read, 1 WCU per 1 KB written. Targets: "
         f"login without replay <= {MAX_LOGIN_REQUESTS} DynamoDB requests + 1 WeChat call; "
-        "refresh exactly one DynamoDB request, a write.\n\n"
+        "refresh exactly one DynamoDB request, a write. Log lines and bytes: what the app "
+        "wrote to stdout for the request (its JSON request line, and EMF metric lines), which "
+        "CloudWatch Logs ingests as they are (Lambda adds its START, END and REPORT lines, not "
+        "counted here). Time: that one call through the handler, DynamoDB Local and the "
+        "in-process fake WeChat (no real WeChat round trip), a single sample.\n\n"
     )
-    return note + table, summary
+    return note + table, summary, measured
 
 
 def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
-    body, r, prof = timing(env, quick=quick, profile=profile)
-    cost_table, summary = costs(env)
+    body, r, prof, refresh_time = timing(env, quick=quick, profile=profile)
+    cost_table, summary, measured = costs(env)
     text = body + "\n\n### Requests and capacity per operation\n\n" + cost_table
     if prof:
         text += "\n\ncProfile of one refresh, top functions by own time:\n\n" + prof
@@ -288,4 +317,5 @@ def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
             ),
             *summary,
         ],
+        {"refresh_time": refresh_time, "operations": measured},
     )

@@ -38,7 +38,7 @@ def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
     real = h.new_services(app)
     with h.installed(app, real):
         tokens = h.expect(app, h.login_event(f"verify-{uuid.uuid4().hex[:8]}.1"))
-        jwks = h.expect(app, h.rest_event("GET", "/.well-known/jwks.json"))
+        jwks = h.expect(app, h.api_event("GET", "/.well-known/jwks.json"))
     access = tokens["access_token"]
     event = h.verify_event(access)
 
@@ -154,4 +154,5 @@ def run(env: h.Env, *, quick: bool = False, profile: bool = False) -> Section:
                 b_ratio <= TARGET_SESSION_CHECK,
             ),
         ],
+        {"verify_time": t["dynamo"], "verify_stateless_time": t["stateless"]},
     )

@@ -153,3 +153,4 @@ class Section:
     title: str
     body: str
     summary: list[Summary] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)  # raw numbers for later parts (cost)

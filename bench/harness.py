@@ -1,5 +1,6 @@
 """The benchmarks' environment: DynamoDB Local, a fake WeChat, the app's settings, API Gateway
-events posted into the Lambda handler, and botocore event hooks that count DynamoDB requests.
+HTTP API events (payload format 1.0) posted into the Lambda handler, botocore event hooks that
+count DynamoDB requests, and a sink that counts the bytes of the app's log lines.
 
 Only the app's public seams are used: `app.app`, `app.services()` / `app._services`,
 `services().store.client`, `runtime.build` and `Settings`, so the benchmarks measure whatever
@@ -27,7 +28,6 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 TABLE = "wxauth-bench"
-STAGE = "api"
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",  # DynamoDB Local keeps one database per key id and region
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -92,19 +92,40 @@ class Env:
 
 # -- the app ------------------------------------------------------------------------------------
 
-_devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+class LogSink(io.TextIOBase):
+    """Where the app's log lines go instead of stdout: counted (lines, UTF-8 bytes, what
+    CloudWatch Logs ingests of them), then dropped."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.bytes = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.lines += text.count("\n")
+        self.bytes += len(text.encode())
+        return len(text)
+
+    def reset(self) -> None:
+        self.lines = self.bytes = 0
+
+
+LOG_SINK = LogSink()
 
 
 def import_app() -> ModuleType:
-    """`import app` with its request log lines sent to /dev/null (still formatted and written,
-    as on Lambda, but not mixed into the benchmark's markdown)."""
+    """`import app` with its log lines sent to `LOG_SINK` (still formatted and written, as on
+    Lambda, and counted, but not mixed into the benchmark's markdown)."""
     real_stdout = sys.stdout
-    with contextlib.redirect_stdout(_devnull):
+    with contextlib.redirect_stdout(LOG_SINK):
         import app
     for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
         for handler in getattr(logger, "handlers", []):
             if isinstance(handler, logging.StreamHandler) and handler.stream is real_stdout:
-                handler.setStream(_devnull)
+                handler.setStream(LOG_SINK)
     return app
 
 
@@ -122,41 +143,22 @@ class LambdaContext:
 CONTEXT = LambdaContext()
 
 
-def rest_event(
+def api_event(
     method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """An API Gateway REST API (payload v1) proxy event, as API Gateway posts it to Lambda."""
+    """What the deployed stack's API Gateway HTTP API posts to the function for a route (payload
+    format 1.0: `version` "1.0", `requestContext.resourcePath` the route's path, stage
+    `$default`, header names lowercased): `tests/infra/lambda_runtime.http_api_v1_event`, the
+    deploy simulation's builder, with a JSON body."""
+    from tests.infra.lambda_runtime import http_api_v1_event
+
     all_headers = {
-        "Host": "abcdef1234.execute-api.us-east-1.amazonaws.com",
         "User-Agent": "wxauth-bench",
-        "X-Forwarded-Proto": "https",
         **({"Content-Type": "application/json"} if body is not None else {}),
         **(headers or {}),
     }
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": all_headers,
-        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": method,
-            "path": f"/{STAGE}{path}",
-            "stage": STAGE,
-            "requestId": str(uuid.uuid4()),
-            "accountId": "000000000000",
-            "apiId": "abcdef1234",
-            "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": "203.0.113.7", "userAgent": "wxauth-bench"},
-        },
-        "body": None if body is None else (body if isinstance(body, str) else json.dumps(body)),
-        "isBase64Encoded": False,
-    }
+    text = None if body is None else (body if isinstance(body, str) else json.dumps(body))
+    return http_api_v1_event(method, path, headers=all_headers, body=text, api_id="abcdef1234")
 
 
 def invoke(app: ModuleType, event: dict[str, Any]) -> tuple[int, Any]:
@@ -176,19 +178,19 @@ def expect(app: ModuleType, event: dict[str, Any], status: int = 200) -> Any:
 
 
 def login_event(code: str) -> dict[str, Any]:
-    return rest_event("POST", "/auth/login", body={"code": code})
+    return api_event("POST", "/auth/login", body={"code": code})
 
 
 def refresh_event(refresh_token: str) -> dict[str, Any]:
-    return rest_event("POST", "/auth/refresh", body={"refresh_token": refresh_token})
+    return api_event("POST", "/auth/refresh", body={"refresh_token": refresh_token})
 
 
 def verify_event(access_token: str) -> dict[str, Any]:
-    return rest_event("POST", "/auth/verify", body={"token": access_token})
+    return api_event("POST", "/auth/verify", body={"token": access_token})
 
 
 def logout_event(access_token: str) -> dict[str, Any]:
-    return rest_event("POST", "/auth/logout", headers={"Authorization": f"Bearer {access_token}"})
+    return api_event("POST", "/auth/logout", headers={"Authorization": f"Bearer {access_token}"})
 
 
 def new_services(app: ModuleType, dynamodb: Any = None) -> Any:
@@ -226,6 +228,7 @@ class DynamoCounter:
         self.http_attempts = 0
         self.read_units = 0.0
         self.write_units = 0.0
+        self.units_by_operation: Counter[str] = Counter()
         self.params: list[tuple[str, dict[str, Any]]] = []
         self._events.register("before-parameter-build.dynamodb", self._before)
         self._events.register("before-send.dynamodb", self._send)
@@ -252,12 +255,20 @@ class DynamoCounter:
                     write = units
             self.read_units += float(read or 0.0)
             self.write_units += float(write or 0.0)
+            self.units_by_operation[model.name] += float(read or 0.0) + float(write or 0.0)
 
     def reset(self) -> None:
         self.calls.clear()
         self.params.clear()
+        self.units_by_operation.clear()
         self.http_attempts = 0
         self.read_units = self.write_units = 0.0
+
+    def transaction_items(self) -> int:
+        """Items written by the TransactWriteItems calls (each billed twice its write units)."""
+        return sum(
+            len(p.get("TransactItems", [])) for op, p in self.params if op == "TransactWriteItems"
+        )
 
     @property
     def requests(self) -> int:

@@ -1,11 +1,13 @@
 """Where the time and money go: every benchmark, as markdown, against same-run baselines.
 
     make bench                              # = .venv/bin/python bench/run.py
-    .venv/bin/python bench/run.py [--only verify,refresh,cold,size,http] [--quick]
-                                  [--profile] [--zip PATH] [--write [LABEL]]
+    .venv/bin/python bench/run.py [--only verify,refresh,cold,size,http,cost] [--quick]
+                                  [--profile] [--zip PATH] [--compare-tree DIR]
+                                  [--write [LABEL]]
 
 Parts (see README "Performance"): verify, refresh (with DynamoDB requests and capacity per
-operation), cold (cold start), size (deployment zip), http (throughput under concurrency).
+operation), cold (cold start), size (deployment zip), http (throughput under concurrency),
+cost (per monthly active user, from verify's and refresh's figures: needs both).
 `--write before` / `--write after` puts the markdown into that section of bench/RESULTS.md.
 Starts DynamoDB Local (and, for `http`, the local server) and stops them however it ends.
 """
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as h  # noqa: E402
 from common import Section, Summary, markdown_table, replace_section, verdict  # noqa: E402
 
-PARTS = ("verify", "refresh", "cold", "size", "http")
+PARTS = ("verify", "refresh", "cold", "size", "http", "cost")
 RESULTS = h.REPO_ROOT / "bench" / "RESULTS.md"
 
 
@@ -103,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         "--zip", type=Path, help="measure this deployment.zip instead of building one"
     )
     parser.add_argument(
+        "--compare-tree",
+        type=Path,
+        metavar="DIR",
+        help="cold: also time the app of this source tree (e.g. an earlier commit's), alternating",
+    )
+    parser.add_argument(
         "--write",
         nargs="?",
         const="latest",
@@ -122,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     env = None
     with tempfile.TemporaryDirectory(prefix="wxauth-bench-") as tmp:
         try:
-            if set(only) - {"size"}:
+            if set(only) - {"size", "cost"}:
                 print("bench: starting DynamoDB Local and the fake WeChat", file=sys.stderr)
                 env = h.Env(Path(tmp)).start()
             for part in [p for p in PARTS if p in only]:
                 print(f"bench: {part}", file=sys.stderr, flush=True)
                 try:
-                    sections.append(run_part(part, env, args))
+                    sections.append(run_part(part, env, args, sections))
                 except KeyboardInterrupt:
                     raise
                 except Exception as e:
@@ -158,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def run_part(part: str, env: h.Env | None, args: argparse.Namespace) -> Section:
+def run_part(
+    part: str, env: h.Env | None, args: argparse.Namespace, done: list[Section]
+) -> Section:
     if part == "verify":
         import bench_verify
 
@@ -170,11 +180,15 @@ def run_part(part: str, env: h.Env | None, args: argparse.Namespace) -> Section:
     if part == "cold":
         import bench_cold_start
 
-        return bench_cold_start.run(env, quick=args.quick)
+        return bench_cold_start.run(env, quick=args.quick, compare=args.compare_tree)
     if part == "size":
         import bench_package
 
         return bench_package.run(zip_path=args.zip)
+    if part == "cost":
+        import bench_cost
+
+        return bench_cost.run(done)
     import bench_throughput
 
     return bench_throughput.run(env, quick=args.quick)

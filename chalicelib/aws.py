@@ -6,8 +6,14 @@ data loader's, and both go through its own extension point (the session's `data_
 - to check a service name it lists every one of its ~400 data directories;
 - it parses its JSON (1.2 MB of endpoints.json, the DynamoDB model) into OrderedDicts, twice as
   slow as plain dicts, which keep their order too.
-Together about a quarter of a cold start's first request (bench/RESULTS.md). The clients are
-the same: same credentials chain, region, `AWS_ENDPOINT_URL_*` overrides and config.
+Together about a quarter of a cold start's first request (bench/RESULTS.md). Then the
+session's: it registers botocore's ~130 built-in event handlers, most of them for services the
+app never calls (S3 alone has 37), checking each one's signature, and every client copies them
+all (half the Python calls of a cold start's first request). The session here registers
+those that apply to every service or to one of SERVICES: the same handlers in the same order
+for any event a client of SERVICES emits (`tests/test_aws.py` compares them with a stock
+session's). The clients are the same: same credentials chain, region, `AWS_ENDPOINT_URL_*`
+overrides and config.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
+from botocore import handlers
 from botocore.config import Config
 from botocore.loaders import JSONFileLoader, Loader
 
@@ -26,6 +33,38 @@ from botocore.loaders import JSONFileLoader, Loader
 # it (assume role and web identity: sts; SSO: sso, sso-oidc; `aws login`: signin). In Lambda
 # the credentials come from the environment and none of the latter is used.
 SERVICES = ("dynamodb", "secretsmanager", "sts", "sso", "sso-oidc", "signin")
+
+
+# How event names spell SERVICES: `<event>.<service id, hyphenized>[.<operation>...]`, or
+# `docs.<section>.<service id>...`; botocore's event aliases map `secretsmanager` to the
+# second spelling.
+EVENT_SERVICE_NAMES = frozenset(
+    {"dynamodb", "secrets-manager", "secretsmanager", "sts", "sso", "sso-oidc", "signin"}
+)
+
+
+def handler_applies(event_name: str) -> bool:
+    """Whether a built-in handler registered for `event_name` can fire for a client of
+    SERVICES: it names no service (`request-created`), every service (`*`), or one of them."""
+    parts = event_name.split(".")
+    at = 2 if parts[0] == "docs" else 1
+    service = parts[at] if len(parts) > at else "*"
+    return service == "*" or service in EVENT_SERVICE_NAMES
+
+
+def register_builtin_handlers(aws: botocore.session.Session) -> None:
+    """What `Session(include_builtin_handlers=True)` registers, but for handler_applies()."""
+    events = aws.get_component("event_emitter")
+    for spec in handlers.BUILTIN_HANDLERS:
+        event_name, handler = spec[0], spec[1]
+        if not handler_applies(event_name):
+            continue
+        if len(spec) == 2:
+            aws.register(event_name, handler)
+        elif spec[2] is handlers.REGISTER_FIRST:
+            events.register_first(event_name, handler)
+        elif spec[2] is handlers.REGISTER_LAST:
+            events.register_last(event_name, handler)
 
 
 class PlainJSONFileLoader(JSONFileLoader):
@@ -104,7 +143,8 @@ SECRETS_MANAGER = CallBudget(connect_timeout=1, read_timeout=2, attempts=2)
 
 
 def session() -> botocore.session.Session:
-    aws = botocore.session.get_session()
+    aws = botocore.session.Session(include_builtin_handlers=False)
+    register_builtin_handlers(aws)
     aws.register_component("data_loader", AppLoader(aws.get_config_variable("data_path")))
     return aws
 

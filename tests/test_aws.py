@@ -9,7 +9,9 @@ from dataclasses import replace
 
 import botocore.session
 import pytest
+from botocore import handlers
 from botocore.exceptions import UnknownServiceError
+from botocore.model import ServiceModel
 from botocore.retries import standard
 from moto import mock_aws
 
@@ -35,6 +37,52 @@ def test_the_loader_reads_what_botocore_reads(method: str, args: tuple[str, ...]
     assert type(ours) is dict  # plain dicts, not OrderedDicts
     assert ours == theirs
     assert list(ours) == list(theirs)  # in the same order
+
+
+def _handlers(session: botocore.session.Session, event_name: str) -> list[object]:
+    """The handlers `session` calls for `event_name`, in order (botocore's own lookup)."""
+    aliaser = session.get_component("event_emitter")
+    return list(aliaser._emitter._handlers.prefix_search(aliaser._alias_event_name(event_name)))
+
+
+def _event_names(service: str) -> list[str]:
+    """Every event name a client of `service` can emit that a built-in handler listens to:
+    each event type of botocore.handlers, alone, for the service and for each operation."""
+    model = ServiceModel(aws.AppLoader().load_service_model(service, "service-2"), service)
+    service_id = model.service_id.hyphenize()
+    kinds = {spec[0].split(".")[0] for spec in handlers.BUILTIN_HANDLERS} - {"docs"}
+    sections = {
+        spec[0].split(".")[1] for spec in handlers.BUILTIN_HANDLERS if spec[0][:5] == "docs."
+    }
+    names = [f"{kind}{suffix}" for kind in kinds for suffix in ("", f".{service_id}")]
+    for op in model.operation_names:
+        names += [f"{kind}.{service_id}.{op}" for kind in kinds]
+        names += [f"docs.{section}.{service_id}.{op}.complete-section" for section in sections]
+    return names
+
+
+@pytest.mark.parametrize("service", aws.SERVICES)
+def test_the_session_has_botocore_s_handlers_for_every_event_of_its_services(service: str) -> None:
+    """The same handlers, in the same order, as a stock session's: the session leaves out only
+    those for other services."""
+    ours, stock = aws.session(), botocore.session.get_session()
+    names = _event_names(service)
+    assert sum(bool(_handlers(stock, name)) for name in names) > 10
+    for name in names:
+        assert _handlers(ours, name) == _handlers(stock, name), name
+
+
+def test_the_session_leaves_out_other_services_handlers() -> None:
+    """A stock session registers every built-in handler (37 for S3 alone); ours none of theirs."""
+    ours, stock = aws.session(), botocore.session.get_session()
+    for name in ("before-parameter-build.s3.PutObject", "before-call.ec2.CopySnapshot"):
+        assert len(_handlers(ours, name)) < len(_handlers(stock, name)), name
+    assert not aws.handler_applies("before-parameter-build.s3.PutObject")
+    assert not aws.handler_applies("docs.*.s3.CopyObject.complete-section")
+    assert aws.handler_applies("docs.*.dynamodb.GetItem.complete-section")
+    assert aws.handler_applies("before-call.secretsmanager")  # botocore's alias
+    assert aws.handler_applies("request-created")
+    assert aws.handler_applies("choose-signer.sts.AssumeRoleWithSAML")
 
 
 def test_other_services_are_unknown() -> None:

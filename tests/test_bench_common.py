@@ -93,3 +93,50 @@ def test_replace_section_appends_then_replaces() -> None:
     assert "new figures" in twice and twice.endswith("tail\n")
     both = common.replace_section(twice, "after", "after figures")
     assert both.index("before:end") < both.index("after:start")
+
+
+# -- bench/cost.py: the cost per monthly active user ---------------------------------------------
+
+import cost  # noqa: E402
+
+
+def test_tiered_prices_each_band_at_its_own_price() -> None:
+    assert cost.tiered(61e6, cost.HTTP_API_TIERS, 1e6) == pytest.approx(61.0)
+    assert cost.tiered(361e6, cost.HTTP_API_TIERS, 1e6) == pytest.approx(300 + 61 * 0.9)
+    assert cost.cognito(10_000, cost.COGNITO_LITE_TIERS) == 0
+    lite_1m = 90_000 * 0.0055 + 900_000 * 0.0046
+    assert cost.cognito(1_000_000, cost.COGNITO_LITE_TIERS) == pytest.approx(lite_1m)
+    assert cost.cognito(10_000_000, cost.COGNITO_LITE_TIERS) == pytest.approx(
+        lite_1m + 9_000_000 * 0.00325
+    )
+    assert cost.cognito(1_000_000, cost.COGNITO_ESSENTIALS_TIERS) == pytest.approx(990_000 * 0.015)
+
+
+def test_monthly_terms_add_up_and_variant_a_leaves_out_the_verified_calls() -> None:
+    ops = {
+        "login": cost.PerRequest(duration=0.3, wru=6, rru=0, log_bytes=1000),
+        "refresh": cost.PerRequest(duration=0.01, wru=1, rru=0, log_bytes=1000),
+        "verify": cost.PerRequest(duration=0.01, wru=0, rru=1, log_bytes=1000),
+    }
+    terms_a, totals_a = cost.monthly(1_000_000, "a", ops, routes=11)
+    terms_b, totals_b = cost.monthly(1_000_000, "b", ops, routes=11)
+    assert totals_a["requests"] == 61e6 and totals_b["requests"] == 361e6
+    assert totals_a["wru"] == 66e6 and totals_a["rru"] == 0 and totals_b["rru"] == 300e6
+    assert totals_a["gb_s"] == pytest.approx((1e6 * 0.3 + 60e6 * 0.01) * 0.5)
+    by_name = {t.name: t.dollars for t in terms_a}
+    assert by_name["HTTP API requests"] == pytest.approx(61.0)
+    assert by_name["Lambda requests"] == pytest.approx(61 * 0.2)
+    assert by_name["DynamoDB writes"] == pytest.approx(66 * 0.625)
+    assert by_name["per-route API metrics (DetailedRouteMetrics)"] == pytest.approx(11 * 6 * 0.3)
+    assert by_name["CloudWatch Logs ingestion"] == pytest.approx(61e9 / 1024**3 * 0.5)
+    assert cost.total(terms_a) == pytest.approx(sum(by_name.values()))
+    assert cost.total(terms_b) > cost.total(terms_a)
+    table = cost.terms_table(1_000_000, "a", ops, routes=11)
+    assert "61.00 M × $1.00/M" in table and "**total**" in table
+
+
+def test_access_log_line_fills_every_variable_of_the_stage_format() -> None:
+    resources = Path(__file__).resolve().parent.parent / "infra" / "resources.yaml"
+    line = cost.access_log_line(resources)
+    assert "$context" not in line and line.endswith("}\n")
+    assert '"routeKey":"POST /auth/refresh"' in line
