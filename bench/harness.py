@@ -148,9 +148,9 @@ def api_event(
 ) -> dict[str, Any]:
     """What the deployed stack's API Gateway HTTP API posts to the function for a route (payload
     format 1.0: `version` "1.0", `requestContext.resourcePath` the route's path, stage
-    `$default`, header names lowercased): `tests/infra/lambda_runtime.http_api_v1_event`, the
+    `$default`, header names lowercased): `tests/events.http_api_v1_event`, the
     deploy simulation's builder, with a JSON body."""
-    from tests.infra.lambda_runtime import http_api_v1_event
+    from tests.events import http_api_v1_event
 
     all_headers = {
         "User-Agent": "wxauth-bench",

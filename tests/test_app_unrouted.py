@@ -14,6 +14,7 @@ from chalice.test import Client
 
 import app
 from devserver import chalice_local
+from tests.events import http_api_v1_event
 from tests.test_app import assert_error
 
 SECRET_HEADER = "Bearer eyJTHIS-MUST-NOT-BE-ECHOED.eyJzdWIiOiJ1In0.c2ln"
@@ -23,29 +24,7 @@ ROUTES = {path: sorted(entries) for path, entries in app.app.routes.items()}
 
 def event(method: str, resource: str, path: str, headers: dict[str, str] | None = None) -> dict:
     """A payload-1.0 event as API Gateway sends it (HTTP API: `resource` may be `$default`)."""
-    headers = headers or {}
-    return {
-        "version": "1.0",
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "requestContext": {
-            "httpMethod": method,
-            "resourcePath": resource,
-            "path": path,
-            "stage": "$default",
-            "requestId": "req-unrouted-1",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "pathParameters": None,
-        "stageVariables": None,
-        "body": None,
-        "isBase64Encoded": False,
-    }
+    return http_api_v1_event(method, path, headers=headers, route_path=resource)
 
 
 def invoke(lambda_event: dict) -> tuple[int, dict[str, Any], dict[str, Any]]:
@@ -134,7 +113,8 @@ def test_http_api_default_route_with_a_stage_prefix(routes_unchanged):
 
 
 def test_unrouted_answers_write_the_request_log_line(log_lines):
-    invoke(event("GET", "$default", "/nope", {"authorization": SECRET_HEADER}))
+    unrouted = event("GET", "$default", "/nope", {"authorization": SECRET_HEADER})
+    invoke(unrouted)
     invoke(event("GET", "/auth/login", "/auth/login", {"authorization": SECRET_HEADER}))
 
     requests = [json.loads(line) for line in log_lines if '"event":"request"' in line]
@@ -142,7 +122,7 @@ def test_unrouted_answers_write_the_request_log_line(log_lines):
         (404, "not_found", None, "GET"),
         (405, "method_not_allowed", "/auth/login", "GET"),
     ]
-    assert requests[0]["request_id"] == "req-unrouted-1"
+    assert requests[0]["request_id"] == unrouted["requestContext"]["requestId"]
     assert not [line for line in log_lines if "THIS-MUST-NOT-BE-ECHOED" in line or "nope" in line]
 
 

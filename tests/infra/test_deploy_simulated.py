@@ -44,6 +44,7 @@ from botocore.parsers import ResponseParserError
 from chalicelib import store
 from chalicelib.signing_keys import KeySet
 from devserver.fake_wechat import FakeWeChat
+from tests.events import http_api_v1_event
 from tests.infra import lambda_runtime
 from tests.infra.conftest import INFRA_PYTHON, ROOT, build_module
 
@@ -1050,7 +1051,7 @@ class Client:
         text = raw if raw is not None else (None if body is None else json.dumps(body))
         if text is not None:
             headers["Content-Type"] = "application/json"
-        event = lambda_runtime.http_api_v1_event(
+        event = http_api_v1_event(
             method, path, headers=headers, body=text, stage=self.stage
         )
         response = self.function.invoke(event)

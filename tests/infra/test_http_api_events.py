@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from chalice import Chalice
 
+from tests.events import http_api_v1_event
 from tests.infra.test_template import Template, _routes
 
 API_ID = "abc123"
@@ -31,39 +32,15 @@ def v1_event(
     path_parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A payload format 1.0 event of an HTTP API's $default stage for the route `route_key`."""
-    resource = "$default" if route_key == "$default" else route_key.split(" ", 1)[1]
-    headers = {"content-type": "application/json", "host": f"{API_ID}.execute-api.test"}
-    return {
-        "version": "1.0",
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {name: [value] for name, value in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": API_ID,
-            "domainName": f"{API_ID}.execute-api.test",
-            "domainPrefix": API_ID,
-            "extendedRequestId": "extended-1",
-            "httpMethod": method,
-            "identity": {"sourceIp": "192.0.2.1", "userAgent": "test"},
-            "path": path,
-            "protocol": "HTTP/1.1",
-            "requestId": "request-1",
-            "requestTime": "01/Dec/2026:20:00:00 +0000",
-            "requestTimeEpoch": 1_800_000_000_000,
-            "resourceId": route_key,
-            "resourcePath": resource,
-            "stage": "$default",
-        },
-        "pathParameters": path_parameters,
-        "stageVariables": None,
-        "body": json.dumps(body) if body is not None else None,
-        "isBase64Encoded": False,
-    }
+    return http_api_v1_event(
+        method,
+        path,
+        headers={"content-type": "application/json"},
+        body=json.dumps(body) if body is not None else None,
+        api_id=API_ID,
+        route_path="$default" if route_key == "$default" else route_key.split(" ", 1)[1],
+        path_parameters=path_parameters,
+    )
 
 
 @pytest.fixture
