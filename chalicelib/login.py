@@ -21,7 +21,7 @@ from chalicelib import refresh_tokens
 from chalicelib.errors import GrantError, RequestError, StoreUnavailable
 from chalicelib.sessions import IssuedTokens, SessionManager
 from chalicelib.store import ConditionFailed, DynamoStore, UserRecord
-from chalicelib.wechat import WeChatClient
+from chalicelib.wechat.client import WeChatClient
 
 MAX_CODE_LENGTH = 128
 _CODE_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces

@@ -60,7 +60,7 @@ class Services:
     @cached_property
     def login(self) -> LoginService:
         from chalicelib.login import LoginService
-        from chalicelib.wechat import WeChatClient
+        from chalicelib.wechat.client import WeChatClient
 
         wechat = WeChatClient(
             base_url=self.settings.wechat_api_base,

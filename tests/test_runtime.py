@@ -14,7 +14,7 @@ from moto import mock_aws
 from chalicelib import aws, runtime
 from chalicelib.errors import ConfigurationError
 from chalicelib.signing_keys import KeySet
-from chalicelib.wechat import WeChatClient
+from chalicelib.wechat.client import WeChatClient
 from tests.conftest import START
 
 AWS_SECRET = "aws-stored-app-secret-value"

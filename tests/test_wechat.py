@@ -23,7 +23,7 @@ from chalicelib.errors import (
     WeChatUserBlocked,
 )
 from chalicelib.logs import LOGGER_NAME
-from chalicelib.wechat import WeChatClient, WeChatSession
+from chalicelib.wechat.client import WeChatClient, WeChatSession
 
 BASE = "https://wechat.test"
 URL = f"{BASE}/sns/jscode2session"
