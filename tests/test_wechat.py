@@ -570,6 +570,17 @@ def test_phone_read_timeout_is_not_retried(mock, client: WeChatClient) -> None:
     assert len(mock.calls) == 1
 
 
+@pytest.mark.parametrize(("status", "text"), [(502, "{}"), (200, "<html>busy</html>")])
+def test_phone_answers_that_may_have_used_the_code_are_not_retried(
+    mock, client: WeChatClient, status: int, text: str
+) -> None:
+    phone_answer(mock, text, status=status)
+
+    with pytest.raises(WeChatUnavailable):
+        client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID)
+    assert len(mock.calls) == 1
+
+
 def test_phone_connection_failure_is_retried_once(mock, client: WeChatClient) -> None:
     mock.add(responses.POST, PHONE_URL, body=requests.ConnectionError("refused"))
     phone_answer(mock, PHONE_SUCCESS)

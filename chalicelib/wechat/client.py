@@ -68,7 +68,7 @@ class _Retryable(Exception):
 
     def __init__(self, message: str, *, maybe_sent: bool = False) -> None:
         super().__init__(message)
-        self.maybe_sent = maybe_sent  # WeChat may have acted on it (a read timeout)
+        self.maybe_sent = maybe_sent  # WeChat may have acted on the request (it was sent)
 
 
 class WeChatClient:
@@ -115,8 +115,9 @@ class WeChatClient:
     def get_phone_number(self, access_token: str, code: str, openid: str) -> PhoneInfo:
         """Exchange a `getPhoneNumber` button code; WeChat checks that it belongs to `openid`.
 
-        WeChat charges per successful call and a code works once: a transport failure that may
-        have reached WeChat (a read timeout) is not retried, only -1 and failures before sending.
+        WeChat charges per successful call and a code works once: what may have reached WeChat
+        (a read timeout, an HTTP 5xx, a body that is not JSON) is not retried, only -1 and a
+        connection that failed.
         """
         params = {"access_token": access_token}
         body = {"code": code, "openid": openid}
@@ -154,7 +155,7 @@ class WeChatClient:
         if response is None:
             raise _Retryable(f"transport failure ({failure})", maybe_sent=maybe_sent)
         if response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code}")
+            raise _Retryable(f"HTTP {response.status_code}", maybe_sent=True)
         if response.status_code != 200:
             raise WeChatUnavailable(f"WeChat answered HTTP {response.status_code}")
         try:
@@ -162,9 +163,9 @@ class WeChatClient:
         except (ValueError, RecursionError):
             body = None
         if body is None:
-            raise _Retryable("response is not JSON")
+            raise _Retryable("response is not JSON", maybe_sent=True)
         if not isinstance(body, dict):
-            raise _Retryable("response is not a JSON object")
+            raise _Retryable("response is not a JSON object", maybe_sent=True)
         return body
 
     def _interpret(self, body: dict[str, object]) -> WeChatSession:
