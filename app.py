@@ -34,6 +34,7 @@ from chalicelib.errors import (
     GrantError,
     InsufficientScope,
     InvalidScope,
+    PhoneInUse,
     RequestError,
     StoreUnavailable,
     TokenError,
@@ -190,6 +191,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (InvalidScope, 400, "invalid_scope"),
     (InsufficientScope, 403, "insufficient_scope"),
     (WeChatUserBlocked, 403, "access_denied"),
+    (PhoneInUse, 409, "phone_in_use"),
     (WeChatRateLimited, 429, "slow_down"),
     (WeChatUnavailable, 503, "temporarily_unavailable"),
     (StoreUnavailable, 503, "temporarily_unavailable"),
@@ -422,13 +424,30 @@ def me(call: Call, claims: AccessClaims) -> dict[str, Any]:
     user = call.services.store.get_user(claims.user_id)
     if user is None:
         raise TokenError("the user of this access token no longer exists")
+    from chalicelib.phone import phone_json
+
     return {
         "id": user.user_id,
         "appid": user.appid,
         "openid": user.openid,
         "unionid": user.unionid,
         "created_at": user.created_at,
+        "phone": phone_json(user.phone),
     }
+
+
+@protected("/auth/phone", ["POST"], users_only=True)
+def bind_phone(call: Call, claims: AccessClaims) -> Response:
+    from chalicelib.login import MAX_CODE_LENGTH
+    from chalicelib.phone import phone_json
+
+    assert claims.user_id is not None
+    code = string_field(call.json(), "code", max_length=MAX_CODE_LENGTH)
+    user = call.services.store.get_user(claims.user_id)
+    if user is None:
+        raise TokenError("the user of this access token no longer exists")
+    phone = call.services.phone.bind(user, code, call.now)
+    return Response(body={"phone": phone_json(phone)}, status_code=200, headers=dict(NO_STORE))
 
 
 @protected("/example/hello")
@@ -485,6 +504,7 @@ def openid_configuration(call: Call) -> Response:
         "response_types_supported": [],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope"]
+        + (["phone_number"] if call.services.settings.phone_claim else []),
     }
     return Response(body=body, headers={"Cache-Control": "public, max-age=300"})

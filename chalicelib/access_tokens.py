@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import jwt
@@ -88,15 +88,18 @@ class AccessTokens:
         now: int,
         session_id: str | None = None,
         scope: str | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> tuple[str, int]:
         """Return (token, exp).
 
         `iat` is `now`, the second of issue rounded down; `exp` is `iat + ttl + 1`, so that the
         token lives at least `ttl` seconds however late in its second it was issued, and an
         `expires_in` of `ttl` (`seconds_left(exp, now)`) never promises more than `exp` gives.
+        `extra`: further claims (e.g. `phone_number`), which never replace the ones above.
         """
         expires_at = now + self._ttl + 1
         claims: dict[str, object] = {
+            **(extra or {}),
             "iss": self._issuer,
             "sub": subject,
             "aud": self._audience,

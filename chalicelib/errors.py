@@ -72,7 +72,7 @@ class RevokedToken(TokenError):
 
 
 class WeChatError(WxAuthError):
-    """WeChat's jscode2session did not give us a session."""
+    """A WeChat API call did not give us what we asked for."""
 
 
 class WeChatCodeRejected(WeChatError, GrantError):
@@ -89,6 +89,16 @@ class WeChatRateLimited(WeChatError):
     retry_after = 60
 
 
+class WeChatQuotaExhausted(WeChatRateLimited):
+    """A paid or daily WeChat quota is used up (1400001, 45009): not before long, if today."""
+
+    retry_after = 3600
+
+
+class WeChatTokenInvalid(WeChatError):
+    """WeChat refused the server access_token (40001, 42001, 40014)."""
+
+
 class WeChatUnavailable(WeChatError):
     """WeChat failed or timed out, also after one retry (-1, transport errors)."""
 
@@ -97,6 +107,10 @@ class WeChatUnavailable(WeChatError):
 
 class WeChatConfigError(WeChatError, ConfigurationError):
     """WeChat rejected our appid or secret (40013, 40125, 41002, 41004)."""
+
+
+class PhoneInUse(WxAuthError):
+    """The phone number is bound to another user and AUTH_PHONE_CONFLICT is `refuse`."""
 
 
 class StoreError(WxAuthError):

@@ -33,6 +33,9 @@ def configure(stream: Any = None) -> None:
     # urllib3 logs request lines at DEBUG, and WeChat's query string holds the app secret and
     # the code: keep it quiet whatever the root level is.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # botocore logs every request's parameters and every response body at DEBUG: DynamoDB
+    # items, phone numbers (personal data) among them.
+    logging.getLogger("botocore").setLevel(logging.INFO)
 
 
 def _dump(fields: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from chalicelib.clients import ClientStore
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
+    from chalicelib.phone import PhoneBinding, TokenBroker
+    from chalicelib.wechat.client import WeChatClient
 
 # Bounded (chalicelib/aws.py): a DynamoDB call answers or fails within aws.DYNAMODB.worst_case
 # seconds, a Secrets Manager call within aws.SECRETS_MANAGER.worst_case.
@@ -58,22 +60,47 @@ class Services:
         return int(self.clock())
 
     @cached_property
-    def login(self) -> LoginService:
-        from chalicelib.login import LoginService
+    def wechat(self) -> WeChatClient:
         from chalicelib.wechat.client import WeChatClient
 
-        wechat = WeChatClient(
+        return WeChatClient(
             base_url=self.settings.wechat_api_base,
             appid=self.settings.wechat_appid,
             secret=self.wechat_secret,
             http=self.http,
             sleep=self.sleep,
         )
+
+    @cached_property
+    def login(self) -> LoginService:
+        from chalicelib.login import LoginService
+
         return LoginService(
             self.store,
-            wechat,
+            self.wechat,
             self.sessions,
             appid=self.settings.wechat_appid,
+            replay_ttl=self.settings.login_replay_ttl,
+            sleep=self.sleep,
+        )
+
+    @cached_property
+    def broker(self) -> TokenBroker:  # replaced by the broker branch
+        """PLACEHOLDER until the broker branch is merged: hands out a fixed token that only the
+        fake WeChat accepts, and honours the broker's contract (one retry on
+        WeChatTokenInvalid). The lead replaces this property with the real AccessTokenBroker."""
+        return _PlaceholderBroker()
+
+    @cached_property
+    def phone(self) -> PhoneBinding:
+        from chalicelib.phone import PhoneBinding
+
+        return PhoneBinding(
+            self.store,
+            self.wechat,
+            self.broker,
+            appid=self.settings.wechat_appid,
+            conflict=self.settings.phone_conflict,
             replay_ttl=self.settings.login_replay_ttl,
             sleep=self.sleep,
         )
@@ -95,6 +122,37 @@ class Services:
             access_tokens=self.access_tokens,
             public_client_id=self.settings.wechat_appid,
         )
+
+
+class _PlaceholderBroker:  # replaced by the broker branch
+    """Not a broker: a fixed token, and the contract's one retry on WeChatTokenInvalid."""
+
+    TOKEN = "wxauth-placeholder-access-token"  # noqa: S105 - accepted by the fake WeChat only
+
+    def token(self) -> str:
+        return self.TOKEN
+
+    def call(self, request: Callable[[str], Any]) -> Any:
+        from chalicelib.errors import WeChatTokenInvalid
+
+        try:
+            return request(self.token())
+        except WeChatTokenInvalid:
+            return request(self.token())
+
+
+def phone_claims(store: DynamoStore) -> Callable[[str], Mapping[str, object]]:
+    """AUTH_PHONE_CLAIM: `phone_number` (OIDC) on a user's access tokens, once bound.
+
+    One consistent GetItem of the profile per token minted (login, refresh)."""
+
+    def claims(user_id: str) -> Mapping[str, object]:
+        user = store.get_user(user_id)
+        if user is None or user.phone is None:
+            return {}
+        return {"phone_number": user.phone.phone_number}
+
+    return claims
 
 
 def fetch_secret(client: Any, arn: str) -> str:
@@ -190,6 +248,7 @@ def build(
         absolute_ttl=settings.refresh_absolute_ttl,
         grace=settings.refresh_grace,
         metrics=metrics,
+        extra_claims=phone_claims(store) if settings.phone_claim else None,
     )
     return Services(
         settings=settings,

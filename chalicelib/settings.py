@@ -18,6 +18,7 @@ LOCAL_SECRET = "wx-local-placeholder-secret"  # noqa: S105 - a documented placeh
 # the rotated token in its grace window. 2 s more: times are whole seconds (1), and the
 # client's round trips (1).
 GRACE_MARGIN = 2
+PHONE_CONFLICT_POLICIES = ("refuse", "move")  # chalicelib/phone.py
 
 
 def minimum_refresh_grace() -> int:
@@ -43,6 +44,8 @@ class Settings:
     login_replay_ttl: int = 300
     signing_keys_arn: str | None = None
     signing_keys_file: str = ".wxauth/signing-keys.json"
+    phone_conflict: str = "refuse"  # or "move" (README, "Phone number binding")
+    phone_claim: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +72,10 @@ class Settings:
             login_replay_ttl=_positive_int(env, "AUTH_LOGIN_REPLAY_TTL", defaults.login_replay_ttl),
             signing_keys_arn=env.get("AUTH_SIGNING_KEYS_ARN") or None,
             signing_keys_file=env.get("AUTH_SIGNING_KEYS_FILE") or defaults.signing_keys_file,
+            phone_conflict=_choice(
+                env, "AUTH_PHONE_CONFLICT", defaults.phone_conflict, PHONE_CONFLICT_POLICIES
+            ),
+            phone_claim=_flag(env, "AUTH_PHONE_CLAIM", defaults.phone_claim),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -81,6 +88,26 @@ class Settings:
                 f" client to retry after {StoreUnavailable.retry_after} s (README, Settings)"
             )
         return settings
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigurationError(f"{name} must be one of: {', '.join(choices)}")
+    return raw
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false")
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int, *, zero: bool = False) -> int:

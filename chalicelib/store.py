@@ -8,6 +8,7 @@ One table, string keys `pk` and `sk`, TTL on `expires_at` (epoch seconds). Item 
 | `USER#<user_id>`        | `SESSION#<sid>`    | a session and its refresh-token state         |
 | `UNIONID#<unionid>`     | `USER#<user_id>`   | links a unionid to each user carrying it      |
 | `LOGIN#<sha256(code)>`  | `LOGIN`            | a WeChat code being or already exchanged      |
+| `PHONE#<sha256(phone)>` | `PHONE`            | a phone number's one owner (chalicelib/phone) |
 | `CLIENT`                | `CLIENT#<id>`      | an OAuth client (client credentials grant)    |
 
 Sessions live in their user's partition, so "every session of a user" is one strongly
@@ -43,6 +44,15 @@ EXPIRES_AT = "expires_at"  # the table's TTL attribute
 
 PROFILE = "PROFILE"
 LOGIN = "LOGIN"
+PHONE = "PHONE"
+# The phone number on a user's PROFILE item (all or none of them).
+PHONE_ATTRIBUTES = (
+    "phone_number",
+    "phone_country_code",
+    "phone_pure_number",
+    "phone_hash",
+    "phone_bound_at",
+)
 SESSION_PREFIX = "SESSION#"
 
 # DynamoDB answers these when it is overloaded or failing; after botocore's own bounded
@@ -102,6 +112,21 @@ def login_pk(code_hash: str) -> str:
     return f"LOGIN#{code_hash}"
 
 
+def phone_pk(phone_hash: str) -> str:
+    return f"PHONE#{phone_hash}"
+
+
+@dataclass(frozen=True)
+class PhoneRecord:
+    """A user's verified phone number: E.164, and the parts WeChat returned."""
+
+    phone_number: str = field(repr=False)  # E.164, e.g. +8613800138000
+    country_code: str
+    pure_phone_number: str = field(repr=False)
+    phone_hash: str  # hex SHA-256 of phone_number: the key of its PHONE# item
+    bound_at: int
+
+
 @dataclass(frozen=True)
 class UserRecord:
     user_id: str
@@ -109,6 +134,7 @@ class UserRecord:
     openid: str
     unionid: str | None
     created_at: int
+    phone: PhoneRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +174,7 @@ class LoginRecord:
     sealed_response: bytes | None = None
     user_id: str | None = None
     session_id: str | None = None
+    bound_at: int | None = None  # phone codes: when the result was applied to the user
 
     @property
     def done(self) -> bool:
@@ -185,6 +212,33 @@ def item_to_user(item: dict[str, Any]) -> UserRecord:
         openid=item["openid"]["S"],
         unionid=_get_s(item, "unionid"),
         created_at=int(item["created_at"]["N"]),
+        phone=item_to_phone(item),
+    )
+
+
+def _owned_by(owner: str | None) -> dict[str, Any]:
+    """The guard of a PHONE# Put: the number is unbound (None), or still bound to `owner`."""
+    if owner is None:
+        return {
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": PK},
+        }
+    return {
+        "ConditionExpression": "#uid = :owner",
+        "ExpressionAttributeNames": {"#uid": "user_id"},
+        "ExpressionAttributeValues": {":owner": _s(owner)},
+    }
+
+
+def item_to_phone(item: dict[str, Any]) -> PhoneRecord | None:
+    if "phone_hash" not in item:
+        return None
+    return PhoneRecord(
+        phone_number=item["phone_number"]["S"],
+        country_code=item["phone_country_code"]["S"],
+        pure_phone_number=item["phone_pure_number"]["S"],
+        phone_hash=item["phone_hash"]["S"],
+        bound_at=int(item["phone_bound_at"]["N"]),
     )
 
 
@@ -215,6 +269,7 @@ def item_to_login(item: dict[str, Any]) -> LoginRecord:
         sealed_response=_get_b(item, "sealed_response"),
         user_id=_get_s(item, "user_id"),
         session_id=_get_s(item, "session_id"),
+        bound_at=_get_n(item, "bound_at"),
     )
 
 
@@ -571,3 +626,139 @@ class DynamoStore:
                 ConditionExpression="attribute_not_exists(#sealed)",
                 ExpressionAttributeNames={"#sealed": "sealed_response"},
             )
+
+    # -- phone numbers (chalicelib/phone.py) ------------------------------------------------
+
+    def record_code_result(self, code_hash: str, *, user_id: str, sealed_response: bytes) -> None:
+        """Store a claimed code's sealed result (a phone code's, before it is applied).
+
+        ConditionFailed if the claim is gone. `release_login` keeps a code with a result.
+        """
+        self.call(
+            "update_item",
+            Key={PK: _s(login_pk(code_hash)), SK: _s(LOGIN)},
+            UpdateExpression="SET #sealed = :sealed, #uid = :uid",
+            ConditionExpression="attribute_exists(#pk)",
+            ExpressionAttributeNames={"#pk": PK, "#sealed": "sealed_response", "#uid": "user_id"},
+            ExpressionAttributeValues={":sealed": _b(sealed_response), ":uid": _s(user_id)},
+        )
+
+    def phone_owner(self, phone_hash: str) -> str | None:
+        """The user id a phone number is bound to, if any."""
+        item = self._get(phone_pk(phone_hash), PHONE)
+        return item["user_id"]["S"] if item else None
+
+    def bind_phone(
+        self,
+        user_id: str,
+        phone: PhoneRecord,
+        *,
+        previous_hash: str | None,
+        owner: str | None,
+        code_hash: str,
+        now: int,
+    ) -> None:
+        """One transaction: `phone` on the user and its PHONE# item pointing at the user.
+
+        Guarded by what the caller read: the user's current phone is `previous_hash` (whose
+        PHONE# item is deleted if it is another number) and the number's owner is `owner` (None:
+        unbound; another user: the number is moved, removed from that user's profile). The code's
+        claim is marked applied (`bound_at`). ConditionFailed if anything changed since the read.
+        """
+        profile_names = {
+            "#pk": PK,
+            "#hash": "phone_hash",
+            **{f"#a{i}": name for i, name in enumerate(PHONE_ATTRIBUTES)},
+        }
+        values = {
+            ":a0": _s(phone.phone_number),
+            ":a1": _s(phone.country_code),
+            ":a2": _s(phone.pure_phone_number),
+            ":a3": _s(phone.phone_hash),
+            ":a4": _n(phone.bound_at),
+        }
+        condition = "attribute_exists(#pk) AND "
+        if previous_hash is None:
+            condition += "attribute_not_exists(#hash)"
+        else:
+            condition += "#hash = :prev"
+            values[":prev"] = _s(previous_hash)
+        set_phone = "SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(PHONE_ATTRIBUTES)))
+        moving = owner is not None and owner != user_id
+        if moving:
+            assert owner is not None
+            set_phone += ", #moved = :moved"
+            profile_names["#moved"] = "phone_moved_from"
+            values[":moved"] = _s(owner)
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {PK: _s(user_pk(user_id)), SK: _s(PROFILE)},
+                    "UpdateExpression": set_phone,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": profile_names,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        PK: _s(phone_pk(phone.phone_hash)),
+                        SK: _s(PHONE),
+                        "user_id": _s(user_id),
+                        "bound_at": _n(now),
+                    },
+                    **_owned_by(owner),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {PK: _s(login_pk(code_hash)), SK: _s(LOGIN)},
+                    "UpdateExpression": "SET #bound = :now",
+                    "ConditionExpression": "attribute_exists(#pk)",
+                    "ExpressionAttributeNames": {"#pk": PK, "#bound": "bound_at"},
+                    "ExpressionAttributeValues": {":now": _n(now)},
+                }
+            },
+        ]
+        if previous_hash is not None and previous_hash != phone.phone_hash:
+            items.append(
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": {PK: _s(phone_pk(previous_hash)), SK: _s(PHONE)},
+                        "ConditionExpression": "attribute_not_exists(#pk) OR #uid = :me",
+                        "ExpressionAttributeNames": {"#pk": PK, "#uid": "user_id"},
+                        "ExpressionAttributeValues": {":me": _s(user_id)},
+                    }
+                }
+            )
+        if moving:
+            assert owner is not None
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {PK: _s(user_pk(owner)), SK: _s(PROFILE)},
+                        "UpdateExpression": "REMOVE "
+                        + ", ".join(f"#a{i}" for i in range(len(PHONE_ATTRIBUTES)))
+                        + " SET #to = :to, #at = :now",
+                        "ConditionExpression": "#hash = :hash",
+                        "ExpressionAttributeNames": {
+                            "#hash": "phone_hash",
+                            "#to": "phone_moved_to",
+                            "#at": "phone_moved_at",
+                            **{f"#a{i}": name for i, name in enumerate(PHONE_ATTRIBUTES)},
+                        },
+                        "ExpressionAttributeValues": {
+                            ":hash": _s(phone.phone_hash),
+                            ":to": _s(user_id),
+                            ":now": _n(now),
+                        },
+                    }
+                }
+            )
+        self.transact_write(items)

@@ -1,4 +1,4 @@
-"""A fake of WeChat's `jscode2session`, for `make run` and the tests.
+"""A fake of WeChat's `jscode2session` and `getuserphonenumber`, for `make run` and the tests.
 
 It answers like the real API: `GET /sns/jscode2session?appid=&secret=&js_code=&grant_type=`,
 always HTTP 200 with `Content-Type: text/plain` and a JSON body; an error is
@@ -21,8 +21,26 @@ openid = "o" + the first 27 characters of base64url(sha256(f"{appid}:{user}")), 
 `alice.2` are the same user; unionid = "u" + the first 27 of base64url(sha256(f"unionid:{user}"));
 session_key is base64 of 16 random bytes.
 
-Test helpers: `GET /_fake/stats` answers `{"calls": N}`, `POST /_fake/reset` forgets used codes
-and counts. Requests are not logged: codes and secrets are never printed.
+Phone numbers: `POST /wxa/business/getuserphonenumber?access_token=...` with JSON
+`{"code", "openid"}`, answering `{"errcode": 0, "errmsg": "ok", "phone_info": {"phoneNumber",
+"purePhoneNumber", "countryCode", "watermark": {"timestamp", "appid"}}}`. Checked in this order:
+access_token missing (41001) or refused (40001: `access_token_accepted`); code missing (41008);
+then by code:
+
+| code                                   | answer                                                |
+|----------------------------------------|-------------------------------------------------------|
+| `phone.<user>.<number>[.<any>]`        | `<user>`'s number: `<number>` is `<digits>` (+86) or  |
+|                                        | `<country>-<digits>`, e.g. `phone.alice.13800138000`. |
+|                                        | Works once (then 40029); with a part `t<epoch>`, it   |
+|                                        | expires 300 s after that time (40029)                 |
+| `phone.err-<errcode>[.<any>]`          | that errcode, every time: `phone.err-1400001` (quota  |
+|                                        | used up), `phone.err-40029`, `phone.err--1`, ...      |
+
+A code whose `<user>` is not the one of the request's `openid` answers 40003 (and stays
+unused): WeChat's check that the code belongs to that user.
+
+Test helpers: `GET /_fake/stats` answers `{"calls": N, "phone_calls": N}`, `POST /_fake/reset`
+forgets used codes and counts. Requests are not logged: codes and secrets are never printed.
 
 Standalone: `python -m devserver.fake_wechat [--host H] [--port N] [--appid A] [--secret S]`
 prints its URL and runs until SIGINT or SIGTERM.
@@ -41,6 +59,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any
@@ -49,20 +68,28 @@ from urllib.parse import parse_qs, urlsplit
 from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
+PHONE_PATH = "/wxa/business/getuserphonenumber"
 MAX_SLOW_MS = 30_000
+PHONE_CODE_TTL = 300
 
 ERRMSGS = {
     -1: "system error",
+    40001: "invalid credential, access_token is invalid or not latest",
     40002: "invalid grant_type",
+    40003: "invalid openid",
     40013: "invalid appid",
     40029: "invalid code",
     40125: "invalid appsecret",
     40163: "code been used",
     40226: "high risk user, login blocked",
+    41001: "access_token missing",
     41002: "appid missing",
     41004: "appsecret missing",
     41008: "missing code",
+    45009: "reach max api daily quota limit",
     45011: "api minute-quota reach limit  mustslower  retry next minute",
+    47001: "data format error",
+    1400001: "usage count has reached the limit of the current version",
 }
 
 
@@ -88,12 +115,16 @@ def _error(errcode: int) -> dict[str, Any]:
 class FakeWeChat:
     """An in-process fake `jscode2session` server; see the module docstring for its codes."""
 
-    def __init__(self, appid: str, secret: str) -> None:
+    def __init__(self, appid: str, secret: str, *, clock: Callable[[], float] = time.time) -> None:
         self.appid = appid
         self._secret = secret
+        self._clock = clock
         self._lock = threading.Lock()
         self._used: set[str] = set()
         self._calls: Counter[str] = Counter()
+        self._phone_used: set[str] = set()
+        self._phone_calls: Counter[str] = Counter()
+        self._refused_tokens: set[str] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -153,10 +184,23 @@ class FakeWeChat:
         with self._lock:
             return self._calls[code]
 
+    @property
+    def phone_calls(self) -> int:
+        """How many getuserphonenumber requests were received (whatever their answer)."""
+        with self._lock:
+            return self._phone_calls.total()
+
+    def phone_calls_for(self, code: str) -> int:
+        with self._lock:
+            return self._phone_calls[code]
+
     def reset(self) -> None:
         with self._lock:
             self._used.clear()
             self._calls.clear()
+            self._phone_used.clear()
+            self._phone_calls.clear()
+            self._refused_tokens.clear()
 
     # -- jscode2session ---------------------------------------------------------------------
 
@@ -208,6 +252,75 @@ class FakeWeChat:
             self._used.add(code)
             return True
 
+    # -- getuserphonenumber (kept apart from the access-token endpoints) ----------------------
+
+    def refuse_access_token(self, token: str) -> None:
+        """From now on, answer 40001 to `token` (as WeChat does to a replaced token)."""
+        with self._lock:
+            self._refused_tokens.add(token)
+
+    def access_token_accepted(self, token: str) -> bool:
+        """The one check of a server access_token. Any non-empty token not refused, until
+        this fake issues tokens (stable_token): then point this at its own validation."""
+        with self._lock:
+            return bool(token) and token not in self._refused_tokens
+
+    def getuserphonenumber(self, access_token: str, body: object) -> dict[str, Any]:
+        """The JSON body WeChat would answer for this request; see the module docstring."""
+        code = body.get("code") if isinstance(body, dict) else None
+        openid = body.get("openid") if isinstance(body, dict) else None
+        with self._lock:
+            self._phone_calls[code if isinstance(code, str) else ""] += 1
+        if not access_token:
+            return _error(41001)
+        if not self.access_token_accepted(access_token):
+            return _error(40001)
+        if not isinstance(body, dict):
+            return _error(47001)
+        if not isinstance(code, str) or not code:
+            return _error(41008)
+        kind, _, rest = code.partition(".")
+        user, _, rest = rest.partition(".")
+        if kind != "phone" or not user:
+            return _error(40029)
+        if user.startswith("err-"):
+            try:
+                return _error(int(user.removeprefix("err-")))
+            except ValueError:
+                return _error(40029)
+        number, *extra = rest.split(".")
+        country, _, digits = number.rpartition("-")
+        country = country or "86"
+        if not (country.isdigit() and digits.isdigit()):
+            return _error(40029)
+        issued = [int(p[1:]) for p in extra if p.startswith("t") and p[1:].isdigit()]
+        if issued and self._clock() >= issued[0] + PHONE_CODE_TTL:
+            return _error(40029)
+        if isinstance(openid, str) and openid and openid != openid_for(self.appid, user):
+            return _error(40003)
+        with self._lock:
+            if code in self._phone_used:
+                return _error(40029)
+            self._phone_used.add(code)
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "phone_info": {
+                "phoneNumber": digits if country == "86" else f"+{country}{digits}",
+                "purePhoneNumber": digits,
+                "countryCode": country,  # a string, as WeChat sends it (documented as a number)
+                "watermark": {"timestamp": int(self._clock()), "appid": self.appid},
+            },
+        }
+
+
+def _phone_request(query: str, data: bytes) -> tuple[str, object]:
+    token = parse_qs(query).get("access_token", [""])[0]
+    try:
+        return token, json.loads(data)
+    except (ValueError, RecursionError):
+        return token, None
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -226,16 +339,18 @@ class _Handler(BaseHTTPRequestHandler):
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             self._send(200, fake.jscode2session(query), "text/plain")
         elif url.path == "/_fake/stats":
-            self._send(200, {"calls": fake.calls})
+            self._send(200, {"calls": fake.calls, "phone_calls": fake.phone_calls})
         else:
             self._send(404, {"error": "not found"})
 
     def do_POST(self) -> None:  # noqa: N802
         fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        if urlsplit(self.path).path == "/_fake/reset":
+        data = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        if url.path == PHONE_PATH:
+            self._send(200, fake.getuserphonenumber(*_phone_request(url.query, data)), "text/plain")
+        elif url.path == "/_fake/reset":
             fake.reset()
             self._send(200, {"calls": 0})
         else:

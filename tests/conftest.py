@@ -96,6 +96,18 @@ class WeChatStub:
         self._used: set[str] = set()
         self._lock = threading.Lock()
         mock.add_callback(responses.GET, f"{WECHAT_BASE}/sns/jscode2session", callback=self._answer)
+        # getuserphonenumber, with the fake WeChat's conventions: `phone.<user>.<digits>` is
+        # <user>'s number +86<digits>, once (then 40029), only for openid-<user> (else 40003);
+        # `phone.err-<errcode>` that errcode; a token in `refused_tokens` gets 40001.
+        self.phone_calls = 0
+        self.phone_tokens: list[str] = []
+        self.refused_tokens: set[str] = set()
+        self._phone_used: set[str] = set()
+        mock.add_callback(
+            responses.POST,
+            f"{WECHAT_BASE}/wxa/business/getuserphonenumber",
+            callback=self._answer_phone,
+        )
 
     def _answer(self, request) -> tuple[int, dict[str, str], str]:
         query = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
@@ -113,6 +125,38 @@ class WeChatStub:
                 body = {"openid": f"openid-{user}", "session_key": f"SESSIONKEY-{user}-secret"}
                 if user.startswith("union"):
                     body["unionid"] = f"unionid-{user}"
+        return 200, {"Content-Type": "text/plain"}, json.dumps(body)
+
+    def _answer_phone(self, request) -> tuple[int, dict[str, str], str]:
+        token = parse_qs(urlsplit(request.url).query).get("access_token", [""])[0]
+        sent = json.loads(request.body)
+        code, openid = sent.get("code", ""), sent.get("openid")
+        _, _, rest = code.partition(".")
+        user, _, digits = rest.partition(".")
+        digits = digits.split(".", 1)[0]
+        with self._lock:
+            self.phone_calls += 1
+            self.phone_tokens.append(token)
+            if token in self.refused_tokens:
+                body: dict = {"errcode": 40001, "errmsg": "invalid credential"}
+            elif user.startswith("err-"):
+                body = {"errcode": int(user[4:]), "errmsg": "stub error"}
+            elif openid != f"openid-{user}":
+                body = {"errcode": 40003, "errmsg": "invalid openid"}
+            elif code in self._phone_used or not digits.isdigit():
+                body = {"errcode": 40029, "errmsg": "invalid code"}
+            else:
+                self._phone_used.add(code)
+                body = {
+                    "errcode": 0,
+                    "errmsg": "ok",
+                    "phone_info": {
+                        "phoneNumber": digits,
+                        "purePhoneNumber": digits,
+                        "countryCode": "86",
+                        "watermark": {"timestamp": START, "appid": TEST_APPID},
+                    },
+                }
         return 200, {"Content-Type": "text/plain"}, json.dumps(body)
 
 

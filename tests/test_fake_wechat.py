@@ -153,11 +153,17 @@ def test_calls_are_counted_in_total_and_per_code(fake: FakeWeChat) -> None:
 def test_stats_and_reset(fake: FakeWeChat) -> None:
     body(fake, "alice.1")
     body(fake, "bob.1")
-    assert requests.get(f"{fake.url}/_fake/stats", timeout=10).json() == {"calls": 2}
+    assert requests.get(f"{fake.url}/_fake/stats", timeout=10).json() == {
+        "calls": 2,
+        "phone_calls": 0,
+    }
 
     assert requests.post(f"{fake.url}/_fake/reset", timeout=10).status_code == 200
 
-    assert requests.get(f"{fake.url}/_fake/stats", timeout=10).json() == {"calls": 0}
+    assert requests.get(f"{fake.url}/_fake/stats", timeout=10).json() == {
+        "calls": 0,
+        "phone_calls": 0,
+    }
     assert fake.calls == 0 and fake.calls_for("alice.1") == 0
     assert "openid" in body(fake, "alice.1")  # used codes are forgotten too
 
@@ -195,3 +201,77 @@ def test_start_returns_url_and_stop_frees_the_port() -> None:
 
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/_fake/stats", timeout=2)
+
+
+# -- getuserphonenumber ------------------------------------------------------------------------
+
+
+def phone(fake: FakeWeChat, code: object, user: str | None = "alice", token: str = "tok") -> dict:
+    body: dict[str, object] = {"code": code}
+    if user is not None:
+        body["openid"] = openid_for(APPID, user)
+    response = requests.post(
+        f"{fake.url}/wxa/business/getuserphonenumber",
+        params={"access_token": token},
+        json=body,
+        timeout=10,
+    )
+    assert response.status_code == 200 and response.headers["Content-Type"] == "text/plain"
+    return response.json()
+
+
+def test_phone_code_answers_the_users_number_once(fake: FakeWeChat) -> None:
+    first = phone(fake, "phone.alice.13800138000")
+    assert first["errcode"] == 0
+    info = first["phone_info"]
+    assert (info["phoneNumber"], info["purePhoneNumber"], info["countryCode"]) == (
+        "13800138000",
+        "13800138000",
+        "86",
+    )
+    assert info["watermark"]["appid"] == APPID
+    assert phone(fake, "phone.alice.13800138000")["errcode"] == 40029  # single use
+    foreign = phone(fake, "phone.alice.1-4155550100.2")["phone_info"]
+    assert (foreign["phoneNumber"], foreign["countryCode"]) == ("+14155550100", "1")
+    assert fake.phone_calls == 3 and fake.phone_calls_for("phone.alice.13800138000") == 2
+    assert fake.calls == 0  # jscode2session's count is its own
+
+
+def test_phone_code_of_another_user_is_refused_and_stays_usable(fake: FakeWeChat) -> None:
+    assert phone(fake, "phone.bob.13900139000", user="alice")["errcode"] == 40003
+    assert phone(fake, "phone.bob.13900139000", user="bob")["errcode"] == 0
+
+
+def test_phone_code_expires_five_minutes_after_its_time() -> None:
+    now = [1_800_000_000.0]
+    with FakeWeChat(APPID, SECRET, clock=lambda: now[0]) as fake:
+        code = "phone.alice.13800138000.t1800000000"
+        now[0] += 300
+        assert phone(fake, code)["errcode"] == 40029
+        now[0] -= 1
+        assert phone(fake, code)["errcode"] == 0
+
+
+@pytest.mark.parametrize("errcode", [1400001, 45009, 40029, -1])
+def test_phone_err_codes(fake: FakeWeChat, errcode: int) -> None:
+    assert phone(fake, f"phone.err-{errcode}.1")["errcode"] == errcode
+
+
+def test_phone_access_token_checks(fake: FakeWeChat) -> None:
+    assert phone(fake, "phone.alice.1", token="")["errcode"] == 41001
+    fake.refuse_access_token("old")
+    assert phone(fake, "phone.alice.13800138000", token="old")["errcode"] == 40001
+    assert phone(fake, "phone.alice.13800138000", token="new")["errcode"] == 0
+    assert phone(fake, "", token="new")["errcode"] == 41008
+    assert phone(fake, "alice.1", token="new")["errcode"] == 40029  # a login code
+
+
+def test_phone_stats_and_reset(fake: FakeWeChat) -> None:
+    phone(fake, "phone.alice.13800138000")
+    assert requests.get(f"{fake.url}/_fake/stats", timeout=10).json() == {
+        "calls": 0,
+        "phone_calls": 1,
+    }
+    requests.post(f"{fake.url}/_fake/reset", timeout=10)
+    assert fake.phone_calls == 0
+    assert phone(fake, "phone.alice.13800138000")["errcode"] == 0

@@ -7,9 +7,11 @@ import logging
 
 from tests.conftest import TEST_SECRET
 from tests.test_app import bearer, post
+from tests.test_phone import FakeBroker
 
 
 def test_a_full_session_logs_no_secret(client, services, log_lines, caplog, clock):
+    services.__dict__["broker"] = FakeBroker()
     caplog.set_level(logging.DEBUG)
     code = "union-grace.1"
     login = post(client, "/auth/login", {"code": code}).json_body
@@ -18,6 +20,25 @@ def test_a_full_session_logs_no_secret(client, services, log_lines, caplog, cloc
     client.http.get("/me", headers=bearer(refreshed["access_token"]))
     post(client, "/auth/verify", {"token": refreshed["access_token"]})
     post(client, "/auth/login", {"code": "err-40125"})  # a configuration error is logged
+    phone_code = "phone.union-grace.13800138000"
+    phone = post(
+        client, "/auth/phone", {"code": phone_code}, headers=bearer(refreshed["access_token"])
+    )
+    assert phone.status_code == 200
+    client.http.get("/me", headers=bearer(refreshed["access_token"]))
+    post(client, "/auth/phone", {"code": phone_code}, headers=bearer(refreshed["access_token"]))
+    post(
+        client,
+        "/auth/phone",
+        {"code": "phone.union-grace.13900139000.nope"},
+        headers=bearer(refreshed["access_token"]),
+    )
+    post(
+        client,
+        "/auth/phone",
+        {"code": "phone.err-1400001"},
+        headers=bearer(refreshed["access_token"]),
+    )
     clock.advance(60)
     post(client, "/auth/refresh", {"refresh_token": login["refresh_token"]})  # reuse -> metric
     client.http.post("/auth/logout", headers=bearer(refreshed["access_token"]))
@@ -34,6 +55,11 @@ def test_a_full_session_logs_no_secret(client, services, log_lines, caplog, cloc
         "refresh token MAC": login["refresh_token"].split(".")[4],
         "rotated refresh token": refreshed["refresh_token"],
         "signing key": key_pem.splitlines()[1],
+        "phone code": phone_code,
+        "other phone code": "phone.union-grace.13900139000.nope",
+        "phone number": "13800138000",
+        "other phone number": "13900139000",
+        "server access token": "server-token-1",
     }
     everything = log_lines + [r.getMessage() for r in caplog.records]
     assert replay["refresh_token"] == login["refresh_token"]

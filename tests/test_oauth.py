@@ -364,6 +364,12 @@ def test_client_credentials_token_on_protected_routes(client, registered):
         403,
         "insufficient_scope",
     )
+    phone = client.http.post(
+        "/auth/phone",
+        headers={**bearer(access["access_token"]), "content-type": "application/json"},
+        body=json.dumps({"code": "phone.alice.13800138000"}),
+    )
+    assert_error(phone, 403, "insufficient_scope")
 
 
 def test_a_client_whose_id_is_a_user_id_cannot_act_as_that_user(client, services, monkeypatch):

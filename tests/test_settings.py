@@ -29,6 +29,8 @@ EVERY_VARIABLE = {
     "AUTH_LOGIN_REPLAY_TTL": "120",
     "AUTH_SIGNING_KEYS_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
     "AUTH_SIGNING_KEYS_FILE": "/etc/wxauth/keys.json",
+    "AUTH_PHONE_CONFLICT": "move",
+    "AUTH_PHONE_CLAIM": "true",
 }
 
 
@@ -69,6 +71,8 @@ def test_every_variable_is_read() -> None:
         login_replay_ttl=120,
         signing_keys_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
         signing_keys_file="/etc/wxauth/keys.json",
+        phone_conflict="move",
+        phone_claim=True,
     )
 
 
@@ -176,3 +180,23 @@ def test_absolute_ttl_equal_to_idle_ttl_is_allowed() -> None:
     )
 
     assert settings.refresh_idle_ttl == settings.refresh_absolute_ttl == 1000
+
+
+def test_phone_settings_default_to_refuse_and_no_claim() -> None:
+    settings = Settings.from_env({})
+    assert (settings.phone_conflict, settings.phone_claim) == ("refuse", False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("1", True), ("On", True), ("no", False)]
+)
+def test_phone_claim_flag_values(raw: str, expected: bool) -> None:
+    assert Settings.from_env({"AUTH_PHONE_CLAIM": raw}).phone_claim is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"), [("AUTH_PHONE_CONFLICT", "merge"), ("AUTH_PHONE_CLAIM", "maybe")]
+)
+def test_bad_phone_settings_are_a_configuration_error(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: raw})

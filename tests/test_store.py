@@ -24,6 +24,7 @@ from chalicelib.store import (
     ConditionFailed,
     DynamoStore,
     LoginRecord,
+    PhoneRecord,
     RotationRefused,
     SessionRecord,
     UserRecord,
@@ -535,3 +536,112 @@ def test_cancelled_transactions(dynamodb, reason: str, raised: type[Exception]) 
         )
         with pytest.raises(raised):
             store.transact_write([{"Put": store._new_session(a_session())}])
+
+
+# -- phone numbers ----------------------------------------------------------------------------
+
+PHONE_CODE = "phone-code-hash-" + "c" * 48
+NUMBER = PhoneRecord(
+    phone_number="+8613800138000",
+    country_code="86",
+    pure_phone_number="13800138000",
+    phone_hash="a" * 64,
+    bound_at=NOW,
+)
+OTHER_NUMBER = replace(NUMBER, phone_number="+8613900139000", phone_hash="b" * 64)
+
+
+def claimed_phone_code(store: DynamoStore) -> None:
+    assert store.claim_login(PHONE_CODE, now=NOW, lease_until=NOW + 20, expires_at=NOW + 300)
+
+
+def test_record_code_result_keeps_the_code_from_release(store: DynamoStore) -> None:
+    claimed_phone_code(store)
+    store.record_code_result(PHONE_CODE, user_id=USER, sealed_response=ODD_BYTES)
+    store.release_login(PHONE_CODE)
+
+    record = store.get_login(PHONE_CODE)
+    assert record is not None and record.done and record.sealed_response == ODD_BYTES
+    assert (record.user_id, record.bound_at) == (USER, None)
+
+
+def test_record_code_result_needs_the_claim(store: DynamoStore, backend: Backend) -> None:
+    with pytest.raises(ConditionFailed):
+        store.record_code_result(PHONE_CODE, user_id=USER, sealed_response=b"x")
+    assert backend.items() == []
+
+
+def test_bind_phone_sets_the_profile_and_the_owner(store: DynamoStore) -> None:
+    store.upsert_user(a_user())
+    claimed_phone_code(store)
+
+    store.bind_phone(
+        USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW + 1
+    )
+
+    assert store.get_user(USER) == replace(a_user(), phone=NUMBER)
+    assert store.phone_owner(NUMBER.phone_hash) == USER
+    assert store.get_login(PHONE_CODE).bound_at == NOW + 1
+    store.upsert_user(a_user())  # a later login keeps the number
+    assert store.get_user(USER).phone == NUMBER
+
+
+def test_bind_phone_refuses_a_number_bound_meanwhile(store: DynamoStore, backend: Backend) -> None:
+    for user in (USER, OTHER):
+        store.upsert_user(a_user(user))
+    claimed_phone_code(store)
+    store.bind_phone(OTHER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
+    before = backend.items()
+
+    with pytest.raises(ConditionFailed):
+        store.bind_phone(
+            USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW
+        )
+    assert backend.items() == before
+
+
+def test_bind_phone_moves_a_number_in_one_transaction(store: DynamoStore, backend: Backend) -> None:
+    for user in (USER, OTHER):
+        store.upsert_user(a_user(user))
+    claimed_phone_code(store)
+    store.bind_phone(OTHER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
+
+    store.bind_phone(USER, NUMBER, previous_hash=None, owner=OTHER, code_hash=PHONE_CODE, now=NOW)
+
+    assert store.get_user(USER).phone == NUMBER
+    assert store.get_user(OTHER).phone is None
+    assert store.phone_owner(NUMBER.phone_hash) == USER
+    assert backend.item(user_pk(OTHER), "PROFILE")["phone_moved_to"] == {"S": USER}
+    assert backend.item(user_pk(USER), "PROFILE")["phone_moved_from"] == {"S": OTHER}
+
+
+def test_bind_phone_releases_the_previous_number(store: DynamoStore) -> None:
+    store.upsert_user(a_user())
+    claimed_phone_code(store)
+    store.bind_phone(USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
+
+    store.bind_phone(
+        USER,
+        OTHER_NUMBER,
+        previous_hash=NUMBER.phone_hash,
+        owner=None,
+        code_hash=PHONE_CODE,
+        now=NOW,
+    )
+
+    assert store.get_user(USER).phone == OTHER_NUMBER
+    assert store.phone_owner(NUMBER.phone_hash) is None
+    assert store.phone_owner(OTHER_NUMBER.phone_hash) == USER
+
+
+def test_bind_phone_guards_the_users_current_number(store: DynamoStore, backend: Backend) -> None:
+    store.upsert_user(a_user())
+    claimed_phone_code(store)
+    store.bind_phone(USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
+    before = backend.items()
+
+    with pytest.raises(ConditionFailed):  # read before the first binding: stale
+        store.bind_phone(
+            USER, OTHER_NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW
+        )
+    assert backend.items() == before

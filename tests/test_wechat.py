@@ -18,7 +18,9 @@ from chalicelib.errors import (
     WeChatCodeRejected,
     WeChatConfigError,
     WeChatError,
+    WeChatQuotaExhausted,
     WeChatRateLimited,
+    WeChatTokenInvalid,
     WeChatUnavailable,
     WeChatUserBlocked,
 )
@@ -472,3 +474,161 @@ def test_errors_do_not_carry_the_session_key(mock, client: WeChatClient) -> None
     for e in exception_chain(info.value):
         assert SESSION_KEY not in str(e)
         assert SECRET not in str(e)
+
+
+# --- getuserphonenumber -----------------------------------------------------------------------
+
+PHONE_URL = f"{BASE}/wxa/business/getuserphonenumber"
+ACCESS_TOKEN = "server-access-token-93f1c0a7"
+PHONE_CODE = "e31968a7f94cc5ee25fafc2aef2773f0"
+OPENID = "o-openid-1"
+PHONE_SUCCESS = {
+    "errcode": 0,
+    "errmsg": "ok",
+    "phone_info": {
+        "phoneNumber": "13800138000",
+        "purePhoneNumber": "13800138000",
+        "countryCode": "86",
+        "watermark": {"timestamp": 1637744274, "appid": APPID},
+    },
+}
+
+
+def phone_answer(mock: responses.RequestsMock, body: object, *, status: int = 200) -> None:
+    text = body if isinstance(body, str) else json.dumps(body)
+    mock.add(responses.POST, PHONE_URL, body=text, status=status, content_type="text/plain")
+
+
+def test_phone_number_posts_code_and_openid_with_the_token(mock, client: WeChatClient) -> None:
+    phone_answer(mock, PHONE_SUCCESS)
+
+    info = client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID)
+
+    assert (info.e164, info.country_code, info.pure_phone_number) == (
+        "+8613800138000",
+        "86",
+        "13800138000",
+    )
+    assert "13800138000" not in repr(info)
+    request = mock.calls[0].request
+    assert query_of(mock.calls[0]) == {"access_token": [ACCESS_TOKEN]}
+    assert json.loads(request.body) == {"code": PHONE_CODE, "openid": OPENID}
+    assert request.headers["Content-Type"] == "application/json"
+
+
+def test_phone_country_code_as_a_number_too(mock, client: WeChatClient) -> None:
+    info = {**PHONE_SUCCESS["phone_info"], "countryCode": 1, "purePhoneNumber": "4155550100"}
+    phone_answer(mock, {**PHONE_SUCCESS, "phone_info": info})
+
+    assert client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID).e164 == "+14155550100"
+
+
+@pytest.mark.parametrize(
+    ("errcode", "error", "retry_after"),
+    [
+        (40001, WeChatTokenInvalid, None),
+        (42001, WeChatTokenInvalid, None),
+        (40014, WeChatTokenInvalid, None),
+        (40029, WeChatCodeRejected, None),
+        (40003, WeChatCodeRejected, None),
+        (1400001, WeChatQuotaExhausted, 3600),
+        (45009, WeChatQuotaExhausted, 3600),
+        (45011, WeChatRateLimited, 60),
+        (48001, WeChatConfigError, None),
+        (99999, WeChatUnavailable, 5),
+    ],
+)
+def test_phone_errcodes_map_without_retry(
+    mock, client: WeChatClient, sleeps, errcode: int, error: type, retry_after: int | None
+) -> None:
+    phone_answer(mock, {"errcode": errcode, "errmsg": "x"})
+
+    with pytest.raises(error) as info:
+        client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID)
+
+    assert getattr(info.value, "retry_after", None) == retry_after
+    assert len(mock.calls) == 1 and sleeps == []
+    if error is WeChatCodeRejected:
+        assert isinstance(info.value, GrantError)
+
+
+def test_phone_system_busy_is_retried_once_then_unavailable(mock, client: WeChatClient) -> None:
+    phone_answer(mock, {"errcode": -1, "errmsg": "system error"})
+    phone_answer(mock, {"errcode": -1, "errmsg": "system error"})
+
+    with pytest.raises(WeChatUnavailable):
+        client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID)
+    assert len(mock.calls) == 2
+
+
+def test_phone_read_timeout_is_not_retried(mock, client: WeChatClient) -> None:
+    """The code may have been used up, and the call paid: a retry would get 40029."""
+    mock.add(responses.POST, PHONE_URL, body=requests.ReadTimeout("slow"))
+
+    with pytest.raises(WeChatUnavailable):
+        client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID)
+    assert len(mock.calls) == 1
+
+
+@pytest.mark.parametrize(("status", "text"), [(502, "{}"), (200, "<html>busy</html>")])
+def test_phone_answers_that_may_have_used_the_code_are_not_retried(
+    mock, client: WeChatClient, status: int, text: str
+) -> None:
+    phone_answer(mock, text, status=status)
+
+    with pytest.raises(WeChatUnavailable):
+        client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID)
+    assert len(mock.calls) == 1
+
+
+def test_phone_connection_failure_is_retried_once(mock, client: WeChatClient) -> None:
+    mock.add(responses.POST, PHONE_URL, body=requests.ConnectionError("refused"))
+    phone_answer(mock, PHONE_SUCCESS)
+
+    assert client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID).country_code == "86"
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        None,
+        {"countryCode": "86"},
+        {"countryCode": "86", "purePhoneNumber": "138-0013"},
+        {"countryCode": "086", "purePhoneNumber": "13800138000"},
+        {"countryCode": "86", "purePhoneNumber": "1" * 14},
+        {"countryCode": True, "purePhoneNumber": "13800138000"},
+    ],
+)
+def test_phone_malformed_answer_is_unavailable(mock, client: WeChatClient, info) -> None:
+    phone_answer(mock, {"errcode": 0, "phone_info": info})
+
+    with pytest.raises(WeChatUnavailable):
+        client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID)
+
+
+@pytest.mark.parametrize("error_type", TRANSPORT_ERRORS, ids=lambda t: t.__name__)
+def test_phone_transport_failure_leaks_neither_token_nor_code(
+    mock, client: WeChatClient, logs, error_type: type[Exception]
+) -> None:
+    url = f"/wxa/business/getuserphonenumber?access_token={ACCESS_TOKEN}&code={PHONE_CODE}"
+    leaky = error_type(f"Max retries exceeded with url: {url}")
+    mock.add(responses.POST, PHONE_URL, body=leaky)
+    if error_type is not requests.exceptions.ReadTimeout:  # not retried: it may have arrived
+        mock.add(responses.POST, PHONE_URL, body=leaky)
+
+    with pytest.raises(WeChatUnavailable) as info:
+        client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID)
+
+    printed = "".join(traceback.format_exception(info.value))
+    shown = [printed, logs.text] + [str(e) for e in exception_chain(info.value)]
+    assert not [text for text in shown if ACCESS_TOKEN in text or PHONE_CODE in text]
+
+
+def test_phone_errors_carry_neither_token_nor_code_nor_number(mock, client: WeChatClient) -> None:
+    for errcode in (40001, 40029, 1400001, 48001):
+        phone_answer(mock, {"errcode": errcode, "errmsg": f"code {PHONE_CODE} 13800138000"})
+        with pytest.raises(WeChatError) as info:
+            client.get_phone_number(ACCESS_TOKEN, PHONE_CODE, OPENID)
+        for e in exception_chain(info.value):
+            assert ACCESS_TOKEN not in str(e) and PHONE_CODE not in str(e)
+            assert "13800138000" not in str(e)

@@ -1,4 +1,5 @@
 """WeChat's server APIs: the clients that call them and what this service keeps of them.
 
-- `client`: the HTTP client of WeChat's API (`jscode2session`), wrapped like a careful SDK.
+- `client`: the HTTP client of WeChat's API (`jscode2session`, `getuserphonenumber`), wrapped like a
+  careful SDK.
 """

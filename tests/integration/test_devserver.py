@@ -308,6 +308,38 @@ def test_given_wechat_and_dynamodb_are_used_for_login(given: GivenSetup) -> None
     )
 
 
+def test_phone_binding_over_http_with_the_fake_wechat(given: GivenSetup) -> None:
+    """POST /auth/phone end to end: chalice local, the placeholder broker, the fake WeChat."""
+    url = given.server.url
+
+    def login(code: str) -> str:
+        response = requests.post(url + "/auth/login", json={"code": code}, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def bind(token: str, code: str) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        return requests.post(url + "/auth/phone", json={"code": code}, headers=headers, timeout=30)
+
+    carol, dave = login("phone-carol.1"), login("phone-dave.1")
+    code = "phone.phone-carol.13800138000"
+
+    first = bind(carol, code)
+    again = bind(carol, code)
+
+    assert first.status_code == 200, first.text
+    assert first.json()["phone"]["phone_number"] == "+8613800138000"
+    assert again.json() == first.json()
+    assert given.wechat.phone_calls_for(code) == 1  # the retry did not pay again
+    me = requests.get(url + "/me", headers={"Authorization": f"Bearer {carol}"}, timeout=30)
+    assert me.json()["phone"] == first.json()["phone"]
+    stolen = bind(dave, "phone.phone-carol.13900139000")  # WeChat's openid check
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    taken = bind(dave, "phone.phone-dave.13800138000")
+    assert taken.status_code == 409 and taken.json()["error"] == "phone_in_use"
+    assert "13800138000" not in given.server.output()
+
+
 def test_given_issuer_is_kept(given: GivenSetup) -> None:
     response = requests.get(given.server.url + "/.well-known/openid-configuration", timeout=30)
 

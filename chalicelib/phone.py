@@ -1,0 +1,236 @@
+"""Phone-number binding: a `getPhoneNumber` code exchanged once, its number bound to one user.
+
+Identity data, not a WeChat concern: the WeChat client only makes the call; this module owns
+what is kept of its answer (the number on the user's profile, the number's one owner) and the
+policy when the number is already someone else's (AUTH_PHONE_CONFLICT: `refuse` or `move`).
+
+WeChat charges per successful `getuserphonenumber` call, so a code is exchanged once, as a login
+code is (chalicelib/login.py, whose claim helpers this reuses): the code's hash is claimed with
+a guarded PutItem before WeChat is called, WeChat's answer is stored sealed under the code, and
+then applied to the user in one transaction. The same code again within `replay_ttl` seconds
+(a double tap, a retry) answers from the sealed copy without calling WeChat; if the first
+request died between WeChat's answer and the transaction, the retry applies it.
+
+Phone numbers are personal data: they are never logged, only their hash (the PHONE# key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from chalicelib import refresh_tokens
+from chalicelib.errors import (
+    GrantError,
+    PhoneInUse,
+    StoreUnavailable,
+    WeChatTokenInvalid,
+    WeChatUnavailable,
+)
+from chalicelib.login import validate_code
+from chalicelib.logs import Metrics, log_event
+from chalicelib.settings import PHONE_CONFLICT_POLICIES
+from chalicelib.store import ConditionFailed, DynamoStore, PhoneRecord, UserRecord
+from chalicelib.wechat.client import PhoneInfo, WeChatClient
+
+T = TypeVar("T")
+
+REFUSE, MOVE = CONFLICT_POLICIES = PHONE_CONFLICT_POLICIES
+_WRITE_ATTEMPTS = 3  # a transaction that lost a race is rebuilt from a fresh read this often
+
+
+class TokenBroker(Protocol):
+    """The server access_token broker (chalicelib/wechat/broker.py) as this module uses it."""
+
+    def call(self, request: Callable[[str], T]) -> T:
+        """request(token); on WeChatTokenInvalid it re-reads or refreshes once and retries once."""
+        ...
+
+
+class PhonePending(StoreUnavailable):
+    """Another request is still exchanging this phone code; retry shortly."""
+
+    retry_after = 1
+
+
+def phone_hash(e164: str) -> str:
+    """The key of a number's PHONE# item, and all of a number that may be logged."""
+    return hashlib.sha256(e164.encode("ascii")).hexdigest()
+
+
+def phone_json(phone: PhoneRecord | None) -> dict[str, object] | None:
+    """A bound number as `/me` and `POST /auth/phone` show it."""
+    if phone is None:
+        return None
+    return {
+        "phone_number": phone.phone_number,
+        "country_code": phone.country_code,
+        "pure_phone_number": phone.pure_phone_number,
+        "bound_at": phone.bound_at,
+    }
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    """What is sealed under a code: whose code it was and WeChat's answer."""
+
+    user_id: str
+    info: PhoneInfo
+
+    def dumps(self) -> bytes:
+        return json.dumps(
+            {
+                "user_id": self.user_id,
+                "country_code": self.info.country_code,
+                "pure_phone_number": self.info.pure_phone_number,
+            }
+        ).encode("utf-8")
+
+    @classmethod
+    def loads(cls, data: bytes) -> _Sealed:
+        opened = json.loads(data)
+        return cls(
+            user_id=opened["user_id"],
+            info=PhoneInfo(
+                country_code=opened["country_code"],
+                pure_phone_number=opened["pure_phone_number"],
+            ),
+        )
+
+
+class PhoneBinding:
+    def __init__(
+        self,
+        store: DynamoStore,
+        wechat: WeChatClient,
+        broker: TokenBroker,
+        *,
+        appid: str,
+        conflict: str = REFUSE,
+        replay_ttl: int = 300,
+        lease: int = 20,
+        poll_interval: float = 0.05,
+        max_wait: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if conflict not in CONFLICT_POLICIES:
+            raise ValueError(f"conflict policy must be one of {CONFLICT_POLICIES}")
+        self._store = store
+        self._wechat = wechat
+        self._broker = broker
+        self._appid = appid
+        self._conflict = conflict
+        self._replay_ttl = replay_ttl
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._max_polls = max(1, int(max_wait / poll_interval))
+        self._sleep = sleep
+        self._metrics = metrics or Metrics()
+
+    def bind(self, user: UserRecord, code: str, now: int) -> PhoneRecord:
+        """Bind the number behind `code` to `user`; the same code again gives the same number.
+
+        Raises GrantError (WeChat rejected the code, or it is another user's already used code),
+        PhoneInUse (the number is another user's and the policy is `refuse`), the WeChat errors
+        (through the broker: WeChatTokenInvalid only if its one retry failed too), PhonePending.
+        """
+        validate_code(code)
+        # Not a login code's hash: the two kinds of code never share a claim.
+        code_hash = hashlib.sha256(f"phone\x00{self._appid}\x00{code}".encode()).hexdigest()
+        context = code_hash.encode("ascii")
+        for _ in range(self._max_polls):
+            claimed = self._store.claim_login(
+                code_hash, now=now, lease_until=now + self._lease, expires_at=now + self._replay_ttl
+            )
+            if claimed:
+                info = self._exchange(user, code, code_hash, context)
+                return self._apply(user, info, code_hash, now)
+            record = self._store.get_login(code_hash)
+            if record is not None and record.done:
+                assert record.sealed_response is not None
+                sealed = _Sealed.loads(
+                    refresh_tokens.unseal(code, record.sealed_response, context=context)
+                )
+                if sealed.user_id != user.user_id:
+                    raise GrantError("this phone code was already used")
+                if record.bound_at is not None:
+                    return self._record(sealed.info, record.bound_at)
+                return self._apply(user, sealed.info, code_hash, now)
+            if record is None:
+                continue  # the claimant failed and released the code: claim it ourselves
+            self._sleep(self._poll_interval)
+        raise PhonePending("this phone code is still being exchanged by another request")
+
+    def _exchange(self, user: UserRecord, code: str, code_hash: str, context: bytes) -> PhoneInfo:
+        """WeChat once (the broker may retry once with a fresh token); its answer sealed."""
+        try:
+            try:
+                info = self._broker.call(
+                    lambda token: self._wechat.get_phone_number(token, code, user.openid)
+                )
+            except WeChatTokenInvalid as e:
+                # The broker retried once with a fresh token: a 503 with Retry-After, not a bug.
+                raise WeChatUnavailable("WeChat refused the server access_token twice") from e
+            sealed = refresh_tokens.seal(code, _Sealed(user.user_id, info).dumps(), context=context)
+            self._store.record_code_result(code_hash, user_id=user.user_id, sealed_response=sealed)
+        except ConditionFailed as e:
+            self._store.release_login(code_hash)
+            raise StoreUnavailable("the phone code could not be recorded; try again") from e
+        except BaseException:
+            self._store.release_login(code_hash)  # a code with a stored result is kept
+            raise
+        return info
+
+    def _record(self, info: PhoneInfo, bound_at: int) -> PhoneRecord:
+        return PhoneRecord(
+            phone_number=info.e164,
+            country_code=info.country_code,
+            pure_phone_number=info.pure_phone_number,
+            phone_hash=phone_hash(info.e164),
+            bound_at=bound_at,
+        )
+
+    def _apply(self, user: UserRecord, info: PhoneInfo, code_hash: str, now: int) -> PhoneRecord:
+        """One transaction from a fresh read; rebuilt if another request changed either side."""
+        phone = self._record(info, now)
+        current = user
+        for attempt in range(_WRITE_ATTEMPTS):
+            if attempt:
+                fresh = self._store.get_user(user.user_id)
+                if fresh is None:
+                    raise GrantError("the user of this access token no longer exists")
+                current = fresh
+            owner = self._store.phone_owner(phone.phone_hash)
+            if owner is not None and owner != user.user_id and self._conflict == REFUSE:
+                log_event(
+                    "phone_in_use", user_id=user.user_id, owner=owner, phone_hash=phone.phone_hash
+                )
+                raise PhoneInUse("this phone number is already bound to another account")
+            previous = current.phone.phone_hash if current.phone else None
+            try:
+                self._store.bind_phone(
+                    user.user_id,
+                    phone,
+                    previous_hash=previous,
+                    owner=owner,
+                    code_hash=code_hash,
+                    now=now,
+                )
+            except ConditionFailed:
+                continue
+            if owner is not None and owner != user.user_id:
+                log_event(
+                    "phone_moved",
+                    from_user_id=owner,
+                    to_user_id=user.user_id,
+                    phone_hash=phone.phone_hash,
+                )
+                self._metrics.count("PhoneMoved")
+            log_event("phone_bound", user_id=user.user_id, phone_hash=phone.phone_hash)
+            return phone
+        raise StoreUnavailable("the phone number could not be bound; try again")

@@ -1,0 +1,296 @@
+"""Phone-number binding: one paid WeChat call per code, one owner per number, the policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
+
+import jwt
+import pytest
+
+from chalicelib import runtime
+from chalicelib.errors import StoreUnavailable, WeChatTokenInvalid
+from chalicelib.phone import phone_hash
+from chalicelib.store import DynamoStore, phone_pk
+from tests.conftest import START, table_items
+from tests.test_app import assert_error, bearer, login, post
+
+T = TypeVar("T")
+ALICE_PHONE = "13800138000"
+ALICE_E164 = "+8613800138000"
+
+
+class FakeBroker:
+    """The broker's contract (chalicelib/wechat/broker.py): on WeChatTokenInvalid, one new
+    token and one retry; the code under test must only raise it."""
+
+    def __init__(self) -> None:
+        self.current = "server-token-1"
+        self.calls = 0
+        self.refreshes = 0
+
+    def token(self) -> str:
+        return self.current
+
+    def call(self, request: Callable[[str], T]) -> T:
+        self.calls += 1
+        try:
+            return request(self.current)
+        except WeChatTokenInvalid:
+            self.refreshes += 1
+            self.current = f"server-token-{self.refreshes + 1}"
+            return request(self.current)
+
+
+@pytest.fixture
+def broker(services: runtime.Services) -> FakeBroker:
+    fake = FakeBroker()
+    services.__dict__["broker"] = fake  # before `services.phone` is first built
+    return fake
+
+
+@pytest.fixture
+def app_client(client, broker):
+    return client
+
+
+def with_settings(services: runtime.Services, broker: FakeBroker, **changes) -> runtime.Services:
+    """The same table, clock and stubs, other settings (the app then uses these)."""
+    import app
+
+    rebuilt = runtime.build(
+        replace(services.settings, **changes),
+        dynamodb=services.store.client,
+        clock=services.clock,
+        sleep=lambda _: None,
+    )
+    rebuilt.__dict__["broker"] = broker
+    app._services = rebuilt
+    return rebuilt
+
+
+def bind(client, access_token: str, code: str):
+    return post(client, "/auth/phone", {"code": code}, headers=bearer(access_token))
+
+
+def me(client, access_token: str) -> dict:
+    response = client.http.get("/me", headers=bearer(access_token))
+    assert response.status_code == 200
+    return response.json_body
+
+
+def test_bind_stores_the_number_and_me_shows_it(app_client, wechat, dynamodb, broker):
+    alice = login(app_client, "alice.1")
+    assert me(app_client, alice["access_token"])["phone"] is None
+
+    response = bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    phone = {
+        "phone_number": ALICE_E164,
+        "country_code": "86",
+        "pure_phone_number": ALICE_PHONE,
+        "bound_at": START,
+    }
+    assert response.json_body == {"phone": phone}
+    assert me(app_client, alice["access_token"])["phone"] == phone
+    owner = dynamodb.get_item(
+        TableName="wxauth-test",
+        Key={"pk": {"S": phone_pk(phone_hash(ALICE_E164))}, "sk": {"S": "PHONE"}},
+    )["Item"]
+    assert owner["user_id"]["S"] == alice["user"]["id"]
+    assert wechat.phone_calls == 1 and wechat.phone_tokens == ["server-token-1"]
+
+
+def test_the_same_code_again_answers_the_same_without_a_second_paid_call(
+    app_client, wechat, dynamodb, clock
+):
+    alice = login(app_client, "alice.1")
+    first = bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+    items = table_items(dynamodb)
+    clock.advance(120)
+
+    again = bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+
+    assert again.status_code == 200 and again.json_body == first.json_body
+    assert wechat.phone_calls == 1
+    assert table_items(dynamodb) == items
+
+
+def test_another_users_code_reuse_is_refused(app_client, wechat):
+    alice = login(app_client, "alice.1")
+    bob = login(app_client, "bob.1")
+    bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+
+    response = bind(app_client, bob["access_token"], f"phone.alice.{ALICE_PHONE}")
+
+    assert_error(response, 400, "invalid_grant")
+    assert wechat.phone_calls == 1
+    assert me(app_client, bob["access_token"])["phone"] is None
+
+
+def test_a_code_of_another_user_is_rejected_by_wechats_openid_check(app_client, wechat):
+    bob = login(app_client, "bob.1")
+
+    response = bind(app_client, bob["access_token"], f"phone.alice.{ALICE_PHONE}")
+
+    assert_error(response, 400, "invalid_grant")
+    assert wechat.phone_calls == 1
+    assert me(app_client, bob["access_token"])["phone"] is None
+
+
+def test_a_number_of_another_user_is_refused_by_default(app_client, wechat, dynamodb):
+    alice = login(app_client, "alice.1")
+    bob = login(app_client, "bob.1")
+    bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+
+    response = bind(app_client, bob["access_token"], f"phone.bob.{ALICE_PHONE}")
+
+    assert_error(response, 409, "phone_in_use")
+    assert ALICE_PHONE not in response.json_body["error_description"]
+    assert me(app_client, bob["access_token"])["phone"] is None
+    assert me(app_client, alice["access_token"])["phone"]["phone_number"] == ALICE_E164
+    # the retry gets the same answer, from the stored result: WeChat is not paid twice
+    items = table_items(dynamodb)
+    assert_error(
+        bind(app_client, bob["access_token"], f"phone.bob.{ALICE_PHONE}"), 409, "phone_in_use"
+    )
+    assert wechat.phone_calls == 2 and table_items(dynamodb) == items
+
+
+def test_with_the_move_policy_the_number_moves(app_client, services, broker, wechat, dynamodb):
+    with_settings(services, broker, phone_conflict="move")
+    alice = login(app_client, "alice.1")
+    bob = login(app_client, "bob.1")
+    bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+
+    response = bind(app_client, bob["access_token"], f"phone.bob.{ALICE_PHONE}")
+
+    assert response.status_code == 200
+    assert me(app_client, bob["access_token"])["phone"]["phone_number"] == ALICE_E164
+    assert me(app_client, alice["access_token"])["phone"] is None
+    store = DynamoStore(dynamodb, "wxauth-test")
+    assert store.phone_owner(phone_hash(ALICE_E164)) == bob["user"]["id"]
+    alice_item = dynamodb.get_item(
+        TableName="wxauth-test",
+        Key={"pk": {"S": f"USER#{alice['user']['id']}"}, "sk": {"S": "PROFILE"}},
+    )["Item"]
+    bob_item = dynamodb.get_item(
+        TableName="wxauth-test",
+        Key={"pk": {"S": f"USER#{bob['user']['id']}"}, "sk": {"S": "PROFILE"}},
+    )["Item"]
+    assert alice_item["phone_moved_to"]["S"] == bob["user"]["id"]  # recorded, not silent
+    assert bob_item["phone_moved_from"]["S"] == alice["user"]["id"]
+
+
+def test_a_new_number_releases_the_old_one(app_client, services, wechat):
+    alice = login(app_client, "alice.1")
+    bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+
+    response = bind(app_client, alice["access_token"], "phone.alice.13900139000")
+
+    assert response.json_body["phone"]["phone_number"] == "+8613900139000"
+    assert services.store.phone_owner(phone_hash(ALICE_E164)) is None
+    assert services.store.phone_owner(phone_hash("+8613900139000")) == alice["user"]["id"]
+
+
+def test_quota_exhausted_is_429_with_retry_after(app_client, wechat):
+    alice = login(app_client, "alice.1")
+
+    response = bind(app_client, alice["access_token"], "phone.err-1400001")
+
+    assert_error(response, 429, "slow_down")
+    assert response.headers["Retry-After"] == "3600"
+
+
+def test_system_busy_is_503_and_the_code_can_be_tried_again(app_client, wechat):
+    alice = login(app_client, "alice.1")
+    assert_error(
+        bind(app_client, alice["access_token"], "phone.err--1"), 503, "temporarily_unavailable"
+    )
+    assert wechat.phone_calls == 2  # the client's one quick retry
+
+
+def test_a_refused_server_token_is_left_to_the_broker(app_client, wechat, broker):
+    alice = login(app_client, "alice.1")
+    wechat.refused_tokens.add("server-token-1")
+
+    response = bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+
+    assert response.status_code == 200
+    assert wechat.phone_tokens == ["server-token-1", "server-token-2"]
+    assert (broker.calls, broker.refreshes) == (1, 1)
+
+
+def test_a_token_refused_after_the_brokers_retry_is_503_without_a_loop(app_client, wechat, broker):
+    alice = login(app_client, "alice.1")
+    wechat.refused_tokens.update({"server-token-1", "server-token-2", "server-token-3"})
+
+    response = bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+
+    assert_error(response, 503, "temporarily_unavailable")
+    assert "Retry-After" in response.headers
+    assert wechat.phone_calls == 2 and broker.calls == 1
+
+
+def test_a_failure_after_wechat_answered_is_applied_on_retry_without_paying_again(
+    app_client, services, wechat, monkeypatch
+):
+    alice = login(app_client, "alice.1")
+    original = DynamoStore.bind_phone
+    failures = [StoreUnavailable("DynamoDB transact_write_items failed")]
+
+    def flaky(self, *args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoStore, "bind_phone", flaky)
+    code = f"phone.alice.{ALICE_PHONE}"
+    assert_error(bind(app_client, alice["access_token"], code), 503, "temporarily_unavailable")
+    assert me(app_client, alice["access_token"])["phone"] is None
+
+    response = bind(app_client, alice["access_token"], code)
+
+    assert response.status_code == 200 and response.json_body["phone"]["phone_number"] == ALICE_E164
+    assert wechat.phone_calls == 1
+
+
+def test_phone_claim_off_by_default_and_on_tokens_minted_after_binding(
+    app_client, services, broker
+):
+    alice = login(app_client, "alice.1")
+    bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+    refreshed = post(app_client, "/auth/refresh", {"refresh_token": alice["refresh_token"]})
+    claims = jwt.decode(refreshed.json_body["access_token"], options={"verify_signature": False})
+    assert "phone_number" not in claims
+
+    with_settings(services, broker, phone_claim=True)
+    bob = login(app_client, "bob.1")
+    bob_claims = jwt.decode(bob["access_token"], options={"verify_signature": False})
+    assert "phone_number" not in bob_claims  # not bound yet
+    again = post(
+        app_client, "/auth/refresh", {"refresh_token": refreshed.json_body["refresh_token"]}
+    )
+    claims = jwt.decode(again.json_body["access_token"], options={"verify_signature": False})
+    assert claims["phone_number"] == ALICE_E164
+    discovery = app_client.http.get("/.well-known/openid-configuration").json_body
+    assert "phone_number" in discovery["claims_supported"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"code": ""}', '{"code": 5}', "{}", '{"code": "' + "x" * 129 + '"}', '{"code": "a b"}'],
+)
+def test_bad_input_is_invalid_request(app_client, wechat, body):
+    alice = login(app_client, "alice.1")
+    response = post(app_client, "/auth/phone", raw=body, headers=bearer(alice["access_token"]))
+    assert_error(response, 400, "invalid_request")
+    assert wechat.phone_calls == 0
+
+
+def test_no_access_token_is_401(app_client, wechat):
+    assert_error(post(app_client, "/auth/phone", {"code": "phone.alice.1"}), 401, "invalid_token")
+    assert wechat.phone_calls == 0
