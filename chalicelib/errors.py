@@ -72,7 +72,7 @@ class RevokedToken(TokenError):
 
 
 class WeChatError(WxAuthError):
-    """WeChat's jscode2session did not give us a session."""
+    """A WeChat API call did not give us what we asked for."""
 
 
 class WeChatCodeRejected(WeChatError, GrantError):
@@ -84,7 +84,8 @@ class WeChatUserBlocked(WeChatError):
 
 
 class WeChatRateLimited(WeChatError):
-    """WeChat's quota for this appid is exhausted (45011)."""
+    """WeChat's quota for this appid is exhausted (45011; 45009 for stable_token), or our own
+    daily budget of forced access-token refreshes is."""
 
     retry_after = 60
 
@@ -97,6 +98,16 @@ class WeChatUnavailable(WeChatError):
 
 class WeChatConfigError(WeChatError, ConfigurationError):
     """WeChat rejected our appid or secret (40013, 40125, 41002, 41004)."""
+
+
+class WeChatIpNotAllowed(WeChatConfigError):
+    """WeChat refused our egress IP: not in the API IP allowlist (40164, 89501, 89503, ...)."""
+
+
+class WeChatTokenInvalid(WeChatError):
+    """WeChat refused the server access_token (40001, 42001, 40014)."""
+
+    retry_after = 5
 
 
 class StoreError(WxAuthError):

@@ -1,9 +1,11 @@
-"""WeChat's `jscode2session`, wrapped like a careful SDK.
+"""WeChat's `jscode2session` and `cgi-bin/stable_token`, wrapped like a careful SDK.
 
 Explicit connect/read timeouts; the body parsed as JSON whatever its Content-Type (WeChat
 answers `text/plain`); `errcode` checked even on HTTP 200; one quick retry for WeChat's
 "system busy" (-1) and for transport failures; every failure turned into a WeChatError.
-No access_token is needed (or fetched) for this call.
+`jscode2session` needs no access_token; `stable_token` is how the broker
+(`chalicelib/wechat/broker.py`) gets one. Calls made *with* an access_token check their errcode
+with `check_token_errcode`, so that a refused token is a WeChatTokenInvalid the broker acts on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import TYPE_CHECKING
 from chalicelib.errors import (
     WeChatCodeRejected,
     WeChatConfigError,
+    WeChatIpNotAllowed,
     WeChatRateLimited,
+    WeChatTokenInvalid,
     WeChatUnavailable,
     WeChatUserBlocked,
 )
@@ -32,6 +36,30 @@ CONFIG_ERRORS = frozenset({40013, 40125, 41002, 41004})
 USER_BLOCKED = 40226
 RATE_LIMITED = 45011
 SYSTEM_BUSY = -1
+# stable_token (WeChat's docs, getStableAccessToken, and its global error codes). There 40001
+# means a wrong AppSecret; on every call made *with* an access_token it means a refused token.
+TOKEN_CONFIG_ERRORS = frozenset({40001, 40002, 40013, 40125, 41002, 41004})
+TOKEN_QUOTA = frozenset({45009, 45011})  # daily limit (force_refresh: 20 a day), frequency
+IP_NOT_ALLOWED = frozenset({40164, 89501, 89503, 89506, 89507})  # API IP allowlist
+TOKEN_INVALID = frozenset({40001, 42001, 40014})  # invalid / expired / malformed access_token
+MIN_EXPIRES_IN = 60
+MAX_ACCESS_TOKEN_LENGTH = 2048  # WeChat: "keep at least 512 characters"
+
+
+@dataclass(frozen=True)
+class StableToken:
+    """A server access_token and its lifetime in seconds, as WeChat answered them."""
+
+    access_token: str = field(repr=False)
+    expires_in: int
+
+
+def check_token_errcode(body: dict[str, object]) -> None:
+    """For an API called with an access_token: WeChatTokenInvalid if WeChat refused the token
+    (40001, 42001, 40014), so that `AccessTokenBroker.call` replaces it and retries once."""
+    errcode = body.get("errcode", 0)
+    if errcode in TOKEN_INVALID and not isinstance(errcode, bool):
+        raise WeChatTokenInvalid(f"WeChat refused the access_token (errcode {errcode})")
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,7 @@ class WeChatClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._url = base_url.rstrip("/") + "/sns/jscode2session"
+        self._stable_token_url = base_url.rstrip("/") + "/cgi-bin/stable_token"
         self._appid = appid
         self._secret = secret
         self._http = http  # made at the first login: `import requests` is not needed before
@@ -73,16 +102,35 @@ class WeChatClient:
             "js_code": code,
             "grant_type": "authorization_code",
         }
+        return self._interpret(self._with_retry(lambda: self._attempt("GET", self._url, params)))
+
+    def stable_token(self, *, force_refresh: bool = False) -> StableToken:
+        """`POST cgi-bin/stable_token`: the app's server access_token. Normal mode answers the
+        same token while it is valid; `force_refresh` invalidates it (WeChat: 20 a day, 30 s
+        apart). Raises WeChatRateLimited (45009, 45011), WeChatIpNotAllowed (40164, ...),
+        WeChatConfigError (wrong appid or secret), WeChatUnavailable."""
+        payload = {
+            "grant_type": "client_credential",
+            "appid": self._appid,
+            "secret": self._secret(),
+            "force_refresh": force_refresh,
+        }
+        body = self._with_retry(lambda: self._attempt("POST", self._stable_token_url, payload))
+        return self._interpret_stable_token(body)
+
+    def _with_retry(self, attempt: Callable[[], dict[str, object]]) -> dict[str, object]:
         try:
-            return self._attempt(params)
+            return attempt()
         except _Retryable:
             self._sleep(self._retry_delay)
         try:
-            return self._attempt(params)
+            return attempt()
         except _Retryable as e:
             raise WeChatUnavailable(f"WeChat unavailable after one retry: {e}") from e
 
-    def _attempt(self, params: dict[str, str]) -> WeChatSession:
+    def _attempt(self, method: str, url: str, data: dict[str, object]) -> dict[str, object]:
+        """One request: the JSON object WeChat answered (errcode not yet looked at), or
+        _Retryable (-1 included), or WeChatUnavailable."""
         # requests' messages carry the full URL, whose query holds the app secret and the
         # code: raise outside the handler so that not even __context__ keeps that exception.
         import requests  # a cold start that only verifies or refreshes never imports it
@@ -91,7 +139,10 @@ class WeChatClient:
             self._http = requests.Session()
         response, failure = None, ""
         try:
-            response = self._http.get(self._url, params=params, timeout=self._timeout)
+            if method == "GET":
+                response = self._http.get(url, params=data, timeout=self._timeout)
+            else:
+                response = self._http.post(url, json=data, timeout=self._timeout)
         except requests.RequestException as e:
             failure = type(e).__name__
         if response is None:
@@ -108,14 +159,51 @@ class WeChatClient:
             raise _Retryable("response is not JSON")
         if not isinstance(body, dict):
             raise _Retryable("response is not a JSON object")
-        return self._interpret(body)
-
-    def _interpret(self, body: dict[str, object]) -> WeChatSession:
         errcode = body.get("errcode", 0)
         if not isinstance(errcode, int) or isinstance(errcode, bool):
             raise WeChatUnavailable("WeChat errcode is not an integer")
         if errcode == SYSTEM_BUSY:
             raise _Retryable("WeChat system busy (-1)")
+        return body
+
+    def _interpret_stable_token(self, body: dict[str, object]) -> StableToken:
+        errcode = body.get("errcode", 0)
+        if errcode in TOKEN_QUOTA:
+            raise WeChatRateLimited(f"WeChat stable_token quota exceeded (errcode {errcode})")
+        if errcode in IP_NOT_ALLOWED:
+            log_event(
+                "wechat_configuration_error",
+                level=logging.ERROR,
+                errcode=errcode,
+                appid=self._appid,
+                hint="add this service's egress IP to the app's API IP allowlist (README)",
+            )
+            raise WeChatIpNotAllowed(f"WeChat refused our egress IP (errcode {errcode})")
+        if errcode in TOKEN_CONFIG_ERRORS:
+            log_event(
+                "wechat_configuration_error",
+                level=logging.ERROR,
+                errcode=errcode,
+                appid=self._appid,
+                hint="check WECHAT_APPID and the app secret",
+            )
+            raise WeChatConfigError(f"WeChat rejected our appid or secret (errcode {errcode})")
+        if errcode != 0:
+            raise WeChatUnavailable(f"WeChat stable_token answered errcode {errcode}")
+        token, expires_in = body.get("access_token"), body.get("expires_in")
+        if (
+            not isinstance(token, str)
+            or not token
+            or len(token) > MAX_ACCESS_TOKEN_LENGTH
+            or not isinstance(expires_in, int)
+            or isinstance(expires_in, bool)
+            or expires_in < MIN_EXPIRES_IN
+        ):
+            raise WeChatUnavailable("WeChat stable_token answered without a usable token")
+        return StableToken(access_token=token, expires_in=expires_in)
+
+    def _interpret(self, body: dict[str, object]) -> WeChatSession:
+        errcode = body.get("errcode", 0)
         if errcode in CODE_REJECTED:
             raise WeChatCodeRejected(f"WeChat rejected the code (errcode {errcode})")
         if errcode == USER_BLOCKED:
