@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from chalicelib.clients import ClientStore
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
+    from chalicelib.wechat.broker import AccessTokenBroker
 
 # Bounded (chalicelib/aws.py): a DynamoDB call answers or fails within aws.DYNAMODB.worst_case
 # seconds, a Secrets Manager call within aws.SECRETS_MANAGER.worst_case.
@@ -53,6 +54,7 @@ class Services:
     wechat_secret: Callable[[], str] = field(repr=False)
     http: requests.Session | None = None
     sleep: Callable[[float], None] = time.sleep
+    metrics: Metrics | None = None
 
     def now(self) -> int:
         return int(self.clock())
@@ -76,6 +78,29 @@ class Services:
             appid=self.settings.wechat_appid,
             replay_ttl=self.settings.login_replay_ttl,
             sleep=self.sleep,
+        )
+
+    @cached_property
+    def broker(self) -> AccessTokenBroker:
+        """The app's WeChat server access_token, shared by every container (the broker)."""
+        from chalicelib.wechat.broker import AccessTokenBroker
+        from chalicelib.wechat.client import WeChatClient
+
+        wechat = WeChatClient(
+            base_url=self.settings.wechat_api_base,
+            appid=self.settings.wechat_appid,
+            secret=self.wechat_secret,
+            http=self.http,
+            sleep=self.sleep,
+        )
+        return AccessTokenBroker(
+            self.store,
+            wechat,
+            appid=self.settings.wechat_appid,
+            clock=self.clock,
+            sleep=self.sleep,
+            metrics=self.metrics or Metrics(),
+            secret=self.wechat_secret,
         )
 
     @cached_property
@@ -201,4 +226,5 @@ def build(
         wechat_secret=wechat_secret,
         http=http,
         sleep=sleep,
+        metrics=metrics,
     )
