@@ -621,20 +621,29 @@ class DynamoStore:
         item = self._get(wxtoken_pk(appid), WXTOKEN)
         return item_to_wechat_token(item) if item else None
 
-    def lease_wechat_token(self, appid: str, *, now: int, lease_until: int) -> None:
+    def lease_wechat_token(
+        self, appid: str, *, now: int, lease_until: int, seen_fetched_at: int | None
+    ) -> None:
         """Take the refresh lease: `attribute_not_exists(#pk) OR #lease < :now` (or no lease on
-        the item: storing a token releases it by removing the attribute). A lost race
-        raises ConditionFailed with the item as it was (`e.item`), so that the loser needs no
-        read to see the token another request may already have stored."""
+        the item: storing a token releases it by removing the attribute), and only if the
+        token is still the one the caller read (`seen_fetched_at`; None: there was none), so
+        that a request that read before another stored a token does not fetch again. A lost
+        race raises ConditionFailed with the item as it was (`e.item`): the loser needs no read
+        to see the token another request stored."""
+        names = {"#lease": CACHED_LEASE_UNTIL, "#fetched": CACHED_FETCHED_AT}
+        values = {":until": _n(lease_until), ":now": _n(now)}
+        if seen_fetched_at is None:
+            unchanged = "attribute_not_exists(#fetched)"
+        else:
+            unchanged = "#fetched = :seen"
+            values[":seen"] = _n(seen_fetched_at)
         self.call(
             "update_item",
             Key={PK: _s(wxtoken_pk(appid)), SK: _s(WXTOKEN)},
             UpdateExpression="SET #lease = :until",
-            ConditionExpression=(
-                "attribute_not_exists(#pk) OR attribute_not_exists(#lease) OR #lease < :now"
-            ),
-            ExpressionAttributeNames={"#pk": PK, "#lease": CACHED_LEASE_UNTIL},
-            ExpressionAttributeValues={":until": _n(lease_until), ":now": _n(now)},
+            ConditionExpression=f"(attribute_not_exists(#lease) OR #lease < :now) AND {unchanged}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
 

@@ -283,11 +283,39 @@ def test_a_token_answered_again_unchanged_is_not_refetched_at_every_request(
 # -- the lease ---------------------------------------------------------------------------------
 
 
+def another_holds_the_lease(store: DynamoStore, now: int, *, until: int) -> None:
+    store.lease_wechat_token(APPID, now=now, lease_until=until, seen_fetched_at=None)
+
+
+def test_a_request_that_read_before_another_stored_does_not_fetch_again(
+    make_broker, store, fake, clock
+) -> None:
+    """The race the 8-process test found: A reads (nothing), B leases, fetches, stores and
+    releases; then A's lease must fail (the item changed), and A uses B's token."""
+    a, b = make_broker(), make_broker()
+    real_get = store.get_wechat_token
+    reads: list[int] = []
+
+    def get_then_b_stores(appid: str):
+        record = real_get(appid)
+        reads.append(1)
+        if len(reads) == 1:
+            b.token()  # between A's read and A's lease
+        return record
+
+    store.get_wechat_token = get_then_b_stores  # type: ignore[method-assign]
+    token = a.token()
+    store.get_wechat_token = real_get  # type: ignore[method-assign]
+
+    assert stable_calls(fake) == 1
+    assert token == b.token()
+
+
 def test_a_waiting_request_reads_what_the_lease_holder_stored(
     broker, store, fake, clock, sleeps
 ) -> None:
     now = int(clock())
-    store.lease_wechat_token(APPID, now=now, lease_until=now + LEASE_SECONDS)  # another one's
+    another_holds_the_lease(store, now, until=now + LEASE_SECONDS)
     context = b"wechat-access-token|" + APPID.encode()
 
     def holder_finishes(polls: int) -> None:
@@ -309,7 +337,7 @@ def test_a_waiting_request_reads_what_the_lease_holder_stored(
 
 def test_a_lease_whose_holder_died_is_taken_once_it_expires(broker, store, fake, clock, sleeps):
     now = int(clock())
-    store.lease_wechat_token(APPID, now=now, lease_until=now + 2)  # taken 13 s ago, then died
+    another_holds_the_lease(store, now, until=now + 2)  # taken 13 s ago, then it died
 
     token = broker.token()
 
@@ -320,7 +348,7 @@ def test_a_lease_whose_holder_died_is_taken_once_it_expires(broker, store, fake,
 
 def test_waiting_is_bounded_then_503(broker, store, fake, clock, sleeps) -> None:
     now = int(clock())
-    store.lease_wechat_token(APPID, now=now, lease_until=now + 3600)  # a stuck lease
+    another_holds_the_lease(store, now, until=now + 3600)  # a stuck lease
 
     with pytest.raises(WeChatUnavailable) as raised:
         broker.token()

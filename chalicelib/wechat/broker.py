@@ -9,6 +9,8 @@ in it sealed under a key derived from the app secret:
 - **Lease** (the idempotency pattern of AWS Lambda Powertools): a request that finds no usable
   token takes the lease with a guarded write (`attribute_not_exists(#pk) OR #lease < :now`) and
   calls `stable_token`; the others wait briefly (bounded polls) and read it (ConsistentRead).
+  The lease is taken only if the item still holds the token the request read, so a request
+  that read just before another stored one does not fetch again.
   A holder that died leaves a lease that expires after LEASE_SECONDS.
 - **Ahead of expiry**: from a jittered moment in the last REFRESH_AHEAD seconds of the token's
   life one request (the lease holder) refreshes it while the others keep using it; it is never
@@ -141,7 +143,12 @@ class AccessTokenBroker:
             return cached
         lease_until = now + LEASE_SECONDS
         try:
-            self._store.lease_wechat_token(self._appid, now=now, lease_until=lease_until)
+            self._store.lease_wechat_token(
+                self._appid,
+                now=now,
+                lease_until=lease_until,
+                seen_fetched_at=record.fetched_at if record and record.sealed_token else None,
+            )
         except ConditionFailed as e:
             # Another request is fetching: until it stores the new token, the old one is good.
             if cached is not None:
