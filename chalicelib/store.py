@@ -697,8 +697,33 @@ class DynamoStore:
         token_expires_at: int,
         refresh_at: int,
         expires_at: int,
+        lease_until: int | None,
     ) -> None:
-        """Store a freshly fetched token and release the lease (`last_forced_at` is kept)."""
+        """Store a freshly fetched token and release the lease (`last_forced_at` is kept).
+
+        Only while the caller still holds its lease (`lease_until`, None: unconditionally), so
+        that a fetch whose lease lapsed or was taken over by a forced refresh cannot overwrite
+        a newer token: ConditionFailed then.
+        """
+        names = {
+            "#sealed": CACHED_SEALED,
+            "#fetched": CACHED_FETCHED_AT,
+            "#texp": CACHED_EXPIRES_AT,
+            "#refresh": CACHED_REFRESH_AT,
+            "#exp": EXPIRES_AT,
+            "#lease": CACHED_LEASE_UNTIL,
+        }
+        values = {
+            ":sealed": _b(sealed_token),
+            ":fetched": _n(fetched_at),
+            ":texp": _n(token_expires_at),
+            ":refresh": _n(refresh_at),
+            ":exp": _n(expires_at),
+        }
+        guard: dict[str, Any] = {}
+        if lease_until is not None:
+            guard["ConditionExpression"] = "#lease = :mine"
+            values[":mine"] = _n(lease_until)
         self.call(
             "update_item",
             Key={PK: _s(wxtoken_pk(appid)), SK: _s(WXTOKEN)},
@@ -706,21 +731,9 @@ class DynamoStore:
                 "SET #sealed = :sealed, #fetched = :fetched, #texp = :texp, #refresh = :refresh,"
                 " #exp = :exp REMOVE #lease"
             ),
-            ExpressionAttributeNames={
-                "#sealed": CACHED_SEALED,
-                "#fetched": CACHED_FETCHED_AT,
-                "#texp": CACHED_EXPIRES_AT,
-                "#refresh": CACHED_REFRESH_AT,
-                "#exp": EXPIRES_AT,
-                "#lease": CACHED_LEASE_UNTIL,
-            },
-            ExpressionAttributeValues={
-                ":sealed": _b(sealed_token),
-                ":fetched": _n(fetched_at),
-                ":texp": _n(token_expires_at),
-                ":refresh": _n(refresh_at),
-                ":exp": _n(expires_at),
-            },
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            **guard,
         )
 
     def release_wechat_token_lease(self, appid: str, *, lease_until: int) -> None:

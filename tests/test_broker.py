@@ -267,6 +267,7 @@ def test_a_token_answered_again_unchanged_is_not_refetched_at_every_request(
         token_expires_at=START + TTL,
         refresh_at=START + TTL - 320,
         expires_at=START + TTL + 86400,
+        lease_until=None,
     )
     clock.advance(TTL - 320)
     broker.token()
@@ -327,6 +328,7 @@ def test_a_waiting_request_reads_what_the_lease_holder_stored(
                 token_expires_at=now + TTL,
                 refresh_at=now + TTL - 120,
                 expires_at=now + TTL + 86400,
+                lease_until=now + LEASE_SECONDS,
             )
 
     sleeps.hook = holder_finishes
@@ -364,6 +366,34 @@ def test_a_failed_fetch_releases_the_lease(broker, fake, table) -> None:
         broker.token()
     assert "lease_until" not in token_item(table)
     assert broker.token()  # at once, without waiting for the lease
+
+
+def test_a_fetch_whose_lease_was_taken_over_does_not_overwrite_the_table(
+    broker, store, fake, clock, table
+) -> None:
+    """A slow normal fetch, overtaken by a forced refresh (which takes the lease over): its
+    put must not replace the forced, newer token."""
+    broker.token()
+    real_stable_token = broker._wechat.stable_token
+
+    def slow_then_overtaken(*, force_refresh: bool = False):
+        fetched = real_stable_token(force_refresh=force_refresh)
+        store.claim_forced_refresh(APPID, now=int(clock()), interval=30, lease_until=10**10)
+        store.put_wechat_token(
+            APPID,
+            sealed_token=b"newer",
+            fetched_at=int(clock()),
+            token_expires_at=int(clock()) + TTL,
+            refresh_at=int(clock()) + TTL - 120,
+            expires_at=int(clock()) + TTL + 86400,
+            lease_until=10**10,
+        )
+        return fetched
+
+    clock.advance(TTL - 120)  # the refresh ahead of expiry is due
+    broker._wechat.stable_token = slow_then_overtaken  # type: ignore[method-assign]
+    assert broker.token()  # it still answers with what WeChat gave it
+    assert token_item(table)["sealed_token"]["B"] == b"newer"
 
 
 # -- a refused token: call() -------------------------------------------------------------------

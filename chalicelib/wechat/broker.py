@@ -225,16 +225,22 @@ class AccessTokenBroker:
         # Never before now + REFRESH_RETRY: if WeChat answered the old token (its own early
         # renewal not yet due), the next requests must not all call again at once.
         refresh_at = max(refresh_at, min(now + REFRESH_RETRY, token_expires_at - EXPIRY_MARGIN))
-        self._store.put_wechat_token(
-            self._appid,
-            sealed_token=refresh_tokens.seal(
-                self._secret(), fetched.access_token.encode(), context=self._context
-            ),
-            fetched_at=now,
-            token_expires_at=token_expires_at,
-            refresh_at=refresh_at,
-            expires_at=token_expires_at + 86400,  # TTL; the item also keeps last_forced_at
-        )
+        try:
+            self._store.put_wechat_token(
+                self._appid,
+                sealed_token=refresh_tokens.seal(
+                    self._secret(), fetched.access_token.encode(), context=self._context
+                ),
+                fetched_at=now,
+                token_expires_at=token_expires_at,
+                refresh_at=refresh_at,
+                expires_at=token_expires_at + 86400,  # TTL; the item also keeps last_forced_at
+                lease_until=lease_until,
+            )
+        except ConditionFailed:
+            # The lease lapsed or a forced refresh took it over: the table keeps the newer
+            # token; this request still uses the one WeChat just gave it.
+            log_event("wechat_token_lease_lost", level=logging.WARNING, appid=self._appid)
         return BrokeredToken(fetched.access_token, token_expires_at - EXPIRY_MARGIN)
 
     def _usable(self, record: WeChatTokenRecord | None, now: int) -> BrokeredToken | None:

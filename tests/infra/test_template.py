@@ -737,7 +737,9 @@ def test_log_metrics_read_fields_and_values_the_request_log_has(template: Templa
                 assert value in paths, f"{name}: no route {value}"
             if field == "error":
                 assert value in codes, f"{name}: the app never answers {value}"
-    assert '"wechat_configuration_error"' in (ROOT / "chalicelib" / "wechat.py").read_text()
+    assert (
+        '"wechat_configuration_error"' in (ROOT / "chalicelib" / "wechat" / "client.py").read_text()
+    )
     assert "$.status >= 400" in filters["LoginFailures"]["FilterPattern"]
     assert "$.status = 200" in filters["LoginSuccesses"]["FilterPattern"]
 
