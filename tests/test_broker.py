@@ -396,6 +396,17 @@ def test_a_fetch_whose_lease_was_taken_over_does_not_overwrite_the_table(
     assert token_item(table)["sealed_token"]["B"] == b"newer"
 
 
+def test_a_forced_refresh_refused_with_45011_uses_the_token_another_system_forced(
+    broker, fake, clock
+) -> None:
+    old = broker.token()
+    fake.tokens.invalidate()
+    fake.tokens.fail_next(45011)  # "forced less than 30 s ago", by someone else
+    assert broker.call(downstream(fake)) == {"ip_list": ["127.0.0.1"]}
+    assert broker.token() != old
+    assert stable_calls(fake) == 3  # the first fetch, the refused force, the normal fetch
+
+
 # -- a refused token: call() -------------------------------------------------------------------
 
 
@@ -487,6 +498,10 @@ def test_the_daily_budget_of_forced_refreshes(make_broker, fake, clock, log_line
     assert fake.tokens.forced == 3
 
 
+# On the real engine only: moto's conditional writes are not atomic across threads (its
+# DynamoDB backend takes no lock), and this test is about the guarded write's atomicity.
+@pytest.mark.integration
+@pytest.mark.parametrize("table", ["dynamodb_local"], indirect=True)
 def test_many_requests_refused_at_once_force_exactly_one_refresh(make_broker, fake, clock) -> None:
     count = 12
     brokers = [make_broker(sleep=lambda s: time.sleep(0.1)) for _ in range(count)]

@@ -542,6 +542,13 @@ def test_stable_token_busy_once_is_retried(mock, client: WeChatClient, sleeps) -
     assert len(sleeps) == 1
 
 
+def test_a_forced_refresh_is_never_retried(mock, client: WeChatClient, sleeps) -> None:
+    mock.post(STABLE_URL, json={"errcode": -1, "errmsg": "system error"})
+    with pytest.raises(WeChatUnavailable):
+        client.stable_token(force_refresh=True)
+    assert len(mock.calls) == 1 and sleeps == []
+
+
 def test_stable_token_busy_twice_is_unavailable(mock, client: WeChatClient) -> None:
     for _ in range(2):
         mock.post(STABLE_URL, json={"errcode": -1, "errmsg": "system error"})

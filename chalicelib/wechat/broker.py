@@ -211,7 +211,14 @@ class AccessTokenBroker:
     ) -> BrokeredToken:
         """Call stable_token under the lease and store the result (releasing the lease)."""
         try:
-            fetched = self._wechat.stable_token(force_refresh=force)
+            try:
+                fetched = self._wechat.stable_token(force_refresh=force)
+            except WeChatRateLimited:
+                if not force:
+                    raise
+                # 45011: WeChat saw another forced refresh less than 30 s ago (another system
+                # forcing it): the token it made is what normal mode answers.
+                fetched = self._wechat.stable_token(force_refresh=False)
         except WeChatError as e:
             self._store.release_wechat_token_lease(self._appid, lease_until=lease_until)
             self._metrics.count("WeChatTokenFetchFailed", appid=self._appid, error=type(e).__name__)

@@ -115,7 +115,15 @@ class WeChatClient:
             "secret": self._secret(),
             "force_refresh": force_refresh,
         }
-        body = self._with_retry(lambda: self._attempt("POST", self._stable_token_url, payload))
+        attempt = lambda: self._attempt("POST", self._stable_token_url, payload)  # noqa: E731
+        if not force_refresh:
+            return self._interpret_stable_token(self._with_retry(attempt))
+        # No retry: a forced refresh whose answer was lost may have happened, and a second one
+        # would invalidate its token too (or get 45011: less than 30 s since the last).
+        try:
+            body = attempt()
+        except _Retryable as e:
+            raise WeChatUnavailable(f"WeChat forced refresh failed: {e}") from e
         return self._interpret_stable_token(body)
 
     def _with_retry(self, attempt: Callable[[], dict[str, object]]) -> dict[str, object]:
