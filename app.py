@@ -40,6 +40,7 @@ from chalicelib.errors import (
     TokenError,
     UnsupportedGrantType,
     WeChatRateLimited,
+    WeChatTokenInvalid,
     WeChatUnavailable,
     WeChatUserBlocked,
     WxAuthError,
@@ -194,6 +195,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (PhoneInUse, 409, "phone_in_use"),
     (WeChatRateLimited, 429, "slow_down"),
     (WeChatUnavailable, 503, "temporarily_unavailable"),
+    (WeChatTokenInvalid, 503, "temporarily_unavailable"),  # refused again after one refresh
     (StoreUnavailable, 503, "temporarily_unavailable"),
     (ConfigurationError, 500, "server_error"),
 ]
@@ -459,6 +461,19 @@ def example_hello(call: Call, claims: AccessClaims) -> dict[str, Any]:
         "session_id": claims.session_id,
         "scope": claims.scope,
     }
+
+
+WECHAT_ACCESS_TOKEN_SCOPE = "wechat:access_token"  # noqa: S105 - a scope name
+
+
+@protected("/wechat/access-token", ["POST"], scope=WECHAT_ACCESS_TOKEN_SCOPE)
+def wechat_access_token(call: Call, claims: AccessClaims) -> Response:
+    """The app's WeChat server access_token, for other backends (client credentials holding
+    `wechat:access_token`), so that none of them calls cgi-bin/token and invalidates ours."""
+    brokered = call.services.broker.current()
+    return token_response(
+        {"access_token": brokered.access_token, "expires_in": brokered.expires_in(call.now)}
+    )
 
 
 @endpoint("/oauth/token", ["POST"])

@@ -84,7 +84,8 @@ class WeChatUserBlocked(WeChatError):
 
 
 class WeChatRateLimited(WeChatError):
-    """WeChat's quota for this appid is exhausted (45011)."""
+    """WeChat's quota for this appid is exhausted (45011; 45009 for stable_token), or our own
+    daily budget of forced access-token refreshes is."""
 
     retry_after = 60
 
@@ -93,10 +94,6 @@ class WeChatQuotaExhausted(WeChatRateLimited):
     """A paid or daily WeChat quota is used up (1400001, 45009): not before long, if today."""
 
     retry_after = 3600
-
-
-class WeChatTokenInvalid(WeChatError):
-    """WeChat refused the server access_token (40001, 42001, 40014)."""
 
 
 class WeChatUnavailable(WeChatError):
@@ -111,6 +108,16 @@ class WeChatConfigError(WeChatError, ConfigurationError):
 
 class PhoneInUse(WxAuthError):
     """The phone number is bound to another user and AUTH_PHONE_CONFLICT is `refuse`."""
+
+
+class WeChatIpNotAllowed(WeChatConfigError):
+    """WeChat refused our egress IP: not in the API IP allowlist (40164, 89501, 89503, ...)."""
+
+
+class WeChatTokenInvalid(WeChatError):
+    """WeChat refused the server access_token (40001, 42001, 40014)."""
+
+    retry_after = 5
 
 
 class StoreError(WxAuthError):

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from chalicelib.clients import ClientStore
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
-    from chalicelib.phone import PhoneBinding, TokenBroker
+    from chalicelib.phone import PhoneBinding
+    from chalicelib.wechat.broker import AccessTokenBroker
     from chalicelib.wechat.client import WeChatClient
 
 # Bounded (chalicelib/aws.py): a DynamoDB call answers or fails within aws.DYNAMODB.worst_case
@@ -55,6 +56,7 @@ class Services:
     wechat_secret: Callable[[], str] = field(repr=False)
     http: requests.Session | None = None
     sleep: Callable[[float], None] = time.sleep
+    metrics: Metrics | None = None
 
     def now(self) -> int:
         return int(self.clock())
@@ -85,11 +87,19 @@ class Services:
         )
 
     @cached_property
-    def broker(self) -> TokenBroker:  # replaced by the broker branch
-        """PLACEHOLDER until the broker branch is merged: hands out a fixed token that only the
-        fake WeChat accepts, and honours the broker's contract (one retry on
-        WeChatTokenInvalid). The lead replaces this property with the real AccessTokenBroker."""
-        return _PlaceholderBroker()
+    def broker(self) -> AccessTokenBroker:
+        """The app's WeChat server access_token, shared by every container (the broker)."""
+        from chalicelib.wechat.broker import AccessTokenBroker
+
+        return AccessTokenBroker(
+            self.store,
+            self.wechat,
+            appid=self.settings.wechat_appid,
+            clock=self.clock,
+            sleep=self.sleep,
+            metrics=self.metrics or Metrics(),
+            secret=self.wechat_secret,
+        )
 
     @cached_property
     def phone(self) -> PhoneBinding:
@@ -122,23 +132,6 @@ class Services:
             access_tokens=self.access_tokens,
             public_client_id=self.settings.wechat_appid,
         )
-
-
-class _PlaceholderBroker:  # replaced by the broker branch
-    """Not a broker: a fixed token, and the contract's one retry on WeChatTokenInvalid."""
-
-    TOKEN = "wxauth-placeholder-access-token"  # noqa: S105 - accepted by the fake WeChat only
-
-    def token(self) -> str:
-        return self.TOKEN
-
-    def call(self, request: Callable[[str], Any]) -> Any:
-        from chalicelib.errors import WeChatTokenInvalid
-
-        try:
-            return request(self.token())
-        except WeChatTokenInvalid:
-            return request(self.token())
 
 
 def phone_claims(store: DynamoStore) -> Callable[[str], Mapping[str, object]]:
@@ -260,4 +253,5 @@ def build(
         wechat_secret=wechat_secret,
         http=http,
         sleep=sleep,
+        metrics=metrics,
     )

@@ -10,6 +10,9 @@ One table, string keys `pk` and `sk`, TTL on `expires_at` (epoch seconds). Item 
 | `LOGIN#<sha256(code)>`  | `LOGIN`            | a WeChat code being or already exchanged      |
 | `PHONE#<sha256(phone)>` | `PHONE`            | a phone number's one owner (chalicelib/phone) |
 | `CLIENT`                | `CLIENT#<id>`      | an OAuth client (client credentials grant)    |
+| `WXTOKEN#<appid>`       | `TOKEN`            | the app's WeChat server access_token (sealed),|
+|                         |                    | its refresh lease, the last forced refresh    |
+| `WXTOKEN#<appid>`       | `FORCED#<day>`     | forced refreshes counted that (UTC+8) day     |
 
 Sessions live in their user's partition, so "every session of a user" is one strongly
 consistent Query and no index is needed. Expiry is also checked in code: TTL deletion is lazy.
@@ -53,6 +56,18 @@ PHONE_ATTRIBUTES = (
     "phone_hash",
     "phone_bound_at",
 )
+
+WXTOKEN = "TOKEN"
+FORCED_PREFIX = "FORCED#"
+# The WeChat access-token item's attributes (the broker's lease follows Powertools' idempotency
+# layer: `attribute_not_exists(#pk) OR #lease < :now` takes it).
+CACHED_SEALED = "sealed_token"
+CACHED_EXPIRES_AT = "token_expires_at"  # when WeChat said it expires (fetch time + expires_in)
+CACHED_REFRESH_AT = "refresh_at"  # jittered: from then on one request refreshes it ahead
+CACHED_FETCHED_AT = "fetched_at"
+CACHED_LEASE_UNTIL = "lease_until"
+CACHED_LAST_FORCED_AT = "last_forced_at"
+FORCED_COUNT = "count"
 SESSION_PREFIX = "SESSION#"
 
 # DynamoDB answers these when it is overloaded or failing; after botocore's own bounded
@@ -125,6 +140,34 @@ class PhoneRecord:
     pure_phone_number: str = field(repr=False)
     phone_hash: str  # hex SHA-256 of phone_number: the key of its PHONE# item
     bound_at: int
+
+def wxtoken_pk(appid: str) -> str:
+    return f"WXTOKEN#{appid}"
+
+
+@dataclass(frozen=True)
+class WeChatTokenRecord:
+    """The cached access-token item: the token sealed (never plaintext), its times, the lease."""
+
+    appid: str
+    sealed_token: bytes | None = field(default=None, repr=False)
+    token_expires_at: int = 0
+    refresh_at: int = 0
+    fetched_at: int = 0
+    lease_until: int = 0
+    last_forced_at: int | None = None
+
+
+def item_to_wechat_token(item: dict[str, Any]) -> WeChatTokenRecord:
+    return WeChatTokenRecord(
+        appid=item[PK]["S"].removeprefix("WXTOKEN#"),
+        sealed_token=_get_b(item, CACHED_SEALED),
+        token_expires_at=_get_n(item, CACHED_EXPIRES_AT) or 0,
+        refresh_at=_get_n(item, CACHED_REFRESH_AT) or 0,
+        fetched_at=_get_n(item, CACHED_FETCHED_AT) or 0,
+        lease_until=_get_n(item, CACHED_LEASE_UNTIL) or 0,
+        last_forced_at=_get_n(item, CACHED_LAST_FORCED_AT),
+    )
 
 
 @dataclass(frozen=True)
@@ -762,3 +805,136 @@ class DynamoStore:
                 }
             )
         self.transact_write(items)
+
+    # -- the WeChat server access token (chalicelib/wechat/broker.py) -------------------------
+
+    def get_wechat_token(self, appid: str) -> WeChatTokenRecord | None:
+        item = self._get(wxtoken_pk(appid), WXTOKEN)
+        return item_to_wechat_token(item) if item else None
+
+    def lease_wechat_token(
+        self, appid: str, *, now: int, lease_until: int, seen_fetched_at: int | None
+    ) -> None:
+        """Take the refresh lease: `attribute_not_exists(#pk) OR #lease < :now` (or no lease on
+        the item: storing a token releases it by removing the attribute), and only if the
+        token is still the one the caller read (`seen_fetched_at`; None: there was none), so
+        that a request that read before another stored a token does not fetch again. A lost
+        race raises ConditionFailed with the item as it was (`e.item`): the loser needs no read
+        to see the token another request stored."""
+        names = {"#lease": CACHED_LEASE_UNTIL, "#fetched": CACHED_FETCHED_AT}
+        values = {":until": _n(lease_until), ":now": _n(now)}
+        if seen_fetched_at is None:
+            unchanged = "attribute_not_exists(#fetched)"
+        else:
+            unchanged = "#fetched = :seen"
+            values[":seen"] = _n(seen_fetched_at)
+        self.call(
+            "update_item",
+            Key={PK: _s(wxtoken_pk(appid)), SK: _s(WXTOKEN)},
+            UpdateExpression="SET #lease = :until",
+            ConditionExpression=f"(attribute_not_exists(#lease) OR #lease < :now) AND {unchanged}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+    def claim_forced_refresh(
+        self, appid: str, *, now: int, interval: int, lease_until: int
+    ) -> None:
+        """Claim the one forced refresh of this `interval` (across every container) and the
+        lease with it; ConditionFailed (with the item as it was) if one was claimed less than
+        `interval` seconds ago."""
+        self.call(
+            "update_item",
+            Key={PK: _s(wxtoken_pk(appid)), SK: _s(WXTOKEN)},
+            UpdateExpression="SET #forced = :now, #lease = :until",
+            ConditionExpression="attribute_not_exists(#forced) OR #forced <= :since",
+            ExpressionAttributeNames={
+                "#forced": CACHED_LAST_FORCED_AT,
+                "#lease": CACHED_LEASE_UNTIL,
+            },
+            ExpressionAttributeValues={
+                ":now": _n(now),
+                ":since": _n(now - interval),
+                ":until": _n(lease_until),
+            },
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+    def count_forced_refresh(self, appid: str, day: str, *, budget: int, expires_at: int) -> int:
+        """Count one forced refresh against the day's budget; the day's count after it, or
+        ConditionFailed if `budget` were already used that day."""
+        response = self.call(
+            "update_item",
+            Key={PK: _s(wxtoken_pk(appid)), SK: _s(f"{FORCED_PREFIX}{day}")},
+            UpdateExpression="ADD #count :one SET #exp = :exp",
+            ConditionExpression="attribute_not_exists(#count) OR #count < :budget",
+            ExpressionAttributeNames={"#count": FORCED_COUNT, "#exp": EXPIRES_AT},
+            ExpressionAttributeValues={
+                ":one": _n(1),
+                ":budget": _n(budget),
+                ":exp": _n(expires_at),
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"][FORCED_COUNT]["N"])
+
+    def put_wechat_token(
+        self,
+        appid: str,
+        *,
+        sealed_token: bytes,
+        fetched_at: int,
+        token_expires_at: int,
+        refresh_at: int,
+        expires_at: int,
+        lease_until: int | None,
+    ) -> None:
+        """Store a freshly fetched token and release the lease (`last_forced_at` is kept).
+
+        Only while the caller still holds its lease (`lease_until`, None: unconditionally), so
+        that a fetch whose lease lapsed or was taken over by a forced refresh cannot overwrite
+        a newer token: ConditionFailed then.
+        """
+        names = {
+            "#sealed": CACHED_SEALED,
+            "#fetched": CACHED_FETCHED_AT,
+            "#texp": CACHED_EXPIRES_AT,
+            "#refresh": CACHED_REFRESH_AT,
+            "#exp": EXPIRES_AT,
+            "#lease": CACHED_LEASE_UNTIL,
+        }
+        values = {
+            ":sealed": _b(sealed_token),
+            ":fetched": _n(fetched_at),
+            ":texp": _n(token_expires_at),
+            ":refresh": _n(refresh_at),
+            ":exp": _n(expires_at),
+        }
+        guard: dict[str, Any] = {}
+        if lease_until is not None:
+            guard["ConditionExpression"] = "#lease = :mine"
+            values[":mine"] = _n(lease_until)
+        self.call(
+            "update_item",
+            Key={PK: _s(wxtoken_pk(appid)), SK: _s(WXTOKEN)},
+            UpdateExpression=(
+                "SET #sealed = :sealed, #fetched = :fetched, #texp = :texp, #refresh = :refresh,"
+                " #exp = :exp REMOVE #lease"
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            **guard,
+        )
+
+    def release_wechat_token_lease(self, appid: str, *, lease_until: int) -> None:
+        """Drop the lease this request holds (its fetch failed), so a retry need not wait."""
+        with contextlib.suppress(ConditionFailed):
+            self.call(
+                "update_item",
+                Key={PK: _s(wxtoken_pk(appid)), SK: _s(WXTOKEN)},
+                UpdateExpression="REMOVE #lease",
+                ConditionExpression="#lease = :until",
+                ExpressionAttributeNames={"#lease": CACHED_LEASE_UNTIL},
+                ExpressionAttributeValues={":until": _n(lease_until)},
+            )

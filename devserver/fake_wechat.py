@@ -1,4 +1,5 @@
-"""A fake of WeChat's `jscode2session` and `getuserphonenumber`, for `make run` and the tests.
+"""A fake of WeChat's `jscode2session`, `cgi-bin/stable_token` and `getuserphonenumber`, for
+`make run` and the tests.
 
 It answers like the real API: `GET /sns/jscode2session?appid=&secret=&js_code=&grant_type=`,
 always HTTP 200 with `Content-Type: text/plain` and a JSON body; an error is
@@ -21,10 +22,23 @@ openid = "o" + the first 27 characters of base64url(sha256(f"{appid}:{user}")), 
 `alice.2` are the same user; unionid = "u" + the first 27 of base64url(sha256(f"unionid:{user}"));
 session_key is base64 of 16 random bytes.
 
+Server access tokens (`StableTokens`): `POST /cgi-bin/stable_token` with the JSON body
+`{"grant_type": "client_credential", "appid", "secret", "force_refresh"}` answers
+`{"access_token", "expires_in"}` (HTTP 200, `application/json`). Normal mode answers the same
+token while it has more than 5 minutes left, then a new one (the old one stays valid until its
+own expiry, as WeChat does). `force_refresh: true` invalidates every token and issues a new one,
+at most 20 a UTC+8 day (then 45009) and 30 s apart (sooner: 45011). Errors: body not JSON
+(47001); missing appid (41002) or secret (41004); wrong grant_type (40002), appid (40013) or
+secret (40125). Calls made with a token check it with `check_access_token`: unknown, expired or
+invalidated -> 40001. One such call is faked: `GET /cgi-bin/get_api_domain_ip?access_token=`
+(`{"ip_list": [...]}`). Tests: `fake.tokens.invalidate()`, `fake.tokens.fail_next(errcode)`,
+`fake.calls_to(path)` counts the requests to each path; the clock is injectable (`clock=`).
+
 Phone numbers: `POST /wxa/business/getuserphonenumber?access_token=...` with JSON
 `{"code", "openid"}`, answering `{"errcode": 0, "errmsg": "ok", "phone_info": {"phoneNumber",
 "purePhoneNumber", "countryCode", "watermark": {"timestamp", "appid"}}}`. Checked in this order:
-access_token missing (41001) or refused (40001: `access_token_accepted`); code missing (41008);
+access_token missing (41001) or refused (40001: `access_token_accepted`: not one that
+`stable_token` issued and still valid, or refused by `refuse_access_token`); code missing (41008);
 then by code:
 
 | code                                   | answer                                                |
@@ -40,7 +54,8 @@ A code whose `<user>` is not the one of the request's `openid` answers 40003 (an
 unused): WeChat's check that the code belongs to that user.
 
 Test helpers: `GET /_fake/stats` answers `{"calls": N, "phone_calls": N}`, `POST /_fake/reset`
-forgets used codes and counts. Requests are not logged: codes and secrets are never printed.
+forgets used codes and counts. Requests are not logged: codes, tokens and secrets are never
+printed.
 
 Standalone: `python -m devserver.fake_wechat [--host H] [--port N] [--appid A] [--secret S]`
 prints its URL and runs until SIGINT or SIGTERM.
@@ -69,8 +84,15 @@ from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
 PHONE_PATH = "/wxa/business/getuserphonenumber"
-MAX_SLOW_MS = 30_000
 PHONE_CODE_TTL = 300
+STABLE_TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 - a path, not a secret
+API_DOMAIN_IP_PATH = "/cgi-bin/get_api_domain_ip"
+ACCESS_TOKEN_TTL = 7200
+EARLY_RENEWAL = 300  # normal mode answers a new token in the old one's last 5 minutes
+FORCE_DAILY_LIMIT = 20
+FORCE_INTERVAL = 30
+DAY_OFFSET = 8 * 3600  # WeChat's day: UTC+8
+MAX_SLOW_MS = 30_000
 
 ERRMSGS = {
     -1: "system error",
@@ -112,16 +134,105 @@ def _error(errcode: int) -> dict[str, Any]:
     return {"errcode": errcode, "errmsg": f"{errmsg}, rid: {secrets.token_hex(12)}"}
 
 
+class StableTokens:
+    """The fake's server access tokens: `stable_token` and the check of calls made with one."""
+
+    def __init__(self, appid: str, secret: str, clock: Callable[[], float]) -> None:
+        self._appid = appid
+        self._secret = secret
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._valid: dict[str, float] = {}  # token -> expiry (epoch seconds)
+        self._current: str | None = None
+        self._forced: list[float] = []  # times of the forced refreshes
+        self._failures: list[int] = []
+
+    def stable_token(self, raw: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _error(47001)
+        for name, errcode in (("appid", 41002), ("secret", 41004)):
+            if not isinstance(body.get(name), str) or not body[name]:
+                return _error(errcode)
+        if body.get("grant_type") != "client_credential":
+            return _error(40002)
+        if body["appid"] != self._appid:
+            return _error(40013)
+        if not secrets.compare_digest(body["secret"].encode(), self._secret.encode()):
+            return _error(40125)
+        with self._lock:
+            if self._failures:
+                return _error(self._failures.pop(0))
+            now = self._clock()
+            if body.get("force_refresh") is True:
+                return self._force(now)
+            expires_at = self._valid.get(self._current or "", 0.0)
+            if self._current is None or now >= expires_at - EARLY_RENEWAL:
+                return self._issue(now)
+            return {"access_token": self._current, "expires_in": int(expires_at - now)}
+
+    def _force(self, now: float) -> dict[str, Any]:
+        day = (now + DAY_OFFSET) // 86400
+        today = [t for t in self._forced if (t + DAY_OFFSET) // 86400 == day]
+        if len(today) >= FORCE_DAILY_LIMIT:
+            return _error(45009)
+        if self._forced and now - self._forced[-1] < FORCE_INTERVAL:
+            return _error(45011)
+        self._forced.append(now)
+        self._valid.clear()
+        return self._issue(now)
+
+    def _issue(self, now: float) -> dict[str, Any]:
+        token = "wxat-" + secrets.token_urlsafe(96)
+        self._valid[token] = now + ACCESS_TOKEN_TTL
+        self._current = token
+        return {"access_token": token, "expires_in": ACCESS_TOKEN_TTL}
+
+    def check_access_token(self, token: str | None) -> int:
+        """0 if `token` is valid now, else WeChat's errcode (40001) for the calling endpoint."""
+        with self._lock:
+            expires_at = self._valid.get(token or "")
+            return 0 if expires_at is not None and self._clock() < expires_at else 40001
+
+    def invalidate(self) -> None:
+        """Invalidate every token, as a forced refresh made elsewhere would."""
+        with self._lock:
+            self._valid.clear()
+            self._current = None
+
+    def fail_next(self, errcode: int, count: int = 1) -> None:
+        """The next `count` valid stable_token requests answer `errcode` (-1, 40164, 45009...)."""
+        with self._lock:
+            self._failures.extend([errcode] * count)
+
+    @property
+    def forced(self) -> int:
+        with self._lock:
+            return len(self._forced)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._valid.clear()
+            self._current = None
+            self._forced.clear()
+            self._failures.clear()
+
+
 class FakeWeChat:
-    """An in-process fake `jscode2session` server; see the module docstring for its codes."""
+    """An in-process fake WeChat API server; see the module docstring for its codes."""
 
     def __init__(self, appid: str, secret: str, *, clock: Callable[[], float] = time.time) -> None:
         self.appid = appid
         self._secret = secret
-        self._clock = clock
         self._lock = threading.Lock()
         self._used: set[str] = set()
         self._calls: Counter[str] = Counter()
+        self._paths: Counter[str] = Counter()
+        self.tokens = StableTokens(appid, secret, clock)
+        self._clock = clock
         self._phone_used: set[str] = set()
         self._phone_calls: Counter[str] = Counter()
         self._refused_tokens: set[str] = set()
@@ -194,13 +305,24 @@ class FakeWeChat:
         with self._lock:
             return self._phone_calls[code]
 
+    def calls_to(self, path: str) -> int:
+        """How many requests reached `path` (e.g. STABLE_TOKEN_PATH), whatever their answer."""
+        with self._lock:
+            return self._paths[path]
+
+    def _count_path(self, path: str) -> None:
+        with self._lock:
+            self._paths[path] += 1
+
     def reset(self) -> None:
         with self._lock:
             self._used.clear()
             self._calls.clear()
+            self._paths.clear()
             self._phone_used.clear()
             self._phone_calls.clear()
             self._refused_tokens.clear()
+        self.tokens.reset()
 
     # -- jscode2session ---------------------------------------------------------------------
 
@@ -260,10 +382,12 @@ class FakeWeChat:
             self._refused_tokens.add(token)
 
     def access_token_accepted(self, token: str) -> bool:
-        """The one check of a server access_token. Any non-empty token not refused, until
-        this fake issues tokens (stable_token): then point this at its own validation."""
+        """The one check of a server access_token: one `stable_token` issued, still valid, and
+        not refused by `refuse_access_token`."""
         with self._lock:
-            return bool(token) and token not in self._refused_tokens
+            if token in self._refused_tokens:
+                return False
+        return self.tokens.check_access_token(token) == 0
 
     def getuserphonenumber(self, access_token: str, body: object) -> dict[str, Any]:
         """The JSON body WeChat would answer for this request; see the module docstring."""
@@ -335,9 +459,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         fake = self.server.fake
         url = urlsplit(self.path)
+        fake._count_path(url.path)
         if url.path == JSCODE2SESSION_PATH:
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             self._send(200, fake.jscode2session(query), "text/plain")
+        elif url.path == API_DOMAIN_IP_PATH:
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            errcode = fake.tokens.check_access_token(query.get("access_token"))
+            self._send(200, _error(errcode) if errcode else {"ip_list": ["127.0.0.1"]})
         elif url.path == "/_fake/stats":
             self._send(200, {"calls": fake.calls, "phone_calls": fake.phone_calls})
         else:
@@ -346,13 +475,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
-        data = self.rfile.read(length) if length else b""
-        url = urlsplit(self.path)
-        if url.path == PHONE_PATH:
-            self._send(200, fake.getuserphonenumber(*_phone_request(url.query, data)), "text/plain")
-        elif url.path == "/_fake/reset":
+        raw = self.rfile.read(length) if length else b""
+        path = urlsplit(self.path).path
+        fake._count_path(path)
+        if path == "/_fake/reset":
             fake.reset()
             self._send(200, {"calls": 0})
+        elif path == STABLE_TOKEN_PATH:
+            self._send(200, fake.tokens.stable_token(raw))
+        elif path == PHONE_PATH:
+            query = urlsplit(self.path).query
+            self._send(200, fake.getuserphonenumber(*_phone_request(query, raw)), "text/plain")
         else:
             self._send(404, {"error": "not found"})
 
@@ -369,7 +502,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Fake WeChat jscode2session server")
+    parser = argparse.ArgumentParser(description="Fake WeChat API server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--appid", default=os.environ.get("WECHAT_APPID") or LOCAL_APPID)

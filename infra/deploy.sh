@@ -30,6 +30,11 @@
 #   WXAUTH_LOGIN_THROTTLE_BURST       -> LoginThrottlingBurstLimit
 #   WXAUTH_TOKEN_THROTTLE_RATE        -> TokenThrottlingRateLimit
 #   WXAUTH_TOKEN_THROTTLE_BURST       -> TokenThrottlingBurstLimit
+#   WXAUTH_WECHAT_TOKEN_THROTTLE_RATE -> WeChatTokenThrottlingRateLimit
+#   WXAUTH_WECHAT_TOKEN_THROTTLE_BURST -> WeChatTokenThrottlingBurstLimit
+#   WXAUTH_FIXED_EGRESS_IP            -> FixedEgressIp (true: VPC + NAT gateway + Elastic IP)
+#   WXAUTH_EGRESS_VPC_CIDR            -> EgressVpcCidr (a /16)
+#   WXAUTH_FORCE_REFRESH_ALARM        -> WeChatForceRefreshAlarmThreshold
 #   WXAUTH_RESERVED_CONCURRENCY       -> ReservedConcurrency (0: none)
 #   WXAUTH_DEPLOYMENT_PREFERENCE      -> DeploymentPreferenceType (e.g. AllAtOnce)
 #   WXAUTH_TRACING                    -> Tracing (PassThrough|Active)
@@ -71,6 +76,11 @@ PARAMETERS=(
   LoginThrottlingBurstLimit=WXAUTH_LOGIN_THROTTLE_BURST
   TokenThrottlingRateLimit=WXAUTH_TOKEN_THROTTLE_RATE
   TokenThrottlingBurstLimit=WXAUTH_TOKEN_THROTTLE_BURST
+  WeChatTokenThrottlingRateLimit=WXAUTH_WECHAT_TOKEN_THROTTLE_RATE
+  WeChatTokenThrottlingBurstLimit=WXAUTH_WECHAT_TOKEN_THROTTLE_BURST
+  FixedEgressIp=WXAUTH_FIXED_EGRESS_IP
+  EgressVpcCidr=WXAUTH_EGRESS_VPC_CIDR
+  WeChatForceRefreshAlarmThreshold=WXAUTH_FORCE_REFRESH_ALARM
   ReservedConcurrency=WXAUTH_RESERVED_CONCURRENCY
   DeploymentPreferenceType=WXAUTH_DEPLOYMENT_PREFERENCE
   Tracing=WXAUTH_TRACING

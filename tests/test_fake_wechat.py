@@ -206,7 +206,17 @@ def test_start_returns_url_and_stop_frees_the_port() -> None:
 # -- getuserphonenumber ------------------------------------------------------------------------
 
 
-def phone(fake: FakeWeChat, code: object, user: str | None = "alice", token: str = "tok") -> dict:
+def server_token(fake: FakeWeChat) -> str:
+    """A server access_token the fake issued (stable_token), as the broker would hold."""
+    body = {"grant_type": "client_credential", "appid": APPID, "secret": SECRET}
+    response = requests.post(f"{fake.url}/cgi-bin/stable_token", json=body, timeout=10)
+    return response.json()["access_token"]
+
+
+def phone(
+    fake: FakeWeChat, code: object, user: str | None = "alice", token: str | None = None
+) -> dict:
+    token = server_token(fake) if token is None else token
     body: dict[str, object] = {"code": code}
     if user is not None:
         body["openid"] = openid_for(APPID, user)
@@ -259,11 +269,15 @@ def test_phone_err_codes(fake: FakeWeChat, errcode: int) -> None:
 
 def test_phone_access_token_checks(fake: FakeWeChat) -> None:
     assert phone(fake, "phone.alice.1", token="")["errcode"] == 41001
-    fake.refuse_access_token("old")
-    assert phone(fake, "phone.alice.13800138000", token="old")["errcode"] == 40001
-    assert phone(fake, "phone.alice.13800138000", token="new")["errcode"] == 0
-    assert phone(fake, "", token="new")["errcode"] == 41008
-    assert phone(fake, "alice.1", token="new")["errcode"] == 40029  # a login code
+    assert phone(fake, "phone.alice.1", token="never-issued")["errcode"] == 40001
+    old = server_token(fake)
+    fake.refuse_access_token(old)
+    assert phone(fake, "phone.alice.13800138000", token=old)["errcode"] == 40001
+    fake.tokens.invalidate()
+    new = server_token(fake)
+    assert phone(fake, "phone.alice.13800138000", token=new)["errcode"] == 0
+    assert phone(fake, "", token=new)["errcode"] == 41008
+    assert phone(fake, "alice.1", token=new)["errcode"] == 40029  # a login code
 
 
 def test_phone_stats_and_reset(fake: FakeWeChat) -> None:
@@ -275,3 +289,111 @@ def test_phone_stats_and_reset(fake: FakeWeChat) -> None:
     requests.post(f"{fake.url}/_fake/reset", timeout=10)
     assert fake.phone_calls == 0
     assert phone(fake, "phone.alice.13800138000")["errcode"] == 0
+
+
+# -- stable_token and the access-token check (the broker's side of the fake) -------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def token_clock() -> _Clock:
+    return _Clock()
+
+
+@pytest.fixture
+def token_fake(token_clock: _Clock) -> Iterator[FakeWeChat]:
+    with FakeWeChat(APPID, SECRET, clock=token_clock) as server:
+        yield server
+
+
+def stable(fake: FakeWeChat, force: bool | None = None, **overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {"grant_type": "client_credential", "appid": APPID, "secret": SECRET}
+    if force is not None:
+        payload["force_refresh"] = force
+    payload.update(overrides)
+    response = requests.post(f"{fake.url}/cgi-bin/stable_token", json=payload, timeout=10)
+    assert response.status_code == 200
+    return response.json()
+
+
+def check(fake: FakeWeChat, token: str) -> dict[str, Any]:
+    url = f"{fake.url}/cgi-bin/get_api_domain_ip"
+    return requests.get(url, params={"access_token": token}, timeout=10).json()
+
+
+def test_stable_token_normal_mode_answers_the_same_token(token_fake, token_clock) -> None:
+    first = stable(token_fake)
+    token_clock.now += 1000
+    again = stable(token_fake, force=False)
+    assert first["access_token"] == again["access_token"]
+    assert (first["expires_in"], again["expires_in"]) == (7200, 6200)
+    assert check(token_fake, first["access_token"]) == {"ip_list": ["127.0.0.1"]}
+    assert token_fake.calls_to("/cgi-bin/stable_token") == 2
+    assert token_fake.calls_to("/cgi-bin/get_api_domain_ip") == 1
+    assert token_fake.calls == 0  # jscode2session's count is its own
+
+
+def test_stable_token_renews_in_the_last_five_minutes_keeping_the_old_valid(
+    token_fake, token_clock
+) -> None:
+    old = stable(token_fake)["access_token"]
+    token_clock.now += 7200 - 300
+    new = stable(token_fake)["access_token"]
+    assert new != old
+    assert check(token_fake, old) == {"ip_list": ["127.0.0.1"]}
+    token_clock.now += 300
+    assert check(token_fake, old)["errcode"] == 40001  # expired
+    assert check(token_fake, new) == {"ip_list": ["127.0.0.1"]}
+
+
+def test_force_refresh_invalidates_and_is_limited(token_fake, token_clock) -> None:
+    old = stable(token_fake)["access_token"]
+    new = stable(token_fake, force=True)["access_token"]
+    assert new != old
+    assert check(token_fake, old)["errcode"] == 40001
+    assert stable(token_fake, force=True)["errcode"] == 45011  # within 30 s
+    for _ in range(19):
+        token_clock.now += 30
+        assert "access_token" in stable(token_fake, force=True)
+    token_clock.now += 30
+    assert stable(token_fake, force=True)["errcode"] == 45009  # 20 a day
+    assert token_fake.tokens.forced == 20
+    token_clock.now += 86400
+    assert "access_token" in stable(token_fake, force=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "errcode"),
+    [
+        ({"appid": ""}, 41002),
+        ({"secret": None}, 41004),
+        ({"grant_type": "authorization_code"}, 40002),
+        ({"appid": "wx-other"}, 40013),
+        ({"secret": "wrong"}, 40125),
+    ],
+)
+def test_stable_token_errors(token_fake, overrides: dict, errcode: int) -> None:
+    assert stable(token_fake, **overrides)["errcode"] == errcode
+
+
+def test_stable_token_body_not_json_and_injected_failures(token_fake) -> None:
+    raw = requests.post(f"{token_fake.url}/cgi-bin/stable_token", data=b"{nope", timeout=10)
+    assert raw.json()["errcode"] == 47001
+    token_fake.tokens.fail_next(40164)
+    assert stable(token_fake)["errcode"] == 40164
+    assert "access_token" in stable(token_fake)
+
+
+def test_unknown_and_invalidated_tokens_are_40001(token_fake) -> None:
+    assert check(token_fake, "wxat-made-up")["errcode"] == 40001
+    token = stable(token_fake)["access_token"]
+    token_fake.tokens.invalidate()
+    assert check(token_fake, token)["errcode"] == 40001
+    assert stable(token_fake)["access_token"] != token

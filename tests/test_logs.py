@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import logging
 
+from tests import test_app_wechat_access_token as wechat_access
 from tests.conftest import TEST_SECRET
 from tests.test_app import bearer, post
-from tests.test_phone import FakeBroker
+from tests.test_app_wechat_access_token import SERVER_TOKEN, client_token
+
+# Fixtures: the conftest's WeChat stub, with stable_token on the same mock.
+wechat = wechat_access.wechat
+stable = wechat_access.stable
 
 
-def test_a_full_session_logs_no_secret(client, services, log_lines, caplog, clock):
-    services.__dict__["broker"] = FakeBroker()
+def test_a_full_session_logs_no_secret(client, services, log_lines, caplog, clock, request):
     caplog.set_level(logging.DEBUG)
+    stable_token = request.getfixturevalue("stable")
     code = "union-grace.1"
     login = post(client, "/auth/login", {"code": code}).json_body
     replay = post(client, "/auth/login", {"code": code}).json_body
@@ -43,6 +48,20 @@ def test_a_full_session_logs_no_secret(client, services, log_lines, caplog, cloc
     post(client, "/auth/refresh", {"refresh_token": login["refresh_token"]})  # reuse -> metric
     client.http.post("/auth/logout", headers=bearer(refreshed["access_token"]))
     key_pem = json.loads(services.keys.get().to_json())["keys"][0]["private_key_pem"]
+    # The WeChat server access token: fetched, served to a client, refused once and replaced.
+    backend = client_token(client, services, ["wechat:access_token"])
+    served = post(client, "/wechat/access-token", headers=bearer(backend)).json_body
+    refused: list[str] = []
+
+    def refuse_once(token: str) -> str:
+        refused.append(token)
+        if len(refused) == 1:
+            from chalicelib.errors import WeChatTokenInvalid
+
+            raise WeChatTokenInvalid("refused")
+        return token
+
+    services.broker.call(refuse_once)
 
     secrets = {
         "app secret": TEST_SECRET,
@@ -59,12 +78,15 @@ def test_a_full_session_logs_no_secret(client, services, log_lines, caplog, cloc
         "other phone code": "phone.union-grace.13900139000.nope",
         "phone number": "13800138000",
         "other phone number": "13900139000",
-        "server access token": "server-token-1",
+        "WeChat server access token": SERVER_TOKEN,
+        "client's access token": backend,
     }
     everything = log_lines + [r.getMessage() for r in caplog.records]
     assert replay["refresh_token"] == login["refresh_token"]
     secrets["replayed access token"] = replay["access_token"]
     assert len(everything) > 8
+    assert served["access_token"] == SERVER_TOKEN and len(refused) == 2 and stable_token.calls == 2
+    assert any("WeChatTokenForceRefresh" in line for line in everything)  # the refusal was seen
     for name, value in secrets.items():
         leaks = [line for line in everything if value in line]
         assert not leaks, f"{name} leaked into the logs: {leaks[0][:80]}..."

@@ -368,9 +368,7 @@ def v1_session(services, now: int = START, rotated_from: str | None = None):
         previous_hash=refresh_tokens.token_hash(previous) if rotated else None,
         rotated_at=now if rotated else None,
         sealed_current=(
-            refresh_tokens.seal(
-                previous, current.encode(), context=_context(USER_A, session_id)
-            )
+            refresh_tokens.seal(previous, current.encode(), context=_context(USER_A, session_id))
             if rotated
             else None
         ),

@@ -14,10 +14,12 @@ import responses
 from responses.registries import OrderedRegistry
 
 from chalicelib.errors import (
+    ConfigurationError,
     GrantError,
     WeChatCodeRejected,
     WeChatConfigError,
     WeChatError,
+    WeChatIpNotAllowed,
     WeChatQuotaExhausted,
     WeChatRateLimited,
     WeChatTokenInvalid,
@@ -25,7 +27,7 @@ from chalicelib.errors import (
     WeChatUserBlocked,
 )
 from chalicelib.logs import LOGGER_NAME
-from chalicelib.wechat.client import WeChatClient, WeChatSession
+from chalicelib.wechat.client import WeChatClient, WeChatSession, check_token_errcode
 
 BASE = "https://wechat.test"
 URL = f"{BASE}/sns/jscode2session"
@@ -632,3 +634,113 @@ def test_phone_errors_carry_neither_token_nor_code_nor_number(mock, client: WeCh
         for e in exception_chain(info.value):
             assert ACCESS_TOKEN not in str(e) and PHONE_CODE not in str(e)
             assert "13800138000" not in str(e)
+
+
+# -- stable_token (the broker's fetch) ---------------------------------------------------------
+
+STABLE_URL = f"{BASE}/cgi-bin/stable_token"
+SERVER_TOKEN = "wxat-server-access-token-0123456789abcdef"
+
+
+def test_stable_token_posts_json_and_parses_the_answer(mock, client: WeChatClient) -> None:
+    mock.post(STABLE_URL, json={"access_token": SERVER_TOKEN, "expires_in": 7200})
+    mock.post(STABLE_URL, json={"access_token": SERVER_TOKEN, "expires_in": 7000})
+
+    first = client.stable_token()
+    forced = client.stable_token(force_refresh=True)
+
+    assert (first.access_token, first.expires_in) == (SERVER_TOKEN, 7200)
+    assert forced.expires_in == 7000
+    bodies = [json.loads(call.request.body) for call in mock.calls]
+    assert bodies == [
+        {"grant_type": "client_credential", "appid": APPID, "secret": SECRET, "force_refresh": f}
+        for f in (False, True)
+    ]
+    assert all(call.request.method == "POST" for call in mock.calls)
+    assert SERVER_TOKEN not in repr(first)
+
+
+@pytest.mark.parametrize(
+    ("errcode", "error"),
+    [
+        (45009, WeChatRateLimited),
+        (45011, WeChatRateLimited),
+        (40164, WeChatIpNotAllowed),
+        (89503, WeChatIpNotAllowed),
+        (89501, WeChatIpNotAllowed),
+        (40125, WeChatConfigError),
+        (40013, WeChatConfigError),
+        (40001, WeChatConfigError),  # for stable_token itself: a wrong AppSecret
+        (48001, WeChatUnavailable),
+    ],
+)
+def test_stable_token_errcodes(mock, client: WeChatClient, errcode: int, error: type) -> None:
+    mock.post(STABLE_URL, body=json.dumps({"errcode": errcode, "errmsg": "x"}))
+    with pytest.raises(error) as raised:
+        client.stable_token()
+    assert len(mock.calls) == 1
+    assert SECRET not in str(raised.value)
+
+
+def test_stable_token_ip_allowlist_is_a_configuration_error_logged_with_a_hint(
+    mock, client: WeChatClient, logs
+) -> None:
+    mock.post(STABLE_URL, json={"errcode": 40164, "errmsg": "invalid ip 203.0.113.9"})
+    with pytest.raises(WeChatIpNotAllowed) as raised:
+        client.stable_token()
+    assert isinstance(raised.value, ConfigurationError)
+    events = [json.loads(r.getMessage()) for r in logs.records if r.name == LOGGER_NAME]
+    assert events[-1]["errcode"] == 40164 and "allowlist" in events[-1]["hint"]
+    assert all(SECRET not in r.getMessage() for r in logs.records)
+
+
+def test_stable_token_busy_once_is_retried(mock, client: WeChatClient, sleeps) -> None:
+    mock.post(STABLE_URL, json={"errcode": -1, "errmsg": "system error"})
+    mock.post(STABLE_URL, json={"access_token": SERVER_TOKEN, "expires_in": 7200})
+    assert client.stable_token().access_token == SERVER_TOKEN
+    assert len(sleeps) == 1
+
+
+def test_a_forced_refresh_is_never_retried(mock, client: WeChatClient, sleeps) -> None:
+    mock.post(STABLE_URL, json={"errcode": -1, "errmsg": "system error"})
+    with pytest.raises(WeChatUnavailable):
+        client.stable_token(force_refresh=True)
+    assert len(mock.calls) == 1 and sleeps == []
+
+
+def test_stable_token_busy_twice_is_unavailable(mock, client: WeChatClient) -> None:
+    for _ in range(2):
+        mock.post(STABLE_URL, json={"errcode": -1, "errmsg": "system error"})
+    with pytest.raises(WeChatUnavailable):
+        client.stable_token()
+    assert len(mock.calls) == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"expires_in": 7200},
+        {"access_token": "", "expires_in": 7200},
+        {"access_token": SERVER_TOKEN},
+        {"access_token": SERVER_TOKEN, "expires_in": "7200"},
+        {"access_token": SERVER_TOKEN, "expires_in": True},
+        {"access_token": SERVER_TOKEN, "expires_in": 5},
+        {"access_token": 12, "expires_in": 7200},
+    ],
+)
+def test_stable_token_unusable_answer_is_unavailable(mock, client: WeChatClient, body) -> None:
+    mock.post(STABLE_URL, json=body)
+    with pytest.raises(WeChatUnavailable) as raised:
+        client.stable_token()
+    assert SERVER_TOKEN not in str(raised.value)
+
+
+@pytest.mark.parametrize("errcode", [40001, 42001, 40014])
+def test_check_token_errcode_raises_token_invalid(errcode: int) -> None:
+    with pytest.raises(WeChatTokenInvalid):
+        check_token_errcode({"errcode": errcode, "errmsg": "invalid credential"})
+
+
+@pytest.mark.parametrize("body", [{}, {"errcode": 0}, {"errcode": 40029}, {"errcode": True}])
+def test_check_token_errcode_lets_other_answers_through(body: dict) -> None:
+    check_token_errcode(body)

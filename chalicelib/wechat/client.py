@@ -1,10 +1,13 @@
-"""WeChat's `jscode2session` and `getuserphonenumber`, wrapped like a careful SDK.
+"""WeChat's `jscode2session`, `cgi-bin/stable_token` and `getuserphonenumber`, wrapped like a
+careful SDK.
 
 Explicit connect/read timeouts; the body parsed as JSON whatever its Content-Type (WeChat
 answers `text/plain`); `errcode` checked even on HTTP 200; one quick retry for WeChat's
 "system busy" (-1) and for transport failures; every failure turned into a WeChatError.
-`jscode2session` needs no access_token; `getuserphonenumber` takes one from its caller (the
-broker) and raises WeChatTokenInvalid when WeChat refuses it, without retrying itself.
+`jscode2session` needs no access_token; `stable_token` is how the broker
+(`chalicelib/wechat/broker.py`) gets one; `getuserphonenumber` takes one from its caller (the
+broker) and raises WeChatTokenInvalid when WeChat refuses it, without retrying itself. Other
+calls made *with* an access_token check their errcode with `check_token_errcode`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING
 from chalicelib.errors import (
     WeChatCodeRejected,
     WeChatConfigError,
+    WeChatIpNotAllowed,
     WeChatQuotaExhausted,
     WeChatRateLimited,
     WeChatTokenInvalid,
@@ -42,6 +46,31 @@ PHONE_CODE_REJECTED = frozenset({40029, 40003})
 QUOTA_EXHAUSTED = frozenset({1400001, 45009})
 PHONE_CONFIG_ERRORS = frozenset({48001})  # the mini-program lacks the phone-number permission
 MAX_PHONE_DIGITS = 15  # E.164
+# stable_token (WeChat's docs, getStableAccessToken, and its global error codes). There 40001
+# means a wrong AppSecret; on every call made *with* an access_token it means a refused token.
+TOKEN_CONFIG_ERRORS = frozenset({40001, 40002, 40013, 40125, 41002, 41004})
+TOKEN_QUOTA = frozenset({45009, 45011})  # daily limit (force_refresh: 20 a day), frequency
+IP_NOT_ALLOWED = frozenset({40164, 89501, 89503, 89506, 89507})  # API IP allowlist
+MIN_EXPIRES_IN = 60
+MAX_ACCESS_TOKEN_LENGTH = 2048  # WeChat: "keep at least 512 characters"
+
+
+@dataclass(frozen=True)
+class StableToken:
+    """A server access_token and its lifetime in seconds, as WeChat answered them."""
+
+    access_token: str = field(repr=False)
+    expires_in: int
+
+
+def check_token_errcode(body: dict[str, object]) -> None:
+    """For an API called with an access_token: WeChatTokenInvalid if WeChat refused the token
+    (40001, 42001, 40014), so that `AccessTokenBroker.call` replaces it and retries once."""
+    errcode = body.get("errcode", 0)
+    if errcode in TOKEN_INVALID and not isinstance(errcode, bool):
+        raise WeChatTokenInvalid(f"WeChat refused the access_token (errcode {errcode})")
+
+
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,7 @@ class WeChatClient:
     ) -> None:
         self._url = base_url.rstrip("/") + "/sns/jscode2session"
         self._phone_url = base_url.rstrip("/") + "/wxa/business/getuserphonenumber"
+        self._stable_token_url = base_url.rstrip("/") + "/cgi-bin/stable_token"
         self._appid = appid
         self._secret = secret
         self._http = http  # made at the first login: `import requests` is not needed before
@@ -111,6 +141,42 @@ class WeChatClient:
 
     def _attempt(self, params: dict[str, str]) -> WeChatSession:
         return self._interpret(self._send("GET", self._url, params=params))
+
+    def stable_token(self, *, force_refresh: bool = False) -> StableToken:
+        """`POST cgi-bin/stable_token`: the app's server access_token. Normal mode answers the
+        same token while it is valid; `force_refresh` invalidates it (WeChat: 20 a day, 30 s
+        apart). Raises WeChatRateLimited (45009, 45011), WeChatIpNotAllowed (40164, ...),
+        WeChatConfigError (wrong appid or secret), WeChatUnavailable."""
+        payload = {
+            "grant_type": "client_credential",
+            "appid": self._appid,
+            "secret": self._secret(),
+            "force_refresh": force_refresh,
+        }
+        if force_refresh:
+            # No retry: a forced refresh whose answer was lost may have happened, and a second
+            # one would invalidate its token too (or get 45011: less than 30 s since the last).
+            try:
+                return self._stable_token_attempt(payload)
+            except _Retryable as e:
+                raise WeChatUnavailable(f"WeChat forced refresh failed: {e}") from e
+        try:
+            return self._stable_token_attempt(payload)
+        except _Retryable:
+            self._sleep(self._retry_delay)
+        try:
+            return self._stable_token_attempt(payload)
+        except _Retryable as e:
+            raise WeChatUnavailable(f"WeChat unavailable after one retry: {e}") from e
+
+    def _stable_token_attempt(self, payload: dict[str, object]) -> StableToken:
+        body = self._send("POST", self._stable_token_url, params={}, json=payload)
+        errcode = body.get("errcode", 0)
+        if not isinstance(errcode, int) or isinstance(errcode, bool):
+            raise WeChatUnavailable("WeChat errcode is not an integer")
+        if errcode == SYSTEM_BUSY:
+            raise _Retryable("WeChat system busy (-1)")
+        return self._interpret_stable_token(body)
 
     def get_phone_number(self, access_token: str, code: str, openid: str) -> PhoneInfo:
         """Exchange a `getPhoneNumber` button code; WeChat checks that it belongs to `openid`.
@@ -167,6 +233,42 @@ class WeChatClient:
         if not isinstance(body, dict):
             raise _Retryable("response is not a JSON object", maybe_sent=True)
         return body
+
+    def _interpret_stable_token(self, body: dict[str, object]) -> StableToken:
+        errcode = body.get("errcode", 0)
+        if errcode in TOKEN_QUOTA:
+            raise WeChatRateLimited(f"WeChat stable_token quota exceeded (errcode {errcode})")
+        if errcode in IP_NOT_ALLOWED:
+            log_event(
+                "wechat_configuration_error",
+                level=logging.ERROR,
+                errcode=errcode,
+                appid=self._appid,
+                hint="add this service's egress IP to the app's API IP allowlist (README)",
+            )
+            raise WeChatIpNotAllowed(f"WeChat refused our egress IP (errcode {errcode})")
+        if errcode in TOKEN_CONFIG_ERRORS:
+            log_event(
+                "wechat_configuration_error",
+                level=logging.ERROR,
+                errcode=errcode,
+                appid=self._appid,
+                hint="check WECHAT_APPID and the app secret",
+            )
+            raise WeChatConfigError(f"WeChat rejected our appid or secret (errcode {errcode})")
+        if errcode != 0:
+            raise WeChatUnavailable(f"WeChat stable_token answered errcode {errcode}")
+        token, expires_in = body.get("access_token"), body.get("expires_in")
+        if (
+            not isinstance(token, str)
+            or not token
+            or len(token) > MAX_ACCESS_TOKEN_LENGTH
+            or not isinstance(expires_in, int)
+            or isinstance(expires_in, bool)
+            or expires_in < MIN_EXPIRES_IN
+        ):
+            raise WeChatUnavailable("WeChat stable_token answered without a usable token")
+        return StableToken(access_token=token, expires_in=expires_in)
 
     def _interpret(self, body: dict[str, object]) -> WeChatSession:
         errcode = body.get("errcode", 0)

@@ -440,9 +440,9 @@ def resolver(stack: Stack, aws: boto3.Session, moto_url: str):
             return None
         kind, physical = resources[name]["Type"], stack.physical[name]
         if (kind, attribute) == ("AWS::DynamoDB::Table", "Arn"):
-            return client(aws, moto_url, "dynamodb").describe_table(TableName=physical)[
-                "Table"
-            ]["TableArn"]
+            return client(aws, moto_url, "dynamodb").describe_table(TableName=physical)["Table"][
+                "TableArn"
+            ]
         if (kind, attribute) == ("AWS::IAM::Role", "Arn"):
             return client(aws, moto_url, "iam").get_role(RoleName=physical)["Role"]["Arn"]
         if (kind, attribute) == ("AWS::Lambda::Function", "Arn"):
@@ -766,8 +766,13 @@ def test_api_routes_are_the_apps(
 
     app_routes = {(m, p) for p, methods in app.app.routes.items() for m in methods}
     assert template_routes(expanded) == app_routes
-    for method, path in [("POST", "/auth/login"), ("POST", "/auth/refresh"),
-                         ("POST", "/auth/verify"), ("POST", "/auth/logout"), ("GET", "/me")]:
+    for method, path in [
+        ("POST", "/auth/login"),
+        ("POST", "/auth/refresh"),
+        ("POST", "/auth/verify"),
+        ("POST", "/auth/logout"),
+        ("GET", "/me"),
+    ]:
         assert (method, path) in app_routes  # fmt: skip
     apis = of_type(stack.template, "AWS::ApiGateway::RestApi")
     if apis:
@@ -810,6 +815,7 @@ def test_alarms_from_the_template(expanded: Template) -> None:
     names = set(expanded["Resources"]) | set(expanded.get("Parameters", {})) | set(PSEUDO)
     params = parameter_values(expanded)
     metrics = set()
+
     def static(value: Any) -> str:
         """A literal, or an Fn::Sub of parameters and pseudo parameters."""
         if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
@@ -1051,9 +1057,7 @@ class Client:
         text = raw if raw is not None else (None if body is None else json.dumps(body))
         if text is not None:
             headers["Content-Type"] = "application/json"
-        event = http_api_v1_event(
-            method, path, headers=headers, body=text, stage=self.stage
-        )
+        event = http_api_v1_event(method, path, headers=headers, body=text, stage=self.stage)
         response = self.function.invoke(event)
         assert isinstance(response["statusCode"], int)
         assert isinstance(response["headers"], dict)

@@ -332,11 +332,13 @@ def test_role_has_nothing_else_and_no_wildcard(template: Template) -> None:
         for value in strings(statement["Action"]) + strings(statement["Resource"]):
             assert "*" not in value, f"wildcard in {statement['Sid']}: {value}"
     conditional = [s for s in _policy_statements(template) if "Fn::If" in s]
-    assert [s["Fn::If"][0] for s in conditional] == ["TracingActive"]
+    assert [s["Fn::If"][0] for s in conditional] == ["FixedEgress", "TracingActive"]
 
 
 def test_role_writes_x_ray_only_when_tracing_is_active(template: Template) -> None:
-    (statement,) = [s for s in _policy_statements(template) if "Fn::If" in s]
+    (statement,) = [
+        s for s in _policy_statements(template) if s.get("Fn::If", [""])[0] == "TracingActive"
+    ]
     condition, xray, otherwise = statement["Fn::If"]
     assert condition == "TracingActive"
     assert otherwise == ref("AWS::NoValue")
@@ -424,6 +426,10 @@ STRICT_ROUTES = {
     "POST /auth/login": ("LoginThrottlingRateLimit", "LoginThrottlingBurstLimit"),
     "POST /auth/refresh": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
     "POST /oauth/token": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
+    "POST /wechat/access-token": (
+        "WeChatTokenThrottlingRateLimit",
+        "WeChatTokenThrottlingBurstLimit",
+    ),
 }
 DETAILED_METRICS = {"Fn::If": ["DetailedRouteMetricsEnabled", True, False]}
 
@@ -814,6 +820,111 @@ def test_alarm_topic_accepts_only_this_accounts_cloudwatch(template: Template) -
     assert statement["Action"] == "sns:Publish"
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}
     assert template["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+
+
+# -- the WeChat server access token (broker) and fixed egress -------------------------------------
+
+
+def test_alarm_on_forced_wechat_token_refreshes_matches_the_metric_the_code_emits(
+    template: Template,
+) -> None:
+    from chalicelib.wechat import broker
+
+    alarm = _alarm(template, "WeChatTokenForceRefreshAlarm")
+    assert alarm["Namespace"] == logs.METRICS_NAMESPACE
+    assert alarm["MetricName"] == "WeChatTokenForceRefresh"
+    assert alarm["Dimensions"] == [{"Name": "Stack", "Value": ref("AWS::StackName")}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 86400, 1)
+    assert alarm["Threshold"] == ref("WeChatForceRefreshAlarmThreshold")
+    threshold = template["Parameters"]["WeChatForceRefreshAlarmThreshold"]
+    assert threshold["Default"] <= broker.DAILY_FORCE_BUDGET <= 20
+    source = (ROOT / "chalicelib" / "wechat" / "broker.py").read_text()
+    assert '"WeChatTokenForceRefresh"' in source and '"WeChatTokenFetchFailed"' in source
+    failed = _alarm(template, "WeChatTokenFetchFailedAlarm")
+    assert failed["MetricName"] == "WeChatTokenFetchFailed" and failed["Namespace"] == "wxauth"
+
+
+EGRESS_TYPES = {
+    "EgressVpc": "AWS::EC2::VPC",
+    "EgressInternetGateway": "AWS::EC2::InternetGateway",
+    "EgressGatewayAttachment": "AWS::EC2::VPCGatewayAttachment",
+    "EgressPublicSubnet": "AWS::EC2::Subnet",
+    "EgressPrivateSubnetA": "AWS::EC2::Subnet",
+    "EgressPrivateSubnetB": "AWS::EC2::Subnet",
+    "EgressPublicRouteTable": "AWS::EC2::RouteTable",
+    "EgressPublicRoute": "AWS::EC2::Route",
+    "EgressPublicSubnetRoutes": "AWS::EC2::SubnetRouteTableAssociation",
+    "EgressIp": "AWS::EC2::EIP",
+    "EgressNatGateway": "AWS::EC2::NatGateway",
+    "EgressPrivateRouteTable": "AWS::EC2::RouteTable",
+    "EgressPrivateRoute": "AWS::EC2::Route",
+    "EgressPrivateSubnetARoutes": "AWS::EC2::SubnetRouteTableAssociation",
+    "EgressPrivateSubnetBRoutes": "AWS::EC2::SubnetRouteTableAssociation",
+    "EgressDynamoDBEndpoint": "AWS::EC2::VPCEndpoint",
+    "FunctionSecurityGroup": "AWS::EC2::SecurityGroup",
+}
+
+
+def test_fixed_egress_is_an_option_off_by_default(template: Template) -> None:
+    parameter = template["Parameters"]["FixedEgressIp"]
+    assert parameter["Default"] == "false" and parameter["AllowedValues"] == ["true", "false"]
+    assert "$32/month" in parameter["Description"]
+    assert template["Conditions"]["FixedEgress"] == {"Fn::Equals": [ref("FixedEgressIp"), "true"]}
+    resources = template["Resources"]
+    for name, type_ in EGRESS_TYPES.items():
+        assert resources[name]["Type"] == type_
+        assert resources[name]["Condition"] == "FixedEgress", name
+    ec2 = {n for n, r in resources.items() if r.get("Type", "").startswith("AWS::EC2::")}
+    assert ec2 == set(EGRESS_TYPES)
+    assert template["Outputs"]["EgressIpAddress"] == {
+        "Condition": "FixedEgress",
+        "Description": template["Outputs"]["EgressIpAddress"]["Description"],
+        "Value": ref("EgressIp"),
+    }
+
+
+def test_fixed_egress_routes_the_function_through_one_nat_gateway(template: Template) -> None:
+    vpc_config = props(template, "APIHandler")["VpcConfig"]
+    condition, config, otherwise = vpc_config["Fn::If"]
+    assert (condition, otherwise) == ("FixedEgress", ref("AWS::NoValue"))
+    assert config == {
+        "SecurityGroupIds": [ref("FunctionSecurityGroup")],
+        "SubnetIds": [ref("EgressPrivateSubnetA"), ref("EgressPrivateSubnetB")],
+    }
+    assert props(template, "EgressNatGateway") == {
+        "AllocationId": getatt("EgressIp", "AllocationId"),
+        "SubnetId": ref("EgressPublicSubnet"),
+        "Tags": props(template, "EgressNatGateway")["Tags"],
+    }
+    assert props(template, "EgressPrivateRoute")["NatGatewayId"] == ref("EgressNatGateway")
+    assert props(template, "EgressPublicRoute")["GatewayId"] == ref("EgressInternetGateway")
+    for association in ("EgressPrivateSubnetARoutes", "EgressPrivateSubnetBRoutes"):
+        assert props(template, association)["RouteTableId"] == ref("EgressPrivateRouteTable")
+    group = props(template, "FunctionSecurityGroup")
+    assert "SecurityGroupIngress" not in group
+    assert [(r["FromPort"], r["ToPort"]) for r in group["SecurityGroupEgress"]] == [(443, 443)]
+
+
+def test_fixed_egress_grants_what_lambda_needs_for_its_network_interfaces(template) -> None:
+    (statement,) = [
+        s for s in _policy_statements(template) if s.get("Fn::If", [""])[0] == "FixedEgress"
+    ]
+    _, granted, otherwise = statement["Fn::If"]
+    assert otherwise == ref("AWS::NoValue")
+    # AWSLambdaVPCAccessExecutionRole's EC2 actions (its logs actions are in the Logs statement)
+    assert granted == {
+        "Sid": "VpcNetworkInterfaces",
+        "Effect": "Allow",
+        "Action": [
+            "ec2:AssignPrivateIpAddresses",
+            "ec2:CreateNetworkInterface",
+            "ec2:DeleteNetworkInterface",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSubnets",
+            "ec2:UnassignPrivateIpAddresses",
+        ],
+        "Resource": "*",
+    }
 
 
 # -- outputs and suppressions ---------------------------------------------------------------------
