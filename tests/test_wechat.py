@@ -528,9 +528,9 @@ def test_phone_country_code_as_a_number_too(mock, client: WeChatClient) -> None:
 @pytest.mark.parametrize(
     ("errcode", "error", "retry_after"),
     [
-        (40001, WeChatTokenInvalid, None),
-        (42001, WeChatTokenInvalid, None),
-        (40014, WeChatTokenInvalid, None),
+        (40001, WeChatTokenInvalid, 5),
+        (42001, WeChatTokenInvalid, 5),
+        (40014, WeChatTokenInvalid, 5),
         (40029, WeChatCodeRejected, None),
         (40003, WeChatCodeRejected, None),
         (1400001, WeChatQuotaExhausted, 3600),
