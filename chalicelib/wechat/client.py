@@ -170,13 +170,9 @@ class WeChatClient:
             raise WeChatUnavailable(f"WeChat unavailable after one retry: {e}") from e
 
     def _stable_token_attempt(self, payload: dict[str, object]) -> StableToken:
-        body = self._send("POST", self._stable_token_url, params={}, json=payload)
-        errcode = body.get("errcode", 0)
-        if not isinstance(errcode, int) or isinstance(errcode, bool):
-            raise WeChatUnavailable("WeChat errcode is not an integer")
-        if errcode == SYSTEM_BUSY:
-            raise _Retryable("WeChat system busy (-1)")
-        return self._interpret_stable_token(body)
+        return self._interpret_stable_token(
+            self._send("POST", self._stable_token_url, params={}, json=payload)
+        )
 
     def get_phone_number(self, access_token: str, code: str, openid: str) -> PhoneInfo:
         """Exchange a `getPhoneNumber` button code; WeChat checks that it belongs to `openid`.
@@ -234,27 +230,27 @@ class WeChatClient:
             raise _Retryable("response is not a JSON object", maybe_sent=True)
         return body
 
+    def _configuration_error(self, errcode: int, hint: str) -> None:
+        """Log a fault of the operator's (never a user's): the errcode and what to check."""
+        log_event(
+            "wechat_configuration_error",
+            level=logging.ERROR,
+            errcode=errcode,
+            appid=self._appid,
+            hint=hint,
+        )
+
     def _interpret_stable_token(self, body: dict[str, object]) -> StableToken:
-        errcode = body.get("errcode", 0)
+        errcode = _errcode(body)
         if errcode in TOKEN_QUOTA:
             raise WeChatRateLimited(f"WeChat stable_token quota exceeded (errcode {errcode})")
         if errcode in IP_NOT_ALLOWED:
-            log_event(
-                "wechat_configuration_error",
-                level=logging.ERROR,
-                errcode=errcode,
-                appid=self._appid,
-                hint="add this service's egress IP to the app's API IP allowlist (README)",
+            self._configuration_error(
+                errcode, "add this service's egress IP to the app's API IP allowlist (README)"
             )
             raise WeChatIpNotAllowed(f"WeChat refused our egress IP (errcode {errcode})")
         if errcode in TOKEN_CONFIG_ERRORS:
-            log_event(
-                "wechat_configuration_error",
-                level=logging.ERROR,
-                errcode=errcode,
-                appid=self._appid,
-                hint="check WECHAT_APPID and the app secret",
-            )
+            self._configuration_error(errcode, "check WECHAT_APPID and the app secret")
             raise WeChatConfigError(f"WeChat rejected our appid or secret (errcode {errcode})")
         if errcode != 0:
             raise WeChatUnavailable(f"WeChat stable_token answered errcode {errcode}")
@@ -271,11 +267,7 @@ class WeChatClient:
         return StableToken(access_token=token, expires_in=expires_in)
 
     def _interpret(self, body: dict[str, object]) -> WeChatSession:
-        errcode = body.get("errcode", 0)
-        if not isinstance(errcode, int) or isinstance(errcode, bool):
-            raise WeChatUnavailable("WeChat errcode is not an integer")
-        if errcode == SYSTEM_BUSY:
-            raise _Retryable("WeChat system busy (-1)")
+        errcode = _errcode(body)
         if errcode in CODE_REJECTED:
             raise WeChatCodeRejected(f"WeChat rejected the code (errcode {errcode})")
         if errcode == USER_BLOCKED:
@@ -283,13 +275,7 @@ class WeChatClient:
         if errcode == RATE_LIMITED:
             raise WeChatRateLimited("WeChat quota exceeded (errcode 45011)")
         if errcode in CONFIG_ERRORS:
-            log_event(
-                "wechat_configuration_error",
-                level=logging.ERROR,
-                errcode=errcode,
-                appid=self._appid,
-                hint="check WECHAT_APPID and the app secret",
-            )
+            self._configuration_error(errcode, "check WECHAT_APPID and the app secret")
             raise WeChatConfigError(f"WeChat rejected our appid or secret (errcode {errcode})")
         if errcode != 0:
             raise WeChatUnavailable(f"WeChat answered errcode {errcode}")
@@ -304,13 +290,8 @@ class WeChatClient:
         )
 
     def _interpret_phone(self, body: dict[str, object]) -> PhoneInfo:
-        errcode = body.get("errcode", 0)
-        if not isinstance(errcode, int) or isinstance(errcode, bool):
-            raise WeChatUnavailable("WeChat errcode is not an integer")
-        if errcode == SYSTEM_BUSY:
-            raise _Retryable("WeChat system busy (-1)")
-        if errcode in TOKEN_INVALID:
-            raise WeChatTokenInvalid(f"WeChat refused the server access_token (errcode {errcode})")
+        errcode = _errcode(body)
+        check_token_errcode(body)
         if errcode in PHONE_CODE_REJECTED:
             raise WeChatCodeRejected(f"WeChat rejected the phone code (errcode {errcode})")
         if errcode in QUOTA_EXHAUSTED:
@@ -318,13 +299,7 @@ class WeChatClient:
         if errcode == RATE_LIMITED:
             raise WeChatRateLimited("WeChat quota exceeded (errcode 45011)")
         if errcode in PHONE_CONFIG_ERRORS:
-            log_event(
-                "wechat_configuration_error",
-                level=logging.ERROR,
-                errcode=errcode,
-                appid=self._appid,
-                hint="the mini-program lacks the phone-number permission",
-            )
+            self._configuration_error(errcode, "the mini-program lacks the phone-number permission")
             raise WeChatConfigError(f"WeChat refused the phone-number API (errcode {errcode})")
         if errcode != 0:
             raise WeChatUnavailable(f"WeChat answered errcode {errcode}")
@@ -332,6 +307,16 @@ class WeChatClient:
         if not isinstance(info, dict):
             raise WeChatUnavailable("WeChat answered without phone_info")
         return _phone_info(info)
+
+
+def _errcode(body: dict[str, object]) -> int:
+    """WeChat's errcode of an answer (0 when absent); -1 (system busy) is worth one retry."""
+    errcode = body.get("errcode", 0)
+    if not isinstance(errcode, int) or isinstance(errcode, bool):
+        raise WeChatUnavailable("WeChat errcode is not an integer")
+    if errcode == SYSTEM_BUSY:
+        raise _Retryable("WeChat system busy (-1)")
+    return errcode
 
 
 def _phone_info(info: dict[str, object]) -> PhoneInfo:
