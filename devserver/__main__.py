@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from devserver.fake_wechat import FakeWeChat
 
@@ -314,5 +315,23 @@ def main() -> int:
         return code
 
 
+def _exit(code: int) -> NoReturn:
+    """Exit with `code` once everything is stopped, whatever signal comes now.
+
+    The interpreter's own exit would first reset SIGINT and SIGTERM to their defaults (it does
+    so for every Python handler while it finalizes), so that a second signal landing in that
+    window (a Ctrl-C pressed twice, a supervisor's SIGTERM repeated) killed us with -15 instead
+    of our exit code. Once the stop is done, further signals are ignored, the logs and the
+    standard streams are flushed, and the process ends without finalizing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

@@ -124,3 +124,31 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout(monkeypatch):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_signal_during_the_exit_does_not_replace_the_exit_code(tmp_path) -> None:
+    """Once the stop is done, `_exit` ends the process with its code even if a SIGTERM lands
+    while it exits: before, the interpreter's own exit reset the handlers to the default, and
+    the test of a second signal during the stop saw -15 now and then."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "exit_with_a_signal.py"
+    script.write_text(
+        "import logging, os, signal\n"
+        "import devserver.__main__ as devserver\n"
+        # what the interpreter's exit leaves in place: the default, which dies of a SIGTERM
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+        "real_shutdown = logging.shutdown\n"
+        "def shutdown_with_a_signal():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)  # a second Ctrl-C / SIGTERM, during the exit\n"
+        "    real_shutdown()\n"
+        "logging.shutdown = shutdown_with_a_signal\n"
+        "devserver._exit(3)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, str(script)], cwd=root, env={"PYTHONPATH": str(root)}, timeout=60
+    )
+    assert result.returncode == 3
