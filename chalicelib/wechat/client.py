@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from chalicelib.errors import (
     WeChatCodeRejected,
@@ -33,6 +33,8 @@ from chalicelib.logs import log_event
 
 if TYPE_CHECKING:
     import requests
+
+T = TypeVar("T")
 
 CODE_REJECTED = frozenset({40029, 40163, 41008})
 CONFIG_ERRORS = frozenset({40013, 40125, 41002, 41004})
@@ -130,17 +132,24 @@ class WeChatClient:
             "js_code": code,
             "grant_type": "authorization_code",
         }
+        return self._with_one_retry(
+            lambda: self._interpret(self._send("GET", self._url, params=params))
+        )
+
+    def _with_one_retry(self, attempt: Callable[[], T], *, retry_if_sent: bool = True) -> T:
+        """`attempt()`, and once more after `retry_delay` if it failed in a way worth it
+        (_Retryable); WeChatUnavailable if that fails too. With `retry_if_sent` false, a
+        failure after which WeChat may have acted on the request is not retried."""
         try:
-            return self._attempt(params)
-        except _Retryable:
+            return attempt()
+        except _Retryable as e:
+            if e.maybe_sent and not retry_if_sent:
+                raise WeChatUnavailable(f"WeChat did not answer in time: {e}") from e
             self._sleep(self._retry_delay)
         try:
-            return self._attempt(params)
+            return attempt()
         except _Retryable as e:
             raise WeChatUnavailable(f"WeChat unavailable after one retry: {e}") from e
-
-    def _attempt(self, params: dict[str, str]) -> WeChatSession:
-        return self._interpret(self._send("GET", self._url, params=params))
 
     def stable_token(self, *, force_refresh: bool = False) -> StableToken:
         """`POST cgi-bin/stable_token`: the app's server access_token. Normal mode answers the
@@ -160,14 +169,7 @@ class WeChatClient:
                 return self._stable_token_attempt(payload)
             except _Retryable as e:
                 raise WeChatUnavailable(f"WeChat forced refresh failed: {e}") from e
-        try:
-            return self._stable_token_attempt(payload)
-        except _Retryable:
-            self._sleep(self._retry_delay)
-        try:
-            return self._stable_token_attempt(payload)
-        except _Retryable as e:
-            raise WeChatUnavailable(f"WeChat unavailable after one retry: {e}") from e
+        return self._with_one_retry(lambda: self._stable_token_attempt(payload))
 
     def _stable_token_attempt(self, payload: dict[str, object]) -> StableToken:
         return self._interpret_stable_token(
@@ -183,19 +185,12 @@ class WeChatClient:
         """
         params = {"access_token": access_token}
         body = {"code": code, "openid": openid}
-        try:
-            return self._phone_attempt(params, body)
-        except _Retryable as e:
-            if e.maybe_sent:
-                raise WeChatUnavailable(f"WeChat did not answer in time: {e}") from e
-            self._sleep(self._retry_delay)
-        try:
-            return self._phone_attempt(params, body)
-        except _Retryable as e:
-            raise WeChatUnavailable(f"WeChat unavailable after one retry: {e}") from e
-
-    def _phone_attempt(self, params: dict[str, str], body: dict[str, str]) -> PhoneInfo:
-        return self._interpret_phone(self._send("POST", self._phone_url, params=params, json=body))
+        return self._with_one_retry(
+            lambda: self._interpret_phone(
+                self._send("POST", self._phone_url, params=params, json=body)
+            ),
+            retry_if_sent=False,
+        )
 
     def _send(
         self, method: str, url: str, *, params: dict[str, str], json: object = None
