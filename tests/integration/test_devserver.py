@@ -184,12 +184,8 @@ def chalice_child(server: DevServer) -> int:
     return children[0]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_stops_devserver_and_chalice_local(running: DevServer, signum: int) -> None:
-    child = chalice_child(running)
-
-    running.process.send_signal(signum)
-
+def assert_stopped(running: DevServer, child: int) -> None:
+    """The devserver exited 0 within STOP_TIMEOUT, chalice local is gone, the port closed."""
     try:
         returncode = running.process.wait(STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -197,6 +193,15 @@ def test_signal_stops_devserver_and_chalice_local(running: DevServer, signum: in
     assert returncode == 0, running.output()
     assert wait_for(lambda: is_gone(child), 5), "chalice local outlived the devserver"
     assert not accepts_connections(running.port)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_devserver_and_chalice_local(running: DevServer, signum: int) -> None:
+    child = chalice_child(running)
+
+    running.process.send_signal(signum)
+
+    assert_stopped(running, child)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
@@ -459,11 +464,5 @@ def test_a_second_signal_during_the_stop(running: DevServer, signals: tuple[int,
     time.sleep(0.05)  # into the stop, not before it
     running.process.send_signal(second)
 
-    try:
-        returncode = running.process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail("devserver did not exit within 10 s:\n" + running.output())
-    assert returncode == 0, running.output()
-    assert wait_for(lambda: is_gone(child), 5), "chalice local outlived the devserver"
-    assert not accepts_connections(running.port)
+    assert_stopped(running, child)
     assert not [port for port in embedded if accepts_connections(port)]
