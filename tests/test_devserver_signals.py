@@ -72,20 +72,26 @@ def test_wait_wakes_up_at_once_on_a_signal():
             signal.signal(signum, handler)
 
 
-def test_a_second_signal_kills_a_child_that_ignores_sigterm():
-    child = subprocess.Popen(
+def child_ignoring_sigterm() -> subprocess.Popen[bytes]:
+    """A child process that ignores SIGTERM, ready once this returns."""
+    child = subprocess.Popen(  # noqa: S603
         [
             sys.executable,
             "-c",
-            "import signal, sys, time\n"
+            "import signal, time\n"
             "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
             "print('ready', flush=True)\n"
             "time.sleep(60)\n",
         ],
         stdout=subprocess.PIPE,
     )
+    assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+    return child
+
+
+def test_a_second_signal_kills_a_child_that_ignores_sigterm():
+    child = child_ignoring_sigterm()
     try:
-        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
         stop = StopRequest()
         stop.signals.append(signal.SIGTERM)  # the first signal: the one that began the stop
         threading.Timer(0.3, stop.signals.append, (signal.SIGTERM,)).start()
@@ -103,19 +109,8 @@ def test_a_second_signal_kills_a_child_that_ignores_sigterm():
 
 def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout(monkeypatch):
     monkeypatch.setattr("devserver.__main__.STOP_TIMEOUT", 0.5)
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import signal, time\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            "print('ready', flush=True)\n"
-            "time.sleep(60)\n",
-        ],
-        stdout=subprocess.PIPE,
-    )
+    child = child_ignoring_sigterm()
     try:
-        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
 
         _stop_child(child, StopRequest())
 
