@@ -277,6 +277,8 @@ def handle(view: Callable[[Call], Response | dict[str, Any]], route: str) -> Res
             status_code=500,
             headers=dict(NO_STORE),
         )
+    if call is not None:
+        call.services.events.flush()  # what the view wrote, announced; never raises or waits long
     for name, value in NO_STORE.items():
         response.headers.setdefault(name, value)
     logs.log_request(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +20,11 @@ LOCAL_SECRET = "wx-local-placeholder-secret"  # noqa: S105 - a documented placeh
 # client's round trips (1).
 GRACE_MARGIN = 2
 PHONE_CONFLICT_POLICIES = ("refuse", "move")  # chalicelib/phone.py
+# AUTH_EVENT_BUS: an EventBridge bus name, or its ARN (PutEvents' EventBusName takes either).
+_EVENT_BUS_RE = re.compile(
+    r"[A-Za-z0-9._/-]{1,256}"
+    r"|arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9._/-]{1,256}"
+)
 
 
 def minimum_refresh_grace() -> int:
@@ -46,6 +52,8 @@ class Settings:
     signing_keys_file: str = ".wxauth/signing-keys.json"
     phone_conflict: str = "refuse"  # or "move" (README, "Phone number binding")
     phone_claim: bool = False
+    event_bus: str | None = None  # AUTH_EVENT_BUS; None: nothing published (chalicelib/events.py)
+    event_log: bool = False  # AUTH_EVENT_LOG: print each event as a log line (the local server)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +84,8 @@ class Settings:
                 env, "AUTH_PHONE_CONFLICT", defaults.phone_conflict, PHONE_CONFLICT_POLICIES
             ),
             phone_claim=_flag(env, "AUTH_PHONE_CLAIM", defaults.phone_claim),
+            event_bus=_event_bus(env),
+            event_log=_flag(env, "AUTH_EVENT_LOG", defaults.event_log),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -88,6 +98,18 @@ class Settings:
                 f" client to retry after {StoreUnavailable.retry_after} s (README, Settings)"
             )
         return settings
+
+
+def _event_bus(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("AUTH_EVENT_BUS") or "").strip()
+    if not raw:
+        return None
+    if not _EVENT_BUS_RE.fullmatch(raw):
+        raise ConfigurationError(
+            "AUTH_EVENT_BUS must be an EventBridge bus name (letters, digits, . _ / -) or its"
+            " ARN (arn:aws:events:<region>:<account>:event-bus/<name>)"
+        )
+    return raw
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
