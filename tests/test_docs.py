@@ -76,12 +76,15 @@ def prose_lines_keep_code(text: str) -> list[tuple[int, str]]:
 
 
 def relative_links(path: Path) -> list[tuple[int, str]]:
+    """(line number, target) of every link outside code that is not a URL; a link's text may
+    run over several lines."""
     text = path.read_text(encoding="utf-8")
+    kept = dict(prose_lines(text))
+    prose = "\n".join(kept.get(number, "") for number in range(1, len(text.splitlines()) + 1))
     return [
-        (number, target)
-        for number, line in prose_lines(text)
-        for target in LINK.findall(line)
-        if not EXTERNAL.match(target)
+        (prose.count("\n", 0, match.start()) + 1, match.group(1))
+        for match in LINK.finditer(prose)
+        if not EXTERNAL.match(match.group(1))
     ]
 
 
@@ -103,10 +106,12 @@ def test_duplicate_headings_get_numbered_anchors(tmp_path: Path) -> None:
     assert anchors(doc) == {"a", "summary", "summary-1", "summary-2"}
 
 
-def test_links_in_code_are_not_links(tmp_path: Path) -> None:
+def test_links_in_code_are_not_links_and_a_link_may_span_lines(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
-    doc.write_text("[a](x.md) `[b](y.md)`\n```\n[c](z.md)\n```\n[d](https://example.com)\n")
-    assert relative_links(doc) == [(1, "x.md")]
+    doc.write_text(
+        "[a](x.md) `[b](y.md)`\n```\n[c](z.md)\n```\n[d](https://example.com) [e\nf](g.md#h)\n"
+    )
+    assert relative_links(doc) == [(1, "x.md"), (5, "g.md#h")]
 
 
 @pytest.mark.parametrize("path", CHECKED, ids=lambda p: str(p.relative_to(ROOT)))
