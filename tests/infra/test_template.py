@@ -346,14 +346,8 @@ def test_role_puts_events_only_on_the_configured_bus(template: Template) -> None
         "Effect": "Allow",
         "Action": "events:PutEvents",
         "Resource": {
-            "Fn::If": [
-                "EventBusIsArn",
-                ref("EventBusName"),
-                {
-                    "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
-                    ":event-bus/${EventBusName}"
-                },
-            ]
+            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
+            ":event-bus/${EventBusName}"
         },
     }
     assert template["Conditions"]["HasEventBus"] == {
@@ -367,15 +361,16 @@ def test_role_puts_events_only_on_the_configured_bus(template: Template) -> None
         "",
         "default",
         "wxauth-events",
-        "arn:aws:events:us-east-1:123456789012:event-bus/wxauth",
+        "aws.partner/example.com/123/source",
         "has space",
-        "arn:aws:events:us-east-1:1234:event-bus/x",
+        "bus;drop",
         "a" * 257,
     ],
 )
-def test_the_event_bus_parameter_allows_exactly_what_the_settings_accept(
+def test_the_event_bus_parameter_allows_exactly_the_bus_names_the_settings_accept(
     template: Template, value: str
 ) -> None:
+    """The parameter takes a name (the policy's ARN is built from it); the setting also an ARN."""
     from chalicelib.errors import ConfigurationError
 
     pattern = re.compile(template["Parameters"]["EventBusName"]["AllowedPattern"])
@@ -385,6 +380,7 @@ def test_the_event_bus_parameter_allows_exactly_what_the_settings_accept(
     except ConfigurationError:
         accepted = False
     assert bool(pattern.fullmatch(value)) == accepted
+    assert not pattern.fullmatch("arn:aws:events:us-east-1:123456789012:event-bus/wxauth")
     assert template["Parameters"]["EventBusName"]["Default"] == ""
 
 
