@@ -15,7 +15,7 @@ With neither setting nothing is buffered and no client is made: every helper ret
 
 Every event is an EventBridge entry with `Source` SOURCE, a `DetailType` below, `Time`, and a
 JSON `Detail` (SCHEMA_VERSION): ids, the app, times in epoch seconds. Never a token, a code, a
-session_key, a secret, a phone number or a hash of any of them (README, "Auth events").
+session_key, a secret, a phone number or a hash of any of them (docs/backend.md, "Auth events").
 """
 
 from __future__ import annotations
