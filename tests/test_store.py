@@ -208,6 +208,7 @@ def test_rotate_session(store: DynamoStore, backend: Backend) -> None:
         sealed_current=ODD_BYTES,
         idle_expires_at=NOW + 10 + IDLE,
         generation=1,
+        last_refreshed_at=NOW + 10,
     )
     item = backend.item(user_pk(USER), session_sk("sess0"))
     assert item["expires_at"] == {"N": str(NOW + 10 + IDLE)}
