@@ -80,9 +80,7 @@ def parser() -> argparse.ArgumentParser:
         prog="wxauth-admin",
         description="Manage wxauth clients, sessions, users and signing keys.",
     )
-    groups = top.add_subparsers(
-        dest="group", required=True, metavar="{client,sessions,user,keys}"
-    )
+    groups = top.add_subparsers(dest="group", required=True, metavar="{client,sessions,user,keys}")
 
     client = groups.add_parser("client", help="OAuth clients (client credentials grant)")
     client_commands = client.add_subparsers(dest="command", required=True)

@@ -83,9 +83,7 @@ def clean_source_ip(value: object) -> str | None:
         return None
 
 
-def device_info(
-    body: dict[str, Any], *, user_agent: object, source_ip: object
-) -> DeviceInfo:
+def device_info(body: dict[str, Any], *, user_agent: object, source_ip: object) -> DeviceInfo:
     """Everything a login records about its device; RequestError for a bad `device`."""
     name, platform = parse_device(body)
     return DeviceInfo(

@@ -620,9 +620,7 @@ class DynamoStore:
             return False
         return True
 
-    def revoke_live_session(
-        self, user_id: str, session_id: str, *, now: int, reason: str
-    ) -> bool:
+    def revoke_live_session(self, user_id: str, session_id: str, *, now: int, reason: str) -> bool:
         """Revoke a session only if it is live (exists, not revoked, neither expiry passed);
         True if this call did. One conditional UpdateItem, no read."""
         try:
