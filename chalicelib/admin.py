@@ -136,11 +136,11 @@ def parser() -> argparse.ArgumentParser:
 def _add_user_commands(groups: Any) -> None:
     user = groups.add_parser("user", help="ban or unban a user (chalicelib/bans.py)")
     user_commands = user.add_subparsers(dest="command", required=True)
-    ban = user_commands.add_parser(
-        "ban",
-        help="refuse the user's logins and refreshes (403 access_denied) and revoke every live"
-        " session now: verify and protected routes refuse its access tokens at once",
+    ban_help = (
+        "refuse the user's logins and refreshes (403 access_denied) and revoke every live"
+        " session now: verify and protected routes refuse its access tokens at once"
     )
+    ban = user_commands.add_parser("ban", help=ban_help, description=ban_help)
     ban.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
     ban.add_argument(
         "--reason",
@@ -148,10 +148,8 @@ def _add_user_commands(groups: Any) -> None:
         help=f"for operators, stored on the user (at most {MAX_BAN_REASON} printable"
         " characters); never shown to the user",
     )
-    unban = user_commands.add_parser(
-        "unban",
-        help="let the user log in again; sessions the ban revoked stay revoked",
-    )
+    unban_help = "let the user log in again; sessions the ban revoked stay revoked"
+    unban = user_commands.add_parser("unban", help=unban_help, description=unban_help)
     unban.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
 
 
