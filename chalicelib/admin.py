@@ -10,6 +10,8 @@ boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB, else AWS
     wxauth-admin sessions list USER_ID
     wxauth-admin sessions revoke USER_ID SESSION_ID
     wxauth-admin sessions revoke-all USER_ID
+    wxauth-admin user ban USER_ID [--reason TEXT]
+    wxauth-admin user unban USER_ID
     wxauth-admin keys rotate [--activate-in SECONDS | --emergency]
 
 Results are JSON on stdout. Nothing secret is printed, except a new client's secret, once.
@@ -20,6 +22,7 @@ Exit codes: 0 done, 1 failed (not found, already exists, AWS error), 2 bad argum
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -30,6 +33,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import runtime
+from chalicelib.bans import MAX_BAN_REASON, Bans, UnknownUser, validate_reason
 from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
 from chalicelib.errors import ClientExists, RequestError, WxAuthError
 from chalicelib.settings import Settings
@@ -74,9 +78,9 @@ def _scopes(value: str) -> list[str]:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="wxauth-admin",
-        description="Manage wxauth clients, sessions and signing keys.",
+        description="Manage wxauth clients, sessions, users and signing keys.",
     )
-    groups = top.add_subparsers(dest="group", required=True, metavar="{client,sessions,keys}")
+    groups = top.add_subparsers(dest="group", required=True, metavar="{client,sessions,user,keys}")
 
     client = groups.add_parser("client", help="OAuth clients (client credentials grant)")
     client_commands = client.add_subparsers(dest="command", required=True)
@@ -101,6 +105,8 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("session_id", type=_wxauth_id("SESSION_ID"), metavar="SESSION_ID")
     revoke_all = session_commands.add_parser("revoke-all", help="end every session of a user")
     revoke_all.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+
+    _add_user_commands(groups)
 
     keys = groups.add_parser("keys", help="access-token signing keys")
     key_commands = keys.add_subparsers(dest="command", required=True)
@@ -127,6 +133,47 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _add_user_commands(groups: Any) -> None:
+    user = groups.add_parser("user", help="ban or unban a user (chalicelib/bans.py)")
+    user_commands = user.add_subparsers(dest="command", required=True)
+    ban_help = (
+        "refuse the user's logins and refreshes (403 access_denied) and revoke every live"
+        " session now: verify and protected routes refuse its access tokens at once"
+    )
+    ban = user_commands.add_parser("ban", help=ban_help, description=ban_help)
+    ban.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+    ban.add_argument(
+        "--reason",
+        type=_ban_reason,
+        help=f"for operators, stored on the user (at most {MAX_BAN_REASON} printable"
+        " characters); never shown to the user",
+    )
+    unban_help = "let the user log in again; sessions the ban revoked stay revoked"
+    unban = user_commands.add_parser("unban", help=unban_help, description=unban_help)
+    unban.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+
+
+def _ban_reason(value: str) -> str:
+    try:
+        reason = validate_reason(value)
+    except RequestError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    assert reason is not None
+    return reason
+
+
+def _run_user(args: argparse.Namespace, services: runtime.Services, now: int) -> Any:
+    bans = Bans(services.store, services.sessions, services.events)
+    try:
+        if args.command == "ban":
+            result = bans.ban(args.user_id, now=now, reason=args.reason)
+        else:
+            result = bans.unban(args.user_id)
+    except UnknownUser as e:
+        raise AdminError(f"no user {args.user_id}") from e
+    return dataclasses.asdict(result)
+
+
 def _seconds(value: str) -> int:
     if not value.isdigit() or int(value) > 86_400:
         raise argparse.ArgumentTypeError("must be a whole number of seconds, at most 86400")
@@ -145,6 +192,11 @@ def _session(session: SessionRecord, now: int) -> dict[str, Any]:
         "absolute_expires_at": session.absolute_expires_at,
         "revoked_at": session.revoked_at,
         "revoked_reason": session.revoked_reason,
+        "last_refreshed_at": session.last_refreshed_at,
+        "device_name": session.device_name,
+        "device_platform": session.device_platform,
+        "user_agent": session.user_agent,
+        "source_ip": session.source_ip,  # unmasked, for operators
     }
 
 
@@ -181,6 +233,8 @@ def _command(args: argparse.Namespace, services: runtime.Services, now: int) -> 
             raise AdminError(f"no client {args.client_id}")
         return {"client_id": args.client_id, "enabled": enabled}
 
+    if args.group == "user":
+        return _run_user(args, services, now)
     sessions = services.sessions
     if args.command == "list":
         return [_session(s, now) for s in sessions.list_sessions(args.user_id)]

@@ -130,3 +130,11 @@ class StoreUnavailable(StoreError):
     # With aws.DYNAMODB.worst_case, part of the AUTH_REFRESH_GRACE rule (settings.py): a refresh
     # retried after this long must still find its rotation in the grace window.
     retry_after = 2
+
+
+class UserBanned(WxAuthError):
+    """The user is banned (`wxauth-admin user ban`): login and refresh are refused."""
+
+
+class SessionNotFound(WxAuthError):
+    """The caller has no live session with this id (unknown, another user's, or ended)."""

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib import refresh_tokens
-from chalicelib.errors import GrantError, RequestError, StoreUnavailable
+from chalicelib.devices import DeviceInfo
+from chalicelib.errors import GrantError, RequestError, StoreUnavailable, UserBanned
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
 from chalicelib.sessions import IssuedTokens, SessionManager
@@ -85,7 +86,9 @@ class LoginService:
         self._max_polls = max(1, int(max_wait / poll_interval))
         self._sleep = sleep
 
-    def login(self, code: str, now: int) -> LoginResult:
+    def login(self, code: str, now: int, *, device: DeviceInfo | None = None) -> LoginResult:
+        """`device`: recorded on a new session (a replayed code's session keeps its own).
+        UserBanned for a banned user: no session is created."""
         validate_code(code)
         code_hash = hashlib.sha256(f"{self._appid}\x00{code}".encode()).hexdigest()
         for _ in range(self._max_polls):
@@ -93,7 +96,7 @@ class LoginService:
                 code_hash, now=now, lease_until=now + self._lease, expires_at=now + self._replay_ttl
             )
             if claimed:
-                return self._exchange(code, code_hash, now)
+                return self._exchange(code, code_hash, now, device)
             record = self._store.get_login(code_hash)
             if record is not None and record.done:
                 assert record.sealed_response is not None
@@ -103,7 +106,9 @@ class LoginService:
             self._sleep(self._poll_interval)
         raise LoginPending("this code is still being exchanged by another request")
 
-    def _exchange(self, code: str, code_hash: str, now: int) -> LoginResult:
+    def _exchange(
+        self, code: str, code_hash: str, now: int, device: DeviceInfo | None = None
+    ) -> LoginResult:
         """Three DynamoDB requests in all (the claim, the user, one transaction) and WeChat once."""
         try:
             wx = self._wechat.code2session(code)
@@ -117,9 +122,13 @@ class LoginService:
                     created_at=now,
                 )
             )
+            if before is not None and before.banned_at is not None:
+                raise UserBanned("this user is banned")
             if before is None:  # created, whatever happens next: the next login is not new
                 self._events.user_created(user_id, appid=self._appid, now=now)
-            session, tokens = self._sessions.prepare(user_id, client_id=self._appid, now=now)
+            session, tokens = self._sessions.prepare(
+                user_id, client_id=self._appid, now=now, device=device
+            )
             result = LoginResult(tokens=tokens, is_new=before is None)
             sealed = refresh_tokens.seal(
                 code,

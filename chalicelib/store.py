@@ -34,7 +34,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from chalicelib.errors import StoreUnavailable
+from chalicelib.errors import StoreUnavailable, UserBanned
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -102,9 +102,15 @@ _TRANSPORT_ERRORS = (
 class ConditionFailed(Exception):
     """A guarded write lost its race; internal to the store and its callers in chalicelib."""
 
-    def __init__(self, operation: str, item: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        operation: str,
+        item: dict[str, Any] | None = None,
+        reasons: list[str | None] | None = None,
+    ) -> None:
         super().__init__(operation)
         self.item = item  # the item as it was, where the write asked for it back
+        self.reasons = reasons  # a transaction's: one code (or None) per item, in order
 
 
 class RotationRefused(ConditionFailed):
@@ -178,6 +184,8 @@ class UserRecord:
     unionid: str | None
     created_at: int
     phone: PhoneRecord | None = None
+    banned_at: int | None = None  # chalicelib/bans.py: set, login and refresh are refused
+    ban_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,13 @@ class SessionRecord:
     revoked_reason: str | None = None
     generation: int = 0  # of the current token; sessions from before generations: 0
     mac_key: bytes | None = field(default=None, repr=False)  # None: a session of v1 tokens
+    # Where the session was started (chalicelib/devices.py), and its last rotation: all None
+    # for sessions from before they were recorded.
+    device_name: str | None = None
+    device_platform: str | None = None
+    user_agent: str | None = None
+    source_ip: str | None = None
+    last_refreshed_at: int | None = None
 
     @property
     def expires_at(self) -> int:
@@ -256,6 +271,8 @@ def item_to_user(item: dict[str, Any]) -> UserRecord:
         unionid=_get_s(item, "unionid"),
         created_at=int(item["created_at"]["N"]),
         phone=item_to_phone(item),
+        banned_at=_get_n(item, "banned_at"),
+        ban_reason=_get_s(item, "ban_reason"),
     )
 
 
@@ -301,6 +318,11 @@ def item_to_session(item: dict[str, Any]) -> SessionRecord:
         revoked_reason=_get_s(item, "revoked_reason"),
         generation=_get_n(item, "generation") or 0,
         mac_key=_get_b(item, "mac_key"),
+        device_name=_get_s(item, "device_name"),
+        device_platform=_get_s(item, "device_platform"),
+        user_agent=_get_s(item, "user_agent"),
+        source_ip=_get_s(item, "source_ip"),
+        last_refreshed_at=_get_n(item, "last_refreshed_at"),
     )
 
 
@@ -373,7 +395,8 @@ class DynamoStore:
             if code == "TransactionCanceledException":
                 reasons = {r.get("Code") for r in e.response.get("CancellationReasons", [])}
                 if "ConditionalCheckFailed" in reasons:
-                    raise ConditionFailed(operation) from e
+                    codes = [r.get("Code") for r in e.response.get("CancellationReasons", [])]
+                    raise ConditionFailed(operation, reasons=codes) from e
                 if reasons & _RETRYABLE_CANCELLATIONS:
                     raise StoreUnavailable(f"DynamoDB {operation} cancelled") from e
                 raise
@@ -430,6 +453,48 @@ class DynamoStore:
         items = self._query(f"UNIONID#{unionid}", "USER#")
         return [item["user_id"]["S"] for item in items]
 
+    # -- bans (chalicelib/bans.py) ----------------------------------------------------------
+
+    def ban_user(self, user_id: str, *, now: int, reason: str | None) -> UserRecord | None:
+        """Mark the user's PROFILE banned (`banned_at`, `ban_reason`); the user as it is now,
+        None if there is no such user (nothing written). A second ban rewrites both."""
+        names = {"#pk": PK, "#at": "banned_at", "#reason": "ban_reason"}
+        values: dict[str, Any] = {":now": _n(now)}
+        if reason is None:
+            update = "SET #at = :now REMOVE #reason"
+        else:
+            update = "SET #at = :now, #reason = :reason"
+            values[":reason"] = _s(reason)
+        try:
+            response = self.call(
+                "update_item",
+                Key={PK: _s(user_pk(user_id)), SK: _s(PROFILE)},
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ConditionFailed:
+            return None
+        return item_to_user(response["Attributes"])
+
+    def unban_user(self, user_id: str) -> UserRecord | None:
+        """Remove the ban from the user's PROFILE; the user as it was before, None if there is
+        no such user (nothing written)."""
+        try:
+            response = self.call(
+                "update_item",
+                Key={PK: _s(user_pk(user_id)), SK: _s(PROFILE)},
+                UpdateExpression="REMOVE #at, #reason",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK, "#at": "banned_at", "#reason": "ban_reason"},
+                ReturnValues="ALL_OLD",
+            )
+        except ConditionFailed:
+            return None
+        return item_to_user(response["Attributes"])
+
     # -- sessions ---------------------------------------------------------------------------
 
     def _new_session(self, session: SessionRecord) -> dict[str, Any]:
@@ -449,6 +514,16 @@ class DynamoStore:
                 "absolute_expires_at": _n(session.absolute_expires_at),
                 EXPIRES_AT: _n(session.expires_at),
                 **({"mac_key": _b(session.mac_key)} if session.mac_key is not None else {}),
+                **{
+                    name: _s(value)
+                    for name, value in (
+                        ("device_name", session.device_name),
+                        ("device_platform", session.device_platform),
+                        ("user_agent", session.user_agent),
+                        ("source_ip", session.source_ip),
+                    )
+                    if value is not None
+                },
             },
             "ConditionExpression": "attribute_not_exists(#pk)",
             "ExpressionAttributeNames": {"#pk": PK},
@@ -489,7 +564,8 @@ class DynamoStore:
                 Key={PK: _s(user_pk(user_id)), SK: _s(session_sk(session_id))},
                 UpdateExpression=(
                     "SET #cur = :new, #prev = :presented, #rot = :now, #sealed = :sealed,"
-                    " #idle = :idle, #exp = :idle, #gen = :gen, #key = if_not_exists(#key, :key)"
+                    " #idle = :idle, #exp = :idle, #gen = :gen, #key = if_not_exists(#key, :key),"
+                    " #refreshed = :now"
                 ),
                 ConditionExpression=(
                     "#cur = :presented AND attribute_not_exists(#revoked)"
@@ -506,6 +582,7 @@ class DynamoStore:
                     "#revoked": "revoked_at",
                     "#gen": "generation",
                     "#key": "mac_key",
+                    "#refreshed": "last_refreshed_at",
                 },
                 ExpressionAttributeValues={
                     ":new": _b(new_hash),
@@ -536,6 +613,32 @@ class DynamoStore:
                     "#revoked": "revoked_at",
                     "#reason": "revoked_reason",
                     "#sealed": "sealed_current",
+                },
+                ExpressionAttributeValues={":now": _n(now), ":reason": _s(reason)},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def revoke_live_session(self, user_id: str, session_id: str, *, now: int, reason: str) -> bool:
+        """Revoke a session only if it is live (exists, not revoked, neither expiry passed);
+        True if this call did. One conditional UpdateItem, no read."""
+        try:
+            self.call(
+                "update_item",
+                Key={PK: _s(user_pk(user_id)), SK: _s(session_sk(session_id))},
+                UpdateExpression="SET #revoked = :now, #reason = :reason REMOVE #sealed",
+                ConditionExpression=(
+                    "attribute_exists(#pk) AND attribute_not_exists(#revoked)"
+                    " AND #idle > :now AND #abs > :now"
+                ),
+                ExpressionAttributeNames={
+                    "#pk": PK,
+                    "#revoked": "revoked_at",
+                    "#reason": "revoked_reason",
+                    "#sealed": "sealed_current",
+                    "#idle": "idle_expires_at",
+                    "#abs": "absolute_expires_at",
                 },
                 ExpressionAttributeValues={":now": _n(now), ":reason": _s(reason)},
             )
@@ -605,9 +708,12 @@ class DynamoStore:
         unionid: str | None,
         now: int,
     ) -> None:
-        """One transaction: the new session, the claimed code's sealed result, the unionid link.
+        """One transaction: the new session, the claimed code's sealed result, the unionid link,
+        and a check that the user is not banned.
 
-        Either all of them are written or none (ConditionFailed if the claim is gone).
+        Either all of them are written or none: ConditionFailed if the claim is gone,
+        UserBanned if the PROFILE has `banned_at` (a ban that came after the login read the
+        user: the ban's revocation of every session may have missed this one).
         """
         items: list[dict[str, Any]] = [
             {"Put": self._new_session(session)},
@@ -654,7 +760,22 @@ class DynamoStore:
                     }
                 }
             )
-        self.transact_write(items)
+        items.append(
+            {  # last: its cancellation reason is the last one
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": {PK: _s(user_pk(session.user_id)), SK: _s(PROFILE)},
+                    "ConditionExpression": "attribute_not_exists(#banned)",
+                    "ExpressionAttributeNames": {"#banned": "banned_at"},
+                }
+            }
+        )
+        try:
+            self.transact_write(items)
+        except ConditionFailed as e:
+            if e.reasons and e.reasons[-1] == "ConditionalCheckFailed":
+                raise UserBanned("this user is banned") from e
+            raise
 
     def transact_write(self, items: list[dict[str, Any]]) -> None:
         """TransactWriteItems (each item names its table); errors as in `call`."""

@@ -324,6 +324,51 @@ def test_admin_revoke_and_revoke_all_publish_at_the_end_of_the_command(
     assert bus.delivered() == []
 
 
+def test_ending_one_session_and_logout_others_publish_one_session_ended_each(client, bus):
+    first, second, third = (login(client, f"alice.{n}") for n in (1, 2, 3))
+    sid = lambda body: body["refresh_token"].split(".")[1]  # noqa: E731
+    bus.delivered()
+    response = client.http.delete(
+        f"/auth/sessions/{sid(second)}", headers=bearer(first["access_token"])
+    )
+    assert response.status_code == 204
+    assert ended(bus) == {
+        "user_id": first["user"]["id"],
+        "session_ids": [sid(second)],
+        "session_count": 1,
+        "reason": "ended",
+        "all_sessions": False,
+    }
+    response = post(client, "/auth/logout", {"others": True}, headers=bearer(first["access_token"]))
+    assert response.status_code == 204
+    detail = ended(bus)
+    assert (detail["session_ids"], detail["session_count"], detail["reason"]) == (
+        [sid(third)],
+        1,
+        "logout",
+    )
+
+
+def test_admin_ban_publishes_session_ended_and_user_banned(
+    capsys, monkeypatch, settings, client, bus
+):
+    monkeypatch.setenv("AUTH_TABLE_NAME", TABLE)
+    monkeypatch.setenv("AUTH_SIGNING_KEYS_FILE", settings.signing_keys_file)
+    monkeypatch.setenv("AUTH_EVENT_BUS", BUS)
+    first, _ = login(client, "alice.1"), login(client, "alice.2")
+    bus.delivered()
+    user_id = first["user"]["id"]
+    assert admin.main(["user", "ban", user_id, "--reason", "fraud"]) == 0, capsys.readouterr()
+    published = {event["detail-type"]: event["detail"] for event in bus.delivered()}
+    assert sorted(published) == ["SessionEnded", "UserBanned"]
+    assert published["SessionEnded"]["reason"] == "banned"
+    assert published["SessionEnded"]["session_count"] == 2
+    banned = {k: v for k, v in published["UserBanned"].items() if k not in COMMON}
+    assert banned == {"user_id": user_id, "sessions_ended": 2}
+    assert published["UserBanned"]["appid"] == TEST_APPID
+    assert "fraud" not in json.dumps(published)  # the reason is for operators only
+
+
 # -- phone -----------------------------------------------------------------------------------------
 
 
