@@ -11,6 +11,9 @@ boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB, else AWS
     wxauth-admin sessions revoke USER_ID SESSION_ID
     wxauth-admin sessions revoke-all USER_ID
     wxauth-admin keys rotate [--activate-in SECONDS | --emergency]
+    wxauth-admin user set-claims USER_ID '{"roles": ["editor"]}'
+    wxauth-admin user show-claims USER_ID
+    wxauth-admin user clear-claims USER_ID
 
 Results are JSON on stdout. Nothing secret is printed, except a new client's secret, once.
 Exit codes: 0 done, 1 failed (not found, already exists, AWS error), 2 bad arguments.
@@ -29,7 +32,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import runtime
+from chalicelib import claims, runtime
 from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
 from chalicelib.errors import ClientExists, RequestError, WxAuthError
 from chalicelib.settings import Settings
@@ -76,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
         prog="wxauth-admin",
         description="Manage wxauth clients, sessions and signing keys.",
     )
-    groups = top.add_subparsers(dest="group", required=True, metavar="{client,sessions,keys}")
+    groups = top.add_subparsers(dest="group", required=True, metavar="{client,sessions,keys,user}")
 
     client = groups.add_parser("client", help="OAuth clients (client credentials grant)")
     client_commands = client.add_subparsers(dest="command", required=True)
@@ -124,7 +127,50 @@ def parser() -> argparse.ArgumentParser:
         help="the old key may be compromised: sign with the new key at once and unpublish every"
         " other key (their access tokens stop verifying; clients refresh, sessions are kept)",
     )
+    _user_commands(groups)
     return top
+
+
+def _claims(value: str) -> dict[str, object]:
+    try:
+        return claims.parse(value)
+    except RequestError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _user_commands(groups: Any) -> None:
+    """`user`: a user's custom claims (chalicelib/claims.py)."""
+    user = groups.add_parser("user", help="a user's custom claims")
+    user_commands = user.add_subparsers(dest="command", required=True)
+    set_claims = user_commands.add_parser(
+        "set-claims",
+        help=f"replace the user's custom claims (a JSON object, at most {claims.MAX_BYTES}"
+        f" bytes) and copy them onto each live session: access tokens carry them under"
+        f" `{claims.NAMESPACE}` from each session's next refresh (or login) on",
+    )
+    set_claims.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+    set_claims.add_argument("claims", type=_claims, metavar="JSON")
+    for name, text in (
+        ("show-claims", "print the user's custom claims"),
+        ("clear-claims", "remove the user's custom claims (and from each live session)"),
+    ):
+        command = user_commands.add_parser(name, help=text)
+        command.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+
+
+def _run_user(args: argparse.Namespace, services: runtime.Services, now: int) -> Any:
+    if args.command == "show-claims":
+        user = services.store.get_user(args.user_id)
+        if user is None:
+            raise AdminError(f"no user {args.user_id}")
+        return {"user_id": user.user_id, "claims": claims.loads(user.custom_claims)}
+    given = args.claims if args.command == "set-claims" else None
+    result = claims.set_claims(services.store, args.user_id, given, now=now)
+    return {
+        "user_id": result.user_id,
+        "claims": result.claims,
+        "sessions_updated": result.sessions_updated,
+    }
 
 
 def _seconds(value: str) -> int:
@@ -154,6 +200,8 @@ def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
             settings, now, 0 if args.emergency else args.activate_in, args.emergency
         )
     services = runtime.build(settings)
+    if args.group == "user":
+        return _run_user(args, services, now)
     if args.group == "client":
         clients = services.clients
         if args.command == "create":

@@ -113,7 +113,12 @@ class LoginService:
                     created_at=now,
                 )
             )
-            session, tokens = self._sessions.prepare(user_id, client_id=self._appid, now=now)
+            session, tokens = self._sessions.prepare(
+                user_id,
+                client_id=self._appid,
+                now=now,
+                custom_claims=before.custom_claims if before else None,  # chalicelib/claims.py
+            )
             result = LoginResult(tokens=tokens, is_new=before is None)
             sealed = refresh_tokens.seal(
                 code,

@@ -79,10 +79,14 @@ class SessionManager:
         metrics: Metrics | None = None,
         rand: Callable[[int], bytes] = secrets.token_bytes,
         extra_claims: Callable[[str], Mapping[str, object]] | None = None,
+        custom_claims: Callable[[SessionRecord], Mapping[str, object]] | None = None,
     ) -> None:
         """`extra_claims(user_id)`: claims added to each access token minted for the user's
-        sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing."""
+        sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing.
+        `custom_claims(session)`: chalicelib.claims.TokenClaims (the `ext` claim, from the
+        session item and the pre-token hook); None adds none."""
         self._extra_claims = extra_claims
+        self._custom_claims = custom_claims
         self._store = store
         self._access = access_tokens
         self._idle_ttl = idle_ttl
@@ -97,9 +101,11 @@ class SessionManager:
         return tokens
 
     def prepare(
-        self, user_id: str, *, client_id: str, now: int
+        self, user_id: str, *, client_id: str, now: int, custom_claims: str | None = None
     ) -> tuple[SessionRecord, IssuedTokens]:
-        """A new session and its tokens, not yet stored (the caller writes the session)."""
+        """A new session and its tokens, not yet stored (the caller writes the session).
+
+        `custom_claims`: the user's (UserRecord.custom_claims), copied into the session."""
         session_id = refresh_tokens.new_id(self._rand)
         body = refresh_tokens.mint(user_id, session_id, 0, self._rand)
         mac_key = refresh_tokens.new_mac_key(self._rand)
@@ -116,6 +122,7 @@ class SessionManager:
             idle_expires_at=min(now + self._idle_ttl, absolute),
             absolute_expires_at=absolute,
             mac_key=mac_key,
+            custom_claims=custom_claims,
         )
         return session, self._issue(session, refresh_tokens.sign(body, mac_key), now)
 
@@ -190,12 +197,15 @@ class SessionManager:
         raise ReuseDetected("refresh token was already rotated; the session is revoked")
 
     def _issue(self, session: SessionRecord, refresh_token: str, now: int) -> IssuedTokens:
+        extra = dict(self._extra_claims(session.user_id)) if self._extra_claims else {}
+        if self._custom_claims is not None:
+            extra.update(self._custom_claims(session))
         access_token, access_expires_at = self._access.mint(
             subject=session.user_id,
             session_id=session.session_id,
             client_id=session.client_id,
             now=now,
-            extra=self._extra_claims(session.user_id) if self._extra_claims else None,
+            extra=extra or None,
         )
         return IssuedTokens(
             user_id=session.user_id,

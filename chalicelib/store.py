@@ -69,6 +69,9 @@ CACHED_LEASE_UNTIL = "lease_until"
 CACHED_LAST_FORCED_AT = "last_forced_at"
 FORCED_COUNT = "count"
 SESSION_PREFIX = "SESSION#"
+# Custom claims (chalicelib/claims.py), canonical JSON text: on a PROFILE, and copied onto its
+# user's SESSION items so that a refresh's one UpdateItem returns them.
+CUSTOM_CLAIMS = "custom_claims"
 
 # DynamoDB answers these when it is overloaded or failing; after botocore's own bounded
 # retries they become StoreUnavailable (503 temporarily_unavailable with Retry-After).
@@ -178,6 +181,7 @@ class UserRecord:
     unionid: str | None
     created_at: int
     phone: PhoneRecord | None = None
+    custom_claims: str | None = None  # chalicelib/claims.py: JSON text
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,7 @@ class SessionRecord:
     revoked_reason: str | None = None
     generation: int = 0  # of the current token; sessions from before generations: 0
     mac_key: bytes | None = field(default=None, repr=False)  # None: a session of v1 tokens
+    custom_claims: str | None = None  # the user's, copied at login and set-claims (JSON text)
 
     @property
     def expires_at(self) -> int:
@@ -256,6 +261,7 @@ def item_to_user(item: dict[str, Any]) -> UserRecord:
         unionid=_get_s(item, "unionid"),
         created_at=int(item["created_at"]["N"]),
         phone=item_to_phone(item),
+        custom_claims=_get_s(item, CUSTOM_CLAIMS),
     )
 
 
@@ -301,6 +307,7 @@ def item_to_session(item: dict[str, Any]) -> SessionRecord:
         revoked_reason=_get_s(item, "revoked_reason"),
         generation=_get_n(item, "generation") or 0,
         mac_key=_get_b(item, "mac_key"),
+        custom_claims=_get_s(item, CUSTOM_CLAIMS),
     )
 
 
@@ -449,6 +456,7 @@ class DynamoStore:
                 "absolute_expires_at": _n(session.absolute_expires_at),
                 EXPIRES_AT: _n(session.expires_at),
                 **({"mac_key": _b(session.mac_key)} if session.mac_key is not None else {}),
+                **({CUSTOM_CLAIMS: _s(session.custom_claims)} if session.custom_claims else {}),
             },
             "ConditionExpression": "attribute_not_exists(#pk)",
             "ExpressionAttributeNames": {"#pk": PK},
