@@ -478,3 +478,18 @@ def test_bad_hook_settings_are_refused(env, message):
 def test_hook_grace_rule_allows_no_grace_and_enough_grace():
     for grace in ("0", "18", "30"):
         Settings.from_env({"AUTH_TOKEN_HOOK_ARN": HOOK_ARN, "AUTH_REFRESH_GRACE": grace})
+
+
+def test_hook_claims_that_overflow_the_bound_with_the_stored_ones_are_a_failure(
+    hook_client, stub, log_lines
+):
+    import app
+
+    body = login(hook_client, "alice.1")
+    claims.set_claims(app._services.store, body["user"]["id"], {"roles": ["a"]}, now=START)
+    alone = {"x": "a" * (MAX_BYTES - 20)}
+    claims.validate(alone)  # within the bound alone
+    stub.answer = {"claims": alone}
+    response = post(hook_client, "/auth/refresh", {"refresh_token": body["refresh_token"]})
+    assert ext(response.json_body["access_token"]) == {"roles": ["a"]}
+    assert any('"TokenHookFailed"' in line for line in log_lines)
