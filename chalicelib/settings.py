@@ -51,7 +51,7 @@ class Settings:
     phone_claim: bool = False
     token_hook_arn: str | None = None  # a Lambda function ARN; None: no pre-token hook
     token_hook_timeout_ms: int = 1000
-    token_hook_on_error: str = "issue"  # noqa: S105 - or "refuse" (README, "Custom claims")
+    token_hook_on_error: str = "issue"  # noqa: S105 - or "refuse" (docs/backend.md, "Custom claims")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,7 +101,7 @@ class Settings:
             raise ConfigurationError(
                 "with AUTH_TOKEN_HOOK_ARN, AUTH_REFRESH_GRACE must be 0 or at least"
                 f" {minimum_hook_grace(settings.token_hook_timeout_ms)} s: a refresh may also"
-                " wait for the hook (README, Settings)"
+                " wait for the hook (docs/operators.md, Settings)"
             )
         return settings
 
