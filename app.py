@@ -28,6 +28,8 @@ from chalice.app import Request
 from chalicelib import logs, runtime
 from chalicelib.access_tokens import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
 from chalicelib.access_tokens import AccessClaims, seconds_left
+from chalicelib.claims import NAMESPACE as CUSTOM_CLAIMS_NAMESPACE
+from chalicelib.claims import TokenHookUnavailable
 from chalicelib.errors import (
     ClientAuthError,
     ConfigurationError,
@@ -204,6 +206,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (WeChatUnavailable, 503, "temporarily_unavailable"),
     (WeChatTokenInvalid, 503, "temporarily_unavailable"),  # refused again after one refresh
     (StoreUnavailable, 503, "temporarily_unavailable"),
+    (TokenHookUnavailable, 503, "temporarily_unavailable"),  # AUTH_TOKEN_HOOK_ON_ERROR=refuse
     (ConfigurationError, 500, "server_error"),
 ]
 
@@ -569,6 +572,7 @@ def openid_configuration(call: Call) -> Response:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope"]
-        + (["phone_number"] if call.services.settings.phone_claim else []),
+        + (["phone_number"] if call.services.settings.phone_claim else [])
+        + [CUSTOM_CLAIMS_NAMESPACE],  # custom claims (chalicelib/claims.py), when a user has any
     }
     return Response(body=body, headers={"Cache-Control": "public, max-age=300"})

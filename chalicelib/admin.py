@@ -13,6 +13,9 @@ boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB, else AWS
     wxauth-admin user ban USER_ID [--reason TEXT]
     wxauth-admin user unban USER_ID
     wxauth-admin keys rotate [--activate-in SECONDS | --emergency]
+    wxauth-admin user set-claims USER_ID '{"roles": ["editor"]}'
+    wxauth-admin user show-claims USER_ID
+    wxauth-admin user clear-claims USER_ID
 
 Results are JSON on stdout. Nothing secret is printed, except a new client's secret, once.
 Exit codes: 0 done, 1 failed (not found, already exists, AWS error), 2 bad arguments.
@@ -32,7 +35,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import runtime
+from chalicelib import claims, runtime
 from chalicelib.bans import MAX_BAN_REASON, Bans, UnknownUser, validate_reason
 from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
 from chalicelib.errors import ClientExists, RequestError, WxAuthError
@@ -133,8 +136,16 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _claims(value: str) -> dict[str, object]:
+    try:
+        return claims.parse(value)
+    except RequestError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
 def _add_user_commands(groups: Any) -> None:
-    user = groups.add_parser("user", help="ban or unban a user (chalicelib/bans.py)")
+    """`user`: bans (chalicelib/bans.py) and custom claims (chalicelib/claims.py)."""
+    user = groups.add_parser("user", help="ban or unban a user; a user's custom claims")
     user_commands = user.add_subparsers(dest="command", required=True)
     ban_help = (
         "refuse the user's logins and refreshes (403 access_denied) and revoke every live"
@@ -151,6 +162,20 @@ def _add_user_commands(groups: Any) -> None:
     unban_help = "let the user log in again; sessions the ban revoked stay revoked"
     unban = user_commands.add_parser("unban", help=unban_help, description=unban_help)
     unban.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+    set_claims = user_commands.add_parser(
+        "set-claims",
+        help=f"replace the user's custom claims (a JSON object, at most {claims.MAX_BYTES}"
+        f" bytes) and copy them onto each live session: access tokens carry them under"
+        f" `{claims.NAMESPACE}` from each session's next refresh (or login) on",
+    )
+    set_claims.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+    set_claims.add_argument("claims", type=_claims, metavar="JSON")
+    for name, text in (
+        ("show-claims", "print the user's custom claims"),
+        ("clear-claims", "remove the user's custom claims (and from each live session)"),
+    ):
+        command = user_commands.add_parser(name, help=text)
+        command.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
 
 
 def _ban_reason(value: str) -> str:
@@ -163,15 +188,28 @@ def _ban_reason(value: str) -> str:
 
 
 def _run_user(args: argparse.Namespace, services: runtime.Services, now: int) -> Any:
-    bans = Bans(services.store, services.sessions, services.events)
-    try:
-        if args.command == "ban":
-            result = bans.ban(args.user_id, now=now, reason=args.reason)
-        else:
-            result = bans.unban(args.user_id)
-    except UnknownUser as e:
-        raise AdminError(f"no user {args.user_id}") from e
-    return dataclasses.asdict(result)
+    if args.command in ("ban", "unban"):
+        bans = Bans(services.store, services.sessions, services.events)
+        try:
+            if args.command == "ban":
+                result = bans.ban(args.user_id, now=now, reason=args.reason)
+            else:
+                result = bans.unban(args.user_id)
+        except UnknownUser as e:
+            raise AdminError(f"no user {args.user_id}") from e
+        return dataclasses.asdict(result)
+    if args.command == "show-claims":
+        user = services.store.get_user(args.user_id)
+        if user is None:
+            raise AdminError(f"no user {args.user_id}")
+        return {"user_id": user.user_id, "claims": claims.loads(user.custom_claims)}
+    given = args.claims if args.command == "set-claims" else None
+    result = claims.set_claims(services.store, args.user_id, given, now=now)
+    return {
+        "user_id": result.user_id,
+        "claims": result.claims,
+        "sessions_updated": result.sessions_updated,
+    }
 
 
 def _seconds(value: str) -> int:

@@ -31,9 +31,10 @@ from botocore.loaders import JSONFileLoader, Loader
 
 # Every AWS service the app calls, and those botocore's own credential providers may call for
 # it (assume role and web identity: sts; SSO: sso, sso-oidc; `aws login`: signin); `events` is
-# EventBridge (AUTH_EVENT_BUS, chalicelib/events.py). In Lambda the credentials come from the
+# EventBridge (AUTH_EVENT_BUS, chalicelib/events.py), `lambda` the pre-token hook
+# (AUTH_TOKEN_HOOK_ARN, chalicelib/claims.py). In Lambda the credentials come from the
 # environment and none of the latter is used.
-SERVICES = ("dynamodb", "secretsmanager", "events", "sts", "sso", "sso-oidc", "signin")
+SERVICES = ("dynamodb", "secretsmanager", "events", "lambda", "sts", "sso", "sso-oidc", "signin")
 
 
 # How event names spell SERVICES: `<event>.<service id, hyphenized>[.<operation>...]`, or
@@ -46,6 +47,7 @@ EVENT_SERVICE_NAMES = frozenset(
         "secretsmanager",
         "eventbridge",
         "events",
+        "lambda",  # the pre-token hook (chalicelib/claims.py)
         "sts",
         "sso",
         "sso-oidc",

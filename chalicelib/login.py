@@ -127,7 +127,11 @@ class LoginService:
             if before is None:  # created, whatever happens next: the next login is not new
                 self._events.user_created(user_id, appid=self._appid, now=now)
             session, tokens = self._sessions.prepare(
-                user_id, client_id=self._appid, now=now, device=device
+                user_id,
+                client_id=self._appid,
+                now=now,
+                device=device,
+                custom_claims=before.custom_claims if before else None,  # chalicelib/claims.py
             )
             result = LoginResult(tokens=tokens, is_new=before is None)
             sealed = refresh_tokens.seal(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import aws
+from chalicelib import aws, claims
 from chalicelib.access_tokens import AccessTokens
 from chalicelib.errors import ConfigurationError
 from chalicelib.events import OFF as EVENTS_OFF
@@ -195,6 +195,7 @@ def build(
     *,
     dynamodb: Any = None,
     secretsmanager: Any = None,
+    awslambda: Any = None,
     http: requests.Session | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
@@ -214,6 +215,12 @@ def build(
     if dynamodb is None:
         dynamodb = client("dynamodb", DYNAMODB_CONFIG)
     store = DynamoStore(dynamodb, settings.table_name)
+
+    def lambda_client(make: Callable[..., Any] = client) -> Any:
+        """The pre-token hook's client, made at its first call (`client` is rebound below)."""
+        if awslambda is not None:
+            return awslambda
+        return make("lambda", claims.hook_budget(settings.token_hook_timeout_ms).config())
 
     def secrets_client() -> Any:
         nonlocal secretsmanager
@@ -269,6 +276,7 @@ def build(
         metrics=metrics,
         extra_claims=phone_claims(store) if settings.phone_claim else None,
         events=events,
+        custom_claims=claims.build(settings, lambda_client, metrics),
     )
     return Services(
         settings=settings,

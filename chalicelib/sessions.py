@@ -94,12 +94,16 @@ class SessionManager:
         rand: Callable[[int], bytes] = secrets.token_bytes,
         extra_claims: Callable[[str], Mapping[str, object]] | None = None,
         events: Events = EVENTS_OFF,
+        custom_claims: Callable[[SessionRecord], Mapping[str, object]] | None = None,
     ) -> None:
         """`extra_claims(user_id)`: claims added to each access token minted for the user's
         sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing.
-        `events`: RefreshTokenReuseDetected and SessionEnded, after their revocation's write."""
+        `events`: RefreshTokenReuseDetected and SessionEnded, after their revocation's write.
+        `custom_claims(session)`: chalicelib.claims.TokenClaims (the `ext` claim, from the
+        session item and the pre-token hook); None adds none."""
         self._events = events
         self._extra_claims = extra_claims
+        self._custom_claims = custom_claims
         self._store = store
         self._access = access_tokens
         self._idle_ttl = idle_ttl
@@ -114,12 +118,18 @@ class SessionManager:
         return tokens
 
     def prepare(
-        self, user_id: str, *, client_id: str, now: int, device: DeviceInfo | None = None
+        self,
+        user_id: str,
+        *,
+        client_id: str,
+        now: int,
+        device: DeviceInfo | None = None,
+        custom_claims: str | None = None,
     ) -> tuple[SessionRecord, IssuedTokens]:
         """A new session and its tokens, not yet stored (the caller writes the session).
 
         `device`: where the login came from (chalicelib/devices.py), recorded on the session.
-        """
+        `custom_claims`: the user's (UserRecord.custom_claims), copied into the session."""
         device = device or DeviceInfo()
         session_id = refresh_tokens.new_id(self._rand)
         body = refresh_tokens.mint(user_id, session_id, 0, self._rand)
@@ -141,6 +151,7 @@ class SessionManager:
             device_platform=device.platform,
             user_agent=device.user_agent,
             source_ip=device.source_ip,
+            custom_claims=custom_claims,
         )
         return session, self._issue(session, refresh_tokens.sign(body, mac_key), now)
 
@@ -227,12 +238,15 @@ class SessionManager:
         raise ReuseDetected("refresh token was already rotated; the session is revoked")
 
     def _issue(self, session: SessionRecord, refresh_token: str, now: int) -> IssuedTokens:
+        extra = dict(self._extra_claims(session.user_id)) if self._extra_claims else {}
+        if self._custom_claims is not None:
+            extra.update(self._custom_claims(session))
         access_token, access_expires_at = self._access.mint(
             subject=session.user_id,
             session_id=session.session_id,
             client_id=session.client_id,
             now=now,
-            extra=self._extra_claims(session.user_id) if self._extra_claims else None,
+            extra=extra or None,
         )
         return IssuedTokens(
             user_id=session.user_id,

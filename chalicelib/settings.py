@@ -25,6 +25,9 @@ _EVENT_BUS_RE = re.compile(
     r"[A-Za-z0-9._/-]{1,256}"
     r"|arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9._/-]{1,256}"
 )
+# The pre-token hook (chalicelib/claims.py): its timeout in milliseconds, and what a failure does.
+TOKEN_HOOK_TIMEOUT_MS_MAX = 5000
+TOKEN_HOOK_ON_ERROR = ("issue", "refuse")
 
 
 def minimum_refresh_grace() -> int:
@@ -54,6 +57,9 @@ class Settings:
     phone_claim: bool = False
     event_bus: str | None = None  # AUTH_EVENT_BUS; None: nothing published (chalicelib/events.py)
     event_log: bool = False  # AUTH_EVENT_LOG: print each event as a log line (the local server)
+    token_hook_arn: str | None = None  # a Lambda function ARN; None: no pre-token hook
+    token_hook_timeout_ms: int = 1000
+    token_hook_on_error: str = "issue"  # noqa: S105 - or "refuse" (docs/backend.md, "Custom claims")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +92,7 @@ class Settings:
             phone_claim=_flag(env, "AUTH_PHONE_CLAIM", defaults.phone_claim),
             event_bus=_event_bus(env),
             event_log=_flag(env, "AUTH_EVENT_LOG", defaults.event_log),
+            **_token_hook(env, defaults),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -97,6 +104,14 @@ class Settings:
                 f" s: a refresh waits up to {DYNAMODB.worst_case:g} s on DynamoDB, then asks the"
                 f" client to retry after {StoreUnavailable.retry_after} s"
                 " (docs/operators.md, Settings)"
+            )
+        if settings.token_hook_arn and 0 < settings.refresh_grace < minimum_hook_grace(
+            settings.token_hook_timeout_ms
+        ):
+            raise ConfigurationError(
+                "with AUTH_TOKEN_HOOK_ARN, AUTH_REFRESH_GRACE must be 0 or at least"
+                f" {minimum_hook_grace(settings.token_hook_timeout_ms)} s: a refresh may also"
+                " wait for the hook (docs/operators.md, Settings)"
             )
         return settings
 
@@ -111,6 +126,37 @@ def _event_bus(env: Mapping[str, str]) -> str | None:
             " ARN (arn:aws:events:<region>:<account>:event-bus/<name>)"
         )
     return raw
+
+
+def minimum_hook_grace(timeout_ms: int) -> int:
+    """minimum_refresh_grace() plus the longest a hook call can take (connect + answer)."""
+    from chalicelib.claims import hook_budget
+
+    return minimum_refresh_grace() + math.ceil(hook_budget(timeout_ms).worst_case)
+
+
+def _token_hook(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
+    """AUTH_TOKEN_HOOK_ARN, AUTH_TOKEN_HOOK_TIMEOUT_MS (1 to 5000), AUTH_TOKEN_HOOK_ON_ERROR."""
+    from chalicelib.claims import is_lambda_arn
+
+    arn = (env.get("AUTH_TOKEN_HOOK_ARN") or "").strip() or None
+    if arn is not None and not is_lambda_arn(arn):
+        raise ConfigurationError(
+            "AUTH_TOKEN_HOOK_ARN must be a Lambda function ARN"
+            " (arn:aws:lambda:<region>:<account>:function:<name>[:<alias or version>])"
+        )
+    timeout = _positive_int(env, "AUTH_TOKEN_HOOK_TIMEOUT_MS", defaults.token_hook_timeout_ms)
+    if timeout > TOKEN_HOOK_TIMEOUT_MS_MAX:
+        raise ConfigurationError(
+            f"AUTH_TOKEN_HOOK_TIMEOUT_MS must be at most {TOKEN_HOOK_TIMEOUT_MS_MAX}"
+        )
+    return {
+        "token_hook_arn": arn,
+        "token_hook_timeout_ms": timeout,
+        "token_hook_on_error": _choice(
+            env, "AUTH_TOKEN_HOOK_ON_ERROR", defaults.token_hook_on_error, TOKEN_HOOK_ON_ERROR
+        ),
+    }
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

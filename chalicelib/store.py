@@ -69,6 +69,9 @@ CACHED_LEASE_UNTIL = "lease_until"
 CACHED_LAST_FORCED_AT = "last_forced_at"
 FORCED_COUNT = "count"
 SESSION_PREFIX = "SESSION#"
+# Custom claims (chalicelib/claims.py), canonical JSON text: on a PROFILE, and copied onto its
+# user's SESSION items so that a refresh's one UpdateItem returns them.
+CUSTOM_CLAIMS = "custom_claims"
 
 # DynamoDB answers these when it is overloaded or failing; after botocore's own bounded
 # retries they become StoreUnavailable (503 temporarily_unavailable with Retry-After).
@@ -186,6 +189,7 @@ class UserRecord:
     phone: PhoneRecord | None = None
     banned_at: int | None = None  # chalicelib/bans.py: set, login and refresh are refused
     ban_reason: str | None = None
+    custom_claims: str | None = None  # chalicelib/claims.py: JSON text
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,7 @@ class SessionRecord:
     user_agent: str | None = None
     source_ip: str | None = None
     last_refreshed_at: int | None = None
+    custom_claims: str | None = None  # the user's, copied at login and set-claims (JSON text)
 
     @property
     def expires_at(self) -> int:
@@ -273,6 +278,7 @@ def item_to_user(item: dict[str, Any]) -> UserRecord:
         phone=item_to_phone(item),
         banned_at=_get_n(item, "banned_at"),
         ban_reason=_get_s(item, "ban_reason"),
+        custom_claims=_get_s(item, CUSTOM_CLAIMS),
     )
 
 
@@ -323,6 +329,7 @@ def item_to_session(item: dict[str, Any]) -> SessionRecord:
         user_agent=_get_s(item, "user_agent"),
         source_ip=_get_s(item, "source_ip"),
         last_refreshed_at=_get_n(item, "last_refreshed_at"),
+        custom_claims=_get_s(item, CUSTOM_CLAIMS),
     )
 
 
@@ -524,6 +531,7 @@ class DynamoStore:
                     )
                     if value is not None
                 },
+                **({CUSTOM_CLAIMS: _s(session.custom_claims)} if session.custom_claims else {}),
             },
             "ConditionExpression": "attribute_not_exists(#pk)",
             "ExpressionAttributeNames": {"#pk": PK},

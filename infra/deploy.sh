@@ -24,6 +24,9 @@
 #   AUTH_REFRESH_IDLE_TTL             -> RefreshIdleTtl
 #   AUTH_REFRESH_ABSOLUTE_TTL         -> RefreshAbsoluteTtl
 #   AUTH_REFRESH_GRACE                -> RefreshGrace
+#   AUTH_TOKEN_HOOK_ARN               -> TokenHookArn (a Lambda function ARN: the pre-token hook)
+#   AUTH_TOKEN_HOOK_TIMEOUT_MS        -> TokenHookTimeoutMs
+#   AUTH_TOKEN_HOOK_ON_ERROR          -> TokenHookOnError (issue|refuse)
 #   WXAUTH_THROTTLE_RATE              -> ThrottlingRateLimit
 #   WXAUTH_THROTTLE_BURST             -> ThrottlingBurstLimit
 #   WXAUTH_LOGIN_THROTTLE_RATE        -> LoginThrottlingRateLimit
@@ -71,6 +74,9 @@ PARAMETERS=(
   RefreshIdleTtl=AUTH_REFRESH_IDLE_TTL
   RefreshAbsoluteTtl=AUTH_REFRESH_ABSOLUTE_TTL
   RefreshGrace=AUTH_REFRESH_GRACE
+  TokenHookArn=AUTH_TOKEN_HOOK_ARN
+  TokenHookTimeoutMs=AUTH_TOKEN_HOOK_TIMEOUT_MS
+  TokenHookOnError=AUTH_TOKEN_HOOK_ON_ERROR
   ThrottlingRateLimit=WXAUTH_THROTTLE_RATE
   ThrottlingBurstLimit=WXAUTH_THROTTLE_BURST
   LoginThrottlingRateLimit=WXAUTH_LOGIN_THROTTLE_RATE

@@ -425,3 +425,57 @@ def test_user_help_says_what_a_ban_does(capsys):
     assert admin.main(["user", "ban", "--help"]) == 0
     text = capsys.readouterr().out
     assert "access_denied" in text and "revoke" in text
+# -- user claims ---------------------------------------------------------------------------------
+
+
+def test_user_set_show_and_clear_claims(capsys, env, client, services):
+    from chalicelib.claims import NAMESPACE
+
+    body = login(client, "alice.1")
+    user_id = body["user"]["id"]
+
+    code, out, err = run(capsys, "user", "set-claims", user_id, '{"roles": ["editor"]}')
+    assert code == 0, err
+    assert out == {"user_id": user_id, "claims": {"roles": ["editor"]}, "sessions_updated": 1}
+    code, out, _ = run(capsys, "user", "show-claims", user_id)
+    assert code == 0 and out == {"user_id": user_id, "claims": {"roles": ["editor"]}}
+    refreshed = post(client, "/auth/refresh", {"refresh_token": body["refresh_token"]}).json_body
+    decoded = jwt.decode(refreshed["access_token"], options={"verify_signature": False})
+    assert decoded[NAMESPACE] == {"roles": ["editor"]}
+
+    code, out, _ = run(capsys, "user", "clear-claims", user_id)
+    assert code == 0 and out == {"user_id": user_id, "claims": {}, "sessions_updated": 1}
+    again = post(client, "/auth/refresh", {"refresh_token": refreshed["refresh_token"]}).json_body
+    assert NAMESPACE not in jwt.decode(again["access_token"], options={"verify_signature": False})
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("not json", "JSON text"),
+        ('["editor"]', "JSON object"),
+        ('{"sub": "root"}', "registered or wxauth claim"),
+        ('{"Client_ID": "x"}', "registered or wxauth claim"),
+        ('{"x": "' + "a" * 2048 + '"}', "at most 2048 bytes"),
+        ('{"bad name": 1}', "names are"),
+    ],
+)
+def test_user_set_claims_refuses_bad_claims(
+    capsys, env, client, services, dynamodb, given, message
+):
+    from tests.conftest import table_items
+
+    user_id = login(client)["user"]["id"]
+    before = table_items(dynamodb)
+    code = admin.main(["user", "set-claims", user_id, given])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert table_items(dynamodb) == before
+
+
+def test_user_claims_of_an_unknown_user(capsys, env):
+    unknown = "A" * 22
+    code, out, err = run(capsys, "user", "set-claims", unknown, '{"roles": []}')
+    assert code == 1 and out is None and f"no user {unknown}" in err
+    code, out, err = run(capsys, "user", "show-claims", unknown)
+    assert code == 1 and f"no user {unknown}" in err

@@ -332,7 +332,12 @@ def test_role_has_nothing_else_and_no_wildcard(template: Template) -> None:
         for value in strings(statement["Action"]) + strings(statement["Resource"]):
             assert "*" not in value, f"wildcard in {statement['Sid']}: {value}"
     conditional = [s for s in _policy_statements(template) if "Fn::If" in s]
-    assert [s["Fn::If"][0] for s in conditional] == ["FixedEgress", "TracingActive", "HasEventBus"]
+    assert [s["Fn::If"][0] for s in conditional] == [
+        "FixedEgress",
+        "HasTokenHook",
+        "TracingActive",
+        "HasEventBus",
+    ]
 
 
 def test_role_puts_events_only_on_the_configured_bus(template: Template) -> None:
@@ -422,8 +427,47 @@ def test_function_environment_is_wired_to_parameters_and_resources(template: Tem
         "AUTH_REFRESH_ABSOLUTE_TTL": ref("RefreshAbsoluteTtl"),
         "AUTH_REFRESH_GRACE": ref("RefreshGrace"),
         "AUTH_EVENT_BUS": ref("EventBusName"),
+        "AUTH_TOKEN_HOOK_ARN": ref("TokenHookArn"),
+        "AUTH_TOKEN_HOOK_TIMEOUT_MS": ref("TokenHookTimeoutMs"),
+        "AUTH_TOKEN_HOOK_ON_ERROR": ref("TokenHookOnError"),
         "WXAUTH_STACK_NAME": ref("AWS::StackName"),
     }
+
+
+def test_role_invokes_only_the_token_hook_and_only_when_one_is_set(template: Template) -> None:
+    import re
+
+    from chalicelib.claims import is_lambda_arn
+
+    (statement,) = [
+        s for s in _policy_statements(template) if s.get("Fn::If", [""])[0] == "HasTokenHook"
+    ]
+    _, invoke, otherwise = statement["Fn::If"]
+    assert otherwise == ref("AWS::NoValue")
+    assert invoke == {
+        "Sid": "TokenHook",
+        "Effect": "Allow",
+        "Action": "lambda:InvokeFunction",
+        "Resource": ref("TokenHookArn"),
+    }
+    assert template["Conditions"]["HasTokenHook"] == {
+        "Fn::Not": [{"Fn::Equals": [ref("TokenHookArn"), ""]}]
+    }
+    parameters = template["Parameters"]
+    defaults = Settings()
+    assert parameters["TokenHookArn"]["Default"] == ""  # no hook
+    assert parameters["TokenHookTimeoutMs"]["Default"] == defaults.token_hook_timeout_ms
+    assert parameters["TokenHookOnError"]["Default"] == defaults.token_hook_on_error
+    assert parameters["TokenHookOnError"]["AllowedValues"] == ["issue", "refuse"]
+    pattern = re.compile(parameters["TokenHookArn"]["AllowedPattern"])
+    for arn in (
+        "arn:aws:lambda:us-east-1:123456789012:function:claims",
+        "arn:aws-cn:lambda:cn-north-1:123456789012:function:claims:live",
+        "arn:aws:lambda:us-east-1:123456789012:function:claims*",
+        "arn:aws:lambda:us-east-1:123456789012:layer:x",
+        "*",
+    ):
+        assert bool(pattern.fullmatch(arn)) == is_lambda_arn(arn), arn
 
 
 def test_environment_names_are_the_settings_the_code_reads(template: Template) -> None:
