@@ -35,6 +35,7 @@ from chalicelib.errors import (
     InsufficientScope,
     InvalidScope,
     PhoneInUse,
+    RateLimited,
     RequestError,
     StoreUnavailable,
     TokenError,
@@ -194,6 +195,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (WeChatUserBlocked, 403, "access_denied"),
     (PhoneInUse, 409, "phone_in_use"),
     (WeChatRateLimited, 429, "slow_down"),
+    (RateLimited, 429, "slow_down"),  # AUTH_LIMIT_* (chalicelib/limits.py)
     (WeChatUnavailable, 503, "temporarily_unavailable"),
     (WeChatTokenInvalid, 503, "temporarily_unavailable"),  # refused again after one refresh
     (StoreUnavailable, 503, "temporarily_unavailable"),
@@ -366,8 +368,10 @@ def token_response(body: dict[str, Any]) -> Response:
 
 @endpoint("/auth/login", ["POST"])
 def login(call: Call) -> Response:
+    from chalicelib.limits import source_ip
     from chalicelib.login import MAX_CODE_LENGTH  # at the first login: see runtime.Services
 
+    call.services.before_login(source_ip(call.request.context), call.now)
     code = string_field(call.json(), "code", max_length=MAX_CODE_LENGTH)
     result = call.services.login.login(code, call.now)
     call.user_id = result.tokens.user_id

@@ -102,6 +102,10 @@ class WeChatUnavailable(WeChatError):
     retry_after = 5
 
 
+class WeChatBusy(WeChatUnavailable):
+    """WeChat answered -1 (system busy), also to the one retry."""
+
+
 class WeChatConfigError(WeChatError, ConfigurationError):
     """WeChat rejected our appid or secret (40013, 40125, 41002, 41004)."""
 
@@ -130,3 +134,11 @@ class StoreUnavailable(StoreError):
     # With aws.DYNAMODB.worst_case, part of the AUTH_REFRESH_GRACE rule (settings.py): a refresh
     # retried after this long must still find its rotation in the grace window.
     retry_after = 2
+
+
+class RateLimited(WxAuthError):
+    """An abuse limit (AUTH_LIMIT_*, chalicelib/limits.py) refused the request for now."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds until the window that refused it ends

@@ -7,8 +7,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chalicelib import limits as abuse_limits
 from chalicelib.aws import DYNAMODB
 from chalicelib.errors import ConfigurationError, StoreUnavailable
+from chalicelib.limits import Limit
 
 DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
 LOCAL_APPID = "wx-local-appid"
@@ -46,6 +48,10 @@ class Settings:
     signing_keys_file: str = ".wxauth/signing-keys.json"
     phone_conflict: str = "refuse"  # or "move" (README, "Phone number binding")
     phone_claim: bool = False
+    # Abuse limits (chalicelib/limits.py), `<count>/<seconds>`; None (unset): no limit.
+    limit_login_per_ip: Limit | None = None
+    limit_login_per_openid: Limit | None = None
+    limit_refresh_per_session: Limit | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +82,9 @@ class Settings:
                 env, "AUTH_PHONE_CONFLICT", defaults.phone_conflict, PHONE_CONFLICT_POLICIES
             ),
             phone_claim=_flag(env, "AUTH_PHONE_CLAIM", defaults.phone_claim),
+            limit_login_per_ip=_limit(env, abuse_limits.LOGIN_PER_IP),
+            limit_login_per_openid=_limit(env, abuse_limits.LOGIN_PER_OPENID),
+            limit_refresh_per_session=_limit(env, abuse_limits.REFRESH_PER_SESSION),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -88,6 +97,19 @@ class Settings:
                 f" client to retry after {StoreUnavailable.retry_after} s (README, Settings)"
             )
         return settings
+
+    def limits(self) -> dict[str, Limit | None]:
+        """The abuse limits by name (chalicelib/limits.py); None: that limit is off."""
+        return {
+            abuse_limits.LOGIN_PER_IP: self.limit_login_per_ip,
+            abuse_limits.LOGIN_PER_OPENID: self.limit_login_per_openid,
+            abuse_limits.REFRESH_PER_SESSION: self.limit_refresh_per_session,
+        }
+
+
+def _limit(env: Mapping[str, str], name: str) -> Limit | None:
+    variable = abuse_limits.SETTINGS[name]
+    return abuse_limits.parse_limit(variable, env.get(variable))
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
