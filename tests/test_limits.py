@@ -193,3 +193,23 @@ def test_the_limiter_fails_open_when_dynamodb_does(log_lines: list[str]) -> None
             stub.assert_no_pending_responses()
     assert sum('"RateLimitCheckFailed"' in line for line in log_lines) == 2
     assert not any(IP in line for line in log_lines)
+
+
+def test_the_settings_read_each_limit_and_refuse_bad_ones() -> None:
+    from chalicelib.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "AUTH_LIMIT_LOGIN_PER_IP": "30/60",
+            "AUTH_LIMIT_LOGIN_PER_OPENID": "10/300",
+            "AUTH_LIMIT_REFRESH_PER_SESSION": "6/60",
+        }
+    )
+    assert settings.limits() == {
+        LOGIN_PER_IP: Limit(30, 60),
+        LOGIN_PER_OPENID: Limit(10, 300),
+        REFRESH_PER_SESSION: Limit(6, 60),
+    }
+    assert set(Settings.from_env({}).limits().values()) == {None}
+    with pytest.raises(ConfigurationError, match="AUTH_LIMIT_REFRESH_PER_SESSION"):
+        Settings.from_env({"AUTH_LIMIT_REFRESH_PER_SESSION": "six"})
