@@ -135,7 +135,7 @@ class WxAuth(Chalice):
     ) -> dict[str, Any]:
         headers = dict(NO_STORE)
         if resource is None:
-            description = "no route has this path; see the README's Routes"
+            description = "no route has this path; see docs/miniprogram.md, Routes"
         else:
             methods = self._methods_of(resource) or []
             headers["Allow"] = ", ".join(methods)
@@ -279,6 +279,8 @@ def handle(view: Callable[[Call], Response | dict[str, Any]], route: str) -> Res
             status_code=500,
             headers=dict(NO_STORE),
         )
+    if call is not None:
+        call.services.events.flush()  # what the view wrote, announced; never raises or waits long
     for name, value in NO_STORE.items():
         response.headers.setdefault(name, value)
     logs.log_request(

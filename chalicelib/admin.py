@@ -154,6 +154,14 @@ def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
             settings, now, 0 if args.emergency else args.activate_in, args.emergency
         )
     services = runtime.build(settings)
+    try:
+        return _command(args, services, now)
+    finally:
+        services.events.flush()  # after the command's writes (SessionEnded); never raises
+
+
+def _command(args: argparse.Namespace, services: runtime.Services, now: int) -> Any:
+    """A command that works on the table (every group but `keys`)."""
     if args.group == "client":
         clients = services.clients
         if args.command == "create":

@@ -30,16 +30,27 @@ from botocore.config import Config
 from botocore.loaders import JSONFileLoader, Loader
 
 # Every AWS service the app calls, and those botocore's own credential providers may call for
-# it (assume role and web identity: sts; SSO: sso, sso-oidc; `aws login`: signin). In Lambda
-# the credentials come from the environment and none of the latter is used.
-SERVICES = ("dynamodb", "secretsmanager", "sts", "sso", "sso-oidc", "signin")
+# it (assume role and web identity: sts; SSO: sso, sso-oidc; `aws login`: signin); `events` is
+# EventBridge (AUTH_EVENT_BUS, chalicelib/events.py). In Lambda the credentials come from the
+# environment and none of the latter is used.
+SERVICES = ("dynamodb", "secretsmanager", "events", "sts", "sso", "sso-oidc", "signin")
 
 
 # How event names spell SERVICES: `<event>.<service id, hyphenized>[.<operation>...]`, or
 # `docs.<section>.<service id>...`; botocore's event aliases map `secretsmanager` to the
 # second spelling.
 EVENT_SERVICE_NAMES = frozenset(
-    {"dynamodb", "secrets-manager", "secretsmanager", "sts", "sso", "sso-oidc", "signin"}
+    {
+        "dynamodb",
+        "secrets-manager",
+        "secretsmanager",
+        "eventbridge",
+        "events",
+        "sts",
+        "sso",
+        "sso-oidc",
+        "signin",
+    }
 )
 
 
@@ -136,7 +147,7 @@ class CallBudget:
 
 # DynamoDB answers a single-item request in milliseconds; 2 s without a byte is an outage, and
 # one retry is enough (the client retries after `Retry-After` anyway). 12 s at most per call:
-# AUTH_REFRESH_GRACE is checked against it (chalicelib/settings.py, README "Settings").
+# AUTH_REFRESH_GRACE is checked against it (chalicelib/settings.py, docs/operators.md "Settings").
 DYNAMODB = CallBudget(connect_timeout=1, read_timeout=2, attempts=2)
 # Secrets Manager is read at a cold start and every few minutes (the keys, the app secret).
 SECRETS_MANAGER = CallBudget(connect_timeout=1, read_timeout=2, attempts=2)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from chalicelib import refresh_tokens
 from chalicelib.errors import GrantError, RequestError, StoreUnavailable
+from chalicelib.events import OFF as EVENTS_OFF
+from chalicelib.events import Events
 from chalicelib.sessions import IssuedTokens, SessionManager
 from chalicelib.store import ConditionFailed, DynamoStore, UserRecord
 from chalicelib.wechat.client import WeChatClient
@@ -70,7 +72,9 @@ class LoginService:
         poll_interval: float = 0.05,
         max_wait: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        events: Events = EVENTS_OFF,
     ) -> None:
+        self._events = events  # UserCreated after upsert_user, UserLoggedIn after finish_login
         self._store = store
         self._wechat = wechat
         self._sessions = sessions
@@ -113,6 +117,8 @@ class LoginService:
                     created_at=now,
                 )
             )
+            if before is None:  # created, whatever happens next: the next login is not new
+                self._events.user_created(user_id, appid=self._appid, now=now)
             session, tokens = self._sessions.prepare(user_id, client_id=self._appid, now=now)
             result = LoginResult(tokens=tokens, is_new=before is None)
             sealed = refresh_tokens.seal(
@@ -129,6 +135,14 @@ class LoginService:
         except BaseException:
             self._store.release_login(code_hash)
             raise
+        self._events.user_logged_in(
+            user_id,
+            tokens.session_id,
+            client_id=session.client_id,
+            appid=self._appid,
+            is_new=result.is_new,
+            now=now,
+        )
         return result
 
     def _replay(self, code: str, code_hash: str, sealed: bytes, now: int) -> LoginResult:

@@ -25,6 +25,8 @@ from typing import NoReturn
 from chalicelib import refresh_tokens
 from chalicelib.access_tokens import AccessClaims, AccessTokens, seconds_left
 from chalicelib.errors import GrantError, ReuseDetected, RevokedToken, StoreUnavailable
+from chalicelib.events import OFF as EVENTS_OFF
+from chalicelib.events import Events
 from chalicelib.logs import Metrics
 from chalicelib.refresh_tokens import RefreshToken
 from chalicelib.store import DynamoStore, RotationRefused, SessionRecord
@@ -79,12 +81,15 @@ class SessionManager:
         metrics: Metrics | None = None,
         rand: Callable[[int], bytes] = secrets.token_bytes,
         extra_claims: Callable[[str], Mapping[str, object]] | None = None,
+        events: Events = EVENTS_OFF,
         refresh_limit: Callable[[str, int], None] | None = None,
     ) -> None:
         """`extra_claims(user_id)`: claims added to each access token minted for the user's
         sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing.
+        `events`: RefreshTokenReuseDetected and SessionEnded, after their revocation's write.
         `refresh_limit(session_key, now)`: called before each rotation, raises RateLimited to
         refuse it (AUTH_LIMIT_REFRESH_PER_SESSION: one more request; None: none)."""
+        self._events = events
         self._refresh_limit = refresh_limit
         self._extra_claims = extra_claims
         self._store = store
@@ -193,6 +198,16 @@ class SessionManager:
         )
         behind = session.generation - (presented.generation or 0)
         self._metrics.count("RefreshTokenReuse", generations_behind=behind)
+        self._events.refresh_token_reuse_detected(
+            session.user_id,
+            session.session_id,
+            client_id=session.client_id,
+            generations_behind=behind,
+            now=now,
+        )
+        self._events.session_ended(
+            session.user_id, [session.session_id], reason=REASON_REUSE, now=now
+        )
         raise ReuseDetected("refresh token was already rotated; the session is revoked")
 
     def _issue(self, session: SessionRecord, refresh_token: str, now: int) -> IssuedTokens:
@@ -254,16 +269,21 @@ class SessionManager:
     def revoke(
         self, user_id: str, session_id: str, *, now: int, reason: str = REASON_LOGOUT
     ) -> bool:
-        return self._store.revoke_session(user_id, session_id, now=now, reason=reason)
+        revoked = self._store.revoke_session(user_id, session_id, now=now, reason=reason)
+        if revoked:
+            self._events.session_ended(user_id, [session_id], reason=reason, now=now)
+        return revoked
 
     def revoke_all(self, user_id: str, *, now: int, reason: str = REASON_LOGOUT) -> int:
-        revoked = 0
+        """End every session of the user; one SessionEnded (`all_sessions`) for all of them."""
+        revoked: list[str] = []
         for session in self._store.list_sessions(user_id):
-            if session.revoked_at is None and self.revoke(
+            if session.revoked_at is None and self._store.revoke_session(
                 user_id, session.session_id, now=now, reason=reason
             ):
-                revoked += 1
-        return revoked
+                revoked.append(session.session_id)
+        self._events.session_ended(user_id, revoked, reason=reason, now=now, all_sessions=True)
+        return len(revoked)
 
     def list_sessions(self, user_id: str) -> list[SessionRecord]:
         return self._store.list_sessions(user_id)

@@ -1,9 +1,10 @@
-"""Settings, read once from the process environment (see the README's settings table)."""
+"""Settings, read once from the process environment (docs/operators.md, "Settings")."""
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,6 +22,11 @@ LOCAL_SECRET = "wx-local-placeholder-secret"  # noqa: S105 - a documented placeh
 # client's round trips (1).
 GRACE_MARGIN = 2
 PHONE_CONFLICT_POLICIES = ("refuse", "move")  # chalicelib/phone.py
+# AUTH_EVENT_BUS: an EventBridge bus name, or its ARN (PutEvents' EventBusName takes either).
+_EVENT_BUS_RE = re.compile(
+    r"[A-Za-z0-9._/-]{1,256}"
+    r"|arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9._/-]{1,256}"
+)
 
 
 def minimum_refresh_grace() -> int:
@@ -46,12 +52,14 @@ class Settings:
     login_replay_ttl: int = 300
     signing_keys_arn: str | None = None
     signing_keys_file: str = ".wxauth/signing-keys.json"
-    phone_conflict: str = "refuse"  # or "move" (README, "Phone number binding")
+    phone_conflict: str = "refuse"  # or "move" (docs/miniprogram.md, "Phone number binding")
     phone_claim: bool = False
     # Abuse limits (chalicelib/limits.py), `<count>/<seconds>`; None (unset): no limit.
     limit_login_per_ip: Limit | None = None
     limit_login_per_openid: Limit | None = None
     limit_refresh_per_session: Limit | None = None
+    event_bus: str | None = None  # AUTH_EVENT_BUS; None: nothing published (chalicelib/events.py)
+    event_log: bool = False  # AUTH_EVENT_LOG: print each event as a log line (the local server)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +93,8 @@ class Settings:
             limit_login_per_ip=_limit(env, abuse_limits.LOGIN_PER_IP),
             limit_login_per_openid=_limit(env, abuse_limits.LOGIN_PER_OPENID),
             limit_refresh_per_session=_limit(env, abuse_limits.REFRESH_PER_SESSION),
+            event_bus=_event_bus(env),
+            event_log=_flag(env, "AUTH_EVENT_LOG", defaults.event_log),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -94,7 +104,8 @@ class Settings:
             raise ConfigurationError(
                 f"AUTH_REFRESH_GRACE must be 0 (no grace) or at least {minimum_refresh_grace()}"
                 f" s: a refresh waits up to {DYNAMODB.worst_case:g} s on DynamoDB, then asks the"
-                f" client to retry after {StoreUnavailable.retry_after} s (README, Settings)"
+                f" client to retry after {StoreUnavailable.retry_after} s"
+                " (docs/operators.md, Settings)"
             )
         return settings
 
@@ -110,6 +121,18 @@ class Settings:
 def _limit(env: Mapping[str, str], name: str) -> Limit | None:
     variable = abuse_limits.SETTINGS[name]
     return abuse_limits.parse_limit(variable, env.get(variable))
+
+
+def _event_bus(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("AUTH_EVENT_BUS") or "").strip()
+    if not raw:
+        return None
+    if not _EVENT_BUS_RE.fullmatch(raw):
+        raise ConfigurationError(
+            "AUTH_EVENT_BUS must be an EventBridge bus name (letters, digits, . _ / -) or its"
+            " ARN (arn:aws:events:<region>:<account>:event-bus/<name>)"
+        )
+    return raw
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

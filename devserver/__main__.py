@@ -191,8 +191,9 @@ def _create_table(env: Mapping[str, str]) -> bool:
 
 
 def chalice_local_command(port: int) -> list[str]:
-    """The command that serves the app (the README's; the integration tests run it too):
-    `chalice local`, through devserver.chalice_local (TCP_NODELAY), with this interpreter."""
+    """The command that serves the app (docs/contributors.md, Local server; the integration tests
+    run it too): `chalice local`, through devserver.chalice_local (TCP_NODELAY), with this
+    interpreter."""
     return [
         sys.executable,
         "-m",
@@ -256,6 +257,7 @@ def main() -> int:
     fill_env(env, "AUTH_TABLE_NAME", "wxauth")
     fill_env(env, "AUTH_ISSUER", f"http://localhost:{port}")
     fill_env(env, "AUTH_SIGNING_KEYS_FILE", ".wxauth/signing-keys.json")
+    fill_env(env, "AUTH_EVENT_LOG", "true")  # auth events as log lines: no EventBridge needed
 
     with contextlib.ExitStack() as stack:
         if env.get("AWS_ENDPOINT_URL_DYNAMODB"):
