@@ -223,3 +223,28 @@ def test_refresh_per_session_refuses_before_the_rotation(
     assert post(client, "/auth/refresh", {"refresh_token": second}).status_code == 200
     clock.advance(60)
     assert post(client, "/auth/refresh", {"refresh_token": token}).status_code == 200
+
+
+# -- the shared item on both backends --------------------------------------------------------------
+
+from tests.test_limits import table  # noqa: E402, F401 - the moto / DynamoDB Local fixture
+
+
+def test_racing_trips_keep_the_longest_opening(table) -> None:  # noqa: F811
+    from chalicelib.store import DynamoStore
+    from chalicelib.wechat.breaker import QUOTA, Breaker
+
+    store = DynamoStore(*table)
+    first, second = Breaker(store, appid="wx-a"), Breaker(store, appid="wx-a")
+    other_app = Breaker(store, appid="wx-b")
+    first.trip(QUOTA, START)
+    first.trip(QUOTA, START + 10)  # a repeated trip: 20 s, until START + 30
+    state = second.trip(QUOTA, START + 11)  # knows of no trip: would open until START + 21
+    assert state.open_until == START + 30 and state.trips == 2  # the item's, kept
+    assert second.state == state
+    other_app.check(START)  # cold: closed without a read
+    other_app.check(START + 12)  # read: another appid's breaker is its own
+    third = Breaker(store, appid="wx-a", cache_seconds=0)
+    third.check(START + 28)  # a cold start reads nothing: taken as closed
+    with pytest.raises(WeChatRateLimited):
+        third.check(START + 29)  # its first read finds the opening
