@@ -37,6 +37,7 @@ from chalicelib.errors import (
     InsufficientScope,
     InvalidScope,
     PhoneInUse,
+    RateLimited,
     RequestError,
     SessionNotFound,
     StoreUnavailable,
@@ -203,6 +204,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (SessionNotFound, 404, NOT_FOUND),
     (PhoneInUse, 409, "phone_in_use"),
     (WeChatRateLimited, 429, "slow_down"),
+    (RateLimited, 429, "slow_down"),  # AUTH_LIMIT_* (chalicelib/limits.py)
     (WeChatUnavailable, 503, "temporarily_unavailable"),
     (WeChatTokenInvalid, 503, "temporarily_unavailable"),  # refused again after one refresh
     (StoreUnavailable, 503, "temporarily_unavailable"),
@@ -378,8 +380,10 @@ def token_response(body: dict[str, Any]) -> Response:
 
 @endpoint("/auth/login", ["POST"])
 def login(call: Call) -> Response:
+    from chalicelib.limits import source_ip
     from chalicelib.login import MAX_CODE_LENGTH  # at the first login: see runtime.Services
 
+    call.services.before_login(source_ip(call.request.context), call.now)
     body = call.json()
     code = string_field(body, "code", max_length=MAX_CODE_LENGTH)
     device = login_device(call, body)

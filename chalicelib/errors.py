@@ -102,6 +102,10 @@ class WeChatUnavailable(WeChatError):
     retry_after = 5
 
 
+class WeChatBusy(WeChatUnavailable):
+    """WeChat answered -1 (system busy), also to the one retry."""
+
+
 class WeChatConfigError(WeChatError, ConfigurationError):
     """WeChat rejected our appid or secret (40013, 40125, 41002, 41004)."""
 
@@ -138,3 +142,11 @@ class UserBanned(WxAuthError):
 
 class SessionNotFound(WxAuthError):
     """The caller has no live session with this id (unknown, another user's, or ended)."""
+
+
+class RateLimited(WxAuthError):
+    """An abuse limit (AUTH_LIMIT_*, chalicelib/limits.py) refused the request for now."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds until the window that refused it ends

@@ -21,6 +21,7 @@ from chalicelib.errors import ConfigurationError
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import PUBLISH as EVENTS_PUBLISH
 from chalicelib.events import Events
+from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, RateLimiter
 from chalicelib.logs import Metrics
 from chalicelib.sessions import SessionManager
 from chalicelib.settings import Settings
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
     from chalicelib.phone import PhoneBinding
+    from chalicelib.wechat.breaker import Breaker, GuardedWeChat
     from chalicelib.wechat.broker import AccessTokenBroker
     from chalicelib.wechat.client import WeChatClient
 
@@ -61,6 +63,7 @@ class Services:
     http: requests.Session | None = None
     sleep: Callable[[float], None] = time.sleep
     metrics: Metrics | None = None
+    limiter: RateLimiter | None = None
     events: Events = EVENTS_OFF  # chalicelib/events.py; app.handle flushes it after each view
 
     def now(self) -> int:
@@ -84,12 +87,43 @@ class Services:
 
         return LoginService(
             self.store,
-            self.wechat,
+            self.login_wechat,
             self.sessions,
             appid=self.settings.wechat_appid,
             replay_ttl=self.settings.login_replay_ttl,
             sleep=self.sleep,
             events=self.events,
+        )
+
+    def before_login(self, source_ip: str | None, now: int) -> None:
+        """What a login meets first: the per-IP limit (one UpdateItem, if configured), then
+        the WeChat breaker (a GetItem at most once per 5 s per container)."""
+        from chalicelib.limits import LOGIN_PER_IP, ip_key
+
+        if self.limiter is not None and source_ip is not None:
+            self.limiter.check(LOGIN_PER_IP, ip_key(source_ip), now)
+        self.breaker.check(now)
+
+    @cached_property
+    def breaker(self) -> Breaker:
+        """The circuit breaker on jscode2session (chalicelib/wechat/breaker.py)."""
+        from chalicelib.wechat.breaker import Breaker
+
+        return Breaker(self.store, appid=self.settings.wechat_appid, metrics=self.metrics)
+
+    @cached_property
+    def login_wechat(self) -> GuardedWeChat:
+        """The WeChat client of logins: through the breaker, then the per-openid limit."""
+        from chalicelib.wechat.breaker import GuardedWeChat
+
+        limiter, appid = self.limiter, self.settings.wechat_appid
+        after_exchange: Callable[[str, int], None] | None = None
+        if limiter is not None and limiter.configured(LOGIN_PER_OPENID):
+            after_exchange = lambda openid, now: limiter.check(  # noqa: E731
+                LOGIN_PER_OPENID, f"{appid}\x00{openid}", now
+            )
+        return GuardedWeChat(
+            self.wechat, self.breaker, clock=self.clock, after_exchange=after_exchange
         )
 
     @cached_property
@@ -153,6 +187,13 @@ def phone_claims(store: DynamoStore) -> Callable[[str], Mapping[str, object]]:
         return {"phone_number": user.phone.phone_number}
 
     return claims
+
+
+def refresh_limit(limiter: RateLimiter) -> Callable[[str, int], None] | None:
+    """AUTH_LIMIT_REFRESH_PER_SESSION as SessionManager's hook; None when it is unset."""
+    if not limiter.configured(REFRESH_PER_SESSION):
+        return None
+    return lambda session_key, now: limiter.check(REFRESH_PER_SESSION, session_key, now)
 
 
 def fetch_secret(client: Any, arn: str) -> str:
@@ -267,6 +308,7 @@ def build(
     access_tokens = AccessTokens(
         keys, issuer=settings.issuer, audience=settings.audience, ttl=settings.access_ttl
     )
+    limiter = RateLimiter(store, settings.limits(), metrics=metrics)
     sessions = SessionManager(
         store,
         access_tokens,
@@ -275,6 +317,7 @@ def build(
         grace=settings.refresh_grace,
         metrics=metrics,
         extra_claims=phone_claims(store) if settings.phone_claim else None,
+        refresh_limit=refresh_limit(limiter),
         events=events,
         custom_claims=claims.build(settings, lambda_client, metrics),
     )
@@ -289,5 +332,6 @@ def build(
         http=http,
         sleep=sleep,
         metrics=metrics,
+        limiter=limiter,
         events=events,
     )

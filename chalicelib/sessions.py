@@ -95,13 +95,17 @@ class SessionManager:
         extra_claims: Callable[[str], Mapping[str, object]] | None = None,
         events: Events = EVENTS_OFF,
         custom_claims: Callable[[SessionRecord], Mapping[str, object]] | None = None,
+        refresh_limit: Callable[[str, int], None] | None = None,
     ) -> None:
         """`extra_claims(user_id)`: claims added to each access token minted for the user's
         sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing.
         `events`: RefreshTokenReuseDetected and SessionEnded, after their revocation's write.
         `custom_claims(session)`: chalicelib.claims.TokenClaims (the `ext` claim, from the
-        session item and the pre-token hook); None adds none."""
+        session item and the pre-token hook); None adds none.
+        `refresh_limit(session_key, now)`: called before each rotation, raises RateLimited to
+        refuse it (AUTH_LIMIT_REFRESH_PER_SESSION: one more request; None: none)."""
         self._events = events
+        self._refresh_limit = refresh_limit
         self._extra_claims = extra_claims
         self._custom_claims = custom_claims
         self._store = store
@@ -158,6 +162,8 @@ class SessionManager:
     def refresh(self, token: object, now: int) -> IssuedTokens:
         presented = refresh_tokens.parse(token)
         user_id, session_id = presented.user_id, presented.session_id
+        if self._refresh_limit is not None:
+            self._refresh_limit(f"{user_id}/{session_id}", now)
         generation = (presented.generation or 0) + 1
         new_body = refresh_tokens.mint(user_id, session_id, generation, self._rand)
         try:

@@ -8,8 +8,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chalicelib import limits as abuse_limits
 from chalicelib.aws import DYNAMODB
 from chalicelib.errors import ConfigurationError, StoreUnavailable
+from chalicelib.limits import Limit
 
 DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
 LOCAL_APPID = "wx-local-appid"
@@ -55,6 +57,10 @@ class Settings:
     signing_keys_file: str = ".wxauth/signing-keys.json"
     phone_conflict: str = "refuse"  # or "move" (docs/miniprogram.md, "Phone number binding")
     phone_claim: bool = False
+    # Abuse limits (chalicelib/limits.py), `<count>/<seconds>`; None (unset): no limit.
+    limit_login_per_ip: Limit | None = None
+    limit_login_per_openid: Limit | None = None
+    limit_refresh_per_session: Limit | None = None
     event_bus: str | None = None  # AUTH_EVENT_BUS; None: nothing published (chalicelib/events.py)
     event_log: bool = False  # AUTH_EVENT_LOG: print each event as a log line (the local server)
     token_hook_arn: str | None = None  # a Lambda function ARN; None: no pre-token hook
@@ -90,6 +96,9 @@ class Settings:
                 env, "AUTH_PHONE_CONFLICT", defaults.phone_conflict, PHONE_CONFLICT_POLICIES
             ),
             phone_claim=_flag(env, "AUTH_PHONE_CLAIM", defaults.phone_claim),
+            limit_login_per_ip=_limit(env, abuse_limits.LOGIN_PER_IP),
+            limit_login_per_openid=_limit(env, abuse_limits.LOGIN_PER_OPENID),
+            limit_refresh_per_session=_limit(env, abuse_limits.REFRESH_PER_SESSION),
             event_bus=_event_bus(env),
             event_log=_flag(env, "AUTH_EVENT_LOG", defaults.event_log),
             **_token_hook(env, defaults),
@@ -114,6 +123,19 @@ class Settings:
                 " wait for the hook (docs/operators.md, Settings)"
             )
         return settings
+
+    def limits(self) -> dict[str, Limit | None]:
+        """The abuse limits by name (chalicelib/limits.py); None: that limit is off."""
+        return {
+            abuse_limits.LOGIN_PER_IP: self.limit_login_per_ip,
+            abuse_limits.LOGIN_PER_OPENID: self.limit_login_per_openid,
+            abuse_limits.REFRESH_PER_SESSION: self.limit_refresh_per_session,
+        }
+
+
+def _limit(env: Mapping[str, str], name: str) -> Limit | None:
+    variable = abuse_limits.SETTINGS[name]
+    return abuse_limits.parse_limit(variable, env.get(variable))
 
 
 def _event_bus(env: Mapping[str, str]) -> str | None:

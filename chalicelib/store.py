@@ -13,6 +13,8 @@ One table, string keys `pk` and `sk`, TTL on `expires_at` (epoch seconds). Item 
 | `WXTOKEN#<appid>`       | `TOKEN`            | the app's WeChat server access_token (sealed),|
 |                         |                    | its refresh lease, the last forced refresh    |
 | `WXTOKEN#<appid>`       | `FORCED#<day>`     | forced refreshes counted that (UTC+8) day     |
+| `LIMIT#<name>#<sha256>` | `<window start>`   | an abuse-limit counter (chalicelib/limits.py) |
+| `BREAKER#<appid>`       | `JSCODE2SESSION`   | the WeChat login breaker (wechat/breaker.py)  |
 
 Sessions live in their user's partition, so "every session of a user" is one strongly
 consistent Query and no index is needed. Expiry is also checked in code: TTL deletion is lazy.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from chalicelib.errors import (
+    WeChatBusy,
     WeChatCodeRejected,
     WeChatConfigError,
     WeChatIpNotAllowed,
@@ -97,9 +98,10 @@ class PhoneInfo:
 class _Retryable(Exception):
     """One attempt failed in a way worth one more try."""
 
-    def __init__(self, message: str, *, maybe_sent: bool = False) -> None:
+    def __init__(self, message: str, *, maybe_sent: bool = False, busy: bool = False) -> None:
         super().__init__(message)
         self.maybe_sent = maybe_sent  # WeChat may have acted on the request (it was sent)
+        self.busy = busy  # WeChat answered -1 (system busy): WeChatBusy if the retry is too
 
 
 class WeChatClient:
@@ -149,7 +151,8 @@ class WeChatClient:
         try:
             return attempt()
         except _Retryable as e:
-            raise WeChatUnavailable(f"WeChat unavailable after one retry: {e}") from e
+            kind = WeChatBusy if e.busy else WeChatUnavailable
+            raise kind(f"WeChat unavailable after one retry: {e}") from e
 
     def stable_token(self, *, force_refresh: bool = False) -> StableToken:
         """`POST cgi-bin/stable_token`: the app's server access_token. Normal mode answers the
@@ -311,7 +314,7 @@ def _errcode(body: dict[str, object]) -> int:
     if not isinstance(errcode, int) or isinstance(errcode, bool):
         raise WeChatUnavailable("WeChat errcode is not an integer")
     if errcode == SYSTEM_BUSY:
-        raise _Retryable("WeChat system busy (-1)")
+        raise _Retryable("WeChat system busy (-1)", busy=True)
     return errcode
 
 
