@@ -24,6 +24,9 @@
 #   AUTH_REFRESH_IDLE_TTL             -> RefreshIdleTtl
 #   AUTH_REFRESH_ABSOLUTE_TTL         -> RefreshAbsoluteTtl
 #   AUTH_REFRESH_GRACE                -> RefreshGrace
+#   AUTH_LIMIT_LOGIN_PER_IP           -> LoginLimitPerIp (<count>/<seconds>)
+#   AUTH_LIMIT_LOGIN_PER_OPENID       -> LoginLimitPerOpenid
+#   AUTH_LIMIT_REFRESH_PER_SESSION    -> RefreshLimitPerSession
 #   AUTH_TOKEN_HOOK_ARN               -> TokenHookArn (a Lambda function ARN: the pre-token hook)
 #   AUTH_TOKEN_HOOK_TIMEOUT_MS        -> TokenHookTimeoutMs
 #   AUTH_TOKEN_HOOK_ON_ERROR          -> TokenHookOnError (issue|refuse)
@@ -74,6 +77,9 @@ PARAMETERS=(
   RefreshIdleTtl=AUTH_REFRESH_IDLE_TTL
   RefreshAbsoluteTtl=AUTH_REFRESH_ABSOLUTE_TTL
   RefreshGrace=AUTH_REFRESH_GRACE
+  LoginLimitPerIp=AUTH_LIMIT_LOGIN_PER_IP
+  LoginLimitPerOpenid=AUTH_LIMIT_LOGIN_PER_OPENID
+  RefreshLimitPerSession=AUTH_LIMIT_REFRESH_PER_SESSION
   TokenHookArn=AUTH_TOKEN_HOOK_ARN
   TokenHookTimeoutMs=AUTH_TOKEN_HOOK_TIMEOUT_MS
   TokenHookOnError=AUTH_TOKEN_HOOK_ON_ERROR

@@ -427,6 +427,9 @@ def test_function_environment_is_wired_to_parameters_and_resources(template: Tem
         "AUTH_REFRESH_ABSOLUTE_TTL": ref("RefreshAbsoluteTtl"),
         "AUTH_REFRESH_GRACE": ref("RefreshGrace"),
         "AUTH_EVENT_BUS": ref("EventBusName"),
+        "AUTH_LIMIT_LOGIN_PER_IP": ref("LoginLimitPerIp"),
+        "AUTH_LIMIT_LOGIN_PER_OPENID": ref("LoginLimitPerOpenid"),
+        "AUTH_LIMIT_REFRESH_PER_SESSION": ref("RefreshLimitPerSession"),
         "AUTH_TOKEN_HOOK_ARN": ref("TokenHookArn"),
         "AUTH_TOKEN_HOOK_TIMEOUT_MS": ref("TokenHookTimeoutMs"),
         "AUTH_TOKEN_HOOK_ON_ERROR": ref("TokenHookOnError"),
@@ -471,7 +474,8 @@ def test_role_invokes_only_the_token_hook_and_only_when_one_is_set(template: Tem
 
 
 def test_environment_names_are_the_settings_the_code_reads(template: Template) -> None:
-    source = (ROOT / "chalicelib" / "settings.py").read_text()
+    # settings.py reads them; the names of the AUTH_LIMIT_* limits are in limits.py
+    source = "".join((ROOT / "chalicelib" / f).read_text() for f in ("settings.py", "limits.py"))
     for name in props(template, "APIHandler")["Environment"]["Variables"]:
         if name != "WXAUTH_STACK_NAME":
             assert f'"{name}"' in source, f"chalicelib/settings.py does not read {name}"
@@ -1124,3 +1128,50 @@ def test_zip_check_reports_a_macos_wheel(tmp_path: Path, target) -> None:
         zf.writestr("cffi/_cffi_backend.cpython-313-darwin.so", b"\xcf\xfa\xed\xfe")
     problems = build_module.check_deployment_zip(bad, "", target)
     assert any("another operating system" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "20/60",
+        "1/1",
+        "1000000/86400",
+        "0/60",
+        "20/0",
+        "20",
+        "20/60/1",
+        " 20/60",
+        "x/60",
+        "1000001/60",
+        "20/86401",
+        "020/60",
+    ],
+)
+@pytest.mark.parametrize(
+    ("parameter", "variable"),
+    [
+        ("LoginLimitPerIp", "AUTH_LIMIT_LOGIN_PER_IP"),
+        ("LoginLimitPerOpenid", "AUTH_LIMIT_LOGIN_PER_OPENID"),
+        ("RefreshLimitPerSession", "AUTH_LIMIT_REFRESH_PER_SESSION"),
+    ],
+)
+def test_limit_parameters_are_off_by_default_and_allow_only_what_the_settings_accept(
+    template: Template, parameter: str, variable: str, value: str
+) -> None:
+    """Where the pattern is stricter than the settings (a leading zero, a window the pattern's
+    digit count allows but the settings refuse), the stack refuses it before the function does."""
+    from chalicelib.errors import ConfigurationError
+
+    definition = template["Parameters"][parameter]
+    assert definition["Default"] == ""
+    pattern = re.compile(definition["AllowedPattern"])
+    try:
+        Settings.from_env({variable: value})
+        accepted = True
+    except ConfigurationError:
+        accepted = False
+    if pattern.fullmatch(value):
+        assert accepted, f"{parameter} allows {value!r}, which {variable} refuses"
+    if value in ("", "20/60", "1/1", "1000000/86400"):
+        assert pattern.fullmatch(value), f"{parameter} refuses {value!r}"
