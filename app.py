@@ -523,3 +523,14 @@ def openid_configuration(call: Call) -> Response:
         + (["phone_number"] if call.services.settings.phone_claim else []),
     }
     return Response(body=body, headers={"Cache-Control": "public, max-age=300"})
+
+
+@endpoint("/openapi.json", ["GET"])
+def openapi_description(call: Call) -> Response:
+    """The OpenAPI 3.1 description (chalicelib/openapi.json), its server the issuer."""
+    from chalicelib.openapi import document
+
+    return Response(
+        body=document(call.services.settings.issuer),
+        headers={"Cache-Control": "public, max-age=300"},
+    )
