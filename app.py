@@ -580,3 +580,14 @@ def openid_configuration(call: Call) -> Response:
         + [CUSTOM_CLAIMS_NAMESPACE],  # custom claims (chalicelib/claims.py), when a user has any
     }
     return Response(body=body, headers={"Cache-Control": "public, max-age=300"})
+
+
+@endpoint("/openapi.json", ["GET"])
+def openapi_description(call: Call) -> Response:
+    """The OpenAPI 3.1 description (chalicelib/openapi.json), its server the issuer."""
+    from chalicelib.openapi import document
+
+    return Response(
+        body=document(call.services.settings.issuer),
+        headers={"Cache-Control": "public, max-age=300"},
+    )

@@ -589,7 +589,8 @@ def test_protected_route_makes_the_checks_of_verify(client, clock):
 
 @pytest.fixture(scope="module")
 def scoped_route():
-    """A route needing a scope, registered once on the real app for these tests."""
+    """A route needing a scope, registered on the real app for these tests only (removed after
+    them: tests/test_openapi.py holds the app's routes to its OpenAPI description)."""
     import app
 
     path = "/_test/scoped"
@@ -599,7 +600,8 @@ def scoped_route():
         def scoped(call, claims):
             return {"scope": claims.scope}
 
-    return path
+    yield path
+    app.app.routes.pop(path, None)
 
 
 def test_protected_route_with_a_scope(client, services, scoped_route):

@@ -144,3 +144,10 @@ def test_the_stage_architecture_goes_into_chalices_config(tmp_path: Path) -> Non
 def test_build_refuses_an_unknown_architecture(tmp_path: Path) -> None:
     with pytest.raises(build_module.BuildError, match="architecture"):
         build_module.build(tmp_path / "out", architecture="riscv64")
+
+
+def test_the_zip_ships_the_openapi_description(build_dir: Path) -> None:
+    """GET /openapi.json reads chalicelib/openapi.json: the function must have that file."""
+    with zipfile.ZipFile(build_dir / "deployment.zip") as zf:
+        shipped = json.loads(zf.read("chalicelib/openapi.json"))
+    assert shipped == json.loads((ROOT / "chalicelib" / "openapi.json").read_text())
