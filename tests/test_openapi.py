@@ -194,6 +194,28 @@ def test_a_session_round_trip_matches_the_description(client) -> None:
     checked("GET", "/openapi.json")
 
 
+def test_sessions_and_devices_match_the_description(client) -> None:
+    """GET /auth/sessions (with and without a device label), DELETE /auth/sessions/{sid}: 204,
+    then the described 404."""
+    login = {"code": "alice.1", "device": {"name": "Alice's phone", "platform": "ios"}}
+    first = client.http.post("/auth/login", headers=JSON, body=json.dumps(login))
+    conforms("POST", "/auth/login", first)
+    second = client.http.post("/auth/login", headers=JSON, body=json.dumps({"code": "alice.2"}))
+    at = first.json_body["access_token"]
+    listed = client.http.get("/auth/sessions", headers=bearer(at))
+    conforms("GET", "/auth/sessions", listed)
+    assert len(listed.json_body["sessions"]) == 2
+    other = second.json_body["refresh_token"].split(".")[1]
+    for status in (204, 404):
+        ended = client.http.delete(f"/auth/sessions/{other}", headers=bearer(at))
+        assert ended.status_code == status
+        conforms("DELETE", "/auth/sessions/{sid}", ended)
+    logout = client.http.post(
+        "/auth/logout", headers={**JSON, **bearer(at)}, body=json.dumps({"others": True})
+    )
+    conforms("POST", "/auth/logout", logout)
+
+
 def test_client_credentials_and_the_wechat_token_match_the_description(
     client,
     services,
