@@ -447,12 +447,10 @@ def logout(call: Call) -> Response:
 def login_device(call: Call, body: dict[str, Any]) -> DeviceInfo:
     """The login's optional `device`, its User-Agent and API Gateway's source IP."""
     from chalicelib.devices import device_info
+    from chalicelib.limits import source_ip
 
-    identity = (call.request.context or {}).get("identity") or {}
     return device_info(
-        body,
-        user_agent=call.header("user-agent"),
-        source_ip=identity.get("sourceIp") if isinstance(identity, dict) else None,
+        body, user_agent=call.header("user-agent"), source_ip=source_ip(call.request.context)
     )
 
 
