@@ -29,6 +29,7 @@ from chalicelib import logs, runtime
 from chalicelib.access_tokens import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
 from chalicelib.access_tokens import AccessClaims, seconds_left
 from chalicelib.errors import (
+    AppDisabled,
     ClientAuthError,
     ConfigurationError,
     GrantError,
@@ -191,6 +192,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (UnsupportedGrantType, 400, "unsupported_grant_type"),
     (InvalidScope, 400, "invalid_scope"),
     (InsufficientScope, 403, "insufficient_scope"),
+    (AppDisabled, 400, "unauthorized_client"),  # RFC 6749 §5.2: this app may not log in
     (WeChatUserBlocked, 403, "access_denied"),
     (PhoneInUse, 409, "phone_in_use"),
     (WeChatRateLimited, 429, "slow_down"),
@@ -366,10 +368,16 @@ def token_response(body: dict[str, Any]) -> Response:
 
 @endpoint("/auth/login", ["POST"])
 def login(call: Call) -> Response:
+    from chalicelib.identity.apps import MAX_APPID_LENGTH
     from chalicelib.login import MAX_CODE_LENGTH  # at the first login: see runtime.Services
 
-    code = string_field(call.json(), "code", max_length=MAX_CODE_LENGTH)
-    result = call.services.login.login(code, call.now)
+    body = call.json()
+    code = string_field(body, "code", max_length=MAX_CODE_LENGTH)
+    appid = None  # omitted (or null): the deployment's one enabled app
+    if body.get("appid") is not None:
+        appid = string_field(body, "appid", max_length=MAX_APPID_LENGTH)
+    login = call.services.login
+    result = login.login(code, call.now) if appid is None else login.login(code, call.now, appid)
     call.user_id = result.tokens.user_id
     return token_response(result.response(call.now))
 
@@ -435,6 +443,7 @@ def me(call: Call, claims: AccessClaims) -> dict[str, Any]:
         "unionid": user.unionid,
         "created_at": user.created_at,
         "phone": phone_json(user.phone),
+        "identities": [i.public() for i in call.services.graph.identities_of(user)],
     }
 
 

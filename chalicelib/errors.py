@@ -130,3 +130,15 @@ class StoreUnavailable(StoreError):
     # With aws.DYNAMODB.worst_case, part of the AUTH_REFRESH_GRACE rule (settings.py): a refresh
     # retried after this long must still find its rotation in the grace window.
     retry_after = 2
+
+
+class UnknownApp(RequestError):
+    """`appid` names no app of this deployment (or is required: several apps are enabled)."""
+
+
+class AppDisabled(WxAuthError):
+    """The app is registered but disabled (`wxauth-admin app disable`): it may not log in."""
+
+
+class MergeRefused(WxAuthError):
+    """An admin merge of two users cannot be carried out; nothing was written."""

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import aws
 from chalicelib.access_tokens import AccessTokens
 from chalicelib.errors import ConfigurationError
+from chalicelib.identity.apps import App, AppRegistry
 from chalicelib.logs import Metrics
 from chalicelib.sessions import SessionManager
 from chalicelib.settings import Settings
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     import requests
 
     from chalicelib.clients import ClientStore
+    from chalicelib.identity.graph import IdentityGraph
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
     from chalicelib.phone import PhoneBinding
@@ -57,6 +59,7 @@ class Services:
     http: requests.Session | None = None
     sleep: Callable[[float], None] = time.sleep
     metrics: Metrics | None = None
+    apps: AppRegistry | None = None  # built by `build`: the primary app and the APP items
 
     def now(self) -> int:
         return int(self.clock())
@@ -84,7 +87,18 @@ class Services:
             appid=self.settings.wechat_appid,
             replay_ttl=self.settings.login_replay_ttl,
             sleep=self.sleep,
+            apps=self.apps,
+            graph=self.graph,
+            metrics=self.metrics,
         )
+
+    @cached_property
+    def graph(self) -> IdentityGraph:
+        """The identity graph: (appid, openid) identities, unionid links, merges."""
+        from chalicelib.identity.graph import IdentityGraph
+        from chalicelib.login import user_id_for
+
+        return IdentityGraph(self.store, user_id_for=user_id_for, metrics=self.metrics)
 
     @cached_property
     def broker(self) -> AccessTokenBroker:
@@ -231,8 +245,34 @@ def build(
         value = settings.wechat_secret or ""
         wechat_secret = lambda: value  # noqa: E731
 
+    def app_client(app: App) -> WeChatClient:
+        """The WeChat client of an `APP` item's app, with its secret (ARN or local)."""
+        from chalicelib.wechat.client import WeChatClient
+
+        if app.secret_arn:
+            secret: Callable[[], str] = CachedSecret(secrets_client(), app.secret_arn, clock=clock)
+        elif app.secret:
+            value = app.secret
+            secret = lambda: value  # noqa: E731
+        else:
+            raise ConfigurationError(f"app {app.appid} has no secret (secret_arn or secret)")
+        return WeChatClient(
+            base_url=settings.wechat_api_base, appid=app.appid, secret=secret, sleep=sleep
+        )
+
+    apps = AppRegistry(
+        store,
+        App(appid=settings.wechat_appid, client_id=settings.wechat_appid, primary=True),
+        clock=clock,
+        max_age=settings.apps_cache_ttl,
+        make_client=app_client,
+    )
     access_tokens = AccessTokens(
-        keys, issuer=settings.issuer, audience=settings.audience, ttl=settings.access_ttl
+        keys,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl=settings.access_ttl,
+        other_audiences=apps.audiences,
     )
     sessions = SessionManager(
         store,
@@ -254,4 +294,5 @@ def build(
         http=http,
         sleep=sleep,
         metrics=metrics,
+        apps=apps,
     )

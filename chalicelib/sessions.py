@@ -91,15 +91,20 @@ class SessionManager:
         self._metrics = metrics or Metrics()
         self._rand = rand
 
-    def start(self, user_id: str, *, client_id: str, now: int) -> IssuedTokens:
-        session, tokens = self.prepare(user_id, client_id=client_id, now=now)
+    def start(
+        self, user_id: str, *, client_id: str, now: int, audience: str | None = None
+    ) -> IssuedTokens:
+        session, tokens = self.prepare(user_id, client_id=client_id, now=now, audience=audience)
         self._store.put_session(session)
         return tokens
 
     def prepare(
-        self, user_id: str, *, client_id: str, now: int
+        self, user_id: str, *, client_id: str, now: int, audience: str | None = None
     ) -> tuple[SessionRecord, IssuedTokens]:
-        """A new session and its tokens, not yet stored (the caller writes the session)."""
+        """A new session and its tokens, not yet stored (the caller writes the session).
+
+        `client_id` and `audience` (None: AUTH_AUDIENCE) are the app's that logged in; the
+        session keeps them, so that its refreshed access tokens carry them too."""
         session_id = refresh_tokens.new_id(self._rand)
         body = refresh_tokens.mint(user_id, session_id, 0, self._rand)
         mac_key = refresh_tokens.new_mac_key(self._rand)
@@ -116,6 +121,7 @@ class SessionManager:
             idle_expires_at=min(now + self._idle_ttl, absolute),
             absolute_expires_at=absolute,
             mac_key=mac_key,
+            audience=audience,
         )
         return session, self._issue(session, refresh_tokens.sign(body, mac_key), now)
 
@@ -195,6 +201,7 @@ class SessionManager:
             session_id=session.session_id,
             client_id=session.client_id,
             now=now,
+            audience=session.audience,
             extra=self._extra_claims(session.user_id) if self._extra_claims else None,
         )
         return IssuedTokens(

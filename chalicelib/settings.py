@@ -46,6 +46,7 @@ class Settings:
     signing_keys_file: str = ".wxauth/signing-keys.json"
     phone_conflict: str = "refuse"  # or "move" (README, "Phone number binding")
     phone_claim: bool = False
+    apps_cache_ttl: int = 60  # seconds a container keeps the APP items (chalicelib/identity)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +77,9 @@ class Settings:
                 env, "AUTH_PHONE_CONFLICT", defaults.phone_conflict, PHONE_CONFLICT_POLICIES
             ),
             phone_claim=_flag(env, "AUTH_PHONE_CLAIM", defaults.phone_claim),
+            apps_cache_ttl=_positive_int(
+                env, "AUTH_APPS_CACHE_TTL", defaults.apps_cache_ttl, zero=True
+            ),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
