@@ -11,6 +11,8 @@ boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB, else AWS
     wxauth-admin sessions revoke USER_ID SESSION_ID
     wxauth-admin sessions revoke-all USER_ID
     wxauth-admin keys rotate [--activate-in SECONDS | --emergency]
+    wxauth-admin app add|list|disable|enable ...    (chalicelib/identity/admin.py)
+    wxauth-admin user pending | user merge --into USER_ID --from USER_ID
 
 Results are JSON on stdout. Nothing secret is printed, except a new client's secret, once.
 Exit codes: 0 done, 1 failed (not found, already exists, AWS error), 2 bad arguments.
@@ -32,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import runtime
 from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
 from chalicelib.errors import ClientExists, RequestError, WxAuthError
+from chalicelib.identity import admin as identity_admin
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import DEFAULT_ACTIVATE_IN, KeySet, replace_file, rotate_for_service
 from chalicelib.store import SessionRecord
@@ -76,7 +79,9 @@ def parser() -> argparse.ArgumentParser:
         prog="wxauth-admin",
         description="Manage wxauth clients, sessions and signing keys.",
     )
-    groups = top.add_subparsers(dest="group", required=True, metavar="{client,sessions,keys}")
+    groups = top.add_subparsers(
+        dest="group", required=True, metavar="{client,sessions,keys,app,user}"
+    )
 
     client = groups.add_parser("client", help="OAuth clients (client credentials grant)")
     client_commands = client.add_subparsers(dest="command", required=True)
@@ -124,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
         help="the old key may be compromised: sign with the new key at once and unpublish every"
         " other key (their access tokens stop verifying; clients refresh, sessions are kept)",
     )
+    identity_admin.add_parsers(groups, _wxauth_id("USER_ID"))
     return top
 
 
@@ -154,6 +160,11 @@ def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
             settings, now, 0 if args.emergency else args.activate_in, args.emergency
         )
     services = runtime.build(settings)
+    if args.group in identity_admin.GROUPS:
+        try:
+            return identity_admin.run(args, services, now)
+        except identity_admin.IdentityAdminError as e:
+            raise AdminError(str(e)) from e
     if args.group == "client":
         clients = services.clients
         if args.command == "create":

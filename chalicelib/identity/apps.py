@@ -222,10 +222,9 @@ class AppRegistry:
         return app
 
     def audiences(self) -> frozenset[str]:
-        """The explicit `aud` of every enabled app (besides AUTH_AUDIENCE, always accepted)."""
-        return frozenset(
-            app.audience for app in self.apps().values() if app.enabled and app.audience
-        )
+        """The explicit `aud` of every app (besides AUTH_AUDIENCE, always accepted). A disabled
+        app's too: disabling refuses new logins; its live sessions end by revocation."""
+        return frozenset(app.audience for app in self.apps().values() if app.audience)
 
     def is_enabled_now(self, appid: str) -> bool:
         """A consistent read of the app's item (after a ConditionCheck refused it)."""
