@@ -53,7 +53,7 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) .cache .wxauth build *.egg-info
 
-# -- AWS deployment (infra/, README "Deploy to AWS") ------------------------------------------
+# -- AWS deployment (infra/, docs/operators.md "Deploy to AWS") ------------------------------------
 # `make package` builds build/infra/sam.yaml + deployment.zip (Chalice's template merged with
 # infra/resources.yaml) and checks the zip; `make infra-lint` lints that template with cfn-lint
 # and checkov from their own venv; `make deploy` deploys it with the AWS CLI.
@@ -97,7 +97,7 @@ clean: infra-clean
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-# -- locked dependencies (README "Reproducible builds") ----------------------------------------
+# -- locked dependencies (docs/contributors.md "Reproducible builds") ------------------------------
 # `make lock` resolves pyproject.toml again and rewrites, with every version pinned and the
 # sha256 of every file PyPI has for it:
 #   requirements-dev.txt      everything `make install` puts in .venv (dependencies + [dev]),

@@ -135,7 +135,7 @@ class WxAuth(Chalice):
     ) -> dict[str, Any]:
         headers = dict(NO_STORE)
         if resource is None:
-            description = "no route has this path; see the README's Routes"
+            description = "no route has this path; see docs/miniprogram.md, Routes"
         else:
             methods = self._methods_of(resource) or []
             headers["Allow"] = ", ".join(methods)

@@ -62,7 +62,7 @@ VARIANTS = {
     "b": "every call through `POST /auth/verify`",
 }
 
-# -- the stack's fixed parts (infra/resources.yaml; README "Alarms", "Dashboard") ---------------
+# -- the stack's fixed parts (infra/resources.yaml; docs/operators.md "Alarms", "Dashboard") ---
 # Metrics the alarms evaluate: 5xx + Count, Latency, Errors, Duration, ConcurrentExecutions,
 # LoginFailures + LoginSuccesses, Throttles, Read + WriteThrottleEvents, RefreshTokenReuse.
 ALARM_METRICS = 12

@@ -5,9 +5,9 @@
                                   [--profile] [--zip PATH] [--compare-tree DIR]
                                   [--write [LABEL]]
 
-Parts (see README "Performance"): verify, refresh (with DynamoDB requests and capacity per
-operation), cold (cold start), size (deployment zip), http (throughput under concurrency),
-cost (per monthly active user, from verify's and refresh's figures: needs both).
+Parts (see docs/contributors.md "Performance"): verify, refresh (with DynamoDB requests and
+capacity per operation), cold (cold start), size (deployment zip), http (throughput under
+concurrency), cost (per monthly active user, from verify's and refresh's figures: needs both).
 `--write before` / `--write after` puts the markdown into that section of bench/RESULTS.md.
 Starts DynamoDB Local (and, for `http`, the local server) and stops them however it ends.
 """

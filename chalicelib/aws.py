@@ -136,7 +136,7 @@ class CallBudget:
 
 # DynamoDB answers a single-item request in milliseconds; 2 s without a byte is an outage, and
 # one retry is enough (the client retries after `Retry-After` anyway). 12 s at most per call:
-# AUTH_REFRESH_GRACE is checked against it (chalicelib/settings.py, README "Settings").
+# AUTH_REFRESH_GRACE is checked against it (chalicelib/settings.py, docs/operators.md "Settings").
 DYNAMODB = CallBudget(connect_timeout=1, read_timeout=2, attempts=2)
 # Secrets Manager is read at a cold start and every few minutes (the keys, the app secret).
 SECRETS_MANAGER = CallBudget(connect_timeout=1, read_timeout=2, attempts=2)

@@ -1,4 +1,4 @@
-"""Settings, read once from the process environment (see the README's settings table)."""
+"""Settings, read once from the process environment (docs/operators.md, "Settings")."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class Settings:
     login_replay_ttl: int = 300
     signing_keys_arn: str | None = None
     signing_keys_file: str = ".wxauth/signing-keys.json"
-    phone_conflict: str = "refuse"  # or "move" (README, "Phone number binding")
+    phone_conflict: str = "refuse"  # or "move" (docs/miniprogram.md, "Phone number binding")
     phone_claim: bool = False
     apps_cache_ttl: int = 60  # seconds a container keeps the APP items (chalicelib/identity)
 
@@ -89,7 +89,8 @@ class Settings:
             raise ConfigurationError(
                 f"AUTH_REFRESH_GRACE must be 0 (no grace) or at least {minimum_refresh_grace()}"
                 f" s: a refresh waits up to {DYNAMODB.worst_case:g} s on DynamoDB, then asks the"
-                f" client to retry after {StoreUnavailable.retry_after} s (README, Settings)"
+                f" client to retry after {StoreUnavailable.retry_after} s"
+                " (docs/operators.md, Settings)"
             )
         return settings
 

@@ -191,8 +191,9 @@ def _create_table(env: Mapping[str, str]) -> bool:
 
 
 def chalice_local_command(port: int) -> list[str]:
-    """The command that serves the app (the README's; the integration tests run it too):
-    `chalice local`, through devserver.chalice_local (TCP_NODELAY), with this interpreter."""
+    """The command that serves the app (docs/contributors.md, Local server; the integration tests
+    run it too): `chalice local`, through devserver.chalice_local (TCP_NODELAY), with this
+    interpreter."""
     return [
         sys.executable,
         "-m",

@@ -1,4 +1,4 @@
-"""The locks agree with pyproject.toml (README "Reproducible builds").
+"""The locks agree with pyproject.toml (docs/contributors.md "Reproducible builds").
 
 `make lock` (uv pip compile --generate-hashes) writes requirements-dev.txt (what `make install`
 puts in .venv), requirements.txt (what infra/build.py puts in the Lambda zip: the dependencies

@@ -293,7 +293,8 @@ class WeChatClient:
             raise WeChatRateLimited(f"WeChat stable_token quota exceeded (errcode {errcode})")
         if errcode in IP_NOT_ALLOWED:
             self._configuration_error(
-                errcode, "add this service's egress IP to the app's API IP allowlist (README)"
+                errcode,
+                "add this service's egress IP to the app's API IP allowlist (docs/operators.md)",
             )
             raise WeChatIpNotAllowed(f"WeChat refused our egress IP (errcode {errcode})")
         if errcode in TOKEN_CONFIG_ERRORS:

@@ -15,7 +15,7 @@
 
 What this cannot prove: IAM's evaluation of the policies, API Gateway itself (routing,
 throttling, the payload conversion), and a binary built for another CPU (an arm64 package runs
-here as its x86_64 twin). See the README, "Testing".
+here as its x86_64 twin). See docs/contributors.md, "Testing".
 """
 
 from __future__ import annotations
@@ -848,7 +848,7 @@ def test_alarms_from_the_template(expanded: Template) -> None:
         for metric in stats:
             metrics.add((static(metric["Namespace"]), static(metric["MetricName"])))
             assert references(metric.get("Dimensions", [])) <= names, name
-    # The failures an operator must hear of (README "Deploy to AWS").
+    # The failures an operator must hear of (docs/operators.md "Deploy to AWS").
     assert {("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles")} <= metrics
     assert {("AWS/DynamoDB", "ReadThrottleEvents"), ("AWS/DynamoDB", "WriteThrottleEvents")} <= (
         metrics

@@ -1,5 +1,5 @@
 """The deployment package: what infra/build.py installs into it, for which architecture, and
-that two builds of one tree ship the same files (README "Reproducible builds")."""
+that two builds of one tree ship the same files (docs/contributors.md "Reproducible builds")."""
 
 from __future__ import annotations
 

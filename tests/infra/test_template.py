@@ -413,7 +413,7 @@ def test_parameter_defaults_are_the_settings_defaults(template: Template) -> Non
 def test_function_runtime_memory_timeout_and_logging(template: Template) -> None:
     function = props(template, "APIHandler")
     assert function["Runtime"] == "python3.13"  # Amazon Linux 2023
-    assert function["Architectures"] == ["arm64"]  # Graviton (README "What it costs")
+    assert function["Architectures"] == ["arm64"]  # Graviton (docs/operators.md "What it costs")
     assert function["MemorySize"] == 512
     # WeChat calls time out after ~12 s; API Gateway gives up on the function at 29 s.
     assert 15 <= function["Timeout"] < 29

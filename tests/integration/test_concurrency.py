@@ -1,9 +1,10 @@
 """The service under the races that break token services, over real HTTP, on the real engine.
 
-Each server is `chalice local --no-autoreload` (the README's command) run from the virtualenv,
-against DynamoDB Local and a fake WeChat served over HTTP by this process. Requests start
-together at a `threading.Barrier`; `chalice local` serves each in its own thread. Every count
-is asserted from the table's contents, read back from DynamoDB Local, not from responses alone.
+Each server is `chalice local --no-autoreload` (docs/contributors.md, "Local server") run from
+the virtualenv, against DynamoDB Local and a fake WeChat served over HTTP by this process.
+Requests start together at a `threading.Barrier`; `chalice local` serves each in its own
+thread. Every count is asserted from the table's contents, read back from DynamoDB Local, not
+from responses alone.
 """
 
 from __future__ import annotations
