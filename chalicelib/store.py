@@ -7,12 +7,21 @@ One table, string keys `pk` and `sk`, TTL on `expires_at` (epoch seconds). Item 
 | `USER#<user_id>`        | `PROFILE`          | a user: appid, openid, unionid, created_at    |
 | `USER#<user_id>`        | `SESSION#<sid>`    | a session and its refresh-token state         |
 | `UNIONID#<unionid>`     | `USER#<user_id>`   | links a unionid to each user carrying it      |
+| `UNIONID#<unionid>`     | `OWNER`            | the unionid's one user (chalicelib/identity)  |
+| `IDENTITY#<appid>#<oid>`| `IDENTITY`         | an app's openid -> its user (identity graph)  |
+| `USER#<user_id>`        | `IDENTITY#<a>#<o>` | the user's identities, listed (`/me`, merge)  |
+| `PENDING`               | `LINK#<u>#<uid>`   | a unionid link not made: two existing users   |
+| `APP`                   | `APP#<appid>`      | a registered app (chalicelib/identity/apps)   |
 | `LOGIN#<sha256(code)>`  | `LOGIN`            | a WeChat code being or already exchanged      |
 | `PHONE#<sha256(phone)>` | `PHONE`            | a phone number's one owner (chalicelib/phone) |
 | `CLIENT`                | `CLIENT#<id>`      | an OAuth client (client credentials grant)    |
 | `WXTOKEN#<appid>`       | `TOKEN`            | the app's WeChat server access_token (sealed),|
 |                         |                    | its refresh lease, the last forced refresh    |
 | `WXTOKEN#<appid>`       | `FORCED#<day>`     | forced refreshes counted that (UTC+8) day     |
+
+A returning user's login is three requests: the `LOGIN#` claim (PutItem), the `IDENTITY#`
+item (UpdateItem), one transaction (session, claim result, unionid link, listed identity, the
+`APP` item's ConditionCheck); docs/contributors.md, "Data model", counts the other paths.
 
 Sessions live in their user's partition, so "every session of a user" is one strongly
 consistent Query and no index is needed. Expiry is also checked in code: TTL deletion is lazy.
