@@ -332,3 +332,23 @@ def test_the_app_list_never_shows_a_secret(services):
     for secret in ("secret-of-app-b", "secret-of-official", "test-app-secret"):
         assert secret not in listed
     assert {a["appid"] for a in json.loads(listed)} == {TEST_APPID, APP_B, APP_OA, APP_MOBILE}
+
+
+def test_oauth_refresh_names_the_app_the_session_belongs_to(client, services):
+    from urllib.parse import urlencode
+
+    b = log_in(client, "union-max.1", APP_B)
+
+    def refresh(token, client_id):
+        return client.http.post(
+            "/oauth/token",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            body=urlencode(
+                {"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id}
+            ),
+        )
+
+    assert_error(refresh(b["refresh_token"], APP_OA), 400, "invalid_grant")  # not its app
+    ok = refresh(b["refresh_token"], "shop-b")  # app B's client_id
+    assert ok.status_code == 200, ok.json_body
+    assert claims_of(ok.json_body["access_token"])["client_id"] == "shop-b"
