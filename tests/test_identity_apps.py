@@ -134,3 +134,18 @@ def test_oauth2_busy_is_retried_once(client):
     with pytest.raises(WeChatUnavailable):
         client.oauth2_access_token("CODE-3")
     assert len(responses.calls) == 2
+
+
+def test_an_unknown_appid_reloads_a_cache_older_than_five_seconds(
+    registry, clock: FakeClock, dynamodb_requests
+):
+    registry.apps()
+    other = AppRegistry(registry._store, registry.primary, clock=clock)  # another container
+    other.add(App("wx-new", secret="s"), now=START)
+    dynamodb_requests.clear()
+    with pytest.raises(UnknownApp):
+        registry.resolve("wx-new")  # loaded just now: not again (a flood of bogus appids)
+    assert dynamodb_requests == []
+    clock.advance(5)
+    assert registry.resolve("wx-new").appid == "wx-new"
+    assert dynamodb_requests == ["Query"]

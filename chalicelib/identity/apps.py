@@ -38,6 +38,7 @@ APP_SK_PREFIX = "APP#"
 APPID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_APPID_LENGTH = 64
 DEFAULT_CACHE_TTL = 60
+RELOAD_ON_MISS_AFTER = 5  # seconds: an unknown appid reloads a cache at least this old
 
 MINI_PROGRAM = "mini-program"
 OFFICIAL_ACCOUNT = "official-account"
@@ -186,6 +187,10 @@ class AppRegistry:
                 self._loaded_at = self._clock()
             return self._apps
 
+    def _age(self) -> float:
+        with self._lock:
+            return self._clock() - self._loaded_at
+
     def invalidate(self) -> None:
         with self._lock:
             self._apps = None
@@ -215,6 +220,8 @@ class AppRegistry:
             raise RequestError("appid is required: this deployment serves several apps")
         validate_appid(appid)
         app = apps.get(appid)
+        if app is None and self._age() >= RELOAD_ON_MISS_AFTER:
+            app = self.apps(fresh=True).get(appid)  # just added? (bounded: once per 5 s)
         if app is None:
             raise UnknownApp("appid is not an app of this deployment")
         if not app.enabled:
