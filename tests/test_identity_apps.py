@@ -149,3 +149,14 @@ def test_an_unknown_appid_reloads_a_cache_older_than_five_seconds(
     clock.advance(5)
     assert registry.resolve("wx-new").appid == "wx-new"
     assert dynamodb_requests == ["Query"]
+
+
+def test_the_apps_cache_setting():
+    from chalicelib.errors import ConfigurationError
+    from chalicelib.settings import Settings
+
+    assert Settings.from_env({}).apps_cache_ttl == 60
+    assert Settings.from_env({"AUTH_APPS_CACHE_TTL": "0"}).apps_cache_ttl == 0
+    for bad in ("-1", "soon"):
+        with pytest.raises(ConfigurationError, match="AUTH_APPS_CACHE_TTL"):
+            Settings.from_env({"AUTH_APPS_CACHE_TTL": bad})
