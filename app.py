@@ -20,7 +20,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Response
 from chalice.app import Request
@@ -37,9 +37,11 @@ from chalicelib.errors import (
     InvalidScope,
     PhoneInUse,
     RequestError,
+    SessionNotFound,
     StoreUnavailable,
     TokenError,
     UnsupportedGrantType,
+    UserBanned,
     WeChatRateLimited,
     WeChatTokenInvalid,
     WeChatUnavailable,
@@ -57,6 +59,9 @@ from chalicelib.http_input import (
 from chalicelib.refresh_tokens import MAX_TOKEN_LENGTH as MAX_REFRESH_TOKEN_LENGTH
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import JWKS_MAX_AGE
+
+if TYPE_CHECKING:
+    from chalicelib.devices import DeviceInfo
 
 gc.freeze()  # what the imports made lives as long as the process: no collection looks at it
 if _gc_was_enabled:
@@ -194,6 +199,8 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (InsufficientScope, 403, "insufficient_scope"),
     (AppDisabled, 400, "unauthorized_client"),  # RFC 6749 §5.2: this app may not log in
     (WeChatUserBlocked, 403, "access_denied"),
+    (UserBanned, 403, "access_denied"),
+    (SessionNotFound, 404, NOT_FOUND),
     (PhoneInUse, 409, "phone_in_use"),
     (WeChatRateLimited, 429, "slow_down"),
     (WeChatUnavailable, 503, "temporarily_unavailable"),
@@ -279,6 +286,8 @@ def handle(view: Callable[[Call], Response | dict[str, Any]], route: str) -> Res
             status_code=500,
             headers=dict(NO_STORE),
         )
+    if call is not None:
+        call.services.events.flush()  # what the view wrote, announced; never raises or waits long
     for name, value in NO_STORE.items():
         response.headers.setdefault(name, value)
     logs.log_request(
@@ -299,7 +308,7 @@ def endpoint(
     """Register a view taking a `Call`; every content type reaches it (the view checks)."""
 
     def register(view: Callable[[Call], Any]) -> Callable[[Call], Any]:
-        def route_handler() -> Response:
+        def route_handler(**_uri_params: str) -> Response:  # the view reads request.uri_params
             return handle(view, path)
 
         route_handler.__name__ = view.__name__
@@ -376,8 +385,12 @@ def login(call: Call) -> Response:
     appid = None  # omitted (or null): the deployment's one enabled app
     if body.get("appid") is not None:
         appid = string_field(body, "appid", max_length=MAX_APPID_LENGTH)
+    device = login_device(call, body)
     login = call.services.login
-    result = login.login(code, call.now) if appid is None else login.login(code, call.now, appid)
+    if appid is None:
+        result = login.login(code, call.now, device=device)
+    else:
+        result = login.login(code, call.now, appid, device=device)
     call.user_id = result.tokens.user_id
     return token_response(result.response(call.now))
 
@@ -419,12 +432,50 @@ def verify(call: Call) -> dict[str, Any]:
 def logout(call: Call) -> Response:
     claims = authenticate(call, users_only=True)
     assert claims.user_id is not None and claims.session_id is not None
-    everywhere = bool_field(call.json(required=False), "all", default=False)
+    body = call.json(required=False)
+    everywhere = bool_field(body, "all", default=False)
+    others = bool_field(body, "others", default=False)
+    if everywhere and others:
+        raise RequestError('send {"all": true} or {"others": true}, not both')
     sessions = call.services.sessions
-    if everywhere:
+    if others:
+        sessions.revoke_others(claims.user_id, claims.session_id, now=call.now)
+    elif everywhere:
         sessions.revoke_all(claims.user_id, now=call.now)
     else:
         sessions.revoke(claims.user_id, claims.session_id, now=call.now)
+    return Response(body="", status_code=204, headers=dict(NO_STORE))
+
+
+def login_device(call: Call, body: dict[str, Any]) -> DeviceInfo:
+    """The login's optional `device`, its User-Agent and API Gateway's source IP."""
+    from chalicelib.devices import device_info
+
+    identity = (call.request.context or {}).get("identity") or {}
+    return device_info(
+        body,
+        user_agent=call.header("user-agent"),
+        source_ip=identity.get("sourceIp") if isinstance(identity, dict) else None,
+    )
+
+
+@protected("/auth/sessions", ["GET"], users_only=True)
+def list_sessions(call: Call, claims: AccessClaims) -> Response:
+    """The caller's live sessions, this one marked `current`: a GetItem and one Query."""
+    from chalicelib.devices import session_json
+
+    assert claims.user_id is not None
+    sessions = call.services.sessions.live_sessions(claims.user_id, call.now)
+    body = {"sessions": [session_json(s, current_session_id=claims.session_id) for s in sessions]}
+    return Response(body=body, status_code=200, headers=dict(NO_STORE))
+
+
+@protected("/auth/sessions/{sid}", ["DELETE"], users_only=True)
+def end_session(call: Call, claims: AccessClaims) -> Response:
+    """End one of the caller's own live sessions (this one too): a GetItem and an UpdateItem."""
+    assert claims.user_id is not None
+    session_id = (call.request.uri_params or {}).get("sid", "")
+    call.services.sessions.end(claims.user_id, session_id, now=call.now)
     return Response(body="", status_code=204, headers=dict(NO_STORE))
 
 

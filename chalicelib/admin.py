@@ -10,6 +10,8 @@ boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB, else AWS
     wxauth-admin sessions list USER_ID
     wxauth-admin sessions revoke USER_ID SESSION_ID
     wxauth-admin sessions revoke-all USER_ID
+    wxauth-admin user ban USER_ID [--reason TEXT]
+    wxauth-admin user unban USER_ID
     wxauth-admin keys rotate [--activate-in SECONDS | --emergency]
     wxauth-admin app add|list|disable|enable ...    (chalicelib/identity/admin.py)
     wxauth-admin user pending | user merge --into USER_ID --from USER_ID
@@ -22,6 +24,7 @@ Exit codes: 0 done, 1 failed (not found, already exists, AWS error), 2 bad argum
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -32,6 +35,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import runtime
+from chalicelib.bans import MAX_BAN_REASON, Bans, UnknownUser, validate_reason
 from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
 from chalicelib.errors import ClientExists, RequestError, WxAuthError
 from chalicelib.identity import admin as identity_admin
@@ -77,10 +81,10 @@ def _scopes(value: str) -> list[str]:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="wxauth-admin",
-        description="Manage wxauth clients, sessions and signing keys.",
+        description="Manage wxauth clients, sessions, users and signing keys.",
     )
     groups = top.add_subparsers(
-        dest="group", required=True, metavar="{client,sessions,keys,app,user}"
+        dest="group", required=True, metavar="{client,sessions,user,keys,app}"
     )
 
     client = groups.add_parser("client", help="OAuth clients (client credentials grant)")
@@ -107,6 +111,8 @@ def parser() -> argparse.ArgumentParser:
     revoke_all = session_commands.add_parser("revoke-all", help="end every session of a user")
     revoke_all.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
 
+    identity_admin.add_parsers(groups, _add_user_commands(groups), _wxauth_id("USER_ID"))
+
     keys = groups.add_parser("keys", help="access-token signing keys")
     key_commands = keys.add_subparsers(dest="command", required=True)
     rotate = key_commands.add_parser(
@@ -129,8 +135,49 @@ def parser() -> argparse.ArgumentParser:
         help="the old key may be compromised: sign with the new key at once and unpublish every"
         " other key (their access tokens stop verifying; clients refresh, sessions are kept)",
     )
-    identity_admin.add_parsers(groups, _wxauth_id("USER_ID"))
     return top
+
+
+def _add_user_commands(groups: Any) -> Any:
+    user = groups.add_parser("user", help="ban or unban a user (chalicelib/bans.py)")
+    user_commands = user.add_subparsers(dest="command", required=True)
+    ban_help = (
+        "refuse the user's logins and refreshes (403 access_denied) and revoke every live"
+        " session now: verify and protected routes refuse its access tokens at once"
+    )
+    ban = user_commands.add_parser("ban", help=ban_help, description=ban_help)
+    ban.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+    ban.add_argument(
+        "--reason",
+        type=_ban_reason,
+        help=f"for operators, stored on the user (at most {MAX_BAN_REASON} printable"
+        " characters); never shown to the user",
+    )
+    unban_help = "let the user log in again; sessions the ban revoked stay revoked"
+    unban = user_commands.add_parser("unban", help=unban_help, description=unban_help)
+    unban.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+    return user_commands  # chalicelib/identity/admin.py adds `pending` and `merge`
+
+
+def _ban_reason(value: str) -> str:
+    try:
+        reason = validate_reason(value)
+    except RequestError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    assert reason is not None
+    return reason
+
+
+def _run_user(args: argparse.Namespace, services: runtime.Services, now: int) -> Any:
+    bans = Bans(services.store, services.sessions, services.events)
+    try:
+        if args.command == "ban":
+            result = bans.ban(args.user_id, now=now, reason=args.reason)
+        else:
+            result = bans.unban(args.user_id)
+    except UnknownUser as e:
+        raise AdminError(f"no user {args.user_id}") from e
+    return dataclasses.asdict(result)
 
 
 def _seconds(value: str) -> int:
@@ -151,6 +198,11 @@ def _session(session: SessionRecord, now: int) -> dict[str, Any]:
         "absolute_expires_at": session.absolute_expires_at,
         "revoked_at": session.revoked_at,
         "revoked_reason": session.revoked_reason,
+        "last_refreshed_at": session.last_refreshed_at,
+        "device_name": session.device_name,
+        "device_platform": session.device_platform,
+        "user_agent": session.user_agent,
+        "source_ip": session.source_ip,  # unmasked, for operators
     }
 
 
@@ -160,7 +212,15 @@ def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
             settings, now, 0 if args.emergency else args.activate_in, args.emergency
         )
     services = runtime.build(settings)
-    if args.group in identity_admin.GROUPS:
+    try:
+        return _command(args, services, now)
+    finally:
+        services.events.flush()  # after the command's writes (SessionEnded); never raises
+
+
+def _command(args: argparse.Namespace, services: runtime.Services, now: int) -> Any:
+    """A command that works on the table (every group but `keys`)."""
+    if identity_admin.handles(args):
         try:
             return identity_admin.run(args, services, now)
         except identity_admin.IdentityAdminError as e:
@@ -184,6 +244,8 @@ def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
             raise AdminError(f"no client {args.client_id}")
         return {"client_id": args.client_id, "enabled": enabled}
 
+    if args.group == "user":
+        return _run_user(args, services, now)
     sessions = services.sessions
     if args.command == "list":
         return [_session(s, now) for s in sessions.list_sessions(args.user_id)]

@@ -30,16 +30,27 @@ from botocore.config import Config
 from botocore.loaders import JSONFileLoader, Loader
 
 # Every AWS service the app calls, and those botocore's own credential providers may call for
-# it (assume role and web identity: sts; SSO: sso, sso-oidc; `aws login`: signin). In Lambda
-# the credentials come from the environment and none of the latter is used.
-SERVICES = ("dynamodb", "secretsmanager", "sts", "sso", "sso-oidc", "signin")
+# it (assume role and web identity: sts; SSO: sso, sso-oidc; `aws login`: signin); `events` is
+# EventBridge (AUTH_EVENT_BUS, chalicelib/events.py). In Lambda the credentials come from the
+# environment and none of the latter is used.
+SERVICES = ("dynamodb", "secretsmanager", "events", "sts", "sso", "sso-oidc", "signin")
 
 
 # How event names spell SERVICES: `<event>.<service id, hyphenized>[.<operation>...]`, or
 # `docs.<section>.<service id>...`; botocore's event aliases map `secretsmanager` to the
 # second spelling.
 EVENT_SERVICE_NAMES = frozenset(
-    {"dynamodb", "secrets-manager", "secretsmanager", "sts", "sso", "sso-oidc", "signin"}
+    {
+        "dynamodb",
+        "secrets-manager",
+        "secretsmanager",
+        "eventbridge",
+        "events",
+        "sts",
+        "sso",
+        "sso-oidc",
+        "signin",
+    }
 )
 
 

@@ -142,3 +142,11 @@ class AppDisabled(WxAuthError):
 
 class MergeRefused(WxAuthError):
     """An admin merge of two users cannot be carried out; nothing was written."""
+
+
+class UserBanned(WxAuthError):
+    """The user is banned (`wxauth-admin user ban`): login and refresh are refused."""
+
+
+class SessionNotFound(WxAuthError):
+    """The caller has no live session with this id (unknown, another user's, or ended)."""

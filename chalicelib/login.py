@@ -23,7 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib import refresh_tokens
+from chalicelib.devices import DeviceInfo
 from chalicelib.errors import AppDisabled, GrantError, RequestError, StoreUnavailable
+from chalicelib.events import OFF as EVENTS_OFF
+from chalicelib.events import Events
 from chalicelib.identity.apps import App, AppRegistry, Exchanged
 from chalicelib.identity.graph import IdentityGraph, Resolved
 from chalicelib.logs import Metrics
@@ -78,12 +81,14 @@ class LoginService:
         poll_interval: float = 0.05,
         max_wait: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        events: Events = EVENTS_OFF,
         apps: AppRegistry | None = None,
         graph: IdentityGraph | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         """`wechat` is the primary app's (`appid`'s) client; `apps` the registry (default: the
         primary app alone, plus any `APP` items), `graph` the identity graph."""
+        self._events = events  # UserCreated after the user is resolved, UserLoggedIn at the end
         self._apps = apps or AppRegistry(
             store, App(appid=appid, client_id=appid, primary=True), max_age=60
         )
@@ -98,8 +103,17 @@ class LoginService:
         self._max_polls = max(1, int(max_wait / poll_interval))
         self._sleep = sleep
 
-    def login(self, code: str, now: int, appid: str | None = None) -> LoginResult:
-        """Log in with a code of app `appid` (None: the one enabled app)."""
+    def login(
+        self,
+        code: str,
+        now: int,
+        appid: str | None = None,
+        *,
+        device: DeviceInfo | None = None,
+    ) -> LoginResult:
+        """Log in with a code of app `appid` (None: the one enabled app). `device`: recorded
+        on a new session (a replayed code's session keeps its own). UserBanned for a banned
+        user: no session is created."""
         validate_code(code)
         app = self._apps.resolve(appid)
         code_hash = hashlib.sha256(f"{app.appid}\x00{code}".encode()).hexdigest()
@@ -108,7 +122,7 @@ class LoginService:
                 code_hash, now=now, lease_until=now + self._lease, expires_at=now + self._replay_ttl
             )
             if claimed:
-                return self._exchange(app, code, code_hash, now)
+                return self._exchange(app, code, code_hash, now, device)
             record = self._store.get_login(code_hash)
             if record is not None and record.done:
                 assert record.sealed_response is not None
@@ -118,18 +132,26 @@ class LoginService:
             self._sleep(self._poll_interval)
         raise LoginPending("this code is still being exchanged by another request")
 
-    def _exchange(self, app: App, code: str, code_hash: str, now: int) -> LoginResult:
+    def _exchange(
+        self, app: App, code: str, code_hash: str, now: int, device: DeviceInfo | None = None
+    ) -> LoginResult:
         """A returning user: three DynamoDB requests (the claim, the identity's UpdateItem, one
         transaction) and WeChat once. A first login or a unionid back-fill costs a few more
-        (IdentityGraph.resolve)."""
+        (IdentityGraph.resolve). A banned user: refused by the transaction's check."""
         try:
             wechat = self._wechat if app.primary else self._apps.wechat(app)
             wx = app.exchange.exchange(wechat, code)
             resolved = self.upsert_user(app, wx, now)
             user_id = resolved.user_id
             session, tokens = self._sessions.prepare(
-                user_id, client_id=app.client_id or app.appid, now=now, audience=app.audience
+                user_id,
+                client_id=app.client_id or app.appid,
+                now=now,
+                device=device,
+                audience=app.audience,
             )
+            if resolved.is_new:  # created, whatever happens next: the next login is not new
+                self._events.user_created(user_id, appid=app.appid, now=now)
             result = LoginResult(tokens=tokens, is_new=resolved.is_new)
             sealed = refresh_tokens.seal(
                 code,
@@ -155,6 +177,14 @@ class LoginService:
         except BaseException:
             self._store.release_login(code_hash)
             raise
+        self._events.user_logged_in(
+            user_id,
+            tokens.session_id,
+            client_id=session.client_id,
+            appid=app.appid,
+            is_new=result.is_new,
+            now=now,
+        )
         return result
 
     def upsert_user(self, app: App, wx: Exchanged, now: int) -> Resolved:

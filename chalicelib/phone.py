@@ -31,6 +31,8 @@ from chalicelib.errors import (
     WeChatTokenInvalid,
     WeChatUnavailable,
 )
+from chalicelib.events import OFF as EVENTS_OFF
+from chalicelib.events import Events
 from chalicelib.login import validate_code
 from chalicelib.logs import Metrics, log_event
 from chalicelib.settings import PHONE_CONFLICT_POLICIES
@@ -117,7 +119,9 @@ class PhoneBinding:
         max_wait: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         metrics: Metrics | None = None,
+        events: Events = EVENTS_OFF,
     ) -> None:
+        self._events = events  # PhoneBound, after the binding's transaction
         if conflict not in CONFLICT_POLICIES:
             raise ValueError(f"conflict policy must be one of {CONFLICT_POLICIES}")
         self._store = store
@@ -232,5 +236,9 @@ class PhoneBinding:
                 )
                 self._metrics.count("PhoneMoved")
             log_event("phone_bound", user_id=user.user_id, phone_hash=phone.phone_hash)
+            moved_from = owner if owner is not None and owner != user.user_id else None
+            self._events.phone_bound(
+                user.user_id, appid=user.appid, moved_from_user_id=moved_from, now=now
+            )
             return phone
         raise StoreUnavailable("the phone number could not be bound; try again")

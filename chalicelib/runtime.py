@@ -18,6 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import aws
 from chalicelib.access_tokens import AccessTokens
 from chalicelib.errors import ConfigurationError
+from chalicelib.events import OFF as EVENTS_OFF
+from chalicelib.events import PUBLISH as EVENTS_PUBLISH
+from chalicelib.events import Events
 from chalicelib.identity.apps import App, AppRegistry
 from chalicelib.logs import Metrics
 from chalicelib.sessions import SessionManager
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 # seconds, a Secrets Manager call within aws.SECRETS_MANAGER.worst_case.
 DYNAMODB_CONFIG = aws.DYNAMODB.config()
 SECRETS_MANAGER_CONFIG = aws.SECRETS_MANAGER.config()
+EVENTS_CONFIG = EVENTS_PUBLISH.config()  # one attempt: an event never delays a request long
 SECRET_MAX_AGE = 300.0
 
 
@@ -60,6 +64,7 @@ class Services:
     sleep: Callable[[float], None] = time.sleep
     metrics: Metrics | None = None
     apps: AppRegistry | None = None  # built by `build`: the primary app and the APP items
+    events: Events = EVENTS_OFF  # chalicelib/events.py; app.handle flushes it after each view
 
     def now(self) -> int:
         return int(self.clock())
@@ -90,6 +95,7 @@ class Services:
             apps=self.apps,
             graph=self.graph,
             metrics=self.metrics,
+            events=self.events,
         )
 
     @cached_property
@@ -127,6 +133,7 @@ class Services:
             conflict=self.settings.phone_conflict,
             replay_ttl=self.settings.login_replay_ttl,
             sleep=self.sleep,
+            events=self.events,
         )
 
     @cached_property
@@ -206,7 +213,10 @@ def build(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     metrics: Metrics | None = None,
+    events_client: Any = None,
 ) -> Services:
+    """`events_client`: an EventBridge client for AUTH_EVENT_BUS (default: made at the first
+    publish, never without a bus)."""
     session: Any = None
 
     def client(service: str, config: Config | None = None) -> Any:
@@ -267,6 +277,23 @@ def build(
         max_age=settings.apps_cache_ttl,
         make_client=app_client,
     )
+
+    def make_events_client() -> Any:  # `client` may name the Secrets Manager client by now
+        nonlocal session
+        if events_client is not None:
+            return events_client
+        if session is None:
+            session = aws.session()
+        return aws.client("events", EVENTS_CONFIG, aws=session)
+
+    events = Events(
+        bus=settings.event_bus,
+        client=make_events_client if settings.event_bus else None,
+        log=settings.event_log,
+        issuer=settings.issuer,
+        appid=settings.wechat_appid,
+        metrics=metrics,
+    )
     access_tokens = AccessTokens(
         keys,
         issuer=settings.issuer,
@@ -282,6 +309,7 @@ def build(
         grace=settings.refresh_grace,
         metrics=metrics,
         extra_claims=phone_claims(store) if settings.phone_claim else None,
+        events=events,
     )
     return Services(
         settings=settings,
@@ -295,4 +323,5 @@ def build(
         sleep=sleep,
         metrics=metrics,
         apps=apps,
+        events=events,
     )

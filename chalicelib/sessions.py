@@ -17,6 +17,7 @@ one DynamoDB request. Of racing refreshes exactly one rotates; the others land b
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,13 +25,26 @@ from typing import NoReturn
 
 from chalicelib import refresh_tokens
 from chalicelib.access_tokens import AccessClaims, AccessTokens, seconds_left
-from chalicelib.errors import GrantError, ReuseDetected, RevokedToken, StoreUnavailable
+from chalicelib.devices import DeviceInfo
+from chalicelib.errors import (
+    GrantError,
+    ReuseDetected,
+    RevokedToken,
+    SessionNotFound,
+    StoreUnavailable,
+    UserBanned,
+)
+from chalicelib.events import OFF as EVENTS_OFF
+from chalicelib.events import Events
 from chalicelib.logs import Metrics
 from chalicelib.refresh_tokens import RefreshToken
 from chalicelib.store import DynamoStore, RotationRefused, SessionRecord
 
 REASON_LOGOUT = "logout"
 REASON_REUSE = "refresh_token_reuse"
+REASON_ENDED = "ended"  # DELETE /auth/sessions/{sid}: the user ended it from another session
+REASON_BANNED = "banned"  # chalicelib/bans.py
+_SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # refresh_tokens.new_id
 
 
 @dataclass(frozen=True)
@@ -79,9 +93,12 @@ class SessionManager:
         metrics: Metrics | None = None,
         rand: Callable[[int], bytes] = secrets.token_bytes,
         extra_claims: Callable[[str], Mapping[str, object]] | None = None,
+        events: Events = EVENTS_OFF,
     ) -> None:
         """`extra_claims(user_id)`: claims added to each access token minted for the user's
-        sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing."""
+        sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing.
+        `events`: RefreshTokenReuseDetected and SessionEnded, after their revocation's write."""
+        self._events = events
         self._extra_claims = extra_claims
         self._store = store
         self._access = access_tokens
@@ -99,12 +116,21 @@ class SessionManager:
         return tokens
 
     def prepare(
-        self, user_id: str, *, client_id: str, now: int, audience: str | None = None
+        self,
+        user_id: str,
+        *,
+        client_id: str,
+        now: int,
+        device: DeviceInfo | None = None,
+        audience: str | None = None,
     ) -> tuple[SessionRecord, IssuedTokens]:
         """A new session and its tokens, not yet stored (the caller writes the session).
 
+        `device`: where the login came from (chalicelib/devices.py), recorded on the session.
         `client_id` and `audience` (None: AUTH_AUDIENCE) are the app's that logged in; the
-        session keeps them, so that its refreshed access tokens carry them too."""
+        session keeps them, so that its refreshed access tokens carry them too.
+        """
+        device = device or DeviceInfo()
         session_id = refresh_tokens.new_id(self._rand)
         body = refresh_tokens.mint(user_id, session_id, 0, self._rand)
         mac_key = refresh_tokens.new_mac_key(self._rand)
@@ -122,6 +148,10 @@ class SessionManager:
             absolute_expires_at=absolute,
             mac_key=mac_key,
             audience=audience,
+            device_name=device.name,
+            device_platform=device.platform,
+            user_agent=device.user_agent,
+            source_ip=device.source_ip,
         )
         return session, self._issue(session, refresh_tokens.sign(body, mac_key), now)
 
@@ -153,6 +183,8 @@ class SessionManager:
             return self._issue(session, refresh_tokens.sign(new_body, session.mac_key), now)
         if session is None:
             raise GrantError("refresh token unknown")
+        if session.revoked_reason == REASON_BANNED:
+            raise UserBanned("this user is banned")
         if not session.is_live(now):
             raise GrantError("refresh token revoked or expired")
         if session.previous_hash is not None and hmac.compare_digest(
@@ -193,6 +225,16 @@ class SessionManager:
         )
         behind = session.generation - (presented.generation or 0)
         self._metrics.count("RefreshTokenReuse", generations_behind=behind)
+        self._events.refresh_token_reuse_detected(
+            session.user_id,
+            session.session_id,
+            client_id=session.client_id,
+            generations_behind=behind,
+            now=now,
+        )
+        self._events.session_ended(
+            session.user_id, [session.session_id], reason=REASON_REUSE, now=now
+        )
         raise ReuseDetected("refresh token was already rotated; the session is revoked")
 
     def _issue(self, session: SessionRecord, refresh_token: str, now: int) -> IssuedTokens:
@@ -230,6 +272,8 @@ class SessionManager:
         session (a login's replay); None if the session has rotated since, or ended."""
         presented = refresh_tokens.parse(refresh_token)
         session = self._store.get_session(presented.user_id, presented.session_id)
+        if session is not None and session.revoked_reason == REASON_BANNED:
+            raise UserBanned("this user is banned")
         if (
             session is None
             or not session.is_live(now)
@@ -255,16 +299,56 @@ class SessionManager:
     def revoke(
         self, user_id: str, session_id: str, *, now: int, reason: str = REASON_LOGOUT
     ) -> bool:
-        return self._store.revoke_session(user_id, session_id, now=now, reason=reason)
+        revoked = self._store.revoke_session(user_id, session_id, now=now, reason=reason)
+        if revoked:
+            self._events.session_ended(user_id, [session_id], reason=reason, now=now)
+        return revoked
 
     def revoke_all(self, user_id: str, *, now: int, reason: str = REASON_LOGOUT) -> int:
-        revoked = 0
+        """End every session of the user; one SessionEnded (`all_sessions`) for all of them."""
+        revoked: list[str] = []
         for session in self._store.list_sessions(user_id):
-            if session.revoked_at is None and self.revoke(
+            if session.revoked_at is None and self._store.revoke_session(
                 user_id, session.session_id, now=now, reason=reason
             ):
-                revoked += 1
-        return revoked
+                revoked.append(session.session_id)
+        self._events.session_ended(user_id, revoked, reason=reason, now=now, all_sessions=True)
+        return len(revoked)
 
     def list_sessions(self, user_id: str) -> list[SessionRecord]:
         return self._store.list_sessions(user_id)
+
+    # -- the user's own sessions (GET /auth/sessions, DELETE /auth/sessions/{sid}) -------------
+
+    def live_sessions(self, user_id: str, now: int) -> list[SessionRecord]:
+        """The user's live sessions, newest first: one Query (paged past 1 MB of sessions)."""
+        live = [s for s in self._store.list_sessions(user_id) if s.is_live(now)]
+        return sorted(live, key=lambda s: (s.created_at, s.session_id), reverse=True)
+
+    def end(self, user_id: str, session_id: str, *, now: int) -> None:
+        """End one live session of `user_id` (the caller's own: the key is in their partition,
+        so another user's sid is not found). SessionNotFound if there is no live session with
+        that id. One conditional UpdateItem."""
+        if not _SESSION_ID_RE.fullmatch(session_id) or not self._store.revoke_live_session(
+            user_id, session_id, now=now, reason=REASON_ENDED
+        ):
+            raise SessionNotFound("you have no live session with this id")
+        self._events.session_ended(user_id, [session_id], reason=REASON_ENDED, now=now)
+
+    def revoke_others(
+        self, user_id: str, keep_session_id: str, *, now: int, reason: str = REASON_LOGOUT
+    ) -> int:
+        """Revoke every session of the user but `keep_session_id`; how many this call revoked.
+        One Query, then one UpdateItem per live session; one SessionEnded for all of them."""
+        revoked: list[str] = []
+        for session in self._store.list_sessions(user_id):
+            if (
+                session.session_id != keep_session_id
+                and session.is_live(now)
+                and self._store.revoke_session(
+                    user_id, session.session_id, now=now, reason=reason
+                )
+            ):
+                revoked.append(session.session_id)
+        self._events.session_ended(user_id, revoked, reason=reason, now=now)
+        return len(revoked)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +20,11 @@ LOCAL_SECRET = "wx-local-placeholder-secret"  # noqa: S105 - a documented placeh
 # client's round trips (1).
 GRACE_MARGIN = 2
 PHONE_CONFLICT_POLICIES = ("refuse", "move")  # chalicelib/phone.py
+# AUTH_EVENT_BUS: an EventBridge bus name, or its ARN (PutEvents' EventBusName takes either).
+_EVENT_BUS_RE = re.compile(
+    r"[A-Za-z0-9._/-]{1,256}"
+    r"|arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9._/-]{1,256}"
+)
 
 
 def minimum_refresh_grace() -> int:
@@ -47,6 +53,8 @@ class Settings:
     phone_conflict: str = "refuse"  # or "move" (docs/miniprogram.md, "Phone number binding")
     phone_claim: bool = False
     apps_cache_ttl: int = 60  # seconds a container keeps the APP items (chalicelib/identity)
+    event_bus: str | None = None  # AUTH_EVENT_BUS; None: nothing published (chalicelib/events.py)
+    event_log: bool = False  # AUTH_EVENT_LOG: print each event as a log line (the local server)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +88,8 @@ class Settings:
             apps_cache_ttl=_positive_int(
                 env, "AUTH_APPS_CACHE_TTL", defaults.apps_cache_ttl, zero=True
             ),
+            event_bus=_event_bus(env),
+            event_log=_flag(env, "AUTH_EVENT_LOG", defaults.event_log),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -93,6 +103,18 @@ class Settings:
                 " (docs/operators.md, Settings)"
             )
         return settings
+
+
+def _event_bus(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("AUTH_EVENT_BUS") or "").strip()
+    if not raw:
+        return None
+    if not _EVENT_BUS_RE.fullmatch(raw):
+        raise ConfigurationError(
+            "AUTH_EVENT_BUS must be an EventBridge bus name (letters, digits, . _ / -) or its"
+            " ARN (arn:aws:events:<region>:<account>:event-bus/<name>)"
+        )
+    return raw
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

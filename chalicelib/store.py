@@ -43,7 +43,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from chalicelib.errors import StoreUnavailable
+from chalicelib.errors import StoreUnavailable, UserBanned
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -111,9 +111,15 @@ _TRANSPORT_ERRORS = (
 class ConditionFailed(Exception):
     """A guarded write lost its race; internal to the store and its callers in chalicelib."""
 
-    def __init__(self, operation: str, item: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        operation: str,
+        item: dict[str, Any] | None = None,
+        reasons: list[str | None] | None = None,
+    ) -> None:
         super().__init__(operation)
         self.item = item  # the item as it was, where the write asked for it back
+        self.reasons = reasons  # a transaction's: one code (or None) per item, in order
 
 
 class RotationRefused(ConditionFailed):
@@ -187,6 +193,8 @@ class UserRecord:
     unionid: str | None
     created_at: int
     phone: PhoneRecord | None = None
+    banned_at: int | None = None  # chalicelib/bans.py: set, login and refresh are refused
+    ban_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +216,13 @@ class SessionRecord:
     generation: int = 0  # of the current token; sessions from before generations: 0
     mac_key: bytes | None = field(default=None, repr=False)  # None: a session of v1 tokens
     audience: str | None = None  # the `aud` of its access tokens; None: AUTH_AUDIENCE
+    # Where the session was started (chalicelib/devices.py), and its last rotation: all None
+    # for sessions from before they were recorded.
+    device_name: str | None = None
+    device_platform: str | None = None
+    user_agent: str | None = None
+    source_ip: str | None = None
+    last_refreshed_at: int | None = None
 
     @property
     def expires_at(self) -> int:
@@ -266,6 +281,8 @@ def item_to_user(item: dict[str, Any]) -> UserRecord:
         unionid=_get_s(item, "unionid"),
         created_at=int(item["created_at"]["N"]),
         phone=item_to_phone(item),
+        banned_at=_get_n(item, "banned_at"),
+        ban_reason=_get_s(item, "ban_reason"),
     )
 
 
@@ -312,6 +329,11 @@ def item_to_session(item: dict[str, Any]) -> SessionRecord:
         generation=_get_n(item, "generation") or 0,
         mac_key=_get_b(item, "mac_key"),
         audience=_get_s(item, "audience"),
+        device_name=_get_s(item, "device_name"),
+        device_platform=_get_s(item, "device_platform"),
+        user_agent=_get_s(item, "user_agent"),
+        source_ip=_get_s(item, "source_ip"),
+        last_refreshed_at=_get_n(item, "last_refreshed_at"),
     )
 
 
@@ -384,7 +406,8 @@ class DynamoStore:
             if code == "TransactionCanceledException":
                 reasons = {r.get("Code") for r in e.response.get("CancellationReasons", [])}
                 if "ConditionalCheckFailed" in reasons:
-                    raise ConditionFailed(operation) from e
+                    codes = [r.get("Code") for r in e.response.get("CancellationReasons", [])]
+                    raise ConditionFailed(operation, reasons=codes) from e
                 if reasons & _RETRYABLE_CANCELLATIONS:
                     raise StoreUnavailable(f"DynamoDB {operation} cancelled") from e
                 raise
@@ -481,6 +504,48 @@ class DynamoStore:
         items = self._query(f"UNIONID#{unionid}", "USER#")
         return [item["user_id"]["S"] for item in items]
 
+    # -- bans (chalicelib/bans.py) ----------------------------------------------------------
+
+    def ban_user(self, user_id: str, *, now: int, reason: str | None) -> UserRecord | None:
+        """Mark the user's PROFILE banned (`banned_at`, `ban_reason`); the user as it is now,
+        None if there is no such user (nothing written). A second ban rewrites both."""
+        names = {"#pk": PK, "#at": "banned_at", "#reason": "ban_reason"}
+        values: dict[str, Any] = {":now": _n(now)}
+        if reason is None:
+            update = "SET #at = :now REMOVE #reason"
+        else:
+            update = "SET #at = :now, #reason = :reason"
+            values[":reason"] = _s(reason)
+        try:
+            response = self.call(
+                "update_item",
+                Key={PK: _s(user_pk(user_id)), SK: _s(PROFILE)},
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ConditionFailed:
+            return None
+        return item_to_user(response["Attributes"])
+
+    def unban_user(self, user_id: str) -> UserRecord | None:
+        """Remove the ban from the user's PROFILE; the user as it was before, None if there is
+        no such user (nothing written)."""
+        try:
+            response = self.call(
+                "update_item",
+                Key={PK: _s(user_pk(user_id)), SK: _s(PROFILE)},
+                UpdateExpression="REMOVE #at, #reason",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK, "#at": "banned_at", "#reason": "ban_reason"},
+                ReturnValues="ALL_OLD",
+            )
+        except ConditionFailed:
+            return None
+        return item_to_user(response["Attributes"])
+
     # -- sessions ---------------------------------------------------------------------------
 
     def _new_session(self, session: SessionRecord) -> dict[str, Any]:
@@ -501,6 +566,16 @@ class DynamoStore:
                 EXPIRES_AT: _n(session.expires_at),
                 **({"mac_key": _b(session.mac_key)} if session.mac_key is not None else {}),
                 **({"audience": _s(session.audience)} if session.audience else {}),
+                **{
+                    name: _s(value)
+                    for name, value in (
+                        ("device_name", session.device_name),
+                        ("device_platform", session.device_platform),
+                        ("user_agent", session.user_agent),
+                        ("source_ip", session.source_ip),
+                    )
+                    if value is not None
+                },
             },
             "ConditionExpression": "attribute_not_exists(#pk)",
             "ExpressionAttributeNames": {"#pk": PK},
@@ -541,7 +616,8 @@ class DynamoStore:
                 Key={PK: _s(user_pk(user_id)), SK: _s(session_sk(session_id))},
                 UpdateExpression=(
                     "SET #cur = :new, #prev = :presented, #rot = :now, #sealed = :sealed,"
-                    " #idle = :idle, #exp = :idle, #gen = :gen, #key = if_not_exists(#key, :key)"
+                    " #idle = :idle, #exp = :idle, #gen = :gen, #key = if_not_exists(#key, :key),"
+                    " #refreshed = :now"
                 ),
                 ConditionExpression=(
                     "#cur = :presented AND attribute_not_exists(#revoked)"
@@ -558,6 +634,7 @@ class DynamoStore:
                     "#revoked": "revoked_at",
                     "#gen": "generation",
                     "#key": "mac_key",
+                    "#refreshed": "last_refreshed_at",
                 },
                 ExpressionAttributeValues={
                     ":new": _b(new_hash),
@@ -588,6 +665,32 @@ class DynamoStore:
                     "#revoked": "revoked_at",
                     "#reason": "revoked_reason",
                     "#sealed": "sealed_current",
+                },
+                ExpressionAttributeValues={":now": _n(now), ":reason": _s(reason)},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def revoke_live_session(self, user_id: str, session_id: str, *, now: int, reason: str) -> bool:
+        """Revoke a session only if it is live (exists, not revoked, neither expiry passed);
+        True if this call did. One conditional UpdateItem, no read."""
+        try:
+            self.call(
+                "update_item",
+                Key={PK: _s(user_pk(user_id)), SK: _s(session_sk(session_id))},
+                UpdateExpression="SET #revoked = :now, #reason = :reason REMOVE #sealed",
+                ConditionExpression=(
+                    "attribute_exists(#pk) AND attribute_not_exists(#revoked)"
+                    " AND #idle > :now AND #abs > :now"
+                ),
+                ExpressionAttributeNames={
+                    "#pk": PK,
+                    "#revoked": "revoked_at",
+                    "#reason": "revoked_reason",
+                    "#sealed": "sealed_current",
+                    "#idle": "idle_expires_at",
+                    "#abs": "absolute_expires_at",
                 },
                 ExpressionAttributeValues={":now": _n(now), ":reason": _s(reason)},
             )
@@ -663,11 +766,13 @@ class DynamoStore:
         extra_items: Sequence[dict[str, Any]] = (),
     ) -> None:
         """One transaction: the new session, the claimed code's sealed result, the unionid link,
-        and `extra_items` (the identity graph's: the app's ConditionCheck, the identity listed
-        in the user's partition; chalicelib/identity).
+        and a check that the user is not banned, and `extra_items` (the identity graph's: the
+        app's ConditionCheck, the identity listed in the user's partition; chalicelib/identity).
 
-        Either all of them are written or none (ConditionFailed if the claim is gone or an
-        extra item's condition fails).
+        Either all of them are written or none: ConditionFailed if the claim is gone or an
+        extra item's condition fails, UserBanned if the PROFILE has `banned_at` (a ban that
+        came after the login read the user: the ban's revocation of every session may have
+        missed this one).
         """
         items: list[dict[str, Any]] = [
             {"Put": self._new_session(session)},
@@ -715,7 +820,22 @@ class DynamoStore:
                 }
             )
         items.extend(extra_items)
-        self.transact_write(items)
+        items.append(
+            {  # last: its cancellation reason is the last one
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": {PK: _s(user_pk(session.user_id)), SK: _s(PROFILE)},
+                    "ConditionExpression": "attribute_not_exists(#banned)",
+                    "ExpressionAttributeNames": {"#banned": "banned_at"},
+                }
+            }
+        )
+        try:
+            self.transact_write(items)
+        except ConditionFailed as e:
+            if e.reasons and e.reasons[-1] == "ConditionalCheckFailed":
+                raise UserBanned("this user is banned") from e
+            raise
 
     def transact_write(self, items: list[dict[str, Any]]) -> None:
         """TransactWriteItems (each item names its table); errors as in `call`."""

@@ -257,6 +257,7 @@ def main() -> int:
     fill_env(env, "AUTH_TABLE_NAME", "wxauth")
     fill_env(env, "AUTH_ISSUER", f"http://localhost:{port}")
     fill_env(env, "AUTH_SIGNING_KEYS_FILE", ".wxauth/signing-keys.json")
+    fill_env(env, "AUTH_EVENT_LOG", "true")  # auth events as log lines: no EventBridge needed
 
     with contextlib.ExitStack() as stack:
         if env.get("AWS_ENDPOINT_URL_DYNAMODB"):

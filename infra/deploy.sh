@@ -45,6 +45,7 @@
 #   WXAUTH_LOGIN_FAILURE_THRESHOLD    -> LoginFailureRateThreshold
 #   WXAUTH_CONCURRENCY_ALARM_PERCENT  -> ConcurrencyAlarmPercent
 #   WXAUTH_ALARM_EMAIL                -> AlarmEmail
+#   AUTH_EVENT_BUS                    -> EventBusName (auth events to that EventBridge bus)
 #   WXAUTH_BUILD_DIR                  where to build (default: build/infra)
 #   WXAUTH_SKIP_BUILD=1               deploy WXAUTH_BUILD_DIR as it is (already built)
 set -euo pipefail
@@ -91,6 +92,7 @@ PARAMETERS=(
   LoginFailureRateThreshold=WXAUTH_LOGIN_FAILURE_THRESHOLD
   ConcurrencyAlarmPercent=WXAUTH_CONCURRENCY_ALARM_PERCENT
   AlarmEmail=WXAUTH_ALARM_EMAIL
+  EventBusName=AUTH_EVENT_BUS
 )
 
 # Variables of earlier versions whose parameter is gone: say so rather than ignore them.

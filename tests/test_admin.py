@@ -374,3 +374,54 @@ def test_runs_as_a_module():
     )
     assert result.returncode == 2
     assert "usage: wxauth-admin sessions revoke" in result.stderr
+
+
+# -- users: ban and unban ------------------------------------------------------------------------
+
+
+def test_user_ban_and_unban(capsys, env, client, services):
+    tokens = login(client, "alice.1")
+    user_id = tokens["user"]["id"]
+    code, out, err = run(capsys, "user", "ban", user_id, "--reason", "chargeback fraud")
+    assert code == 0, err
+    assert out == {
+        "user_id": user_id,
+        "banned": True,
+        "banned_at": out["banned_at"],
+        "sessions_revoked": 1,
+    }
+    assert services.store.get_user(user_id).ban_reason == "chargeback fraud"
+    verdict = post(client, "/auth/verify", {"token": tokens["access_token"]}).json_body
+    assert verdict == {"valid": False, "reason": "revoked"}
+    assert_error(post(client, "/auth/login", {"code": "alice.2"}), 403, "access_denied")
+
+    code, out, err = run(capsys, "user", "unban", user_id)
+    assert code == 0, err
+    assert out == {"user_id": user_id, "banned": False, "banned_at": None, "sessions_revoked": 0}
+    assert login(client, "alice.3")["user"]["id"] == user_id
+
+
+def test_user_ban_of_an_unknown_user(capsys, env, dynamodb):
+    code, out, err = run(capsys, "user", "ban", "u" * 22)
+    assert code == 1 and out is None and f"no user {'u' * 22}" in err
+    code, out, err = run(capsys, "user", "unban", "u" * 22)
+    assert code == 1 and out is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["user", "ban", "not-an-id"],
+        ["user", "ban", "u" * 22, "--reason", "r" * 201],
+        ["user", "ban", "u" * 22, "--reason", "a\nb"],
+        ["user"],
+    ],
+)
+def test_user_bad_arguments(capsys, env, argv):
+    assert admin.main(argv) == 2
+
+
+def test_user_help_says_what_a_ban_does(capsys):
+    assert admin.main(["user", "ban", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "access_denied" in text and "revoke" in text

@@ -208,6 +208,7 @@ def test_rotate_session(store: DynamoStore, backend: Backend) -> None:
         sealed_current=ODD_BYTES,
         idle_expires_at=NOW + 10 + IDLE,
         generation=1,
+        last_refreshed_at=NOW + 10,
     )
     item = backend.item(user_pk(USER), session_sk("sess0"))
     assert item["expires_at"] == {"N": str(NOW + 10 + IDLE)}
@@ -646,3 +647,74 @@ def test_bind_phone_guards_the_users_current_number(store: DynamoStore, backend:
             USER, OTHER_NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW
         )
     assert backend.items() == before
+
+
+# -- devices and bans (chalicelib/devices.py, chalicelib/bans.py) -----------------------------
+
+
+def test_session_device_round_trip(store: DynamoStore, backend: Backend) -> None:
+    session = a_session(
+        device_name="张三的 iPhone",
+        device_platform="ios",
+        user_agent="Mozilla/5.0 MicroMessenger/8.0.50",
+        source_ip="203.0.113.7",
+    )
+    store.put_session(session)
+    assert store.get_session(USER, "sess0") == session
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert item["device_name"] == {"S": "张三的 iPhone"}
+    assert item["source_ip"] == {"S": "203.0.113.7"}
+    store.put_session(a_session("sess1"))  # nothing recorded: no attribute at all
+    assert not {"device_name", "device_platform", "user_agent", "source_ip"} & set(
+        backend.item(user_pk(USER), session_sk("sess1"))
+    )
+
+
+def test_revoke_live_session(store: DynamoStore, backend: Backend) -> None:
+    store.put_session(a_session())
+    assert store.revoke_live_session(USER, "sess0", now=NOW + 1, reason="ended") is True
+    assert store.get_session(USER, "sess0").revoked_reason == "ended"
+    assert store.revoke_live_session(USER, "sess0", now=NOW + 2, reason="other") is False
+    assert store.get_session(USER, "sess0").revoked_at == NOW + 1
+    assert store.revoke_live_session(OTHER, "sess0", now=NOW, reason="ended") is False
+    assert backend.item(user_pk(OTHER), session_sk("sess0")) is None  # nothing created
+
+
+def test_revoke_live_session_refuses_an_expired_one(store: DynamoStore) -> None:
+    store.put_session(a_session())
+    before = store.get_session(USER, "sess0")
+    assert store.revoke_live_session(USER, "sess0", now=NOW + IDLE, reason="ended") is False
+    assert store.get_session(USER, "sess0") == before
+
+
+def test_ban_and_unban_user(store: DynamoStore, backend: Backend) -> None:
+    store.upsert_user(a_user())
+    banned = store.ban_user(USER, now=NOW + 5, reason="spam")
+    assert banned == replace(a_user(), banned_at=NOW + 5, ban_reason="spam")
+    assert store.get_user(USER) == banned
+    assert store.upsert_user(a_user()) == banned  # a login's upsert hands back the ban
+    assert store.ban_user(USER, now=NOW + 9, reason=None) == replace(a_user(), banned_at=NOW + 9)
+    assert store.unban_user(USER) == replace(a_user(), banned_at=NOW + 9)
+    assert store.get_user(USER) == a_user()
+    assert "banned_at" not in backend.item(user_pk(USER), "PROFILE")
+
+
+def test_ban_of_an_unknown_user_writes_nothing(store: DynamoStore, backend: Backend) -> None:
+    assert store.ban_user(USER, now=NOW, reason="spam") is None
+    assert store.unban_user(USER) is None
+    assert backend.items() == []
+
+
+def test_finish_login_refuses_a_user_banned_meanwhile(store: DynamoStore, backend: Backend) -> None:
+    from chalicelib.errors import UserBanned
+
+    store.upsert_user(a_user())
+    claim(store, NOW)
+    store.ban_user(USER, now=NOW, reason=None)  # after the login read the user
+    before = backend.items()
+    with pytest.raises(UserBanned):
+        complete(store, unionid="u-1")
+    assert backend.items() == before  # no session, no result, no link
+    store.unban_user(USER)
+    complete(store)
+    assert store.get_session(USER, "sess0") == a_session()

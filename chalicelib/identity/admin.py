@@ -22,7 +22,12 @@ from chalicelib.identity.apps import APPID_RE, KINDS, App
 if TYPE_CHECKING:
     from chalicelib.runtime import Services
 
-GROUPS = ("app", "user")
+USER_COMMANDS = ("pending", "merge")
+
+
+def handles(args: argparse.Namespace) -> bool:
+    """True for the commands this module runs: `app ...`, `user pending|merge`."""
+    return args.group == "app" or (args.group == "user" and args.command in USER_COMMANDS)
 
 
 class IdentityAdminError(Exception):
@@ -35,8 +40,9 @@ def _appid(value: str) -> str:
     return value
 
 
-def add_parsers(groups: Any, user_id: Any) -> None:
-    """Add the `app` and `user` groups to wxauth-admin's subparsers; `user_id` checks ids."""
+def add_parsers(groups: Any, user_commands: Any, user_id: Any) -> None:
+    """Add the `app` group to wxauth-admin's subparsers and `pending`, `merge` to its `user`
+    group's (`user_commands`); `user_id` checks user ids."""
     app = groups.add_parser("app", help="the apps (mini-programs, official accounts, mobile apps)")
     commands = app.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="register an app")
@@ -52,8 +58,6 @@ def add_parsers(groups: Any, user_id: Any) -> None:
         command = commands.add_parser(name, help=f"{text} an app, at once")
         command.add_argument("appid", type=_appid, metavar="APPID")
 
-    user = groups.add_parser("user", help="users: identity links and merges")
-    user_commands = user.add_subparsers(dest="command", required=True)
     user_commands.add_parser("pending", help="links not made (a unionid on two users)")
     merge = user_commands.add_parser(
         "merge", help="move every identity of --from to --into, end --from's sessions"

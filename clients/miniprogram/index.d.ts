@@ -55,6 +55,8 @@ export interface AuthClientOptions {
   publicRoutes?: PublicRoute[] | ((path: string, method: string) => boolean);
   /** The one storage key; default 'wxauth.session'. */
   storageKey?: string;
+  /** Sent with each login and shown by listSessions(): name <= 64, platform <= 32 characters. */
+  device?: { name?: string; platform?: string };
   /** The client's clock in milliseconds; default Date.now. */
   now?: () => number;
 }
@@ -67,6 +69,20 @@ export interface RequestOptions extends RequestFields {
 export interface User {
   id: string;
   is_new: boolean;
+}
+
+/** One of the user's live sessions, as GET /auth/sessions lists it. */
+export interface SessionInfo {
+  id: string;
+  /** True for the session of the access token that asked. */
+  current: boolean;
+  created_at: number;
+  last_refreshed_at: number | null;
+  expires_at: number;
+  device: { name: string | null; platform: string | null } | null;
+  user_agent: string | null;
+  /** The network, not the address: '203.0.113.0/24', '2001:db8:1::/48'. */
+  source_ip: string | null;
 }
 
 export type WxAuthErrorCode =
@@ -113,6 +129,10 @@ export class AuthClient {
   /** Clears the session on the device at once, then tells the server; never rejects.
    * `revoked` is true if the server confirmed. */
   logout(options?: { all?: boolean }): Promise<{ revoked: boolean }>;
+  /** The user's live sessions (GET /auth/sessions), newest first. */
+  listSessions(): Promise<SessionInfo[]>;
+  /** Ends one of the user's sessions; {ended: false} if it is not a live session of theirs. */
+  endSession(sid: string): Promise<{ ended: boolean }>;
   /** True if tokens are stored (they may still need a refresh). */
   hasSession(): boolean;
   /** True after logout() until the next successful login(). */

@@ -16,6 +16,7 @@ var PATHS = {
   login: '/auth/login',
   refresh: '/auth/refresh',
   logout: '/auth/logout',
+  sessions: '/auth/sessions',
   revoke: '/oauth/revoke',
 };
 var JSON_HEADER = { 'content-type': 'application/json' };
@@ -211,6 +212,8 @@ class AuthClient {
    *   publicRoutes  paths sent without a token: '/exact', '/prefix/*', RegExp, or a function
    *                 (path, method) => boolean; or one such function
    *   storageKey    the one storage key (default 'wxauth.session')
+   *   device        {name, platform} sent with each login, shown by listSessions()
+   *                 (name <= 64, platform <= 32 printable characters; default none)
    *   now           clock in ms (default Date.now)
    */
   constructor(options) {
@@ -231,6 +234,7 @@ class AuthClient {
     this._isPublic = compilePublic(o.publicRoutes);
     this._storageKey = o.storageKey || DEFAULT_STORAGE_KEY;
     this._now = o.now || Date.now;
+    this._device = o.device || null;
     this._epoch = 0; // bumped by logout(): work started before it must not touch the session
     this._loginP = null; // the one login in flight
     this._refreshP = null; // the one refresh (and its fallback login) in flight
@@ -379,7 +383,7 @@ class AuthClient {
         // A lost answer is safe to retry: the server answers a replayed code with the same
         // session for the code's five minutes.
         return onceMore(function () {
-          return self._post(PATHS.login, { code: code });
+          return self._post(PATHS.login, self._device ? { code: code, device: self._device } : { code: code });
         });
       })
       .then(function (r) {
@@ -453,6 +457,11 @@ class AuthClient {
         // The session is over (logged out elsewhere, expired, revoked): one login.
         self._store(null, false);
         return self._loginOnce();
+      }
+      if (res.statusCode === 403) {
+        // access_denied: the user is banned and the session was ended with it. Drop it: a
+        // later login() works again once the ban is lifted.
+        self._store(null, false);
       }
       throw self._authFailure('refresh_failed', 'refresh', res);
     });
@@ -652,6 +661,37 @@ class AuthClient {
       if (self._logoutP === p) self._logoutP = null;
     });
     return p;
+  }
+
+  // ------------------------------------------------------------------------ sessions
+
+  /** The user's live sessions (GET /auth/sessions), this device's marked `current: true`:
+   * resolves [{id, current, created_at, last_refreshed_at, expires_at, device, user_agent,
+   * source_ip}]. Rejects a WxAuthError ('temporarily_unavailable', 'bad_response', ...). */
+  listSessions() {
+    var self = this;
+    return this.request({ url: this._baseURL + PATHS.sessions, method: 'GET' }).then(function (res) {
+      var b = body(res);
+      if (res.statusCode === 200 && b && Array.isArray(b.sessions)) return b.sessions;
+      throw self._authFailure('bad_response', 'listSessions', res);
+    });
+  }
+
+  /** Ends one of the user's sessions (DELETE /auth/sessions/{sid}): resolves {ended: true},
+   * or {ended: false} if the user has no live session with that id (404: ended already,
+   * expired, or not theirs). Ending this device's own session is allowed, but logout() is
+   * the way to do that: it also forgets the tokens here. */
+  endSession(sid) {
+    var self = this;
+    if (typeof sid !== 'string' || !sid) {
+      return Promise.reject(new TypeError('wxauth: endSession() needs a session id'));
+    }
+    var url = this._baseURL + PATHS.sessions + '/' + encodeURIComponent(sid);
+    return this.request({ url: url, method: 'DELETE' }).then(function (res) {
+      if (res.statusCode === 204 || res.statusCode === 200) return { ended: true };
+      if (res.statusCode === 404) return { ended: false };
+      throw self._authFailure('bad_response', 'endSession', res);
+    });
   }
 
   // ------------------------------------------------------------------------ state

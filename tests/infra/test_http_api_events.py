@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -63,7 +64,11 @@ def test_every_route_of_the_template_reaches_its_view(
     for route_key in sorted(set(_routes(template)) - {"$default"}):
         method, path = route_key.split(" ", 1)
         log_lines.clear()
-        response = handler(v1_event(method, path, route_key=route_key, body={}))
+        # A route with `{name}` segments comes with its pathParameters, as API Gateway sends.
+        params = dict.fromkeys(re.findall(r"\{(\w+)\}", path), "x") or None
+        response = handler(
+            v1_event(method, path, route_key=route_key, body={}, path_parameters=params)
+        )
         # The view ran (its request log line names the route) and answered: a result or the
         # contract's JSON error, not Chalice's routing errors.
         assert request_routes(log_lines) == [path], route_key

@@ -338,7 +338,56 @@ def test_role_has_nothing_else_and_no_wildcard(template: Template) -> None:
         for value in strings(statement["Action"]) + strings(statement["Resource"]):
             assert "*" not in value, f"wildcard in {statement['Sid']}: {value}"
     conditional = [s for s in _policy_statements(template) if "Fn::If" in s]
-    assert [s["Fn::If"][0] for s in conditional] == ["FixedEgress", "TracingActive"]
+    assert [s["Fn::If"][0] for s in conditional] == ["FixedEgress", "TracingActive", "HasEventBus"]
+
+
+def test_role_puts_events_only_on_the_configured_bus(template: Template) -> None:
+    (statement,) = [
+        s for s in _policy_statements(template) if s.get("Fn::If", [""])[0] == "HasEventBus"
+    ]
+    _, events, otherwise = statement["Fn::If"]
+    assert otherwise == ref("AWS::NoValue")
+    assert events == {
+        "Sid": "Events",
+        "Effect": "Allow",
+        "Action": "events:PutEvents",
+        "Resource": {
+            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
+            ":event-bus/${EventBusName}"
+        },
+    }
+    assert template["Conditions"]["HasEventBus"] == {
+        "Fn::Not": [{"Fn::Equals": [ref("EventBusName"), ""]}]
+    }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "default",
+        "wxauth-events",
+        "aws.partner/example.com/123/source",
+        "has space",
+        "bus;drop",
+        "a" * 257,
+    ],
+)
+def test_the_event_bus_parameter_allows_exactly_the_bus_names_the_settings_accept(
+    template: Template, value: str
+) -> None:
+    """The parameter takes a name (the policy's ARN is built from it); the setting also an ARN."""
+    from chalicelib.errors import ConfigurationError
+
+    pattern = re.compile(template["Parameters"]["EventBusName"]["AllowedPattern"])
+    try:
+        Settings.from_env({"AUTH_EVENT_BUS": value})
+        accepted = True
+    except ConfigurationError:
+        accepted = False
+    assert bool(pattern.fullmatch(value)) == accepted
+    assert not pattern.fullmatch("arn:aws:events:us-east-1:123456789012:event-bus/wxauth")
+    assert template["Parameters"]["EventBusName"]["Default"] == ""
 
 
 def test_role_writes_x_ray_only_when_tracing_is_active(template: Template) -> None:
@@ -378,6 +427,7 @@ def test_function_environment_is_wired_to_parameters_and_resources(template: Tem
         "AUTH_REFRESH_IDLE_TTL": ref("RefreshIdleTtl"),
         "AUTH_REFRESH_ABSOLUTE_TTL": ref("RefreshAbsoluteTtl"),
         "AUTH_REFRESH_GRACE": ref("RefreshGrace"),
+        "AUTH_EVENT_BUS": ref("EventBusName"),
         "WXAUTH_STACK_NAME": ref("AWS::StackName"),
     }
 

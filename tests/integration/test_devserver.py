@@ -3,6 +3,7 @@ and stops everything it started on SIGTERM/SIGINT, or when it is killed itself."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -53,6 +54,8 @@ MANAGED_ENV = (
     "AUTH_ISSUER",
     "AUTH_SIGNING_KEYS_FILE",
     "AUTH_SIGNING_KEYS_ARN",
+    "AUTH_EVENT_BUS",
+    "AUTH_EVENT_LOG",
 )
 
 
@@ -385,6 +388,27 @@ def _burst(port: int, raw: bytes, count: int) -> tuple[list[bytes], list[str]]:
     for thread in threads:
         thread.join(60)
     return answers, failures
+
+
+def test_auth_events_are_printed_to_the_log(running: DevServer) -> None:
+    """AUTH_EVENT_LOG is the local server's default: each event a JSON line, no bus needed."""
+    code = "eve.1"
+    response = requests.post(f"{running.url}/auth/login", json={"code": code}, timeout=10)
+    assert response.status_code == 200, response.text
+    body = response.json()
+
+    def events() -> list[dict]:
+        lines = [line for line in running.output().splitlines() if '"auth_event"' in line]
+        return [json.loads(line[line.index("{") :]) for line in lines]
+
+    assert wait_for(lambda: len(events()) == 2, 5), running.output()
+    created, logged_in = events()
+    assert created["detail-type"] == "UserCreated"
+    assert logged_in["detail-type"] == "UserLoggedIn"
+    assert logged_in["detail"]["user_id"] == body["user"]["id"]
+    assert logged_in["detail"]["version"] == 1
+    for secret in (body["access_token"], body["refresh_token"], code):
+        assert secret not in json.dumps(events())
 
 
 def test_a_burst_of_new_connections_is_all_answered(running: DevServer) -> None:

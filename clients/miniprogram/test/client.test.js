@@ -548,3 +548,55 @@ test('logout({all: true}) with an expired access token renews it once and still 
   assert.equal(t.calls[1].header.Authorization, 'Bearer at2');
   assert.deepEqual(JSON.parse(t.storage[KEY]), { v: 1, logged_out: true });
 });
+
+test('login sends the configured device label', async () => {
+  const t = scripted(server());
+  await t.client({ device: { name: 'my phone', platform: 'ios' } }).login();
+  assert.deepEqual(t.calls[0].data, { code: 'c1', device: { name: 'my phone', platform: 'ios' } });
+  const t2 = scripted(server());
+  await t2.client().login();
+  assert.deepEqual(t2.calls[0].data, { code: 'c1' });
+});
+
+test('listSessions() GETs /auth/sessions with the token and resolves the list', async () => {
+  const listed = [{ id: 's1', current: true }, { id: 's2', current: false }];
+  const base = server({ n: 1 });
+  const t = scripted((o) =>
+    route(o) === '/auth/sessions' && o.header.Authorization === 'Bearer at1'
+      ? answer(200, { sessions: listed })
+      : base(o)
+  );
+  t.storage[KEY] = session(1, t.clock.t);
+  assert.deepEqual(await t.client().listSessions(), listed);
+  assert.equal(t.calls[0].method, 'GET');
+});
+
+test('listSessions() rejects temporarily_unavailable on 503 and bad_response otherwise', async () => {
+  for (const [status, code] of [[503, 'temporarily_unavailable'], [500, 'bad_response'], [200, 'bad_response']]) {
+    const t = scripted(() => answer(status, status === 200 ? { nope: 1 } : { error: 'x' }));
+    t.storage[KEY] = session(1, t.clock.t);
+    await assert.rejects(t.client().listSessions(), { name: 'WxAuthError', code });
+  }
+});
+
+test('endSession(sid) DELETEs it: 204 is {ended: true}, 404 is {ended: false}', async () => {
+  for (const [status, ended] of [[204, true], [404, false]]) {
+    const t = scripted((o) => answer(status, status === 404 ? { error: 'not_found' } : ''));
+    t.storage[KEY] = session(1, t.clock.t);
+    assert.deepEqual(await t.client().endSession('a/b'), { ended });
+    assert.equal(t.calls[0].method, 'DELETE');
+    assert.equal(route(t.calls[0]), '/auth/sessions/a%2Fb');
+    assert.equal(t.calls[0].header.Authorization, 'Bearer at1');
+  }
+  await assert.rejects(scripted(server()).client().endSession(''), TypeError);
+});
+
+test('a refresh answered 403 access_denied (banned) drops the session and rejects refresh_failed', async () => {
+  const t = scripted((o) => answer(403, { error: 'access_denied', error_description: 'banned' }));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  const client = t.client();
+  await assert.rejects(client.request({ url: '/api' }), { code: 'refresh_failed', serverError: 'access_denied' });
+  assert.equal(client.hasSession(), false);
+  assert.equal(KEY in t.storage, false);
+  assert.deepEqual(t.paths(), ['/auth/refresh']);
+});
