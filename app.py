@@ -31,6 +31,7 @@ from chalicelib.access_tokens import AccessClaims, seconds_left
 from chalicelib.claims import NAMESPACE as CUSTOM_CLAIMS_NAMESPACE
 from chalicelib.claims import TokenHookUnavailable
 from chalicelib.errors import (
+    AppDisabled,
     ClientAuthError,
     ConfigurationError,
     GrantError,
@@ -199,6 +200,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (UnsupportedGrantType, 400, "unsupported_grant_type"),
     (InvalidScope, 400, "invalid_scope"),
     (InsufficientScope, 403, "insufficient_scope"),
+    (AppDisabled, 400, "unauthorized_client"),  # RFC 6749 §5.2: this app may not log in
     (WeChatUserBlocked, 403, "access_denied"),
     (UserBanned, 403, "access_denied"),
     (SessionNotFound, 404, NOT_FOUND),
@@ -380,14 +382,22 @@ def token_response(body: dict[str, Any]) -> Response:
 
 @endpoint("/auth/login", ["POST"])
 def login(call: Call) -> Response:
+    from chalicelib.identity.apps import MAX_APPID_LENGTH
     from chalicelib.limits import source_ip
     from chalicelib.login import MAX_CODE_LENGTH  # at the first login: see runtime.Services
 
     call.services.before_login(source_ip(call.request.context), call.now)
     body = call.json()
     code = string_field(body, "code", max_length=MAX_CODE_LENGTH)
+    appid = None  # omitted (or null): the deployment's one enabled app
+    if body.get("appid") is not None:
+        appid = string_field(body, "appid", max_length=MAX_APPID_LENGTH)
     device = login_device(call, body)
-    result = call.services.login.login(code, call.now, device=device)
+    login = call.services.login
+    if appid is None:
+        result = login.login(code, call.now, device=device)
+    else:
+        result = login.login(code, call.now, appid, device=device)
     call.user_id = result.tokens.user_id
     return token_response(result.response(call.now))
 
@@ -489,6 +499,7 @@ def me(call: Call, claims: AccessClaims) -> dict[str, Any]:
         "unionid": user.unionid,
         "created_at": user.created_at,
         "phone": phone_json(user.phone),
+        "identities": [i.public() for i in call.services.graph.identities_of(user)],
     }
 
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import jwt
@@ -69,7 +69,12 @@ class AccessTokens:
         audience: str,
         ttl: int,
         rand: Callable[[int], bytes] = secrets.token_bytes,
+        other_audiences: Callable[[], Collection[str]] | None = None,
     ) -> None:
+        """`other_audiences()`: the `aud` values accepted besides `audience` (the registered
+        apps', chalicelib/identity/apps.py); asked only for a token whose `aud` is not
+        `audience`."""
+        self._other_audiences = other_audiences
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
@@ -89,6 +94,7 @@ class AccessTokens:
         session_id: str | None = None,
         scope: str | None = None,
         extra: Mapping[str, object] | None = None,
+        audience: str | None = None,
     ) -> tuple[str, int]:
         """Return (token, exp).
 
@@ -102,7 +108,7 @@ class AccessTokens:
             **(extra or {}),
             "iss": self._issuer,
             "sub": subject,
-            "aud": self._audience,
+            "aud": audience or self._audience,
             "exp": expires_at,
             "iat": now,
             "jti": b64url(self._rand(16)),
@@ -135,20 +141,15 @@ class AccessTokens:
         if key is None:
             raise InvalidToken("access token signed by an unknown key")
         try:
-            claims = jwt.decode(
-                token,
-                key.public_key,
-                algorithms=[ALGORITHM],
-                audience=self._audience,
-                issuer=self._issuer,
-                # Time claims are checked below against the caller's clock.
-                options={
-                    "require": _REQUIRED,
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },
-            )
+            claims = self._decode(token, key.public_key, self._audience)
+        except jwt.InvalidAudienceError as e:
+            others = list(self._other_audiences()) if self._other_audiences else []
+            if not others:
+                raise InvalidToken(f"access token rejected ({type(e).__name__})") from e
+            try:
+                claims = self._decode(token, key.public_key, others)
+            except jwt.PyJWTError as again:
+                raise InvalidToken(f"access token rejected ({type(again).__name__})") from again
         except jwt.PyJWTError as e:
             raise InvalidToken(f"access token rejected ({type(e).__name__})") from e
         exp, iat = claims["exp"], claims["iat"]
@@ -170,6 +171,22 @@ class AccessTokens:
             issued_at=iat,
             token_id=str(claims["jti"]),
             scope=scope if isinstance(scope, str) else None,
+        )
+
+    def _decode(self, token: str, public_key: object, audience: str | list[str]) -> dict:
+        return jwt.decode(
+            token,
+            public_key,  # type: ignore[arg-type]
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=self._issuer,
+            # Time claims are checked below against the caller's clock.
+            options={
+                "require": _REQUIRED,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
 
 

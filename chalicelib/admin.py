@@ -16,6 +16,8 @@ boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB, else AWS
     wxauth-admin user set-claims USER_ID '{"roles": ["editor"]}'
     wxauth-admin user show-claims USER_ID
     wxauth-admin user clear-claims USER_ID
+    wxauth-admin app add|list|disable|enable ...    (chalicelib/identity/admin.py)
+    wxauth-admin user pending | user merge --into USER_ID --from USER_ID
 
 Results are JSON on stdout. Nothing secret is printed, except a new client's secret, once.
 Exit codes: 0 done, 1 failed (not found, already exists, AWS error), 2 bad arguments.
@@ -39,6 +41,7 @@ from chalicelib import claims, runtime
 from chalicelib.bans import MAX_BAN_REASON, Bans, UnknownUser, validate_reason
 from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
 from chalicelib.errors import ClientExists, RequestError, WxAuthError
+from chalicelib.identity import admin as identity_admin
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import DEFAULT_ACTIVATE_IN, KeySet, replace_file, rotate_for_service
 from chalicelib.store import SessionRecord
@@ -83,7 +86,9 @@ def parser() -> argparse.ArgumentParser:
         prog="wxauth-admin",
         description="Manage wxauth clients, sessions, users and signing keys.",
     )
-    groups = top.add_subparsers(dest="group", required=True, metavar="{client,sessions,user,keys}")
+    groups = top.add_subparsers(
+        dest="group", required=True, metavar="{client,sessions,user,keys,app}"
+    )
 
     client = groups.add_parser("client", help="OAuth clients (client credentials grant)")
     client_commands = client.add_subparsers(dest="command", required=True)
@@ -109,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     revoke_all = session_commands.add_parser("revoke-all", help="end every session of a user")
     revoke_all.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
 
-    _add_user_commands(groups)
+    identity_admin.add_parsers(groups, _add_user_commands(groups), _wxauth_id("USER_ID"))
 
     keys = groups.add_parser("keys", help="access-token signing keys")
     key_commands = keys.add_subparsers(dest="command", required=True)
@@ -143,7 +148,7 @@ def _claims(value: str) -> dict[str, object]:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
-def _add_user_commands(groups: Any) -> None:
+def _add_user_commands(groups: Any) -> Any:
     """`user`: bans (chalicelib/bans.py) and custom claims (chalicelib/claims.py)."""
     user = groups.add_parser("user", help="ban or unban a user; a user's custom claims")
     user_commands = user.add_subparsers(dest="command", required=True)
@@ -176,6 +181,7 @@ def _add_user_commands(groups: Any) -> None:
     ):
         command = user_commands.add_parser(name, help=text)
         command.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
+    return user_commands  # chalicelib/identity/admin.py adds `pending` and `merge`
 
 
 def _ban_reason(value: str) -> str:
@@ -252,6 +258,11 @@ def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
 
 def _command(args: argparse.Namespace, services: runtime.Services, now: int) -> Any:
     """A command that works on the table (every group but `keys`)."""
+    if identity_admin.handles(args):
+        try:
+            return identity_admin.run(args, services, now)
+        except identity_admin.IdentityAdminError as e:
+            raise AdminError(str(e)) from e
     if args.group == "client":
         clients = services.clients
         if args.command == "create":

@@ -22,6 +22,7 @@ metric `TokenHookFailed`) or `refuse` (TokenHookUnavailable: 503 temporarily_una
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -183,8 +184,10 @@ def set_claims(
     """Write `claims` (None or {}: clear them) on the user and copy them onto every live session.
 
     1 UpdateItem (the profile; NoSuchUser if there is none), a Query (a page per 1 MB of
-    sessions), 1 UpdateItem per live session, guarded so that a session revoked or deleted
-    meanwhile is left alone. A login that read the profile before this
+    sessions and identities), 1 UpdateItem per identity (chalicelib/identity: a returning
+    login reads the claims from its identity's UpdateItem) and 1 per live session, guarded so
+    that an identity moved to another user, or a session revoked or deleted meanwhile, is left
+    alone. A login that read the profile before this
     write may still start a session with the old claims: run it again to be sure.
     """
     value = dumps(validate(dict(claims))) if claims else None
@@ -204,6 +207,7 @@ def set_claims(
         )
     except ConditionFailed as e:
         raise NoSuchUser(f"no user {user_id}") from e
+    _copy_to_identities(store, user_id, value)
     updated = 0
     for session in store.list_sessions(user_id):
         if not session.is_live(now):
@@ -226,6 +230,28 @@ def set_claims(
             continue
         updated += 1
     return SetClaimsResult(user_id=user_id, claims=loads(value), sessions_updated=updated)
+
+
+def _copy_to_identities(store: DynamoStore, user_id: str, value: str | None) -> None:
+    from chalicelib.identity.graph import IDENTITY, IDENTITY_PREFIX, identity_pk
+
+    for copy in store.query_partition(user_pk(user_id), IDENTITY_PREFIX):
+        appid, openid = copy["appid"]["S"], copy["openid"]["S"]
+        values: dict[str, Any] = {":uid": {"S": user_id}}
+        if value is None:
+            update = "REMOVE #claims"
+        else:
+            update = "SET #claims = :claims"
+            values[":claims"] = {"S": value}
+        with contextlib.suppress(ConditionFailed):  # moved to another user (a merge) meanwhile
+            store.call(
+                "update_item",
+                Key={PK: {"S": identity_pk(appid, openid)}, SK: {"S": IDENTITY}},
+                UpdateExpression=update,
+                ConditionExpression="#uid = :uid",
+                ExpressionAttributeNames={"#claims": CUSTOM_CLAIMS, "#uid": "user_id"},
+                ExpressionAttributeValues=values,
+            )
 
 
 # -- the pre-token hook -------------------------------------------------------------------------

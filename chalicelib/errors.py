@@ -136,6 +136,18 @@ class StoreUnavailable(StoreError):
     retry_after = 2
 
 
+class UnknownApp(RequestError):
+    """`appid` names no app of this deployment (or is required: several apps are enabled)."""
+
+
+class AppDisabled(WxAuthError):
+    """The app is registered but disabled (`wxauth-admin app disable`): it may not log in."""
+
+
+class MergeRefused(WxAuthError):
+    """An admin merge of two users cannot be carried out; nothing was written."""
+
+
 class UserBanned(WxAuthError):
     """The user is banned (`wxauth-admin user ban`): login and refresh are refused."""
 

@@ -1,5 +1,10 @@
 """Login with a WeChat code: exchange it once, find or create the user, start a session.
 
+The code is of one of the deployment's apps (`appid`, optional while exactly one app is
+enabled: chalicelib/identity/apps.py), exchanged as that app's kind says; the user is found
+through the identity graph (chalicelib/identity/graph.py): (appid, openid) -> user, linked by
+unionid. The app's `client_id` and `aud` go on the session and its tokens.
+
 A code is claimed in the table before WeChat is called (a guarded PutItem keyed by its hash).
 The claimant exchanges it and stores the token response sealed under a key derived from the
 code. Any other request with the same code (double tap, retry on a bad network, within
@@ -19,11 +24,14 @@ from dataclasses import dataclass
 
 from chalicelib import refresh_tokens
 from chalicelib.devices import DeviceInfo
-from chalicelib.errors import GrantError, RequestError, StoreUnavailable, UserBanned
+from chalicelib.errors import AppDisabled, GrantError, RequestError, StoreUnavailable
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
+from chalicelib.identity.apps import App, AppRegistry, Exchanged
+from chalicelib.identity.graph import IdentityGraph, Resolved
+from chalicelib.logs import Metrics
 from chalicelib.sessions import IssuedTokens, SessionManager
-from chalicelib.store import ConditionFailed, DynamoStore, UserRecord
+from chalicelib.store import ConditionFailed, DynamoStore
 from chalicelib.wechat.client import WeChatClient
 
 MAX_CODE_LENGTH = 128
@@ -74,8 +82,17 @@ class LoginService:
         max_wait: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         events: Events = EVENTS_OFF,
+        apps: AppRegistry | None = None,
+        graph: IdentityGraph | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        self._events = events  # UserCreated after upsert_user, UserLoggedIn after finish_login
+        """`wechat` is the primary app's (`appid`'s) client; `apps` the registry (default: the
+        primary app alone, plus any `APP` items), `graph` the identity graph."""
+        self._events = events  # UserCreated after the user is resolved, UserLoggedIn at the end
+        self._apps = apps or AppRegistry(
+            store, App(appid=appid, client_id=appid, primary=True), max_age=60
+        )
+        self._graph = graph or IdentityGraph(store, user_id_for=user_id_for, metrics=metrics)
         self._store = store
         self._wechat = wechat
         self._sessions = sessions
@@ -86,17 +103,26 @@ class LoginService:
         self._max_polls = max(1, int(max_wait / poll_interval))
         self._sleep = sleep
 
-    def login(self, code: str, now: int, *, device: DeviceInfo | None = None) -> LoginResult:
-        """`device`: recorded on a new session (a replayed code's session keeps its own).
-        UserBanned for a banned user: no session is created."""
+    def login(
+        self,
+        code: str,
+        now: int,
+        appid: str | None = None,
+        *,
+        device: DeviceInfo | None = None,
+    ) -> LoginResult:
+        """Log in with a code of app `appid` (None: the one enabled app). `device`: recorded
+        on a new session (a replayed code's session keeps its own). UserBanned for a banned
+        user: no session is created."""
         validate_code(code)
-        code_hash = hashlib.sha256(f"{self._appid}\x00{code}".encode()).hexdigest()
+        app = self._apps.resolve(appid)
+        code_hash = hashlib.sha256(f"{app.appid}\x00{code}".encode()).hexdigest()
         for _ in range(self._max_polls):
             claimed = self._store.claim_login(
                 code_hash, now=now, lease_until=now + self._lease, expires_at=now + self._replay_ttl
             )
             if claimed:
-                return self._exchange(code, code_hash, now, device)
+                return self._exchange(app, code, code_hash, now, device)
             record = self._store.get_login(code_hash)
             if record is not None and record.done:
                 assert record.sealed_response is not None
@@ -107,43 +133,47 @@ class LoginService:
         raise LoginPending("this code is still being exchanged by another request")
 
     def _exchange(
-        self, code: str, code_hash: str, now: int, device: DeviceInfo | None = None
+        self, app: App, code: str, code_hash: str, now: int, device: DeviceInfo | None = None
     ) -> LoginResult:
-        """Three DynamoDB requests in all (the claim, the user, one transaction) and WeChat once."""
+        """A returning user: three DynamoDB requests (the claim, the identity's UpdateItem, one
+        transaction) and WeChat once. A first login or a unionid back-fill costs a few more
+        (IdentityGraph.resolve). A banned user: refused by the transaction's check."""
         try:
-            wx = self._wechat.code2session(code)
-            user_id = user_id_for(self._appid, wx.openid)
-            before = self._store.upsert_user(
-                UserRecord(
-                    user_id=user_id,
-                    appid=self._appid,
-                    openid=wx.openid,
-                    unionid=wx.unionid,
-                    created_at=now,
-                )
-            )
-            if before is not None and before.banned_at is not None:
-                raise UserBanned("this user is banned")
-            if before is None:  # created, whatever happens next: the next login is not new
-                self._events.user_created(user_id, appid=self._appid, now=now)
+            wechat = self._wechat if app.primary else self._apps.wechat(app)
+            wx = app.exchange.exchange(wechat, code)
+            resolved = self.upsert_user(app, wx, now)
+            user_id = resolved.user_id
             session, tokens = self._sessions.prepare(
                 user_id,
-                client_id=self._appid,
+                client_id=app.client_id or app.appid,
                 now=now,
                 device=device,
-                custom_claims=before.custom_claims if before else None,  # chalicelib/claims.py
+                audience=app.audience,
+                custom_claims=resolved.custom_claims,  # chalicelib/claims.py
             )
-            result = LoginResult(tokens=tokens, is_new=before is None)
+            if resolved.is_new:  # created, whatever happens next: the next login is not new
+                self._events.user_created(user_id, appid=app.appid, now=now)
+            result = LoginResult(tokens=tokens, is_new=resolved.is_new)
             sealed = refresh_tokens.seal(
                 code,
                 json.dumps(_to_json(result)).encode("utf-8"),
                 context=code_hash.encode("ascii"),
             )
             self._store.finish_login(
-                code_hash, session, sealed_response=sealed, unionid=wx.unionid, now=now
+                code_hash,
+                session,
+                sealed_response=sealed,
+                unionid=wx.unionid,
+                now=now,
+                extra_items=[
+                    self._apps.condition(app),
+                    self._graph.listing_item(resolved.identity, now=now),
+                ],
             )
         except ConditionFailed as e:
             self._store.release_login(code_hash)
+            if not self._apps.is_enabled_now(app.appid):
+                raise AppDisabled(f"app {app.appid} is disabled") from e
             raise StoreUnavailable("the login could not be recorded; try again") from e
         except BaseException:
             self._store.release_login(code_hash)
@@ -152,11 +182,16 @@ class LoginService:
             user_id,
             tokens.session_id,
             client_id=session.client_id,
-            appid=self._appid,
+            appid=app.appid,
             is_new=result.is_new,
             now=now,
         )
         return result
+
+    def upsert_user(self, app: App, wx: Exchanged, now: int) -> Resolved:
+        """The user of this exchange, found or created through the identity graph
+        (`IdentityGraph.resolve`, which replaced `DynamoStore.upsert_user` here)."""
+        return self._graph.resolve(app, wx, now)
 
     def _replay(self, code: str, code_hash: str, sealed: bytes, now: int) -> LoginResult:
         """The first exchange's session with a newly minted access token (the first one may

@@ -21,6 +21,7 @@ from chalicelib.errors import ConfigurationError
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import PUBLISH as EVENTS_PUBLISH
 from chalicelib.events import Events
+from chalicelib.identity.apps import App, AppRegistry
 from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, RateLimiter
 from chalicelib.logs import Metrics
 from chalicelib.sessions import SessionManager
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     import requests
 
     from chalicelib.clients import ClientStore
+    from chalicelib.identity.graph import IdentityGraph
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
     from chalicelib.phone import PhoneBinding
@@ -64,6 +66,7 @@ class Services:
     sleep: Callable[[float], None] = time.sleep
     metrics: Metrics | None = None
     limiter: RateLimiter | None = None
+    apps: AppRegistry | None = None  # built by `build`: the primary app and the APP items
     events: Events = EVENTS_OFF  # chalicelib/events.py; app.handle flushes it after each view
 
     def now(self) -> int:
@@ -92,6 +95,9 @@ class Services:
             appid=self.settings.wechat_appid,
             replay_ttl=self.settings.login_replay_ttl,
             sleep=self.sleep,
+            apps=self.apps,
+            graph=self.graph,
+            metrics=self.metrics,
             events=self.events,
         )
 
@@ -114,17 +120,17 @@ class Services:
     @cached_property
     def login_wechat(self) -> GuardedWeChat:
         """The WeChat client of logins: through the breaker, then the per-openid limit."""
-        from chalicelib.wechat.breaker import GuardedWeChat
-
-        limiter, appid = self.limiter, self.settings.wechat_appid
-        after_exchange: Callable[[str, int], None] | None = None
-        if limiter is not None and limiter.configured(LOGIN_PER_OPENID):
-            after_exchange = lambda openid, now: limiter.check(  # noqa: E731
-                LOGIN_PER_OPENID, f"{appid}\x00{openid}", now
-            )
-        return GuardedWeChat(
-            self.wechat, self.breaker, clock=self.clock, after_exchange=after_exchange
+        return guarded_login_client(
+            self.wechat, self.breaker, self.settings.wechat_appid, self.limiter, self.clock
         )
+
+    @cached_property
+    def graph(self) -> IdentityGraph:
+        """The identity graph: (appid, openid) identities, unionid links, merges."""
+        from chalicelib.identity.graph import IdentityGraph
+        from chalicelib.login import user_id_for
+
+        return IdentityGraph(self.store, user_id_for=user_id_for, metrics=self.metrics)
 
     @cached_property
     def broker(self) -> AccessTokenBroker:
@@ -173,6 +179,25 @@ class Services:
             access_tokens=self.access_tokens,
             public_client_id=self.settings.wechat_appid,
         )
+
+
+def guarded_login_client(
+    client: WeChatClient,
+    breaker: Breaker,
+    appid: str,
+    limiter: RateLimiter | None,
+    clock: Callable[[], float],
+) -> GuardedWeChat:
+    """An app's WeChat client as logins use it: `code2session` through the app's breaker, then
+    the per-openid limit (AUTH_LIMIT_LOGIN_PER_OPENID), keyed by (appid, openid)."""
+    from chalicelib.wechat.breaker import GuardedWeChat
+
+    after_exchange: Callable[[str, int], None] | None = None
+    if limiter is not None and limiter.configured(LOGIN_PER_OPENID):
+        after_exchange = lambda openid, now: limiter.check(  # noqa: E731
+            LOGIN_PER_OPENID, f"{appid}\x00{openid}", now
+        )
+    return GuardedWeChat(client, breaker, clock=clock, after_exchange=after_exchange)
 
 
 def phone_claims(store: DynamoStore) -> Callable[[str], Mapping[str, object]]:
@@ -289,6 +314,34 @@ def build(
         value = settings.wechat_secret or ""
         wechat_secret = lambda: value  # noqa: E731
 
+    def app_client(app: App) -> GuardedWeChat:
+        """The WeChat client of an `APP` item's app, with its secret (ARN or local), behind its
+        own breaker and the per-openid limit, as the primary app's (Services.login_wechat)."""
+        from chalicelib.wechat.client import WeChatClient
+
+        if app.secret_arn:
+            secret: Callable[[], str] = CachedSecret(secrets_client(), app.secret_arn, clock=clock)
+        elif app.secret:
+            value = app.secret
+            secret = lambda: value  # noqa: E731
+        else:
+            raise ConfigurationError(f"app {app.appid} has no secret (secret_arn or secret)")
+        from chalicelib.wechat.breaker import Breaker
+
+        client = WeChatClient(
+            base_url=settings.wechat_api_base, appid=app.appid, secret=secret, sleep=sleep
+        )
+        breaker = Breaker(store, appid=app.appid, metrics=metrics)
+        return guarded_login_client(client, breaker, app.appid, limiter, clock)
+
+    apps = AppRegistry(
+        store,
+        App(appid=settings.wechat_appid, client_id=settings.wechat_appid, primary=True),
+        clock=clock,
+        max_age=settings.apps_cache_ttl,
+        make_client=app_client,
+    )
+
     def make_events_client() -> Any:  # `client` may name the Secrets Manager client by now
         nonlocal session
         if events_client is not None:
@@ -306,7 +359,11 @@ def build(
         metrics=metrics,
     )
     access_tokens = AccessTokens(
-        keys, issuer=settings.issuer, audience=settings.audience, ttl=settings.access_ttl
+        keys,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl=settings.access_ttl,
+        other_audiences=apps.audiences,
     )
     limiter = RateLimiter(store, settings.limits(), metrics=metrics)
     sessions = SessionManager(
@@ -333,5 +390,6 @@ def build(
         sleep=sleep,
         metrics=metrics,
         limiter=limiter,
+        apps=apps,
         events=events,
     )

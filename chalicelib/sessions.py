@@ -116,8 +116,10 @@ class SessionManager:
         self._metrics = metrics or Metrics()
         self._rand = rand
 
-    def start(self, user_id: str, *, client_id: str, now: int) -> IssuedTokens:
-        session, tokens = self.prepare(user_id, client_id=client_id, now=now)
+    def start(
+        self, user_id: str, *, client_id: str, now: int, audience: str | None = None
+    ) -> IssuedTokens:
+        session, tokens = self.prepare(user_id, client_id=client_id, now=now, audience=audience)
         self._store.put_session(session)
         return tokens
 
@@ -129,11 +131,15 @@ class SessionManager:
         now: int,
         device: DeviceInfo | None = None,
         custom_claims: str | None = None,
+        audience: str | None = None,
     ) -> tuple[SessionRecord, IssuedTokens]:
         """A new session and its tokens, not yet stored (the caller writes the session).
 
         `device`: where the login came from (chalicelib/devices.py), recorded on the session.
-        `custom_claims`: the user's (UserRecord.custom_claims), copied into the session."""
+        `custom_claims`: the user's (UserRecord.custom_claims), copied into the session.
+        `client_id` and `audience` (None: AUTH_AUDIENCE) are the app's that logged in; the
+        session keeps them, so that its refreshed access tokens carry them too.
+        """
         device = device or DeviceInfo()
         session_id = refresh_tokens.new_id(self._rand)
         body = refresh_tokens.mint(user_id, session_id, 0, self._rand)
@@ -151,6 +157,7 @@ class SessionManager:
             idle_expires_at=min(now + self._idle_ttl, absolute),
             absolute_expires_at=absolute,
             mac_key=mac_key,
+            audience=audience,
             device_name=device.name,
             device_platform=device.platform,
             user_agent=device.user_agent,
@@ -252,6 +259,7 @@ class SessionManager:
             session_id=session.session_id,
             client_id=session.client_id,
             now=now,
+            audience=session.audience,
             extra=extra or None,
         )
         return IssuedTokens(

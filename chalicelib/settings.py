@@ -61,6 +61,7 @@ class Settings:
     limit_login_per_ip: Limit | None = None
     limit_login_per_openid: Limit | None = None
     limit_refresh_per_session: Limit | None = None
+    apps_cache_ttl: int = 60  # seconds a container keeps the APP items (chalicelib/identity)
     event_bus: str | None = None  # AUTH_EVENT_BUS; None: nothing published (chalicelib/events.py)
     event_log: bool = False  # AUTH_EVENT_LOG: print each event as a log line (the local server)
     token_hook_arn: str | None = None  # a Lambda function ARN; None: no pre-token hook
@@ -99,6 +100,9 @@ class Settings:
             limit_login_per_ip=_limit(env, abuse_limits.LOGIN_PER_IP),
             limit_login_per_openid=_limit(env, abuse_limits.LOGIN_PER_OPENID),
             limit_refresh_per_session=_limit(env, abuse_limits.REFRESH_PER_SESSION),
+            apps_cache_ttl=_positive_int(
+                env, "AUTH_APPS_CACHE_TTL", defaults.apps_cache_ttl, zero=True
+            ),
             event_bus=_event_bus(env),
             event_log=_flag(env, "AUTH_EVENT_LOG", defaults.event_log),
             **_token_hook(env, defaults),

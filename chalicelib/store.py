@@ -7,6 +7,11 @@ One table, string keys `pk` and `sk`, TTL on `expires_at` (epoch seconds). Item 
 | `USER#<user_id>`        | `PROFILE`          | a user: appid, openid, unionid, created_at    |
 | `USER#<user_id>`        | `SESSION#<sid>`    | a session and its refresh-token state         |
 | `UNIONID#<unionid>`     | `USER#<user_id>`   | links a unionid to each user carrying it      |
+| `UNIONID#<unionid>`     | `OWNER`            | the unionid's one user (chalicelib/identity)  |
+| `IDENTITY#<appid>#<oid>`| `IDENTITY`         | an app's openid -> its user (identity graph)  |
+| `USER#<user_id>`        | `IDENTITY#<a>#<o>` | the user's identities, listed (`/me`, merge)  |
+| `PENDING`               | `LINK#<u>#<uid>`   | a unionid link not made: two existing users   |
+| `APP`                   | `APP#<appid>`      | a registered app (chalicelib/identity/apps)   |
 | `LOGIN#<sha256(code)>`  | `LOGIN`            | a WeChat code being or already exchanged      |
 | `PHONE#<sha256(phone)>` | `PHONE`            | a phone number's one owner (chalicelib/phone) |
 | `CLIENT`                | `CLIENT#<id>`      | an OAuth client (client credentials grant)    |
@@ -16,6 +21,10 @@ One table, string keys `pk` and `sk`, TTL on `expires_at` (epoch seconds). Item 
 | `LIMIT#<name>#<sha256>` | `<window start>`   | an abuse-limit counter (chalicelib/limits.py) |
 | `BREAKER#<appid>`       | `JSCODE2SESSION`   | the WeChat login breaker (wechat/breaker.py)  |
 
+A returning user's login is three requests: the `LOGIN#` claim (PutItem), the `IDENTITY#`
+item (UpdateItem), one transaction (session, claim result, unionid link, listed identity, the
+`APP` item's ConditionCheck); docs/contributors.md, "Data model", counts the other paths.
+
 Sessions live in their user's partition, so "every session of a user" is one strongly
 consistent Query and no index is needed. Expiry is also checked in code: TTL deletion is lazy.
 """
@@ -23,7 +32,7 @@ consistent Query and no index is needed. Expiry is also checked in code: TTL del
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +221,7 @@ class SessionRecord:
     revoked_reason: str | None = None
     generation: int = 0  # of the current token; sessions from before generations: 0
     mac_key: bytes | None = field(default=None, repr=False)  # None: a session of v1 tokens
+    audience: str | None = None  # the `aud` of its access tokens; None: AUTH_AUDIENCE
     # Where the session was started (chalicelib/devices.py), and its last rotation: all None
     # for sessions from before they were recorded.
     device_name: str | None = None
@@ -326,6 +336,7 @@ def item_to_session(item: dict[str, Any]) -> SessionRecord:
         revoked_reason=_get_s(item, "revoked_reason"),
         generation=_get_n(item, "generation") or 0,
         mac_key=_get_b(item, "mac_key"),
+        audience=_get_s(item, "audience"),
         device_name=_get_s(item, "device_name"),
         device_platform=_get_s(item, "device_platform"),
         user_agent=_get_s(item, "user_agent"),
@@ -419,6 +430,14 @@ class DynamoStore:
                 raise StoreUnavailable(f"DynamoDB {operation} failed") from e
             raise
 
+    @property
+    def table_name(self) -> str:
+        return self._table
+
+    def query_partition(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]:
+        """Every item of partition `pk` whose sk starts with `sk_prefix` (consistent, paged)."""
+        return list(self._query(pk, sk_prefix))
+
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         response = self.call("get_item", Key={PK: _s(pk), SK: _s(sk)}, ConsistentRead=True)
         return response.get("Item")
@@ -439,6 +458,38 @@ class DynamoStore:
             ":c": _n(user.created_at),
         }
         update = "SET #uid = :uid, #appid = :appid, #openid = :openid, #c = if_not_exists(#c, :c)"
+        if user.unionid:
+            names["#u"] = "unionid"
+            values[":u"] = _s(user.unionid)
+            update += ", #u = if_not_exists(#u, :u)"
+        response = self.call(
+            "update_item",
+            Key={PK: _s(user_pk(user.user_id)), SK: _s(PROFILE)},
+            UpdateExpression=update,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_OLD",
+        )
+        old = response.get("Attributes")
+        return item_to_user(old) if old else None
+
+    def ensure_user(self, user: UserRecord) -> UserRecord | None:
+        """Create the user's profile unless it exists, keeping every attribute already set (the
+        first identity's appid and openid, created_at, the first unionid); return it as it was
+        (None: created now). One UpdateItem. Used by the identity graph (chalicelib/identity),
+        where a second app's identity may join an existing user without rewriting its profile.
+        """
+        names = {"#uid": "user_id", "#appid": "appid", "#openid": "openid", "#c": "created_at"}
+        values = {
+            ":uid": _s(user.user_id),
+            ":appid": _s(user.appid),
+            ":openid": _s(user.openid),
+            ":c": _n(user.created_at),
+        }
+        update = (
+            "SET #uid = :uid, #appid = if_not_exists(#appid, :appid),"
+            " #openid = if_not_exists(#openid, :openid), #c = if_not_exists(#c, :c)"
+        )
         if user.unionid:
             names["#u"] = "unionid"
             values[":u"] = _s(user.unionid)
@@ -523,6 +574,7 @@ class DynamoStore:
                 "absolute_expires_at": _n(session.absolute_expires_at),
                 EXPIRES_AT: _n(session.expires_at),
                 **({"mac_key": _b(session.mac_key)} if session.mac_key is not None else {}),
+                **({"audience": _s(session.audience)} if session.audience else {}),
                 **{
                     name: _s(value)
                     for name, value in (
@@ -666,6 +718,10 @@ class DynamoStore:
             "ExpressionAttributeValues": {":pk": _s(pk), ":prefix": _s(sk_prefix)},
             "ConsistentRead": True,
         }
+        if not sk_prefix:  # the whole partition
+            kwargs["KeyConditionExpression"] = "#pk = :pk"
+            kwargs["ExpressionAttributeNames"] = {"#pk": PK}
+            kwargs["ExpressionAttributeValues"] = {":pk": _s(pk)}
         while True:
             response = self.call("query", **kwargs)
             yield from response.get("Items", [])
@@ -717,13 +773,16 @@ class DynamoStore:
         sealed_response: bytes,
         unionid: str | None,
         now: int,
+        extra_items: Sequence[dict[str, Any]] = (),
     ) -> None:
         """One transaction: the new session, the claimed code's sealed result, the unionid link,
-        and a check that the user is not banned.
+        and a check that the user is not banned, and `extra_items` (the identity graph's: the
+        app's ConditionCheck, the identity listed in the user's partition; chalicelib/identity).
 
-        Either all of them are written or none: ConditionFailed if the claim is gone,
-        UserBanned if the PROFILE has `banned_at` (a ban that came after the login read the
-        user: the ban's revocation of every session may have missed this one).
+        Either all of them are written or none: ConditionFailed if the claim is gone or an
+        extra item's condition fails, UserBanned if the PROFILE has `banned_at` (a ban that
+        came after the login read the user: the ban's revocation of every session may have
+        missed this one).
         """
         items: list[dict[str, Any]] = [
             {"Put": self._new_session(session)},
@@ -770,6 +829,7 @@ class DynamoStore:
                     }
                 }
             )
+        items.extend(extra_items)
         items.append(
             {  # last: its cancellation reason is the last one
                 "ConditionCheck": {

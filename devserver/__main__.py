@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from devserver.fake_wechat import FakeWeChat
+from devserver.fake_wechat import FakeWeChat, fake_apps
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8000
@@ -277,7 +277,7 @@ def main() -> int:
         if env.get("WECHAT_API_BASE"):
             wechat = f"{env['WECHAT_API_BASE']} (WECHAT_API_BASE)"
         else:
-            fake = FakeWeChat(appid, secret)
+            fake = FakeWeChat(appid, secret, apps=fake_apps(env.get("FAKE_WECHAT_APPS")))
             env["WECHAT_API_BASE"] = fake.start("127.0.0.1", 0)
             stack.callback(fake.stop)
             wechat = f"{env['WECHAT_API_BASE']} (built-in fake WeChat, appid {appid})"

@@ -22,6 +22,17 @@ openid = "o" + the first 27 characters of base64url(sha256(f"{appid}:{user}")), 
 `alice.2` are the same user; unionid = "u" + the first 27 of base64url(sha256(f"unionid:{user}"));
 session_key is base64 of 16 random bytes.
 
+Several apps (issue #14): `FakeWeChat(appid, secret, apps={other_appid: other_secret, ...})`
+knows more appids, each with its own secret (a wrong one answers 40125, an unknown appid
+40013). `<user>` is one person across apps: each app has its own openid
+(`openid_for(appid, user)`), and the unionid is the same in every app, except that an app in
+`unbound` (not yet bound to the open-platform account) answers no unionid until `bind(appid)`.
+
+Official-account web pages and mobile apps: `GET /sns/oauth2/access_token?appid=&secret=&code=
+&grant_type=authorization_code` takes the same codes and answers `{"access_token",
+"expires_in", "refresh_token", "openid", "scope"}` (and `unionid` as above), with the same
+errors (41002, 41004, 41008, 40013, 40125, 40002, 40163 for a code used twice).
+
 Server access tokens (`StableTokens`): `POST /cgi-bin/stable_token` with the JSON body
 `{"grant_type": "client_credential", "appid", "secret", "force_refresh"}` answers
 `{"access_token", "expires_in"}` (HTTP 200, `application/json`). Normal mode answers the same
@@ -83,6 +94,7 @@ from urllib.parse import parse_qs, urlsplit
 from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
+OAUTH2_PATH = "/sns/oauth2/access_token"
 PHONE_PATH = "/wxa/business/getuserphonenumber"
 PHONE_CODE_TTL = 300
 STABLE_TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 - a path, not a secret
@@ -113,6 +125,16 @@ ERRMSGS = {
     47001: "data format error",
     1400001: "usage count has reached the limit of the current version",
 }
+
+
+def fake_apps(spec: str | None) -> dict[str, str]:
+    """`FAKE_WECHAT_APPS` (`make run`): more apps the fake knows, as `appid=secret,...`."""
+    apps: dict[str, str] = {}
+    for part in (spec or "").split(","):
+        appid, _, secret = part.strip().partition("=")
+        if appid and secret:
+            apps[appid] = secret
+    return apps
 
 
 def openid_for(appid: str, user: str) -> str:
@@ -224,9 +246,19 @@ class StableTokens:
 class FakeWeChat:
     """An in-process fake WeChat API server; see the module docstring for its codes."""
 
-    def __init__(self, appid: str, secret: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        apps: dict[str, str] | None = None,
+        unbound: set[str] | None = None,
+    ) -> None:
         self.appid = appid
         self._secret = secret
+        self._secrets = {**(apps or {}), appid: secret}  # appid -> its secret
+        self._unbound = set(unbound or ())
         self._lock = threading.Lock()
         self._used: set[str] = set()
         self._calls: Counter[str] = Counter()
@@ -326,22 +358,72 @@ class FakeWeChat:
 
     # -- jscode2session ---------------------------------------------------------------------
 
+    def bind(self, appid: str) -> None:
+        """The app is bound to the open platform from now on: its answers carry unionid."""
+        with self._lock:
+            self._unbound.discard(appid)
+
+    def _check_app(self, query: dict[str, str], code_name: str) -> dict[str, Any] | None:
+        """WeChat's checks of appid, secret, code and grant_type, in its order (None: fine)."""
+        for name, errcode in (("appid", 41002), ("secret", 41004), (code_name, 41008)):
+            if not query.get(name):
+                return _error(errcode)
+        expected = self._secrets.get(query["appid"])
+        if expected is None:
+            return _error(40013)
+        if not secrets.compare_digest(query["secret"].encode(), expected.encode()):
+            return _error(40125)
+        if query.get("grant_type") != "authorization_code":
+            return _error(40002)
+        return None
+
+    def oauth2_access_token(self, query: dict[str, str]) -> dict[str, Any]:
+        """`sns/oauth2/access_token`: an official-account web page's or mobile app's code."""
+        code = query.get("code", "")
+        with self._lock:
+            self._calls[code] += 1
+        refused = self._check_app(query, "code")
+        if refused is not None:
+            return refused
+        first_use = self._claim(f"{query['appid']}\x00oauth2\x00{code}")
+        user = code.split(".", 1)[0]
+        if user.startswith("err-"):
+            try:
+                return _error(int(user.removeprefix("err-")))
+            except ValueError:
+                return _error(40029)
+        if not user:
+            return _error(40029)
+        if not first_use:
+            return _error(40163)
+        body: dict[str, Any] = {
+            "access_token": "wxoauth-" + secrets.token_urlsafe(32),
+            "expires_in": ACCESS_TOKEN_TTL,
+            "refresh_token": "wxrefresh-" + secrets.token_urlsafe(32),
+            "openid": openid_for(query["appid"], user),
+            "scope": "snsapi_base",
+        }
+        body.update(self._unionid(query["appid"], user))
+        return body
+
+    def _unionid(self, appid: str, user: str) -> dict[str, str]:
+        with self._lock:
+            bound = appid not in self._unbound
+        return {"unionid": unionid_for(user)} if bound and user.startswith("union") else {}
+
     def jscode2session(self, query: dict[str, str]) -> dict[str, Any]:
         """The JSON body WeChat would answer; may sleep for a `slow-` code."""
         code = query.get("js_code", "")
         with self._lock:
             self._calls[code] += 1
-        for name, errcode in (("appid", 41002), ("secret", 41004), ("js_code", 41008)):
-            if not query.get(name):
-                return _error(errcode)
-        if query["appid"] != self.appid:
-            return _error(40013)
-        if not secrets.compare_digest(query["secret"].encode(), self._secret.encode()):
-            return _error(40125)
-        if query.get("grant_type") != "authorization_code":
-            return _error(40002)
+        refused = self._check_app(query, "js_code")
+        if refused is not None:
+            return refused
 
-        first_use = self._claim(code)
+        # codes are per app (the primary app's keyed as they always were)
+        first_use = self._claim(
+            code if query["appid"] == self.appid else f"{query['appid']}\x00{code}"
+        )
         effective = code
         if code.startswith("slow-"):
             delay_ms, _, effective = code.removeprefix("slow-").partition(".")
@@ -360,11 +442,10 @@ class FakeWeChat:
         if not first_use:
             return _error(40163)
         body: dict[str, Any] = {
-            "openid": openid_for(self.appid, user),
+            "openid": openid_for(query["appid"], user),
             "session_key": base64.b64encode(secrets.token_bytes(16)).decode(),
         }
-        if user.startswith("union"):
-            body["unionid"] = unionid_for(user)
+        body.update(self._unionid(query["appid"], user))
         return body
 
     def _claim(self, code: str) -> bool:
@@ -463,6 +544,9 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == JSCODE2SESSION_PATH:
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             self._send(200, fake.jscode2session(query), "text/plain")
+        elif url.path == OAUTH2_PATH:
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            self._send(200, fake.oauth2_access_token(query), "text/plain")
         elif url.path == API_DOMAIN_IP_PATH:
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             errcode = fake.tokens.check_access_token(query.get("access_token"))

@@ -171,7 +171,7 @@ def test_a_login_whose_session_write_failed_publishes_no_login(
     # the next login will not be a first one.
     (created,) = bus.delivered()
     assert created["detail-type"] == "UserCreated"
-    assert [item["sk"]["S"] for item in table_items(dynamodb)] == ["PROFILE"]
+    assert [item["sk"]["S"] for item in table_items(dynamodb)] == ["IDENTITY", "PROFILE"]
 
     monkeypatch.setattr(services.store, "finish_login", finish_login)
     body = login(client, "alice.2")
@@ -184,7 +184,7 @@ def test_a_login_whose_user_write_failed_publishes_nothing(client, bus, services
     def fail(*args, **kwargs):
         raise StoreUnavailable("throttled")
 
-    monkeypatch.setattr(services.store, "upsert_user", fail)
+    monkeypatch.setattr(services.graph, "resolve", fail)  # finding the user (identity graph)
     assert_error(post(client, "/auth/login", {"code": "alice.1"}), 503, "temporarily_unavailable")
     assert bus.requests == [] and bus.delivered() == []
 

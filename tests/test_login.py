@@ -161,10 +161,26 @@ def test_the_first_unionid_stays(login, services):
     assert services.store.get_user(user_id).unionid == "unionid-first"
 
 
-@pytest.mark.parametrize("code", ["alice.1", "union-bob.1"])
-def test_a_first_login_is_three_dynamodb_requests(login, wechat, dynamodb_requests, code):
+@pytest.mark.parametrize(
+    ("code", "requests"),
+    [
+        # the claim, the identity (none yet), the profile, the identity's Put, the transaction
+        ("alice.1", ["PutItem", "UpdateItem", "UpdateItem", "PutItem", "TransactWriteItems"]),
+        # and the unionid's owner: a Query, then its guarded Put (chalicelib/identity/graph.py)
+        (
+            "union-bob.1",
+            ["PutItem", "UpdateItem", "Query", "PutItem", "UpdateItem", "PutItem"]
+            + ["TransactWriteItems"],
+        ),
+    ],
+)
+def test_a_first_login_creates_the_identity(
+    login, services, wechat, dynamodb_requests, code, requests
+):
+    services.apps.apps()  # the container's app registry, read once (a Query), then cached
+    dynamodb_requests.clear()
     login.login(code, START)
-    assert dynamodb_requests == ["PutItem", "UpdateItem", "TransactWriteItems"]
+    assert dynamodb_requests == requests
     assert wechat.calls == 1
 
 
@@ -188,7 +204,7 @@ def test_a_lost_claim_is_a_retryable_failure_that_writes_no_session(login, servi
     with pytest.raises(StoreUnavailable):
         login.login("alice.1", START)
     kinds = sorted(item["sk"]["S"].split("#")[0] for item in table_items(dynamodb))
-    assert kinds == ["PROFILE"]  # the user, but no session and no claim
+    assert kinds == ["IDENTITY", "PROFILE"]  # the user, but no session and no claim
 
 
 @pytest.mark.parametrize(

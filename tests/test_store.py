@@ -513,7 +513,8 @@ def test_throttled_login_transaction_leaves_no_session(client, dynamodb) -> None
 
     assert_unavailable(response)
     kinds = [item["sk"]["S"] for item in table_items(dynamodb)]
-    assert kinds == ["PROFILE"]  # the user (idempotent); no session, and the claim released
+    # the user and its identity (idempotent); no session, and the claim released
+    assert kinds == ["IDENTITY", "PROFILE"]
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,11 @@
-"""WeChat's `jscode2session`, `cgi-bin/stable_token` and `getuserphonenumber`, wrapped like a
-careful SDK.
+"""WeChat's `jscode2session`, `sns/oauth2/access_token`, `cgi-bin/stable_token` and
+`getuserphonenumber`, wrapped like a careful SDK.
 
 Explicit connect/read timeouts; the body parsed as JSON whatever its Content-Type (WeChat
 answers `text/plain`); `errcode` checked even on HTTP 200; one quick retry for WeChat's
 "system busy" (-1) and for transport failures; every failure turned into a WeChatError.
-`jscode2session` needs no access_token; `stable_token` is how the broker
+`jscode2session` (mini-programs) and `sns/oauth2/access_token` (official-account web pages and
+mobile apps: chalicelib/identity/apps.py) need no access_token; `stable_token` is how the broker
 (`chalicelib/wechat/broker.py`) gets one; `getuserphonenumber` takes one from its caller (the
 broker) and raises WeChatTokenInvalid when WeChat refuses it, without retrying itself. Other
 calls made *with* an access_token check their errcode with `check_token_errcode`.
@@ -84,6 +85,17 @@ class WeChatSession:
 
 
 @dataclass(frozen=True)
+class OAuthAccess:
+    """`sns/oauth2/access_token`'s answer: the user's openid (and unionid, once the app is bound
+    to an open-platform account). The user access_token is kept out of reprs and never stored."""
+
+    openid: str
+    unionid: str | None
+    access_token: str = field(repr=False)
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
 class PhoneInfo:
     """A phone number as WeChat returns it; `e164` is `+<country_code><pure_phone_number>`."""
 
@@ -120,6 +132,7 @@ class WeChatClient:
         self._url = base_url.rstrip("/") + "/sns/jscode2session"
         self._phone_url = base_url.rstrip("/") + "/wxa/business/getuserphonenumber"
         self._stable_token_url = base_url.rstrip("/") + "/cgi-bin/stable_token"
+        self._oauth2_url = base_url.rstrip("/") + "/sns/oauth2/access_token"
         self._appid = appid
         self._secret = secret
         self._http = http  # made at the first login: `import requests` is not needed before
@@ -136,6 +149,45 @@ class WeChatClient:
         }
         return self._with_one_retry(
             lambda: self._interpret(self._send("GET", self._url, params=params))
+        )
+
+    def oauth2_access_token(self, code: str) -> OAuthAccess:
+        """`GET sns/oauth2/access_token`: an official-account web page's (or a mobile app's)
+        OAuth code for the user's openid and unionid. Errors as `code2session`'s: the code
+        rejected (40029, 40163, 41008), our appid or secret (40013, 40125, ...), -1 retried once.
+        """
+        params = {
+            "appid": self._appid,
+            "secret": self._secret(),
+            "code": code,
+            "grant_type": "authorization_code",
+        }
+        return self._with_one_retry(
+            lambda: self._interpret_oauth2(self._send("GET", self._oauth2_url, params=params))
+        )
+
+    def _interpret_oauth2(self, body: dict[str, object]) -> OAuthAccess:
+        errcode = _errcode(body)
+        if errcode in CODE_REJECTED:
+            raise WeChatCodeRejected(f"WeChat rejected the code (errcode {errcode})")
+        if errcode == USER_BLOCKED:
+            raise WeChatUserBlocked("WeChat flagged this user as high-risk (errcode 40226)")
+        if errcode == RATE_LIMITED:
+            raise WeChatRateLimited("WeChat quota exceeded (errcode 45011)")
+        if errcode in CONFIG_ERRORS:
+            self._configuration_error(errcode, "check the app's appid and secret")
+            raise WeChatConfigError(f"WeChat rejected our appid or secret (errcode {errcode})")
+        if errcode != 0:
+            raise WeChatUnavailable(f"WeChat answered errcode {errcode}")
+        openid, token = body.get("openid"), body.get("access_token")
+        unionid, scope = body.get("unionid"), body.get("scope")
+        if not isinstance(openid, str) or not openid or not isinstance(token, str):
+            raise WeChatUnavailable("WeChat answered without openid or access_token")
+        return OAuthAccess(
+            openid=openid,
+            unionid=unionid if isinstance(unionid, str) and unionid else None,
+            access_token=token,
+            scope=scope if isinstance(scope, str) else None,
         )
 
     def _with_one_retry(self, attempt: Callable[[], T], *, retry_if_sent: bool = True) -> T:

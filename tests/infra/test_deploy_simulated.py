@@ -717,7 +717,7 @@ def test_role_policies_are_the_templates_with_least_privilege(
     (db,) = dynamodb
     assert set(_as_list(db["Action"])) <= {
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-        "dynamodb:Query",
+        "dynamodb:Query", "dynamodb:ConditionCheckItem",
     }  # fmt: skip
     assert _as_list(db["Resource"]) == [table_arn]
     # ... GetSecretValue on exactly the two secrets (moto created neither, so the stack's

@@ -269,6 +269,7 @@ def test_role_grants_exactly_the_table_actions_on_exactly_the_table(template: Te
     table = _statements(template)["AuthTable"]
     assert table["Effect"] == "Allow"
     assert sorted(_as_list(table["Action"])) == [
+        "dynamodb:ConditionCheckItem",  # the login transaction's check of the app (identity)
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
@@ -282,13 +283,18 @@ def test_role_grants_exactly_the_table_actions_on_exactly_the_table(template: Te
 # Operations chalicelib calls only to set up a local table (devserver), never in Lambda.
 LOCAL_ONLY_OPERATIONS = {"create_table", "update_time_to_live", "describe_table"}
 # IAM has no action for a transaction: each of its items needs its own (Put: PutItem, ...).
-TRANSACTION_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
+TRANSACTION_ITEM_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
 
 
 def test_table_actions_are_the_operations_the_code_calls(template: Template) -> None:
     model = botocore.session.get_session().get_service_model("dynamodb")
     operations = {xform_name(name): name for name in model.operation_names}
-    source = "\n".join(p.read_text() for p in (ROOT / "chalicelib").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "chalicelib").rglob("*.py"))
     called = {
         name
         for snake, name in operations.items()

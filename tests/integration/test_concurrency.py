@@ -476,7 +476,11 @@ def test_20_concurrent_first_logins_create_one_user(main: Deployment, wechat: Fa
     assert profile["openid"] == {"S": openid_for(APPID, user)}
     assert profile["unionid"] == {"S": unionid_for(user)}
     links = table.items(f"UNIONID#{unionid_for(user)}")
-    assert [link["user_id"]["S"] for link in links] == [user_id]
+    # the unionid's owner (chalicelib/identity/graph.py) and its one link, both to that user
+    assert [(link["sk"]["S"], link["user_id"]["S"]) for link in links] == [
+        ("OWNER", user_id),
+        (f"USER#{user_id}", user_id),
+    ]
     sessions = table.sessions(user_id)
     assert len(sessions) == 20
     assert {s["session_id"]["S"] for s in sessions} == {ids(b)[1] for b in bodies}

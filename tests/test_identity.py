@@ -1,0 +1,354 @@
+"""Several apps, one user (issue #14): the registry, the identity graph, per-app tokens, the
+pending link and the admin merge, through the HTTP surface and the services."""
+
+from __future__ import annotations
+
+import json
+
+import jwt
+import pytest
+
+from chalicelib import admin
+from chalicelib.errors import AppDisabled, RequestError, UnknownApp
+from chalicelib.identity import admin as identity_admin
+from chalicelib.login import user_id_for
+from devserver.fake_wechat import openid_for, unionid_for
+from tests import identity_fixtures
+from tests.conftest import START, TEST_APPID, table_items
+from tests.identity_fixtures import APP_B, APP_MOBILE, APP_OA
+from tests.test_app import assert_error, bearer, post
+
+fake = identity_fixtures.fake
+fake_wechat = identity_fixtures.fake_wechat
+services = identity_fixtures.services
+
+
+def log_in(client, code, appid=None, status=200):
+    body = {"code": code} if appid is None else {"code": code, "appid": appid}
+    response = post(client, "/auth/login", body)
+    assert response.status_code == status, response.json_body
+    return response.json_body
+
+
+def claims_of(token):
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def me(client, token):
+    response = client.http.get("/me", headers=bearer(token))
+    assert response.status_code == 200, response.json_body
+    return response.json_body
+
+
+def run_admin(services, *argv):
+    args = admin.parser().parse_args(list(argv))
+    return identity_admin.run(args, services, services.now())
+
+
+# -- two and three apps -------------------------------------------------------------------------
+
+
+def test_two_mini_programs_with_one_unionid_are_one_user(client, services):
+    a = log_in(client, "union-bob.1", TEST_APPID)
+    b = log_in(client, "union-bob.2", APP_B)
+    assert a["user"] == {"id": a["user"]["id"], "is_new": True}
+    assert b["user"] == {"id": a["user"]["id"], "is_new": False}
+    # each app's tokens: its client_id, its aud (app B has its own; the primary keeps AUTH_AUDIENCE)
+    ca, cb = claims_of(a["access_token"]), claims_of(b["access_token"])
+    assert (ca["client_id"], ca["aud"]) == (TEST_APPID, "wxauth-test")
+    assert (cb["client_id"], cb["aud"]) == ("shop-b", "aud-b")
+    # both verify, and /me lists both identities, without secrets
+    for token in (a["access_token"], b["access_token"]):
+        assert post(client, "/auth/verify", {"token": token}).json_body["valid"] is True
+    body = me(client, b["access_token"])
+    assert body["id"] == a["user"]["id"]
+    assert (body["appid"], body["openid"]) == (TEST_APPID, openid_for(TEST_APPID, "union-bob"))
+    assert body["unionid"] == unionid_for("union-bob")
+    assert sorted(body["identities"], key=lambda i: i["appid"]) == sorted(
+        [
+            {
+                "appid": TEST_APPID,
+                "kind": "mini-program",
+                "openid": openid_for(TEST_APPID, "union-bob"),
+            },
+            {"appid": APP_B, "kind": "mini-program", "openid": openid_for(APP_B, "union-bob")},
+        ],
+        key=lambda i: i["appid"],
+    )
+    # a refresh keeps the app's client_id and aud
+    refreshed = post(client, "/auth/refresh", {"refresh_token": b["refresh_token"]}).json_body
+    again = claims_of(refreshed["access_token"])
+    assert (again["client_id"], again["aud"]) == ("shop-b", "aud-b")
+
+
+def test_three_apps_of_three_kinds_are_one_user(client, services, fake_wechat):
+    mini = log_in(client, "union-carol.1", TEST_APPID)
+    web = log_in(client, "union-carol.2", APP_OA)  # an official account's OAuth code
+    mobile = log_in(client, "union-carol.3", APP_MOBILE)
+    assert {mini["user"]["id"], web["user"]["id"], mobile["user"]["id"]} == {mini["user"]["id"]}
+    kinds = {i["appid"]: i["kind"] for i in me(client, web["access_token"])["identities"]}
+    assert kinds == {
+        TEST_APPID: "mini-program",
+        APP_OA: "official-account",
+        APP_MOBILE: "mobile-app",
+    }
+    assert fake_wechat.calls == 3
+
+
+def test_without_a_unionid_two_apps_are_two_users(client):
+    a = log_in(client, "dave.1", TEST_APPID)
+    b = log_in(client, "dave.2", APP_B)
+    assert a["user"]["id"] != b["user"]["id"]
+    assert b["user"]["is_new"] is True
+
+
+def test_logout_all_ends_the_sessions_of_every_app(client):
+    a = log_in(client, "union-erin.1", TEST_APPID)
+    b = log_in(client, "union-erin.2", APP_OA)
+    response = post(client, "/auth/logout", {"all": True}, headers=bearer(a["access_token"]))
+    assert response.status_code == 204
+    for tokens in (a, b):
+        verdict = post(client, "/auth/verify", {"token": tokens["access_token"]}).json_body
+        assert verdict == {"valid": False, "reason": "revoked"}
+        refused = post(client, "/auth/refresh", {"refresh_token": tokens["refresh_token"]})
+        assert_error(refused, 400, "invalid_grant")
+
+
+# -- which app ----------------------------------------------------------------------------------
+
+
+def test_appid_is_required_when_several_apps_are_enabled(client, dynamodb):
+    before = table_items(dynamodb)
+    response = post(client, "/auth/login", {"code": "alice.1"})
+    assert_error(response, 400, "invalid_request")
+    assert "appid is required" in response.json_body["error_description"]
+    assert table_items(dynamodb) == before
+
+
+@pytest.mark.parametrize("appid", ["wx-nobody", "has space", "x" * 65, 7])
+def test_an_unknown_or_malformed_appid_is_invalid_request(client, fake_wechat, appid):
+    response = post(client, "/auth/login", {"code": "alice.1", "appid": appid})
+    assert_error(response, 400, "invalid_request")
+    assert fake_wechat.calls == 0
+
+
+def test_a_disabled_app_refuses_logins_clearly(client, services, fake_wechat, dynamodb):
+    returning = log_in(client, "union-fay.1", APP_B)
+    run_admin(services, "app", "disable", APP_B)
+    response = post(client, "/auth/login", {"code": "union-fay.2", "appid": APP_B})
+    assert_error(response, 400, "unauthorized_client")
+    assert response.json_body["error_description"] == f"app {APP_B} is disabled"
+    assert fake_wechat.calls == 1  # refused before WeChat: this container knew at once
+    # sessions already issued live on (disabling stops new logins only)
+    verdict = post(client, "/auth/verify", {"token": returning["access_token"]}).json_body
+    assert verdict["valid"] is True
+    run_admin(services, "app", "enable", APP_B)
+    log_in(client, "union-fay.3", APP_B)
+
+
+def test_another_containers_disable_is_enforced_by_the_transaction(services, fake_wechat, dynamodb):
+    """This container's cache still says enabled: the ConditionCheck on the APP item refuses
+    the login, no session is written, and the cache learns it."""
+    login = services.login
+    first = login.login("union-gus.1", START, APP_B)
+    services.store.call(  # another container's `app disable`
+        "update_item",
+        Key={"pk": {"S": "APP"}, "sk": {"S": f"APP#{APP_B}"}},
+        UpdateExpression="SET enabled = :f",
+        ExpressionAttributeValues={":f": {"BOOL": False}},
+    )
+    sessions_before = services.store.list_sessions(first.tokens.user_id)
+    with pytest.raises(AppDisabled):
+        login.login("union-gus.2", START + 1, APP_B)
+    assert services.store.list_sessions(first.tokens.user_id) == sessions_before
+    assert not [
+        i
+        for i in table_items(dynamodb)
+        if i["pk"]["S"].startswith("LOGIN#") and "sealed_response" not in i
+    ]  # the claim was released
+    with pytest.raises(AppDisabled):  # and now refused before WeChat
+        login.login("union-gus.3", START + 2, APP_B)
+    assert fake_wechat.calls == 2
+
+
+def test_the_primary_app_can_be_disabled_too(services):
+    run_admin(services, "app", "disable", TEST_APPID)
+    with pytest.raises(AppDisabled):
+        services.login.login("alice.1", START, TEST_APPID)
+    with pytest.raises(RequestError):  # appid omitted: three apps are enabled still
+        services.login.login("alice.1", START)
+
+
+def test_a_wrong_app_secret_is_a_server_error_not_the_users(services, fake, client, log_lines):
+    from chalicelib.identity.apps import App
+
+    services.apps.add(App("wx-misconfigured", secret="not-the-secret"), now=START)
+    fake._secrets["wx-misconfigured"] = "the-real-secret"
+    response = post(client, "/auth/login", {"code": "alice.1", "appid": "wx-misconfigured"})
+    assert_error(response, 500, "server_error")
+    assert not [line for line in log_lines if "not-the-secret" in line or "alice.1" in line]
+
+
+def test_unknown_app_is_a_request_error(services):
+    with pytest.raises(UnknownApp):
+        services.login.login("alice.1", START, "wx-nobody")
+
+
+# -- unionid back-fill, pending links, merge ----------------------------------------------------
+
+
+def test_a_unionid_that_appears_later_is_back_filled_and_linked(services, fake):
+    fake._unbound.add(APP_B)  # app B is not bound to the open platform yet
+    login = services.login
+    before = login.login("union-hal.1", START, APP_B)
+    identity = services.graph.get(APP_B, openid_for(APP_B, "union-hal"))
+    assert identity.unionid is None
+    fake.bind(APP_B)
+    after = login.login("union-hal.2", START + 10, APP_B)
+    assert after.tokens.user_id == before.tokens.user_id and after.is_new is False
+    assert services.graph.get(APP_B, openid_for(APP_B, "union-hal")).unionid == unionid_for(
+        "union-hal"
+    )
+    assert services.store.get_user(before.tokens.user_id).unionid == unionid_for("union-hal")
+    # and the first login from another app joins that user
+    other = login.login("union-hal.3", START + 20, TEST_APPID)
+    assert other.tokens.user_id == before.tokens.user_id and other.is_new is False
+    assert services.graph.pending() == []
+
+
+def conflicting_users(services, fake):
+    """X logs in with app A (bound: X owns the unionid); Y with app B, unbound; B is bound,
+    and Y's next login carries the unionid X owns."""
+    fake._unbound.add(APP_B)
+    login = services.login
+    x = login.login("union-ivy.1", START, TEST_APPID)
+    y = login.login("union-ivy.2", START + 1, APP_B)
+    assert x.tokens.user_id != y.tokens.user_id
+    fake.bind(APP_B)
+    y_again = login.login("union-ivy.3", START + 2, APP_B)
+    return x, y, y_again
+
+
+def test_a_link_that_would_join_two_users_is_pending_not_merged(services, fake, log_lines):
+    x, y, y_again = conflicting_users(services, fake)
+    assert y_again.tokens.user_id == y.tokens.user_id  # Y stays Y
+    [pending] = services.graph.pending()
+    assert (pending.unionid, pending.owner, pending.user_id, pending.appid) == (
+        unionid_for("union-ivy"),
+        x.tokens.user_id,
+        y.tokens.user_id,
+        APP_B,
+    )
+    metrics = [json.loads(line) for line in log_lines if "IdentityLinkPending" in line]
+    assert len(metrics) == 1 and metrics[0]["IdentityLinkPending"] == 1
+    assert services.store.get_user(y.tokens.user_id).unionid is None  # not linked on the profile
+    # a later login of Y records nothing more
+    services.login.login("union-ivy.4", START + 3, APP_B)
+    assert len(services.graph.pending()) == 1
+    assert [p["user_id"] for p in run_admin(services, "user", "pending")] == [y.tokens.user_id]
+
+
+def test_admin_merge_moves_the_identities_and_ends_the_absorbed_sessions(services, fake):
+    x, y, y_again = conflicting_users(services, fake)
+    result = run_admin(
+        services, "user", "merge", "--into", x.tokens.user_id, "--from", y.tokens.user_id
+    )
+    assert result["sessions_revoked"] == 2 and result["pending_resolved"] == 1
+    assert services.graph.pending() == []
+    # Y's sessions are over
+    from chalicelib.errors import GrantError
+
+    with pytest.raises(GrantError):
+        services.sessions.refresh(y_again.tokens.refresh_token, START + 10)
+    # app B's identity is X's now; X's sessions live on
+    again = services.login.login("union-ivy.9", START + 20, APP_B)
+    assert again.tokens.user_id == x.tokens.user_id and again.is_new is False
+    services.sessions.refresh(x.tokens.refresh_token, START + 20)
+    listed = services.graph.identities_of(services.store.get_user(x.tokens.user_id))
+    assert {i.appid for i in listed} == {TEST_APPID, APP_B}
+    # recorded on both profiles
+    items = {(i["pk"]["S"], i["sk"]["S"]): i for i in table_items(services.store.client)}
+    absorbed = items[(f"USER#{y.tokens.user_id}", "PROFILE")]
+    kept = items[(f"USER#{x.tokens.user_id}", "PROFILE")]
+    assert absorbed["merged_into"]["S"] == x.tokens.user_id
+    assert kept["merged_from"]["SS"] == [y.tokens.user_id]
+    # merging again is refused, with nothing written
+    before = table_items(services.store.client)
+    with pytest.raises(identity_admin.IdentityAdminError):
+        run_admin(services, "user", "merge", "--into", x.tokens.user_id, "--from", y.tokens.user_id)
+    assert table_items(services.store.client) == before
+
+
+# -- concurrency (deterministic interleavings on moto; threads: tests/integration) --------------
+
+
+@pytest.mark.parametrize("order", [(TEST_APPID, APP_B), (APP_B, TEST_APPID)])
+def test_first_logins_of_two_apps_racing_on_the_unionid_make_one_user(services, order):
+    """The second app's login read the unionid's partition before the first claimed it:
+    its guarded Put of OWNER loses, and it joins the winner's user."""
+    graph = services.graph
+    real_query = services.store.query_partition
+    stale: list[list] = []
+    first, second = order
+
+    def query_before_the_other_claimed(pk, prefix=""):
+        if pk.startswith("UNIONID#") and not stale:
+            stale.append([])
+            services.login.login("union-jo.1", START, first)  # the other request, meanwhile
+            return []
+        return real_query(pk, prefix)
+
+    graph._store.query_partition = query_before_the_other_claimed  # type: ignore[method-assign]
+    try:
+        late = services.login.login("union-jo.2", START, second)
+    finally:
+        graph._store.query_partition = real_query  # type: ignore[method-assign]
+    winner = user_id_for(first, openid_for(first, "union-jo"))
+    assert late.tokens.user_id == winner
+    profiles = [i for i in table_items(services.store.client) if i["sk"]["S"] == "PROFILE"]
+    assert [p["user_id"]["S"] for p in profiles] == [winner]
+
+
+# -- request budget -----------------------------------------------------------------------------
+
+
+def test_a_returning_user_of_a_second_app_is_three_requests(services, dynamodb_requests):
+    services.login.login("union-kim.1", START, TEST_APPID)
+    services.login.login("union-kim.2", START, APP_B)
+    dynamodb_requests.clear()
+    services.login.login("union-kim.3", START + 5, APP_B)
+    assert dynamodb_requests == ["PutItem", "UpdateItem", "TransactWriteItems"]
+
+
+def test_me_reads_the_session_the_profile_and_the_identities(client, dynamodb_requests):
+    tokens = log_in(client, "union-lee.1", APP_B)
+    dynamodb_requests.clear()
+    me(client, tokens["access_token"])
+    assert dynamodb_requests == ["GetItem", "GetItem", "Query"]
+
+
+def test_the_app_list_never_shows_a_secret(services):
+    listed = json.dumps(run_admin(services, "app", "list"))
+    for secret in ("secret-of-app-b", "secret-of-official", "test-app-secret"):
+        assert secret not in listed
+    assert {a["appid"] for a in json.loads(listed)} == {TEST_APPID, APP_B, APP_OA, APP_MOBILE}
+
+
+def test_oauth_refresh_names_the_app_the_session_belongs_to(client, services):
+    from urllib.parse import urlencode
+
+    b = log_in(client, "union-max.1", APP_B)
+
+    def refresh(token, client_id):
+        return client.http.post(
+            "/oauth/token",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            body=urlencode(
+                {"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id}
+            ),
+        )
+
+    assert_error(refresh(b["refresh_token"], APP_OA), 400, "invalid_grant")  # not its app
+    ok = refresh(b["refresh_token"], "shop-b")  # app B's client_id
+    assert ok.status_code == 200, ok.json_body
+    assert claims_of(ok.json_body["access_token"])["client_id"] == "shop-b"

@@ -1,0 +1,162 @@
+"""The app registry and kinds, and the WeChat client's `sns/oauth2/access_token`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import responses
+
+from chalicelib.errors import (
+    AppDisabled,
+    RequestError,
+    UnknownApp,
+    WeChatCodeRejected,
+    WeChatConfigError,
+    WeChatUnavailable,
+)
+from chalicelib.identity.apps import KINDS, MINI_PROGRAM, App, AppRegistry, Exchanged
+from chalicelib.store import DynamoStore
+from chalicelib.wechat.client import WeChatClient
+from tests.conftest import START, TABLE, TEST_APPID, WECHAT_BASE, FakeClock
+
+OAUTH2 = f"{WECHAT_BASE}/sns/oauth2/access_token"
+
+
+@pytest.fixture
+def registry(dynamodb, clock) -> AppRegistry:
+    return AppRegistry(
+        DynamoStore(dynamodb, TABLE),
+        App(TEST_APPID, client_id=TEST_APPID, primary=True),
+        clock=clock,
+        max_age=60,
+    )
+
+
+def test_one_app_needs_no_appid(registry):
+    assert registry.resolve(None).appid == TEST_APPID
+    assert registry.resolve(TEST_APPID).primary
+
+
+def test_several_apps_need_an_appid(registry):
+    registry.add(App("wx-b", "official-account", secret="s"), now=START)
+    with pytest.raises(RequestError, match="appid is required"):
+        registry.resolve(None)
+    assert registry.resolve("wx-b").kind == "official-account"
+    registry.set_enabled(TEST_APPID, False, now=START)
+    assert registry.resolve(None).appid == "wx-b"  # exactly one enabled again
+
+
+def test_unknown_and_disabled_apps(registry):
+    with pytest.raises(UnknownApp):
+        registry.resolve("wx-nobody")
+    registry.add(App("wx-b", secret="s"), now=START)
+    registry.set_enabled("wx-b", False, now=START)
+    with pytest.raises(AppDisabled):
+        registry.resolve("wx-b")
+    assert registry.set_enabled("wx-nobody", True, now=START) is False
+
+
+def test_an_app_is_added_once_and_never_as_the_primary(registry):
+    registry.add(App("wx-b", secret="s"), now=START)
+    with pytest.raises(RequestError, match="already exists"):
+        registry.add(App("wx-b", secret="t"), now=START)
+    with pytest.raises(RequestError, match="primary"):
+        registry.add(App(TEST_APPID, secret="t"), now=START)
+    with pytest.raises(RequestError, match="kind"):
+        registry.add(App("wx-c", kind="pager", secret="t"), now=START)
+
+
+def test_the_registry_is_cached(dynamodb, registry, clock: FakeClock, dynamodb_requests):
+    registry.apps()
+    registry.apps()
+    assert dynamodb_requests == ["Query"]
+    clock.advance(60)
+    registry.apps()
+    assert dynamodb_requests == ["Query", "Query"]
+
+
+def test_kinds_are_registered_not_branched():
+    assert set(KINDS) == {"mini-program", "official-account", "mobile-app"}
+
+    class Fake:
+        def code2session(self, code):
+            return type("S", (), {"openid": "o1", "unionid": None, "session_key": "k"})()
+
+        def oauth2_access_token(self, code):
+            return type("A", (), {"openid": "o2", "unionid": "u2"})()
+
+    assert KINDS[MINI_PROGRAM].exchange(Fake(), "c") == Exchanged("o1", None)
+    assert KINDS["official-account"].exchange(Fake(), "c") == Exchanged("o2", "u2")
+    assert KINDS["mobile-app"].exchange(Fake(), "c") == Exchanged("o2", "u2")
+
+
+@pytest.fixture
+def client() -> WeChatClient:
+    return WeChatClient(
+        base_url=WECHAT_BASE, appid="wx-oa", secret=lambda: "OA-SECRET", sleep=lambda _: None
+    )
+
+
+@responses.activate
+def test_oauth2_access_token(client, log_lines):
+    responses.get(
+        OAUTH2,
+        body=json.dumps(
+            {"access_token": "AT", "expires_in": 7200, "openid": "o", "unionid": "u", "scope": "x"}
+        ),
+        content_type="text/plain",
+    )
+    access = client.oauth2_access_token("CODE-1")
+    assert (access.openid, access.unionid, access.scope) == ("o", "u", "x")
+    assert "AT" not in repr(access)
+    sent = responses.calls[0].request.url
+    assert (
+        "appid=wx-oa" in sent and "code=CODE-1" in sent and "grant_type=authorization_code" in sent
+    )
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("errcode", "error"),
+    [(40029, WeChatCodeRejected), (40163, WeChatCodeRejected), (40125, WeChatConfigError)],
+)
+def test_oauth2_errors(client, log_lines, errcode, error):
+    responses.get(OAUTH2, json={"errcode": errcode, "errmsg": "x"})
+    with pytest.raises(error):
+        client.oauth2_access_token("CODE-2")
+    assert not [line for line in log_lines if "OA-SECRET" in line or "CODE-2" in line]
+
+
+@responses.activate
+def test_oauth2_busy_is_retried_once(client):
+    responses.get(OAUTH2, json={"errcode": -1, "errmsg": "busy"})
+    with pytest.raises(WeChatUnavailable):
+        client.oauth2_access_token("CODE-3")
+    assert len(responses.calls) == 2
+
+
+def test_an_unknown_appid_reloads_a_cache_older_than_five_seconds(
+    registry, clock: FakeClock, dynamodb_requests
+):
+    registry.apps()
+    other = AppRegistry(registry._store, registry.primary, clock=clock)  # another container
+    other.add(App("wx-new", secret="s"), now=START)
+    dynamodb_requests.clear()
+    with pytest.raises(UnknownApp):
+        registry.resolve("wx-new")  # loaded just now: not again (a flood of bogus appids)
+    assert dynamodb_requests == []
+    clock.advance(5)
+    assert registry.resolve("wx-new").appid == "wx-new"
+    assert dynamodb_requests == ["Query"]
+
+
+def test_the_apps_cache_setting():
+    from chalicelib.errors import ConfigurationError
+    from chalicelib.settings import Settings
+
+    assert Settings.from_env({}).apps_cache_ttl == 60
+    assert Settings.from_env({"AUTH_APPS_CACHE_TTL": "0"}).apps_cache_ttl == 0
+    for bad in ("-1", "soon"):
+        with pytest.raises(ConfigurationError, match="AUTH_APPS_CACHE_TTL"):
+            Settings.from_env({"AUTH_APPS_CACHE_TTL": bad})

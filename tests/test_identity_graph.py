@@ -1,0 +1,80 @@
+"""The identity graph's requests on every store backend (moto, and DynamoDB Local: its
+expression and transaction checks are the real service's)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from chalicelib import runtime
+from chalicelib.errors import AppDisabled, MergeRefused
+from chalicelib.identity.apps import App
+from chalicelib.identity.graph import Identity
+from devserver.fake_wechat import unionid_for
+from tests import identity_fixtures, test_store
+from tests.conftest import START, TEST_APPID
+from tests.identity_fixtures import APP_B
+
+backend = test_store.backend
+fake = identity_fixtures.fake
+fake_wechat = identity_fixtures.fake_wechat
+
+
+@pytest.fixture
+def graph_services(backend, settings, clock, fake_wechat) -> runtime.Services:
+    built = runtime.build(
+        replace(settings, table_name=backend.table),
+        dynamodb=backend.client,
+        clock=clock,
+        sleep=lambda _: None,
+    )
+    identity_fixtures.register_apps(built)
+    return built
+
+
+def test_create_returns_the_winner_of_a_race(graph_services):
+    graph = graph_services.graph
+    first = graph._create(Identity(APP_B, "o-1", "user-first", created_at=START))
+    second = graph._create(Identity(APP_B, "o-1", "user-second", created_at=START + 1))
+    assert first.user_id == second.user_id == "user-first"
+
+
+def test_the_unionid_owner_is_claimed_once(graph_services):
+    graph = graph_services.graph
+    assert graph.owner_of("u-1", candidate="user-a", now=START) == "user-a"
+    assert graph.owner_of("u-1", candidate="user-b", now=START) == "user-a"
+
+
+def test_login_pending_and_merge(graph_services, fake):
+    fake._unbound.add(APP_B)
+    login = graph_services.login
+    x = login.login("union-ned.1", START, TEST_APPID)
+    y = login.login("union-ned.2", START + 1, APP_B)
+    fake.bind(APP_B)
+    login.login("union-ned.3", START + 2, APP_B)
+    [pending] = graph_services.graph.pending()
+    assert pending.unionid == unionid_for("union-ned")
+    result = graph_services.graph.merge(x.tokens.user_id, y.tokens.user_id, now=START + 3)
+    assert result["pending_resolved"] == 1
+    assert login.login("union-ned.4", START + 4, APP_B).tokens.user_id == x.tokens.user_id
+    with pytest.raises(MergeRefused):
+        graph_services.graph.merge(x.tokens.user_id, y.tokens.user_id, now=START + 5)
+
+
+def test_the_disabled_apps_condition_check(graph_services):
+    graph_services.login.login("union-oz.1", START, APP_B)
+    assert graph_services.apps.set_enabled(APP_B, False, now=START)
+    graph_services.apps.apps()  # cached as disabled; make the cache say enabled again:
+    graph_services.apps._apps[APP_B] = App(
+        APP_B, client_id="shop-b", audience="aud-b", secret=identity_fixtures.SECRETS[APP_B]
+    )
+    with pytest.raises(AppDisabled):
+        graph_services.login.login("union-oz.2", START + 1, APP_B)
+    # the primary app's check passes without an item, and refuses once it is disabled
+    graph_services.login.login("union-oz.3", START + 2, TEST_APPID)
+    graph_services.apps.set_enabled(TEST_APPID, False, now=START)
+    graph_services.apps.apps()  # cached as disabled; the stale cache of another container:
+    graph_services.apps._apps[TEST_APPID] = graph_services.apps.primary
+    with pytest.raises(AppDisabled):
+        graph_services.login.login("union-oz.4", START + 3, TEST_APPID)
