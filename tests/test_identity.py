@@ -352,3 +352,24 @@ def test_oauth_refresh_names_the_app_the_session_belongs_to(client, services):
     ok = refresh(b["refresh_token"], "shop-b")  # app B's client_id
     assert ok.status_code == 200, ok.json_body
     assert claims_of(ok.json_body["access_token"])["client_id"] == "shop-b"
+
+
+@pytest.mark.parametrize("appid", [APP_B, APP_OA])
+def test_every_app_s_logins_count_against_the_per_openid_limit(
+    client, settings, dynamodb, clock, fake_wechat, monkeypatch, appid
+):
+    """A registered app's client is the primary's kind of login client: its jscode2session goes
+    through its own breaker, and both exchanges count against AUTH_LIMIT_LOGIN_PER_OPENID."""
+    import dataclasses
+
+    from chalicelib import runtime
+    from chalicelib.limits import Limit
+
+    limited = dataclasses.replace(settings, limit_login_per_openid=Limit(1, 60))
+    built = runtime.build(limited, dynamodb=dynamodb, clock=clock, sleep=lambda _: None)
+    monkeypatch.setattr("app._services", built)
+    log_in(client, "union-erin.1", appid)
+    refused = post(client, "/auth/login", {"code": "union-erin.2", "appid": appid})
+    assert_error(refused, 429, "slow_down")
+    assert int(refused.headers["Retry-After"]) > 0
+    assert type(built.apps.wechat(built.apps.resolve(appid))).__name__ == "GuardedWeChat"

@@ -46,7 +46,7 @@ from chalicelib.store import EXPIRES_AT, PK, SK, ConditionFailed
 
 if TYPE_CHECKING:
     from chalicelib.store import DynamoStore
-    from chalicelib.wechat.client import WeChatClient, WeChatSession
+    from chalicelib.wechat.client import OAuthAccess, WeChatClient, WeChatSession
 
 OPEN_SECONDS = 10
 MAX_OPEN_SECONDS = 60
@@ -276,6 +276,14 @@ class GuardedWeChat:
         if self._after_exchange is not None:
             self._after_exchange(session.openid, now)
         return session
+
+    def oauth2_access_token(self, code: str) -> OAuthAccess:
+        """A web or mobile app's exchange: not behind the breaker (it guards jscode2session),
+        but counted against the per-openid limit as a mini-program's."""
+        access = self._client.oauth2_access_token(code)
+        if self._after_exchange is not None:
+            self._after_exchange(access.openid, int(self._clock()))
+        return access
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
