@@ -167,18 +167,7 @@ class WeChatClient:
         )
 
     def _interpret_oauth2(self, body: dict[str, object]) -> OAuthAccess:
-        errcode = _errcode(body)
-        if errcode in CODE_REJECTED:
-            raise WeChatCodeRejected(f"WeChat rejected the code (errcode {errcode})")
-        if errcode == USER_BLOCKED:
-            raise WeChatUserBlocked("WeChat flagged this user as high-risk (errcode 40226)")
-        if errcode == RATE_LIMITED:
-            raise WeChatRateLimited("WeChat quota exceeded (errcode 45011)")
-        if errcode in CONFIG_ERRORS:
-            self._configuration_error(errcode, "check the app's appid and secret")
-            raise WeChatConfigError(f"WeChat rejected our appid or secret (errcode {errcode})")
-        if errcode != 0:
-            raise WeChatUnavailable(f"WeChat answered errcode {errcode}")
+        self._check_code_errcode(body, "check the app's appid and secret")
         openid, token = body.get("openid"), body.get("access_token")
         unionid, scope = body.get("unionid"), body.get("scope")
         if not isinstance(openid, str) or not openid or not isinstance(token, str):
@@ -317,7 +306,9 @@ class WeChatClient:
             raise WeChatUnavailable("WeChat stable_token answered without a usable token")
         return StableToken(access_token=token, expires_in=expires_in)
 
-    def _interpret(self, body: dict[str, object]) -> WeChatSession:
+    def _check_code_errcode(self, body: dict[str, object], config_hint: str) -> None:
+        """The errcode of a code exchange (jscode2session, sns/oauth2/access_token): the code
+        rejected, the user blocked, the quota, our appid or secret, anything else non-zero."""
         errcode = _errcode(body)
         if errcode in CODE_REJECTED:
             raise WeChatCodeRejected(f"WeChat rejected the code (errcode {errcode})")
@@ -326,10 +317,13 @@ class WeChatClient:
         if errcode == RATE_LIMITED:
             raise WeChatRateLimited("WeChat quota exceeded (errcode 45011)")
         if errcode in CONFIG_ERRORS:
-            self._configuration_error(errcode, "check WECHAT_APPID and the app secret")
+            self._configuration_error(errcode, config_hint)
             raise WeChatConfigError(f"WeChat rejected our appid or secret (errcode {errcode})")
         if errcode != 0:
             raise WeChatUnavailable(f"WeChat answered errcode {errcode}")
+
+    def _interpret(self, body: dict[str, object]) -> WeChatSession:
+        self._check_code_errcode(body, "check WECHAT_APPID and the app secret")
         openid, session_key = body.get("openid"), body.get("session_key")
         unionid = body.get("unionid")
         if not isinstance(openid, str) or not openid or not isinstance(session_key, str):
