@@ -1,11 +1,12 @@
 """Custom claims: validated, stored on the user and their sessions, put in access tokens.
 
 An operator sets a user's claims (`wxauth-admin user set-claims`): `set_claims` writes them on
-the user's PROFILE and copies them onto each of the user's live SESSION items, so that a
-refresh still makes one DynamoDB request (the rotation's UpdateItem returns the session with
-its copy). A login copies the profile's claims (as `DynamoStore.upsert_user` returned the
-profile) into the new session. Set-claims thus reaches a live session at its next refresh;
-access tokens already issued keep their claims until they expire.
+the user's PROFILE and copies them onto each of the user's IDENTITY items and live SESSION
+items, so that a refresh still makes one DynamoDB request (the rotation's UpdateItem returns
+the session with its copy) and a returning login three (the identity's UpdateItem returns its
+copy: chalicelib/identity/graph.py). A login copies them into the new session. Set-claims
+thus reaches a live session at its next refresh; access tokens already issued keep their
+claims until they expire.
 
 In an access token the claims are one JSON object under NAMESPACE (`ext`), never at the top
 level, so that no claim of an operator's can be confused with one of ours, today's or a

@@ -448,7 +448,9 @@ class DynamoStore:
         """Create the user, or keep it as it is; return it as it was before (None: created now).
 
         One UpdateItem, so concurrent first logins create exactly one user. `created_at` and
-        `unionid` keep their first value.
+        `unionid` keep their first value. The single-app login's write from before identities
+        (chalicelib/identity): logins now use `ensure_user`; kept for the data it wrote, which
+        tests/test_identity_migration.py writes with it (tests/legacy/login_v1.py).
         """
         names = {"#uid": "user_id", "#appid": "appid", "#openid": "openid", "#c": "created_at"}
         values = {
