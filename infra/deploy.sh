@@ -24,6 +24,7 @@
 #   AUTH_REFRESH_IDLE_TTL             -> RefreshIdleTtl
 #   AUTH_REFRESH_ABSOLUTE_TTL         -> RefreshAbsoluteTtl
 #   AUTH_REFRESH_GRACE                -> RefreshGrace
+#   WXAUTH_APP_SECRET_ARNS            -> AppSecretArns (the added apps' secrets, comma-separated)
 #   AUTH_LIMIT_LOGIN_PER_IP           -> LoginLimitPerIp (<count>/<seconds>)
 #   AUTH_LIMIT_LOGIN_PER_OPENID       -> LoginLimitPerOpenid
 #   AUTH_LIMIT_REFRESH_PER_SESSION    -> RefreshLimitPerSession
@@ -77,6 +78,7 @@ PARAMETERS=(
   RefreshIdleTtl=AUTH_REFRESH_IDLE_TTL
   RefreshAbsoluteTtl=AUTH_REFRESH_ABSOLUTE_TTL
   RefreshGrace=AUTH_REFRESH_GRACE
+  AppSecretArns=WXAUTH_APP_SECRET_ARNS
   LoginLimitPerIp=AUTH_LIMIT_LOGIN_PER_IP
   LoginLimitPerOpenid=AUTH_LIMIT_LOGIN_PER_OPENID
   RefreshLimitPerSession=AUTH_LIMIT_REFRESH_PER_SESSION

@@ -343,6 +343,7 @@ def test_role_has_nothing_else_and_no_wildcard(template: Template) -> None:
         "HasTokenHook",
         "TracingActive",
         "HasEventBus",
+        "HasAppSecrets",
     ]
 
 
@@ -1181,3 +1182,32 @@ def test_limit_parameters_are_off_by_default_and_allow_only_what_the_settings_ac
         assert accepted, f"{parameter} allows {value!r}, which {variable} refuses"
     if value in ("", "20/60", "1/1", "1000000/86400"):
         assert pattern.fullmatch(value), f"{parameter} refuses {value!r}"
+
+
+def test_role_reads_the_added_apps_secrets_only_when_listed(template: Template) -> None:
+    """AppSecretArns (the secrets of `wxauth-admin app add --secret-arn` apps): exactly those
+    ARNs, GetSecretValue only; empty, no statement at all."""
+    (statement,) = [
+        s for s in _policy_statements(template) if s.get("Fn::If", [""])[0] == "HasAppSecrets"
+    ]
+    _, secrets, otherwise = statement["Fn::If"]
+    assert otherwise == ref("AWS::NoValue")
+    assert secrets == {
+        "Sid": "AppSecrets",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": {"Fn::Split": [",", ref("AppSecretArns")]},
+    }
+    parameter = template["Parameters"]["AppSecretArns"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wxauth/app-b-AbCdEf"
+    assert pattern.fullmatch("") and pattern.fullmatch(arn) and pattern.fullmatch(f"{arn},{arn}")
+    for bad in (
+        "*",
+        f"{arn}, {arn}",
+        f"{arn},",
+        "arn:aws:secretsmanager:us-east-1:1:secret:x",
+        arn.replace("secret:", "secret:*"),
+    ):
+        assert not pattern.fullmatch(bad), bad
