@@ -64,8 +64,9 @@ VARIANTS = {
 
 # -- the stack's fixed parts (infra/resources.yaml; docs/operators.md "Alarms", "Dashboard") ---
 # Metrics the alarms evaluate: 5xx + Count, Latency, Errors, Duration, ConcurrentExecutions,
-# LoginFailures + LoginSuccesses, Throttles, Read + WriteThrottleEvents, RefreshTokenReuse.
-ALARM_METRICS = 12
+# LoginFailures + LoginSuccesses, Throttles, Read + WriteThrottleEvents, RefreshTokenReuse,
+# WeChatTokenForceRefresh, WeChatTokenFetchFailed, WeChatBreakerOpened, EventsDropped.
+ALARM_METRICS = 16
 # Custom metrics: 4 metric filters (LoginSuccesses, LoginFailures, Refreshes, WeChatErrors)
 # and the EMF metric RefreshTokenReuse.
 CUSTOM_METRICS = 5

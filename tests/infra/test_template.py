@@ -949,6 +949,27 @@ def test_alarm_on_forced_wechat_token_refreshes_matches_the_metric_the_code_emit
     assert failed["MetricName"] == "WeChatTokenFetchFailed" and failed["Namespace"] == "wxauth"
 
 
+@pytest.mark.parametrize(
+    ("alarm_id", "metric", "source"),
+    [
+        ("WeChatBreakerOpenedAlarm", "WeChatBreakerOpened", "chalicelib/wechat/breaker.py"),
+        ("EventsDroppedAlarm", "EventsDropped", "chalicelib/events.py"),
+    ],
+)
+def test_the_breaker_and_dropped_events_alarm_on_the_first_one(
+    template: Template, alarm_id: str, metric: str, source: str
+) -> None:
+    """On the metric the code counts (by the Stack dimension only, as Metrics.count emits it),
+    at the first one in 5 minutes, mailing the alarm topic."""
+    alarm = _alarm(template, alarm_id)
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("wxauth", metric)
+    assert alarm["Dimensions"] == [{"Name": "Stack", "Value": ref("AWS::StackName")}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 300, 1)
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [ref("AlarmTopic")]
+    assert f'"{metric}"' in (ROOT / source).read_text()
+
+
 EGRESS_TYPES = {
     "EgressVpc": "AWS::EC2::VPC",
     "EgressInternetGateway": "AWS::EC2::InternetGateway",
