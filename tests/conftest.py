@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -18,7 +21,7 @@ from chalicelib import runtime, store
 from chalicelib.logs import LOGGER_NAME
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import KeySet
-from tests.integration.dynamodb_local import DynamoDBLocal
+from tests.integration.dynamodb_local import DynamoDBLocal, dynamodb_client
 
 START = 1_800_000_000  # a fixed "now" for every test; advance it, never sleep
 TEST_APPID = "wx-test-appid"
@@ -223,6 +226,30 @@ def log_lines() -> Iterator[list[str]]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
+
+
+# The store backends a contract suite runs on: `@pytest.fixture(params=BACKENDS)`, then
+# `with backend_table(request, "name") as (client, table): yield ...`.
+BACKENDS = ["moto", pytest.param("dynamodb_local", marks=pytest.mark.integration)]
+
+
+@contextlib.contextmanager
+def backend_table(request: pytest.FixtureRequest, prefix: str) -> Iterator[tuple[Any, str]]:
+    """A new table `wxauth-<prefix>-<random>` on the backend `request.param` names (moto, or
+    the session's DynamoDB Local, where it is deleted afterwards), and a client for it."""
+    name = f"wxauth-{prefix}-{uuid.uuid4().hex[:12]}"
+    if request.param == "moto":
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            store.create_table(client, name)
+            yield client, name
+        return
+    client = dynamodb_client(request.getfixturevalue("dynamodb_local_endpoint"))
+    store.create_table(client, name)
+    try:
+        yield client, name
+    finally:
+        client.delete_table(TableName=name)
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from moto import mock_aws
 
 from chalicelib import refresh_tokens
 from chalicelib.errors import (
@@ -27,7 +24,7 @@ from chalicelib.errors import (
     WeChatUnavailable,
 )
 from chalicelib.logs import Metrics
-from chalicelib.store import DynamoStore, create_table, wxtoken_pk
+from chalicelib.store import DynamoStore, wxtoken_pk
 from chalicelib.wechat import broker as broker_module
 from chalicelib.wechat.broker import (
     EXPIRY_MARGIN,
@@ -38,29 +35,17 @@ from chalicelib.wechat.broker import (
 )
 from chalicelib.wechat.client import WeChatClient, check_token_errcode
 from devserver.fake_wechat import API_DOMAIN_IP_PATH, STABLE_TOKEN_PATH, FakeWeChat
-from tests.conftest import START, FakeClock
-from tests.integration.dynamodb_local import dynamodb_client
+from tests.conftest import BACKENDS, START, FakeClock, backend_table
 
 APPID = "wx-broker-appid"
 SECRET = "broker-app-secret-0123456789abcdef"
 TTL = 7200  # the fake's expires_in
 
 
-@pytest.fixture(params=["moto", pytest.param("dynamodb_local", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def table(request: pytest.FixtureRequest) -> Iterator[tuple[Any, str]]:
-    name = f"wxauth-broker-{uuid.uuid4().hex[:12]}"
-    if request.param == "moto":
-        with mock_aws():
-            client = boto3.client("dynamodb", region_name="us-east-1")
-            create_table(client, name)
-            yield client, name
-        return
-    client = dynamodb_client(request.getfixturevalue("dynamodb_local_endpoint"))
-    create_table(client, name)
-    try:
-        yield client, name
-    finally:
-        client.delete_table(TableName=name)
+    with backend_table(request, "broker") as created:
+        yield created
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,28 +24,17 @@ from chalicelib.limits import (
     source_ip,
 )
 from chalicelib.logs import Metrics
-from chalicelib.store import DynamoStore, create_table
-from tests.integration.dynamodb_local import dynamodb_client
+from chalicelib.store import DynamoStore
+from tests.conftest import BACKENDS, backend_table
 
 NOW = 1_800_000_000  # a multiple of 60: NOW starts a 60 s window
 IP = "203.0.113.7"
 
 
-@pytest.fixture(params=["moto", pytest.param("dynamodb_local", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def table(request: pytest.FixtureRequest) -> Iterator[tuple[Any, str]]:
-    name = f"wxauth-limits-{uuid.uuid4().hex[:12]}"
-    if request.param == "moto":
-        with mock_aws():
-            client = boto3.client("dynamodb", region_name="us-east-1")
-            create_table(client, name)
-            yield client, name
-        return
-    client = dynamodb_client(request.getfixturevalue("dynamodb_local_endpoint"))
-    create_table(client, name)
-    try:
-        yield client, name
-    finally:
-        client.delete_table(TableName=name)
+    with backend_table(request, "limits") as created:
+        yield created
 
 
 @pytest.fixture

@@ -7,16 +7,13 @@ Every test gets a fresh table made by `store.create_table`. A test may read the 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from chalicelib import refresh_tokens
 from chalicelib.errors import StoreUnavailable
@@ -33,7 +30,7 @@ from chalicelib.store import (
     session_sk,
     user_pk,
 )
-from tests.conftest import TABLE, table_items
+from tests.conftest import BACKENDS, TABLE, backend_table, table_items
 from tests.integration.dynamodb_local import dynamodb_client
 
 NOW = 1_800_000_000
@@ -69,21 +66,10 @@ class Backend:
         return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
 
 
-@pytest.fixture(params=["moto", pytest.param("dynamodb_local", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    table = f"wxauth-store-{uuid.uuid4().hex[:12]}"
-    if request.param == "moto":
-        with mock_aws():
-            client = boto3.client("dynamodb", region_name="us-east-1")
-            create_table(client, table)
-            yield Backend("moto", client, table)
-        return
-    client = dynamodb_client(request.getfixturevalue("dynamodb_local_endpoint"))
-    create_table(client, table)
-    try:
-        yield Backend("dynamodb_local", client, table)
-    finally:
-        client.delete_table(TableName=table)
+    with backend_table(request, "store") as (client, table):
+        yield Backend(request.param, client, table)
 
 
 @pytest.fixture
