@@ -452,28 +452,7 @@ class DynamoStore:
         (chalicelib/identity): logins now use `ensure_user`; kept for the data it wrote, which
         tests/test_identity_migration.py writes with it (tests/legacy/login_v1.py).
         """
-        names = {"#uid": "user_id", "#appid": "appid", "#openid": "openid", "#c": "created_at"}
-        values = {
-            ":uid": _s(user.user_id),
-            ":appid": _s(user.appid),
-            ":openid": _s(user.openid),
-            ":c": _n(user.created_at),
-        }
-        update = "SET #uid = :uid, #appid = :appid, #openid = :openid, #c = if_not_exists(#c, :c)"
-        if user.unionid:
-            names["#u"] = "unionid"
-            values[":u"] = _s(user.unionid)
-            update += ", #u = if_not_exists(#u, :u)"
-        response = self.call(
-            "update_item",
-            Key={PK: _s(user_pk(user.user_id)), SK: _s(PROFILE)},
-            UpdateExpression=update,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_OLD",
-        )
-        old = response.get("Attributes")
-        return item_to_user(old) if old else None
+        return self._write_profile(user, keep_identity=False)
 
     def ensure_user(self, user: UserRecord) -> UserRecord | None:
         """Create the user's profile unless it exists, keeping every attribute already set (the
@@ -481,6 +460,10 @@ class DynamoStore:
         (None: created now). One UpdateItem. Used by the identity graph (chalicelib/identity),
         where a second app's identity may join an existing user without rewriting its profile.
         """
+        return self._write_profile(user, keep_identity=True)
+
+    def _write_profile(self, user: UserRecord, *, keep_identity: bool) -> UserRecord | None:
+        """The PROFILE's UpdateItem; `keep_identity`: appid and openid only where unset too."""
         names = {"#uid": "user_id", "#appid": "appid", "#openid": "openid", "#c": "created_at"}
         values = {
             ":uid": _s(user.user_id),
@@ -488,10 +471,13 @@ class DynamoStore:
             ":openid": _s(user.openid),
             ":c": _n(user.created_at),
         }
-        update = (
-            "SET #uid = :uid, #appid = if_not_exists(#appid, :appid),"
-            " #openid = if_not_exists(#openid, :openid), #c = if_not_exists(#c, :c)"
-        )
+        if keep_identity:
+            identity = (
+                "#appid = if_not_exists(#appid, :appid), #openid = if_not_exists(#openid, :openid)"
+            )
+        else:
+            identity = "#appid = :appid, #openid = :openid"
+        update = f"SET #uid = :uid, {identity}, #c = if_not_exists(#c, :c)"
         if user.unionid:
             names["#u"] = "unionid"
             values[":u"] = _s(user.unionid)
