@@ -150,6 +150,21 @@ def _b64url_sha256(text: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+def _code_refusal(user: str, first_use: bool) -> dict[str, Any] | None:
+    """WeChat's answer to a login code it refuses: `err-<errcode>.<n>` answers that errcode,
+    a code without a user 40029, a code used before 40163; None for a good code."""
+    if user.startswith("err-"):
+        try:
+            return _error(int(user.removeprefix("err-")))
+        except ValueError:
+            return _error(40029)
+    if not user:
+        return _error(40029)
+    if not first_use:
+        return _error(40163)
+    return None
+
+
 def _error(errcode: int) -> dict[str, Any]:
     # Real errmsgs end with a request id; clients must not parse them.
     errmsg = ERRMSGS.get(errcode, "fake error")
@@ -387,15 +402,9 @@ class FakeWeChat:
             return refused
         first_use = self._claim(f"{query['appid']}\x00oauth2\x00{code}")
         user = code.split(".", 1)[0]
-        if user.startswith("err-"):
-            try:
-                return _error(int(user.removeprefix("err-")))
-            except ValueError:
-                return _error(40029)
-        if not user:
-            return _error(40029)
-        if not first_use:
-            return _error(40163)
+        refused = _code_refusal(user, first_use)
+        if refused is not None:
+            return refused
         body: dict[str, Any] = {
             "access_token": "wxoauth-" + secrets.token_urlsafe(32),
             "expires_in": ACCESS_TOKEN_TTL,
@@ -432,15 +441,9 @@ class FakeWeChat:
             time.sleep(min(int(delay_ms), MAX_SLOW_MS) / 1000)
 
         user = effective.split(".", 1)[0]
-        if user.startswith("err-"):
-            try:
-                return _error(int(user.removeprefix("err-")))
-            except ValueError:
-                return _error(40029)
-        if not user:
-            return _error(40029)
-        if not first_use:
-            return _error(40163)
+        refused = _code_refusal(user, first_use)
+        if refused is not None:
+            return refused
         body: dict[str, Any] = {
             "openid": openid_for(query["appid"], user),
             "session_key": base64.b64encode(secrets.token_bytes(16)).decode(),
