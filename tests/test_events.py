@@ -300,12 +300,17 @@ def test_oauth_revoke_publishes_session_ended_only_when_it_ended_one(client, bus
     assert bus.delivered() == []  # already revoked: nothing ended, nothing published
 
 
-def test_admin_revoke_and_revoke_all_publish_at_the_end_of_the_command(
-    capsys, monkeypatch, settings, client, bus
-):
+@pytest.fixture
+def admin_env(monkeypatch, settings) -> None:
+    """wxauth-admin's environment: the test table, the test keys, the test bus."""
     monkeypatch.setenv("AUTH_TABLE_NAME", TABLE)
     monkeypatch.setenv("AUTH_SIGNING_KEYS_FILE", settings.signing_keys_file)
     monkeypatch.setenv("AUTH_EVENT_BUS", BUS)
+
+
+def test_admin_revoke_and_revoke_all_publish_at_the_end_of_the_command(
+    capsys, admin_env, client, bus
+):
     first, second = login(client, "alice.1"), login(client, "alice.2")
     bus.delivered()
     user_id, session_id = first["user"]["id"], first["refresh_token"].split(".")[1]
@@ -349,12 +354,7 @@ def test_ending_one_session_and_logout_others_publish_one_session_ended_each(cli
     )
 
 
-def test_admin_ban_publishes_session_ended_and_user_banned(
-    capsys, monkeypatch, settings, client, bus
-):
-    monkeypatch.setenv("AUTH_TABLE_NAME", TABLE)
-    monkeypatch.setenv("AUTH_SIGNING_KEYS_FILE", settings.signing_keys_file)
-    monkeypatch.setenv("AUTH_EVENT_BUS", BUS)
+def test_admin_ban_publishes_session_ended_and_user_banned(capsys, admin_env, client, bus):
     first, _ = login(client, "alice.1"), login(client, "alice.2")
     bus.delivered()
     user_id = first["user"]["id"]
