@@ -393,11 +393,7 @@ def login(call: Call) -> Response:
     if body.get("appid") is not None:
         appid = string_field(body, "appid", max_length=MAX_APPID_LENGTH)
     device = login_device(call, body)
-    login = call.services.login
-    if appid is None:
-        result = login.login(code, call.now, device=device)
-    else:
-        result = login.login(code, call.now, appid, device=device)
+    result = call.services.login.login(code, call.now, appid, device=device)
     call.user_id = result.tokens.user_id
     return token_response(result.response(call.now))
 

@@ -160,7 +160,7 @@ def test_dynamodb_throttling_is_503_with_retry_after(client, services, dynamodb)
 
 
 def test_unexpected_failure_is_a_bare_500(client, services, log_lines):
-    def explode(code, now, **_):
+    def explode(code, now, *_, **__):  # as LoginService.login: (code, now, appid, device=)
         raise RuntimeError(f"boom {TEST_SECRET}")
 
     services.login.login = explode
