@@ -211,9 +211,7 @@ class PhoneBinding:
                 current = fresh
             owner = self._store.phone_owner(phone.phone_hash)
             if owner is not None and owner != user.user_id and self._conflict == REFUSE:
-                log_event(
-                    "phone_in_use", user_id=user.user_id, owner=owner, phone_hash=phone.phone_hash
-                )
+                log_event("phone_in_use", user_id=user.user_id, owner=owner)
                 raise PhoneInUse("this phone number is already bound to another account")
             previous = current.phone.phone_hash if current.phone else None
             try:
@@ -228,14 +226,9 @@ class PhoneBinding:
             except ConditionFailed:
                 continue
             if owner is not None and owner != user.user_id:
-                log_event(
-                    "phone_moved",
-                    from_user_id=owner,
-                    to_user_id=user.user_id,
-                    phone_hash=phone.phone_hash,
-                )
+                log_event("phone_moved", from_user_id=owner, to_user_id=user.user_id)
                 self._metrics.count("PhoneMoved")
-            log_event("phone_bound", user_id=user.user_id, phone_hash=phone.phone_hash)
+            log_event("phone_bound", user_id=user.user_id)  # never the number, nor its hash
             moved_from = owner if owner is not None and owner != user.user_id else None
             self._events.phone_bound(
                 user.user_id, appid=user.appid, moved_from_user_id=moved_from, now=now

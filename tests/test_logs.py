@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+from chalicelib.phone import phone_hash
 from tests import test_app_wechat_access_token as wechat_access
 from tests.conftest import TEST_SECRET
 from tests.test_app import bearer, post
@@ -77,6 +78,8 @@ def test_a_full_session_logs_no_secret(client, services, log_lines, caplog, cloc
         "phone code": phone_code,
         "other phone code": "phone.union-grace.13900139000.nope",
         "phone number": "13800138000",
+        # an unsalted SHA-256 of a phone number is the number: there are only so many numbers
+        "phone number's hash": phone_hash("+8613800138000"),
         "other phone number": "13900139000",
         "WeChat server access token": SERVER_TOKEN,
         "client's access token": backend,
