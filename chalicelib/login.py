@@ -32,6 +32,7 @@ from chalicelib.identity.graph import IdentityGraph, Resolved
 from chalicelib.logs import Metrics
 from chalicelib.sessions import IssuedTokens, SessionManager
 from chalicelib.store import ConditionFailed, DynamoStore
+from chalicelib.wechat.breaker import GuardedWeChat
 from chalicelib.wechat.client import WeChatClient
 
 MAX_CODE_LENGTH = 128
@@ -116,6 +117,9 @@ class LoginService:
         user: no session is created."""
         validate_code(code)
         app = self._apps.resolve(appid)
+        wechat = self._client_of(app)
+        if isinstance(wechat, GuardedWeChat):  # the app's breaker, before the code is claimed
+            wechat.check(now)
         code_hash = hashlib.sha256(f"{app.appid}\x00{code}".encode()).hexdigest()
         for _ in range(self._max_polls):
             claimed = self._store.claim_login(
@@ -139,8 +143,7 @@ class LoginService:
         transaction) and WeChat once. A first login or a unionid back-fill costs a few more
         (IdentityGraph.resolve). A banned user: refused by the transaction's check."""
         try:
-            wechat = self._wechat if app.primary else self._apps.wechat(app)
-            wx = app.exchange.exchange(wechat, code)
+            wx = app.exchange.exchange(self._client_of(app), code)
             resolved = self.upsert_user(app, wx, now)
             user_id = resolved.user_id
             session, tokens = self._sessions.prepare(
@@ -187,6 +190,11 @@ class LoginService:
             now=now,
         )
         return result
+
+    def _client_of(self, app: App) -> WeChatClient:
+        """The app's WeChat client: the primary's given, the others' from the registry (in
+        the service, GuardedWeChat: behind the app's breaker and the per-openid limit)."""
+        return self._wechat if app.primary else self._apps.wechat(app)
 
     def upsert_user(self, app: App, wx: Exchanged, now: int) -> Resolved:
         """The user of this exchange, found or created through the identity graph

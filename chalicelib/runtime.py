@@ -102,13 +102,12 @@ class Services:
         )
 
     def before_login(self, source_ip: str | None, now: int) -> None:
-        """What a login meets first: the per-IP limit (one UpdateItem, if configured), then
-        the WeChat breaker (a GetItem at most once per 5 s per container)."""
+        """What a login meets first: the per-IP limit (one UpdateItem, if configured). The
+        app's WeChat breaker comes next, once the login knows its app (LoginService.login)."""
         from chalicelib.limits import LOGIN_PER_IP, ip_key
 
         if self.limiter is not None and source_ip is not None:
             self.limiter.check(LOGIN_PER_IP, ip_key(source_ip), now)
-        self.breaker.check(now)
 
     @cached_property
     def breaker(self) -> Breaker:

@@ -316,7 +316,8 @@ def test_a_returning_user_of_a_second_app_is_three_requests(services, dynamodb_r
     services.login.login("union-kim.1", START, TEST_APPID)
     services.login.login("union-kim.2", START, APP_B)
     dynamodb_requests.clear()
-    services.login.login("union-kim.3", START + 5, APP_B)
+    # within CACHE_SECONDS: app B's breaker read (amortized, tests/test_breaker.py) is not due
+    services.login.login("union-kim.3", START + 1, APP_B)
     assert dynamodb_requests == ["PutItem", "UpdateItem", "TransactWriteItems"]
 
 
@@ -373,3 +374,30 @@ def test_every_app_s_logins_count_against_the_per_openid_limit(
     assert_error(refused, 429, "slow_down")
     assert int(refused.headers["Retry-After"]) > 0
     assert type(built.apps.wechat(built.apps.resolve(appid))).__name__ == "GuardedWeChat"
+
+
+def test_each_app_has_its_own_breaker_shared_by_every_container(
+    client, services, settings, dynamodb, clock, fake_wechat
+):
+    """WeChat's 45011 on app B's jscode2session opens app B's breaker: app B's next login is
+    refused without calling WeChat, in this container and (at its next read, CACHE_SECONDS
+    later) in another one, while the primary app's logins go on."""
+    from chalicelib import runtime
+    from chalicelib.errors import WeChatRateLimited
+    from chalicelib.wechat.breaker import CACHE_SECONDS
+
+    other = runtime.build(settings, dynamodb=dynamodb, clock=clock, sleep=lambda _: None)
+    other.login.login("erin.0", services.now(), APP_B)  # a warm container of app B's
+
+    tripped = post(client, "/auth/login", {"code": "err-45011.1", "appid": APP_B})
+    assert_error(tripped, 429, "slow_down")
+    calls = fake_wechat.calls
+    refused = post(client, "/auth/login", {"code": "erin.1", "appid": APP_B})
+    assert_error(refused, 429, "slow_down")
+    assert fake_wechat.calls == calls  # refused before WeChat
+    log_in(client, "erin.2", TEST_APPID)  # the primary app's breaker is closed
+    clock.advance(CACHE_SECONDS)
+    calls = fake_wechat.calls
+    with pytest.raises(WeChatRateLimited):
+        other.login.login("erin.3", services.now(), APP_B)
+    assert fake_wechat.calls == calls

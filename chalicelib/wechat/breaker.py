@@ -262,6 +262,11 @@ class GuardedWeChat:
         self._clock = clock
         self._after_exchange = after_exchange
 
+    def check(self, now: int) -> None:
+        """Refuse while this app's breaker is open (Breaker.check: the shared item read at
+        most once per CACHE_SECONDS), before a login claims its code."""
+        self._breaker.check(now)
+
     def code2session(self, code: str) -> WeChatSession:
         now = int(self._clock())
         self._breaker.check_cached(now)
