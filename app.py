@@ -483,7 +483,7 @@ def end_session(call: Call, claims: AccessClaims) -> Response:
 @protected("/me", users_only=True)
 def me(call: Call, claims: AccessClaims) -> dict[str, Any]:
     assert claims.user_id is not None
-    user = call.services.store.get_user(claims.user_id)
+    user = call.services.store.users.get(claims.user_id)
     if user is None:
         raise TokenError("the user of this access token no longer exists")
     from chalicelib.phone import phone_json
@@ -506,7 +506,7 @@ def bind_phone(call: Call, claims: AccessClaims) -> Response:
 
     assert claims.user_id is not None
     code = string_field(call.json(), "code", max_length=MAX_CODE_LENGTH)
-    user = call.services.store.get_user(claims.user_id)
+    user = call.services.store.users.get(claims.user_id)
     if user is None:
         raise TokenError("the user of this access token no longer exists")
     phone = call.services.phone.bind(user, code, call.now)

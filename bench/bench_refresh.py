@@ -97,14 +97,14 @@ def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str |
     with h.installed(app, real):
         other = h.expect(app, h.login_event(f"refresh-{uuid.uuid4().hex[:8]}.2"))["refresh_token"]
     user_id, session_id = other.split(".")[:2]
-    stored = real.store.get_session(user_id, session_id)
+    stored = real.store.sessions.get(user_id, session_id)
     hashes = {"current": stored.current_hash, "generation": stored.generation or 0}
     sealed_size = len(stored.sealed_current or b"") or 133
 
     def rotation() -> Any:
         new = os.urandom(32)
         now = real.now()
-        session = real.store.rotate_session(
+        session = real.store.sessions.rotate(
             user_id,
             session_id,
             presented_hash=hashes["current"],

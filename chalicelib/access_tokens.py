@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import jwt
 
+from chalicelib.crypto import b64url
 from chalicelib.errors import ExpiredToken, InvalidToken
-from chalicelib.refresh_tokens import b64url
 from chalicelib.signing_keys import KeySetProvider
 
 ALGORITHM = "RS256"

@@ -38,19 +38,15 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import claims, runtime
-from chalicelib.bans import MAX_BAN_REASON, Bans, UnknownUser, validate_reason
+from chalicelib.bans import MAX_BAN_REASON, Bans, validate_reason
 from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
-from chalicelib.errors import ClientExists, RequestError, WxAuthError
+from chalicelib.errors import AdminError, ClientExists, RequestError, UnknownUser, WxAuthError
 from chalicelib.identity import admin as identity_admin
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import DEFAULT_ACTIVATE_IN, KeySet, replace_file, rotate_for_service
-from chalicelib.store import SessionRecord
+from chalicelib.store.sessions import SessionRecord
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # user and session ids (chalicelib.refresh_tokens)
-
-
-class AdminError(Exception):
-    """A command could not be carried out; the message says why, for the operator."""
 
 
 def _wxauth_id(kind: str) -> Callable[[str], str]:
@@ -195,7 +191,7 @@ def _ban_reason(value: str) -> str:
 
 def _run_user(args: argparse.Namespace, services: runtime.Services, now: int) -> Any:
     if args.command in ("ban", "unban"):
-        bans = Bans(services.store, services.sessions, services.events)
+        bans = Bans(services.store.users, services.sessions, services.events)
         try:
             if args.command == "ban":
                 result = bans.ban(args.user_id, now=now, reason=args.reason)
@@ -205,7 +201,7 @@ def _run_user(args: argparse.Namespace, services: runtime.Services, now: int) ->
             raise AdminError(f"no user {args.user_id}") from e
         return dataclasses.asdict(result)
     if args.command == "show-claims":
-        user = services.store.get_user(args.user_id)
+        user = services.store.users.get(args.user_id)
         if user is None:
             raise AdminError(f"no user {args.user_id}")
         return {"user_id": user.user_id, "claims": claims.loads(user.custom_claims)}
@@ -259,10 +255,7 @@ def _run(args: argparse.Namespace, settings: Settings, now: int) -> Any:
 def _command(args: argparse.Namespace, services: runtime.Services, now: int) -> Any:
     """A command that works on the table (every group but `keys`)."""
     if identity_admin.handles(args):
-        try:
-            return identity_admin.run(args, services, now)
-        except identity_admin.IdentityAdminError as e:
-            raise AdminError(str(e)) from e
+        return identity_admin.run(args, services, now)
     if args.group == "client":
         clients = services.clients
         if args.command == "create":
@@ -288,7 +281,7 @@ def _command(args: argparse.Namespace, services: runtime.Services, now: int) -> 
     if args.command == "list":
         return [_session(s, now) for s in sessions.list_sessions(args.user_id)]
     if args.command == "revoke":
-        session = services.store.get_session(args.user_id, args.session_id)
+        session = services.sessions.find(args.user_id, args.session_id)
         if session is None:
             raise AdminError(f"user {args.user_id} has no session {args.session_id}")
         revoked = sessions.revoke(args.user_id, args.session_id, now=now, reason="admin")

@@ -8,8 +8,8 @@ session of the user with the reason `banned`. From then on, with no extra reques
   `revoked_reason` (chalicelib/sessions.py).
 - login answers 403 `access_denied` and creates no session: the user's upsert returns the
   PROFILE as it was, with `banned_at`; and a login that read the PROFILE just before the ban
-  fails its finishing transaction, which checks `attribute_not_exists(banned_at)` on the
-  PROFILE (chalicelib/store.py `finish_login`), so no session can slip in after the
+  fails its finishing transaction, which checks that the PROFILE has no `banned_at`
+  (chalicelib/store/logins.py `Logins.finish`), so no session can slip in after the
   revocation's Query.
 
 Unban removes the mark: new logins are let in again; sessions revoked by the ban stay revoked
@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.errors import RequestError
+from chalicelib.errors import RequestError, UnknownUser
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
 from chalicelib.sessions import REASON_BANNED, SessionManager
-from chalicelib.store import DynamoStore
+from chalicelib.store.users import Users
 
 MAX_BAN_REASON = 200
 
@@ -35,10 +35,6 @@ class BanResult:
     banned: bool
     banned_at: int | None
     sessions_revoked: int = 0
-
-
-class UnknownUser(LookupError):
-    """There is no user with this id."""
 
 
 def validate_reason(reason: str | None) -> str | None:
@@ -52,9 +48,9 @@ def validate_reason(reason: str | None) -> str | None:
 
 class Bans:
     def __init__(
-        self, store: DynamoStore, sessions: SessionManager, events: Events = EVENTS_OFF
+        self, users: Users, sessions: SessionManager, events: Events = EVENTS_OFF
     ) -> None:
-        self._store = store
+        self._users = users
         self._sessions = sessions
         self._events = events
 
@@ -64,7 +60,7 @@ class Bans:
         One UpdateItem, one Query, then one UpdateItem per live session. Banning a banned
         user again rewrites `banned_at` and the reason and revokes whatever is live.
         """
-        user = self._store.ban_user(user_id, now=now, reason=validate_reason(reason))
+        user = self._users.ban(user_id, now=now, reason=validate_reason(reason))
         if user is None:
             raise UnknownUser(user_id)
         revoked = self._sessions.revoke_all(user_id, now=now, reason=REASON_BANNED)
@@ -75,7 +71,7 @@ class Bans:
 
     def unban(self, user_id: str) -> BanResult:
         """Lift the ban (UnknownUser if no such user); sessions it revoked stay revoked."""
-        before = self._store.unban_user(user_id)
+        before = self._users.unban(user_id)
         if before is None:
             raise UnknownUser(user_id)
         return BanResult(user_id=user_id, banned=False, banned_at=None)

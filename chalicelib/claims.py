@@ -23,7 +23,6 @@ metric `TokenHookFailed`) or `refuse` (TokenHookUnavailable: 503 temporarily_una
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
@@ -33,19 +32,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.aws import CallBudget
-from chalicelib.errors import RequestError, WxAuthError
+from chalicelib.errors import InvalidClaims, NoSuchUser, TokenHookFailed, TokenHookUnavailable
 from chalicelib.logs import Metrics
-from chalicelib.store import (
-    CUSTOM_CLAIMS,
-    PK,
-    PROFILE,
-    SK,
-    ConditionFailed,
-    DynamoStore,
-    SessionRecord,
-    session_sk,
-    user_pk,
-)
+
+if TYPE_CHECKING:
+    from chalicelib.store import SessionRecord, Store
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
@@ -79,24 +70,6 @@ MAX_HOOK_ANSWER_BYTES = 16_384  # read no more of a hook's answer than this
 _LAMBDA_ARN_RE = re.compile(
     r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?"
 )
-
-
-class InvalidClaims(RequestError):
-    """Custom claims are not a bounded JSON object of allowed names and JSON values."""
-
-
-class NoSuchUser(WxAuthError):
-    """Claims were set for a user id that has no profile."""
-
-
-class TokenHookUnavailable(WxAuthError):
-    """The pre-token hook failed and AUTH_TOKEN_HOOK_ON_ERROR is `refuse`: no token now."""
-
-    retry_after = 2
-
-
-class _HookFailed(Exception):
-    """Why one hook call gave no usable answer (a short reason, never the answer itself)."""
 
 
 def is_lambda_arn(value: str) -> bool:
@@ -180,7 +153,7 @@ class SetClaimsResult:
 
 
 def set_claims(
-    store: DynamoStore, user_id: str, claims: Mapping[str, object] | None, *, now: int
+    store: Store, user_id: str, claims: Mapping[str, object] | None, *, now: int
 ) -> SetClaimsResult:
     """Write `claims` (None or {}: clear them) on the user and copy them onto every live session.
 
@@ -192,67 +165,16 @@ def set_claims(
     write may still start a session with the old claims: run it again to be sure.
     """
     value = dumps(validate(dict(claims))) if claims else None
-    if value is None:
-        update, values = "REMOVE #claims SET #at = :now", {":now": {"N": str(now)}}
-    else:
-        update = "SET #claims = :claims, #at = :now"
-        values = {":claims": {"S": value}, ":now": {"N": str(now)}}
-    try:
-        store.call(
-            "update_item",
-            Key={PK: {"S": user_pk(user_id)}, SK: {"S": PROFILE}},
-            UpdateExpression=update,
-            ConditionExpression="attribute_exists(#pk)",
-            ExpressionAttributeNames={"#pk": PK, "#claims": CUSTOM_CLAIMS, "#at": "claims_set_at"},
-            ExpressionAttributeValues=values,
-        )
-    except ConditionFailed as e:
-        raise NoSuchUser(f"no user {user_id}") from e
-    _copy_to_identities(store, user_id, value)
+    if not store.users.set_claims(user_id, value, now=now):
+        raise NoSuchUser(f"no user {user_id}")
+    store.identities.set_claims(user_id, value)
     updated = 0
-    for session in store.list_sessions(user_id):
-        if not session.is_live(now):
-            continue
-        session_update = "REMOVE #claims" if value is None else "SET #claims = :claims"
-        try:
-            store.call(
-                "update_item",
-                Key={PK: {"S": user_pk(user_id)}, SK: {"S": session_sk(session.session_id)}},
-                UpdateExpression=session_update,
-                ConditionExpression="attribute_exists(#pk) AND attribute_not_exists(#revoked)",
-                ExpressionAttributeNames={
-                    "#pk": PK,
-                    "#claims": CUSTOM_CLAIMS,
-                    "#revoked": "revoked_at",
-                },
-                **({"ExpressionAttributeValues": {":claims": {"S": value}}} if value else {}),
-            )
-        except ConditionFailed:
-            continue
-        updated += 1
+    for session in store.sessions.of_user(user_id):
+        if session.is_live(now) and store.sessions.set_claims(
+            user_id, session.session_id, value
+        ):
+            updated += 1
     return SetClaimsResult(user_id=user_id, claims=loads(value), sessions_updated=updated)
-
-
-def _copy_to_identities(store: DynamoStore, user_id: str, value: str | None) -> None:
-    from chalicelib.identity.graph import IDENTITY, IDENTITY_PREFIX, identity_pk
-
-    for copy in store.query_partition(user_pk(user_id), IDENTITY_PREFIX):
-        appid, openid = copy["appid"]["S"], copy["openid"]["S"]
-        values: dict[str, Any] = {":uid": {"S": user_id}}
-        if value is None:
-            update = "REMOVE #claims"
-        else:
-            update = "SET #claims = :claims"
-            values[":claims"] = {"S": value}
-        with contextlib.suppress(ConditionFailed):  # moved to another user (a merge) meanwhile
-            store.call(
-                "update_item",
-                Key={PK: {"S": identity_pk(appid, openid)}, SK: {"S": IDENTITY}},
-                UpdateExpression=update,
-                ConditionExpression="#uid = :uid",
-                ExpressionAttributeNames={"#claims": CUSTOM_CLAIMS, "#uid": "user_id"},
-                ExpressionAttributeValues=values,
-            )
 
 
 # -- the pre-token hook -------------------------------------------------------------------------
@@ -285,7 +207,7 @@ class TokenHook:
         if on_error not in ON_ERROR_POLICIES:
             raise ValueError(f"on_error must be one of {ON_ERROR_POLICIES}")
         self._make_client = client
-        self._client: Any = None
+        self._lambda: Any = None
         self._arn = arn
         self._audience = audience
         self._on_error = on_error
@@ -307,7 +229,7 @@ class TokenHook:
         started = self._clock()
         try:
             return self._invoke(payload, stored)
-        except _HookFailed as e:
+        except TokenHookFailed as e:
             reason = str(e)
         except Exception as e:  # noqa: BLE001 - whatever the client raised: never a 500
             reason = type(e).__name__
@@ -325,36 +247,36 @@ class TokenHook:
     def _invoke(
         self, payload: dict[str, object], stored: Mapping[str, object]
     ) -> dict[str, object]:
-        if self._client is None:
-            self._client = self._make_client()
-        response = self._client.invoke(
+        if self._lambda is None:
+            self._lambda = self._make_client()
+        response = self._lambda.invoke(
             FunctionName=self._arn,
             InvocationType="RequestResponse",
             Payload=json.dumps(payload).encode("utf-8"),
         )
         if response.get("FunctionError"):
-            raise _HookFailed("FunctionError")
+            raise TokenHookFailed("FunctionError")
         if response.get("StatusCode") != 200:
-            raise _HookFailed("StatusCode")
+            raise TokenHookFailed("StatusCode")
         body = response.get("Payload")
         raw = body.read(MAX_HOOK_ANSWER_BYTES + 1) if body is not None else b""
         if len(raw) > MAX_HOOK_ANSWER_BYTES:
-            raise _HookFailed("answer too large")
+            raise TokenHookFailed("answer too large")
         try:
             answer = json.loads(raw)
         except (ValueError, RecursionError) as e:
-            raise _HookFailed("answer not JSON") from e
+            raise TokenHookFailed("answer not JSON") from e
         if not isinstance(answer, dict) or set(answer) - {"claims"}:
-            raise _HookFailed('answer not {"claims": {...}}')
+            raise TokenHookFailed('answer not {"claims": {...}}')
         claims = answer.get("claims")
         if claims is None:
             return {}
         try:
             added = validate(claims, what="the hook's claims")
         except InvalidClaims as e:
-            raise _HookFailed("claims invalid") from e
+            raise TokenHookFailed("claims invalid") from e
         if len(dumps({**stored, **added}).encode("utf-8")) > MAX_BYTES:
-            raise _HookFailed("claims too large with the stored ones")
+            raise TokenHookFailed("claims too large with the stored ones")
         return added
 
 

@@ -1,12 +1,7 @@
-"""OAuth clients for the client credentials grant: their records, secrets and scopes.
+"""OAuth clients for the client credentials grant: their secrets, scopes and authentication.
 
 A client is a backend (or a mini-program without user accounts) that gets access tokens for
-itself. Items live in one partition, so listing them is a Query (the table's policy allows no
-Scan):
-
-| pk       | sk                  | attributes                                              |
-|----------|---------------------|---------------------------------------------------------|
-| `CLIENT` | `CLIENT#<client_id>`| client_id, secret_hash, scopes (list), enabled, created_at |
+itself. Its item (`CLIENT`/`CLIENT#<client_id>`) is chalicelib/store/clients.py's.
 
 The secret is 256 random bits, shown once at creation, and stored only as
 `scrypt$<n>$<r>$<p>$<salt>$<hash>` (a per-client 16-byte salt; the parameters are kept with the
@@ -23,14 +18,13 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from chalicelib.crypto import b64url
 from chalicelib.errors import ClientAuthError, ClientExists, InvalidScope, RequestError
-from chalicelib.refresh_tokens import b64url
-from chalicelib.store import PK, SK, ConditionFailed, DynamoStore
+from chalicelib.store.clients import ClientRecord, Clients
 
-CLIENT_PK = "CLIENT"
-CLIENT_SK_PREFIX = "CLIENT#"
+__all__ = ["ClientRecord", "ClientStore", "ScryptParams", "grant_scope", "parse_scope"]
+
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}")
 USER_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # chalicelib.login.user_id_for
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -95,48 +89,17 @@ def parse_scope(scope: str) -> tuple[str, ...]:
     return unique
 
 
-@dataclass(frozen=True)
-class ClientRecord:
-    client_id: str
-    secret_hash: str
-    scopes: tuple[str, ...]
-    enabled: bool
-    created_at: int
-
-    def public(self) -> dict[str, Any]:
-        """What an operator may see: everything but the secret hash."""
-        return {
-            "client_id": self.client_id,
-            "scopes": list(self.scopes),
-            "enabled": self.enabled,
-            "created_at": self.created_at,
-        }
-
-    def grant_scope(self, requested: str | None) -> tuple[str, ...]:
-        """The scopes to grant: all of the client's by default, else a subset of them."""
-        if requested is None:
-            return self.scopes
-        wanted = parse_scope(requested)
-        if not wanted:
-            return self.scopes
-        beyond = [scope for scope in wanted if scope not in self.scopes]
-        if beyond:
-            raise InvalidScope("the requested scope exceeds the scopes granted to this client")
-        return wanted
-
-
-def item_to_client(item: dict[str, Any]) -> ClientRecord:
-    return ClientRecord(
-        client_id=item["client_id"]["S"],
-        secret_hash=item["secret_hash"]["S"],
-        scopes=tuple(entry["S"] for entry in item.get("scopes", {}).get("L", [])),
-        enabled=bool(item["enabled"]["BOOL"]),
-        created_at=int(item["created_at"]["N"]),
-    )
-
-
-def _key(client_id: str) -> dict[str, dict[str, str]]:
-    return {PK: {"S": CLIENT_PK}, SK: {"S": CLIENT_SK_PREFIX + client_id}}
+def grant_scope(client: ClientRecord, requested: str | None) -> tuple[str, ...]:
+    """The scopes to grant `client`: all of its own by default, else a subset of them."""
+    if requested is None:
+        return client.scopes
+    wanted = parse_scope(requested)
+    if not wanted:
+        return client.scopes
+    beyond = [scope for scope in wanted if scope not in client.scopes]
+    if beyond:
+        raise InvalidScope("the requested scope exceeds the scopes granted to this client")
+    return wanted
 
 
 def validate_client_id(client_id: str) -> str:
@@ -163,7 +126,7 @@ class ClientStore:
 
     def __init__(
         self,
-        store: DynamoStore,
+        store: Clients,
         *,
         params: ScryptParams = DEFAULT_PARAMS,
         rand: Callable[[int], bytes] = secrets.token_bytes,
@@ -191,65 +154,23 @@ class ClientStore:
             enabled=True,
             created_at=now,
         )
-        try:
-            self._store.call(
-                "put_item",
-                Item={
-                    **_key(client_id),
-                    "client_id": {"S": record.client_id},
-                    "secret_hash": {"S": record.secret_hash},
-                    "scopes": {"L": [{"S": scope} for scope in record.scopes]},
-                    "enabled": {"BOOL": True},
-                    "created_at": {"N": str(now)},
-                },
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-            )
-        except ConditionFailed as e:
-            raise ClientExists(f"client {client_id} already exists") from e
+        if not self._store.add(record):
+            raise ClientExists(f"client {client_id} already exists")
         return record, secret
 
     def get(self, client_id: str) -> ClientRecord | None:
         if not CLIENT_ID_RE.fullmatch(client_id):
             return None
-        response = self._store.call("get_item", Key=_key(client_id), ConsistentRead=True)
-        item = response.get("Item")
-        return item_to_client(item) if item else None
+        return self._store.get(client_id)
 
     def list_clients(self) -> list[ClientRecord]:
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
-            "ExpressionAttributeValues": {
-                ":pk": {"S": CLIENT_PK},
-                ":prefix": {"S": CLIENT_SK_PREFIX},
-            },
-            "ConsistentRead": True,
-        }
-        clients = []
-        while True:
-            response = self._store.call("query", **kwargs)
-            clients.extend(item_to_client(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return clients
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return self._store.all()
 
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
         """Enable or disable a client; False if there is no such client."""
         if not CLIENT_ID_RE.fullmatch(client_id):
             return False
-        try:
-            self._store.call(
-                "update_item",
-                Key=_key(client_id),
-                UpdateExpression="SET #enabled = :enabled",
-                ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK, "#enabled": "enabled"},
-                ExpressionAttributeValues={":enabled": {"BOOL": enabled}},
-            )
-        except ConditionFailed:
-            return False
-        return True
+        return self._store.set_enabled(client_id, enabled)
 
     def authenticate(self, client_id: str, secret: str) -> ClientRecord:
         """The enabled client whose secret this is; ClientAuthError otherwise.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.errors import RequestError
-from chalicelib.store import SessionRecord
+from chalicelib.store.sessions import SessionRecord
 
 MAX_DEVICE_NAME = 64
 MAX_DEVICE_PLATFORM = 32

@@ -1,10 +1,13 @@
-"""One exception root for wxauth, with a family per layer.
+"""Every exception wxauth raises, under one root (WxAuthError), with a family per layer.
 
-Only `app.py` knows HTTP: it maps each family to a status and an RFC 6749 error code. Messages are
-for developers and never carry a token, a code, a session_key or a secret.
+Only the HTTP edge (chalicelib/api/edge.py) knows HTTP: it maps each family to a status and an
+RFC 6749 error code. Messages are for developers and never carry a token, a code, a
+session_key or a secret.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class WxAuthError(Exception):
@@ -17,6 +20,10 @@ class ConfigurationError(WxAuthError):
 
 class RequestError(WxAuthError):
     """The request is malformed: bad JSON, wrong types, missing or oversized fields."""
+
+
+class InvalidClaims(RequestError):
+    """Custom claims are not a bounded JSON object of allowed names and JSON values."""
 
 
 class GrantError(WxAuthError):
@@ -106,6 +113,16 @@ class WeChatBusy(WeChatUnavailable):
     """WeChat answered -1 (system busy), also to the one retry."""
 
 
+class WeChatAttemptFailed(WxAuthError):
+    """One attempt of a WeChat call failed in a way worth one more try (the client's own
+    signal, never raised out of it: after the retry it becomes a WeChatError)."""
+
+    def __init__(self, message: str, *, maybe_sent: bool = False, busy: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent  # WeChat may have acted on the request (it was sent)
+        self.busy = busy  # WeChat answered -1 (system busy): WeChatBusy if the retry is too
+
+
 class WeChatConfigError(WeChatError, ConfigurationError):
     """WeChat rejected our appid or secret (40013, 40125, 41002, 41004)."""
 
@@ -136,6 +153,42 @@ class StoreUnavailable(StoreError):
     retry_after = 2
 
 
+class ConditionFailed(StoreError):
+    """A guarded write lost its race (a condition failed); handled inside chalicelib, never an
+    answer of its own: the edge treats one that escapes as an internal error."""
+
+    def __init__(
+        self,
+        operation: str,
+        item: dict[str, Any] | None = None,
+        reasons: list[str | None] | None = None,
+    ) -> None:
+        super().__init__(operation)
+        self.item = item  # the item as it was, where the write asked for it back
+        self.reasons = reasons  # a transaction's: one code (or None) per item, in order
+
+
+class RotationRefused(ConditionFailed):
+    """The presented hash is not current, or the session is not live; `session` as it was
+    (a chalicelib.store.sessions.SessionRecord, None if there is no such session)."""
+
+    def __init__(self, session: Any) -> None:
+        super().__init__("update_item")
+        self.session = session
+
+
+class LoginPending(StoreUnavailable):
+    """Another request is still exchanging this code; retry shortly."""
+
+    retry_after = 1
+
+
+class PhonePending(StoreUnavailable):
+    """Another request is still exchanging this phone code; retry shortly."""
+
+    retry_after = 1
+
+
 class UnknownApp(RequestError):
     """`appid` names no app of this deployment (or is required: several apps are enabled)."""
 
@@ -146,6 +199,29 @@ class AppDisabled(WxAuthError):
 
 class MergeRefused(WxAuthError):
     """An admin merge of two users cannot be carried out; nothing was written."""
+
+
+class UnknownUser(WxAuthError):
+    """There is no user with this id (an operator's command named one)."""
+
+
+class NoSuchUser(UnknownUser):
+    """Claims were set for a user id that has no profile."""
+
+
+class AdminError(WxAuthError):
+    """An operator's command could not be carried out; the message says why."""
+
+
+class TokenHookUnavailable(WxAuthError):
+    """The pre-token hook failed and AUTH_TOKEN_HOOK_ON_ERROR is `refuse`: no token now."""
+
+    retry_after = 2
+
+
+class TokenHookFailed(WxAuthError):
+    """Why one pre-token hook call gave no usable answer (a short reason, never the answer
+    itself); handled inside the hook: the AUTH_TOKEN_HOOK_ON_ERROR path is taken."""
 
 
 class UserBanned(WxAuthError):

@@ -2,12 +2,9 @@
 
 A limit is `<count>/<seconds>` (settings `AUTH_LIMIT_*`): at most `count` requests per key in
 each window of `seconds`, windows aligned on multiples of `seconds` since the epoch. One check
-is ONE conditional UpdateItem on the window's counter item, and no read:
-
-    ADD #count :one SET #exp = :exp
-    IF attribute_not_exists(#count) OR #count < :limit
-
-so of any number of racing requests exactly `count` pass per window. A refused check writes
+is ONE conditional UpdateItem on the window's counter item, and no read (chalicelib/store/
+guards.py: the count is added only while it is below the limit), so of any number of racing
+requests exactly `count` pass per window. A refused check writes
 nothing and raises RateLimited (429 `slow_down`, `Retry-After`: the seconds to the window's
 end). An unset limit is no check at all: no request.
 
@@ -23,17 +20,18 @@ fail there (503) if it is really down.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.errors import ConfigurationError, RateLimited, StoreUnavailable
+from chalicelib.errors import ConditionFailed, ConfigurationError, RateLimited, StoreUnavailable
 from chalicelib.logs import Metrics, log_event
-from chalicelib.store import EXPIRES_AT, PK, SK, ConditionFailed, DynamoStore
+
+if TYPE_CHECKING:
+    from chalicelib.store.guards import Guards
 
 LOGIN_PER_IP = "login_ip"
 LOGIN_PER_OPENID = "login_openid"
@@ -44,8 +42,6 @@ SETTINGS = {
     LOGIN_PER_OPENID: "AUTH_LIMIT_LOGIN_PER_OPENID",
     REFRESH_PER_SESSION: "AUTH_LIMIT_REFRESH_PER_SESSION",
 }
-LIMIT_PREFIX = "LIMIT#"
-COUNT = "count"
 TTL_SLACK = 60  # a counter item outlives its window by this much (TTL deletion is lazy anyway)
 MAX_WINDOW = 86_400  # one day
 MAX_COUNT = 1_000_000
@@ -117,22 +113,17 @@ def ip_key(ip: str) -> str:
     return str(address)
 
 
-def limit_pk(name: str, key: str) -> str:
-    digest = hashlib.sha256(f"wxauth-limit\x00{name}\x00{key}".encode()).hexdigest()
-    return f"{LIMIT_PREFIX}{name}#{digest}"
-
-
 class RateLimiter:
     """The configured limits, checked against counters in the table (see the module doc)."""
 
     def __init__(
         self,
-        store: DynamoStore,
+        guards: Guards,
         limits: Mapping[str, Limit | None],
         *,
         metrics: Metrics | None = None,
     ) -> None:
-        self._store = store
+        self._guards = guards
         self._limits = {name: limit for name, limit in limits.items() if limit is not None}
         self._metrics = metrics or Metrics()
 
@@ -148,18 +139,7 @@ class RateLimiter:
             return
         start, end = limit.window(now)
         try:
-            self._store.call(
-                "update_item",
-                Key={PK: {"S": limit_pk(name, key)}, SK: {"S": str(start)}},
-                UpdateExpression="ADD #count :one SET #exp = :exp",
-                ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
-                ExpressionAttributeNames={"#count": COUNT, "#exp": EXPIRES_AT},
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(limit.count)},
-                    ":exp": {"N": str(end + TTL_SLACK)},
-                },
-            )
+            self._guards.count(name, key, start, limit=limit.count, expires_at=end + TTL_SLACK)
         except ConditionFailed as e:
             retry_after = max(1, end - now)
             self._metrics.count("RateLimited", limit=name)

@@ -5,11 +5,11 @@ enabled: chalicelib/identity/apps.py), exchanged as that app's kind says; the us
 through the identity graph (chalicelib/identity/graph.py): (appid, openid) -> user, linked by
 unionid. The app's `client_id` and `aud` go on the session and its tokens.
 
-A code is claimed in the table before WeChat is called (a guarded PutItem keyed by its hash).
-The claimant exchanges it and stores the token response sealed under a key derived from the
-code. Any other request with the same code (double tap, retry on a bad network, within
-`replay_ttl` seconds) waits for that result and answers the same tokens, without calling WeChat,
-as long as the session still holds that refresh token. `session_key` is never stored.
+A code is exchanged once (chalicelib/code_claims.py): the claimant stores the token response
+sealed under a key derived from the code, and any other request with the same code (double
+tap, retry on a bad network, within `replay_ttl` seconds) answers the same tokens, without
+calling WeChat, as long as the session still holds that refresh token. `session_key` is never
+stored.
 """
 
 from __future__ import annotations
@@ -22,27 +22,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chalicelib import refresh_tokens
+from chalicelib import crypto
+from chalicelib.code_claims import CodeClaims
 from chalicelib.devices import DeviceInfo
-from chalicelib.errors import AppDisabled, GrantError, RequestError, StoreUnavailable
+from chalicelib.errors import (
+    AppDisabled,
+    ConditionFailed,
+    GrantError,
+    LoginPending,
+    RequestError,
+    StoreUnavailable,
+)
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
-from chalicelib.identity.apps import App, AppRegistry, Exchanged
+from chalicelib.identity.apps import App, AppRegistry, Exchanged, kind_of
 from chalicelib.identity.graph import IdentityGraph, Resolved
-from chalicelib.logs import Metrics
 from chalicelib.sessions import IssuedTokens, SessionManager
-from chalicelib.store import ConditionFailed, DynamoStore
+from chalicelib.store.logins import LoginRecord, Logins
 from chalicelib.wechat.breaker import GuardedWeChat
 from chalicelib.wechat.client import WeChatClient
 
 MAX_CODE_LENGTH = 128
 _CODE_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
-
-
-class LoginPending(StoreUnavailable):
-    """Another request is still exchanging this code; retry shortly."""
-
-    retry_after = 1
 
 
 @dataclass(frozen=True)
@@ -72,37 +73,35 @@ def validate_code(code: str) -> str:
 class LoginService:
     def __init__(
         self,
-        store: DynamoStore,
+        logins: Logins,
         wechat: WeChatClient,
         sessions: SessionManager,
         *,
-        appid: str,
+        apps: AppRegistry,
+        graph: IdentityGraph,
         replay_ttl: int = 300,
         lease: int = 20,
         poll_interval: float = 0.05,
         max_wait: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         events: Events = EVENTS_OFF,
-        apps: AppRegistry | None = None,
-        graph: IdentityGraph | None = None,
-        metrics: Metrics | None = None,
     ) -> None:
-        """`wechat` is the primary app's (`appid`'s) client; `apps` the registry (default: the
-        primary app alone, plus any `APP` items), `graph` the identity graph."""
+        """`wechat` is the primary app's client; `apps` the registry (the primary app and the
+        `APP` items), `graph` the identity graph."""
         self._events = events  # UserCreated after the user is resolved, UserLoggedIn at the end
-        self._apps = apps or AppRegistry(
-            store, App(appid=appid, client_id=appid, primary=True), max_age=60
+        self._apps = apps
+        self._graph = graph
+        self._logins = logins
+        self._claims = CodeClaims(
+            logins,
+            replay_ttl=replay_ttl,
+            lease=lease,
+            poll_interval=poll_interval,
+            max_wait=max_wait,
+            sleep=sleep,
         )
-        self._graph = graph or IdentityGraph(store, user_id_for=user_id_for, metrics=metrics)
-        self._store = store
         self._wechat = wechat
         self._sessions = sessions
-        self._appid = appid
-        self._replay_ttl = replay_ttl
-        self._lease = lease
-        self._poll_interval = poll_interval
-        self._max_polls = max(1, int(max_wait / poll_interval))
-        self._sleep = sleep
 
     def login(
         self,
@@ -121,20 +120,13 @@ class LoginService:
         if isinstance(wechat, GuardedWeChat):  # the app's breaker, before the code is claimed
             wechat.check(now)
         code_hash = hashlib.sha256(f"{app.appid}\x00{code}".encode()).hexdigest()
-        for _ in range(self._max_polls):
-            claimed = self._store.claim_login(
-                code_hash, now=now, lease_until=now + self._lease, expires_at=now + self._replay_ttl
-            )
-            if claimed:
-                return self._exchange(app, code, code_hash, now, device)
-            record = self._store.get_login(code_hash)
-            if record is not None and record.done:
-                assert record.sealed_response is not None
-                return self._replay(code, code_hash, record.sealed_response, now)
-            if record is None:
-                continue  # the claimant failed and released the code: claim it ourselves
-            self._sleep(self._poll_interval)
-        raise LoginPending("this code is still being exchanged by another request")
+        return self._claims.run(
+            code_hash,
+            now,
+            exchange=lambda: self._exchange(app, code, code_hash, now, device),
+            replay=lambda record: self._replay(code, code_hash, record, now),
+            pending=LoginPending("this code is still being exchanged by another request"),
+        )
 
     def _exchange(
         self, app: App, code: str, code_hash: str, now: int, device: DeviceInfo | None = None
@@ -143,7 +135,7 @@ class LoginService:
         transaction) and WeChat once. A first login or a unionid back-fill costs a few more
         (IdentityGraph.resolve). A banned user: refused by the transaction's check."""
         try:
-            wx = app.exchange.exchange(self._client_of(app), code)
+            wx = kind_of(app).exchange(self._client_of(app), code)
             resolved = self.upsert_user(app, wx, now)
             user_id = resolved.user_id
             session, tokens = self._sessions.prepare(
@@ -152,34 +144,32 @@ class LoginService:
                 now=now,
                 device=device,
                 audience=app.audience,
-                custom_claims=resolved.custom_claims,  # chalicelib/claims.py
+                custom_claims=resolved.custom_claims,  # chalicelib/tokens/claims.py
             )
             if resolved.is_new:  # created, whatever happens next: the next login is not new
                 self._events.user_created(user_id, appid=app.appid, now=now)
             result = LoginResult(tokens=tokens, is_new=resolved.is_new)
-            sealed = refresh_tokens.seal(
+            sealed = crypto.seal(
                 code,
                 json.dumps(_to_json(result)).encode("utf-8"),
                 context=code_hash.encode("ascii"),
             )
-            self._store.finish_login(
+            self._logins.finish(
                 code_hash,
                 session,
                 sealed_response=sealed,
                 unionid=wx.unionid,
+                identity=resolved.identity,
+                app=app,
                 now=now,
-                extra_items=[
-                    self._apps.condition(app),
-                    self._graph.listing_item(resolved.identity, now=now),
-                ],
             )
         except ConditionFailed as e:
-            self._store.release_login(code_hash)
+            self._logins.release(code_hash)
             if not self._apps.is_enabled_now(app.appid):
                 raise AppDisabled(f"app {app.appid} is disabled") from e
             raise StoreUnavailable("the login could not be recorded; try again") from e
         except BaseException:
-            self._store.release_login(code_hash)
+            self._logins.release(code_hash)
             raise
         self._events.user_logged_in(
             user_id,
@@ -198,13 +188,16 @@ class LoginService:
 
     def upsert_user(self, app: App, wx: Exchanged, now: int) -> Resolved:
         """The user of this exchange, found or created through the identity graph
-        (`IdentityGraph.resolve`, which replaced `DynamoStore.upsert_user` here)."""
+        (`IdentityGraph.resolve`)."""
         return self._graph.resolve(app, wx, now)
 
-    def _replay(self, code: str, code_hash: str, sealed: bytes, now: int) -> LoginResult:
+    def _replay(self, code: str, code_hash: str, record: LoginRecord, now: int) -> LoginResult:
         """The first exchange's session with a newly minted access token (the first one may
         have expired: a short AUTH_ACCESS_TTL, a replay late in the code's five minutes)."""
-        opened = json.loads(refresh_tokens.unseal(code, sealed, context=code_hash.encode("ascii")))
+        assert record.sealed_response is not None
+        opened = json.loads(
+            crypto.unseal(code, record.sealed_response, context=code_hash.encode("ascii"))
+        )
         tokens = self._sessions.resume(opened["refresh_token"], now)
         if tokens is None:
             raise GrantError("code already used, and its session has moved on or ended")

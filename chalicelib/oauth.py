@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from chalicelib import refresh_tokens
 from chalicelib.access_tokens import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
 from chalicelib.access_tokens import AccessTokens, client_subject, seconds_left
-from chalicelib.clients import ClientStore
+from chalicelib.clients import ClientStore, grant_scope
 from chalicelib.errors import (
     ClientAuthError,
     GrantError,
@@ -32,7 +32,6 @@ from chalicelib.errors import (
 )
 from chalicelib.http_input import string_field
 from chalicelib.sessions import SessionManager
-from chalicelib.store import DynamoStore
 
 GRANT_TYPES = ("refresh_token", "client_credentials")
 REASON_REVOKED = "oauth_revoke"
@@ -56,13 +55,11 @@ class OAuthService:
     def __init__(
         self,
         *,
-        store: DynamoStore,
         sessions: SessionManager,
         clients: ClientStore,
         access_tokens: AccessTokens,
         public_client_id: str,
     ) -> None:
-        self._store = store
         self._sessions = sessions
         self._clients = clients
         self._access = access_tokens
@@ -105,7 +102,7 @@ class OAuthService:
         """Another app's `client_id` (chalicelib/identity): the session must be that app's.
         One GetItem more, only for a refresh that names a client other than the primary app."""
         presented = refresh_tokens.parse(token)
-        session = self._store.get_session(presented.user_id, presented.session_id)
+        session = self._sessions.find(presented.user_id, presented.session_id)
         if session is None or not hmac.compare_digest(session.client_id, client_id):
             raise GrantError("the refresh token was not issued to this client")
 
@@ -114,7 +111,7 @@ class OAuthService:
     ) -> TokenGrant:
         client_id, secret = _client_authentication(form, basic)
         client = self._clients.authenticate(client_id, secret)
-        scope = " ".join(client.grant_scope(form.get("scope")))
+        scope = " ".join(grant_scope(client, form.get("scope")))
         access_token, expires_at = self._access.mint(
             subject=client_subject(client.client_id),
             client_id=client.client_id,

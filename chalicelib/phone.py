@@ -5,9 +5,9 @@ what is kept of its answer (the number on the user's profile, the number's one o
 policy when the number is already someone else's (AUTH_PHONE_CONFLICT: `refuse` or `move`).
 
 WeChat charges per successful `getuserphonenumber` call, so a code is exchanged once, as a login
-code is (chalicelib/login.py, whose claim helpers this reuses): the code's hash is claimed with
-a guarded PutItem before WeChat is called, WeChat's answer is stored sealed under the code, and
-then applied to the user in one transaction. The same code again within `replay_ttl` seconds
+code is (chalicelib/code_claims.py): the code's hash is claimed with a guarded PutItem before
+WeChat is called, WeChat's answer is stored sealed under the code, and then applied to the user
+in one transaction. The same code again within `replay_ttl` seconds
 (a double tap, a retry) answers from the sealed copy without calling WeChat; if the first
 request died between WeChat's answer and the transaction, the retry applies it.
 
@@ -23,10 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from chalicelib import refresh_tokens
+from chalicelib import crypto
+from chalicelib.code_claims import CodeClaims
 from chalicelib.errors import (
+    ConditionFailed,
     GrantError,
     PhoneInUse,
+    PhonePending,
     StoreUnavailable,
     WeChatTokenInvalid,
     WeChatUnavailable,
@@ -36,7 +39,9 @@ from chalicelib.events import Events
 from chalicelib.login import validate_code
 from chalicelib.logs import Metrics, log_event
 from chalicelib.settings import PHONE_CONFLICT_POLICIES
-from chalicelib.store import ConditionFailed, DynamoStore, PhoneRecord, UserRecord
+from chalicelib.store.logins import LoginRecord, Logins
+from chalicelib.store.phones import Phones
+from chalicelib.store.users import PhoneRecord, UserRecord, Users
 from chalicelib.wechat.client import PhoneInfo, WeChatClient
 
 T = TypeVar("T")
@@ -51,12 +56,6 @@ class TokenBroker(Protocol):
     def call(self, request: Callable[[str], T]) -> T:
         """request(token); on WeChatTokenInvalid it re-reads or refreshes once and retries once."""
         ...
-
-
-class PhonePending(StoreUnavailable):
-    """Another request is still exchanging this phone code; retry shortly."""
-
-    retry_after = 1
 
 
 def phone_hash(e164: str) -> str:
@@ -107,7 +106,9 @@ class _Sealed:
 class PhoneBinding:
     def __init__(
         self,
-        store: DynamoStore,
+        logins: Logins,
+        phones: Phones,
+        users: Users,
         wechat: WeChatClient,
         broker: TokenBroker,
         *,
@@ -124,16 +125,21 @@ class PhoneBinding:
         self._events = events  # PhoneBound, after the binding's transaction
         if conflict not in CONFLICT_POLICIES:
             raise ValueError(f"conflict policy must be one of {CONFLICT_POLICIES}")
-        self._store = store
+        self._logins = logins
+        self._phones = phones
+        self._users = users
+        self._claims = CodeClaims(
+            logins,
+            replay_ttl=replay_ttl,
+            lease=lease,
+            poll_interval=poll_interval,
+            max_wait=max_wait,
+            sleep=sleep,
+        )
         self._wechat = wechat
         self._broker = broker
         self._appid = appid
         self._conflict = conflict
-        self._replay_ttl = replay_ttl
-        self._lease = lease
-        self._poll_interval = poll_interval
-        self._max_polls = max(1, int(max_wait / poll_interval))
-        self._sleep = sleep
         self._metrics = metrics or Metrics()
 
     def bind(self, user: UserRecord, code: str, now: int) -> PhoneRecord:
@@ -147,28 +153,27 @@ class PhoneBinding:
         # Not a login code's hash: the two kinds of code never share a claim.
         code_hash = hashlib.sha256(f"phone\x00{self._appid}\x00{code}".encode()).hexdigest()
         context = code_hash.encode("ascii")
-        for _ in range(self._max_polls):
-            claimed = self._store.claim_login(
-                code_hash, now=now, lease_until=now + self._lease, expires_at=now + self._replay_ttl
-            )
-            if claimed:
-                info = self._exchange(user, code, code_hash, context)
-                return self._apply(user, info, code_hash, now)
-            record = self._store.get_login(code_hash)
-            if record is not None and record.done:
-                assert record.sealed_response is not None
-                sealed = _Sealed.loads(
-                    refresh_tokens.unseal(code, record.sealed_response, context=context)
-                )
-                if sealed.user_id != user.user_id:
-                    raise GrantError("this phone code was already used")
-                if record.bound_at is not None:
-                    return self._record(sealed.info, record.bound_at)
-                return self._apply(user, sealed.info, code_hash, now)
-            if record is None:
-                continue  # the claimant failed and released the code: claim it ourselves
-            self._sleep(self._poll_interval)
-        raise PhonePending("this phone code is still being exchanged by another request")
+
+        def exchange() -> PhoneRecord:
+            info = self._exchange(user, code, code_hash, context)
+            return self._apply(user, info, code_hash, now)
+
+        def replay(record: LoginRecord) -> PhoneRecord:
+            assert record.sealed_response is not None
+            sealed = _Sealed.loads(crypto.unseal(code, record.sealed_response, context=context))
+            if sealed.user_id != user.user_id:
+                raise GrantError("this phone code was already used")
+            if record.bound_at is not None:
+                return self._record(sealed.info, record.bound_at)
+            return self._apply(user, sealed.info, code_hash, now)
+
+        return self._claims.run(
+            code_hash,
+            now,
+            exchange=exchange,
+            replay=replay,
+            pending=PhonePending("this phone code is still being exchanged by another request"),
+        )
 
     def _exchange(self, user: UserRecord, code: str, code_hash: str, context: bytes) -> PhoneInfo:
         """WeChat once (the broker may retry once with a fresh token); its answer sealed."""
@@ -180,13 +185,13 @@ class PhoneBinding:
             except WeChatTokenInvalid as e:
                 # The broker retried once with a fresh token: a 503 with Retry-After, not a bug.
                 raise WeChatUnavailable("WeChat refused the server access_token twice") from e
-            sealed = refresh_tokens.seal(code, _Sealed(user.user_id, info).dumps(), context=context)
-            self._store.record_code_result(code_hash, user_id=user.user_id, sealed_response=sealed)
+            sealed = crypto.seal(code, _Sealed(user.user_id, info).dumps(), context=context)
+            self._logins.record_result(code_hash, user_id=user.user_id, sealed_response=sealed)
         except ConditionFailed as e:
-            self._store.release_login(code_hash)
+            self._logins.release(code_hash)
             raise StoreUnavailable("the phone code could not be recorded; try again") from e
         except BaseException:
-            self._store.release_login(code_hash)  # a code with a stored result is kept
+            self._logins.release(code_hash)  # a code with a stored result is kept
             raise
         return info
 
@@ -205,17 +210,17 @@ class PhoneBinding:
         current = user
         for attempt in range(_WRITE_ATTEMPTS):
             if attempt:
-                fresh = self._store.get_user(user.user_id)
+                fresh = self._users.get(user.user_id)
                 if fresh is None:
                     raise GrantError("the user of this access token no longer exists")
                 current = fresh
-            owner = self._store.phone_owner(phone.phone_hash)
+            owner = self._phones.owner(phone.phone_hash)
             if owner is not None and owner != user.user_id and self._conflict == REFUSE:
                 log_event("phone_in_use", user_id=user.user_id, owner=owner)
                 raise PhoneInUse("this phone number is already bound to another account")
             previous = current.phone.phone_hash if current.phone else None
             try:
-                self._store.bind_phone(
+                self._phones.bind(
                     user.user_id,
                     phone,
                     previous_hash=previous,

@@ -1,4 +1,4 @@
-"""Opaque refresh tokens: their format, their hash, their MAC, and sealing one secret under another.
+"""Opaque refresh tokens: their format, their hash, their MAC.
 
 A refresh token is `<user_id>.<session_id>.<generation>.<secret>.<mac>`:
 - the ids (22 base64url characters each) let the store find the session with one GetItem;
@@ -20,22 +20,14 @@ their body is the whole token, they carry no generation and no MAC.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from chalicelib.crypto import RandomBytes, b64url
 from chalicelib.errors import GrantError
-
-RandomBytes = Callable[[int], bytes]
 
 MAX_TOKEN_LENGTH = 512
 MAC_KEY_BYTES = 32
@@ -48,8 +40,6 @@ _BODY_RE = re.compile(rf"{_ID}\.{_ID}\.(?:{_GENERATION})\.{_RANDOM}")
 _V1_TOKEN_RE = re.compile(rf"({_ID})\.({_ID})\.{_RANDOM}")
 _MAC_INFO = b"wxauth/refresh/v2|"
 _MAC_BYTES = 16
-_SEAL_INFO = b"wxauth/seal/v1"
-_NONCE_BYTES = 12
 
 
 @dataclass(frozen=True)
@@ -68,10 +58,6 @@ class RefreshToken:
 
     def __repr__(self) -> str:
         return f"RefreshToken(generation={self.generation})"
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def new_id(rand: RandomBytes = secrets.token_bytes) -> str:
@@ -131,28 +117,3 @@ def parse(token: object) -> RefreshToken:
 
 def token_hash(body: str) -> bytes:
     return hashlib.sha256(body.encode("utf-8")).digest()
-
-
-def _seal_key(secret: str, context: bytes) -> AESGCM:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SEAL_INFO + b"|" + context)
-    return AESGCM(hkdf.derive(secret.encode("utf-8")))
-
-
-def seal(
-    secret: str, plaintext: bytes, *, context: bytes, rand: RandomBytes = secrets.token_bytes
-) -> bytes:
-    """Encrypt `plaintext` under a key derived (HKDF-SHA256) from `secret`, bound to `context`.
-
-    Used to keep the current refresh token's body (and a login's response) so that only a
-    holder of the previous token (or of the WeChat code) can recover it: the table holds neither.
-    """
-    nonce = rand(_NONCE_BYTES)
-    return nonce + _seal_key(secret, context).encrypt(nonce, plaintext, context)
-
-
-def unseal(secret: str, sealed: bytes, *, context: bytes) -> bytes:
-    nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
-    try:
-        return _seal_key(secret, context).decrypt(nonce, ciphertext, context)
-    except (InvalidTag, ValueError) as e:
-        raise GrantError("sealed token does not open with this secret") from e

@@ -27,7 +27,7 @@ from chalicelib.logs import Metrics
 from chalicelib.sessions import SessionManager
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import KeySet, KeySetProvider, file_version, load_or_create_file
-from chalicelib.store import DynamoStore
+from chalicelib.store import Store
 
 if TYPE_CHECKING:
     import requests
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
     from chalicelib.phone import PhoneBinding
+    from chalicelib.store.users import Users
     from chalicelib.wechat.breaker import Breaker, GuardedWeChat
     from chalicelib.wechat.broker import AccessTokenBroker
     from chalicelib.wechat.client import WeChatClient
@@ -56,7 +57,7 @@ class Services:
     the client store (a cold start's cost, bench/RESULTS.md)."""
 
     settings: Settings
-    store: DynamoStore
+    store: Store
     keys: KeySetProvider
     access_tokens: AccessTokens
     sessions: SessionManager
@@ -88,16 +89,15 @@ class Services:
     def login(self) -> LoginService:
         from chalicelib.login import LoginService
 
+        assert self.apps is not None
         return LoginService(
-            self.store,
+            self.store.logins,
             self.login_wechat,
             self.sessions,
-            appid=self.settings.wechat_appid,
-            replay_ttl=self.settings.login_replay_ttl,
-            sleep=self.sleep,
             apps=self.apps,
             graph=self.graph,
-            metrics=self.metrics,
+            replay_ttl=self.settings.login_replay_ttl,
+            sleep=self.sleep,
             events=self.events,
         )
 
@@ -114,7 +114,7 @@ class Services:
         """The circuit breaker on jscode2session (chalicelib/wechat/breaker.py)."""
         from chalicelib.wechat.breaker import Breaker
 
-        return Breaker(self.store, appid=self.settings.wechat_appid, metrics=self.metrics)
+        return Breaker(self.store.guards, appid=self.settings.wechat_appid, metrics=self.metrics)
 
     @cached_property
     def login_wechat(self) -> GuardedWeChat:
@@ -129,7 +129,13 @@ class Services:
         from chalicelib.identity.graph import IdentityGraph
         from chalicelib.login import user_id_for
 
-        return IdentityGraph(self.store, user_id_for=user_id_for, metrics=self.metrics)
+        return IdentityGraph(
+            self.store.identities,
+            self.store.users,
+            self.store.merges,
+            user_id_for=user_id_for,
+            metrics=self.metrics,
+        )
 
     @cached_property
     def broker(self) -> AccessTokenBroker:
@@ -137,7 +143,7 @@ class Services:
         from chalicelib.wechat.broker import AccessTokenBroker
 
         return AccessTokenBroker(
-            self.store,
+            self.store.wechat,
             self.wechat,
             appid=self.settings.wechat_appid,
             clock=self.clock,
@@ -151,7 +157,9 @@ class Services:
         from chalicelib.phone import PhoneBinding
 
         return PhoneBinding(
-            self.store,
+            self.store.logins,
+            self.store.phones,
+            self.store.users,
             self.wechat,
             self.broker,
             appid=self.settings.wechat_appid,
@@ -165,14 +173,13 @@ class Services:
     def clients(self) -> ClientStore:
         from chalicelib.clients import ClientStore
 
-        return ClientStore(self.store)
+        return ClientStore(self.store.clients)
 
     @cached_property
     def oauth(self) -> OAuthService:
         from chalicelib.oauth import OAuthService
 
         return OAuthService(
-            store=self.store,
             sessions=self.sessions,
             clients=self.clients,
             access_tokens=self.access_tokens,
@@ -199,13 +206,13 @@ def guarded_login_client(
     return GuardedWeChat(client, breaker, clock=clock, after_exchange=after_exchange)
 
 
-def phone_claims(store: DynamoStore) -> Callable[[str], Mapping[str, object]]:
+def phone_claims(users: Users) -> Callable[[str], Mapping[str, object]]:
     """AUTH_PHONE_CLAIM: `phone_number` (OIDC) on a user's access tokens, once bound.
 
     One consistent GetItem of the profile per token minted (login, refresh)."""
 
     def claims(user_id: str) -> Mapping[str, object]:
-        user = store.get_user(user_id)
+        user = users.get(user_id)
         if user is None or user.phone is None:
             return {}
         return {"phone_number": user.phone.phone_number}
@@ -279,7 +286,7 @@ def build(
 
     if dynamodb is None:
         dynamodb = client("dynamodb", DYNAMODB_CONFIG)
-    store = DynamoStore(dynamodb, settings.table_name)
+    store = Store(dynamodb, settings.table_name)
 
     def lambda_client(make: Callable[..., Any] = client) -> Any:
         """The pre-token hook's client, made at its first call (`client` is rebound below)."""
@@ -330,11 +337,11 @@ def build(
         client = WeChatClient(
             base_url=settings.wechat_api_base, appid=app.appid, secret=secret, sleep=sleep
         )
-        breaker = Breaker(store, appid=app.appid, metrics=metrics)
+        breaker = Breaker(store.guards, appid=app.appid, metrics=metrics)
         return guarded_login_client(client, breaker, app.appid, limiter, clock)
 
     apps = AppRegistry(
-        store,
+        store.apps,
         App(appid=settings.wechat_appid, client_id=settings.wechat_appid, primary=True),
         clock=clock,
         max_age=settings.apps_cache_ttl,
@@ -364,15 +371,15 @@ def build(
         ttl=settings.access_ttl,
         other_audiences=apps.audiences,
     )
-    limiter = RateLimiter(store, settings.limits(), metrics=metrics)
+    limiter = RateLimiter(store.guards, settings.limits(), metrics=metrics)
     sessions = SessionManager(
-        store,
+        store.sessions,
         access_tokens,
         idle_ttl=settings.refresh_idle_ttl,
         absolute_ttl=settings.refresh_absolute_ttl,
         grace=settings.refresh_grace,
         metrics=metrics,
-        extra_claims=phone_claims(store) if settings.phone_claim else None,
+        extra_claims=phone_claims(store.users) if settings.phone_claim else None,
         refresh_limit=refresh_limit(limiter),
         events=events,
         custom_claims=claims.build(settings, lambda_client, metrics),

@@ -23,13 +23,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
-from chalicelib import refresh_tokens
+from chalicelib import crypto, refresh_tokens
 from chalicelib.access_tokens import AccessClaims, AccessTokens, seconds_left
 from chalicelib.devices import DeviceInfo
 from chalicelib.errors import (
     GrantError,
     ReuseDetected,
     RevokedToken,
+    RotationRefused,
     SessionNotFound,
     StoreUnavailable,
     UserBanned,
@@ -38,7 +39,7 @@ from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
 from chalicelib.logs import Metrics
 from chalicelib.refresh_tokens import RefreshToken
-from chalicelib.store import DynamoStore, RotationRefused, SessionRecord
+from chalicelib.store.sessions import SessionRecord, Sessions
 
 REASON_LOGOUT = "logout"
 REASON_REUSE = "refresh_token_reuse"
@@ -84,7 +85,7 @@ def _is_older_token(session: SessionRecord, token: RefreshToken) -> bool:
 class SessionManager:
     def __init__(
         self,
-        store: DynamoStore,
+        store: Sessions,
         access_tokens: AccessTokens,
         *,
         idle_ttl: int,
@@ -120,7 +121,7 @@ class SessionManager:
         self, user_id: str, *, client_id: str, now: int, audience: str | None = None
     ) -> IssuedTokens:
         session, tokens = self.prepare(user_id, client_id=client_id, now=now, audience=audience)
-        self._store.put_session(session)
+        self._store.put(session)
         return tokens
 
     def prepare(
@@ -174,13 +175,13 @@ class SessionManager:
         generation = (presented.generation or 0) + 1
         new_body = refresh_tokens.mint(user_id, session_id, generation, self._rand)
         try:
-            session = self._store.rotate_session(
+            session = self._store.rotate(
                 user_id,
                 session_id,
                 presented_hash=presented.hash,
                 new_hash=refresh_tokens.token_hash(new_body),
                 new_generation=generation,
-                sealed_new=refresh_tokens.seal(
+                sealed_new=crypto.seal(
                     presented.body,
                     new_body.encode("utf-8"),
                     context=_context(user_id, session_id),
@@ -221,7 +222,7 @@ class SessionManager:
             and now - session.rotated_at < self._grace
         )
         if in_grace and session.sealed_current is not None:
-            current = refresh_tokens.unseal(
+            current = crypto.unseal(
                 presented.body,
                 session.sealed_current,
                 context=_context(session.user_id, session.session_id),
@@ -233,7 +234,7 @@ class SessionManager:
     def _revoke_for_reuse(
         self, session: SessionRecord, presented: RefreshToken, now: int
     ) -> NoReturn:
-        self._store.revoke_session(
+        self._store.revoke(
             session.user_id, session.session_id, now=now, reason=REASON_REUSE
         )
         behind = session.generation - (presented.generation or 0)
@@ -278,7 +279,7 @@ class SessionManager:
         """
         if claims.session_id is None:
             return None
-        session = self._store.get_session(claims.subject, claims.session_id)
+        session = self._store.get(claims.subject, claims.session_id)
         if session is None or not session.is_live(now):
             raise RevokedToken("the session of this access token has ended")
         return session
@@ -287,7 +288,7 @@ class SessionManager:
         """`refresh_token` with a new access token, if it is still the current token of a live
         session (a login's replay); None if the session has rotated since, or ended."""
         presented = refresh_tokens.parse(refresh_token)
-        session = self._store.get_session(presented.user_id, presented.session_id)
+        session = self._store.get(presented.user_id, presented.session_id)
         if session is not None and session.revoked_reason == REASON_BANNED:
             raise UserBanned("this user is banned")
         if (
@@ -301,7 +302,7 @@ class SessionManager:
     def revoke_by_refresh_token(self, token: RefreshToken, *, now: int, reason: str) -> bool:
         """End the live session `token` was issued for (current, previous or older); a forged
         token ends nothing. True if this call revoked it."""
-        session = self._store.get_session(token.user_id, token.session_id)
+        session = self._store.get(token.user_id, token.session_id)
         if session is None or not session.is_live(now):
             return False
         known = [session.current_hash, session.previous_hash]
@@ -315,7 +316,7 @@ class SessionManager:
     def revoke(
         self, user_id: str, session_id: str, *, now: int, reason: str = REASON_LOGOUT
     ) -> bool:
-        revoked = self._store.revoke_session(user_id, session_id, now=now, reason=reason)
+        revoked = self._store.revoke(user_id, session_id, now=now, reason=reason)
         if revoked:
             self._events.session_ended(user_id, [session_id], reason=reason, now=now)
         return revoked
@@ -323,8 +324,8 @@ class SessionManager:
     def revoke_all(self, user_id: str, *, now: int, reason: str = REASON_LOGOUT) -> int:
         """End every session of the user; one SessionEnded (`all_sessions`) for all of them."""
         revoked: list[str] = []
-        for session in self._store.list_sessions(user_id):
-            if session.revoked_at is None and self._store.revoke_session(
+        for session in self._store.of_user(user_id):
+            if session.revoked_at is None and self._store.revoke(
                 user_id, session.session_id, now=now, reason=reason
             ):
                 revoked.append(session.session_id)
@@ -332,20 +333,24 @@ class SessionManager:
         return len(revoked)
 
     def list_sessions(self, user_id: str) -> list[SessionRecord]:
-        return self._store.list_sessions(user_id)
+        return self._store.of_user(user_id)
+
+    def find(self, user_id: str, session_id: str) -> SessionRecord | None:
+        """The session as stored, live or not (one consistent GetItem)."""
+        return self._store.get(user_id, session_id)
 
     # -- the user's own sessions (GET /auth/sessions, DELETE /auth/sessions/{sid}) -------------
 
     def live_sessions(self, user_id: str, now: int) -> list[SessionRecord]:
         """The user's live sessions, newest first: one Query (paged past 1 MB of sessions)."""
-        live = [s for s in self._store.list_sessions(user_id) if s.is_live(now)]
+        live = [s for s in self._store.of_user(user_id) if s.is_live(now)]
         return sorted(live, key=lambda s: (s.created_at, s.session_id), reverse=True)
 
     def end(self, user_id: str, session_id: str, *, now: int) -> None:
         """End one live session of `user_id` (the caller's own: the key is in their partition,
         so another user's sid is not found). SessionNotFound if there is no live session with
         that id. One conditional UpdateItem."""
-        if not _SESSION_ID_RE.fullmatch(session_id) or not self._store.revoke_live_session(
+        if not _SESSION_ID_RE.fullmatch(session_id) or not self._store.revoke_live(
             user_id, session_id, now=now, reason=REASON_ENDED
         ):
             raise SessionNotFound("you have no live session with this id")
@@ -357,11 +362,11 @@ class SessionManager:
         """Revoke every session of the user but `keep_session_id`; how many this call revoked.
         One Query, then one UpdateItem per live session; one SessionEnded for all of them."""
         revoked: list[str] = []
-        for session in self._store.list_sessions(user_id):
+        for session in self._store.of_user(user_id):
             if (
                 session.session_id != keep_session_id
                 and session.is_live(now)
-                and self._store.revoke_session(
+                and self._store.revoke(
                     user_id, session.session_id, now=now, reason=reason
                 )
             ):

@@ -390,7 +390,7 @@ def test_user_ban_and_unban(capsys, env, client, services):
         "banned_at": out["banned_at"],
         "sessions_revoked": 1,
     }
-    assert services.store.get_user(user_id).ban_reason == "chargeback fraud"
+    assert services.store.users.get(user_id).ban_reason == "chargeback fraud"
     verdict = post(client, "/auth/verify", {"token": tokens["access_token"]}).json_body
     assert verdict == {"valid": False, "reason": "revoked"}
     assert_error(post(client, "/auth/login", {"code": "alice.2"}), 403, "access_denied")

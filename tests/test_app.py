@@ -152,7 +152,8 @@ def test_dynamodb_throttling_is_503_with_retry_after(client, services, dynamodb)
             "PutItem",
         )
 
-    services.store._client = type("Throttled", (), {"__getattr__": lambda self, name: throttled})()
+    throttling = type("Throttled", (), {"__getattr__": lambda self, name: throttled})()
+    services.store.table._client = throttling
     response = post(client, "/auth/login", {"code": "alice.1"})
     assert_error(response, 503, "temporarily_unavailable")
     assert int(response.headers["Retry-After"]) > 0

@@ -259,7 +259,7 @@ def test_source_ip_from_api_gateway(client, services, dynamodb):
     answer = app.app(event, None)
     assert answer["statusCode"] == 200, answer["body"]
     tokens = json.loads(answer["body"])
-    session = services.store.get_session(tokens["user"]["id"], sid_of(tokens))
+    session = services.store.sessions.get(tokens["user"]["id"], sid_of(tokens))
     assert session.source_ip == "2001:db8:abcd:12::7" and session.user_agent == "wx/1"
     listed = sessions_of(client, tokens)
     assert listed[0]["source_ip"] == "2001:db8:abcd::/48"

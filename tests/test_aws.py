@@ -217,10 +217,10 @@ def test_a_dynamodb_call_to_a_server_that_never_answers_ends_within_its_budget(
         monkeypatch.setenv(
             "AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{silent.getsockname()[1]}"
         )
-        dynamo = store.DynamoStore(aws.client("dynamodb", runtime.DYNAMODB_CONFIG), TABLE)
+        dynamo = store.Store(aws.client("dynamodb", runtime.DYNAMODB_CONFIG), TABLE)
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
-            dynamo.get_session("user", "session")
+            dynamo.sessions.get("user", "session")
         elapsed = time.monotonic() - started
 
     stall = aws.DYNAMODB.attempts * aws.DYNAMODB.read_timeout  # backoffs of timeouts: ~25 ms

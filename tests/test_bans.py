@@ -5,8 +5,8 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from chalicelib.bans import Bans, UnknownUser
-from chalicelib.errors import RequestError
+from chalicelib.bans import Bans
+from chalicelib.errors import RequestError, UnknownUser
 from tests.conftest import table_items
 from tests.test_app import assert_error, bearer, login, post
 from tests.test_oauth import token, verdict
@@ -14,7 +14,7 @@ from tests.test_oauth import token, verdict
 
 @pytest.fixture
 def bans(services) -> Bans:
-    return Bans(services.store, services.sessions)
+    return Bans(services.store.users, services.sessions)
 
 
 def user_of(tokens: dict) -> str:

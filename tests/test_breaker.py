@@ -235,10 +235,10 @@ from tests.test_limits import table  # noqa: E402, F401 - the moto / DynamoDB Lo
 
 
 def test_racing_trips_keep_the_longest_opening(table) -> None:  # noqa: F811
-    from chalicelib.store import DynamoStore
+    from chalicelib.store import Store
     from chalicelib.wechat.breaker import QUOTA, Breaker
 
-    store = DynamoStore(*table)
+    store = Store(*table).guards
     first, second = Breaker(store, appid="wx-a"), Breaker(store, appid="wx-a")
     other_app = Breaker(store, appid="wx-b")
     first.trip(QUOTA, START)

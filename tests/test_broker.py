@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib import refresh_tokens
+from chalicelib import crypto
 from chalicelib.errors import (
     WeChatConfigError,
     WeChatRateLimited,
@@ -24,7 +24,7 @@ from chalicelib.errors import (
     WeChatUnavailable,
 )
 from chalicelib.logs import Metrics
-from chalicelib.store import DynamoStore, wxtoken_pk
+from chalicelib.store import Store, wxtoken_pk
 from chalicelib.wechat import broker as broker_module
 from chalicelib.wechat.broker import (
     EXPIRY_MARGIN,
@@ -49,8 +49,8 @@ def table(request: pytest.FixtureRequest) -> Iterator[tuple[Any, str]]:
 
 
 @pytest.fixture
-def store(table: tuple[Any, str]) -> DynamoStore:
-    return DynamoStore(*table)
+def store(table: tuple[Any, str]) -> Store:
+    return Store(*table)
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def sleeps(clock: FakeClock) -> Sleeps:
 
 @pytest.fixture
 def make_broker(
-    store: DynamoStore, fake: FakeWeChat, clock: FakeClock, sleeps: Sleeps
+    store: Store, fake: FakeWeChat, clock: FakeClock, sleeps: Sleeps
 ) -> Callable[..., AccessTokenBroker]:
     """A broker as one container has it (its own WeChat client), sharing the table and fake."""
 
@@ -102,7 +102,7 @@ def make_broker(
             sleep=lambda _: None,
             http=requests.Session(),
         )
-        return AccessTokenBroker(store, wechat, **kwargs)
+        return AccessTokenBroker(store.wechat, wechat, **kwargs)
 
     return make
 
@@ -172,7 +172,7 @@ def test_the_token_is_stored_sealed_never_in_plaintext(broker, table) -> None:
     assert token not in json.dumps(all_items(table), default=repr)
     assert token.encode() not in item["sealed_token"]["B"]
     context = b"wechat-access-token|" + APPID.encode()
-    assert refresh_tokens.unseal(SECRET, item["sealed_token"]["B"], context=context) == (
+    assert crypto.unseal(SECRET, item["sealed_token"]["B"], context=context) == (
         token.encode()
     )
     assert int(item["token_expires_at"]["N"]) == START + TTL
@@ -214,8 +214,8 @@ def test_the_refresh_moment_is_jittered_in_the_last_five_to_two_minutes(make_bro
     moments = []
     for below in (lambda n: 0, lambda n: n - 1):
         broker = make_broker(rand_below=below)
-        broker._store.call(  # forget the cached token
-            "delete_item", Key={"pk": {"S": wxtoken_pk(APPID)}, "sk": {"S": "TOKEN"}}
+        table[0].delete_item(  # forget the cached token
+            TableName=table[1], Key={"pk": {"S": wxtoken_pk(APPID)}, "sk": {"S": "TOKEN"}}
         )
         broker.token()
         item = token_item(table)
@@ -245,7 +245,7 @@ def test_a_token_answered_again_unchanged_is_not_refetched_at_every_request(
     # WeChat answers the same token until its own renewal (5 minutes before expiry): a
     # refresh due 320 s before expiry gets the old one back, and waits REFRESH_RETRY seconds.
     item = token_item(table)
-    broker._store.put_wechat_token(
+    broker._store.put(
         APPID,
         sealed_token=item["sealed_token"]["B"],
         fetched_at=START,
@@ -269,8 +269,8 @@ def test_a_token_answered_again_unchanged_is_not_refetched_at_every_request(
 # -- the lease ---------------------------------------------------------------------------------
 
 
-def another_holds_the_lease(store: DynamoStore, now: int, *, until: int) -> None:
-    store.lease_wechat_token(APPID, now=now, lease_until=until, seen_fetched_at=None)
+def another_holds_the_lease(store: Store, now: int, *, until: int) -> None:
+    store.wechat.lease(APPID, now=now, lease_until=until, seen_fetched_at=None)
 
 
 def test_a_request_that_read_before_another_stored_does_not_fetch_again(
@@ -279,7 +279,7 @@ def test_a_request_that_read_before_another_stored_does_not_fetch_again(
     """The race the 8-process test found: A reads (nothing), B leases, fetches, stores and
     releases; then A's lease must fail (the item changed), and A uses B's token."""
     a, b = make_broker(), make_broker()
-    real_get = store.get_wechat_token
+    real_get = store.wechat.get
     reads: list[int] = []
 
     def get_then_b_stores(appid: str):
@@ -289,9 +289,9 @@ def test_a_request_that_read_before_another_stored_does_not_fetch_again(
             b.token()  # between A's read and A's lease
         return record
 
-    store.get_wechat_token = get_then_b_stores  # type: ignore[method-assign]
+    store.wechat.get = get_then_b_stores  # type: ignore[method-assign]
     token = a.token()
-    store.get_wechat_token = real_get  # type: ignore[method-assign]
+    store.wechat.get = real_get  # type: ignore[method-assign]
 
     assert stable_calls(fake) == 1
     assert token == b.token()
@@ -306,9 +306,9 @@ def test_a_waiting_request_reads_what_the_lease_holder_stored(
 
     def holder_finishes(polls: int) -> None:
         if polls == 3:
-            store.put_wechat_token(
+            store.wechat.put(
                 APPID,
-                sealed_token=refresh_tokens.seal(SECRET, b"wxat-from-the-holder", context=context),
+                sealed_token=crypto.seal(SECRET, b"wxat-from-the-holder", context=context),
                 fetched_at=now,
                 token_expires_at=now + TTL,
                 refresh_at=now + TTL - 120,
@@ -363,8 +363,8 @@ def test_a_fetch_whose_lease_was_taken_over_does_not_overwrite_the_table(
 
     def slow_then_overtaken(*, force_refresh: bool = False):
         fetched = real_stable_token(force_refresh=force_refresh)
-        store.claim_forced_refresh(APPID, now=int(clock()), interval=30, lease_until=10**10)
-        store.put_wechat_token(
+        store.wechat.claim_forced_refresh(APPID, now=int(clock()), interval=30, lease_until=10**10)
+        store.wechat.put(
             APPID,
             sealed_token=b"newer",
             fetched_at=int(clock()),

@@ -120,8 +120,8 @@ def test_set_claims_writes_the_profile_and_every_live_session(client, services, 
     result = claims.set_claims(services.store, user_id, {"roles": ["editor"]}, now=START)
 
     assert result.sessions_updated == 2 and result.claims == {"roles": ["editor"]}
-    assert claims.loads(services.store.get_user(user_id).custom_claims) == {"roles": ["editor"]}
-    by_id = {s.session_id: s for s in services.store.list_sessions(user_id)}
+    assert claims.loads(services.store.users.get(user_id).custom_claims) == {"roles": ["editor"]}
+    by_id = {s.session_id: s for s in services.store.sessions.of_user(user_id)}
     for body in (first, second):
         sid = top_level(body["access_token"])["sid"]
         assert claims.loads(by_id[sid].custom_claims) == {"roles": ["editor"]}
@@ -129,8 +129,8 @@ def test_set_claims_writes_the_profile_and_every_live_session(client, services, 
 
     cleared = claims.set_claims(services.store, user_id, None, now=START + 1)
     assert cleared.claims == {} and cleared.sessions_updated == 2
-    assert services.store.get_user(user_id).custom_claims is None
-    assert all(s.custom_claims is None for s in services.store.list_sessions(user_id))
+    assert services.store.users.get(user_id).custom_claims is None
+    assert all(s.custom_claims is None for s in services.store.sessions.of_user(user_id))
 
 
 def test_set_claims_refuses_bad_claims_and_unknown_users_and_writes_nothing(

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from chalicelib import clients
-from chalicelib.clients import ClientRecord, ClientStore, ScryptParams, parse_scope
+from chalicelib.clients import ClientRecord, ClientStore, ScryptParams, grant_scope, parse_scope
 from chalicelib.errors import ClientAuthError, ClientExists, InvalidScope, RequestError
-from chalicelib.store import DynamoStore
+from chalicelib.store import Store
 
 from .conftest import START, TABLE, table_items
 
@@ -17,13 +17,13 @@ FAST = ScryptParams(n=2**10, r=8, p=1)
 
 
 @pytest.fixture
-def store(dynamodb) -> DynamoStore:
-    return DynamoStore(dynamodb, TABLE)
+def store(dynamodb) -> Store:
+    return Store(dynamodb, TABLE)
 
 
 @pytest.fixture
-def client_store(store: DynamoStore) -> ClientStore:
-    return ClientStore(store, params=FAST)
+def client_store(store: Store) -> ClientStore:
+    return ClientStore(store.clients, params=FAST)
 
 
 # -- secrets -------------------------------------------------------------------------------------
@@ -101,13 +101,13 @@ def test_parse_scope_limits_the_count() -> None:
 )
 def test_grant_scope_defaults_to_all_and_allows_subsets(requested, granted) -> None:
     record = ClientRecord("c1x", "h", ("a", "b"), True, START)
-    assert record.grant_scope(requested) == granted
+    assert grant_scope(record, requested) == granted
 
 
 def test_grant_scope_beyond_the_clients_is_invalid_scope() -> None:
     record = ClientRecord("c1x", "h", ("a",), True, START)
     with pytest.raises(InvalidScope):
-        record.grant_scope("a b")
+        grant_scope(record, "a b")
 
 
 # -- the store -----------------------------------------------------------------------------------
@@ -180,11 +180,11 @@ def test_get_of_unknown_or_malformed_ids(client_store: ClientStore) -> None:
 
 
 def test_list_clients_queries_every_page(
-    client_store: ClientStore, store: DynamoStore, monkeypatch
+    client_store: ClientStore, store: Store, monkeypatch
 ) -> None:
     created = {client_store.create(["a"], now=START)[0].client_id for _ in range(3)}
     operations = []
-    real_call = store.call
+    real_call = store.table.call
 
     def one_per_page(operation, **kwargs):
         operations.append(operation)
@@ -192,7 +192,7 @@ def test_list_clients_queries_every_page(
             kwargs["Limit"] = 1
         return real_call(operation, **kwargs)
 
-    monkeypatch.setattr(store, "call", one_per_page)
+    monkeypatch.setattr(store.table, "call", one_per_page)
     listed = client_store.list_clients()
 
     assert {client.client_id for client in listed} == created

@@ -164,8 +164,8 @@ def test_a_login_whose_session_write_failed_publishes_no_login(
     def fail(*args, **kwargs):
         raise StoreUnavailable("throttled")
 
-    finish_login = services.store.finish_login
-    monkeypatch.setattr(services.store, "finish_login", fail)
+    finish_login = services.store.logins.finish
+    monkeypatch.setattr(services.store.logins, "finish", fail)
     assert_error(post(client, "/auth/login", {"code": "alice.1"}), 503, "temporarily_unavailable")
     # The user was written before the session's transaction failed: that much is true, and
     # the next login will not be a first one.
@@ -173,7 +173,7 @@ def test_a_login_whose_session_write_failed_publishes_no_login(
     assert created["detail-type"] == "UserCreated"
     assert [item["sk"]["S"] for item in table_items(dynamodb)] == ["IDENTITY", "PROFILE"]
 
-    monkeypatch.setattr(services.store, "finish_login", finish_login)
+    monkeypatch.setattr(services.store.logins, "finish", finish_login)
     body = login(client, "alice.2")
     (logged_in,) = bus.delivered()
     assert logged_in["detail-type"] == "UserLoggedIn" and logged_in["detail"]["is_new"] is False

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from chalicelib import admin
-from chalicelib.errors import AppDisabled, RequestError, UnknownApp
+from chalicelib.errors import AdminError, AppDisabled, RequestError, UnknownApp
 from chalicelib.identity import admin as identity_admin
 from chalicelib.login import user_id_for
 from devserver.fake_wechat import openid_for, unionid_for
@@ -151,16 +151,16 @@ def test_another_containers_disable_is_enforced_by_the_transaction(services, fak
     the login, no session is written, and the cache learns it."""
     login = services.login
     first = login.login("union-gus.1", START, APP_B)
-    services.store.call(  # another container's `app disable`
+    services.store.table.call(  # another container's `app disable`
         "update_item",
         Key={"pk": {"S": "APP"}, "sk": {"S": f"APP#{APP_B}"}},
         UpdateExpression="SET enabled = :f",
         ExpressionAttributeValues={":f": {"BOOL": False}},
     )
-    sessions_before = services.store.list_sessions(first.tokens.user_id)
+    sessions_before = services.store.sessions.of_user(first.tokens.user_id)
     with pytest.raises(AppDisabled):
         login.login("union-gus.2", START + 1, APP_B)
-    assert services.store.list_sessions(first.tokens.user_id) == sessions_before
+    assert services.store.sessions.of_user(first.tokens.user_id) == sessions_before
     assert not [
         i
         for i in table_items(dynamodb)
@@ -209,7 +209,7 @@ def test_a_unionid_that_appears_later_is_back_filled_and_linked(services, fake):
     assert services.graph.get(APP_B, openid_for(APP_B, "union-hal")).unionid == unionid_for(
         "union-hal"
     )
-    assert services.store.get_user(before.tokens.user_id).unionid == unionid_for("union-hal")
+    assert services.store.users.get(before.tokens.user_id).unionid == unionid_for("union-hal")
     # and the first login from another app joins that user
     other = login.login("union-hal.3", START + 20, TEST_APPID)
     assert other.tokens.user_id == before.tokens.user_id and other.is_new is False
@@ -241,7 +241,7 @@ def test_a_link_that_would_join_two_users_is_pending_not_merged(services, fake, 
     )
     metrics = [json.loads(line) for line in log_lines if "IdentityLinkPending" in line]
     assert len(metrics) == 1 and metrics[0]["IdentityLinkPending"] == 1
-    assert services.store.get_user(y.tokens.user_id).unionid is None  # not linked on the profile
+    assert services.store.users.get(y.tokens.user_id).unionid is None  # not linked on the profile
     # a later login of Y records nothing more
     services.login.login("union-ivy.4", START + 3, APP_B)
     assert len(services.graph.pending()) == 1
@@ -264,7 +264,7 @@ def test_admin_merge_moves_the_identities_and_ends_the_absorbed_sessions(service
     again = services.login.login("union-ivy.9", START + 20, APP_B)
     assert again.tokens.user_id == x.tokens.user_id and again.is_new is False
     services.sessions.refresh(x.tokens.refresh_token, START + 20)
-    listed = services.graph.identities_of(services.store.get_user(x.tokens.user_id))
+    listed = services.graph.identities_of(services.store.users.get(x.tokens.user_id))
     assert {i.appid for i in listed} == {TEST_APPID, APP_B}
     # recorded on both profiles
     items = {(i["pk"]["S"], i["sk"]["S"]): i for i in table_items(services.store.client)}
@@ -274,7 +274,7 @@ def test_admin_merge_moves_the_identities_and_ends_the_absorbed_sessions(service
     assert kept["merged_from"]["SS"] == [y.tokens.user_id]
     # merging again is refused, with nothing written
     before = table_items(services.store.client)
-    with pytest.raises(identity_admin.IdentityAdminError):
+    with pytest.raises(AdminError):
         run_admin(services, "user", "merge", "--into", x.tokens.user_id, "--from", y.tokens.user_id)
     assert table_items(services.store.client) == before
 
@@ -286,23 +286,23 @@ def test_admin_merge_moves_the_identities_and_ends_the_absorbed_sessions(service
 def test_first_logins_of_two_apps_racing_on_the_unionid_make_one_user(services, order):
     """The second app's login read the unionid's partition before the first claimed it:
     its guarded Put of OWNER loses, and it joins the winner's user."""
-    graph = services.graph
-    real_query = services.store.query_partition
+    identities = services.store.identities
+    real_read = identities.unionid
     stale: list[list] = []
     first, second = order
 
-    def query_before_the_other_claimed(pk, prefix=""):
-        if pk.startswith("UNIONID#") and not stale:
+    def read_before_the_other_claimed(unionid):
+        if not stale:
             stale.append([])
             services.login.login("union-jo.1", START, first)  # the other request, meanwhile
-            return []
-        return real_query(pk, prefix)
+            return None, []  # what the read saw: no owner, no link
+        return real_read(unionid)
 
-    graph._store.query_partition = query_before_the_other_claimed  # type: ignore[method-assign]
+    identities.unionid = read_before_the_other_claimed  # type: ignore[method-assign]
     try:
         late = services.login.login("union-jo.2", START, second)
     finally:
-        graph._store.query_partition = real_query  # type: ignore[method-assign]
+        identities.unionid = real_read  # type: ignore[method-assign]
     winner = user_id_for(first, openid_for(first, "union-jo"))
     assert late.tokens.user_id == winner
     profiles = [i for i in table_items(services.store.client) if i["sk"]["S"] == "PROFILE"]

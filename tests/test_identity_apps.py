@@ -16,7 +16,7 @@ from chalicelib.errors import (
     WeChatUnavailable,
 )
 from chalicelib.identity.apps import KINDS, MINI_PROGRAM, App, AppRegistry, Exchanged
-from chalicelib.store import DynamoStore
+from chalicelib.store import Store
 from chalicelib.wechat.client import WeChatClient
 from tests.conftest import START, TABLE, TEST_APPID, WECHAT_BASE, FakeClock
 
@@ -26,7 +26,7 @@ OAUTH2 = f"{WECHAT_BASE}/sns/oauth2/access_token"
 @pytest.fixture
 def registry(dynamodb, clock) -> AppRegistry:
     return AppRegistry(
-        DynamoStore(dynamodb, TABLE),
+        Store(dynamodb, TABLE).apps,
         App(TEST_APPID, client_id=TEST_APPID, primary=True),
         clock=clock,
         max_age=60,

@@ -34,9 +34,9 @@ def graph_services(backend, settings, clock, fake_wechat) -> runtime.Services:
 
 
 def test_create_returns_the_winner_of_a_race(graph_services):
-    graph = graph_services.graph
-    first = graph._create(Identity(APP_B, "o-1", "user-first", created_at=START))
-    second = graph._create(Identity(APP_B, "o-1", "user-second", created_at=START + 1))
+    identities = graph_services.store.identities
+    first = identities.create(Identity(APP_B, "o-1", "user-first", created_at=START))
+    second = identities.create(Identity(APP_B, "o-1", "user-second", created_at=START + 1))
     assert first.user_id == second.user_id == "user-first"
 
 

@@ -30,7 +30,7 @@ def legacy(services):
 def test_a_legacy_user_logs_in_as_the_same_user(services, legacy, user):
     old = legacy.login(f"{user}.1", START)
     assert old.is_new is True
-    profile = services.store.get_user(old.tokens.user_id)
+    profile = services.store.users.get(old.tokens.user_id)
     assert not [
         i for i in table_items(services.store.client) if i["pk"]["S"].startswith("IDENTITY#")
     ]
@@ -42,7 +42,7 @@ def test_a_legacy_user_logs_in_as_the_same_user(services, legacy, user):
         == user_id_for(TEST_APPID, openid_for(TEST_APPID, user))
     )
     assert new.is_new is False
-    assert services.store.get_user(old.tokens.user_id) == profile  # created_at, unionid kept
+    assert services.store.users.get(old.tokens.user_id) == profile  # created_at, unionid kept
     # the legacy session still refreshes, and keeps its client_id and the default aud
     refreshed = services.sessions.refresh(old.tokens.refresh_token, START + 200)
     claims = services.access_tokens.check(refreshed.access_token, START + 200)
@@ -69,7 +69,7 @@ def test_a_second_app_joins_a_legacy_user_through_its_unionid(services, legacy):
     old = legacy.login("union-dee.1", START)
     joined = services.login.login("union-dee.2", START + 10, APP_B)
     assert joined.tokens.user_id == old.tokens.user_id and joined.is_new is False
-    assert services.store.get_user(old.tokens.user_id).unionid == unionid_for("union-dee")
+    assert services.store.users.get(old.tokens.user_id).unionid == unionid_for("union-dee")
     again = services.login.login("union-dee.3", START + 20, TEST_APPID)
     assert again.tokens.user_id == old.tokens.user_id
 

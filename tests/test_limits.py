@@ -19,12 +19,12 @@ from chalicelib.limits import (
     Limit,
     RateLimiter,
     ip_key,
-    limit_pk,
     parse_limit,
     source_ip,
 )
 from chalicelib.logs import Metrics
-from chalicelib.store import DynamoStore
+from chalicelib.store import Store
+from chalicelib.store.schema import limit_pk
 from tests.conftest import BACKENDS, backend_table
 
 NOW = 1_800_000_000  # a multiple of 60: NOW starts a 60 s window
@@ -48,7 +48,7 @@ def sent(table: tuple[Any, str]) -> list[str]:
 
 
 def limiter(table: tuple[Any, str], **limits: Limit | None) -> RateLimiter:
-    return RateLimiter(DynamoStore(*table), limits, metrics=Metrics("test"))
+    return RateLimiter(Store(*table).guards, limits, metrics=Metrics("test"))
 
 
 def items(table: tuple[Any, str]) -> list[dict[str, Any]]:
@@ -171,7 +171,7 @@ def test_the_limiter_fails_open_when_dynamodb_does(log_lines: list[str]) -> None
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         limits = RateLimiter(
-            DynamoStore(client, "any"), {LOGIN_PER_IP: Limit(1, 60)}, metrics=Metrics("test")
+            Store(client, "any").guards, {LOGIN_PER_IP: Limit(1, 60)}, metrics=Metrics("test")
         )
         with Stubber(client) as stub:
             stub.add_client_error("update_item", "ThrottlingException")

@@ -29,7 +29,7 @@ def test_first_login_creates_the_user_and_a_session(login, services, wechat):
     result = login.login("alice.1", START)
     assert result.is_new is True
     assert result.tokens.user_id == user_id_for(TEST_APPID, "openid-alice")
-    user = services.store.get_user(result.tokens.user_id)
+    user = services.store.users.get(result.tokens.user_id)
     assert (user.appid, user.openid, user.unionid) == (TEST_APPID, "openid-alice", None)
     assert wechat.calls == 1
     body = result.response(START)
@@ -43,7 +43,7 @@ def test_second_login_finds_the_user(login, services):
     assert second.is_new is False
     assert second.tokens.user_id == first.tokens.user_id
     assert second.tokens.session_id != first.tokens.session_id
-    assert len(services.store.list_sessions(first.tokens.user_id)) == 2
+    assert len(services.store.sessions.of_user(first.tokens.user_id)) == 2
 
 
 def session_of(tokens) -> tuple:
@@ -135,30 +135,31 @@ def test_the_login_record_holds_no_token_and_no_session_key(login, dynamodb):
 
 def test_unionid_is_stored_and_linked(login, services):
     result = login.login("union-bob.1", START)
-    user = services.store.get_user(result.tokens.user_id)
+    user = services.store.users.get(result.tokens.user_id)
     assert user.unionid == "unionid-union-bob"
-    assert services.store.users_by_unionid("unionid-union-bob") == [result.tokens.user_id]
+    linked = services.store.identities.users_of_unionid("unionid-union-bob")
+    assert linked == [result.tokens.user_id]
 
 
 def test_unionid_appearing_later_is_linked_to_the_existing_user(services, wechat):
     login = services.login
     # a user created earlier without a unionid
     user_id = user_id_for(TEST_APPID, "openid-union-carol")
-    services.store.upsert_user(UserRecord(user_id, TEST_APPID, "openid-union-carol", None, START))
+    services.store.users.upsert(UserRecord(user_id, TEST_APPID, "openid-union-carol", None, START))
     result = login.login("union-carol.1", START + 10)
     assert result.is_new is False and result.tokens.user_id == user_id
-    user = services.store.get_user(user_id)
+    user = services.store.users.get(user_id)
     assert (user.unionid, user.created_at) == ("unionid-union-carol", START)
-    assert services.store.users_by_unionid("unionid-union-carol") == [user_id]
+    assert services.store.identities.users_of_unionid("unionid-union-carol") == [user_id]
 
 
 def test_the_first_unionid_stays(login, services):
     user_id = user_id_for(TEST_APPID, "openid-union-dora")
-    services.store.upsert_user(
+    services.store.users.upsert(
         UserRecord(user_id, TEST_APPID, "openid-union-dora", "unionid-first", START)
     )
     login.login("union-dora.1", START + 10)
-    assert services.store.get_user(user_id).unionid == "unionid-first"
+    assert services.store.users.get(user_id).unionid == "unionid-first"
 
 
 @pytest.mark.parametrize(
@@ -196,13 +197,13 @@ def test_a_returning_login_is_three_dynamodb_requests(login, wechat, dynamodb_re
 
 def test_a_lost_claim_is_a_retryable_failure_that_writes_no_session(login, services, dynamodb):
     """If the claim vanished (deleted, expired) the transaction writes nothing at all."""
-    real_finish = services.store.finish_login
+    real_finish = services.store.logins.finish
 
     def finish_after_the_claim_vanished(code_hash, *args, **kwargs):
-        services.store.release_login(code_hash)
+        services.store.logins.release(code_hash)
         return real_finish(code_hash, *args, **kwargs)
 
-    login._store.finish_login = finish_after_the_claim_vanished
+    login._logins.finish = finish_after_the_claim_vanished
     with pytest.raises(StoreUnavailable):
         login.login("alice.1", START)
     kinds = sorted(item["sk"]["S"].split("#")[0] for item in table_items(dynamodb))
@@ -240,7 +241,7 @@ def test_pending_claim_makes_a_duplicate_wait_then_replay(services, wechat):
     """A duplicate that arrives while the first exchange runs waits for its result."""
     login = services.login
     waited = []
-    real_sleep = login._sleep
+    real_sleep = login._claims._sleep
 
     def sleep_and_let_the_first_finish(seconds):
         waited.append(seconds)
@@ -258,7 +259,7 @@ def test_pending_claim_makes_a_duplicate_wait_then_replay(services, wechat):
         return real_code2session(code)
 
     login._wechat.code2session = slow_code2session
-    login._sleep = sleep_and_let_the_first_finish
+    login._claims._sleep = sleep_and_let_the_first_finish
     holder = threading.Thread(target=lambda: first_done.update(r=login.login("dave.1", START)))
     holder.start()
     entered.wait(5)
@@ -266,7 +267,7 @@ def test_pending_claim_makes_a_duplicate_wait_then_replay(services, wechat):
     try:
         second = login.login("dave.1", START + 1)
     finally:
-        login._sleep = real_sleep
+        login._claims._sleep = real_sleep
     holder.join()
     assert session_of(second.tokens) == session_of(first_done["r"].tokens)
     assert wechat.calls == 1
@@ -275,13 +276,14 @@ def test_pending_claim_makes_a_duplicate_wait_then_replay(services, wechat):
 
 def test_a_claim_held_too_long_answers_login_pending(services):
     login = services.login
-    code_hash_claimed = services.store.claim_login
-    login._store.claim_login = lambda *a, **k: False
-    login._store.get_login = lambda code_hash: type(
+    logins = services.store.logins
+    code_hash_claimed = logins.claim
+    logins.claim = lambda *a, **k: False
+    logins.get = lambda code_hash: type(
         "Pending", (), {"done": False, "sealed_response": None}
     )()
     try:
         with pytest.raises(LoginPending):
             login.login("erin.1", START)
     finally:
-        login._store.claim_login = code_hash_claimed
+        logins.claim = code_hash_claimed

@@ -387,7 +387,7 @@ def test_a_client_whose_id_is_a_user_id_cannot_act_as_that_user(client, services
     access = token(client, {"grant_type": "client_credentials"}, basic(user_id, secret)).json_body
     claims = jwt.decode(access["access_token"], options={"verify_signature": False})
     assert claims["sub"] == f"client:{user_id}" != user_id
-    before = [replace(s) for s in services.store.list_sessions(user_id)]
+    before = [replace(s) for s in services.store.sessions.of_user(user_id)]
 
     me = client.http.get("/me", headers=bearer(access["access_token"]))
     assert_error(me, 403, "insufficient_scope")
@@ -399,7 +399,7 @@ def test_a_client_whose_id_is_a_user_id_cannot_act_as_that_user(client, services
             body=json.dumps(body) if body else None,
         )
         assert_error(response, 403, "insufficient_scope")
-    assert services.store.list_sessions(user_id) == before
+    assert services.store.sessions.of_user(user_id) == before
     assert verdict(client, user["access_token"])["valid"] is True
 
 

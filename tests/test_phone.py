@@ -12,7 +12,8 @@ import pytest
 from chalicelib import runtime
 from chalicelib.errors import StoreUnavailable, WeChatTokenInvalid
 from chalicelib.phone import phone_hash
-from chalicelib.store import DynamoStore, phone_pk
+from chalicelib.store import Store, phone_pk
+from chalicelib.store.phones import Phones
 from tests.conftest import START, table_items
 from tests.test_app import assert_error, bearer, login, post
 
@@ -171,8 +172,8 @@ def test_with_the_move_policy_the_number_moves(app_client, services, broker, wec
     assert response.status_code == 200
     assert me(app_client, bob["access_token"])["phone"]["phone_number"] == ALICE_E164
     assert me(app_client, alice["access_token"])["phone"] is None
-    store = DynamoStore(dynamodb, "wxauth-test")
-    assert store.phone_owner(phone_hash(ALICE_E164)) == bob["user"]["id"]
+    store = Store(dynamodb, "wxauth-test")
+    assert store.phones.owner(phone_hash(ALICE_E164)) == bob["user"]["id"]
     alice_item = dynamodb.get_item(
         TableName="wxauth-test",
         Key={"pk": {"S": f"USER#{alice['user']['id']}"}, "sk": {"S": "PROFILE"}},
@@ -192,8 +193,8 @@ def test_a_new_number_releases_the_old_one(app_client, services, wechat):
     response = bind(app_client, alice["access_token"], "phone.alice.13900139000")
 
     assert response.json_body["phone"]["phone_number"] == "+8613900139000"
-    assert services.store.phone_owner(phone_hash(ALICE_E164)) is None
-    assert services.store.phone_owner(phone_hash("+8613900139000")) == alice["user"]["id"]
+    assert services.store.phones.owner(phone_hash(ALICE_E164)) is None
+    assert services.store.phones.owner(phone_hash("+8613900139000")) == alice["user"]["id"]
 
 
 def test_quota_exhausted_is_429_with_retry_after(app_client, wechat):
@@ -239,7 +240,7 @@ def test_a_failure_after_wechat_answered_is_applied_on_retry_without_paying_agai
     app_client, services, wechat, monkeypatch
 ):
     alice = login(app_client, "alice.1")
-    original = DynamoStore.bind_phone
+    original = Phones.bind
     failures = [StoreUnavailable("DynamoDB transact_write_items failed")]
 
     def flaky(self, *args, **kwargs):
@@ -247,7 +248,7 @@ def test_a_failure_after_wechat_answered_is_applied_on_retry_without_paying_agai
             raise failures.pop()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(DynamoStore, "bind_phone", flaky)
+    monkeypatch.setattr(Phones, "bind", flaky)
     code = f"phone.alice.{ALICE_PHONE}"
     assert_error(bind(app_client, alice["access_token"], code), 503, "temporarily_unavailable")
     assert me(app_client, alice["access_token"])["phone"] is None

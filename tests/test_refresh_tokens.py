@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from chalicelib import refresh_tokens
+from chalicelib import crypto, refresh_tokens
 from chalicelib.errors import GrantError
 
 USER_ID = "A" * 21 + "w"  # 22 base64url characters
@@ -258,19 +258,19 @@ PLAINTEXT = b"the current refresh token"
 
 
 def test_seal_then_unseal_returns_the_plaintext() -> None:
-    sealed = refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
+    sealed = crypto.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
 
-    assert refresh_tokens.unseal(SEAL_SECRET, sealed, context=CONTEXT) == PLAINTEXT
+    assert crypto.unseal(SEAL_SECRET, sealed, context=CONTEXT) == PLAINTEXT
 
 
 def test_seal_round_trips_an_empty_plaintext() -> None:
-    sealed = refresh_tokens.seal(SEAL_SECRET, b"", context=CONTEXT)
+    sealed = crypto.seal(SEAL_SECRET, b"", context=CONTEXT)
 
-    assert refresh_tokens.unseal(SEAL_SECRET, sealed, context=CONTEXT) == b""
+    assert crypto.unseal(SEAL_SECRET, sealed, context=CONTEXT) == b""
 
 
 def test_sealed_bytes_do_not_contain_the_plaintext_or_the_secret() -> None:
-    sealed = refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
+    sealed = crypto.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
 
     assert PLAINTEXT not in sealed
     assert SEAL_SECRET.encode("ascii") not in sealed
@@ -278,60 +278,60 @@ def test_sealed_bytes_do_not_contain_the_plaintext_or_the_secret() -> None:
 
 
 def test_sealing_is_randomized() -> None:
-    first = refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
-    second = refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
+    first = crypto.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
+    second = crypto.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
 
     assert first != second
     assert first[:12] != second[:12]
-    assert refresh_tokens.unseal(SEAL_SECRET, first, context=CONTEXT) == PLAINTEXT
-    assert refresh_tokens.unseal(SEAL_SECRET, second, context=CONTEXT) == PLAINTEXT
+    assert crypto.unseal(SEAL_SECRET, first, context=CONTEXT) == PLAINTEXT
+    assert crypto.unseal(SEAL_SECRET, second, context=CONTEXT) == PLAINTEXT
 
 
 def test_seal_takes_its_nonce_from_the_injected_random_source() -> None:
     rand = counting_bytes()
 
-    sealed = refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT, rand=rand)
+    sealed = crypto.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT, rand=rand)
 
     assert sealed[:12] == b"\x00" * 12
-    assert refresh_tokens.unseal(SEAL_SECRET, sealed, context=CONTEXT) == PLAINTEXT
+    assert crypto.unseal(SEAL_SECRET, sealed, context=CONTEXT) == PLAINTEXT
 
 
 def test_unseal_with_a_wrong_secret_raises_grant_error() -> None:
-    sealed = refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
+    sealed = crypto.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
     other = refresh_tokens.mint(USER_ID, SESSION_ID, 0, lambda n: b"\x02" * n)
 
     with pytest.raises(GrantError):
-        refresh_tokens.unseal(other, sealed, context=CONTEXT)
+        crypto.unseal(other, sealed, context=CONTEXT)
 
 
 def test_unseal_with_a_wrong_context_raises_grant_error() -> None:
-    sealed = refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
+    sealed = crypto.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
 
     with pytest.raises(GrantError):
-        refresh_tokens.unseal(SEAL_SECRET, sealed, context=b"another-context")
+        crypto.unseal(SEAL_SECRET, sealed, context=b"another-context")
 
 
 @pytest.mark.parametrize("position", [0, 11, 12, 20, -1], ids=lambda p: f"byte{p}")
 def test_unseal_of_a_tampered_byte_raises_grant_error(position: int) -> None:
-    sealed = bytearray(refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT))
+    sealed = bytearray(crypto.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT))
     sealed[position] ^= 0x01
 
     with pytest.raises(GrantError):
-        refresh_tokens.unseal(SEAL_SECRET, bytes(sealed), context=CONTEXT)
+        crypto.unseal(SEAL_SECRET, bytes(sealed), context=CONTEXT)
 
 
 @pytest.mark.parametrize("length", [0, 5, 11, 12, 27, 40])
 def test_unseal_of_a_truncated_blob_raises_grant_error(length: int) -> None:
-    sealed = refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
+    sealed = crypto.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
 
     with pytest.raises(GrantError):
-        refresh_tokens.unseal(SEAL_SECRET, sealed[:length], context=CONTEXT)
+        crypto.unseal(SEAL_SECRET, sealed[:length], context=CONTEXT)
 
 
 def test_unseal_error_does_not_echo_the_secret() -> None:
-    sealed = refresh_tokens.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
+    sealed = crypto.seal(SEAL_SECRET, PLAINTEXT, context=CONTEXT)
 
     with pytest.raises(GrantError) as info:
-        refresh_tokens.unseal(SEAL_SECRET + "x", sealed, context=CONTEXT)
+        crypto.unseal(SEAL_SECRET + "x", sealed, context=CONTEXT)
 
     assert SEAL_SECRET not in str(info.value)

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from chalicelib import refresh_tokens
+from chalicelib import crypto, refresh_tokens
 from chalicelib.errors import GrantError, ReuseDetected, RevokedToken
 from chalicelib.logs import Metrics
+from chalicelib.store.sessions import new_session
 from tests.conftest import START, table_items
 
 GRACE = 30
@@ -137,7 +138,7 @@ def test_any_older_token_of_the_session_revokes_it(sessions, started, services, 
     tokens = generations(sessions, started, 4)
     with pytest.raises(ReuseDetected):
         sessions.refresh(tokens[older], START + 10)
-    session = services.store.get_session(USER_A, started.session_id)
+    session = services.store.sessions.get(USER_A, started.session_id)
     assert session.revoked_reason == "refresh_token_reuse"
     with pytest.raises(GrantError):
         sessions.refresh(tokens[4], START + 11)  # the current token died with the session
@@ -197,7 +198,7 @@ def test_an_authentic_token_from_a_future_generation_revokes_nothing(
     """Only what a session really issued counts as reuse: a token signed with its key but
     of a generation it never reached (a leaked key, say) is a plain invalid_grant."""
     generations(sessions, started, 2)
-    key = services.store.get_session(USER_A, started.session_id).mac_key
+    key = services.store.sessions.get(USER_A, started.session_id).mac_key
     before = table_items(dynamodb)
     for generation in (2, 3, 99):
         body = refresh_tokens.mint(USER_A, started.session_id, generation)
@@ -272,8 +273,8 @@ def test_revoked_session_does_not_replay_within_grace(sessions, started):
 
 def test_lost_race_converges_on_the_winner(sessions, started, services):
     """A refresh whose conditional write loses answers the winner's token."""
-    store = services.store
-    real_rotate = store.rotate_session
+    store = services.store.sessions
+    real_rotate = store.rotate
     winner = {}
 
     def race_then_rotate(*args, **kwargs):
@@ -282,11 +283,11 @@ def test_lost_race_converges_on_the_winner(sessions, started, services):
             winner["issued"] = sessions.refresh(started.refresh_token, START)
         return real_rotate(*args, **kwargs)
 
-    store.rotate_session = race_then_rotate
+    store.rotate = race_then_rotate
     try:
         issued = sessions.refresh(started.refresh_token, START + 1)
     finally:
-        store.rotate_session = real_rotate
+        store.rotate = real_rotate
     assert issued.refresh_token == winner["issued"].refresh_token
 
 
@@ -335,15 +336,14 @@ def test_the_access_token_of_a_refresh_names_the_sessions_client(services, clien
 
 def test_a_refusal_of_the_current_token_of_a_live_session_is_retryable(sessions, started, services):
     """Not a state DynamoDB hands back; if it did, the client retries instead of logging out."""
-    from chalicelib.errors import StoreUnavailable
-    from chalicelib.store import RotationRefused
+    from chalicelib.errors import RotationRefused, StoreUnavailable
 
-    live = services.store.get_session(USER_A, started.session_id)
+    live = services.store.sessions.get(USER_A, started.session_id)
 
     def refuse(*args, **kwargs):
         raise RotationRefused(live)
 
-    services.store.rotate_session = refuse
+    services.store.sessions.rotate = refuse
     with pytest.raises(StoreUnavailable):
         sessions.refresh(started.refresh_token, START + 1)
 
@@ -357,8 +357,8 @@ def v1_session(services, now: int = START, rotated_from: str | None = None):
     from chalicelib.store import SessionRecord
 
     session_id = refresh_tokens.new_id()
-    current = f"{USER_A}.{session_id}.{refresh_tokens.b64url(b'c' * 32)}"
-    previous = f"{USER_A}.{session_id}.{refresh_tokens.b64url(b'p' * 32)}"
+    current = f"{USER_A}.{session_id}.{crypto.b64url(b'c' * 32)}"
+    previous = f"{USER_A}.{session_id}.{crypto.b64url(b'p' * 32)}"
     rotated = rotated_from is not None
     record = SessionRecord(
         user_id=USER_A,
@@ -368,7 +368,7 @@ def v1_session(services, now: int = START, rotated_from: str | None = None):
         previous_hash=refresh_tokens.token_hash(previous) if rotated else None,
         rotated_at=now if rotated else None,
         sealed_current=(
-            refresh_tokens.seal(previous, current.encode(), context=_context(USER_A, session_id))
+            crypto.seal(previous, current.encode(), context=_context(USER_A, session_id))
             if rotated
             else None
         ),
@@ -376,7 +376,7 @@ def v1_session(services, now: int = START, rotated_from: str | None = None):
         idle_expires_at=now + IDLE,
         absolute_expires_at=now + ABSOLUTE,
     )
-    item = services.store._new_session(record)["Item"]
+    item = new_session(services.settings.table_name, record)["Item"]
     del item["generation"]  # the previous release wrote neither
     if rotated:
         item["previous_hash"] = {"B": record.previous_hash}
@@ -391,7 +391,7 @@ def test_a_v1_token_rotates_into_a_signed_token_of_generation_one(services, sess
     issued = sessions.refresh(current, START + 1)
     parsed = refresh_tokens.parse(issued.refresh_token)
     assert (parsed.session_id, parsed.generation) == (session_id, 1)
-    stored = services.store.get_session(USER_A, session_id)
+    stored = services.store.sessions.get(USER_A, session_id)
     assert refresh_tokens.authentic(parsed, stored.mac_key)
     # and on from there, with theft detection for every older v2 token
     second = sessions.refresh(issued.refresh_token, START + 2)

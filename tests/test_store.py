@@ -16,20 +16,21 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from chalicelib import refresh_tokens
-from chalicelib.errors import StoreUnavailable
+from chalicelib.errors import ConditionFailed, RotationRefused, StoreUnavailable
 from chalicelib.store import (
-    ConditionFailed,
-    DynamoStore,
-    LoginRecord,
     PhoneRecord,
-    RotationRefused,
     SessionRecord,
+    Store,
     UserRecord,
     create_table,
     login_pk,
     session_sk,
     user_pk,
 )
+from chalicelib.store.apps import App
+from chalicelib.store.identities import Identity
+from chalicelib.store.logins import LoginRecord
+from chalicelib.store.sessions import new_session
 from tests.conftest import BACKENDS, TABLE, backend_table, table_items
 from tests.integration.dynamodb_local import dynamodb_client
 
@@ -51,8 +52,8 @@ class Backend:
     table: str
 
     @property
-    def store(self) -> DynamoStore:
-        return DynamoStore(self.client, self.table)
+    def store(self) -> Store:
+        return Store(self.client, self.table)
 
     def item(self, pk: str, sk: str) -> dict[str, Any] | None:
         key = {"pk": {"S": pk}, "sk": {"S": sk}}
@@ -73,7 +74,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 
 @pytest.fixture
-def store(backend: Backend) -> DynamoStore:
+def store(backend: Backend) -> Store:
     return backend.store
 
 
@@ -109,66 +110,60 @@ def test_create_table_is_idempotent_and_enables_ttl(backend: Backend) -> None:
 # -- users ------------------------------------------------------------------------------------
 
 
-def test_upsert_user_creates_once(store: DynamoStore) -> None:
-    assert store.upsert_user(a_user()) is None  # None: this call created it
-    assert store.get_user(USER) == a_user()
-    assert store.upsert_user(replace(a_user(), created_at=NOW + 5)) == a_user()
-    assert store.get_user(USER) == a_user()  # created_at keeps its first value
+def test_upsert_user_creates_once(store: Store) -> None:
+    assert store.users.upsert(a_user()) is None  # None: this call created it
+    assert store.users.get(USER) == a_user()
+    assert store.users.upsert(replace(a_user(), created_at=NOW + 5)) == a_user()
+    assert store.users.get(USER) == a_user()  # created_at keeps its first value
 
 
-def test_upsert_user_keeps_the_first_unionid(store: DynamoStore) -> None:
-    store.upsert_user(a_user())
-    assert store.upsert_user(a_user(unionid="u-first")) == a_user()
-    assert store.get_user(USER).unionid == "u-first"  # a unionid appearing later is recorded
-    assert store.upsert_user(a_user(unionid="u-second")) == a_user(unionid="u-first")
-    assert store.upsert_user(a_user()) == a_user(unionid="u-first")  # none given: kept
-    assert store.get_user(USER) == a_user(unionid="u-first")
+def test_upsert_user_keeps_the_first_unionid(store: Store) -> None:
+    store.users.upsert(a_user())
+    assert store.users.upsert(a_user(unionid="u-first")) == a_user()
+    assert store.users.get(USER).unionid == "u-first"  # a unionid appearing later is recorded
+    assert store.users.upsert(a_user(unionid="u-second")) == a_user(unionid="u-first")
+    assert store.users.upsert(a_user()) == a_user(unionid="u-first")  # none given: kept
+    assert store.users.get(USER) == a_user(unionid="u-first")
 
 
-def test_get_missing_user(store: DynamoStore) -> None:
-    assert store.get_user(USER) is None
+def test_get_missing_user(store: Store) -> None:
+    assert store.users.get(USER) is None
 
 
-def test_users_by_unionid(store: DynamoStore) -> None:
+def test_users_by_unionid(store: Store) -> None:
     for i, user_id in enumerate((USER, OTHER)):
         code = f"code{i}"
         claim(store, NOW, code=code)
-        store.finish_login(
-            code,
-            a_session(user_id=user_id),
-            sealed_response=ODD_BYTES,
-            unionid="u-shared",
-            now=NOW,
-        )
-    assert sorted(store.users_by_unionid("u-shared")) == sorted([USER, OTHER])
-    assert store.users_by_unionid("u-nobody") == []
+        finish(store, code, a_session(user_id=user_id), unionid="u-shared", now=NOW)
+    assert sorted(store.identities.users_of_unionid("u-shared")) == sorted([USER, OTHER])
+    assert store.identities.users_of_unionid("u-nobody") == []
 
 
 # -- sessions ---------------------------------------------------------------------------------
 
 
-def test_put_and_get_session_round_trip(store: DynamoStore, backend: Backend) -> None:
+def test_put_and_get_session_round_trip(store: Store, backend: Backend) -> None:
     session = a_session()
-    store.put_session(session)
-    assert store.get_session(USER, "sess0") == session
+    store.sessions.put(session)
+    assert store.sessions.get(USER, "sess0") == session
     item = backend.item(user_pk(USER), session_sk("sess0"))
     assert bytes(item["current_hash"]["B"]) == session.current_hash
     assert item["expires_at"] == {"N": str(NOW + IDLE)}  # the TTL attribute
-    assert store.get_session(USER, "nope") is None
-    assert store.get_session(OTHER, "sess0") is None
+    assert store.sessions.get(USER, "nope") is None
+    assert store.sessions.get(OTHER, "sess0") is None
 
 
-def test_put_session_never_overwrites(store: DynamoStore) -> None:
-    store.put_session(a_session())
+def test_put_session_never_overwrites(store: Store) -> None:
+    store.sessions.put(a_session())
     with pytest.raises(ConditionFailed):
-        store.put_session(a_session(current_hash=b"another"))
-    assert store.get_session(USER, "sess0") == a_session()
+        store.sessions.put(a_session(current_hash=b"another"))
+    assert store.sessions.get(USER, "sess0") == a_session()
 
 
 def rotate(
-    store: DynamoStore, session: SessionRecord, presented: bytes, now: int, generation: int = 1
+    store: Store, session: SessionRecord, presented: bytes, now: int, generation: int = 1
 ) -> SessionRecord:
-    return store.rotate_session(
+    return store.sessions.rotate(
         session.user_id,
         session.session_id,
         presented_hash=presented,
@@ -181,11 +176,11 @@ def rotate(
     )
 
 
-def test_rotate_session(store: DynamoStore, backend: Backend) -> None:
+def test_rotate_session(store: Store, backend: Backend) -> None:
     session = a_session()
-    store.put_session(session)
+    store.sessions.put(session)
     rotated = rotate(store, session, session.current_hash, NOW + 10)
-    assert rotated == store.get_session(USER, "sess0")
+    assert rotated == store.sessions.get(USER, "sess0")
     assert rotated == replace(
         session,
         current_hash=ODD_BYTES[::-1],
@@ -201,34 +196,34 @@ def test_rotate_session(store: DynamoStore, backend: Backend) -> None:
 
 
 def test_rotate_session_keeps_the_session_mac_key_and_counts_generations(
-    store: DynamoStore,
+    store: Store,
 ) -> None:
     session = a_session(generation=41)
-    store.put_session(session)
+    store.sessions.put(session)
 
     rotated = rotate(store, session, session.current_hash, NOW + 10, generation=42)
 
     assert rotated.generation == 42
     assert rotated.mac_key == SESSION_MAC_KEY  # the offered key is not taken
-    assert store.get_session(USER, "sess0") == rotated
+    assert store.sessions.get(USER, "sess0") == rotated
 
 
-def test_rotate_session_gives_a_v1_session_the_offered_mac_key(store: DynamoStore) -> None:
+def test_rotate_session_gives_a_v1_session_the_offered_mac_key(store: Store) -> None:
     """A session from before generations has no MAC key: its first rotation stores one."""
     session = a_session(mac_key=None)
-    store.put_session(session)
-    assert store.get_session(USER, "sess0").mac_key is None
+    store.sessions.put(session)
+    assert store.sessions.get(USER, "sess0").mac_key is None
 
     rotated = rotate(store, session, session.current_hash, NOW + 10)
 
     assert rotated.mac_key == CANDIDATE_MAC_KEY
-    assert (rotated.generation, store.get_session(USER, "sess0").mac_key) == (1, CANDIDATE_MAC_KEY)
+    assert (rotated.generation, store.sessions.get(USER, "sess0").mac_key) == (1, CANDIDATE_MAC_KEY)
 
 
-def test_rotate_session_near_absolute_expiry(store: DynamoStore, backend: Backend) -> None:
+def test_rotate_session_near_absolute_expiry(store: Store, backend: Backend) -> None:
     """The idle expiry may pass the absolute one; the session still ends at the absolute one."""
     session = a_session(absolute_expires_at=NOW + IDLE + 5)
-    store.put_session(session)
+    store.sessions.put(session)
     rotated = rotate(store, session, session.current_hash, NOW + 100)
     assert rotated.expires_at == NOW + IDLE + 5
     assert rotated.is_live(NOW + IDLE + 4) and not rotated.is_live(NOW + IDLE + 5)
@@ -240,16 +235,16 @@ def test_rotate_session_near_absolute_expiry(store: DynamoStore, backend: Backen
     "case",
     ["not-current", "rotated-by-another", "revoked", "idle-expired", "absolute-expired", "missing"],
 )
-def test_rotate_session_condition_failed(store: DynamoStore, backend: Backend, case: str) -> None:
+def test_rotate_session_condition_failed(store: Store, backend: Backend, case: str) -> None:
     session = a_session(absolute_expires_at=NOW + IDLE + 1)
-    store.put_session(session)
+    store.sessions.put(session)
     presented, now = session.current_hash, NOW + 10
     if case == "not-current":
         presented = b"\x00" * 32
     elif case == "rotated-by-another":
         rotate(store, session, session.current_hash, NOW + 1)  # the racing winner
     elif case == "revoked":
-        store.revoke_session(USER, "sess0", now=NOW + 1, reason="logout")
+        store.sessions.revoke(USER, "sess0", now=NOW + 1, reason="logout")
     elif case == "idle-expired":
         now = NOW + IDLE  # dead at exactly idle_expires_at
     elif case == "absolute-expired":
@@ -264,7 +259,7 @@ def test_rotate_session_condition_failed(store: DynamoStore, backend: Backend, c
     elif case == "missing":
         session = a_session("no-such-session")
     before = backend.items()
-    as_it_was = store.get_session(session.user_id, session.session_id)
+    as_it_was = store.sessions.get(session.user_id, session.session_id)
     with pytest.raises(RotationRefused) as refused:
         rotate(store, session, presented, now)
     assert refused.value.session == as_it_was  # handed back by the refused write itself
@@ -272,37 +267,37 @@ def test_rotate_session_condition_failed(store: DynamoStore, backend: Backend, c
     assert backend.items() == before
 
 
-def test_revoke_session_once(store: DynamoStore, backend: Backend) -> None:
+def test_revoke_session_once(store: Store, backend: Backend) -> None:
     session = a_session()
-    store.put_session(session)
+    store.sessions.put(session)
     rotate(store, session, session.current_hash, NOW + 1)
-    assert store.revoke_session(USER, "sess0", now=NOW + 2, reason="logout") is True
-    revoked = store.get_session(USER, "sess0")
+    assert store.sessions.revoke(USER, "sess0", now=NOW + 2, reason="logout") is True
+    revoked = store.sessions.get(USER, "sess0")
     assert (revoked.revoked_at, revoked.revoked_reason) == (NOW + 2, "logout")
     assert revoked.sealed_current is None  # the sealed current token goes with the session
     assert not revoked.is_live(NOW + 2)
 
-    assert store.revoke_session(USER, "sess0", now=NOW + 3, reason="again") is False
-    again = store.get_session(USER, "sess0")
+    assert store.sessions.revoke(USER, "sess0", now=NOW + 3, reason="again") is False
+    again = store.sessions.get(USER, "sess0")
     assert (again.revoked_at, again.revoked_reason) == (NOW + 2, "logout")
 
 
-def test_revoke_missing_session_writes_nothing(store: DynamoStore, backend: Backend) -> None:
-    assert store.revoke_session(USER, "nope", now=NOW, reason="logout") is False
+def test_revoke_missing_session_writes_nothing(store: Store, backend: Backend) -> None:
+    assert store.sessions.revoke(USER, "nope", now=NOW, reason="logout") is False
     assert backend.items() == []
 
 
-def test_list_sessions_of_one_user(store: DynamoStore) -> None:
-    store.upsert_user(a_user())
+def test_list_sessions_of_one_user(store: Store) -> None:
+    store.users.upsert(a_user())
     mine = [a_session(f"sess{i:03d}", current_hash=bytes([i]) * 32) for i in range(60)]
     for session in mine:
-        store.put_session(session)
-    store.put_session(a_session("theirs", user_id=OTHER))
-    assert sorted(store.list_sessions(USER), key=lambda s: s.session_id) == mine
-    assert store.list_sessions("nobody" + "n" * 16) == []
+        store.sessions.put(session)
+    store.sessions.put(a_session("theirs", user_id=OTHER))
+    assert sorted(store.sessions.of_user(USER), key=lambda s: s.session_id) == mine
+    assert store.sessions.of_user("nobody" + "n" * 16) == []
 
 
-def test_list_sessions_follows_pages(store: DynamoStore, backend: Backend) -> None:
+def test_list_sessions_follows_pages(store: Store, backend: Backend) -> None:
     """Five sessions of ~300 KB each make more than one 1 MB Query page on DynamoDB."""
     pages = []
     backend.client.meta.events.register(
@@ -311,14 +306,14 @@ def test_list_sessions_follows_pages(store: DynamoStore, backend: Backend) -> No
     padding = {"S": "x" * 300_000}
     for i in range(5):
         session = a_session(f"big{i}")
-        store.put_session(session)
+        store.sessions.put(session)
         backend.client.update_item(
             TableName=backend.table,
             Key={"pk": {"S": user_pk(USER)}, "sk": {"S": session_sk(session.session_id)}},
             UpdateExpression="SET padding = :p",
             ExpressionAttributeValues={":p": padding},
         )
-    listed = store.list_sessions(USER)
+    listed = store.sessions.of_user(USER)
     assert sorted(s.session_id for s in listed) == [f"big{i}" for i in range(5)]
     assert sum(pages) == 5 and len(pages) > 1  # the 1 MB page limit did split the result
 
@@ -326,57 +321,73 @@ def test_list_sessions_follows_pages(store: DynamoStore, backend: Backend) -> No
 # -- WeChat code claims -----------------------------------------------------------------------
 
 CODE = "c0de" * 16
+APPID = "wx-store-test"
 
 
-def claim(store: DynamoStore, now: int, lease: int = 20, ttl: int = 300, code: str = CODE) -> bool:
-    return store.claim_login(code, now=now, lease_until=now + lease, expires_at=now + ttl)
+def claim(store: Store, now: int, lease: int = 20, ttl: int = 300, code: str = CODE) -> bool:
+    return store.logins.claim(code, now=now, lease_until=now + lease, expires_at=now + ttl)
 
 
-def complete(store: DynamoStore, unionid: str | None = None, now: int = NOW) -> None:
-    store.finish_login(CODE, a_session(), sealed_response=ODD_BYTES, unionid=unionid, now=now)
+def finish(
+    store: Store, code: str, session: SessionRecord, *, unionid: str | None, now: int
+) -> None:
+    """The login's finishing transaction, for the primary app's identity of the session's user."""
+    store.logins.finish(
+        code,
+        session,
+        sealed_response=ODD_BYTES,
+        unionid=unionid,
+        identity=Identity(APPID, f"openid-{session.user_id}", session.user_id, unionid=unionid),
+        app=App(appid=APPID, client_id=APPID, primary=True),
+        now=now,
+    )
 
 
-def test_claim_free_code(store: DynamoStore, backend: Backend) -> None:
+def complete(store: Store, unionid: str | None = None, now: int = NOW) -> None:
+    finish(store, CODE, a_session(), unionid=unionid, now=now)
+
+
+def test_claim_free_code(store: Store, backend: Backend) -> None:
     assert claim(store, NOW) is True
-    assert store.get_login(CODE) == LoginRecord(
+    assert store.logins.get(CODE) == LoginRecord(
         code_hash=CODE, lease_until=NOW + 20, expires_at=NOW + 300
     )
     assert backend.item(login_pk(CODE), "LOGIN")["expires_at"] == {"N": str(NOW + 300)}
 
 
-def test_claim_held_code(store: DynamoStore) -> None:
+def test_claim_held_code(store: Store) -> None:
     assert claim(store, NOW) is True
     assert claim(store, NOW + 19) is False
-    assert store.get_login(CODE).lease_until == NOW + 20
+    assert store.logins.get(CODE).lease_until == NOW + 20
 
 
-def test_claim_after_the_lease_passed(store: DynamoStore) -> None:
+def test_claim_after_the_lease_passed(store: Store) -> None:
     assert claim(store, NOW) is True
     assert claim(store, NOW + 20) is True  # the holder died without a result
-    assert store.get_login(CODE).lease_until == NOW + 40
+    assert store.logins.get(CODE).lease_until == NOW + 40
 
 
-def test_claim_done_code(store: DynamoStore) -> None:
+def test_claim_done_code(store: Store) -> None:
     claim(store, NOW)
     complete(store)
     assert claim(store, NOW + 100) is False  # lease passed, but there is a result to replay
-    assert store.get_login(CODE).done
+    assert store.logins.get(CODE).done
 
 
-def test_claim_expired_code(store: DynamoStore) -> None:
+def test_claim_expired_code(store: Store) -> None:
     claim(store, NOW)
     complete(store)
     assert claim(store, NOW + 300) is True  # expired (TTL deletion is lazy): a fresh claim
-    record = store.get_login(CODE)
+    record = store.logins.get(CODE)
     assert not record.done and record.lease_until == NOW + 320
 
 
-def test_finish_login(store: DynamoStore) -> None:
+def test_finish_login(store: Store) -> None:
     claim(store, NOW)
     complete(store)
-    assert store.get_session(USER, "sess0") == a_session()
-    assert store.users_by_unionid("u-1") == []
-    assert store.get_login(CODE) == LoginRecord(
+    assert store.sessions.get(USER, "sess0") == a_session()
+    assert store.identities.users_of_unionid("u-1") == []
+    assert store.logins.get(CODE) == LoginRecord(
         code_hash=CODE,
         lease_until=NOW + 20,
         expires_at=NOW + 300,
@@ -386,41 +397,35 @@ def test_finish_login(store: DynamoStore) -> None:
     )
 
 
-def test_finish_unclaimed_login_writes_nothing(store: DynamoStore, backend: Backend) -> None:
+def test_finish_unclaimed_login_writes_nothing(store: Store, backend: Backend) -> None:
     with pytest.raises(ConditionFailed):
         complete(store, unionid="u-1")
     assert backend.items() == []  # one transaction: no session and no link either
 
 
-def test_finish_login_links_the_unionid_once(store: DynamoStore, backend: Backend) -> None:
+def test_finish_login_links_the_unionid_once(store: Store, backend: Backend) -> None:
     claim(store, NOW)
     complete(store, unionid="u-1", now=NOW)
     claim(store, NOW, code="another")
-    store.finish_login(
-        "another",
-        a_session("sess1"),
-        sealed_response=ODD_BYTES,
-        unionid="u-1",
-        now=NOW + 9,
-    )
-    assert store.users_by_unionid("u-1") == [USER]
+    finish(store, "another", a_session("sess1"), unionid="u-1", now=NOW + 9)
+    assert store.identities.users_of_unionid("u-1") == [USER]
     link = backend.item("UNIONID#u-1", f"USER#{USER}")
     assert link["linked_at"] == {"N": str(NOW)}  # the first link's time stays
 
 
-def test_release_login(store: DynamoStore) -> None:
+def test_release_login(store: Store) -> None:
     claim(store, NOW)
-    store.release_login(CODE)
-    assert store.get_login(CODE) is None
-    store.release_login(CODE)  # nothing to release: no error
+    store.logins.release(CODE)
+    assert store.logins.get(CODE) is None
+    store.logins.release(CODE)  # nothing to release: no error
     assert claim(store, NOW + 1) is True
 
 
-def test_release_login_not_after_done(store: DynamoStore) -> None:
+def test_release_login_not_after_done(store: Store) -> None:
     claim(store, NOW)
     complete(store)
-    store.release_login(CODE)
-    assert store.get_login(CODE).sealed_response == ODD_BYTES
+    store.logins.release(CODE)
+    assert store.logins.get(CODE).sealed_response == ODD_BYTES
 
 
 # -- an unavailable DynamoDB ------------------------------------------------------------------
@@ -433,11 +438,11 @@ def test_unreachable_dynamodb_is_store_unavailable() -> None:
         sock.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
     client = dynamodb_client(endpoint, retries={"max_attempts": 2, "mode": "standard"})
-    store = DynamoStore(client, "wxauth")
+    store = Store(client, "wxauth")
     with pytest.raises(StoreUnavailable):
-        store.get_session(USER, "sess0")
+        store.sessions.get(USER, "sess0")
     with pytest.raises(StoreUnavailable):
-        store.claim_login(CODE, now=NOW, lease_until=NOW + 20, expires_at=NOW + 300)
+        store.logins.claim(CODE, now=NOW, lease_until=NOW + 20, expires_at=NOW + 300)
 
 
 # -- DynamoDB failing in the middle of a request (chalice.test.Client on moto) ----------------
@@ -513,7 +518,7 @@ def test_throttled_login_transaction_leaves_no_session(client, dynamodb) -> None
     ],
 )
 def test_cancelled_transactions(dynamodb, reason: str, raised: type[Exception]) -> None:
-    store = DynamoStore(dynamodb, TABLE)
+    store = Store(dynamodb, TABLE)
     with Stubber(dynamodb) as stubber:
         stubber.add_client_error(
             "transact_write_items",
@@ -523,7 +528,7 @@ def test_cancelled_transactions(dynamodb, reason: str, raised: type[Exception]) 
             modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": reason}]},
         )
         with pytest.raises(raised):
-            store.transact_write([{"Put": store._new_session(a_session())}])
+            store.table.transact([{"Put": new_session(TABLE, a_session())}])
 
 
 # -- phone numbers ----------------------------------------------------------------------------
@@ -539,76 +544,76 @@ NUMBER = PhoneRecord(
 OTHER_NUMBER = replace(NUMBER, phone_number="+8613900139000", phone_hash="b" * 64)
 
 
-def claimed_phone_code(store: DynamoStore) -> None:
-    assert store.claim_login(PHONE_CODE, now=NOW, lease_until=NOW + 20, expires_at=NOW + 300)
+def claimed_phone_code(store: Store) -> None:
+    assert store.logins.claim(PHONE_CODE, now=NOW, lease_until=NOW + 20, expires_at=NOW + 300)
 
 
-def test_record_code_result_keeps_the_code_from_release(store: DynamoStore) -> None:
+def test_record_code_result_keeps_the_code_from_release(store: Store) -> None:
     claimed_phone_code(store)
-    store.record_code_result(PHONE_CODE, user_id=USER, sealed_response=ODD_BYTES)
-    store.release_login(PHONE_CODE)
+    store.logins.record_result(PHONE_CODE, user_id=USER, sealed_response=ODD_BYTES)
+    store.logins.release(PHONE_CODE)
 
-    record = store.get_login(PHONE_CODE)
+    record = store.logins.get(PHONE_CODE)
     assert record is not None and record.done and record.sealed_response == ODD_BYTES
     assert (record.user_id, record.bound_at) == (USER, None)
 
 
-def test_record_code_result_needs_the_claim(store: DynamoStore, backend: Backend) -> None:
+def test_record_code_result_needs_the_claim(store: Store, backend: Backend) -> None:
     with pytest.raises(ConditionFailed):
-        store.record_code_result(PHONE_CODE, user_id=USER, sealed_response=b"x")
+        store.logins.record_result(PHONE_CODE, user_id=USER, sealed_response=b"x")
     assert backend.items() == []
 
 
-def test_bind_phone_sets_the_profile_and_the_owner(store: DynamoStore) -> None:
-    store.upsert_user(a_user())
+def test_bind_phone_sets_the_profile_and_the_owner(store: Store) -> None:
+    store.users.upsert(a_user())
     claimed_phone_code(store)
 
-    store.bind_phone(
+    store.phones.bind(
         USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW + 1
     )
 
-    assert store.get_user(USER) == replace(a_user(), phone=NUMBER)
-    assert store.phone_owner(NUMBER.phone_hash) == USER
-    assert store.get_login(PHONE_CODE).bound_at == NOW + 1
-    store.upsert_user(a_user())  # a later login keeps the number
-    assert store.get_user(USER).phone == NUMBER
+    assert store.users.get(USER) == replace(a_user(), phone=NUMBER)
+    assert store.phones.owner(NUMBER.phone_hash) == USER
+    assert store.logins.get(PHONE_CODE).bound_at == NOW + 1
+    store.users.upsert(a_user())  # a later login keeps the number
+    assert store.users.get(USER).phone == NUMBER
 
 
-def test_bind_phone_refuses_a_number_bound_meanwhile(store: DynamoStore, backend: Backend) -> None:
+def test_bind_phone_refuses_a_number_bound_meanwhile(store: Store, backend: Backend) -> None:
     for user in (USER, OTHER):
-        store.upsert_user(a_user(user))
+        store.users.upsert(a_user(user))
     claimed_phone_code(store)
-    store.bind_phone(OTHER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
+    store.phones.bind(OTHER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
     before = backend.items()
 
     with pytest.raises(ConditionFailed):
-        store.bind_phone(
+        store.phones.bind(
             USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW
         )
     assert backend.items() == before
 
 
-def test_bind_phone_moves_a_number_in_one_transaction(store: DynamoStore, backend: Backend) -> None:
+def test_bind_phone_moves_a_number_in_one_transaction(store: Store, backend: Backend) -> None:
     for user in (USER, OTHER):
-        store.upsert_user(a_user(user))
+        store.users.upsert(a_user(user))
     claimed_phone_code(store)
-    store.bind_phone(OTHER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
+    store.phones.bind(OTHER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
 
-    store.bind_phone(USER, NUMBER, previous_hash=None, owner=OTHER, code_hash=PHONE_CODE, now=NOW)
+    store.phones.bind(USER, NUMBER, previous_hash=None, owner=OTHER, code_hash=PHONE_CODE, now=NOW)
 
-    assert store.get_user(USER).phone == NUMBER
-    assert store.get_user(OTHER).phone is None
-    assert store.phone_owner(NUMBER.phone_hash) == USER
+    assert store.users.get(USER).phone == NUMBER
+    assert store.users.get(OTHER).phone is None
+    assert store.phones.owner(NUMBER.phone_hash) == USER
     assert backend.item(user_pk(OTHER), "PROFILE")["phone_moved_to"] == {"S": USER}
     assert backend.item(user_pk(USER), "PROFILE")["phone_moved_from"] == {"S": OTHER}
 
 
-def test_bind_phone_releases_the_previous_number(store: DynamoStore) -> None:
-    store.upsert_user(a_user())
+def test_bind_phone_releases_the_previous_number(store: Store) -> None:
+    store.users.upsert(a_user())
     claimed_phone_code(store)
-    store.bind_phone(USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
+    store.phones.bind(USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
 
-    store.bind_phone(
+    store.phones.bind(
         USER,
         OTHER_NUMBER,
         previous_hash=NUMBER.phone_hash,
@@ -617,19 +622,19 @@ def test_bind_phone_releases_the_previous_number(store: DynamoStore) -> None:
         now=NOW,
     )
 
-    assert store.get_user(USER).phone == OTHER_NUMBER
-    assert store.phone_owner(NUMBER.phone_hash) is None
-    assert store.phone_owner(OTHER_NUMBER.phone_hash) == USER
+    assert store.users.get(USER).phone == OTHER_NUMBER
+    assert store.phones.owner(NUMBER.phone_hash) is None
+    assert store.phones.owner(OTHER_NUMBER.phone_hash) == USER
 
 
-def test_bind_phone_guards_the_users_current_number(store: DynamoStore, backend: Backend) -> None:
-    store.upsert_user(a_user())
+def test_bind_phone_guards_the_users_current_number(store: Store, backend: Backend) -> None:
+    store.users.upsert(a_user())
     claimed_phone_code(store)
-    store.bind_phone(USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
+    store.phones.bind(USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW)
     before = backend.items()
 
     with pytest.raises(ConditionFailed):  # read before the first binding: stale
-        store.bind_phone(
+        store.phones.bind(
             USER, OTHER_NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW
         )
     assert backend.items() == before
@@ -638,69 +643,69 @@ def test_bind_phone_guards_the_users_current_number(store: DynamoStore, backend:
 # -- devices and bans (chalicelib/devices.py, chalicelib/bans.py) -----------------------------
 
 
-def test_session_device_round_trip(store: DynamoStore, backend: Backend) -> None:
+def test_session_device_round_trip(store: Store, backend: Backend) -> None:
     session = a_session(
         device_name="张三的 iPhone",
         device_platform="ios",
         user_agent="Mozilla/5.0 MicroMessenger/8.0.50",
         source_ip="203.0.113.7",
     )
-    store.put_session(session)
-    assert store.get_session(USER, "sess0") == session
+    store.sessions.put(session)
+    assert store.sessions.get(USER, "sess0") == session
     item = backend.item(user_pk(USER), session_sk("sess0"))
     assert item["device_name"] == {"S": "张三的 iPhone"}
     assert item["source_ip"] == {"S": "203.0.113.7"}
-    store.put_session(a_session("sess1"))  # nothing recorded: no attribute at all
+    store.sessions.put(a_session("sess1"))  # nothing recorded: no attribute at all
     assert not {"device_name", "device_platform", "user_agent", "source_ip"} & set(
         backend.item(user_pk(USER), session_sk("sess1"))
     )
 
 
-def test_revoke_live_session(store: DynamoStore, backend: Backend) -> None:
-    store.put_session(a_session())
-    assert store.revoke_live_session(USER, "sess0", now=NOW + 1, reason="ended") is True
-    assert store.get_session(USER, "sess0").revoked_reason == "ended"
-    assert store.revoke_live_session(USER, "sess0", now=NOW + 2, reason="other") is False
-    assert store.get_session(USER, "sess0").revoked_at == NOW + 1
-    assert store.revoke_live_session(OTHER, "sess0", now=NOW, reason="ended") is False
+def test_revoke_live_session(store: Store, backend: Backend) -> None:
+    store.sessions.put(a_session())
+    assert store.sessions.revoke_live(USER, "sess0", now=NOW + 1, reason="ended") is True
+    assert store.sessions.get(USER, "sess0").revoked_reason == "ended"
+    assert store.sessions.revoke_live(USER, "sess0", now=NOW + 2, reason="other") is False
+    assert store.sessions.get(USER, "sess0").revoked_at == NOW + 1
+    assert store.sessions.revoke_live(OTHER, "sess0", now=NOW, reason="ended") is False
     assert backend.item(user_pk(OTHER), session_sk("sess0")) is None  # nothing created
 
 
-def test_revoke_live_session_refuses_an_expired_one(store: DynamoStore) -> None:
-    store.put_session(a_session())
-    before = store.get_session(USER, "sess0")
-    assert store.revoke_live_session(USER, "sess0", now=NOW + IDLE, reason="ended") is False
-    assert store.get_session(USER, "sess0") == before
+def test_revoke_live_session_refuses_an_expired_one(store: Store) -> None:
+    store.sessions.put(a_session())
+    before = store.sessions.get(USER, "sess0")
+    assert store.sessions.revoke_live(USER, "sess0", now=NOW + IDLE, reason="ended") is False
+    assert store.sessions.get(USER, "sess0") == before
 
 
-def test_ban_and_unban_user(store: DynamoStore, backend: Backend) -> None:
-    store.upsert_user(a_user())
-    banned = store.ban_user(USER, now=NOW + 5, reason="spam")
+def test_ban_and_unban_user(store: Store, backend: Backend) -> None:
+    store.users.upsert(a_user())
+    banned = store.users.ban(USER, now=NOW + 5, reason="spam")
     assert banned == replace(a_user(), banned_at=NOW + 5, ban_reason="spam")
-    assert store.get_user(USER) == banned
-    assert store.upsert_user(a_user()) == banned  # a login's upsert hands back the ban
-    assert store.ban_user(USER, now=NOW + 9, reason=None) == replace(a_user(), banned_at=NOW + 9)
-    assert store.unban_user(USER) == replace(a_user(), banned_at=NOW + 9)
-    assert store.get_user(USER) == a_user()
+    assert store.users.get(USER) == banned
+    assert store.users.upsert(a_user()) == banned  # a login's upsert hands back the ban
+    assert store.users.ban(USER, now=NOW + 9, reason=None) == replace(a_user(), banned_at=NOW + 9)
+    assert store.users.unban(USER) == replace(a_user(), banned_at=NOW + 9)
+    assert store.users.get(USER) == a_user()
     assert "banned_at" not in backend.item(user_pk(USER), "PROFILE")
 
 
-def test_ban_of_an_unknown_user_writes_nothing(store: DynamoStore, backend: Backend) -> None:
-    assert store.ban_user(USER, now=NOW, reason="spam") is None
-    assert store.unban_user(USER) is None
+def test_ban_of_an_unknown_user_writes_nothing(store: Store, backend: Backend) -> None:
+    assert store.users.ban(USER, now=NOW, reason="spam") is None
+    assert store.users.unban(USER) is None
     assert backend.items() == []
 
 
-def test_finish_login_refuses_a_user_banned_meanwhile(store: DynamoStore, backend: Backend) -> None:
+def test_finish_login_refuses_a_user_banned_meanwhile(store: Store, backend: Backend) -> None:
     from chalicelib.errors import UserBanned
 
-    store.upsert_user(a_user())
+    store.users.upsert(a_user())
     claim(store, NOW)
-    store.ban_user(USER, now=NOW, reason=None)  # after the login read the user
+    store.users.ban(USER, now=NOW, reason=None)  # after the login read the user
     before = backend.items()
     with pytest.raises(UserBanned):
         complete(store, unionid="u-1")
     assert backend.items() == before  # no session, no result, no link
-    store.unban_user(USER)
+    store.users.unban(USER)
     complete(store)
-    assert store.get_session(USER, "sess0") == a_session()
+    assert store.sessions.get(USER, "sess0") == a_session()

@@ -17,6 +17,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.errors import AdminError, MergeRefused, RequestError
 from chalicelib.identity.apps import APPID_RE, KINDS, App
 
 if TYPE_CHECKING:
@@ -28,10 +29,6 @@ USER_COMMANDS = ("pending", "merge")
 def handles(args: argparse.Namespace) -> bool:
     """True for the commands this module runs: `app ...`, `user pending|merge`."""
     return args.group == "app" or (args.group == "user" and args.command in USER_COMMANDS)
-
-
-class IdentityAdminError(Exception):
-    """A command could not be carried out; the message says why."""
 
 
 def _appid(value: str) -> str:
@@ -72,12 +69,10 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
         graph = services.graph
         if args.command == "pending":
             return [link.public() for link in graph.pending()]
-        from chalicelib.errors import MergeRefused
-
         try:
             result = graph.merge(args.into, args.source, now=now)
         except MergeRefused as e:
-            raise IdentityAdminError(str(e)) from e
+            raise AdminError(str(e)) from e
         result["sessions_revoked"] = services.sessions.revoke_all(
             args.source, now=now, reason="merged"
         )
@@ -86,12 +81,10 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
     assert apps is not None
     if args.command == "add":
         if args.secret and not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
-            raise IdentityAdminError(
+            raise AdminError(
                 "--secret is for local tables only: store the secret in Secrets Manager and"
                 " give --secret-arn"
             )
-        from chalicelib.errors import RequestError
-
         try:
             app = apps.add(
                 App(
@@ -105,11 +98,11 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
                 now=now,
             )
         except RequestError as e:
-            raise IdentityAdminError(str(e)) from e
+            raise AdminError(str(e)) from e
         return app.public()
     if args.command == "list":
         return [app.public() for app in apps.apps(fresh=True).values()]
     enabled = args.command == "enable"
     if not apps.set_enabled(args.appid, enabled, now=now):
-        raise IdentityAdminError(f"no app {args.appid}")
+        raise AdminError(f"no app {args.appid}")
     return {"appid": args.appid, "enabled": enabled}

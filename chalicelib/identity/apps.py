@@ -2,17 +2,13 @@
 
 App #1 is always the one of the settings (`WECHAT_APPID`, `WECHAT_SECRET(_ARN)`, kind
 mini-program, `client_id` = appid, `aud` = `AUTH_AUDIENCE`), so a single-app deployment and its
-tokens are what they were. More apps are `APP` items, added with `wxauth-admin app add`:
-
-| pk    | sk             | attributes                                                          |
-|-------|----------------|---------------------------------------------------------------------|
-| `APP` | `APP#<appid>`  | appid, kind, client_id, audience?, secret_arn? or secret? (local),   |
-|       |                | enabled (BOOL), created_at, updated_at                              |
+tokens are what they were. More apps are `APP` items (chalicelib/store/apps.py), added with
+`wxauth-admin app add`.
 
 The primary app may have an `APP` item too, holding only `enabled` (`app disable` of it). The
 items are read with one Query of the `APP` partition, cached per container for
 `AUTH_APPS_CACHE_TTL` seconds (a login does not pay for them); a disabled app is still refused
-at once, by a ConditionCheck on its item in the login's finishing transaction (`condition`).
+at once, by a check of its item in the login's finishing transaction (`Logins.finish`).
 
 A kind is a small class with the code exchange, registered in `KINDS` by name
 (`register_kind`); the login service never branches on it.
@@ -24,23 +20,22 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.errors import AppDisabled, RequestError, UnknownApp
-from chalicelib.store import PK, SK, ConditionFailed, DynamoStore
+from chalicelib.store.apps import MINI_PROGRAM, App, Apps
 
 if TYPE_CHECKING:
     from chalicelib.wechat.client import WeChatClient
 
-APP_PK = "APP"
-APP_SK_PREFIX = "APP#"
+__all__ = ["App", "AppRegistry", "Exchanged", "KINDS", "kind_of", "register_kind"]
+
 APPID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_APPID_LENGTH = 64
 DEFAULT_CACHE_TTL = 60
 RELOAD_ON_MISS_AFTER = 5  # seconds: an unknown appid reloads a cache at least this old
 
-MINI_PROGRAM = "mini-program"
 OFFICIAL_ACCOUNT = "official-account"
 MOBILE_APP = "mobile-app"
 
@@ -101,54 +96,9 @@ def validate_appid(appid: str) -> str:
     return appid
 
 
-@dataclass(frozen=True)
-class App:
-    """One registered app. `audience` None: the deployment's `AUTH_AUDIENCE`."""
-
-    appid: str
-    kind: str = MINI_PROGRAM
-    client_id: str = ""
-    audience: str | None = None
-    enabled: bool = True
-    secret_arn: str | None = None
-    secret: str | None = field(default=None, repr=False)  # local / tests only
-    created_at: int = 0
-    primary: bool = False  # the settings' app (WECHAT_APPID)
-
-    @property
-    def exchange(self) -> AppKind:
-        return KINDS[self.kind]
-
-    def public(self) -> dict[str, Any]:
-        """What an operator may see: never the secret (only whether it comes from an ARN)."""
-        return {
-            "appid": self.appid,
-            "kind": self.kind,
-            "client_id": self.client_id or self.appid,
-            "audience": self.audience,
-            "enabled": self.enabled,
-            "secret": "arn" if self.secret_arn else ("local" if self.secret else "settings"),
-            "secret_arn": self.secret_arn,
-            "primary": self.primary,
-            "created_at": self.created_at,
-        }
-
-
-def app_sk(appid: str) -> str:
-    return f"{APP_SK_PREFIX}{appid}"
-
-
-def item_to_app(item: dict[str, Any]) -> App:
-    return App(
-        appid=item["appid"]["S"],
-        kind=item["kind"]["S"] if "kind" in item else MINI_PROGRAM,
-        client_id=item["client_id"]["S"] if "client_id" in item else item["appid"]["S"],
-        audience=item["audience"]["S"] if "audience" in item else None,
-        enabled=item["enabled"]["BOOL"] if "enabled" in item else True,
-        secret_arn=item["secret_arn"]["S"] if "secret_arn" in item else None,
-        secret=item["secret"]["S"] if "secret" in item else None,
-        created_at=int(item["created_at"]["N"]) if "created_at" in item else 0,
-    )
+def kind_of(app: App) -> AppKind:
+    """The kind of `app`: its code exchange."""
+    return KINDS[app.kind]
 
 
 class AppRegistry:
@@ -156,7 +106,7 @@ class AppRegistry:
 
     def __init__(
         self,
-        store: DynamoStore,
+        store: Apps,
         primary: App,
         *,
         clock: Callable[[], float] = time.time,
@@ -197,8 +147,7 @@ class AppRegistry:
 
     def _load(self) -> dict[str, App]:
         apps = {self._primary.appid: self._primary}
-        for item in self._store.query_partition(APP_PK, APP_SK_PREFIX):
-            app = item_to_app(item)
+        for app in self._store.all():
             if app.appid == self._primary.appid:  # only `enabled` of the primary is stored
                 apps[app.appid] = App(**{**self._primary.__dict__, "enabled": app.enabled})
             else:
@@ -238,25 +187,6 @@ class AppRegistry:
         app = self.apps(fresh=True).get(appid)
         return app is not None and app.enabled
 
-    def condition(self, app: App) -> dict[str, Any]:
-        """The finishing transaction's ConditionCheck: the app is (still) enabled. The primary
-        app has no item unless it was disabled or enabled again."""
-        guard = "#enabled = :true"
-        if app.primary:
-            guard = "attribute_not_exists(#pk) OR " + guard
-        return {
-            "ConditionCheck": {
-                "TableName": self._store.table_name,
-                "Key": {PK: {"S": APP_PK}, SK: {"S": app_sk(app.appid)}},
-                "ConditionExpression": guard,
-                "ExpressionAttributeNames": {
-                    "#enabled": "enabled",
-                    **({"#pk": PK} if app.primary else {}),
-                },
-                "ExpressionAttributeValues": {":true": {"BOOL": True}},
-            }
-        }
-
     def wechat(self, app: App) -> WeChatClient:
         """The WeChat client of `app` (its appid and secret), one per container."""
         key = (app.appid, app.secret_arn, app.secret)
@@ -277,58 +207,18 @@ class AppRegistry:
         validate_appid(app.appid)
         if app.appid == self._primary.appid:
             raise RequestError(f"{app.appid} is the primary app (WECHAT_APPID)")
-        item: dict[str, Any] = {
-            PK: {"S": APP_PK},
-            SK: {"S": app_sk(app.appid)},
-            "appid": {"S": app.appid},
-            "kind": {"S": app.kind},
-            "client_id": {"S": app.client_id or app.appid},
-            "enabled": {"BOOL": True},
-            "created_at": {"N": str(now)},
-        }
-        for name in ("audience", "secret_arn", "secret"):
-            value = getattr(app, name)
-            if value:
-                item[name] = {"S": value}
-        try:
-            self._store.call(
-                "put_item",
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-            )
-        except ConditionFailed as e:
-            raise RequestError(f"app {app.appid} already exists") from e
+        added = self._store.add(app, now=now)
+        if added is None:
+            raise RequestError(f"app {app.appid} already exists")
         self.invalidate()
-        return item_to_app(item)
+        return added
 
     def set_enabled(self, appid: str, enabled: bool, *, now: int) -> bool:
         """Enable or disable an app at once; False if there is no such app."""
-        primary = appid == self._primary.appid
-        guard = (
-            {}
-            if primary
-            else {
-                "ConditionExpression": "attribute_exists(#pk)",
-            }
-        )
-        names = {"#enabled": "enabled", "#at": "updated_at", "#appid": "appid"}
-        if not primary:
-            names["#pk"] = PK
-        try:
-            self._store.call(
-                "update_item",
-                Key={PK: {"S": APP_PK}, SK: {"S": app_sk(appid)}},
-                UpdateExpression="SET #enabled = :e, #at = :now, #appid = :appid",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={
-                    ":e": {"BOOL": enabled},
-                    ":now": {"N": str(now)},
-                    ":appid": {"S": appid},
-                },
-                **guard,
-            )
-        except ConditionFailed:
+        # The primary app's item is made by its first `app disable`; another app must exist.
+        if not self._store.set_enabled(
+            appid, enabled, now=now, create=appid == self._primary.appid
+        ):
             return False
         self.invalidate()
         return True

@@ -31,10 +31,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import (
+    ConditionFailed,
     StoreUnavailable,
     WeChatBusy,
     WeChatError,
@@ -42,10 +42,10 @@ from chalicelib.errors import (
     WeChatUnavailable,
 )
 from chalicelib.logs import Metrics, log_event
-from chalicelib.store import EXPIRES_AT, PK, SK, ConditionFailed
+from chalicelib.store.guards import BreakerState, item_to_breaker
 
 if TYPE_CHECKING:
-    from chalicelib.store import DynamoStore
+    from chalicelib.store.guards import Guards
     from chalicelib.wechat.client import OAuthAccess, WeChatClient, WeChatSession
 
 OPEN_SECONDS = 10
@@ -54,37 +54,6 @@ REPEAT_WINDOW = 60  # a trip this soon after the last opening ended doubles the 
 CACHE_SECONDS = 5  # a container reads the shared item at most this often
 QUOTA = "quota"  # 45011 -> 429 slow_down
 BUSY = "busy"  # -1 -> 503 temporarily_unavailable
-BREAKER_SK = "JSCODE2SESSION"
-OPEN_UNTIL = "open_until"
-REASON = "reason"
-TRIPS = "trips"
-TRIPPED_AT = "tripped_at"
-
-
-def breaker_pk(appid: str) -> str:
-    return f"BREAKER#{appid}"
-
-
-@dataclass(frozen=True)
-class BreakerState:
-    """The breaker as last seen: open while `now < open_until`; `trips` in a row."""
-
-    open_until: int = 0
-    reason: str | None = None
-    trips: int = 0
-
-    def is_open(self, now: int) -> bool:
-        return now < self.open_until
-
-
-def item_to_breaker(item: dict[str, Any]) -> BreakerState:
-    return BreakerState(
-        open_until=int(item[OPEN_UNTIL]["N"]) if OPEN_UNTIL in item else 0,
-        reason=item[REASON]["S"] if REASON in item else None,
-        trips=int(item[TRIPS]["N"]) if TRIPS in item else 0,
-    )
-
-
 def open_period(trips: int) -> int:
     """Seconds the breaker stays open on its `trips`-th trip in a row: 10, 20, 40, 60, 60..."""
     return min(MAX_OPEN_SECONDS, OPEN_SECONDS * 2 ** min(max(trips, 1) - 1, 16))
@@ -93,13 +62,13 @@ def open_period(trips: int) -> int:
 class Breaker:
     def __init__(
         self,
-        store: DynamoStore,
+        guards: Guards,
         *,
         appid: str,
         metrics: Metrics | None = None,
         cache_seconds: int = CACHE_SECONDS,
     ) -> None:
-        self._store = store
+        self._guards = guards
         self._appid = appid
         self._metrics = metrics or Metrics()
         self._cache_seconds = cache_seconds
@@ -133,29 +102,8 @@ class Breaker:
         state = BreakerState(open_until=now + period, reason=reason, trips=trips)
         self._remember(state, now)
         try:
-            self._store.call(
-                "update_item",
-                Key={PK: {"S": breaker_pk(self._appid)}, SK: {"S": BREAKER_SK}},
-                UpdateExpression=(
-                    "SET #until = :until, #reason = :reason, #trips = :trips, #at = :now,"
-                    " #exp = :exp"
-                ),
-                ConditionExpression="attribute_not_exists(#until) OR #until < :until",
-                ExpressionAttributeNames={
-                    "#until": OPEN_UNTIL,
-                    "#reason": REASON,
-                    "#trips": TRIPS,
-                    "#at": TRIPPED_AT,
-                    "#exp": EXPIRES_AT,
-                },
-                ExpressionAttributeValues={
-                    ":until": {"N": str(state.open_until)},
-                    ":reason": {"S": reason},
-                    ":trips": {"N": str(trips)},
-                    ":now": {"N": str(now)},
-                    ":exp": {"N": str(state.open_until + REPEAT_WINDOW)},
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            self._guards.trip_breaker(
+                self._appid, state, now=now, expires_at=state.open_until + REPEAT_WINDOW
             )
         except ConditionFailed as e:
             # Another container opened it for longer already: that opening is in force.
@@ -197,11 +145,7 @@ class Breaker:
             self._remember(state, now)
             return state
         try:
-            response = self._store.call(
-                "get_item",
-                Key={PK: {"S": breaker_pk(self._appid)}, SK: {"S": BREAKER_SK}},
-                ConsistentRead=True,
-            )
+            stored = self._guards.breaker(self._appid)
         except StoreUnavailable as e:
             self._metrics.count("WeChatBreakerReadFailed", appid=self._appid)
             log_event(
@@ -212,8 +156,7 @@ class Breaker:
             )
             self._remember(state, now)  # fail open, and do not ask again before CACHE_SECONDS
             return state
-        item = response.get("Item")
-        state = item_to_breaker(item) if item else BreakerState()
+        state = stored or BreakerState()
         self._remember(state, now)
         return state
 
@@ -257,7 +200,7 @@ class GuardedWeChat:
         clock: Callable[[], float],
         after_exchange: Callable[[str, int], None] | None = None,
     ) -> None:
-        self._client = client
+        self._wechat = client
         self._breaker = breaker
         self._clock = clock
         self._after_exchange = after_exchange
@@ -271,7 +214,7 @@ class GuardedWeChat:
         now = int(self._clock())
         self._breaker.check_cached(now)
         try:
-            session = self._client.code2session(code)
+            session = self._wechat.code2session(code)
         except WeChatBusy:
             self._breaker.trip(BUSY, now)
             raise
@@ -285,10 +228,10 @@ class GuardedWeChat:
     def oauth2_access_token(self, code: str) -> OAuthAccess:
         """A web or mobile app's exchange: not behind the breaker (it guards jscode2session),
         but counted against the per-openid limit as a mini-program's."""
-        access = self._client.oauth2_access_token(code)
+        access = self._wechat.oauth2_access_token(code)
         if self._after_exchange is not None:
             self._after_exchange(access.openid, int(self._clock()))
         return access
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        return getattr(self._wechat, name)

@@ -3,7 +3,7 @@
 WeChat's `cgi-bin/token` invalidates the previous token at each call, so containers refreshing
 independently knock each other out; `cgi-bin/stable_token` in normal mode answers the same
 token while it is valid, and its `force_refresh` (20 a day, 30 s apart) invalidates it. The
-broker keeps one item per appid (`WXTOKEN#<appid>`, `TOKEN`: chalicelib/store.py), the token
+broker keeps one item per appid (`WXTOKEN#<appid>`, `TOKEN`: chalicelib/store/wechat.py), the token
 in it sealed under a key derived from the app secret:
 
 - **Lease** (the idempotency pattern of AWS Lambda Powertools): a request that finds no usable
@@ -34,8 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from chalicelib import refresh_tokens
+from chalicelib import crypto
 from chalicelib.errors import (
+    ConditionFailed,
     GrantError,
     WeChatError,
     WeChatRateLimited,
@@ -43,10 +44,10 @@ from chalicelib.errors import (
     WeChatUnavailable,
 )
 from chalicelib.logs import Metrics, log_event
-from chalicelib.store import ConditionFailed, WeChatTokenRecord, item_to_wechat_token
+from chalicelib.store.wechat import WeChatTokenRecord, item_to_wechat_token
 
 if TYPE_CHECKING:
-    from chalicelib.store import DynamoStore
+    from chalicelib.store.wechat import WeChatTokens
     from chalicelib.wechat.client import WeChatClient
 
 T = TypeVar("T")
@@ -78,7 +79,7 @@ class BrokeredToken:
 class AccessTokenBroker:
     def __init__(
         self,
-        store: DynamoStore,
+        store: WeChatTokens,
         wechat: WeChatClient,
         *,
         appid: str,
@@ -137,13 +138,13 @@ class AccessTokenBroker:
 
     def _step(self, now: int) -> BrokeredToken | None:
         """The cached token; or, under the lease, a fetched one; None: wait for the holder."""
-        record = self._store.get_wechat_token(self._appid)
+        record = self._store.get(self._appid)
         cached = self._usable(record, now)
         if cached is not None and record is not None and now < record.refresh_at:
             return cached
         lease_until = now + LEASE_SECONDS
         try:
-            self._store.lease_wechat_token(
+            self._store.lease(
                 self._appid,
                 now=now,
                 lease_until=lease_until,
@@ -161,7 +162,7 @@ class AccessTokenBroker:
             if poll:
                 self._sleep(POLL_INTERVAL)
             now = self._now()
-            cached = self._usable(self._store.get_wechat_token(self._appid), now)
+            cached = self._usable(self._store.get(self._appid), now)
             if cached is None:
                 return self.token()  # nothing usable cached: fetch as at a cold start
             if not hmac.compare_digest(cached.access_token, failed):
@@ -191,7 +192,7 @@ class AccessTokenBroker:
                 expires_at=day_start - WECHAT_DAY_OFFSET + 3 * 86400,
             )
         except ConditionFailed as e:
-            self._store.release_wechat_token_lease(self._appid, lease_until=lease_until)
+            self._store.release_lease(self._appid, lease_until=lease_until)
             self._metrics.count("WeChatTokenForceRefreshRefused", appid=self._appid)
             log_event(
                 "wechat_force_refresh_budget_exhausted",
@@ -220,7 +221,7 @@ class AccessTokenBroker:
                 # forcing it): the token it made is what normal mode answers.
                 fetched = self._wechat.stable_token(force_refresh=False)
         except WeChatError as e:
-            self._store.release_wechat_token_lease(self._appid, lease_until=lease_until)
+            self._store.release_lease(self._appid, lease_until=lease_until)
             self._metrics.count("WeChatTokenFetchFailed", appid=self._appid, error=type(e).__name__)
             if fallback is not None:  # a refresh ahead of expiry: the cached one still serves
                 return fallback
@@ -233,9 +234,9 @@ class AccessTokenBroker:
         # renewal not yet due), the next requests must not all call again at once.
         refresh_at = max(refresh_at, min(now + REFRESH_RETRY, token_expires_at - EXPIRY_MARGIN))
         try:
-            self._store.put_wechat_token(
+            self._store.put(
                 self._appid,
-                sealed_token=refresh_tokens.seal(
+                sealed_token=crypto.seal(
                     self._secret(), fetched.access_token.encode(), context=self._context
                 ),
                 fetched_at=now,
@@ -257,7 +258,7 @@ class AccessTokenBroker:
         if now >= usable_until:
             return None
         try:
-            plain = refresh_tokens.unseal(
+            plain = crypto.unseal(
                 self._secret(), record.sealed_token, context=self._context
             )
         except GrantError:

@@ -1,0 +1,108 @@
+"""OAuth clients (client credentials grant), in one partition so that listing them is a Query
+(the table's policy allows no Scan):
+
+| pk       | sk                  | attributes                                                 |
+|----------|---------------------|------------------------------------------------------------|
+| `CLIENT` | `CLIENT#<client_id>`| client_id, secret_hash, scopes (list), enabled, created_at |
+
+Secrets, scopes and authentication are chalicelib/clients.py's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.errors import ConditionFailed
+from chalicelib.store.schema import (
+    CLIENT_PK,
+    CLIENT_SK_PREFIX,
+    PK,
+    Item,
+    boolean,
+    client_sk,
+    get_strings,
+    key,
+    n,
+    s,
+    strings,
+)
+from chalicelib.store.table import Table
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    client_id: str
+    secret_hash: str
+    scopes: tuple[str, ...]
+    enabled: bool
+    created_at: int
+
+    def public(self) -> dict[str, Any]:
+        """What an operator may see: everything but the secret hash."""
+        return {
+            "client_id": self.client_id,
+            "scopes": list(self.scopes),
+            "enabled": self.enabled,
+            "created_at": self.created_at,
+        }
+
+
+def item_to_client(item: Item) -> ClientRecord:
+    return ClientRecord(
+        client_id=item["client_id"]["S"],
+        secret_hash=item["secret_hash"]["S"],
+        scopes=get_strings(item, "scopes"),
+        enabled=bool(item["enabled"]["BOOL"]),
+        created_at=int(item["created_at"]["N"]),
+    )
+
+
+class Clients:
+    """The CLIENT items."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def add(self, client: ClientRecord) -> bool:
+        """Store a new client; False if its id is taken (nothing written)."""
+        try:
+            self._table.call(
+                "put_item",
+                Item={
+                    **key(CLIENT_PK, client_sk(client.client_id)),
+                    "client_id": s(client.client_id),
+                    "secret_hash": s(client.secret_hash),
+                    "scopes": strings(client.scopes),
+                    "enabled": boolean(client.enabled),
+                    "created_at": n(client.created_at),
+                },
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def get(self, client_id: str) -> ClientRecord | None:
+        item = self._table.get(key(CLIENT_PK, client_sk(client_id)))
+        return item_to_client(item) if item else None
+
+    def all(self) -> list[ClientRecord]:
+        """Every client (one Query of the `CLIENT` partition, paged)."""
+        return [item_to_client(item) for item in self._table.query(CLIENT_PK, CLIENT_SK_PREFIX)]
+
+    def set_enabled(self, client_id: str, enabled: bool) -> bool:
+        """Enable or disable a client; False if there is no such client."""
+        try:
+            self._table.call(
+                "update_item",
+                Key=key(CLIENT_PK, client_sk(client_id)),
+                UpdateExpression="SET #enabled = :enabled",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK, "#enabled": "enabled"},
+                ExpressionAttributeValues={":enabled": boolean(enabled)},
+            )
+        except ConditionFailed:
+            return False
+        return True

@@ -1,0 +1,216 @@
+"""Code claims: a WeChat code (login or phone) claimed once, and its sealed result kept.
+
+| pk                     | sk      | attributes                                                  |
+|------------------------|---------|-------------------------------------------------------------|
+| `LOGIN#<sha256(code)>` | `LOGIN` | lease_until, expires_at (TTL), sealed_response?, user_id?,  |
+|                        |         | session_id?, bound_at? (a phone code: when it was applied)  |
+
+A claim is a guarded Put (`attribute_not_exists(#pk)`, or an expired item, or a dead holder's
+lease without a result); the result is written by the login's finishing transaction
+(`finish`, which composes the other aggregates' items with their builders) or, for a phone
+code, `record_result` (and `mark_bound` in the binding's transaction, chalicelib/store/phones.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from chalicelib.errors import ConditionFailed, UserBanned
+from chalicelib.store.apps import App, enabled_check
+from chalicelib.store.identities import Identity, listing_item, unionid_link
+from chalicelib.store.schema import (
+    EXPIRES_AT,
+    LOGIN,
+    PK,
+    Item,
+    b,
+    get_b,
+    get_n,
+    get_s,
+    key,
+    login_pk,
+    n,
+    s,
+)
+from chalicelib.store.sessions import SessionRecord, new_session
+from chalicelib.store.table import Table
+from chalicelib.store.users import not_banned
+
+
+@dataclass(frozen=True)
+class LoginRecord:
+    """A WeChat code claimed by one request; `sealed_response` is set once the login is done."""
+
+    code_hash: str
+    lease_until: int
+    expires_at: int
+    sealed_response: bytes | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    bound_at: int | None = None  # phone codes: when the result was applied to the user
+
+    @property
+    def done(self) -> bool:
+        return self.sealed_response is not None
+
+
+def item_to_login(item: Item) -> LoginRecord:
+    return LoginRecord(
+        code_hash=item[PK]["S"].removeprefix("LOGIN#"),
+        lease_until=int(item["lease_until"]["N"]),
+        expires_at=int(item[EXPIRES_AT]["N"]),
+        sealed_response=get_b(item, "sealed_response"),
+        user_id=get_s(item, "user_id"),
+        session_id=get_s(item, "session_id"),
+        bound_at=get_n(item, "bound_at"),
+    )
+
+
+def login_result(
+    table: str, code_hash: str, *, sealed_response: bytes, user_id: str, session_id: str
+) -> Item:
+    """The finishing transaction's Update of a claim: its sealed result and whose it is."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": key(login_pk(code_hash), LOGIN),
+            "UpdateExpression": "SET #sealed = :sealed, #uid = :uid, #sid = :sid",
+            "ConditionExpression": "attribute_exists(#pk)",
+            "ExpressionAttributeNames": {
+                "#pk": PK,
+                "#sealed": "sealed_response",
+                "#uid": "user_id",
+                "#sid": "session_id",
+            },
+            "ExpressionAttributeValues": {
+                ":sealed": b(sealed_response),
+                ":uid": s(user_id),
+                ":sid": s(session_id),
+            },
+        }
+    }
+
+
+def mark_bound(table: str, code_hash: str, *, now: int) -> Item:
+    """A phone binding's Update of its code's claim: the result was applied (`bound_at`)."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": key(login_pk(code_hash), LOGIN),
+            "UpdateExpression": "SET #bound = :now",
+            "ConditionExpression": "attribute_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": PK, "#bound": "bound_at"},
+            "ExpressionAttributeValues": {":now": n(now)},
+        }
+    }
+
+
+class Logins:
+    """Claims of WeChat codes (logins and phone bindings) and their sealed results."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def claim(self, code_hash: str, *, now: int, lease_until: int, expires_at: int) -> bool:
+        """Claim a code for exchange; False if another request holds a live claim or result.
+
+        A claim whose holder died (lease passed, no result) or whose item expired may be taken.
+        """
+        try:
+            self._table.call(
+                "put_item",
+                Item={
+                    **key(login_pk(code_hash), LOGIN),
+                    "lease_until": n(lease_until),
+                    EXPIRES_AT: n(expires_at),
+                },
+                ConditionExpression=(
+                    "attribute_not_exists(#pk) OR #exp <= :now"
+                    " OR (attribute_not_exists(#sealed) AND #lease <= :now)"
+                ),
+                ExpressionAttributeNames={
+                    "#pk": PK,
+                    "#exp": EXPIRES_AT,
+                    "#sealed": "sealed_response",
+                    "#lease": "lease_until",
+                },
+                ExpressionAttributeValues={":now": n(now)},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def get(self, code_hash: str) -> LoginRecord | None:
+        item = self._table.get(key(login_pk(code_hash), LOGIN))
+        return item_to_login(item) if item else None
+
+    def release(self, code_hash: str) -> None:
+        """Drop an unfinished claim so that a retry may exchange the code again (a claim with
+        a result is kept)."""
+        with contextlib.suppress(ConditionFailed):
+            self._table.call(
+                "delete_item",
+                Key=key(login_pk(code_hash), LOGIN),
+                ConditionExpression="attribute_not_exists(#sealed)",
+                ExpressionAttributeNames={"#sealed": "sealed_response"},
+            )
+
+    def record_result(self, code_hash: str, *, user_id: str, sealed_response: bytes) -> None:
+        """Store a claimed code's sealed result (a phone code's, before it is applied).
+
+        ConditionFailed if the claim is gone. `release` keeps a code with a result.
+        """
+        self._table.call(
+            "update_item",
+            Key=key(login_pk(code_hash), LOGIN),
+            UpdateExpression="SET #sealed = :sealed, #uid = :uid",
+            ConditionExpression="attribute_exists(#pk)",
+            ExpressionAttributeNames={"#pk": PK, "#sealed": "sealed_response", "#uid": "user_id"},
+            ExpressionAttributeValues={":sealed": b(sealed_response), ":uid": s(user_id)},
+        )
+
+    def finish(
+        self,
+        code_hash: str,
+        session: SessionRecord,
+        *,
+        sealed_response: bytes,
+        unionid: str | None,
+        identity: Identity,
+        app: App,
+        now: int,
+    ) -> None:
+        """One transaction, all or nothing, in this order: the new session, the claimed code's
+        sealed result, the unionid link (with a unionid), the app's enabled check, the
+        identity listed in its user's partition, and last the check that the user is not
+        banned (its cancellation reason is the last one).
+
+        ConditionFailed if the claim is gone or the app was disabled; UserBanned if the
+        PROFILE has `banned_at` (a ban that came after the login read the user: the ban's
+        revocation of every session may have missed this one).
+        """
+        table = self._table.name
+        items: list[Item] = [
+            {"Put": new_session(table, session)},
+            login_result(
+                table,
+                code_hash,
+                sealed_response=sealed_response,
+                user_id=session.user_id,
+                session_id=session.session_id,
+            ),
+        ]
+        if unionid:
+            items.append(unionid_link(table, unionid, session.user_id, now=now))
+        items += [
+            enabled_check(table, app),
+            listing_item(table, identity, now=now),
+            not_banned(table, session.user_id),  # last: its cancellation reason is the last one
+        ]
+        try:
+            self._table.transact(items)
+        except ConditionFailed as e:
+            if e.reasons and e.reasons[-1] == "ConditionalCheckFailed":
+                raise UserBanned("this user is banned") from e
+            raise

@@ -1,0 +1,162 @@
+"""Phone numbers: the number on its user's PROFILE, and the number's one owner (`PHONE#`).
+
+| pk                      | sk        | attributes          |
+|-------------------------|-----------|---------------------|
+| `PHONE#<sha256(e164)>`  | `PHONE`   | user_id, bound_at   |
+
+On the PROFILE: `phone_number` (E.164), `phone_country_code`, `phone_pure_number`,
+`phone_hash`, `phone_bound_at` (all or none of them); `phone_moved_from` on the new owner and
+`phone_moved_to`, `phone_moved_at` on the old one after a move (chalicelib/phone.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.store.logins import mark_bound
+from chalicelib.store.schema import (
+    PHONE,
+    PK,
+    PROFILE,
+    Item,
+    get_s,
+    key,
+    n,
+    phone_pk,
+    s,
+    user_pk,
+)
+from chalicelib.store.table import Table
+from chalicelib.store.users import PHONE_ATTRIBUTES, PhoneRecord
+
+
+def _owned_by(owner: str | None) -> dict[str, Any]:
+    """The guard of a PHONE# Put: the number is unbound (None), or still bound to `owner`."""
+    if owner is None:
+        return {
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": PK},
+        }
+    return {
+        "ConditionExpression": "#uid = :owner",
+        "ExpressionAttributeNames": {"#uid": "user_id"},
+        "ExpressionAttributeValues": {":owner": s(owner)},
+    }
+
+
+class Phones:
+    """The PHONE# owner items and the numbers on profiles."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def owner(self, phone_hash: str) -> str | None:
+        """The user id a phone number is bound to, if any (one consistent GetItem)."""
+        item = self._table.get(key(phone_pk(phone_hash), PHONE))
+        return get_s(item, "user_id") if item else None
+
+    def bind(
+        self,
+        user_id: str,
+        phone: PhoneRecord,
+        *,
+        previous_hash: str | None,
+        owner: str | None,
+        code_hash: str,
+        now: int,
+    ) -> None:
+        """One transaction: `phone` on the user and its PHONE# item pointing at the user.
+
+        Guarded by what the caller read: the user's current phone is `previous_hash` (whose
+        PHONE# item is deleted if it is another number) and the number's owner is `owner` (None:
+        unbound; another user: the number is moved, removed from that user's profile). The code's
+        claim is marked applied (`bound_at`). ConditionFailed if anything changed since the read.
+        """
+        table = self._table.name
+        profile_names = {
+            "#pk": PK,
+            "#hash": "phone_hash",
+            **{f"#a{i}": name for i, name in enumerate(PHONE_ATTRIBUTES)},
+        }
+        values = {
+            ":a0": s(phone.phone_number),
+            ":a1": s(phone.country_code),
+            ":a2": s(phone.pure_phone_number),
+            ":a3": s(phone.phone_hash),
+            ":a4": n(phone.bound_at),
+        }
+        condition = "attribute_exists(#pk) AND "
+        if previous_hash is None:
+            condition += "attribute_not_exists(#hash)"
+        else:
+            condition += "#hash = :prev"
+            values[":prev"] = s(previous_hash)
+        set_phone = "SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(PHONE_ATTRIBUTES)))
+        moving = owner is not None and owner != user_id
+        if moving:
+            assert owner is not None
+            set_phone += ", #moved = :moved"
+            profile_names["#moved"] = "phone_moved_from"
+            values[":moved"] = s(owner)
+        items: list[Item] = [
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": key(user_pk(user_id), PROFILE),
+                    "UpdateExpression": set_phone,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": profile_names,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": {
+                        **key(phone_pk(phone.phone_hash), PHONE),
+                        "user_id": s(user_id),
+                        "bound_at": n(now),
+                    },
+                    **_owned_by(owner),
+                }
+            },
+            mark_bound(table, code_hash, now=now),
+        ]
+        if previous_hash is not None and previous_hash != phone.phone_hash:
+            items.append(
+                {
+                    "Delete": {
+                        "TableName": table,
+                        "Key": key(phone_pk(previous_hash), PHONE),
+                        "ConditionExpression": "attribute_not_exists(#pk) OR #uid = :me",
+                        "ExpressionAttributeNames": {"#pk": PK, "#uid": "user_id"},
+                        "ExpressionAttributeValues": {":me": s(user_id)},
+                    }
+                }
+            )
+        if moving:
+            assert owner is not None
+            items.append(
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": key(user_pk(owner), PROFILE),
+                        "UpdateExpression": "REMOVE "
+                        + ", ".join(f"#a{i}" for i in range(len(PHONE_ATTRIBUTES)))
+                        + " SET #to = :to, #at = :now",
+                        "ConditionExpression": "#hash = :hash",
+                        "ExpressionAttributeNames": {
+                            "#hash": "phone_hash",
+                            "#to": "phone_moved_to",
+                            "#at": "phone_moved_at",
+                            **{f"#a{i}": name for i, name in enumerate(PHONE_ATTRIBUTES)},
+                        },
+                        "ExpressionAttributeValues": {
+                            ":hash": s(phone.phone_hash),
+                            ":to": s(user_id),
+                            ":now": n(now),
+                        },
+                    }
+                }
+            )
+        self._table.transact(items)

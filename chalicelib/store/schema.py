@@ -1,0 +1,173 @@
+"""The table's key schema, in one place: every key prefix and builder, and the attribute codec.
+
+One table, string keys `pk` and `sk`, TTL on `expires_at` (epoch seconds). Item types, each
+owned by one repository of this package:
+
+| pk                      | sk                 | what                              | module        |
+|-------------------------|--------------------|-----------------------------------|---------------|
+| `USER#<user_id>`        | `PROFILE`          | a user: appid, openid, unionid,...| users.py      |
+| `USER#<user_id>`        | `SESSION#<sid>`    | a session, its refresh-token state| sessions.py   |
+| `USER#<user_id>`        | `IDENTITY#<a>#<o>` | the user's identities, listed     | identities.py |
+| `IDENTITY#<appid>#<oid>`| `IDENTITY`         | an app's openid -> its user       | identities.py |
+| `UNIONID#<unionid>`     | `USER#<user_id>`   | a unionid linked to a user        | identities.py |
+| `UNIONID#<unionid>`     | `OWNER`            | the unionid's one user (arbiter)  | identities.py |
+| `PENDING`               | `LINK#<u>#<uid>`   | a unionid link not made: two users| identities.py |
+| `APP`                   | `APP#<appid>`      | a registered app                  | apps.py       |
+| `LOGIN#<sha256(code)>`  | `LOGIN`            | a WeChat code claimed, its result | logins.py     |
+| `PHONE#<sha256(phone)>` | `PHONE`            | a phone number's one owner        | phones.py     |
+| `CLIENT`                | `CLIENT#<id>`      | an OAuth client                   | clients.py    |
+| `WXTOKEN#<appid>`       | `TOKEN`            | the app's WeChat access_token     | wechat.py     |
+| `WXTOKEN#<appid>`       | `FORCED#<day>`     | forced refreshes that UTC+8 day   | wechat.py     |
+| `LIMIT#<name>#<sha256>` | `<window start>`   | an abuse-limit counter            | guards.py     |
+| `BREAKER#<appid>`       | `JSCODE2SESSION`   | the WeChat login breaker          | guards.py     |
+
+Values cross the boundary only through the codec below (`s`, `n`, `b`, `boolean`, and the
+`get_*` readers): a repository turns an item into its record with them, never by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+Item = dict[str, Any]
+
+PK = "pk"
+SK = "sk"
+EXPIRES_AT = "expires_at"  # the table's TTL attribute
+
+USER_PREFIX = "USER#"
+PROFILE = "PROFILE"
+SESSION_PREFIX = "SESSION#"
+IDENTITY = "IDENTITY"
+IDENTITY_PREFIX = "IDENTITY#"
+UNIONID_PREFIX = "UNIONID#"
+OWNER = "OWNER"
+PENDING_PK = "PENDING"
+PENDING_PREFIX = "LINK#"
+APP_PK = "APP"
+APP_SK_PREFIX = "APP#"
+LOGIN_PREFIX = "LOGIN#"
+LOGIN = "LOGIN"
+PHONE_PREFIX = "PHONE#"
+PHONE = "PHONE"
+CLIENT_PK = "CLIENT"
+CLIENT_SK_PREFIX = "CLIENT#"
+WXTOKEN_PREFIX = "WXTOKEN#"
+WXTOKEN = "TOKEN"
+FORCED_PREFIX = "FORCED#"
+LIMIT_PREFIX = "LIMIT#"
+BREAKER_PREFIX = "BREAKER#"
+BREAKER_SK = "JSCODE2SESSION"
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+def key(pk: str, sk: str) -> Item:
+    """The `Key` of one item."""
+    return {PK: s(pk), SK: s(sk)}
+
+
+def user_pk(user_id: str) -> str:
+    return f"{USER_PREFIX}{user_id}"
+
+
+def session_sk(session_id: str) -> str:
+    return f"{SESSION_PREFIX}{session_id}"
+
+
+def identity_pk(appid: str, openid: str) -> str:
+    return f"{IDENTITY_PREFIX}{appid}#{openid}"
+
+
+def identity_sk(appid: str, openid: str) -> str:
+    """The identity's listing item in its user's partition."""
+    return f"{IDENTITY_PREFIX}{appid}#{openid}"
+
+
+def unionid_pk(unionid: str) -> str:
+    return f"{UNIONID_PREFIX}{unionid}"
+
+
+def pending_sk(unionid: str, user_id: str) -> str:
+    return f"{PENDING_PREFIX}{unionid}#{user_id}"
+
+
+def app_sk(appid: str) -> str:
+    return f"{APP_SK_PREFIX}{appid}"
+
+
+def login_pk(code_hash: str) -> str:
+    return f"{LOGIN_PREFIX}{code_hash}"
+
+
+def phone_pk(phone_hash: str) -> str:
+    return f"{PHONE_PREFIX}{phone_hash}"
+
+
+def client_sk(client_id: str) -> str:
+    return f"{CLIENT_SK_PREFIX}{client_id}"
+
+
+def wxtoken_pk(appid: str) -> str:
+    return f"{WXTOKEN_PREFIX}{appid}"
+
+
+def forced_sk(day: str) -> str:
+    return f"{FORCED_PREFIX}{day}"
+
+
+def limit_pk(name: str, key: str) -> str:
+    """An abuse-limit counter's partition: the limit's name and a hash of the key (an IP, an
+    openid, a session), never the key itself."""
+    digest = hashlib.sha256(f"wxauth-limit\x00{name}\x00{key}".encode()).hexdigest()
+    return f"{LIMIT_PREFIX}{name}#{digest}"
+
+
+def breaker_pk(appid: str) -> str:
+    return f"{BREAKER_PREFIX}{appid}"
+
+
+# -- the attribute codec --------------------------------------------------------------------
+
+
+def s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def n(value: int) -> dict[str, str]:
+    return {"N": str(int(value))}
+
+
+def b(value: bytes) -> dict[str, bytes]:
+    return {"B": bytes(value)}
+
+
+def boolean(value: bool) -> dict[str, bool]:
+    return {"BOOL": value}
+
+
+def strings(values: tuple[str, ...] | list[str]) -> dict[str, list[dict[str, str]]]:
+    """A list of strings (`L` of `S`), order kept."""
+    return {"L": [s(value) for value in values]}
+
+
+def get_s(item: Item, name: str) -> str | None:
+    return item[name]["S"] if name in item else None
+
+
+def get_n(item: Item, name: str) -> int | None:
+    return int(item[name]["N"]) if name in item else None
+
+
+def get_b(item: Item, name: str) -> bytes | None:
+    return bytes(item[name]["B"]) if name in item else None
+
+
+def get_bool(item: Item, name: str, default: bool) -> bool:
+    return bool(item[name]["BOOL"]) if name in item else default
+
+
+def get_strings(item: Item, name: str) -> tuple[str, ...]:
+    return tuple(entry["S"] for entry in item.get(name, {}).get("L", []))

@@ -1,0 +1,166 @@
+"""The table: one botocore client, one translation of its errors, one pager, transactions.
+
+Every request of every repository goes through `Table.request`, which turns DynamoDB's answers
+into the project's errors, as Powertools' idempotency layer does:
+- a failed condition (`ConditionalCheckFailedException`, or a transaction cancelled by one)
+  becomes ConditionFailed, carrying the item as it was where the write asked for it
+  (`ReturnValuesOnConditionCheckFailure`) and a transaction's cancellation codes;
+- throttling, an overloaded or failing service, a transaction conflict, and transport errors
+  (after botocore's own bounded retries, chalicelib/budgets.py) become StoreUnavailable
+  (503 temporarily_unavailable with Retry-After);
+- any other ClientError is re-raised: a bug or a misconfiguration, not a state to handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from chalicelib.errors import ConditionFailed, StoreUnavailable
+from chalicelib.store.schema import EXPIRES_AT, PK, SK, Item, s
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+# DynamoDB answers these when it is overloaded or failing; after botocore's own bounded
+# retries they become StoreUnavailable (503 temporarily_unavailable with Retry-After).
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    }
+)
+# Why a TransactWriteItems was cancelled, per item (`CancellationReasons`).
+_RETRYABLE_CANCELLATIONS = frozenset(
+    {
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "TransactionConflict",
+        "RequestLimitExceeded",
+    }
+)
+_TRANSPORT_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+
+
+class Table:
+    """One DynamoDB table: requests on it, with its errors translated (see the module doc)."""
+
+    def __init__(self, client: DynamoDBClient, name: str) -> None:
+        self._client = client
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The botocore DynamoDB client (benchmarks hook its events to count requests)."""
+        return self._client
+
+    def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One request on this table: ConditionFailed, StoreUnavailable, or the ClientError."""
+        return self.request(operation, TableName=self._name, **kwargs)
+
+    def request(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One request of the client, named by its botocore method; errors as in the module doc."""
+        try:
+            return getattr(self._client, operation)(**kwargs)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise ConditionFailed(operation, e.response.get("Item")) from e
+            if code == "TransactionCanceledException":
+                reasons = {r.get("Code") for r in e.response.get("CancellationReasons", [])}
+                if "ConditionalCheckFailed" in reasons:
+                    codes = [r.get("Code") for r in e.response.get("CancellationReasons", [])]
+                    raise ConditionFailed(operation, reasons=codes) from e
+                if reasons & _RETRYABLE_CANCELLATIONS:
+                    raise StoreUnavailable(f"DynamoDB {operation} cancelled") from e
+                raise
+            if code in _UNAVAILABLE_CODES or code == "TransactionConflictException":
+                raise StoreUnavailable(f"DynamoDB {operation} failed: {code}") from e
+            raise
+        except _TRANSPORT_ERRORS as e:
+            raise StoreUnavailable(f"DynamoDB {operation} failed: {type(e).__name__}") from e
+        except BotoCoreError as e:
+            if "retries" in type(e).__name__.lower():
+                raise StoreUnavailable(f"DynamoDB {operation} failed") from e
+            raise
+
+    def get(self, key: Item) -> Item | None:
+        """One item by its key, strongly consistent; None if there is none."""
+        return self.call("get_item", Key=key, ConsistentRead=True).get("Item")
+
+    def query(self, pk: str, sk_prefix: str = "") -> Iterator[Item]:
+        """Every item of partition `pk` whose sk starts with `sk_prefix` (all of them for ""),
+        strongly consistent, a request per 1 MB page."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+            "ExpressionAttributeValues": {":pk": s(pk), ":prefix": s(sk_prefix)},
+            "ConsistentRead": True,
+        }
+        if not sk_prefix:  # the whole partition
+            kwargs["KeyConditionExpression"] = "#pk = :pk"
+            kwargs["ExpressionAttributeNames"] = {"#pk": PK}
+            kwargs["ExpressionAttributeValues"] = {":pk": s(pk)}
+        while True:
+            response = self.call("query", **kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def transact(self, items: list[Item]) -> None:
+        """TransactWriteItems: all of `items` (each naming this table) or none."""
+        self.request("transact_write_items", TransactItems=items)
+
+
+def create_table(client: DynamoDBClient, table_name: str) -> bool:
+    """Create the table (on-demand, TTL on `expires_at`) unless it exists; True if created."""
+    try:
+        client.create_table(
+            TableName=table_name,
+            AttributeDefinitions=[
+                {"AttributeName": PK, "AttributeType": "S"},
+                {"AttributeName": SK, "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": PK, "KeyType": "HASH"},
+                {"AttributeName": SK, "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "ResourceInUseException":
+            return False
+        raise
+    client.get_waiter("table_exists").wait(
+        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT},
+    )
+    return True
