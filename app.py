@@ -26,10 +26,6 @@ from chalice import Chalice, Response
 from chalice.app import Request
 
 from chalicelib import logs, runtime
-from chalicelib.access_tokens import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
-from chalicelib.access_tokens import AccessClaims, seconds_left
-from chalicelib.claims import NAMESPACE as CUSTOM_CLAIMS_NAMESPACE
-from chalicelib.claims import TokenHookUnavailable
 from chalicelib.errors import (
     AppDisabled,
     ClientAuthError,
@@ -59,9 +55,13 @@ from chalicelib.http_input import (
     json_body,
     string_field,
 )
-from chalicelib.refresh_tokens import MAX_TOKEN_LENGTH as MAX_REFRESH_TOKEN_LENGTH
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import JWKS_MAX_AGE
+from chalicelib.tokens.access import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
+from chalicelib.tokens.access import AccessClaims, seconds_left
+from chalicelib.tokens.claims import NAMESPACE as CUSTOM_CLAIMS_NAMESPACE
+from chalicelib.tokens.claims import TokenHookUnavailable
+from chalicelib.tokens.refresh import MAX_TOKEN_LENGTH as MAX_REFRESH_TOKEN_LENGTH
 
 if TYPE_CHECKING:
     from chalicelib.devices import DeviceInfo
@@ -582,7 +582,7 @@ def openid_configuration(call: Call) -> Response:
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope"]
         + (["phone_number"] if call.services.settings.phone_claim else [])
-        + [CUSTOM_CLAIMS_NAMESPACE],  # custom claims (chalicelib/claims.py), when a user has any
+        + [CUSTOM_CLAIMS_NAMESPACE],  # custom claims (chalicelib/tokens/claims.py)
     }
     return Response(body=body, headers={"Cache-Control": "public, max-age=300"})
 

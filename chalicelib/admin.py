@@ -37,7 +37,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import claims, runtime
+from chalicelib import runtime
 from chalicelib.bans import MAX_BAN_REASON, Bans, validate_reason
 from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
 from chalicelib.errors import AdminError, ClientExists, RequestError, UnknownUser, WxAuthError
@@ -45,8 +45,9 @@ from chalicelib.identity import admin as identity_admin
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import DEFAULT_ACTIVATE_IN, KeySet, replace_file, rotate_for_service
 from chalicelib.store.sessions import SessionRecord
+from chalicelib.tokens import claims
 
-_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # user and session ids (chalicelib.refresh_tokens)
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # user and session ids (chalicelib/tokens/refresh.py)
 
 
 def _wxauth_id(kind: str) -> Callable[[str], str]:
@@ -145,7 +146,7 @@ def _claims(value: str) -> dict[str, object]:
 
 
 def _add_user_commands(groups: Any) -> Any:
-    """`user`: bans (chalicelib/bans.py) and custom claims (chalicelib/claims.py)."""
+    """`user`: bans (chalicelib/bans.py) and custom claims (chalicelib/tokens/claims.py)."""
     user = groups.add_parser("user", help="ban or unban a user; a user's custom claims")
     user_commands = user.add_subparsers(dest="command", required=True)
     ban_help = (

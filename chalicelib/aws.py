@@ -13,7 +13,7 @@ all (half the Python calls of a cold start's first request). The session here re
 those that apply to every service or to one of SERVICES: the same handlers in the same order
 for any event a client of SERVICES emits (`tests/test_aws.py` compares them with a stock
 session's). The clients are the same: same credentials chain, region, `AWS_ENDPOINT_URL_*`
-overrides and config.
+overrides and config. How long each call may take is chalicelib/budgets.py's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
@@ -32,7 +31,7 @@ from botocore.loaders import JSONFileLoader, Loader
 # Every AWS service the app calls, and those botocore's own credential providers may call for
 # it (assume role and web identity: sts; SSO: sso, sso-oidc; `aws login`: signin); `events` is
 # EventBridge (AUTH_EVENT_BUS, chalicelib/events.py), `lambda` the pre-token hook
-# (AUTH_TOKEN_HOOK_ARN, chalicelib/claims.py). In Lambda the credentials come from the
+# (AUTH_TOKEN_HOOK_ARN, chalicelib/tokens/claims.py). In Lambda the credentials come from the
 # environment and none of the latter is used.
 SERVICES = ("dynamodb", "secretsmanager", "events", "lambda", "sts", "sso", "sso-oidc", "signin")
 
@@ -47,7 +46,7 @@ EVENT_SERVICE_NAMES = frozenset(
         "secretsmanager",
         "eventbridge",
         "events",
-        "lambda",  # the pre-token hook (chalicelib/claims.py)
+        "lambda",  # the pre-token hook (chalicelib/tokens/claims.py)
         "sts",
         "sso",
         "sso-oidc",
@@ -105,54 +104,6 @@ class AppLoader(Loader):
 
     def list_available_services(self, type_name: str) -> list[str]:
         return list(SERVICES)
-
-
-# botocore's standard retry mode sleeps before retry i (0-based) at most
-# min(THROTTLING_BACKOFF * 2**i, MAX_BACKOFF) seconds, plus up to RETRY_AFTER_EXTRA more when
-# the answer carries `x-amz-retry-after` (botocore.retries.standard.ExponentialBackoff; a
-# failure that is not throttling sleeps far less: 25 ms scale for DynamoDB).
-THROTTLING_BACKOFF = 1.0
-MAX_BACKOFF = 20.0
-RETRY_AFTER_EXTRA = 5.0
-
-
-@dataclass(frozen=True)
-class CallBudget:
-    """How long one AWS API call may wait: its botocore timeouts and attempts, and their sum.
-
-    `connect_timeout` bounds each TCP connect, `read_timeout` each wait for the next bytes of an
-    answer; `attempts` counts the first one (botocore's `total_max_attempts`).
-    """
-
-    connect_timeout: float
-    read_timeout: float
-    attempts: int
-
-    def config(self) -> Config:
-        return Config(
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            retries={"mode": "standard", "total_max_attempts": self.attempts},
-            tcp_keepalive=True,
-        )
-
-    @property
-    def worst_case(self) -> float:
-        """Seconds one call can last at most: every attempt hangs for both of its timeouts, and
-        every retry waits botocore's longest backoff (throttled, with `x-amz-retry-after`)."""
-        backoff = sum(
-            min(THROTTLING_BACKOFF * 2**i, MAX_BACKOFF) + RETRY_AFTER_EXTRA
-            for i in range(self.attempts - 1)
-        )
-        return self.attempts * (self.connect_timeout + self.read_timeout) + backoff
-
-
-# DynamoDB answers a single-item request in milliseconds; 2 s without a byte is an outage, and
-# one retry is enough (the client retries after `Retry-After` anyway). 12 s at most per call:
-# AUTH_REFRESH_GRACE is checked against it (chalicelib/settings.py, docs/operators.md "Settings").
-DYNAMODB = CallBudget(connect_timeout=1, read_timeout=2, attempts=2)
-# Secrets Manager is read at a cold start and every few minutes (the keys, the app secret).
-SECRETS_MANAGER = CallBudget(connect_timeout=1, read_timeout=2, attempts=2)
 
 
 def session() -> botocore.session.Session:

@@ -148,7 +148,7 @@ class StoreError(WxAuthError):
 class StoreUnavailable(StoreError):
     """DynamoDB throttled or could not be reached, also after botocore's retries."""
 
-    # With aws.DYNAMODB.worst_case, part of the AUTH_REFRESH_GRACE rule (settings.py): a refresh
+    # With budgets.DYNAMODB.worst_case, part of the AUTH_REFRESH_GRACE rule (settings.py): a refresh
     # retried after this long must still find its rotation in the grace window.
     retry_after = 2
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import CallBudget
+from chalicelib.budgets import CallBudget
 from chalicelib.logs import Metrics, log_event
 
 SOURCE = "wxauth"

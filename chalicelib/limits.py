@@ -22,67 +22,37 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.errors import ConditionFailed, ConfigurationError, RateLimited, StoreUnavailable
+from chalicelib.errors import ConditionFailed, RateLimited, StoreUnavailable
 from chalicelib.logs import Metrics, log_event
+from chalicelib.settings import LIMIT_SETTINGS as SETTINGS
+from chalicelib.settings import (
+    LOGIN_PER_IP,
+    LOGIN_PER_OPENID,
+    REFRESH_PER_SESSION,
+    Limit,
+    parse_limit,
+)
+
+__all__ = [
+    "LOGIN_PER_IP",
+    "LOGIN_PER_OPENID",
+    "REFRESH_PER_SESSION",
+    "SETTINGS",
+    "Limit",
+    "RateLimiter",
+    "ip_key",
+    "parse_limit",
+    "source_ip",
+]
 
 if TYPE_CHECKING:
     from chalicelib.store.guards import Guards
 
-LOGIN_PER_IP = "login_ip"
-LOGIN_PER_OPENID = "login_openid"
-REFRESH_PER_SESSION = "refresh_session"
-# The setting of each limit (chalicelib/settings.py reads them; README, Settings).
-SETTINGS = {
-    LOGIN_PER_IP: "AUTH_LIMIT_LOGIN_PER_IP",
-    LOGIN_PER_OPENID: "AUTH_LIMIT_LOGIN_PER_OPENID",
-    REFRESH_PER_SESSION: "AUTH_LIMIT_REFRESH_PER_SESSION",
-}
 TTL_SLACK = 60  # a counter item outlives its window by this much (TTL deletion is lazy anyway)
-MAX_WINDOW = 86_400  # one day
-MAX_COUNT = 1_000_000
 IPV6_PREFIX = 64  # an IPv6 client is counted by its /64: one subscriber usually holds a /64
-_LIMIT_RE = re.compile(r"\s*(\d{1,7})\s*/\s*(\d{1,5})\s*")
-
-
-@dataclass(frozen=True)
-class Limit:
-    """At most `count` requests per key in each aligned window of `seconds`."""
-
-    count: int
-    seconds: int
-
-    def window(self, now: int) -> tuple[int, int]:
-        """(start, end) of the window holding `now`; `end` is exclusive."""
-        start = now - now % self.seconds
-        return start, start + self.seconds
-
-    def __str__(self) -> str:
-        return f"{self.count}/{self.seconds}"
-
-
-def parse_limit(name: str, raw: str | None) -> Limit | None:
-    """`<count>/<seconds>` (e.g. `20/60`), or None for unset/empty (no limit, no request).
-
-    ConfigurationError naming the variable for anything else: 1 <= count <= 1,000,000,
-    1 <= seconds <= 86,400."""
-    if raw is None or not raw.strip():
-        return None
-    match = _LIMIT_RE.fullmatch(raw)
-    if match is None:
-        raise ConfigurationError(
-            f"{name} must be <count>/<seconds>, e.g. 20/60 (unset: no limit)"
-        )
-    count, seconds = int(match.group(1)), int(match.group(2))
-    if not 1 <= count <= MAX_COUNT:
-        raise ConfigurationError(f"{name}: the count must be 1 to {MAX_COUNT}")
-    if not 1 <= seconds <= MAX_WINDOW:
-        raise ConfigurationError(f"{name}: the window must be 1 to {MAX_WINDOW} seconds")
-    return Limit(count, seconds)
 
 
 def source_ip(context: Mapping[str, Any] | None) -> str | None:

@@ -18,9 +18,6 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from chalicelib import refresh_tokens
-from chalicelib.access_tokens import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
-from chalicelib.access_tokens import AccessTokens, client_subject, seconds_left
 from chalicelib.clients import ClientStore, grant_scope
 from chalicelib.errors import (
     ClientAuthError,
@@ -32,6 +29,9 @@ from chalicelib.errors import (
 )
 from chalicelib.http_input import string_field
 from chalicelib.sessions import SessionManager
+from chalicelib.tokens import refresh as refresh_tokens
+from chalicelib.tokens.access import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
+from chalicelib.tokens.access import AccessTokens, client_subject, seconds_left
 
 GRANT_TYPES = ("refresh_token", "client_credentials")
 REASON_REVOKED = "oauth_revoke"

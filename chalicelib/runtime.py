@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import aws, claims
-from chalicelib.access_tokens import AccessTokens
+from chalicelib import aws
+from chalicelib.budgets import DYNAMODB, SECRETS_MANAGER, hook_budget
 from chalicelib.errors import ConfigurationError
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import PUBLISH as EVENTS_PUBLISH
@@ -28,6 +28,8 @@ from chalicelib.sessions import SessionManager
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import KeySet, KeySetProvider, file_version, load_or_create_file
 from chalicelib.store import Store
+from chalicelib.tokens import claims
+from chalicelib.tokens.access import AccessTokens
 
 if TYPE_CHECKING:
     import requests
@@ -42,10 +44,10 @@ if TYPE_CHECKING:
     from chalicelib.wechat.broker import AccessTokenBroker
     from chalicelib.wechat.client import WeChatClient
 
-# Bounded (chalicelib/aws.py): a DynamoDB call answers or fails within aws.DYNAMODB.worst_case
-# seconds, a Secrets Manager call within aws.SECRETS_MANAGER.worst_case.
-DYNAMODB_CONFIG = aws.DYNAMODB.config()
-SECRETS_MANAGER_CONFIG = aws.SECRETS_MANAGER.config()
+# Bounded (chalicelib/budgets.py): a DynamoDB call answers or fails within DYNAMODB.worst_case
+# seconds, a Secrets Manager call within SECRETS_MANAGER.worst_case.
+DYNAMODB_CONFIG = DYNAMODB.config()
+SECRETS_MANAGER_CONFIG = SECRETS_MANAGER.config()
 EVENTS_CONFIG = EVENTS_PUBLISH.config()  # one attempt: an event never delays a request long
 SECRET_MAX_AGE = 300.0
 
@@ -292,7 +294,7 @@ def build(
         """The pre-token hook's client, made at its first call (`client` is rebound below)."""
         if awslambda is not None:
             return awslambda
-        return make("lambda", claims.hook_budget(settings.token_hook_timeout_ms).config())
+        return make("lambda", hook_budget(settings.token_hook_timeout_ms).config())
 
     def secrets_client() -> Any:
         nonlocal secretsmanager

@@ -23,8 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
-from chalicelib import crypto, refresh_tokens
-from chalicelib.access_tokens import AccessClaims, AccessTokens, seconds_left
+from chalicelib import crypto
 from chalicelib.devices import DeviceInfo
 from chalicelib.errors import (
     GrantError,
@@ -38,8 +37,10 @@ from chalicelib.errors import (
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
 from chalicelib.logs import Metrics
-from chalicelib.refresh_tokens import RefreshToken
 from chalicelib.store.sessions import SessionRecord, Sessions
+from chalicelib.tokens import refresh as refresh_tokens
+from chalicelib.tokens.access import AccessClaims, AccessTokens, seconds_left
+from chalicelib.tokens.refresh import RefreshToken
 
 REASON_LOGOUT = "logout"
 REASON_REUSE = "refresh_token_reuse"
@@ -101,7 +102,7 @@ class SessionManager:
         """`extra_claims(user_id)`: claims added to each access token minted for the user's
         sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing.
         `events`: RefreshTokenReuseDetected and SessionEnded, after their revocation's write.
-        `custom_claims(session)`: chalicelib.claims.TokenClaims (the `ext` claim, from the
+        `custom_claims(session)`: chalicelib.tokens.claims.TokenClaims (the `ext` claim, from the
         session item and the pre-token hook); None adds none.
         `refresh_limit(session_key, now)`: called before each rotation, raises RateLimited to
         refuse it (AUTH_LIMIT_REFRESH_PER_SESSION: one more request; None: none)."""

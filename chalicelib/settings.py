@@ -8,10 +8,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chalicelib import limits as abuse_limits
-from chalicelib.aws import DYNAMODB
+from chalicelib.budgets import DYNAMODB, hook_budget
 from chalicelib.errors import ConfigurationError, StoreUnavailable
-from chalicelib.limits import Limit
 
 DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
 LOCAL_APPID = "wx-local-appid"
@@ -27,7 +25,61 @@ _EVENT_BUS_RE = re.compile(
     r"[A-Za-z0-9._/-]{1,256}"
     r"|arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9._/-]{1,256}"
 )
-# The pre-token hook (chalicelib/claims.py): its timeout in milliseconds, and what a failure does.
+# Abuse limits (chalicelib/limits.py), by name.
+LOGIN_PER_IP = "login_ip"
+LOGIN_PER_OPENID = "login_openid"
+REFRESH_PER_SESSION = "refresh_session"
+# The setting of each limit (docs/operators.md, "Abuse limits").
+LIMIT_SETTINGS = {
+    LOGIN_PER_IP: "AUTH_LIMIT_LOGIN_PER_IP",
+    LOGIN_PER_OPENID: "AUTH_LIMIT_LOGIN_PER_OPENID",
+    REFRESH_PER_SESSION: "AUTH_LIMIT_REFRESH_PER_SESSION",
+}
+MAX_WINDOW = 86_400  # one day
+MAX_COUNT = 1_000_000
+_LIMIT_RE = re.compile(r"\s*(\d{1,7})\s*/\s*(\d{1,5})\s*")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` requests per key in each aligned window of `seconds`."""
+
+    count: int
+    seconds: int
+
+    def window(self, now: int) -> tuple[int, int]:
+        """(start, end) of the window holding `now`; `end` is exclusive."""
+        start = now - now % self.seconds
+        return start, start + self.seconds
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds}"
+
+
+def parse_limit(name: str, raw: str | None) -> Limit | None:
+    """`<count>/<seconds>` (e.g. `20/60`), or None for unset/empty (no limit, no request).
+
+    ConfigurationError naming the variable for anything else: 1 <= count <= 1,000,000,
+    1 <= seconds <= 86,400."""
+    if raw is None or not raw.strip():
+        return None
+    match = _LIMIT_RE.fullmatch(raw)
+    if match is None:
+        raise ConfigurationError(
+            f"{name} must be <count>/<seconds>, e.g. 20/60 (unset: no limit)"
+        )
+    count, seconds = int(match.group(1)), int(match.group(2))
+    if not 1 <= count <= MAX_COUNT:
+        raise ConfigurationError(f"{name}: the count must be 1 to {MAX_COUNT}")
+    if not 1 <= seconds <= MAX_WINDOW:
+        raise ConfigurationError(f"{name}: the window must be 1 to {MAX_WINDOW} seconds")
+    return Limit(count, seconds)
+
+
+_LAMBDA_ARN_RE = re.compile(
+    r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?"
+)
+# The pre-token hook (chalicelib/tokens/claims.py): its timeout in ms, and what a failure does.
 TOKEN_HOOK_TIMEOUT_MS_MAX = 5000
 TOKEN_HOOK_ON_ERROR = ("issue", "refuse")
 
@@ -97,9 +149,9 @@ class Settings:
                 env, "AUTH_PHONE_CONFLICT", defaults.phone_conflict, PHONE_CONFLICT_POLICIES
             ),
             phone_claim=_flag(env, "AUTH_PHONE_CLAIM", defaults.phone_claim),
-            limit_login_per_ip=_limit(env, abuse_limits.LOGIN_PER_IP),
-            limit_login_per_openid=_limit(env, abuse_limits.LOGIN_PER_OPENID),
-            limit_refresh_per_session=_limit(env, abuse_limits.REFRESH_PER_SESSION),
+            limit_login_per_ip=_limit(env, LOGIN_PER_IP),
+            limit_login_per_openid=_limit(env, LOGIN_PER_OPENID),
+            limit_refresh_per_session=_limit(env, REFRESH_PER_SESSION),
             apps_cache_ttl=_positive_int(
                 env, "AUTH_APPS_CACHE_TTL", defaults.apps_cache_ttl, zero=True
             ),
@@ -131,15 +183,15 @@ class Settings:
     def limits(self) -> dict[str, Limit | None]:
         """The abuse limits by name (chalicelib/limits.py); None: that limit is off."""
         return {
-            abuse_limits.LOGIN_PER_IP: self.limit_login_per_ip,
-            abuse_limits.LOGIN_PER_OPENID: self.limit_login_per_openid,
-            abuse_limits.REFRESH_PER_SESSION: self.limit_refresh_per_session,
+            LOGIN_PER_IP: self.limit_login_per_ip,
+            LOGIN_PER_OPENID: self.limit_login_per_openid,
+            REFRESH_PER_SESSION: self.limit_refresh_per_session,
         }
 
 
 def _limit(env: Mapping[str, str], name: str) -> Limit | None:
-    variable = abuse_limits.SETTINGS[name]
-    return abuse_limits.parse_limit(variable, env.get(variable))
+    variable = LIMIT_SETTINGS[name]
+    return parse_limit(variable, env.get(variable))
 
 
 def _event_bus(env: Mapping[str, str]) -> str | None:
@@ -156,15 +208,17 @@ def _event_bus(env: Mapping[str, str]) -> str | None:
 
 def minimum_hook_grace(timeout_ms: int) -> int:
     """minimum_refresh_grace() plus the longest a hook call can take (connect + answer)."""
-    from chalicelib.claims import hook_budget
-
     return minimum_refresh_grace() + math.ceil(hook_budget(timeout_ms).worst_case)
+
+
+def is_lambda_arn(value: str) -> bool:
+    """A Lambda function ARN (any partition, `aws-cn` included), with an optional alias or
+    version."""
+    return bool(_LAMBDA_ARN_RE.fullmatch(value))
 
 
 def _token_hook(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
     """AUTH_TOKEN_HOOK_ARN, AUTH_TOKEN_HOOK_TIMEOUT_MS (1 to 5000), AUTH_TOKEN_HOOK_ON_ERROR."""
-    from chalicelib.claims import is_lambda_arn
-
     arn = (env.get("AUTH_TOKEN_HOOK_ARN") or "").strip() or None
     if arn is not None and not is_lambda_arn(arn):
         raise ConfigurationError(

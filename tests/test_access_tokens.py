@@ -13,10 +13,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from chalicelib import refresh_tokens, signing_keys
-from chalicelib.access_tokens import AccessClaims, AccessTokens
+from chalicelib import signing_keys
 from chalicelib.errors import ExpiredToken, InvalidToken
 from chalicelib.signing_keys import KeySet, KeySetProvider
+from chalicelib.tokens import refresh as refresh_tokens
+from chalicelib.tokens.access import AccessClaims, AccessTokens
 
 from .conftest import START, FakeClock
 

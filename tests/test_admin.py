@@ -429,7 +429,7 @@ def test_user_help_says_what_a_ban_does(capsys):
 
 
 def test_user_set_show_and_clear_claims(capsys, env, client, services):
-    from chalicelib.claims import NAMESPACE
+    from chalicelib.tokens.claims import NAMESPACE
 
     body = login(client, "alice.1")
     user_id = body["user"]["id"]

@@ -15,7 +15,7 @@ from botocore.model import ServiceModel
 from botocore.retries import standard
 from moto import mock_aws
 
-from chalicelib import aws, runtime, store
+from chalicelib import aws, budgets, runtime, store
 from chalicelib.errors import StoreUnavailable
 from tests.conftest import START, TABLE
 
@@ -173,9 +173,9 @@ def test_build_bounds_every_client_it_makes(settings, clock, monkeypatch) -> Non
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys-AbCdEf"
     runtime.build(replace(settings, signing_keys_arn=arn, wechat_secret_arn=arn), clock=clock)
 
-    budgets = {"dynamodb": aws.DYNAMODB, "secretsmanager": aws.SECRETS_MANAGER}
-    assert set(made) == set(budgets)
-    for service, budget in budgets.items():
+    expected = {"dynamodb": budgets.DYNAMODB, "secretsmanager": budgets.SECRETS_MANAGER}
+    assert set(made) == set(expected)
+    for service, budget in expected.items():
         config = made[service]
         assert config.connect_timeout == budget.connect_timeout
         assert config.read_timeout == budget.read_timeout
@@ -191,8 +191,10 @@ class _RetryAfterForever:
     headers = {"x-amz-retry-after": str(10**9)}  # milliseconds
 
 
-@pytest.mark.parametrize("budget", [aws.DYNAMODB, aws.SECRETS_MANAGER, aws.CallBudget(1, 1, 8)])
-def test_worst_case_allows_for_botocores_longest_backoff(budget: aws.CallBudget) -> None:
+@pytest.mark.parametrize(
+    "budget", [budgets.DYNAMODB, budgets.SECRETS_MANAGER, budgets.CallBudget(1, 1, 8)]
+)
+def test_worst_case_allows_for_botocores_longest_backoff(budget: budgets.CallBudget) -> None:
     """The sleeps the installed botocore's standard mode can take before each retry, at their
     longest (jitter 1, throttled, a huge `x-amz-retry-after`), are what worst_case allows."""
     backoff = standard.ExponentialBackoff(
@@ -223,5 +225,6 @@ def test_a_dynamodb_call_to_a_server_that_never_answers_ends_within_its_budget(
             dynamo.sessions.get("user", "session")
         elapsed = time.monotonic() - started
 
-    stall = aws.DYNAMODB.attempts * aws.DYNAMODB.read_timeout  # backoffs of timeouts: ~25 ms
-    assert stall * 0.9 <= elapsed <= min(stall + 3, aws.DYNAMODB.worst_case), elapsed
+    # backoffs of timeouts: ~25 ms
+    stall = budgets.DYNAMODB.attempts * budgets.DYNAMODB.read_timeout
+    assert stall * 0.9 <= elapsed <= min(stall + 3, budgets.DYNAMODB.worst_case), elapsed

@@ -10,10 +10,12 @@ import jwt
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 
-from chalicelib import claims, runtime
-from chalicelib.claims import MAX_BYTES, NAMESPACE, InvalidClaims, NoSuchUser
+from chalicelib import runtime
+from chalicelib.budgets import hook_budget
 from chalicelib.errors import ConfigurationError
 from chalicelib.settings import Settings
+from chalicelib.tokens import claims
+from chalicelib.tokens.claims import MAX_BYTES, NAMESPACE, InvalidClaims, NoSuchUser
 from tests.conftest import START, TEST_APPID, TEST_SECRET, table_items
 from tests.test_app import assert_error, bearer, login, post
 
@@ -423,10 +425,10 @@ def test_the_hook_with_a_real_client_and_no_such_function_takes_the_error_path(
 
 
 def test_hook_client_budget_is_strict():
-    config = claims.hook_budget(1500).config()
+    config = hook_budget(1500).config()
     assert (config.connect_timeout, config.read_timeout) == (1.5, 1.5)
     assert config.retries == {"mode": "standard", "total_max_attempts": 1}  # no retry
-    assert claims.hook_budget(1500).worst_case == 3.0
+    assert hook_budget(1500).worst_case == 3.0
 
 
 # -- settings --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 
-from chalicelib import refresh_tokens
+from chalicelib.tokens import refresh as refresh_tokens
 from tests.conftest import START, TEST_APPID, table_items
 from tests.test_app import assert_error, bearer, login, post
 

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from chalicelib import crypto, refresh_tokens
+from chalicelib import crypto
 from chalicelib.errors import GrantError
+from chalicelib.tokens import refresh as refresh_tokens
 
 USER_ID = "A" * 21 + "w"  # 22 base64url characters
 SESSION_ID = "b-_" + "c" * 19

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import aws, runtime
+from chalicelib import budgets, runtime
 from chalicelib.errors import ConfigurationError
 from chalicelib.signing_keys import KeySet
 from chalicelib.wechat.client import WeChatClient
@@ -84,6 +84,6 @@ def test_the_lambda_timeout_outlasts_every_bounded_wait_of_a_request() -> None:
         + wechat["retry_delay"].default
     )
 
-    assert timeout >= wechat_worst + aws.DYNAMODB.worst_case + 1
-    assert timeout >= aws.SECRETS_MANAGER.worst_case + aws.DYNAMODB.worst_case + 1
+    assert timeout >= wechat_worst + budgets.DYNAMODB.worst_case + 1
+    assert timeout >= budgets.SECRETS_MANAGER.worst_case + budgets.DYNAMODB.worst_case + 1
     assert timeout < API_GATEWAY_TIMEOUT

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from chalicelib import crypto, refresh_tokens
+from chalicelib import crypto
 from chalicelib.errors import GrantError, ReuseDetected, RevokedToken
 from chalicelib.logs import Metrics
 from chalicelib.store.sessions import new_session
+from chalicelib.tokens import refresh as refresh_tokens
 from tests.conftest import START, table_items
 
 GRACE = 30

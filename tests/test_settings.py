@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.aws import DYNAMODB
+from chalicelib.budgets import DYNAMODB
 from chalicelib.errors import ConfigurationError, StoreUnavailable
 from chalicelib.settings import Settings, minimum_refresh_grace
 

@@ -15,7 +15,6 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from chalicelib import refresh_tokens
 from chalicelib.errors import ConditionFailed, RotationRefused, StoreUnavailable
 from chalicelib.store import (
     PhoneRecord,
@@ -31,6 +30,7 @@ from chalicelib.store.apps import App
 from chalicelib.store.identities import Identity
 from chalicelib.store.logins import LoginRecord
 from chalicelib.store.sessions import new_session
+from chalicelib.tokens import refresh as refresh_tokens
 from tests.conftest import BACKENDS, TABLE, backend_table, table_items
 from tests.integration.dynamodb_local import dynamodb_client
 

@@ -447,7 +447,7 @@ def test_function_environment_is_wired_to_parameters_and_resources(template: Tem
 def test_role_invokes_only_the_token_hook_and_only_when_one_is_set(template: Template) -> None:
     import re
 
-    from chalicelib.claims import is_lambda_arn
+    from chalicelib.settings import is_lambda_arn
 
     (statement,) = [
         s for s in _policy_statements(template) if s.get("Fn::If", [""])[0] == "HasTokenHook"

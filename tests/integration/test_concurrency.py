@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib import refresh_tokens
 from chalicelib.login import user_id_for
 from chalicelib.store import create_table, login_pk, session_sk, user_pk
+from chalicelib.tokens import refresh as refresh_tokens
 from devserver.__main__ import chalice_local_command, free_port, pdeathsig_setter
 from devserver.fake_wechat import FakeWeChat, openid_for, unionid_for
 from tests.integration.dynamodb_local import dynamodb_client

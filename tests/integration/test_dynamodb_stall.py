@@ -29,10 +29,11 @@ from chalice.config import Config as ChaliceConfig
 from chalice.local import LocalDevServer, create_local_server
 
 import app as wxauth
-from chalicelib import aws, refresh_tokens, runtime
+from chalicelib import budgets, runtime
 from chalicelib.errors import StoreUnavailable
 from chalicelib.settings import Settings, minimum_refresh_grace
 from chalicelib.store import create_table, session_sk, user_pk
+from chalicelib.tokens import refresh as refresh_tokens
 from devserver.__main__ import free_port
 from devserver.fake_wechat import FakeWeChat
 from tests.conftest import START, FakeClock
@@ -168,15 +169,15 @@ def test_a_refresh_while_dynamodb_is_stalled_is_a_bounded_503_and_the_retry_keep
     assert "refresh_token" not in stalled.json() and "access_token" not in stalled.json()
     retry_after = int(stalled.headers["Retry-After"])
     assert retry_after == StoreUnavailable.retry_after  # what the grace rule counts on
-    assert elapsed < aws.DYNAMODB.worst_case, elapsed
+    assert elapsed < budgets.DYNAMODB.worst_case, elapsed
     # In a stall no answer comes, so no throttling backoff: each attempt waits its read timeout.
-    assert elapsed < aws.DYNAMODB.attempts * aws.DYNAMODB.read_timeout + MARGIN, elapsed
+    assert elapsed < budgets.DYNAMODB.attempts * budgets.DYNAMODB.read_timeout + MARGIN, elapsed
 
     stack.wait_until_dynamodb_answers()
     # The client retries after Retry-After with the same token. The clock is moved to the
     # latest moment the grace rule covers: the longest DynamoDB wait, Retry-After, and 1 s of
     # round trips after the stalled refresh read the time.
-    stack.clock.advance(math.ceil(aws.DYNAMODB.worst_case) + retry_after + 1)
+    stack.clock.advance(math.ceil(budgets.DYNAMODB.worst_case) + retry_after + 1)
     retried = stack.post("/auth/refresh", {"refresh_token": old})
 
     # Whether DynamoDB applied the stalled rotation when it resumed (the retry is then in

@@ -31,7 +31,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.aws import CallBudget
 from chalicelib.errors import InvalidClaims, NoSuchUser, TokenHookFailed, TokenHookUnavailable
 from chalicelib.logs import Metrics
 
@@ -67,15 +66,6 @@ TRIGGER_LOGIN = "login"
 TRIGGER_REFRESH = "refresh"
 ON_ERROR_POLICIES = ("issue", "refuse")
 MAX_HOOK_ANSWER_BYTES = 16_384  # read no more of a hook's answer than this
-_LAMBDA_ARN_RE = re.compile(
-    r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?"
-)
-
-
-def is_lambda_arn(value: str) -> bool:
-    return bool(_LAMBDA_ARN_RE.fullmatch(value))
-
-
 def dumps(claims: Mapping[str, object]) -> str:
     """The canonical form: compact JSON, keys sorted (what is stored and size-checked)."""
     return json.dumps(claims, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
@@ -178,12 +168,6 @@ def set_claims(
 
 
 # -- the pre-token hook -------------------------------------------------------------------------
-
-
-def hook_budget(timeout_ms: int) -> CallBudget:
-    """One attempt, no retry; connecting and waiting for the answer each within the timeout."""
-    seconds = timeout_ms / 1000
-    return CallBudget(connect_timeout=seconds, read_timeout=seconds, attempts=1)
 
 
 class TokenHook:
