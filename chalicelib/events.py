@@ -3,7 +3,7 @@ after it (AUTH_EVENT_BUS), or printed to the log (AUTH_EVENT_LOG, the local serv
 
 What happened is raised where it happened, right after the write that made it true succeeded
 (`events.user_logged_in(...)` after the login's transaction, say): a failed write raises before
-it and emits nothing. Events wait in a per-thread buffer until `flush()`, which `app.handle`
+it and emits nothing. Events wait in a per-thread buffer until `flush()`, which `edge.handle`
 calls once after the view (errors included: a reuse detection answers 400 after revoking) and
 the admin CLI at the end of a command. One flush is at most one PutEvents call of at most
 `MAX_ENTRIES` entries, through a client made at the first publish with the PUBLISH budget (one

@@ -31,6 +31,7 @@ from chalicelib.errors import (
     PhoneInUse,
     PhonePending,
     StoreUnavailable,
+    TokenError,
     WeChatTokenInvalid,
     WeChatUnavailable,
 )
@@ -61,18 +62,6 @@ class TokenBroker(Protocol):
 def phone_hash(e164: str) -> str:
     """The key of a number's PHONE# item, and all of a number that may be logged."""
     return hashlib.sha256(e164.encode("ascii")).hexdigest()
-
-
-def phone_json(phone: PhoneRecord | None) -> dict[str, object] | None:
-    """A bound number as `/me` and `POST /auth/phone` show it."""
-    if phone is None:
-        return None
-    return {
-        "phone_number": phone.phone_number,
-        "country_code": phone.country_code,
-        "pure_phone_number": phone.pure_phone_number,
-        "bound_at": phone.bound_at,
-    }
 
 
 @dataclass(frozen=True)
@@ -141,6 +130,14 @@ class PhoneBinding:
         self._appid = appid
         self._conflict = conflict
         self._metrics = metrics or Metrics()
+
+    def bind_user(self, user_id: str, code: str, now: int) -> PhoneRecord:
+        """`bind` for the user of an access token (`POST /auth/phone`): one GetItem of the
+        profile first; TokenError if the user no longer exists."""
+        user = self._users.get(user_id)
+        if user is None:
+            raise TokenError("the user of this access token no longer exists")
+        return self.bind(user, code, now)
 
     def bind(self, user: UserRecord, code: str, now: int) -> PhoneRecord:
         """Bind the number behind `code` to `user`; the same code again gives the same number.

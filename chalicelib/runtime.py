@@ -5,7 +5,6 @@ Tests build the same graph with fakes (a moto client, a fixed clock, a stub HTTP
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +12,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
 from chalicelib.budgets import DYNAMODB, SECRETS_MANAGER, hook_budget
@@ -24,6 +22,7 @@ from chalicelib.events import Events
 from chalicelib.identity.apps import App, AppRegistry
 from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, RateLimiter
 from chalicelib.logs import Metrics
+from chalicelib.secrets_manager import CachedSecret, fetch_secret
 from chalicelib.sessions import SessionManager
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import KeySet, KeySetProvider, file_version, load_or_create_file
@@ -34,6 +33,7 @@ from chalicelib.tokens.access import AccessTokens
 if TYPE_CHECKING:
     import requests
 
+    from chalicelib.account import Account
     from chalicelib.clients import ClientStore
     from chalicelib.identity.graph import IdentityGraph
     from chalicelib.login import LoginService
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 DYNAMODB_CONFIG = DYNAMODB.config()
 SECRETS_MANAGER_CONFIG = SECRETS_MANAGER.config()
 EVENTS_CONFIG = EVENTS_PUBLISH.config()  # one attempt: an event never delays a request long
-SECRET_MAX_AGE = 300.0
 
 
 @dataclass
@@ -70,7 +69,7 @@ class Services:
     metrics: Metrics | None = None
     limiter: RateLimiter | None = None
     apps: AppRegistry | None = None  # built by `build`: the primary app and the APP items
-    events: Events = EVENTS_OFF  # chalicelib/events.py; app.handle flushes it after each view
+    events: Events = EVENTS_OFF  # chalicelib/events.py; api/edge.handle flushes it after each view
 
     def now(self) -> int:
         return int(self.clock())
@@ -138,6 +137,13 @@ class Services:
             user_id_for=user_id_for,
             metrics=self.metrics,
         )
+
+    @cached_property
+    def account(self) -> Account:
+        """The signed-in user's own account (`/me`)."""
+        from chalicelib.account import Account
+
+        return Account(self.store.users, self.graph)
 
     @cached_property
     def broker(self) -> AccessTokenBroker:
@@ -227,41 +233,6 @@ def refresh_limit(limiter: RateLimiter) -> Callable[[str, int], None] | None:
     if not limiter.configured(REFRESH_PER_SESSION):
         return None
     return lambda session_key, now: limiter.check(REFRESH_PER_SESSION, session_key, now)
-
-
-def fetch_secret(client: Any, arn: str) -> str:
-    """A Secrets Manager SecretString; ConfigurationError (naming only the ARN) on failure."""
-    try:
-        return client.get_secret_value(SecretId=arn)["SecretString"]
-    except (ClientError, BotoCoreError) as e:
-        raise ConfigurationError(f"cannot read secret {arn} ({type(e).__name__})") from e
-
-
-class CachedSecret:
-    """A Secrets Manager SecretString, fetched at first use and cached for `max_age` seconds."""
-
-    def __init__(
-        self,
-        client: Any,
-        arn: str,
-        *,
-        clock: Callable[[], float] = time.time,
-        max_age: float = SECRET_MAX_AGE,
-    ) -> None:
-        self._client = client
-        self._arn = arn
-        self._clock = clock
-        self._max_age = max_age
-        self._lock = threading.Lock()
-        self._value: str | None = None
-        self._fetched_at = 0.0
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._value is None or self._clock() - self._fetched_at >= self._max_age:
-                self._value = fetch_secret(self._client, self._arn)
-                self._fetched_at = self._clock()
-            return self._value
 
 
 def build(

@@ -9,7 +9,8 @@ behaves like the deployed one where `chalice local` does not.
   `ConnectionResetError`. Chalice's server already serves each connection on its own daemon
   thread (ThreadingMixIn); `app.services()` builds the shared graph under a lock.
 - **Unknown paths reach the app**, as an HTTP API's `$default` route sends them to the Lambda
-  (`resourcePath` `$default`): `app.WxAuth` answers 404 `not_found` in the contract's shape.
+  (`resourcePath` `$default`): `WxAuth` (chalicelib/api/edge.py) answers 404 `not_found` in
+  the contract's shape.
   Chalice's LocalGateway answered 403 `{"message": "Missing Authentication Token"}` and, with an
   Authorization header, quoted that header in the body. OPTIONS reaches the app too (no CORS is
   configured: 405 with `Allow`), and so does any other method (http.server answered 501 in HTML).

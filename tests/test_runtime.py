@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from chalicelib import budgets, runtime
 from chalicelib.errors import ConfigurationError
+from chalicelib.secrets_manager import CachedSecret
 from chalicelib.signing_keys import KeySet
 from chalicelib.wechat.client import WeChatClient
 from tests.conftest import START
@@ -59,7 +60,7 @@ def test_cached_secret_fetches_once_per_max_age(clock):
     with mock_aws():
         client = boto3.client("secretsmanager", region_name="us-east-1")
         arn = client.create_secret(Name="s", SecretString="one")["ARN"]
-        secret = runtime.CachedSecret(client, arn, clock=clock, max_age=300)
+        secret = CachedSecret(client, arn, clock=clock, max_age=300)
         assert secret() == "one"
         client.put_secret_value(SecretId=arn, SecretString="two")
         clock.advance(299)

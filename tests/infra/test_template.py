@@ -818,18 +818,18 @@ def _filters(template: Template) -> dict[str, dict[str, Any]]:
 
 
 def test_log_metrics_read_fields_and_values_the_request_log_has(template: Template) -> None:
-    """The filter patterns name only fields of the request log line (app.handle ->
+    """The filter patterns name only fields of the request log line (edge.handle ->
     logs.log_request), routes the app has, and error codes the app answers."""
     import inspect
 
-    import app
+    from chalicelib.api import edge
 
     filters = _filters(template)
     assert set(filters) == {"LoginSuccesses", "LoginFailures", "Refreshes", "WeChatErrors"}
-    handle = inspect.getsource(app.handle)
+    handle = inspect.getsource(edge.handle)
     log_fields = set(re.findall(r"\n\s+(\w+)=", handle.split("logs.log_request(", 1)[1]))
     paths = {route.split(" ", 1)[1] for route in app_routes()}
-    codes = {code for _kind, _status, code in app.ERROR_TABLE}
+    codes = {code for _kind, _status, code in edge.ERROR_TABLE}
     for name, properties in filters.items():
         pattern = properties["FilterPattern"]
         for field, value in re.findall(r'\$\.(\w+) (?:=|>=) ("[^"]*"|\d+)', pattern):

@@ -1,0 +1,45 @@
+"""The signed-in user's own account, as `GET /me` shows it: profile, phone, identities."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.errors import TokenError
+
+if TYPE_CHECKING:
+    from chalicelib.identity.graph import IdentityGraph
+    from chalicelib.store.users import PhoneRecord, Users
+
+
+def phone_json(phone: PhoneRecord | None) -> dict[str, object] | None:
+    """A bound number as `/me` and `POST /auth/phone` show it."""
+    if phone is None:
+        return None
+    return {
+        "phone_number": phone.phone_number,
+        "country_code": phone.country_code,
+        "pure_phone_number": phone.pure_phone_number,
+        "bound_at": phone.bound_at,
+    }
+
+
+class Account:
+    def __init__(self, users: Users, graph: IdentityGraph) -> None:
+        self._users = users
+        self._graph = graph
+
+    def me(self, user_id: str) -> dict[str, Any]:
+        """What `GET /me` answers: one GetItem (the profile) and one Query (its identities);
+        TokenError if the user no longer exists."""
+        user = self._users.get(user_id)
+        if user is None:
+            raise TokenError("the user of this access token no longer exists")
+        return {
+            "id": user.user_id,
+            "appid": user.appid,
+            "openid": user.openid,
+            "unionid": user.unionid,
+            "created_at": user.created_at,
+            "phone": phone_json(user.phone),
+            "identities": [i.public() for i in self._graph.identities_of(user)],
+        }

@@ -1,0 +1,35 @@
+"""The OpenID Connect discovery document (`/.well-known/openid-configuration`) of a deployment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from chalicelib.settings import Settings
+from chalicelib.tokens.claims import NAMESPACE as CUSTOM_CLAIMS_NAMESPACE
+
+
+def openid_configuration(settings: Settings, grant_types: Sequence[str]) -> dict[str, Any]:
+    """The endpoints under the issuer, and what the tokens and the token endpoint support."""
+    issuer = settings.issuer.rstrip("/")
+    return {
+        "issuer": settings.issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "grant_types_supported": list(grant_types),
+        # none: the mini-program (a public client) refreshes; secrets: client credentials
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        # No authorization endpoint: logins come from WeChat codes at /auth/login.
+        "response_types_supported": [],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope"]
+        + (["phone_number"] if settings.phone_claim else [])
+        + [CUSTOM_CLAIMS_NAMESPACE],  # custom claims (chalicelib/tokens/claims.py)
+    }
