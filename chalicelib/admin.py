@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import runtime
 from chalicelib.bans import MAX_BAN_REASON, Bans, validate_reason
+from chalicelib.cli import ID_RE, mask, unmasked
 from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
 from chalicelib.errors import AdminError, ClientExists, RequestError, UnknownUser, WxAuthError
 from chalicelib.identity import admin as identity_admin
@@ -47,16 +47,14 @@ from chalicelib.signing_keys import DEFAULT_ACTIVATE_IN, KeySet, replace_file, r
 from chalicelib.store.sessions import SessionRecord
 from chalicelib.tokens import claims
 
-_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # user and session ids (chalicelib/tokens/refresh.py)
-
 
 def _wxauth_id(kind: str) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if not _ID_RE.fullmatch(value):
+        if not ID_RE.fullmatch(value):
             raise argparse.ArgumentTypeError(f"{kind} must be 22 base64url characters")
         return value
 
-    return check
+    return unmasked(check)
 
 
 def _client_id(value: str) -> str:
@@ -93,13 +91,16 @@ def parser() -> argparse.ArgumentParser:
         "create", help="register a client and print its secret, once"
     )
     create.add_argument(
-        "--scopes", required=True, type=_scopes, help='space-separated, e.g. "orders:read"'
+        "--scopes",
+        required=True,
+        type=unmasked(_scopes),
+        help='space-separated, e.g. "orders:read"',
     )
-    create.add_argument("--client-id", type=_client_id, help="default: a random id")
+    create.add_argument("--client-id", type=unmasked(_client_id), help="default: a random id")
     client_commands.add_parser("list", help="list every client (never their secrets)")
     for name, text in (("disable", "refuse new tokens to"), ("enable", "re-enable")):
         command = client_commands.add_parser(name, help=f"{text} a client")
-        command.add_argument("client_id", type=_client_id, metavar="CLIENT_ID")
+        command.add_argument("client_id", type=unmasked(_client_id), metavar="CLIENT_ID")
 
     sessions = groups.add_parser("sessions", help="a user's login sessions")
     session_commands = sessions.add_subparsers(dest="command", required=True)
@@ -123,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     when = rotate.add_mutually_exclusive_group()
     when.add_argument(
         "--activate-in",
-        type=_seconds,
+        type=unmasked(_seconds),
         default=DEFAULT_ACTIVATE_IN,
         metavar="SECONDS",
         help=f"publish now, sign from then on (default {DEFAULT_ACTIVATE_IN}: every container"
@@ -157,7 +158,7 @@ def _add_user_commands(groups: Any) -> Any:
     ban.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
     ban.add_argument(
         "--reason",
-        type=_ban_reason,
+        type=unmasked(_ban_reason),
         help=f"for operators, stored on the user (at most {MAX_BAN_REASON} printable"
         " characters); never shown to the user",
     )
@@ -171,7 +172,7 @@ def _add_user_commands(groups: Any) -> Any:
         f" `{claims.NAMESPACE}` from each session's next refresh (or login) on",
     )
     set_claims.add_argument("user_id", type=_wxauth_id("USER_ID"), metavar="USER_ID")
-    set_claims.add_argument("claims", type=_claims, metavar="JSON")
+    set_claims.add_argument("claims", type=unmasked(_claims), metavar="JSON")
     for name, text in (
         ("show-claims", "print the user's custom claims"),
         ("clear-claims", "remove the user's custom claims (and from each live session)"),
@@ -334,9 +335,24 @@ def _rotate_keys(settings: Settings, now: int, activate_in: int, emergency: bool
     }
 
 
+def _option_strings(top: argparse.ArgumentParser) -> set[str]:
+    """Every option string of `top` and its subcommands' parsers (`-h`, `--reason`, ...)."""
+    found: set[str] = set()
+    parsers = [top]
+    while parsers:
+        current = parsers.pop()
+        for action in current._actions:
+            found.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
+    top = parser()
+    given = sys.argv[1:] if argv is None else argv
     try:
-        args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+        args = top.parse_args(mask(given, _option_strings(top)))
     except SystemExit as e:  # argparse has printed the usage and what is wrong
         return e.code if isinstance(e.code, int) else 2
     now = int(time.time())

@@ -479,3 +479,58 @@ def test_user_claims_of_an_unknown_user(capsys, env):
     assert code == 1 and out is None and f"no user {unknown}" in err
     code, out, err = run(capsys, "user", "show-claims", unknown)
     assert code == 1 and f"no user {unknown}" in err
+
+
+# -- ids that begin with "-" or "_" (1 in 64 ids: argparse must not take them for options) --------
+
+ODD_IDS = ["-" + "a" * 21, "--" + "b" * 20, "-h" + "c" * 20, "_" + "d" * 21]
+
+
+def _user_with_session(services, user_id: str, session_id: str) -> None:
+    from dataclasses import replace
+
+    from chalicelib.store import UserRecord
+
+    services.store.users.upsert(UserRecord(user_id, "wx-test-appid", f"o-{user_id}", None, START))
+    session, _ = services.sessions.prepare(user_id, client_id="wx-test-appid", now=START)
+    services.store.sessions.put(replace(session, session_id=session_id))
+
+
+@pytest.mark.parametrize("odd", ODD_IDS)
+def test_every_command_takes_ids_that_begin_with_a_dash_or_underscore(
+    capsys, env, services, odd: str
+) -> None:
+    other = "Z" * 22
+    _user_with_session(services, odd, odd)
+    _user_with_session(services, other, other)
+
+    code, listed, err = run(capsys, "sessions", "list", odd)
+    assert code == 0, err
+    assert [s["session_id"] for s in listed] == [odd]
+    code, out, err = run(capsys, "sessions", "revoke", odd, odd)
+    assert (code, out["session_id"], out["revoked"]) == (0, odd, True), err
+    code, out, err = run(capsys, "sessions", "revoke-all", odd)
+    assert (code, out) == (0, {"user_id": odd, "revoked": 0}), err
+
+    code, out, err = run(capsys, "user", "ban", odd, "--reason", "spam")
+    assert (code, out["user_id"], out["banned"]) == (0, odd, True), err
+    code, out, err = run(capsys, "user", "unban", odd)
+    assert (code, out["banned"]) == (0, False), err
+    code, out, err = run(capsys, "user", "set-claims", odd, '{"roles": ["a"]}')
+    assert (code, out["claims"]) == (0, {"roles": ["a"]}), err
+    code, out, err = run(capsys, "user", "show-claims", odd)
+    assert (code, out["user_id"]) == (0, odd), err
+    code, out, err = run(capsys, "user", "clear-claims", odd)
+    assert (code, out["claims"]) == (0, {}), err
+
+    code, out, err = run(capsys, "user", "merge", "--into", other, "--from", odd)
+    assert (code, out["into"], out["from"]) == (0, other, odd), err
+    code, _, err = run(capsys, "user", "merge", "--into", odd, "--from", other)
+    assert code == 1 and "already merged" in err  # parsed, then refused by the graph
+
+
+def test_a_reason_that_looks_like_an_id_is_still_a_reason(capsys, env, services) -> None:
+    _user_with_session(services, "Y" * 22, "S" * 22)
+    code, out, err = run(capsys, "user", "ban", "Y" * 22, "--reason", ODD_IDS[0])
+    assert code == 0, err
+    assert services.store.users.get("Y" * 22).ban_reason == ODD_IDS[0]

@@ -17,6 +17,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.cli import unmasked
 from chalicelib.errors import AdminError, MergeRefused, RequestError
 from chalicelib.identity.apps import APPID_RE, KINDS, App
 
@@ -43,17 +44,20 @@ def add_parsers(groups: Any, user_commands: Any, user_id: Any) -> None:
     app = groups.add_parser("app", help="the apps (mini-programs, official accounts, mobile apps)")
     commands = app.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="register an app")
-    add.add_argument("--appid", required=True, type=_appid)
+    add.add_argument("--appid", required=True, type=unmasked(_appid))
     add.add_argument("--kind", required=True, choices=sorted(KINDS))
     secret = add.add_mutually_exclusive_group(required=True)
-    secret.add_argument("--secret-arn", help="Secrets Manager secret holding the app secret")
-    secret.add_argument("--secret", help="the app secret itself (local tables only)")
-    add.add_argument("--client-id", help="the tokens' client_id (default: the appid)")
-    add.add_argument("--audience", help="the tokens' aud (default: AUTH_AUDIENCE)")
+    text = unmasked(str)
+    secret.add_argument(
+        "--secret-arn", type=text, help="Secrets Manager secret holding the app secret"
+    )
+    secret.add_argument("--secret", type=text, help="the app secret itself (local tables only)")
+    add.add_argument("--client-id", type=text, help="the tokens' client_id (default: the appid)")
+    add.add_argument("--audience", type=text, help="the tokens' aud (default: AUTH_AUDIENCE)")
     commands.add_parser("list", help="list every app (never their secrets)")
     for name, text in (("disable", "refuse logins of"), ("enable", "re-enable")):
         command = commands.add_parser(name, help=f"{text} an app, at once")
-        command.add_argument("appid", type=_appid, metavar="APPID")
+        command.add_argument("appid", type=unmasked(_appid), metavar="APPID")
 
     user_commands.add_parser("pending", help="links not made (a unionid on two users)")
     merge = user_commands.add_parser(
