@@ -17,7 +17,7 @@ venv_is_current = $(shell $(call venv_version,$(1)))
 make_venv = test "$$($(call venv_version,$(1)))" = $(PYTHON_VERSION) \
 	|| { python=$$($(FIND_PYTHON)) && rm -rf $(1) && "$$python" -m venv $(1); }
 
-.PHONY: run test test-js lint install clean
+.PHONY: run test test-fast test-js lint install clean
 
 install: $(STAMP)
 
@@ -36,9 +36,18 @@ $(STAMP): pyproject.toml requirements-dev.txt
 run: $(STAMP)
 	exec $(PY) -m devserver
 
+# The whole suite; the 20 slowest tests and fixtures are listed at the end (docs/contributors.md,
+# "Testing").
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=20
+
+# The unit tests only, for the edit loop (about a minute): no DynamoDB Local, no server over
+# HTTP, no packaging; `make test` runs them all.
+test-fast: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -p no:schemathesis -m "not integration" --ignore=tests/integration \
+		--ignore=tests/infra --durations=10
 
 # The mini-program client's tests (node's built-in runner; they start the local server from
 # .venv on DynamoDB Local). See clients/miniprogram/README.md.

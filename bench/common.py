@@ -1,6 +1,6 @@
 """Small pure helpers shared by the benchmarks: statistics, ratios, markdown, RESULTS.md sections.
 
-Nothing here starts a server or imports the app; `tests/test_bench_common.py` tests it.
+Nothing here starts a server or imports the app; `tests/bench/test_common.py` tests it.
 """
 
 from __future__ import annotations

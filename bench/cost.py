@@ -3,7 +3,7 @@ issue 12 (per MAU: 1 login, 60 refreshes, 300 verified calls), at 10 k, 1 M and 
 two variants: (a) the consumers' own API Gateway JWT authorizers verify the 300 calls (they
 cost wxauth nothing), (b) every call goes through `POST /auth/verify`.
 
-Pure arithmetic (tested in tests/test_bench_common.py): the per-request inputs (durations,
+Pure arithmetic (tested in tests/bench/test_common.py): the per-request inputs (durations,
 DynamoDB request units, log bytes) come from the bench's other parts in the same run
 (`run.py` passes them), the prices are the us-east-1 list prices below, free tiers ignored.
 """

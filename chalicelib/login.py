@@ -35,8 +35,8 @@ from chalicelib.errors import (
 )
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
-from chalicelib.identity.apps import App, AppRegistry, Exchanged, kind_of
-from chalicelib.identity.graph import IdentityGraph, Resolved
+from chalicelib.identity.apps import App, AppRegistry, kind_of
+from chalicelib.identity.graph import IdentityGraph
 from chalicelib.sessions import IssuedTokens, SessionManager
 from chalicelib.store.logins import LoginRecord, Logins
 from chalicelib.wechat.breaker import GuardedWeChat
@@ -136,7 +136,7 @@ class LoginService:
         (IdentityGraph.resolve). A banned user: refused by the transaction's check."""
         try:
             wx = kind_of(app).exchange(self._client_of(app), code)
-            resolved = self.upsert_user(app, wx, now)
+            resolved = self._graph.resolve(app, wx, now)
             user_id = resolved.user_id
             session, tokens = self._sessions.prepare(
                 user_id,
@@ -185,11 +185,6 @@ class LoginService:
         """The app's WeChat client: the primary's given, the others' from the registry (in
         the service, GuardedWeChat: behind the app's breaker and the per-openid limit)."""
         return self._wechat if app.primary else self._apps.wechat(app)
-
-    def upsert_user(self, app: App, wx: Exchanged, now: int) -> Resolved:
-        """The user of this exchange, found or created through the identity graph
-        (`IdentityGraph.resolve`)."""
-        return self._graph.resolve(app, wx, now)
 
     def _replay(self, code: str, code_hash: str, record: LoginRecord, now: int) -> LoginResult:
         """The first exchange's session with a newly minted access token (the first one may

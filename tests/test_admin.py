@@ -17,8 +17,7 @@ from chalicelib import admin
 from chalicelib.errors import ClientAuthError
 from chalicelib.signing_keys import KeySet
 from tests.conftest import START, TABLE
-from tests.test_app import assert_error, bearer, login, post
-from tests.test_oauth import basic, token
+from tests.http import assert_error, basic, bearer, login, post, token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,8 +8,7 @@ import pytest
 from chalicelib.bans import Bans
 from chalicelib.errors import RequestError, UnknownUser
 from tests.conftest import table_items
-from tests.test_app import assert_error, bearer, login, post
-from tests.test_oauth import token, verdict
+from tests.http import assert_error, bearer, login, post, token, verdict
 
 
 @pytest.fixture
@@ -133,7 +132,7 @@ def test_client_credentials_tokens_are_not_touched(client, bans, services, clock
     from tests.conftest import START
 
     record, secret = services.clients.create(["orders:read"], now=START, client_id="shop")
-    from tests.test_oauth import basic
+    from tests.http import basic
 
     machine = token(client, {"grant_type": "client_credentials"}, basic("shop", secret))
     tokens = login(client, "alice.1")

@@ -10,8 +10,7 @@ from chalicelib import clients
 from chalicelib.clients import ClientRecord, ClientStore, ScryptParams, grant_scope, parse_scope
 from chalicelib.errors import ClientAuthError, ClientExists, InvalidScope, RequestError
 from chalicelib.store import Store
-
-from .conftest import START, TABLE, table_items
+from tests.conftest import START, TABLE, table_items
 
 FAST = ScryptParams(n=2**10, r=8, p=1)
 

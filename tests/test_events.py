@@ -21,7 +21,7 @@ from chalicelib.events import Events
 from chalicelib.logs import Metrics
 from chalicelib.settings import Settings
 from tests.conftest import START, TABLE, TEST_APPID, TEST_SECRET, table_items
-from tests.test_app import assert_error, bearer, login, post
+from tests.http import assert_error, bearer, login, post
 from tests.test_phone import FakeBroker
 
 BUS = "wxauth-test-bus"

@@ -188,8 +188,9 @@ def test_a_first_login_creates_the_identity(
 def test_a_returning_login_is_three_dynamodb_requests(login, wechat, dynamodb_requests):
     login.login("union-bob.1", START)
     dynamodb_requests.clear()
-    # within CACHE_SECONDS of the last: the breaker's amortized read (tests/test_breaker.py) is
-    # not due, and the login itself is the claim, the identity and the transaction
+    # within CACHE_SECONDS of the last: the breaker's amortized read
+    # (tests/wechat/test_breaker.py) is not due, and the login itself is the claim, the identity
+    # and the transaction
     login.login("union-bob.2", START + 1)
     assert dynamodb_requests == ["PutItem", "UpdateItem", "TransactWriteItems"]
     assert wechat.calls == 2

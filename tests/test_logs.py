@@ -6,10 +6,10 @@ import json
 import logging
 
 from chalicelib.phone import phone_hash
-from tests import test_app_wechat_access_token as wechat_access
+from tests.api import test_internal as wechat_access
+from tests.api.test_internal import SERVER_TOKEN, client_token
 from tests.conftest import TEST_SECRET
-from tests.test_app import bearer, post
-from tests.test_app_wechat_access_token import SERVER_TOKEN, client_token
+from tests.http import bearer, post
 
 # Fixtures: the conftest's WeChat stub, with stable_token on the same mock.
 wechat = wechat_access.wechat

@@ -5,38 +5,25 @@ from __future__ import annotations
 
 import base64
 import json
-from urllib.parse import urlencode
 
 import jwt
 import pytest
 
 from chalicelib.tokens import refresh as refresh_tokens
 from tests.conftest import START, TEST_APPID, table_items
-from tests.test_app import assert_error, bearer, login, post
+from tests.http import (
+    assert_error,
+    basic,
+    bearer,
+    form_post,
+    login,
+    post,
+    revoke,
+    token,
+    verdict,
+)
 
-FORM = {"content-type": "application/x-www-form-urlencoded"}
 TOKEN_RESPONSE = {"access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in"}
-
-
-def form_post(client, path, params=None, headers=None, raw=None):
-    body = raw if raw is not None else urlencode(params or {})
-    return client.http.post(path, headers={**FORM, **(headers or {})}, body=body)
-
-
-def token(client, params, headers=None):
-    return form_post(client, "/oauth/token", params, headers)
-
-
-def revoke(client, params, headers=None):
-    return form_post(client, "/oauth/revoke", params, headers)
-
-
-def basic(client_id, secret):
-    return {"authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
-
-
-def verdict(client, access_token):
-    return post(client, "/auth/verify", {"token": access_token}).json_body
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from chalicelib import openapi
-from tests.test_app import JSON, bearer, login, post
-from tests.test_app_unrouted import local_client  # noqa: F401 - the devserver's gateway
-from tests.test_app_wechat_access_token import SCOPE, client_token, stable  # noqa: F401
-from tests.test_app_wechat_access_token import wechat as wechat  # noqa: F401 - its fixture
-from tests.test_oauth import basic
+from tests.api.test_edge import local_client  # noqa: F401 - the devserver's gateway
+from tests.api.test_internal import SCOPE, client_token, stable  # noqa: F401
+from tests.api.test_internal import wechat as wechat  # noqa: F401 - its fixture
+from tests.http import JSON, basic, bearer, login, post
 
 SPEC = openapi.document()
 SPEC_URI = "urn:wxauth:openapi"

@@ -15,7 +15,7 @@ from chalicelib.phone import phone_hash
 from chalicelib.store import Store, phone_pk
 from chalicelib.store.phones import Phones
 from tests.conftest import START, table_items
-from tests.test_app import assert_error, bearer, login, post
+from tests.http import assert_error, bearer, login, post
 
 T = TypeVar("T")
 ALICE_PHONE = "13800138000"

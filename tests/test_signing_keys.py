@@ -19,8 +19,7 @@ from jwt.algorithms import RSAAlgorithm
 from chalicelib import signing_keys
 from chalicelib.errors import ConfigurationError
 from chalicelib.signing_keys import KeySet, KeySetProvider, SigningKey
-
-from .conftest import START, FakeClock
+from tests.conftest import START, FakeClock
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 

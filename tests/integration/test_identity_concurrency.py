@@ -11,9 +11,9 @@ import pytest
 
 from chalicelib import runtime
 from chalicelib.store import create_table
-from tests import identity_fixtures
 from tests.conftest import START, TEST_APPID
-from tests.identity_fixtures import APP_B, APP_OA
+from tests.identity import fixtures as identity_fixtures
+from tests.identity.fixtures import APP_B, APP_OA
 from tests.integration.dynamodb_local import dynamodb_client
 
 pytestmark = pytest.mark.integration

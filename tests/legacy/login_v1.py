@@ -1,5 +1,5 @@
 """FROZEN COPY of chalicelib/login.py as on main at 51e08e2 (before issue #14), used only by
-tests/test_identity_migration.py to write data exactly as single-app deployments did.
+tests/identity/test_migration.py to write data exactly as single-app deployments did.
 
 Login with a WeChat code: exchange it once, find or create the user, start a session.
 

@@ -13,10 +13,10 @@ from chalicelib.errors import AdminError, AppDisabled, RequestError, UnknownApp
 from chalicelib.identity import admin as identity_admin
 from chalicelib.login import user_id_for
 from devserver.fake_wechat import openid_for, unionid_for
-from tests import identity_fixtures
 from tests.conftest import START, TEST_APPID, table_items
-from tests.identity_fixtures import APP_B, APP_MOBILE, APP_OA
-from tests.test_app import assert_error, bearer, post
+from tests.http import assert_error, bearer, post
+from tests.identity import fixtures as identity_fixtures
+from tests.identity.fixtures import APP_B, APP_MOBILE, APP_OA
 
 fake = identity_fixtures.fake
 fake_wechat = identity_fixtures.fake_wechat
@@ -316,7 +316,8 @@ def test_a_returning_user_of_a_second_app_is_three_requests(services, dynamodb_r
     services.login.login("union-kim.1", START, TEST_APPID)
     services.login.login("union-kim.2", START, APP_B)
     dynamodb_requests.clear()
-    # within CACHE_SECONDS: app B's breaker read (amortized, tests/test_breaker.py) is not due
+    # within CACHE_SECONDS: app B's breaker read (amortized, tests/wechat/test_breaker.py) is
+    # not due
     services.login.login("union-kim.3", START + 1, APP_B)
     assert dynamodb_requests == ["PutItem", "UpdateItem", "TransactWriteItems"]
 

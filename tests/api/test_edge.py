@@ -15,7 +15,7 @@ from chalice.test import Client
 import app
 from devserver import chalice_local
 from tests.events import http_api_v1_event
-from tests.test_app import assert_error
+from tests.http import assert_error
 
 SECRET_HEADER = "Bearer eyJTHIS-MUST-NOT-BE-ECHOED.eyJzdWIiOiJ1In0.c2ln"
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import common  # noqa: E402
 
@@ -136,7 +136,7 @@ def test_monthly_terms_add_up_and_variant_a_leaves_out_the_verified_calls() -> N
 
 
 def test_access_log_line_fills_every_variable_of_the_stage_format() -> None:
-    resources = Path(__file__).resolve().parent.parent / "infra" / "resources.yaml"
+    resources = Path(__file__).resolve().parents[2] / "infra" / "resources.yaml"
     line = cost.access_log_line(resources)
     assert "$context" not in line and line.endswith("}\n")
     assert '"routeKey":"POST /auth/refresh"' in line

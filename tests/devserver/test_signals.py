@@ -12,7 +12,7 @@ from pathlib import Path
 
 from devserver.__main__ import STOP_TIMEOUT, StopRequest, _stop_child
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # The main thread waits as the devserver's main loop does while another thread sends the
 # process SIGTERM after SIGTERM. With the earlier handler (`threading.Event.set`, whose lock the
@@ -142,7 +142,7 @@ def test_a_signal_during_the_exit_does_not_replace_the_exit_code(tmp_path) -> No
         "logging.shutdown = shutdown_with_a_signal\n"
         "devserver._exit(3)\n"
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(  # noqa: S603
         [sys.executable, str(script)], cwd=root, env={"PYTHONPATH": str(root)}, timeout=60
     )

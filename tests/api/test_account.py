@@ -11,8 +11,7 @@ import pytest
 import app
 from tests.conftest import START, table_items
 from tests.events import http_api_v1_event
-from tests.test_app import assert_error, bearer, post
-from tests.test_oauth import basic, token, verdict
+from tests.http import assert_error, basic, bearer, post, token, verdict
 
 SECRET_FIELDS = ("hash", "key", "token", "sealed", "mac", "secret")
 

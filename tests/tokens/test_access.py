@@ -18,8 +18,7 @@ from chalicelib.errors import ExpiredToken, InvalidToken
 from chalicelib.signing_keys import KeySet, KeySetProvider
 from chalicelib.tokens import refresh as refresh_tokens
 from chalicelib.tokens.access import AccessClaims, AccessTokens
-
-from .conftest import START, FakeClock
+from tests.conftest import START, FakeClock
 
 ISSUER = "https://auth.test"
 AUDIENCE = "wxauth-test"

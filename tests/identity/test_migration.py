@@ -8,9 +8,9 @@ import pytest
 
 from chalicelib.login import user_id_for
 from devserver.fake_wechat import openid_for, unionid_for
-from tests import identity_fixtures
 from tests.conftest import START, TEST_APPID, table_items
-from tests.identity_fixtures import APP_B
+from tests.identity import fixtures as identity_fixtures
+from tests.identity.fixtures import APP_B
 from tests.legacy.login_v1 import LoginService as LegacyLoginService
 
 fake = identity_fixtures.fake

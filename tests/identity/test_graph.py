@@ -12,11 +12,12 @@ from chalicelib.errors import AppDisabled, MergeRefused
 from chalicelib.identity.apps import App
 from chalicelib.identity.graph import Identity
 from devserver.fake_wechat import unionid_for
-from tests import identity_fixtures, test_store
 from tests.conftest import START, TEST_APPID
-from tests.identity_fixtures import APP_B
+from tests.identity import fixtures as identity_fixtures
+from tests.identity.fixtures import APP_B
+from tests.store import records
 
-backend = test_store.backend
+backend = records.backend  # the moto / DynamoDB Local fixture
 fake = identity_fixtures.fake
 fake_wechat = identity_fixtures.fake_wechat
 

@@ -14,8 +14,7 @@ import pytest
 import responses
 
 from tests.conftest import START, WECHAT_BASE, WeChatStub
-from tests.test_app import assert_error, bearer, login, post
-from tests.test_oauth import basic, token
+from tests.http import assert_error, basic, bearer, login, post, token
 
 ROUTE = "/wechat/access-token"
 SCOPE = "wechat:access_token"

@@ -17,7 +17,7 @@ from chalicelib.settings import Settings
 from chalicelib.tokens import claims
 from chalicelib.tokens.claims import MAX_BYTES, NAMESPACE, InvalidClaims, NoSuchUser
 from tests.conftest import START, TEST_APPID, TEST_SECRET, table_items
-from tests.test_app import assert_error, bearer, login, post
+from tests.http import assert_error, bearer, login, post
 
 HOOK_ARN = "arn:aws:lambda:us-east-1:123456789012:function:wxauth-claims"
 

@@ -1,0 +1,117 @@
+"""Code claims and the login's finishing transaction (moto and DynamoDB Local)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.errors import ConditionFailed, UserBanned
+from chalicelib.store import Store, login_pk
+from chalicelib.store.logins import LoginRecord
+from tests.store.records import (
+    CODE,
+    NOW,
+    ODD_BYTES,
+    USER,
+    Backend,
+    a_session,
+    a_user,
+    claim,
+    complete,
+    finish,
+)
+
+
+def test_claim_free_code(store: Store, backend: Backend) -> None:
+    assert claim(store, NOW) is True
+    assert store.logins.get(CODE) == LoginRecord(
+        code_hash=CODE, lease_until=NOW + 20, expires_at=NOW + 300
+    )
+    assert backend.item(login_pk(CODE), "LOGIN")["expires_at"] == {"N": str(NOW + 300)}
+
+
+def test_claim_held_code(store: Store) -> None:
+    assert claim(store, NOW) is True
+    assert claim(store, NOW + 19) is False
+    assert store.logins.get(CODE).lease_until == NOW + 20
+
+
+def test_claim_after_the_lease_passed(store: Store) -> None:
+    assert claim(store, NOW) is True
+    assert claim(store, NOW + 20) is True  # the holder died without a result
+    assert store.logins.get(CODE).lease_until == NOW + 40
+
+
+def test_claim_done_code(store: Store) -> None:
+    claim(store, NOW)
+    complete(store)
+    assert claim(store, NOW + 100) is False  # lease passed, but there is a result to replay
+    assert store.logins.get(CODE).done
+
+
+def test_claim_expired_code(store: Store) -> None:
+    claim(store, NOW)
+    complete(store)
+    assert claim(store, NOW + 300) is True  # expired (TTL deletion is lazy): a fresh claim
+    record = store.logins.get(CODE)
+    assert not record.done and record.lease_until == NOW + 320
+
+
+def test_finish_login(store: Store) -> None:
+    claim(store, NOW)
+    complete(store)
+    assert store.sessions.get(USER, "sess0") == a_session()
+    assert store.identities.users_of_unionid("u-1") == []
+    assert store.logins.get(CODE) == LoginRecord(
+        code_hash=CODE,
+        lease_until=NOW + 20,
+        expires_at=NOW + 300,
+        sealed_response=ODD_BYTES,
+        user_id=USER,
+        session_id="sess0",
+    )
+
+
+def test_finish_unclaimed_login_writes_nothing(store: Store, backend: Backend) -> None:
+    with pytest.raises(ConditionFailed):
+        complete(store, unionid="u-1")
+    assert backend.items() == []  # one transaction: no session and no link either
+
+
+def test_finish_login_links_the_unionid_once(store: Store, backend: Backend) -> None:
+    claim(store, NOW)
+    complete(store, unionid="u-1", now=NOW)
+    claim(store, NOW, code="another")
+    finish(store, "another", a_session("sess1"), unionid="u-1", now=NOW + 9)
+    assert store.identities.users_of_unionid("u-1") == [USER]
+    link = backend.item("UNIONID#u-1", f"USER#{USER}")
+    assert link["linked_at"] == {"N": str(NOW)}  # the first link's time stays
+
+
+def test_release_login(store: Store) -> None:
+    claim(store, NOW)
+    store.logins.release(CODE)
+    assert store.logins.get(CODE) is None
+    store.logins.release(CODE)  # nothing to release: no error
+    assert claim(store, NOW + 1) is True
+
+
+def test_release_login_not_after_done(store: Store) -> None:
+    claim(store, NOW)
+    complete(store)
+    store.logins.release(CODE)
+    assert store.logins.get(CODE).sealed_response == ODD_BYTES
+
+
+
+def test_finish_login_refuses_a_user_banned_meanwhile(store: Store, backend: Backend) -> None:
+
+    store.users.upsert(a_user())
+    claim(store, NOW)
+    store.users.ban(USER, now=NOW, reason=None)  # after the login read the user
+    before = backend.items()
+    with pytest.raises(UserBanned):
+        complete(store, unionid="u-1")
+    assert backend.items() == before  # no session, no result, no link
+    store.users.unban(USER)
+    complete(store)
+    assert store.sessions.get(USER, "sess0") == a_session()

@@ -1,0 +1,236 @@
+"""Sessions: put, rotate, revoke, list, devices (moto and DynamoDB Local)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from chalicelib.errors import ConditionFailed, RotationRefused
+from chalicelib.store import SessionRecord, Store, session_sk, user_pk
+from tests.store.records import (
+    CANDIDATE_MAC_KEY,
+    IDLE,
+    NOW,
+    ODD_BYTES,
+    OTHER,
+    SESSION_MAC_KEY,
+    USER,
+    Backend,
+    a_session,
+    a_user,
+)
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+def test_put_and_get_session_round_trip(store: Store, backend: Backend) -> None:
+    session = a_session()
+    store.sessions.put(session)
+    assert store.sessions.get(USER, "sess0") == session
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert bytes(item["current_hash"]["B"]) == session.current_hash
+    assert item["expires_at"] == {"N": str(NOW + IDLE)}  # the TTL attribute
+    assert store.sessions.get(USER, "nope") is None
+    assert store.sessions.get(OTHER, "sess0") is None
+
+
+def test_put_session_never_overwrites(store: Store) -> None:
+    store.sessions.put(a_session())
+    with pytest.raises(ConditionFailed):
+        store.sessions.put(a_session(current_hash=b"another"))
+    assert store.sessions.get(USER, "sess0") == a_session()
+
+
+def rotate(
+    store: Store, session: SessionRecord, presented: bytes, now: int, generation: int = 1
+) -> SessionRecord:
+    return store.sessions.rotate(
+        session.user_id,
+        session.session_id,
+        presented_hash=presented,
+        new_hash=ODD_BYTES[::-1],
+        new_generation=generation,
+        sealed_new=ODD_BYTES,
+        mac_key=CANDIDATE_MAC_KEY,
+        now=now,
+        idle_expires_at=now + IDLE,
+    )
+
+
+def test_rotate_session(store: Store, backend: Backend) -> None:
+    session = a_session()
+    store.sessions.put(session)
+    rotated = rotate(store, session, session.current_hash, NOW + 10)
+    assert rotated == store.sessions.get(USER, "sess0")
+    assert rotated == replace(
+        session,
+        current_hash=ODD_BYTES[::-1],
+        previous_hash=session.current_hash,
+        rotated_at=NOW + 10,
+        sealed_current=ODD_BYTES,
+        idle_expires_at=NOW + 10 + IDLE,
+        generation=1,
+        last_refreshed_at=NOW + 10,
+    )
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert item["expires_at"] == {"N": str(NOW + 10 + IDLE)}
+
+
+def test_rotate_session_keeps_the_session_mac_key_and_counts_generations(
+    store: Store,
+) -> None:
+    session = a_session(generation=41)
+    store.sessions.put(session)
+
+    rotated = rotate(store, session, session.current_hash, NOW + 10, generation=42)
+
+    assert rotated.generation == 42
+    assert rotated.mac_key == SESSION_MAC_KEY  # the offered key is not taken
+    assert store.sessions.get(USER, "sess0") == rotated
+
+
+def test_rotate_session_gives_a_v1_session_the_offered_mac_key(store: Store) -> None:
+    """A session from before generations has no MAC key: its first rotation stores one."""
+    session = a_session(mac_key=None)
+    store.sessions.put(session)
+    assert store.sessions.get(USER, "sess0").mac_key is None
+
+    rotated = rotate(store, session, session.current_hash, NOW + 10)
+
+    assert rotated.mac_key == CANDIDATE_MAC_KEY
+    assert (rotated.generation, store.sessions.get(USER, "sess0").mac_key) == (1, CANDIDATE_MAC_KEY)
+
+
+def test_rotate_session_near_absolute_expiry(store: Store, backend: Backend) -> None:
+    """The idle expiry may pass the absolute one; the session still ends at the absolute one."""
+    session = a_session(absolute_expires_at=NOW + IDLE + 5)
+    store.sessions.put(session)
+    rotated = rotate(store, session, session.current_hash, NOW + 100)
+    assert rotated.expires_at == NOW + IDLE + 5
+    assert rotated.is_live(NOW + IDLE + 4) and not rotated.is_live(NOW + IDLE + 5)
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert item["expires_at"] == {"N": str(NOW + 100 + IDLE)}  # TTL: the new idle expiry
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["not-current", "rotated-by-another", "revoked", "idle-expired", "absolute-expired", "missing"],
+)
+def test_rotate_session_condition_failed(store: Store, backend: Backend, case: str) -> None:
+    session = a_session(absolute_expires_at=NOW + IDLE + 1)
+    store.sessions.put(session)
+    presented, now = session.current_hash, NOW + 10
+    if case == "not-current":
+        presented = b"\x00" * 32
+    elif case == "rotated-by-another":
+        rotate(store, session, session.current_hash, NOW + 1)  # the racing winner
+    elif case == "revoked":
+        store.sessions.revoke(USER, "sess0", now=NOW + 1, reason="logout")
+    elif case == "idle-expired":
+        now = NOW + IDLE  # dead at exactly idle_expires_at
+    elif case == "absolute-expired":
+        session = replace(session, idle_expires_at=NOW + IDLE + 10)
+        now = NOW + IDLE + 1
+        backend.client.update_item(
+            TableName=backend.table,
+            Key={"pk": {"S": user_pk(USER)}, "sk": {"S": session_sk("sess0")}},
+            UpdateExpression="SET idle_expires_at = :idle",
+            ExpressionAttributeValues={":idle": {"N": str(NOW + IDLE + 10)}},
+        )
+    elif case == "missing":
+        session = a_session("no-such-session")
+    before = backend.items()
+    as_it_was = store.sessions.get(session.user_id, session.session_id)
+    with pytest.raises(RotationRefused) as refused:
+        rotate(store, session, presented, now)
+    assert refused.value.session == as_it_was  # handed back by the refused write itself
+    assert (as_it_was is None) == (case == "missing")
+    assert backend.items() == before
+
+
+def test_revoke_session_once(store: Store, backend: Backend) -> None:
+    session = a_session()
+    store.sessions.put(session)
+    rotate(store, session, session.current_hash, NOW + 1)
+    assert store.sessions.revoke(USER, "sess0", now=NOW + 2, reason="logout") is True
+    revoked = store.sessions.get(USER, "sess0")
+    assert (revoked.revoked_at, revoked.revoked_reason) == (NOW + 2, "logout")
+    assert revoked.sealed_current is None  # the sealed current token goes with the session
+    assert not revoked.is_live(NOW + 2)
+
+    assert store.sessions.revoke(USER, "sess0", now=NOW + 3, reason="again") is False
+    again = store.sessions.get(USER, "sess0")
+    assert (again.revoked_at, again.revoked_reason) == (NOW + 2, "logout")
+
+
+def test_revoke_missing_session_writes_nothing(store: Store, backend: Backend) -> None:
+    assert store.sessions.revoke(USER, "nope", now=NOW, reason="logout") is False
+    assert backend.items() == []
+
+
+def test_list_sessions_of_one_user(store: Store) -> None:
+    store.users.upsert(a_user())
+    mine = [a_session(f"sess{i:03d}", current_hash=bytes([i]) * 32) for i in range(60)]
+    for session in mine:
+        store.sessions.put(session)
+    store.sessions.put(a_session("theirs", user_id=OTHER))
+    assert sorted(store.sessions.of_user(USER), key=lambda s: s.session_id) == mine
+    assert store.sessions.of_user("nobody" + "n" * 16) == []
+
+
+def test_list_sessions_follows_pages(store: Store, backend: Backend) -> None:
+    """Five sessions of ~300 KB each make more than one 1 MB Query page on DynamoDB."""
+    pages = []
+    backend.client.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: pages.append(len(parsed["Items"]))
+    )
+    padding = {"S": "x" * 300_000}
+    for i in range(5):
+        session = a_session(f"big{i}")
+        store.sessions.put(session)
+        backend.client.update_item(
+            TableName=backend.table,
+            Key={"pk": {"S": user_pk(USER)}, "sk": {"S": session_sk(session.session_id)}},
+            UpdateExpression="SET padding = :p",
+            ExpressionAttributeValues={":p": padding},
+        )
+    listed = store.sessions.of_user(USER)
+    assert sorted(s.session_id for s in listed) == [f"big{i}" for i in range(5)]
+    assert sum(pages) == 5 and len(pages) > 1  # the 1 MB page limit did split the result
+
+
+
+def test_session_device_round_trip(store: Store, backend: Backend) -> None:
+    session = a_session(
+        device_name="张三的 iPhone",
+        device_platform="ios",
+        user_agent="Mozilla/5.0 MicroMessenger/8.0.50",
+        source_ip="203.0.113.7",
+    )
+    store.sessions.put(session)
+    assert store.sessions.get(USER, "sess0") == session
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert item["device_name"] == {"S": "张三的 iPhone"}
+    assert item["source_ip"] == {"S": "203.0.113.7"}
+    store.sessions.put(a_session("sess1"))  # nothing recorded: no attribute at all
+    assert not {"device_name", "device_platform", "user_agent", "source_ip"} & set(
+        backend.item(user_pk(USER), session_sk("sess1"))
+    )
+
+
+def test_revoke_live_session(store: Store, backend: Backend) -> None:
+    store.sessions.put(a_session())
+    assert store.sessions.revoke_live(USER, "sess0", now=NOW + 1, reason="ended") is True
+    assert store.sessions.get(USER, "sess0").revoked_reason == "ended"
+    assert store.sessions.revoke_live(USER, "sess0", now=NOW + 2, reason="other") is False
+    assert store.sessions.get(USER, "sess0").revoked_at == NOW + 1
+    assert store.sessions.revoke_live(OTHER, "sess0", now=NOW, reason="ended") is False
+    assert backend.item(user_pk(OTHER), session_sk("sess0")) is None  # nothing created
+
+
+def test_revoke_live_session_refuses_an_expired_one(store: Store) -> None:
+    store.sessions.put(a_session())
+    before = store.sessions.get(USER, "sess0")
+    assert store.sessions.revoke_live(USER, "sess0", now=NOW + IDLE, reason="ended") is False
+    assert store.sessions.get(USER, "sess0") == before
