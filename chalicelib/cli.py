@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # user and session ids (chalicelib/tokens/refresh.py)
 _MASK = "\x00"  # never in an argument a shell can pass
@@ -24,7 +27,8 @@ def mask(argv: Iterable[str], options: Iterable[str]) -> list[str]:
     ]
 
 
-def unmasked[T](convert: Callable[[str], T]) -> Callable[[str], T]:
+# A TypeVar, not `def unmasked[T]`: the repository's tools parse it with Python 3.11 too.
+def unmasked(convert: Callable[[str], T]) -> Callable[[str], T]:  # noqa: UP047
     """An argparse `type` that converts the argument as given (its mark removed)."""
 
     def converter(value: str) -> T:
