@@ -18,8 +18,6 @@ import base64
 import hashlib
 import json
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib import crypto
@@ -38,7 +36,7 @@ from chalicelib.events import Events
 from chalicelib.identity.apps import App, AppRegistry, kind_of
 from chalicelib.identity.graph import IdentityGraph
 from chalicelib.sessions import IssuedTokens, SessionManager
-from chalicelib.store.logins import LoginRecord, Logins
+from chalicelib.store.logins import LoginRecord
 from chalicelib.wechat.breaker import GuardedWeChat
 from chalicelib.wechat.client import WeChatClient
 
@@ -73,33 +71,22 @@ def validate_code(code: str) -> str:
 class LoginService:
     def __init__(
         self,
-        logins: Logins,
+        claims: CodeClaims,
         wechat: WeChatClient,
         sessions: SessionManager,
         *,
         apps: AppRegistry,
         graph: IdentityGraph,
-        replay_ttl: int = 300,
-        lease: int = 20,
-        poll_interval: float = 0.05,
-        max_wait: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
         events: Events = EVENTS_OFF,
     ) -> None:
-        """`wechat` is the primary app's client; `apps` the registry (the primary app and the
-        `APP` items), `graph` the identity graph."""
+        """`claims`: the codes' claims (their repository is the login's transaction's too);
+        `wechat` the primary app's client; `apps` the registry (the primary app and the `APP`
+        items), `graph` the identity graph."""
         self._events = events  # UserCreated after the user is resolved, UserLoggedIn at the end
         self._apps = apps
         self._graph = graph
-        self._logins = logins
-        self._claims = CodeClaims(
-            logins,
-            replay_ttl=replay_ttl,
-            lease=lease,
-            poll_interval=poll_interval,
-            max_wait=max_wait,
-            sleep=sleep,
-        )
+        self._claims = claims
+        self._logins = claims.logins
         self._wechat = wechat
         self._sessions = sessions
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -40,7 +39,7 @@ from chalicelib.events import Events
 from chalicelib.login import validate_code
 from chalicelib.logs import Metrics, log_event
 from chalicelib.settings import PHONE_CONFLICT_POLICIES
-from chalicelib.store.logins import LoginRecord, Logins
+from chalicelib.store.logins import LoginRecord
 from chalicelib.store.phones import Phones
 from chalicelib.store.users import PhoneRecord, UserRecord, Users
 from chalicelib.wechat.client import PhoneInfo, WeChatClient
@@ -95,7 +94,7 @@ class _Sealed:
 class PhoneBinding:
     def __init__(
         self,
-        logins: Logins,
+        claims: CodeClaims,
         phones: Phones,
         users: Users,
         wechat: WeChatClient,
@@ -103,28 +102,16 @@ class PhoneBinding:
         *,
         appid: str,
         conflict: str = REFUSE,
-        replay_ttl: int = 300,
-        lease: int = 20,
-        poll_interval: float = 0.05,
-        max_wait: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
         metrics: Metrics | None = None,
         events: Events = EVENTS_OFF,
     ) -> None:
         self._events = events  # PhoneBound, after the binding's transaction
         if conflict not in CONFLICT_POLICIES:
             raise ValueError(f"conflict policy must be one of {CONFLICT_POLICIES}")
-        self._logins = logins
+        self._claims = claims
+        self._logins = claims.logins
         self._phones = phones
         self._users = users
-        self._claims = CodeClaims(
-            logins,
-            replay_ttl=replay_ttl,
-            lease=lease,
-            poll_interval=poll_interval,
-            max_wait=max_wait,
-            sleep=sleep,
-        )
         self._wechat = wechat
         self._broker = broker
         self._appid = appid

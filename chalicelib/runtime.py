@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from chalicelib.account import Account
     from chalicelib.clients import ClientStore
+    from chalicelib.code_claims import CodeClaims
     from chalicelib.identity.graph import IdentityGraph
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
@@ -92,14 +93,21 @@ class Services:
 
         assert self.apps is not None
         return LoginService(
-            self.store.logins,
+            self.code_claims,
             self.login_wechat,
             self.sessions,
             apps=self.apps,
             graph=self.graph,
-            replay_ttl=self.settings.login_replay_ttl,
-            sleep=self.sleep,
             events=self.events,
+        )
+
+    @cached_property
+    def code_claims(self) -> CodeClaims:
+        """WeChat codes (login and phone) claimed once and replayed for AUTH_LOGIN_REPLAY_TTL."""
+        from chalicelib.code_claims import CodeClaims
+
+        return CodeClaims(
+            self.store.logins, replay_ttl=self.settings.login_replay_ttl, sleep=self.sleep
         )
 
     def before_login(self, source_ip: str | None, now: int) -> None:
@@ -165,15 +173,13 @@ class Services:
         from chalicelib.phone import PhoneBinding
 
         return PhoneBinding(
-            self.store.logins,
+            self.code_claims,
             self.store.phones,
             self.store.users,
             self.wechat,
             self.broker,
             appid=self.settings.wechat_appid,
             conflict=self.settings.phone_conflict,
-            replay_ttl=self.settings.login_replay_ttl,
-            sleep=self.sleep,
             events=self.events,
         )
 

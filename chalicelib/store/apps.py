@@ -121,16 +121,7 @@ class Apps:
             value = getattr(app, name)
             if value:
                 item[name] = s(value)
-        try:
-            self._table.call(
-                "put_item",
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-            )
-        except ConditionFailed:
-            return None
-        return item_to_app(item)
+        return item_to_app(item) if self._table.put_new(item) else None
 
     def set_enabled(self, appid: str, enabled: bool, *, now: int, create: bool) -> bool:
         """Enable or disable an app; False if it has no item (unless `create`: the primary

@@ -66,23 +66,16 @@ class Clients:
 
     def add(self, client: ClientRecord) -> bool:
         """Store a new client; False if its id is taken (nothing written)."""
-        try:
-            self._table.call(
-                "put_item",
-                Item={
-                    **key(CLIENT_PK, client_sk(client.client_id)),
-                    "client_id": s(client.client_id),
-                    "secret_hash": s(client.secret_hash),
-                    "scopes": strings(client.scopes),
-                    "enabled": boolean(client.enabled),
-                    "created_at": n(client.created_at),
-                },
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-            )
-        except ConditionFailed:
-            return False
-        return True
+        return self._table.put_new(
+            {
+                **key(CLIENT_PK, client_sk(client.client_id)),
+                "client_id": s(client.client_id),
+                "secret_hash": s(client.secret_hash),
+                "scopes": strings(client.scopes),
+                "enabled": boolean(client.enabled),
+                "created_at": n(client.created_at),
+            }
+        )
 
     def get(self, client_id: str) -> ClientRecord | None:
         item = self._table.get(key(CLIENT_PK, client_sk(client_id)))

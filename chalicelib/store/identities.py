@@ -204,22 +204,8 @@ class Identities:
         }
         if identity.unionid:
             item["unionid"] = s(identity.unionid)
-        try:
-            self._table.call(
-                "put_item",
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ConditionFailed as e:
-            if e.item:
-                return item_to_identity(e.item)
-            winner = self.get(identity.appid, identity.openid)
-            if winner is None:
-                raise
-            return winner
-        return identity
+        winner = self._table.put_new_or_get(item)
+        return identity if winner is None else item_to_identity(winner)
 
     def get(self, appid: str, openid: str) -> Identity | None:
         item = self._table.get(key(identity_pk(appid, openid), IDENTITY))
@@ -251,50 +237,31 @@ class Identities:
     def claim_owner(self, unionid: str, user_id: str, *, now: int) -> str:
         """Make `user_id` the unionid's OWNER with a guarded Put, unless it has one already:
         the owner in force (the winner of a race: from the failed Put's answer, or a read)."""
-        try:
-            self._table.call(
-                "put_item",
-                Item={
-                    **key(unionid_pk(unionid), OWNER),
-                    "user_id": s(user_id),
-                    "unionid": s(unionid),
-                    "created_at": n(now),
-                },
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ConditionFailed as e:
-            if e.item:
-                return e.item["user_id"]["S"]
-            owner = self._table.get(key(unionid_pk(unionid), OWNER))
-            if owner is None:
-                raise
-            return owner["user_id"]["S"]
-        return user_id
+        owner = self._table.put_new_or_get(
+            {
+                **key(unionid_pk(unionid), OWNER),
+                "user_id": s(user_id),
+                "unionid": s(unionid),
+                "created_at": n(now),
+            }
+        )
+        return user_id if owner is None else owner["user_id"]["S"]
 
     # -- pending links ---------------------------------------------------------------------
 
     def add_pending(self, link: PendingLink) -> bool:
         """Record a link not made, once per unionid and user; False if it was recorded before."""
-        try:
-            self._table.call(
-                "put_item",
-                Item={
-                    **key(PENDING_PK, pending_sk(link.unionid, link.user_id)),
-                    "unionid": s(link.unionid),
-                    "owner": s(link.owner),
-                    "user_id": s(link.user_id),
-                    "appid": s(link.appid),
-                    "openid": s(link.openid),
-                    "created_at": n(link.created_at),
-                },
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-            )
-        except ConditionFailed:
-            return False
-        return True
+        return self._table.put_new(
+            {
+                **key(PENDING_PK, pending_sk(link.unionid, link.user_id)),
+                "unionid": s(link.unionid),
+                "owner": s(link.owner),
+                "user_id": s(link.user_id),
+                "appid": s(link.appid),
+                "openid": s(link.openid),
+                "created_at": n(link.created_at),
+            }
+        )
 
     def pending(self) -> list[PendingLink]:
         """Every pending link, resolved ones included."""

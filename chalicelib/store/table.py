@@ -132,6 +132,38 @@ class Table:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def put_new(self, item: Item) -> bool:
+        """Put `item` unless an item with its key exists (`attribute_not_exists(#pk)`): True if
+        it was written."""
+        try:
+            self._put_new(item)
+        except ConditionFailed:
+            return False
+        return True
+
+    def put_new_or_get(self, item: Item) -> Item | None:
+        """`put_new`, but a lost race hands back the item in the way: None if `item` was
+        written, else the item with its key (from the failed write's answer,
+        `ReturnValuesOnConditionCheckFailure`; or, where the answer carries none, a consistent
+        read; ConditionFailed if that finds nothing either)."""
+        try:
+            self._put_new(item, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ConditionFailed as e:
+            old = e.item or self.get({PK: item[PK], SK: item[SK]})
+            if old is None:
+                raise
+            return old
+        return None
+
+    def _put_new(self, item: Item, **extra: Any) -> None:
+        self.call(
+            "put_item",
+            Item=item,
+            ConditionExpression="attribute_not_exists(#pk)",
+            ExpressionAttributeNames={"#pk": PK},
+            **extra,
+        )
+
     def transact(self, items: list[Item]) -> None:
         """TransactWriteItems: all of `items` (each naming this table) or none."""
         self.request("transact_write_items", TransactItems=items)
