@@ -166,6 +166,27 @@ def test_unsupported_grant_type(client, grant_type):
     assert grant_type[:20] not in response.json_body["error_description"]
 
 
+def test_a_registered_grant_answers_its_grant_type_and_is_listed(client, services):
+    """Grants register (OAuthService.register_grant): the endpoint never branches on the type."""
+    from chalicelib.oauth import TokenGrant
+
+    seen = []
+
+    def example_grant(form, basic, now):
+        seen.append((form.get("grant_type"), basic, now))
+        return TokenGrant({"access_token": "x", "token_type": "Bearer"}, None)
+
+    services.oauth.register_grant("urn:example:grant", example_grant)
+    response = token(client, {"grant_type": "urn:example:grant"})
+    assert response.status_code == 200 and response.json_body["access_token"] == "x"
+    assert seen == [("urn:example:grant", None, START)]
+    discovery = client.http.get("/.well-known/openid-configuration").json_body
+    assert discovery["grant_types_supported"][-1] == "urn:example:grant"
+    assert "urn:example:grant" in token(client, {"grant_type": "nope"}).json_body[
+        "error_description"
+    ]
+
+
 @pytest.mark.parametrize(
     ("raw", "headers"),
     [

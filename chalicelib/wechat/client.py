@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from chalicelib.errors import (
+    WeChatAttemptFailed,
     WeChatBusy,
     WeChatCodeRejected,
     WeChatConfigError,
@@ -107,15 +108,6 @@ class PhoneInfo:
         return f"+{self.country_code}{self.pure_phone_number}"
 
 
-class _Retryable(Exception):
-    """One attempt failed in a way worth one more try."""
-
-    def __init__(self, message: str, *, maybe_sent: bool = False, busy: bool = False) -> None:
-        super().__init__(message)
-        self.maybe_sent = maybe_sent  # WeChat may have acted on the request (it was sent)
-        self.busy = busy  # WeChat answered -1 (system busy): WeChatBusy if the retry is too
-
-
 class WeChatClient:
     def __init__(
         self,
@@ -181,17 +173,17 @@ class WeChatClient:
 
     def _with_one_retry(self, attempt: Callable[[], T], *, retry_if_sent: bool = True) -> T:
         """`attempt()`, and once more after `retry_delay` if it failed in a way worth it
-        (_Retryable); WeChatUnavailable if that fails too. With `retry_if_sent` false, a
+        (WeChatAttemptFailed); WeChatUnavailable if that fails too. With `retry_if_sent` false, a
         failure after which WeChat may have acted on the request is not retried."""
         try:
             return attempt()
-        except _Retryable as e:
+        except WeChatAttemptFailed as e:
             if e.maybe_sent and not retry_if_sent:
                 raise WeChatUnavailable(f"WeChat did not answer in time: {e}") from e
             self._sleep(self._retry_delay)
         try:
             return attempt()
-        except _Retryable as e:
+        except WeChatAttemptFailed as e:
             kind = WeChatBusy if e.busy else WeChatUnavailable
             raise kind(f"WeChat unavailable after one retry: {e}") from e
 
@@ -211,7 +203,7 @@ class WeChatClient:
             # one would invalidate its token too (or get 45011: less than 30 s since the last).
             try:
                 return self._stable_token_attempt(payload)
-            except _Retryable as e:
+            except WeChatAttemptFailed as e:
                 raise WeChatUnavailable(f"WeChat forced refresh failed: {e}") from e
         return self._with_one_retry(lambda: self._stable_token_attempt(payload))
 
@@ -254,9 +246,9 @@ class WeChatClient:
             failure = type(e).__name__
             maybe_sent = isinstance(e, requests.ReadTimeout)
         if response is None:
-            raise _Retryable(f"transport failure ({failure})", maybe_sent=maybe_sent)
+            raise WeChatAttemptFailed(f"transport failure ({failure})", maybe_sent=maybe_sent)
         if response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code}", maybe_sent=True)
+            raise WeChatAttemptFailed(f"HTTP {response.status_code}", maybe_sent=True)
         if response.status_code != 200:
             raise WeChatUnavailable(f"WeChat answered HTTP {response.status_code}")
         try:
@@ -264,9 +256,9 @@ class WeChatClient:
         except (ValueError, RecursionError):
             body = None
         if body is None:
-            raise _Retryable("response is not JSON", maybe_sent=True)
+            raise WeChatAttemptFailed("response is not JSON", maybe_sent=True)
         if not isinstance(body, dict):
-            raise _Retryable("response is not a JSON object", maybe_sent=True)
+            raise WeChatAttemptFailed("response is not a JSON object", maybe_sent=True)
         return body
 
     def _configuration_error(self, errcode: int, hint: str) -> None:
@@ -360,7 +352,7 @@ def _errcode(body: dict[str, object]) -> int:
     if not isinstance(errcode, int) or isinstance(errcode, bool):
         raise WeChatUnavailable("WeChat errcode is not an integer")
     if errcode == SYSTEM_BUSY:
-        raise _Retryable("WeChat system busy (-1)", busy=True)
+        raise WeChatAttemptFailed("WeChat system busy (-1)", busy=True)
     return errcode
 
 
