@@ -8,6 +8,7 @@ argparse takes them as values, and every argument's converter (`unmasked`) remov
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -36,3 +37,31 @@ def unmasked(convert: Callable[[str], T]) -> Callable[[str], T]:  # noqa: UP047
 
     converter.__name__ = getattr(convert, "__name__", "converter")
     return converter
+
+
+def wxauth_id(kind: str) -> Callable[[str], str]:
+    """An argparse `type` for a user or session id (`kind` names it in the error)."""
+
+    def check(value: str) -> str:
+        if not ID_RE.fullmatch(value):
+            raise argparse.ArgumentTypeError(f"{kind} must be 22 base64url characters")
+        return value
+
+    return unmasked(check)
+
+
+USER_ID = wxauth_id("USER_ID")
+SESSION_ID = wxauth_id("SESSION_ID")
+
+
+def option_strings(top: argparse.ArgumentParser) -> set[str]:
+    """Every option string of `top` and its subcommands' parsers (`-h`, `--reason`, ...)."""
+    found: set[str] = set()
+    parsers = [top]
+    while parsers:
+        current = parsers.pop()
+        for action in current._actions:
+            found.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    return found

@@ -6,7 +6,8 @@
 - `graph`: the identity graph: `IDENTITY#<appid>#<openid>` items pointing at a user, the
   `UNIONID#<unionid>`/`OWNER` arbiter that links identities of one person, pending links (a
   unionid that would join two existing users), and the admin merge.
-- `admin`: the `wxauth-admin app ...` and `wxauth-admin user merge|pending` commands.
 
-The login flow that uses them is `chalicelib/login.py`.
+The login flow that uses them is `chalicelib/login.py`; their items are `chalicelib/store/`'s;
+the operator's commands are `wxauth-admin app ...` and `user pending|merge`
+(chalicelib/admin/).
 """

@@ -10,7 +10,6 @@ import pytest
 
 from chalicelib import admin
 from chalicelib.errors import AdminError, AppDisabled, RequestError, UnknownApp
-from chalicelib.identity import admin as identity_admin
 from chalicelib.login import user_id_for
 from devserver.fake_wechat import openid_for, unionid_for
 from tests.conftest import START, TEST_APPID, table_items
@@ -42,7 +41,7 @@ def me(client, token):
 
 def run_admin(services, *argv):
     args = admin.parser().parse_args(list(argv))
-    return identity_admin.run(args, services, services.now())
+    return admin.TABLE_GROUPS[args.group].run(args, services, services.now())
 
 
 # -- two and three apps -------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""`wxauth-admin user ...`: bans, custom claims, and the identity graph's pending links and merges.
+
+    wxauth-admin user ban USER_ID [--reason TEXT]
+    wxauth-admin user unban USER_ID
+    wxauth-admin user set-claims USER_ID '{"roles": ["editor"]}'
+    wxauth-admin user show-claims USER_ID
+    wxauth-admin user clear-claims USER_ID
+    wxauth-admin user pending             links not made: a unionid that would join two users
+    wxauth-admin user merge --into USER_ID --from USER_ID
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.bans import MAX_BAN_REASON, Bans, validate_reason
+from chalicelib.cli import USER_ID, unmasked
+from chalicelib.errors import AdminError, MergeRefused, RequestError, UnknownUser
+from chalicelib.tokens import claims
+
+if TYPE_CHECKING:
+    from chalicelib.runtime import Services
+
+REASON_MERGED = "merged"
+
+
+def _claims(value: str) -> dict[str, object]:
+    try:
+        return claims.parse(value)
+    except RequestError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _ban_reason(value: str) -> str:
+    try:
+        reason = validate_reason(value)
+    except RequestError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    assert reason is not None
+    return reason
+
+
+def add_parser(groups: Any) -> None:
+    """`user`: bans (chalicelib/bans.py), custom claims (chalicelib/tokens/claims.py), pending
+    links and merges (chalicelib/identity/graph.py)."""
+    user = groups.add_parser("user", help="ban or unban a user; a user's custom claims; merges")
+    user_commands = user.add_subparsers(dest="command", required=True)
+    ban_help = (
+        "refuse the user's logins and refreshes (403 access_denied) and revoke every live"
+        " session now: verify and protected routes refuse its access tokens at once"
+    )
+    ban = user_commands.add_parser("ban", help=ban_help, description=ban_help)
+    ban.add_argument("user_id", type=USER_ID, metavar="USER_ID")
+    ban.add_argument(
+        "--reason",
+        type=unmasked(_ban_reason),
+        help=f"for operators, stored on the user (at most {MAX_BAN_REASON} printable"
+        " characters); never shown to the user",
+    )
+    unban_help = "let the user log in again; sessions the ban revoked stay revoked"
+    unban = user_commands.add_parser("unban", help=unban_help, description=unban_help)
+    unban.add_argument("user_id", type=USER_ID, metavar="USER_ID")
+    set_claims = user_commands.add_parser(
+        "set-claims",
+        help=f"replace the user's custom claims (a JSON object, at most {claims.MAX_BYTES}"
+        f" bytes) and copy them onto each live session: access tokens carry them under"
+        f" `{claims.NAMESPACE}` from each session's next refresh (or login) on",
+    )
+    set_claims.add_argument("user_id", type=USER_ID, metavar="USER_ID")
+    set_claims.add_argument("claims", type=unmasked(_claims), metavar="JSON")
+    for name, text in (
+        ("show-claims", "print the user's custom claims"),
+        ("clear-claims", "remove the user's custom claims (and from each live session)"),
+    ):
+        command = user_commands.add_parser(name, help=text)
+        command.add_argument("user_id", type=USER_ID, metavar="USER_ID")
+    user_commands.add_parser("pending", help="links not made (a unionid on two users)")
+    merge = user_commands.add_parser(
+        "merge", help="move every identity of --from to --into, end --from's sessions"
+    )
+    merge.add_argument("--into", required=True, type=USER_ID, metavar="USER_ID")
+    merge.add_argument("--from", dest="source", required=True, type=USER_ID, metavar="USER_ID")
+
+
+def run(args: argparse.Namespace, services: Services, now: int) -> Any:
+    if args.command in ("ban", "unban"):
+        bans = Bans(services.store.users, services.sessions, services.events)
+        try:
+            if args.command == "ban":
+                result = bans.ban(args.user_id, now=now, reason=args.reason)
+            else:
+                result = bans.unban(args.user_id)
+        except UnknownUser as e:
+            raise AdminError(f"no user {args.user_id}") from e
+        return dataclasses.asdict(result)
+    if args.command == "pending":
+        return [link.public() for link in services.graph.pending()]
+    if args.command == "merge":
+        return _merge(args, services, now)
+    if args.command == "show-claims":
+        user = services.store.users.get(args.user_id)
+        if user is None:
+            raise AdminError(f"no user {args.user_id}")
+        return {"user_id": user.user_id, "claims": claims.loads(user.custom_claims)}
+    given = args.claims if args.command == "set-claims" else None
+    result = claims.set_claims(services.store, args.user_id, given, now=now)
+    return {
+        "user_id": result.user_id,
+        "claims": result.claims,
+        "sessions_updated": result.sessions_updated,
+    }
+
+
+def _merge(args: argparse.Namespace, services: Services, now: int) -> dict[str, Any]:
+    try:
+        result = services.graph.merge(args.into, args.source, now=now)
+    except MergeRefused as e:
+        raise AdminError(str(e)) from e
+    result["sessions_revoked"] = services.sessions.revoke_all(
+        args.source, now=now, reason=REASON_MERGED
+    )
+    return result
