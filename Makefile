@@ -41,9 +41,17 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # The mini-program client's tests (node's built-in runner; they start the local server from
-# .venv on DynamoDB Local). See clients/miniprogram/README.md.
-test-js: $(STAMP)
-	node --test clients/miniprogram/test/
+# .venv on DynamoDB Local), after `npm ci` of its devDependencies (TypeScript, for the package
+# test's type check; npm_config_registry picks a mirror). See clients/miniprogram/README.md.
+JS_CLIENT := clients/miniprogram
+JS_STAMP := $(JS_CLIENT)/node_modules/.installed
+
+$(JS_STAMP): $(JS_CLIENT)/package-lock.json
+	npm ci --prefix $(JS_CLIENT) --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-js: $(STAMP) $(JS_STAMP)
+	node --test $(JS_CLIENT)/test/
 
 test: test-js
 
@@ -51,7 +59,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) .cache .wxauth build *.egg-info
+	rm -rf $(VENV) .cache .wxauth build *.egg-info $(JS_CLIENT)/node_modules
 
 # -- AWS deployment (infra/, docs/operators.md "Deploy to AWS") ------------------------------------
 # `make package` builds build/infra/sam.yaml + deployment.zip (Chalice's template merged with
