@@ -63,13 +63,30 @@ $(JS_STAMP): $(JS_CLIENT)/package-lock.json
 test-js: $(STAMP) $(JS_STAMP)
 	node --test $(JS_CLIENT)/test/
 
+# The Node verification recipe (examples/verify/, docs/backend.md "Verify tokens in your
+# backend") against the local server from .venv, after `npm ci` of its one dependency (jose).
+# The Python recipe's test is tests/integration/test_verify_recipes.py, run by pytest.
+EXAMPLES_NODE := examples/verify/node
+EXAMPLES_STAMP := $(EXAMPLES_NODE)/node_modules/.installed
+
+$(EXAMPLES_STAMP): $(EXAMPLES_NODE)/package-lock.json
+	npm ci --prefix $(EXAMPLES_NODE) --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: test-examples
+test-examples: $(STAMP) $(EXAMPLES_STAMP)
+	node --test $(EXAMPLES_NODE)/
+
+test: test-examples
+
 test: test-js
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) .cache .wxauth build *.egg-info $(JS_CLIENT)/node_modules
+	rm -rf $(VENV) .cache .wxauth build *.egg-info $(JS_CLIENT)/node_modules \
+		$(EXAMPLES_NODE)/node_modules
 
 # -- AWS deployment (infra/, docs/operators.md "Deploy to AWS") ------------------------------------
 # `make package` builds build/infra/sam.yaml + deployment.zip (Chalice's template merged with

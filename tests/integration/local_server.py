@@ -29,6 +29,7 @@ class LocalServer:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    keys_file: Path  # its signing key set (AUTH_SIGNING_KEYS_FILE), written at its first token
 
     @property
     def url(self) -> str:
@@ -62,7 +63,8 @@ def local_server(
         k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WECHAT_", "AUTH_"))
     }
     environ.pop("PORT", None)
-    environ.update(PORT=str(port), AUTH_SIGNING_KEYS_FILE=str(tmp / f"keys-{port}.json"))
+    keys_file = tmp / f"keys-{port}.json"
+    environ.update(PORT=str(port), AUTH_SIGNING_KEYS_FILE=str(keys_file))
     environ.update(env or {})
     log = tmp / f"devserver-{port}.log"
     with log.open("wb") as out:
@@ -73,7 +75,7 @@ def local_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = LocalServer(process, port, log)
+    server = LocalServer(process, port, log, keys_file)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not _answers(server.url + READY_PATH):
