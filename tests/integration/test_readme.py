@@ -1,6 +1,7 @@
-"""The README's first screen works as written: its "Try it" shell blocks, run top to bottom in one
-bash against `make run`'s server (on a free PORT, which the examples read), answer what their
-comments say; run again they fail on the used codes, as the README warns."""
+"""The README's first screen works as written: its "Try it" shell blocks (and the Chinese
+README's "试一试"), run top to bottom in one bash against `make run`'s server (on a free PORT,
+which the examples read), answer what their comments say; run again they fail on the used
+codes, as the README warns."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from tests.integration.local_server import REPO_ROOT, LocalServer, local_server
 
 pytestmark = pytest.mark.integration
 
-README = REPO_ROOT / "README.md"
+READMES = {"README.md": "Try it", "README.zh-CN.md": "试一试"}
 FENCE = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
 
 
-def try_it_blocks() -> list[str]:
+def try_it_blocks(readme: str = "README.md") -> list[str]:
     """The ```sh blocks of the README's "Try it" section, in order."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Try it\n", 1)[1].split("\n## ", 1)[0]
+    text = (REPO_ROOT / readme).read_text(encoding="utf-8")
+    section = text.split(f"\n## {READMES[readme]}\n", 1)[1].split("\n## ", 1)[0]
     return FENCE.findall(section)
 
 
@@ -42,8 +43,9 @@ def json_lines(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
-def test_the_try_it_section_has_the_examples_it_describes() -> None:
-    blocks = try_it_blocks()
+@pytest.mark.parametrize("readme", READMES)
+def test_the_try_it_section_has_the_examples_it_describes(readme: str) -> None:
+    blocks = try_it_blocks(readme)
     assert len(blocks) == 2
     script = "\n".join(blocks)
     assert "PORT=${PORT:-8000}" in script  # PORT stated, 8000 the devserver's default
@@ -53,9 +55,20 @@ def test_the_try_it_section_has_the_examples_it_describes() -> None:
         assert f":$PORT{route}" in script, route
 
 
-def test_the_readme_examples_run_top_to_bottom_against_the_local_server(tmp_path: Path) -> None:
+def test_both_readmes_run_the_same_commands() -> None:
+    def commands(readme: str) -> list[str]:
+        lines = "\n".join(try_it_blocks(readme)).splitlines()
+        return [line.split("#", 1)[0].rstrip() for line in lines if not line.startswith("#")]
+
+    assert commands("README.zh-CN.md") == commands("README.md")
+
+
+@pytest.mark.parametrize("readme", READMES)
+def test_the_readme_examples_run_top_to_bottom_against_the_local_server(
+    tmp_path: Path, readme: str
+) -> None:
     with local_server(tmp_path) as server:
-        result = run(try_it_blocks(), server)
+        result = run(try_it_blocks(readme), server)
         assert result.returncode == 0, result.stdout + result.stderr
         lines = result.stdout.splitlines()
         # Both logouts answer 204 (the second with a fresh login's token, never a 401).
@@ -67,6 +80,6 @@ def test_the_readme_examples_run_top_to_bottom_against_the_local_server(tmp_path
         assert discovery["issuer"] == f"http://localhost:{server.port}"
 
         # Run again on the same server: alice.1 is used up (WeChat's 40163), as the README says.
-        again = run(try_it_blocks(), server)
+        again = run(try_it_blocks(readme), server)
         assert again.returncode != 0
         assert "KeyError: 'access_token'" in again.stderr
