@@ -172,3 +172,46 @@ def test_every_doc_starts_with_whom_it_is_for(path: Path) -> None:
     assert lines[1].startswith(opening), (
         f"{path.name}: the line after the title must say whom the doc is for ({opening!r}...)"
     )
+
+
+# -- the mini-program guide's JavaScript examples call only what exists -------------------------
+
+JS_FENCE = re.compile(r"^```js\n(.*?)^```", re.S | re.M)
+JS_CALL = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*)\s*\(")
+JS_DEFINED = re.compile(
+    r"\bfunction\s+([A-Za-z_$][\w$]*)|\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*="
+    r"|^[ \t]*(?:async[ \t]+)?([A-Za-z_$][\w$]*)[ \t]*\([^)\n]*\)[ \t]*\{",
+    re.M,
+)
+JS_REQUIRED = re.compile(r"\{([^}]*)\}\s*=\s*require\('@wxauth/miniprogram'\)")
+JS_KEYWORDS = {"if", "for", "while", "switch", "catch", "function", "return", "typeof", "await"}
+JS_GLOBALS = {"Page", "Promise", "require", "setTimeout", "Error"}  # the mini-program's own
+
+
+def client_exports() -> set[str]:
+    source = (ROOT / "clients" / "miniprogram" / "index.js").read_text(encoding="utf-8")
+    block = source.split("module.exports = {", 1)[1].split("};", 1)[0]
+    return set(re.findall(r"^\s*([A-Za-z_$][\w$]*):", block, re.M))
+
+
+@pytest.mark.parametrize("name", ["miniprogram.md", "miniprogram.zh-CN.md"])
+def test_the_guides_javascript_calls_only_what_exists(name: str) -> None:
+    blocks = JS_FENCE.findall((ROOT / "docs" / name).read_text(encoding="utf-8"))
+    assert blocks
+    exports = client_exports()
+    assert {"createAuthClient", "wxAdapter"} <= exports
+    for block in blocks:
+        code = "\n".join(re.sub(r"(^|\s)//.*$", "", line) for line in block.splitlines())
+        defined = {n for groups in JS_DEFINED.findall(code) for n in groups if n}
+        required = {n.strip() for names in JS_REQUIRED.findall(code) for n in names.split(",")}
+        assert required <= exports, f"{name}: the client exports no {required - exports}"
+        called = set(JS_CALL.findall(code)) - JS_KEYWORDS
+        unknown = called - defined - required - JS_GLOBALS
+        assert not unknown, f"{name}: calls {sorted(unknown)}, defined nowhere in\n{block}"
+
+
+def test_the_javascript_check_finds_undefined_calls() -> None:
+    code = "async function api(p) { return request(p, {}); }\nconst x = post('/a');\n"
+    called = set(JS_CALL.findall(code)) - JS_KEYWORDS
+    defined = {n for groups in JS_DEFINED.findall(code) for n in groups if n}
+    assert called - defined == {"request", "post"}
