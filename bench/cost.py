@@ -367,8 +367,8 @@ def terms_table(mau: int, variant: str, ops: dict[str, PerRequest], routes: int)
 
 # -- AWS China (cn-north-1 Beijing, cn-northwest-1 Ningxia), in CNY -----------------------------
 # Looked up on CN_LOOKED_UP in the stored copies of AWS China's price pages that this
-# project's search tool holds (the copies show no date of their own; AWS China publishes one
-# price list for both regions). None: the price was not found there, and is not guessed.
+# project's search tool holds (the copies show no date of their own; the pages seen give one
+# price for both regions). None: the price was not found there, and is not guessed.
 CN_LOOKED_UP = "3 December 2026"
 CN_DYNAMODB = "https://www.amazonaws.cn/en/dynamodb/pricing/"
 CN_CLOUDWATCH = "https://amazonaws.cn/cloudwatch/pricing"
