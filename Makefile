@@ -8,6 +8,8 @@ PYTHON_VERSION := 3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# `make run` needs less than `make test`: requirements-run.txt, its own stamp in the same .venv.
+RUN_STAMP := $(VENV)/.installed-run
 PIP_INSTALL := -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps
 
 # `venv_is_current DIR`: the version of DIR's python ("" if none). A venv made with another
@@ -22,7 +24,7 @@ make_venv = test "$$($(call venv_version,$(1)))" = $(PYTHON_VERSION) \
 install: $(STAMP)
 
 ifneq ($(call venv_is_current,$(VENV)),$(PYTHON_VERSION))
-.PHONY: $(STAMP)
+.PHONY: $(STAMP) $(RUN_STAMP)
 endif
 
 # Exactly the versions (and files: --require-hashes) of requirements-dev.txt, then the project
@@ -33,7 +35,15 @@ $(STAMP): pyproject.toml requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-run: $(STAMP)
+# What serving needs and no more (requirements-run.txt: the service's dependencies, Chalice and
+# moto; no test tools), with the same hashes and versions as the dev lock. The server runs from
+# the checkout (`python -m devserver`), so the project itself is not installed.
+$(RUN_STAMP): requirements-run.txt
+	$(call make_venv,$(VENV))
+	$(PY) $(PIP_INSTALL) -r requirements-run.txt
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	exec $(PY) -m devserver
 
 # The whole suite; the 20 slowest tests and fixtures are listed at the end (docs/contributors.md,
@@ -50,9 +60,33 @@ test-fast: $(STAMP)
 		--ignore=tests/infra --durations=10
 
 # The mini-program client's tests (node's built-in runner; they start the local server from
-# .venv on DynamoDB Local). See clients/miniprogram/README.md.
-test-js: $(STAMP)
-	node --test clients/miniprogram/test/
+# .venv on DynamoDB Local), after `npm ci` of its devDependencies (TypeScript, for the package
+# test's type check; npm_config_registry picks a mirror). See clients/miniprogram/README.md.
+JS_CLIENT := clients/miniprogram
+JS_STAMP := $(JS_CLIENT)/node_modules/.installed
+
+$(JS_STAMP): $(JS_CLIENT)/package-lock.json
+	npm ci --prefix $(JS_CLIENT) --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-js: $(STAMP) $(JS_STAMP)
+	node --test $(JS_CLIENT)/test/
+
+# The Node verification recipe (examples/verify/, docs/backend.md "Verify tokens in your
+# backend") against the local server from .venv, after `npm ci` of its one dependency (jose).
+# The Python recipe's test is tests/integration/test_verify_recipes.py, run by pytest.
+EXAMPLES_NODE := examples/verify/node
+EXAMPLES_STAMP := $(EXAMPLES_NODE)/node_modules/.installed
+
+$(EXAMPLES_STAMP): $(EXAMPLES_NODE)/package-lock.json
+	npm ci --prefix $(EXAMPLES_NODE) --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: test-examples
+test-examples: $(STAMP) $(EXAMPLES_STAMP)
+	node --test $(EXAMPLES_NODE)/
+
+test: test-examples
 
 test: test-js
 
@@ -60,7 +94,8 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) .cache .wxauth build *.egg-info
+	rm -rf $(VENV) .cache .wxauth build *.egg-info $(JS_CLIENT)/node_modules \
+		$(EXAMPLES_NODE)/node_modules
 
 # -- AWS deployment (infra/, docs/operators.md "Deploy to AWS") ------------------------------------
 # `make package` builds build/infra/sam.yaml + deployment.zip (Chalice's template merged with
@@ -111,6 +146,8 @@ bench: $(STAMP)
 # sha256 of every file PyPI has for it:
 #   requirements-dev.txt      everything `make install` puts in .venv (dependencies + [dev]),
 #                             resolved for every platform (--universal);
+#   requirements-run.txt      what `make run` puts in .venv: the dependencies and the local
+#                             server's (requirements-run.in), at the dev lock's versions;
 #   requirements.txt          what infra/build.py installs into the Lambda zip: the dependencies
 #                             less what the Lambda runtime provides (boto3 and what only it
 #                             needs), resolved for the runtime (Python 3.13, aarch64, glibc 2.34)
@@ -132,6 +169,8 @@ lock:
 	$(call make_venv,$(LOCK_VENV))
 	$(LOCK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip compile $(LOCK_FLAGS) --universal --extra dev pyproject.toml -o requirements-dev.txt
+	$(UV) pip compile $(LOCK_FLAGS) --universal -c requirements-dev.txt \
+		pyproject.toml requirements-run.in -o requirements-run.txt
 	$(UV) pip compile $(LOCK_FLAGS) --python-platform aarch64-manylinux_2_34 \
 		--excludes <(printf '%s\n' $(LAMBDA_PROVIDED)) -c requirements-dev.txt \
 		pyproject.toml -o requirements.txt

@@ -104,6 +104,17 @@ def run(sections: list[Section]) -> Section:
         + cost.terms_table(1_000_000, "a", ops, routes)
         + "\n\nAt 1 M MAU, (b):\n\n"
         + cost.terms_table(1_000_000, "b", ops, routes)
+        + "\n\nOptional, at 1 M MAU, (a) (auth events with EventBusName, the pre-token hook "
+        "with TokenHookArn):\n\n"
+        + markdown_table(
+            ["term", "arithmetic", "month"],
+            [
+                (t.name, t.arithmetic, cost.money(t.dollars))
+                for t in cost.optional_terms(1_000_000, "a")
+            ],
+        )  # fmt: skip
+        + f"\n\nAWS China (cn-north-1, cn-northwest-1), prices looked up {cost.CN_LOOKED_UP}, "
+        "at 1 M MAU, (a):\n\n" + cost.china_table(1_000_000, "a", ops, routes)
     )
     return Section(
         "cost per MAU",

@@ -53,6 +53,13 @@ COGNITO_LITE_TIERS = (
 )
 COGNITO_ESSENTIALS_TIERS = ((10_000, 0.0), (math.inf, 0.015))
 
+# "Amazon EC2 On-Demand pricing", data transfer out to the internet, first 10 TB a month: what
+# an HTTP API's answers are billed at (the first 100 GB a month, across services, are free:
+# ignored like the other free tiers).
+DTO_GB = 0.09
+# "Amazon EventBridge pricing": custom events put on a bus, per million (64 KB each at most).
+EVENTS_PER_M = 1.00
+
 GB = 1024**3
 MONTH_SECONDS = 730 * 3600
 USAGE = {"login": 1, "refresh": 60, "verify": 300}  # per MAU per month
@@ -81,6 +88,27 @@ WECHAT_ROUND_TRIP = 0.2
 STORED_BYTES_PER_MAU = 2_500
 LOG_COMPRESSION = 0.15
 LOG_RETENTION_MONTHS = 12
+# Data transfer out: each answer's bytes, the local server's bodies (login 999, refresh 946,
+# verify 111 bytes, measured 3 December 2026) plus 250 bytes assumed for the HTTP API's status
+# line and headers.
+RESPONSE_BYTES = {"login": 1_250, "refresh": 1_200, "verify": 360}
+# Lambda bills the INIT phase of ZIP functions on managed runtimes since 1 August 2025 ("AWS
+# Lambda standardizes billing for INIT Phase", AWS Compute Blog). Assumed: 0.1% of invocations
+# start a new container (AWS's figure: "typically under 1%"), each INIT 1.0 s (import app and
+# the first request take 455 ms on this machine, bench cold start; Lambda's 512 MB has about a
+# third of a vCPU).
+COLD_START_SHARE = 0.001
+INIT_SECONDS = 1.0
+# Optional, with their stack parameters only:
+# - EventBusName: auth events, one UserLoggedIn per login (a returning user: no UserCreated);
+# - TokenHookArn: the pre-token hook, invoked at each token minted (login and refresh), assumed
+#   a 128 MB arm64 function answering in 20 ms, which wxauth waits 25 ms for (the round trip),
+#   with Lambda's START/END/REPORT lines in its own log.
+EVENTS = {"login": 1, "refresh": 0, "verify": 0}
+MINTS = {"login": 1, "refresh": 1, "verify": 0}
+HOOK_MEMORY_GB = 0.125
+HOOK_DURATION = 0.020
+HOOK_WAIT = 0.025
 
 
 @dataclass(frozen=True)
@@ -163,6 +191,9 @@ def monthly(
     containers = max(2, math.ceil(3 * seconds / MONTH_SECONDS))
     stored = mau * STORED_BYTES_PER_MAU / GB
     log_stored = log_bytes / GB * LOG_COMPRESSION * LOG_RETENTION_MONTHS
+    dto_bytes = sum(counts[op] * RESPONSE_BYTES[op] for op in counts)
+    inits = requests * COLD_START_SHARE
+    init_gb_s = inits * INIT_SECONDS * MEMORY_GB
     mix = " + ".join(f"{counts[op]:,.0f} {op}" for op in counts)
     terms = [
         Term(
@@ -216,10 +247,67 @@ def monthly(
             f"{LOG_RETENTION_MONTHS} months = {log_stored:,.2f} GB × ${LOGS_STORE_GB_MONTH:.2f}",
             log_stored * LOGS_STORE_GB_MONTH,
         ),
+        Term(
+            "data transfer out (the answers)",
+            " + ".join(f"{counts[op]:,.0f} × {RESPONSE_BYTES[op]:,} B" for op in counts)
+            + f" = {dto_bytes / GB:,.2f} GB × ${DTO_GB:.2f}",
+            dto_bytes / GB * DTO_GB,
+        ),
+        Term(
+            "Lambda INIT (cold starts, billed since August 2025)",
+            f"{requests:,.0f} × {COLD_START_SHARE:.1%} = {inits:,.0f} INITs × {INIT_SECONDS} s × "
+            f"{MEMORY_GB} GB = {init_gb_s:,.0f} GB-s × ${LAMBDA_ARM64_GB_S}",
+            init_gb_s * LAMBDA_ARM64_GB_S,
+        ),
         *fixed_terms(routes, containers),
     ]
-    totals = {"requests": requests, "gb_s": gb_s, "wru": wru, "rru": rru, "log_bytes": log_bytes}
+    totals = {
+        "requests": requests, "gb_s": gb_s, "wru": wru, "rru": rru, "log_bytes": log_bytes,
+        "dto_bytes": dto_bytes, "init_gb_s": init_gb_s, "stored_gb": stored,
+        "log_stored_gb": log_stored, "containers": containers,
+    }  # fmt: skip
     return terms, totals
+
+
+def optional_terms(mau: int, variant: str) -> list[Term]:
+    """What the optional features add a month: auth events on EventBridge (EventBusName) and the
+    pre-token hook (TokenHookArn)."""
+    counts = {op: n * mau for op, n in USAGE.items() if variant == "b" or op != "verify"}
+    events = sum(counts[op] * EVENTS[op] for op in counts)
+    mints = sum(counts[op] * MINTS[op] for op in counts)
+    hook_gb_s = mints * HOOK_DURATION * HOOK_MEMORY_GB
+    wait_gb_s = mints * HOOK_WAIT * MEMORY_GB
+    hook_logs = mints * len(LAMBDA_PLATFORM_LINES.encode())
+    return [
+        Term(
+            "EventBridge (EventBusName): auth events",
+            f"{events:,.0f} UserLoggedIn × ${EVENTS_PER_M:.2f}/M",
+            events / 1e6 * EVENTS_PER_M,
+        ),
+        Term(
+            "pre-token hook (TokenHookArn): its invocations",
+            f"{mints / 1e6:,.2f} M tokens minted × ${LAMBDA_REQUEST_PER_M:.2f}/M",
+            mints / 1e6 * LAMBDA_REQUEST_PER_M,
+        ),
+        Term(
+            "pre-token hook: its duration",
+            f"{mints:,.0f} × {HOOK_DURATION * 1000:.0f} ms × {HOOK_MEMORY_GB} GB = "
+            f"{hook_gb_s:,.0f} GB-s × ${LAMBDA_ARM64_GB_S}",
+            hook_gb_s * LAMBDA_ARM64_GB_S,
+        ),
+        Term(
+            "pre-token hook: wxauth waiting for it",
+            f"{mints:,.0f} × {HOOK_WAIT * 1000:.0f} ms × {MEMORY_GB} GB = "
+            f"{wait_gb_s:,.0f} GB-s × ${LAMBDA_ARM64_GB_S}",
+            wait_gb_s * LAMBDA_ARM64_GB_S,
+        ),
+        Term(
+            "pre-token hook: its log lines",
+            f"{mints:,.0f} × {len(LAMBDA_PLATFORM_LINES.encode())} B = "
+            f"{hook_logs / GB:,.2f} GB × ${LOGS_INGEST_GB:.2f}",
+            hook_logs / GB * LOGS_INGEST_GB,
+        ),
+    ]
 
 
 def total(terms: Sequence[Term]) -> float:
@@ -275,6 +363,92 @@ def terms_table(mau: int, variant: str, ops: dict[str, PerRequest], routes: int)
         [(t.name, t.arithmetic, money(t.dollars), money(t.dollars / mau)) for t in terms]
         + [("**total**", "", f"**{money(month)}**", f"**{money(month / mau)}**")],
     )
+
+
+# -- AWS China (cn-north-1 Beijing, cn-northwest-1 Ningxia), in CNY -----------------------------
+# Looked up on CN_LOOKED_UP in the stored copies of AWS China's price pages that this
+# project's search tool holds (the copies show no date of their own; the pages seen give one
+# price for both regions). None: the price was not found there, and is not guessed.
+CN_LOOKED_UP = "3 December 2026"
+CN_DYNAMODB = "https://www.amazonaws.cn/en/dynamodb/pricing/"
+CN_CLOUDWATCH = "https://amazonaws.cn/cloudwatch/pricing"
+CN_PRICES: dict[str, tuple[float, str] | None] = {  # term -> (CNY per unit, source)
+    "HTTP API requests": None,
+    "Lambda requests": None,
+    "Lambda duration (arm64)": None,
+    # Write request units, per million: the stored copy is an older version of the page (no
+    # table classes yet); the current page's on-demand prices were not in the stored copies.
+    "DynamoDB writes": (11.1538, CN_DYNAMODB),
+    "DynamoDB reads": None,
+    "DynamoDB storage + PITR": None,
+    "CloudWatch Logs ingestion": None,
+    "CloudWatch Logs storage (a year kept)": None,
+    "data transfer out (the answers)": None,
+    "Lambda INIT (cold starts, billed since August 2025)": None,
+    "alarms": (0.622, CN_CLOUDWATCH),  # per standard-resolution alarm metric a month
+    "dashboard": None,
+    "custom metrics (metric filters, EMF)": (2.0, CN_CLOUDWATCH),  # first 10,000, per month
+    "per-route API metrics (DetailedRouteMetrics)": (2.0, CN_CLOUDWATCH),  # custom metrics
+    "secrets": None,
+    "Secrets Manager calls": None,
+}
+
+
+def quantities(totals: dict[str, float], routes: int) -> dict[str, tuple[float, str]]:
+    """term -> (how much of it a month, in what unit): what a unit price multiplies."""
+    calls = totals["containers"] * SECRETS * MONTH_SECONDS / SECRET_MAX_AGE
+    return {
+        "HTTP API requests": (totals["requests"] / 1e6, "M requests"),
+        "Lambda requests": (totals["requests"] / 1e6, "M requests"),
+        "Lambda duration (arm64)": (totals["gb_s"], "GB-s"),
+        "DynamoDB writes": (totals["wru"] / 1e6, "M WRU"),
+        "DynamoDB reads": (totals["rru"] / 1e6, "M RRU"),
+        "DynamoDB storage + PITR": (totals["stored_gb"], "GB-month"),
+        "CloudWatch Logs ingestion": (totals["log_bytes"] / GB, "GB"),
+        "CloudWatch Logs storage (a year kept)": (totals["log_stored_gb"], "GB-month"),
+        "data transfer out (the answers)": (totals["dto_bytes"] / GB, "GB"),
+        "Lambda INIT (cold starts, billed since August 2025)": (totals["init_gb_s"], "GB-s"),
+        "alarms": (ALARM_METRICS, "alarm metrics"),
+        "dashboard": (1, "dashboard"),
+        "custom metrics (metric filters, EMF)": (CUSTOM_METRICS, "metrics"),
+        "per-route API metrics (DetailedRouteMetrics)": (
+            routes * DETAILED_METRICS_PER_ROUTE,
+            "metrics",
+        ),  # fmt: skip
+        "secrets": (SECRETS, "secrets"),
+        "Secrets Manager calls": (calls / 10_000, "10k calls"),
+    }
+
+
+def yuan(amount: float) -> str:
+    return f"¥{amount:,.2f}" if amount < 100 else f"¥{amount:,.0f}"
+
+
+def china_table(mau: int, variant: str, ops: dict[str, PerRequest], routes: int) -> str:
+    """The month's terms side by side: us-east-1 in USD and China in CNY, where the China
+    price was found (else says so); the China total only of the terms it could price."""
+    terms, totals = monthly(mau, variant, ops, routes)
+    amounts = quantities(totals, routes)
+    rows, found, missing = [], 0.0, 0
+    for term in terms:
+        quantity, unit = amounts[term.name]
+        price = CN_PRICES[term.name]
+        if price is None:
+            missing += 1
+            cells = ["not found", "-"]
+        else:
+            found += quantity * price[0]
+            cells = [f"¥{price[0]:g} ({price[1]})", yuan(quantity * price[0])]
+        rows.append((term.name, f"{quantity:,.2f} {unit}", money(term.dollars), *cells))
+    rows.append((
+        "**total**", "", f"**{money(total(terms))}**", f"{missing} prices not found",
+        f"not computable (the {len(terms) - missing} priced terms: {yuan(found)})",
+    ))  # fmt: skip
+    return markdown_table(
+        ["term", f"quantity ({mau:,} MAU, ({variant}))", "us-east-1",
+         f"China price ({CN_LOOKED_UP})", "China month"],
+        rows,
+    )  # fmt: skip
 
 
 # -- log bytes the bench does not see ----------------------------------------------------------

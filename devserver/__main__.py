@@ -277,7 +277,12 @@ def main() -> int:
         if env.get("WECHAT_API_BASE"):
             wechat = f"{env['WECHAT_API_BASE']} (WECHAT_API_BASE)"
         else:
-            fake = FakeWeChat(appid, secret, apps=fake_apps(env.get("FAKE_WECHAT_APPS")))
+            fake = FakeWeChat(
+                appid,
+                secret,
+                apps=fake_apps(env.get("FAKE_WECHAT_APPS")),
+                devtools_user=env.get("FAKE_WECHAT_USER") or None,
+            )
             env["WECHAT_API_BASE"] = fake.start("127.0.0.1", 0)
             stack.callback(fake.stop)
             wechat = f"{env['WECHAT_API_BASE']} (built-in fake WeChat, appid {appid})"

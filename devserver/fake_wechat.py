@@ -22,6 +22,11 @@ openid = "o" + the first 27 characters of base64url(sha256(f"{appid}:{user}")), 
 `alice.2` are the same user; unionid = "u" + the first 27 of base64url(sha256(f"unionid:{user}"));
 session_key is base64 of 16 random bytes.
 
+WeChat DevTools and phones send real `wx.login` codes (random, without a `.`): each would be a
+user of its own. `FakeWeChat(..., devtools_user="dev")` (`FAKE_WECHAT_USER=dev make run`) makes
+every code without a `.` (but `err-...`) log in as that one user; codes stay single-use, and
+`<user>.<n>` codes keep their own users.
+
 Several apps (issue #14): `FakeWeChat(appid, secret, apps={other_appid: other_secret, ...})`
 knows more appids, each with its own secret (a wrong one answers 40125, an unknown appid
 40013). `<user>` is one person across apps: each app has its own openid
@@ -269,8 +274,10 @@ class FakeWeChat:
         clock: Callable[[], float] = time.time,
         apps: dict[str, str] | None = None,
         unbound: set[str] | None = None,
+        devtools_user: str | None = None,
     ) -> None:
         self.appid = appid
+        self._devtools_user = devtools_user or None
         self._secret = secret
         self._secrets = {**(apps or {}), appid: secret}  # appid -> its secret
         self._unbound = set(unbound or ())
@@ -441,6 +448,8 @@ class FakeWeChat:
             time.sleep(min(int(delay_ms), MAX_SLOW_MS) / 1000)
 
         user = effective.split(".", 1)[0]
+        if self._devtools_user and user == effective and not user.startswith("err-"):
+            user = self._devtools_user  # a real wx.login code (DevTools, a phone): one user
         refused = _code_refusal(user, first_use)
         if refused is not None:
             return refused

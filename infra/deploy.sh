@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Deploy wxauth to AWS with the standard AWS CLI (`make deploy` runs this).
 #
-#   AWS_REGION=ap-east-1 WECHAT_APPID=wx0123456789abcdef make deploy
+#   AWS_REGION=ap-southeast-1 WECHAT_APPID=wx0123456789abcdef make deploy
+#   AWS_REGION=cn-northwest-1 WECHAT_APPID=wx0123456789abcdef make deploy   (AWS China: an
+#       account of the aws-cn partition, see docs/operators.md "Deploy in AWS China")
 #
 # 1. builds build/infra/sam.yaml and deployment.zip (infra/build.py, which checks the zip);
 # 2. uploads them with `aws cloudformation package` to an S3 bucket;
@@ -17,6 +19,8 @@
 #   WXAUTH_ARTIFACT_BUCKET            S3 bucket for the uploads (default: wxauth-artifacts-
 #                                     <account>-<region>, created private if missing)
 #   WECHAT_APPID                      -> WeChatAppId (required on the first deploy)
+#   WECHAT_API_BASE                   -> WeChatApiBase (one of WeChat's access points:
+#                                     https://{api,api2,sh.api,sz.api,hk.api}.weixin.qq.com)
 #   WXAUTH_DOMAIN_NAME                -> DomainName (custom domain, the issuer; with:)
 #   WXAUTH_CERTIFICATE_ARN            -> CertificateArn (ACM, the stack's region)
 #   AUTH_AUDIENCE                     -> Audience
@@ -71,6 +75,7 @@ export AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION"
 # Template parameter <- environment variable.
 PARAMETERS=(
   WeChatAppId=WECHAT_APPID
+  WeChatApiBase=WECHAT_API_BASE
   DomainName=WXAUTH_DOMAIN_NAME
   CertificateArn=WXAUTH_CERTIFICATE_ARN
   Audience=AUTH_AUDIENCE
@@ -116,6 +121,25 @@ for gone in WXAUTH_STAGE WXAUTH_MANAGE_APIGW_ACCOUNT; do
   [[ -z "${!gone:-}" ]] || die "$gone is no longer a parameter (the HTTP API has one \$default
 stage and needs no API Gateway account logging role); unset it"
 done
+
+# WECHAT_API_BASE also points the local server at a fake WeChat: refuse anything but WeChat's
+# access points here, before building, rather than let CloudFormation refuse it at the end.
+case "${WECHAT_API_BASE:-}" in
+  "" | https://api.weixin.qq.com | https://api2.weixin.qq.com | https://sh.api.weixin.qq.com \
+    | https://sz.api.weixin.qq.com | https://hk.api.weixin.qq.com) ;;
+  *) die "WECHAT_API_BASE=$WECHAT_API_BASE is not one of WeChat's access points:
+https://api.weixin.qq.com (nearest), https://api2.weixin.qq.com (its disaster-recovery twin),
+https://sh.api.weixin.qq.com, https://sz.api.weixin.qq.com, https://hk.api.weixin.qq.com
+(unset it to keep the stack's value)" ;;
+esac
+
+# AWS China (cn-north-1 Beijing, cn-northwest-1 Ningxia: the aws-cn partition).
+china=false
+if [[ "$REGION" == cn-* ]]; then
+  china=true
+  [[ "${WXAUTH_TRACING:-}" != Active ]] || die "WXAUTH_TRACING=Active: X-Ray integration with \
+Lambda is not available in the China regions; leave it unset (PassThrough)"
+fi
 
 stack_query() {  # stack_query JMESPATH: prints the answer, nothing if the stack does not exist
   aws cloudformation describe-stacks --stack-name "$STACK" --query "$1" --output text \
@@ -204,3 +228,10 @@ Check it:
   curl -s $api_url/.well-known/openid-configuration
   curl -s $api_url/.well-known/jwks.json
 EOF
+if [[ "$china" == true ]]; then
+  cat <<EOF
+AWS China: API Gateway answers unauthenticated requests (all of wxauth's routes) only for an
+account linked to an ICP licence (备案), and every custom domain needs one: until then those
+curls get 403. See docs/operators.md, "Deploy in AWS China".
+EOF
+fi

@@ -12,8 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 CHECKED = [
     ROOT / "README.md",
+    ROOT / "README.zh-CN.md",
     *DOCS,
     ROOT / "clients" / "miniprogram" / "README.md",
+    ROOT / "clients" / "miniprogram" / "CHANGELOG.md",
+    ROOT / "examples" / "verify" / "README.md",
     ROOT / "bench" / "RESULTS.md",
 ]
 # The readers' docs that the README's map names (issue #16); others may be added.
@@ -137,6 +140,22 @@ def test_the_readme_first_screen_has_the_two_commands() -> None:
     assert "make test" in first_screen
 
 
+def test_the_readme_first_screen_links_the_chinese_readme_and_says_the_licence() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_screen = "\n".join(readme.splitlines()[:FIRST_SCREEN])
+    assert "](README.zh-CN.md)" in first_screen
+    assert "Apache License 2.0" in first_screen and "](LICENSE)" in first_screen
+    assert "Apache License" in (ROOT / "LICENSE").read_text(encoding="utf-8")[:200]
+
+
+def test_no_doc_points_outside_the_repository() -> None:
+    """The docs stand alone: no pointer to a contract or style file next to the repository."""
+    for path in CHECKED:
+        text = path.read_text(encoding="utf-8")
+        for outside in ("CONTRACT.md", "STYLE.md", "../shared"):
+            assert outside not in text, f"{path.relative_to(ROOT)} points at {outside}"
+
+
 def test_the_readme_maps_every_readers_doc() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in READER_DOCS:
@@ -148,6 +167,51 @@ def test_the_readme_maps_every_readers_doc() -> None:
 def test_every_doc_starts_with_whom_it_is_for(path: Path) -> None:
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert lines[0].startswith("# "), f"{path.name}: the first line is not its title"
-    assert lines[1].startswith("For "), (
-        f"{path.name}: the line after the title must say whom the doc is for ('For ...')"
+    # A Chinese doc (`*.zh-CN.md`) says it in Chinese: "面向..." ("for ...").
+    opening = "面向" if path.name.endswith(".zh-CN.md") else "For "
+    assert lines[1].startswith(opening), (
+        f"{path.name}: the line after the title must say whom the doc is for ({opening!r}...)"
     )
+
+
+# -- the mini-program guide's JavaScript examples call only what exists -------------------------
+
+JS_FENCE = re.compile(r"^```js\n(.*?)^```", re.S | re.M)
+JS_CALL = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*)\s*\(")
+JS_DEFINED = re.compile(
+    r"\bfunction\s+([A-Za-z_$][\w$]*)|\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*="
+    r"|^[ \t]*(?:async[ \t]+)?([A-Za-z_$][\w$]*)[ \t]*\([^)\n]*\)[ \t]*\{",
+    re.M,
+)
+JS_REQUIRED = re.compile(r"\{([^}]*)\}\s*=\s*require\('@wxauth/miniprogram'\)")
+JS_KEYWORDS = {"if", "for", "while", "switch", "catch", "function", "return", "typeof", "await"}
+JS_GLOBALS = {"Page", "Promise", "require", "setTimeout", "Error"}  # the mini-program's own
+
+
+def client_exports() -> set[str]:
+    source = (ROOT / "clients" / "miniprogram" / "index.js").read_text(encoding="utf-8")
+    block = source.split("module.exports = {", 1)[1].split("};", 1)[0]
+    return set(re.findall(r"^\s*([A-Za-z_$][\w$]*):", block, re.M))
+
+
+@pytest.mark.parametrize("name", ["miniprogram.md", "miniprogram.zh-CN.md"])
+def test_the_guides_javascript_calls_only_what_exists(name: str) -> None:
+    blocks = JS_FENCE.findall((ROOT / "docs" / name).read_text(encoding="utf-8"))
+    assert blocks
+    exports = client_exports()
+    assert {"createAuthClient", "wxAdapter"} <= exports
+    for block in blocks:
+        code = "\n".join(re.sub(r"(^|\s)//.*$", "", line) for line in block.splitlines())
+        defined = {n for groups in JS_DEFINED.findall(code) for n in groups if n}
+        required = {n.strip() for names in JS_REQUIRED.findall(code) for n in names.split(",")}
+        assert required <= exports, f"{name}: the client exports no {required - exports}"
+        called = set(JS_CALL.findall(code)) - JS_KEYWORDS
+        unknown = called - defined - required - JS_GLOBALS
+        assert not unknown, f"{name}: calls {sorted(unknown)}, defined nowhere in\n{block}"
+
+
+def test_the_javascript_check_finds_undefined_calls() -> None:
+    code = "async function api(p) { return request(p, {}); }\nconst x = post('/a');\n"
+    called = set(JS_CALL.findall(code)) - JS_KEYWORDS
+    defined = {n for groups in JS_DEFINED.findall(code) for n in groups if n}
+    assert called - defined == {"request", "post"}

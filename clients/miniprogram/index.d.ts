@@ -30,6 +30,9 @@ export interface PlatformResponse<T = any> {
 export interface Adapter {
   request(options: PlatformRequestOptions): unknown;
   login(options: {
+    /** Only with the client's `provider` option (uni-app's App side), with onlyAuthorize. */
+    provider?: string;
+    onlyAuthorize?: boolean;
     success: (res: { code: string }) => void;
     fail: (err: { errMsg?: string }) => void;
   }): unknown;
@@ -57,6 +60,12 @@ export interface AuthClientOptions {
   storageKey?: string;
   /** Sent with each login and shown by listSessions(): name <= 64, platform <= 32 characters. */
   device?: { name?: string; platform?: string };
+  /** Sent as `appid` with each login (POST /auth/login): needed when the deployment serves
+   * several apps; default none (the deployment's one enabled app). */
+  appid?: string;
+  /** Passed to the adapter's login as {provider, onlyAuthorize: true}: 'weixin' for uni-app's
+   * App side (a mobile app's WeChat login); default none (wx.login, uni.login as they are). */
+  provider?: string;
   /** The client's clock in milliseconds; default Date.now. */
   now?: () => number;
 }
@@ -129,6 +138,11 @@ export class AuthClient {
   /** Clears the session on the device at once, then tells the server; never rejects.
    * `revoked` is true if the server confirmed. */
   logout(options?: { all?: boolean }): Promise<{ revoked: boolean }>;
+  /** A valid access token for wx.uploadFile, wx.downloadFile or wx.connectSocket
+   * (`Authorization: Bearer <token>`): refreshes first when it has less than refreshMargin
+   * left (one refresh in flight, shared with request()), logs in when there are no tokens;
+   * rejects WxAuthError as request() does. */
+  getAccessToken(): Promise<string>;
   /** The user's live sessions (GET /auth/sessions), newest first. */
   listSessions(): Promise<SessionInfo[]>;
   /** Ends one of the user's sessions; {ended: false} if it is not a live session of theirs. */

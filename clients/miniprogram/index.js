@@ -214,6 +214,10 @@ class AuthClient {
    *   storageKey    the one storage key (default 'wxauth.session')
    *   device        {name, platform} sent with each login, shown by listSessions()
    *                 (name <= 64, platform <= 32 printable characters; default none)
+   *   appid         sent as `appid` with each login, for a deployment that serves several
+   *                 apps (default none: the deployment's one enabled app)
+   *   provider      passed to the adapter's login ({provider, onlyAuthorize: true}), e.g.
+   *                 'weixin' for uni-app's App side (default none: wx.login as it is)
    *   now           clock in ms (default Date.now)
    */
   constructor(options) {
@@ -235,6 +239,13 @@ class AuthClient {
     this._storageKey = o.storageKey || DEFAULT_STORAGE_KEY;
     this._now = o.now || Date.now;
     this._device = o.device || null;
+    ['appid', 'provider'].forEach(function (name) {
+      if (o[name] != null && (typeof o[name] !== 'string' || !o[name])) {
+        throw new TypeError('wxauth: options.' + name + ' must be a non-empty string');
+      }
+    });
+    this._appid = o.appid || null;
+    this._provider = o.provider || null;
     this._epoch = 0; // bumped by logout(): work started before it must not touch the session
     this._loginP = null; // the one login in flight
     this._refreshP = null; // the one refresh (and its fallback login) in flight
@@ -344,23 +355,38 @@ class AuthClient {
 
   _wxLogin() {
     var adapter = this._adapter;
+    var provider = this._provider;
     return new Promise(function (resolve, reject) {
       var failed = function (err) {
         var why = err && err.errMsg ? err.errMsg : String(err);
         reject(new WxAuthError('login_failed', 'wx.login failed: ' + why, { cause: err }));
       };
+      var options = {
+        success: function (r) {
+          if (r && r.code) resolve(r.code);
+          else failed(r);
+        },
+        fail: failed,
+      };
+      if (provider) {
+        // uni-app's App side: without onlyAuthorize, uni.login({provider: 'weixin'}) logs in
+        // on the device (with an AppSecret in the app) and gives no code for a server.
+        options.provider = provider;
+        options.onlyAuthorize = true;
+      }
       try {
-        adapter.login({
-          success: function (r) {
-            if (r && r.code) resolve(r.code);
-            else failed(r);
-          },
-          fail: failed,
-        });
+        adapter.login(options);
       } catch (e) {
         failed(e);
       }
     });
+  }
+
+  _loginBody(code) {
+    var data = { code: code };
+    if (this._appid) data.appid = this._appid;
+    if (this._device) data.device = this._device;
+    return data;
   }
 
   // ------------------------------------------------------------------------ login
@@ -383,7 +409,7 @@ class AuthClient {
         // A lost answer is safe to retry: the server answers a replayed code with the same
         // session for the code's five minutes.
         return onceMore(function () {
-          return self._post(PATHS.login, self._device ? { code: code, device: self._device } : { code: code });
+          return self._post(PATHS.login, self._loginBody(code));
         });
       })
       .then(function (r) {
@@ -532,6 +558,17 @@ class AuthClient {
     return pending.then(function (s) {
       return s.accessToken;
     });
+  }
+
+  /**
+   * A valid access token, for what cannot go through request(): wx.uploadFile,
+   * wx.downloadFile, wx.connectSocket (send it as `Authorization: Bearer <token>`). Refreshes
+   * first when it has less than refreshMargin left, sharing the one refresh (or login) in
+   * flight with every request; logs in when there are no tokens. Rejects a WxAuthError as
+   * request() does ('logged_out' after logout(), 'network_error', ...).
+   */
+  getAccessToken() {
+    return this._accessToken(this._epoch);
   }
 
   // ------------------------------------------------------------------------ request

@@ -17,7 +17,7 @@ import pytest
 from tests.infra.conftest import ROOT
 
 ACCOUNT = "123456789012"
-REGION = "ap-east-1"
+REGION = "ap-southeast-1"
 STACK = "wxauth-test"
 APPID = "wx0123456789abcdef"
 APP_SECRET = "0123456789abcdef0123456789abcdef"
@@ -301,7 +301,7 @@ def test_a_custom_domain_is_passed_with_its_certificate(aws, env) -> None:
     )
     aws.state["outputs"].update(
         ApiUrl="https://auth.example.com",
-        CustomDomainTarget="d-abc.execute-api.ap-east-1.amazonaws.com",
+        CustomDomainTarget=f"d-abc.execute-api.{REGION}.amazonaws.com",
         HttpApiEndpoint=f"https://abc123.execute-api.{REGION}.amazonaws.com",
     )
     aws.save()
@@ -313,7 +313,7 @@ def test_a_custom_domain_is_passed_with_its_certificate(aws, env) -> None:
         "DomainName=auth.example.com",
         f"CertificateArn=arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0123-abcd",
     ]
-    assert "auth.example.com (CNAME) at d-abc.execute-api.ap-east-1.amazonaws.com" in result.stdout
+    assert f"auth.example.com (CNAME) at d-abc.execute-api.{REGION}.amazonaws.com" in result.stdout
     assert "curl -s https://auth.example.com/.well-known/openid-configuration" in result.stdout
 
 
@@ -406,3 +406,100 @@ def test_status_tells_which_secrets_are_set_without_reading_them(aws, env) -> No
     assert f"WeChatSecretArn: EMPTY ({WECHAT_ARN})" in result.stdout
     assert f"SigningKeysSecretArn: set ({KEYS_ARN})" in result.stdout
     assert not any(call[:2] == ["secretsmanager", "get-secret-value"] for call in aws.calls())
+
+
+# -- WeChat's access point and AWS China (docs/operators.md "Deploy in AWS China") ------------
+
+WECHAT_ACCESS_POINTS = [
+    "https://api.weixin.qq.com",
+    "https://api2.weixin.qq.com",
+    "https://sh.api.weixin.qq.com",
+    "https://sz.api.weixin.qq.com",
+    "https://hk.api.weixin.qq.com",
+]
+
+
+@pytest.mark.parametrize("base", WECHAT_ACCESS_POINTS)
+def test_wechat_api_base_is_passed_as_the_stack_parameter(aws, env, base: str) -> None:
+    aws.existing_stack()
+    aws.state["buckets"] = [f"wxauth-artifacts-{ACCOUNT}-{REGION}"]
+    aws.state["secrets"] = {WECHAT_ARN: APP_SECRET, KEYS_ARN: new_keyset(env)}
+    aws.save()
+    env["WECHAT_API_BASE"] = base
+    result = run("deploy.sh", env)
+    assert result.returncode == 0, result.stderr
+    state = aws.load()
+    (deploy,) = state["deploys"]
+    assert deploy[deploy.index("--parameter-overrides") + 1 :] == [f"WeChatApiBase={base}"]
+    assert state["stack"]["parameters"]["WeChatApiBase"] == base
+
+
+def test_the_deploy_script_passes_the_access_points_the_template_allows(template) -> None:
+    allowed = template["Parameters"]["WeChatApiBase"]["AllowedValues"]
+    assert allowed == WECHAT_ACCESS_POINTS
+    script = (ROOT / "infra" / "deploy.sh").read_text()
+    assert "WeChatApiBase=WECHAT_API_BASE" in script
+    for base in allowed:
+        assert base in script
+
+
+@pytest.mark.parametrize(
+    "base", ["http://127.0.0.1:9000", "https://api.weixin.qq.com/", "https://example.com"]
+)
+def test_a_wechat_api_base_that_is_no_access_point_is_refused_before_anything(
+    aws, env, base: str
+) -> None:
+    aws.existing_stack()
+    env["WECHAT_API_BASE"] = base  # e.g. the local server's fake WeChat, left in the shell
+    result = run("deploy.sh", env)
+    assert result.returncode == 1
+    assert "is not one of WeChat's access points" in result.stderr
+    assert aws.calls() == []  # not even a describe-stacks
+    assert aws.load()["deploys"] == []
+
+
+def test_first_deploy_in_aws_china(aws, env) -> None:
+    region = "cn-northwest-1"
+    api_url = f"https://abc123.execute-api.{region}.amazonaws.com.cn"
+    aws.state["outputs"]["ApiUrl"] = api_url
+    aws.save()
+    env.update(
+        AWS_REGION=region, WECHAT_APPID=APPID, WECHAT_API_BASE="https://sh.api.weixin.qq.com"
+    )
+    result = run("deploy.sh", env, stdin=APP_SECRET + "\n")
+    assert result.returncode == 0, result.stderr
+    state = aws.load()
+    bucket = f"wxauth-artifacts-{ACCOUNT}-{region}"
+    assert state["buckets"] == [bucket] and state["private_buckets"] == [bucket]
+    create = next(c for c in aws.calls() if c[:2] == ["s3api", "create-bucket"])
+    assert create[create.index("--create-bucket-configuration") + 1] == (
+        f"LocationConstraint={region}"
+    )
+    (deploy,) = state["deploys"]
+    assert deploy[deploy.index("--parameter-overrides") + 1 :] == [
+        f"WeChatAppId={APPID}",
+        "WeChatApiBase=https://sh.api.weixin.qq.com",
+    ]
+    assert f"curl -s {api_url}/.well-known/openid-configuration" in result.stdout
+    assert "ICP" in result.stdout and "403" in result.stdout
+    assert state["secrets"][WECHAT_ARN] == APP_SECRET
+    assert_no_secret_on_a_command_line(aws)
+
+
+def test_outside_china_the_icp_note_is_not_printed(aws, env) -> None:
+    env["WECHAT_APPID"] = APPID
+    result = run("deploy.sh", env, stdin=APP_SECRET + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "ICP" not in result.stdout
+
+
+@pytest.mark.parametrize("region", ["cn-north-1", "cn-northwest-1"])
+def test_x_ray_tracing_is_refused_in_china(aws, env, region: str) -> None:
+    aws.existing_stack()
+    env.update(AWS_REGION=region, WXAUTH_TRACING="Active")
+    result = run("deploy.sh", env)
+    assert result.returncode == 1
+    assert "X-Ray integration with Lambda is not available in the China regions" in (
+        result.stderr.replace("\\\n", "")
+    )
+    assert aws.load()["deploys"] == []

@@ -13,6 +13,10 @@
    WeChat faked on loopback. login -> /me -> refresh -> verify -> logout are driven through the
    handler with API Gateway HTTP API payload-1.0 events.
 
+Both run for each region of REGIONS: us-east-1, and cn-north-1 (Beijing), whose partition is
+aws-cn (docs/operators.md, "Deploy in AWS China"): there every ARN of the stack, the endpoints
+the template builds and the SAM transform's own ARNs must be China's.
+
 What this cannot prove: IAM's evaluation of the policies, API Gateway itself (routing,
 throttling, the payload conversion), and a binary built for another CPU (an arm64 package runs
 here as its x86_64 twin). See docs/contributors.md, "Testing".
@@ -25,6 +29,7 @@ import base64
 import importlib.metadata
 import json
 import logging
+import os
 import platform
 import re
 import subprocess
@@ -102,11 +107,22 @@ MOTO_DROPS = {
 }
 # ===============================================================================================
 
+# moto 5.2.5's CloudFormation resolves AWS::Partition and AWS::URLSuffix to the aws
+# partition's whatever the region: a cn-north-1 stack would get arn:aws:... and amazonaws.com.
+# `moto_url` sees it happen on a scratch stack (so this notices when moto learns them), then
+# makes moto resolve both from the stack's region (moto's own partition table).
+MOTO_PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+# ===============================================================================================
+
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Tried to parse:UserWarning"  # moto, of each type it does not support
 )
 
-REGION = "us-east-1"
+# The regions the stack is deployed to: region -> (AWS::Partition, AWS::URLSuffix).
+REGIONS = {
+    "us-east-1": ("aws", "amazonaws.com"),
+    "cn-north-1": ("aws-cn", "amazonaws.com.cn"),
+}
 ACCOUNT = "123456789012"  # moto's
 STACK = "wxauth-sim"
 ARTIFACTS = "wxauth-artifacts-sim"
@@ -117,9 +133,20 @@ PARAMETERS = {"WeChatAppId": APPID, "Issuer": ISSUER}
 # Settings holding a Secrets Manager ARN -> the value put there (infra/put-secrets.sh's job).
 SECRET_SETTINGS = ("WECHAT_SECRET_ARN", "AUTH_SIGNING_KEYS_ARN")
 HTTP_API_TYPES = ("AWS::ApiGatewayV2::Api", "AWS::Serverless::HttpApi")
-PSEUDO = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"}
-PSEUDO["AWS::StackName"] = STACK
-PSEUDO["AWS::URLSuffix"] = "amazonaws.com"
+
+
+def pseudo(region: str) -> dict[str, str]:
+    """The pseudo parameters of a stack of ours in `region`."""
+    partition, url_suffix = REGIONS[region]
+    return {
+        "AWS::Region": region,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::Partition": partition,
+        "AWS::StackName": STACK,
+        "AWS::URLSuffix": url_suffix,
+    }
+
+
 # Lambda's names for the machines of its architectures.
 HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -148,16 +175,24 @@ def sam(build_dir: Path) -> Template:
     return build_module.load_template(build_dir / "sam.yaml")
 
 
+@pytest.fixture(scope="module", params=list(REGIONS))
+def region(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def expanded(build_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Template:
-    """The plain CloudFormation of the template, as CloudFormation's SAM transform makes it."""
+def expanded(build_dir: Path, region: str, tmp_path_factory: pytest.TempPathFactory) -> Template:
+    """The plain CloudFormation of the template, as CloudFormation's SAM transform makes it in
+    `region` (the transform writes its own ARNs, CodeDeploy's managed policy, for the region's
+    partition)."""
     if not INFRA_PYTHON.exists():
         pytest.fail("needs .venv-infra (aws-sam-translator): `make infra-lint` (or `make test`)")
     target = tmp_path_factory.mktemp("expanded") / "expanded.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     subprocess.run(  # noqa: S603 - fixed argv
         [str(INFRA_PYTHON), str(ROOT / "infra" / "expand_sam.py"), str(build_dir / "sam.yaml"),
          str(target)],
-        check=True,
+        check=True, env={**env, "AWS_DEFAULT_REGION": region},
     )  # fmt: skip
     return json.loads(target.read_text())
 
@@ -213,14 +248,14 @@ def parameter_values(template: Template) -> dict[str, str]:
     return values
 
 
-def conditions(template: Template) -> dict[str, bool]:
+def conditions(template: Template, pseudo: dict[str, str]) -> dict[str, bool]:
     params = parameter_values(template)
     defined = template.get("Conditions", {})
     cache: dict[str, bool] = {}
 
     def value(v: Any) -> Any:
         if isinstance(v, dict) and "Ref" in v:
-            return params.get(v["Ref"], PSEUDO.get(v["Ref"]))
+            return params.get(v["Ref"], pseudo.get(v["Ref"]))
         if isinstance(v, dict) and "Condition" in v:
             return condition(v["Condition"])
         if isinstance(v, dict):
@@ -260,20 +295,63 @@ def moto_url() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
     try:
-        yield f"http://{host}:{port}"
+        with pytest.MonkeyPatch.context() as patch:
+            _resolve_pseudo_parameters_by_region(url, patch)
+            yield url
     finally:
         server.stop()
         moto_logger.setLevel(level)
 
 
+def _moto_pseudo_parameters(url: str, region: str) -> dict[str, str]:
+    """What moto resolves AWS::Partition and AWS::URLSuffix to, in a stack of `region`."""
+    cfn = boto3.client(
+        "cloudformation",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    name = f"pseudo-probe-{len(cfn.list_stacks()['StackSummaries'])}"
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps({
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {k.split("::")[1]: {"Value": {"Ref": k}} for k in MOTO_PSEUDO},
+    }))  # fmt: skip
+    (described,) = cfn.describe_stacks(StackName=name)["Stacks"]
+    return {f"AWS::{o['OutputKey']}": o["OutputValue"] for o in described["Outputs"]}
+
+
+def _resolve_pseudo_parameters_by_region(url: str, patch: pytest.MonkeyPatch) -> None:
+    from moto.cloudformation import parsing
+    from moto.utilities.utils import get_partition
+
+    assert _moto_pseudo_parameters(url, "cn-north-1") == MOTO_PSEUDO, (
+        "moto now resolves the pseudo parameters of a China stack: drop MOTO_PSEUDO's patch"
+    )
+    suffixes = {partition: suffix for partition, suffix in REGIONS.values()}
+    original = parsing.ResourceMap.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        partition = get_partition(self._region_name)
+        self._parsed_resources["AWS::Partition"] = partition
+        self._parsed_resources["AWS::URLSuffix"] = suffixes[partition]
+
+    patch.setattr(parsing.ResourceMap, "__init__", init)
+    assert _moto_pseudo_parameters(url, "cn-north-1") == {
+        "AWS::Partition": "aws-cn", "AWS::URLSuffix": "amazonaws.com.cn"
+    }  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def aws(moto_url: str) -> boto3.Session:
+def aws(moto_url: str, region: str) -> boto3.Session:
     """Clients of the moto server, with fake credentials whatever the environment holds."""
     return boto3.Session(
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - moto's
-        region_name=REGION,
+        region_name=region,
     )
 
 
@@ -288,14 +366,16 @@ class Stack:
     left_out: dict[str, str]  # logical id -> why it is not in the stack
     physical: dict[str, str]  # logical id -> physical id, for what moto created
     outputs: dict[str, str]
+    region: str
+    pseudo: dict[str, str]
 
 
-def deployable(expanded: Template) -> Template:
+def deployable(expanded: Template, bucket: str) -> Template:
     """The expanded template with its code in the moto bucket, as `aws cloudformation package`
     would point it at the uploaded zip."""
     template = json.loads(json.dumps(expanded))
     for resource in of_type(template, "AWS::Lambda::Function").values():
-        resource["Properties"]["Code"] = {"S3Bucket": ARTIFACTS, "S3Key": "deployment.zip"}
+        resource["Properties"]["Code"] = {"S3Bucket": bucket, "S3Key": "deployment.zip"}
     return template
 
 
@@ -356,10 +436,15 @@ def create_stack(cfn: Any, name: str, template: Template) -> None:
 
 
 @pytest.fixture(scope="module")
-def uploaded(aws: boto3.Session, moto_url: str, build_dir: Path) -> None:
+def uploaded(aws: boto3.Session, moto_url: str, build_dir: Path, region: str) -> str:
+    """The artifact bucket of `region`, holding the zip; its name."""
     s3 = client(aws, moto_url, "s3")
-    s3.create_bucket(Bucket=ARTIFACTS)
-    s3.upload_file(str(build_dir / "deployment.zip"), ARTIFACTS, "deployment.zip")
+    bucket = f"{ARTIFACTS}-{region}"
+    where = {} if region == "us-east-1" else {
+        "CreateBucketConfiguration": {"LocationConstraint": region}}  # fmt: skip
+    s3.create_bucket(Bucket=bucket, **where)
+    s3.upload_file(str(build_dir / "deployment.zip"), bucket, "deployment.zip")
+    return bucket
 
 
 def without_unreadable_outputs(template: Template) -> tuple[Template, dict[str, str]]:
@@ -395,17 +480,19 @@ def _getatt_targets(value: Any) -> set[str]:
     return set()
 
 
-def moto_deployable(expanded: Template) -> tuple[Template, dict[str, str]]:
+def moto_deployable(expanded: Template, bucket: str) -> tuple[Template, dict[str, str]]:
     """The template moto can create: less MOTO_FAILS' resources and the outputs it cannot read."""
-    template = deployable(expanded)
+    template = deployable(expanded, bucket)
     template, left_out = without(template, set(moto_failing(template)))
     template, outputs = without_unreadable_outputs(template)
     return template, left_out | outputs
 
 
 @pytest.fixture(scope="module")
-def stack(aws: boto3.Session, moto_url: str, expanded: Template, uploaded: None) -> Stack:
-    template, left_out = moto_deployable(expanded)
+def stack(
+    aws: boto3.Session, moto_url: str, expanded: Template, uploaded: str, region: str
+) -> Stack:
+    template, left_out = moto_deployable(expanded, uploaded)
     cfn = client(aws, moto_url, "cloudformation")
     create_stack(cfn, STACK, template)
     (described,) = cfn.describe_stacks(StackName=STACK)["Stacks"]
@@ -417,7 +504,7 @@ def stack(aws: boto3.Session, moto_url: str, expanded: Template, uploaded: None)
         if s["LogicalResourceId"]  # moto lists an unsupported resource with no id
     }
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    return Stack(STACK, template, left_out, physical, outputs)
+    return Stack(STACK, template, left_out, physical, outputs, region, pseudo(region))
 
 
 def unsupported_types(template: Template) -> set[str]:
@@ -432,7 +519,7 @@ def resolver(stack: Stack, aws: boto3.Session, moto_url: str):
     moto created, parameters, pseudo parameters, Fn::Sub, Fn::If. A reference to what moto did
     not create is None (as moto resolves it); an attribute this cannot look up, UNRESOLVED."""
     params = parameter_values(stack.template)
-    conds = conditions(stack.template)
+    conds = conditions(stack.template, stack.pseudo)
     resources = stack.template["Resources"]
 
     def getatt(name: str, attribute: str) -> Any:
@@ -451,7 +538,8 @@ def resolver(stack: Stack, aws: boto3.Session, moto_url: str):
             ]["FunctionArn"]
         if (kind, attribute) == ("AWS::Logs::LogGroup", "Arn"):
             # CloudFormation's is the group's ARN with ":*" (its streams); moto's has none.
-            return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{physical}"
+            partition = stack.pseudo["AWS::Partition"]
+            return f"arn:{partition}:logs:{stack.region}:{ACCOUNT}:log-group:{physical}"
         return UNRESOLVED
 
     def resolve(value: Any) -> Any:
@@ -468,8 +556,8 @@ def resolver(stack: Stack, aws: boto3.Session, moto_url: str):
                 return NO_VALUE
             if arg in params:
                 return params[arg]
-            if arg in PSEUDO:
-                return PSEUDO[arg]
+            if arg in stack.pseudo:
+                return stack.pseudo[arg]
             return stack.physical.get(arg) or None
         if key == "Fn::GetAtt":
             name, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
@@ -509,12 +597,12 @@ def test_moto_cannot_create_exactly_the_listed_types(expanded: Template) -> None
 
 
 def test_moto_fails_on_exactly_the_listed_resources(
-    aws: boto3.Session, moto_url: str, expanded: Template, uploaded: None
+    aws: boto3.Session, moto_url: str, expanded: Template, uploaded: str
 ) -> None:
     """Scratch stacks: each kind of failing resource (MOTO_FAILS), and the outputs moto cannot
     read, put back alone, fails the stack; with none of them it is created, as `stack` is."""
     cfn = client(aws, moto_url, "cloudformation")
-    template = deployable(expanded)
+    template = deployable(expanded, uploaded)
     failing = moto_failing(template)
     readable, unreadable = without_unreadable_outputs(template)
     groups = {kind: {n for n, t in failing.items() if t != kind} for kind in set(failing.values())}
@@ -534,7 +622,7 @@ def test_moto_fails_on_exactly_the_listed_resources(
 
 
 def test_stack_holds_every_resource_moto_can_create(stack: Stack, expanded: Template) -> None:
-    conds = conditions(expanded)
+    conds = conditions(expanded, stack.pseudo)
     expected = {
         name
         for name, r in expanded["Resources"].items()
@@ -695,7 +783,7 @@ def test_role_policies_are_the_templates_with_least_privilege(
     resolve = resolver(stack, aws, moto_url)
     assert role["AssumeRolePolicyDocument"] == spec["AssumeRolePolicyDocument"]
     assert set(found) == {p["PolicyName"] for p in spec["Policies"]}
-    conds = conditions(stack.template)
+    conds = conditions(stack.template, stack.pseudo)
     (document,) = [chosen(p["PolicyDocument"], conds) for p in spec["Policies"]]
     (policy,) = found.values()
     # moto hands the document back as the repr of a Python dict, AWS as JSON.
@@ -733,6 +821,56 @@ def test_role_policies_are_the_templates_with_least_privilege(
     for statement in actual.values():
         for value in _as_list(statement["Action"]) + _as_list(statement["Resource"]):
             assert value is None or "*" not in value, f"wildcard in {statement['Sid']}: {value}"
+
+
+def test_every_arn_principal_and_endpoint_is_of_the_regions_partition(
+    stack: Stack, expanded: Template, aws: boto3.Session, moto_url: str
+) -> None:
+    """cn-north-1: the stack's ARNs are aws-cn's, the issuer's endpoint is amazonaws.com.cn, the
+    SAM transform's managed policy is aws-cn's, and the principals are the global ones (IAM
+    refuses "<service>.amazonaws.com.cn" in China). us-east-1: the same, for aws."""
+    partition, url_suffix = REGIONS[stack.region]
+    prefix = f"arn:{partition}:"
+    (table,) = of_type(stack.template, "AWS::DynamoDB::Table")
+    table_arn = client(aws, moto_url, "dynamodb").describe_table(
+        TableName=stack.physical[table])["Table"]["TableArn"]  # fmt: skip
+    assert table_arn.startswith(f"{prefix}dynamodb:{stack.region}:{ACCOUNT}:table/")
+    config = function_configuration(stack, aws, moto_url)
+    assert config["FunctionArn"].startswith(f"{prefix}lambda:{stack.region}:{ACCOUNT}:function:")
+    assert config["Role"].startswith(f"{prefix}iam::{ACCOUNT}:role/")
+    # The issuer without a custom domain: the HTTP API's URL in the region's domain.
+    issuer = config["Environment"]["Variables"]["AUTH_ISSUER"]
+    assert issuer.startswith("https://") and issuer.endswith(
+        f".execute-api.{stack.region}.{url_suffix}")  # fmt: skip
+    # Every ARN the role's policy names (moto created some of them, the rest resolved here).
+    found = role_policies(stack, aws, moto_url)
+    found.pop("_logical")
+    role = found.pop("_role")
+    (policy,) = found.values()
+    if isinstance(policy, str):
+        policy = ast.literal_eval(policy) if policy.startswith("{'") else json.loads(policy)
+    arns = [r for st in _statements(policy).values() for r in _as_list(st["Resource"]) if r]
+    assert arns and all(arn.startswith(prefix) for arn in arns), arns
+    # What the SAM transform wrote for the region: CodeDeploy's role and its managed policy.
+    managed = [
+        arn for r in of_type(expanded, "AWS::IAM::Role").values()
+        for arn in r["Properties"].get("ManagedPolicyArns", [])
+    ]  # fmt: skip
+    assert managed == [f"{prefix}iam::aws:policy/service-role/AWSCodeDeployRoleForLambda"]
+    # Principals: the global form in every partition.
+    text = json.dumps(expanded)
+    assert "amazonaws.com.cn" not in text  # no endpoint or principal written out
+    if partition != "aws":
+        assert "arn:aws:" not in text
+    principals = set(re.findall(r'"([a-z0-9-]+\.amazonaws\.com[.a-z]*)"', text))
+    assert principals == {
+        "lambda.amazonaws.com", "apigateway.amazonaws.com", "cloudwatch.amazonaws.com",
+        "codedeploy.amazonaws.com",
+    }  # fmt: skip
+    trust = role["AssumeRolePolicyDocument"]
+    if isinstance(trust, str):
+        trust = json.loads(trust)
+    assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
 
 
 def template_routes(template: Template) -> set[tuple[str, str]]:
@@ -808,11 +946,13 @@ def test_http_api_checks_apply_when_the_template_has_one(expanded: Template) -> 
         assert references(route["Properties"]["Target"]) & set(integrations)
 
 
-def test_alarms_from_the_template(expanded: Template) -> None:
+def test_alarms_from_the_template(expanded: Template, region: str) -> None:
     """moto creates no alarm (MOTO_UNSUPPORTED): each one's metric, threshold and actions."""
     alarms = of_type(expanded, "AWS::CloudWatch::Alarm")
     assert alarms
-    names = set(expanded["Resources"]) | set(expanded.get("Parameters", {})) | set(PSEUDO)
+    pseudo_parameters = pseudo(region)
+    names = set(expanded["Resources"]) | set(expanded.get("Parameters", {})) | set(
+        pseudo_parameters)  # fmt: skip
     params = parameter_values(expanded)
     metrics = set()
 
@@ -821,7 +961,7 @@ def test_alarms_from_the_template(expanded: Template) -> None:
         if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
             text = value["Fn::Sub"]
             for name in _sub_names(text):
-                text = text.replace("${" + name + "}", {**params, **PSEUDO}[name])
+                text = text.replace("${" + name + "}", {**params, **pseudo_parameters}[name])
             return text
         assert isinstance(value, str), value
         return value
@@ -905,7 +1045,8 @@ def runtime(sam: Template, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 
 @pytest.fixture(scope="module")
-def fake_wechat() -> Iterator[FakeWeChat]:
+def fake_wechat(region: str) -> Iterator[FakeWeChat]:
+    """A fresh fake per region: its codes are single-use, and it counts calls."""
     with FakeWeChat(APPID, APP_SECRET) as wechat:
         yield wechat
 
@@ -968,8 +1109,8 @@ def function(
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(config["MemorySize"]),
         AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
         AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{config['FunctionName']}",
-        AWS_REGION=REGION,
-        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=stack.region,
+        AWS_DEFAULT_REGION=stack.region,
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106
         AWS_SESSION_TOKEN="testing",  # noqa: S106

@@ -419,6 +419,7 @@ def test_function_environment_is_wired_to_parameters_and_resources(template: Tem
     assert props(template, "APIHandler")["Environment"]["Variables"] == {
         "AUTH_TABLE_NAME": ref("AuthTable"),
         "WECHAT_APPID": ref("WeChatAppId"),
+        "WECHAT_API_BASE": ref("WeChatApiBase"),
         "WECHAT_SECRET_ARN": ref("WeChatSecret"),
         "AUTH_SIGNING_KEYS_ARN": ref("SigningKeysSecret"),
         "AUTH_ISSUER": {
@@ -497,6 +498,29 @@ def test_the_grace_parameter_allows_exactly_what_the_settings_accept(template: T
     pattern = re.compile(template["Parameters"]["RefreshGrace"]["AllowedPattern"])
     allowed = [g for g in range(0, 400) if pattern.fullmatch(str(g))]
     assert allowed == [0, *range(minimum_refresh_grace(), 301)]
+
+
+# WeChat's API access points ("API Domain Name Description", WeChat Official Accounts docs).
+WECHAT_ACCESS_POINTS = [
+    "https://api.weixin.qq.com",
+    "https://api2.weixin.qq.com",
+    "https://sh.api.weixin.qq.com",
+    "https://sz.api.weixin.qq.com",
+    "https://hk.api.weixin.qq.com",
+]
+
+
+def test_the_wechat_api_base_is_a_parameter_of_wechats_access_points(template: Template) -> None:
+    parameter = template["Parameters"]["WeChatApiBase"]
+    assert parameter["AllowedValues"] == WECHAT_ACCESS_POINTS
+    assert parameter["Default"] == Settings().wechat_api_base == WECHAT_ACCESS_POINTS[0]
+    variables = props(template, "APIHandler")["Environment"]["Variables"]
+    assert variables["WECHAT_API_BASE"] == ref("WeChatApiBase")
+    # Each is a base the settings take as they are (no trailing slash to strip).
+    for base in WECHAT_ACCESS_POINTS:
+        assert Settings.from_env({"WECHAT_API_BASE": base}).wechat_api_base == base
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    assert any("WeChatApiBase" in group["Parameters"] for group in groups)
 
 
 def test_parameter_defaults_are_the_settings_defaults(template: Template) -> None:
@@ -1232,3 +1256,68 @@ def test_role_reads_the_added_apps_secrets_only_when_listed(template: Template) 
         arn.replace("secret:", "secret:*"),
     ):
         assert not pattern.fullmatch(bad), bad
+
+
+# -- the aws-cn partition (cn-north-1, cn-northwest-1): docs/operators.md "Deploy in AWS China" ---
+
+# Service principals are "<service>.amazonaws.com" in every partition, China's included: IAM
+# refuses "<service>.amazonaws.com.cn" there as an invalid principal, and the SAM transform
+# that CloudFormation runs in China writes codedeploy.amazonaws.com itself.
+GLOBAL_PRINCIPAL = re.compile(r"[a-z0-9-]+\.amazonaws\.com")
+
+
+def leaves(value: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
+    """(path, string) of every string in a template value, Fn::Sub's text included."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in leaves(v, (*path, k))]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in leaves(v, (*path, i))]
+    return []
+
+
+def is_principal(template: Template, path: tuple) -> bool:
+    """A service principal: a policy's Principal.Service, or a Lambda permission's Principal."""
+    if path[-2:] == ("Principal", "Service") or (len(path) > 2 and path[-3:-1] == (
+            "Principal", "Service")):  # fmt: skip
+        return True
+    resource = template["Resources"].get(path[1]) if path[:1] == ("Resources",) else None
+    return bool(resource) and resource["Type"] == "AWS::Lambda::Permission" and path[-1] == (
+        "Principal")  # fmt: skip
+
+
+def test_no_partition_or_domain_is_written_out_but_the_global_principals(template) -> None:
+    principals = set()
+    for path, text in leaves({k: v for k, v in template.items() if k != "Parameters"}):
+        where = "/".join(map(str, path))
+        assert "arn:aws:" not in text, f"{where}: an ARN with the aws partition: {text}"
+        assert "amazonaws.com.cn" not in text, f"{where}: the China domain written out: {text}"
+        if "amazonaws.com" in text:
+            assert is_principal(template, path), f"{where}: a domain written out: {text}"
+            assert GLOBAL_PRINCIPAL.fullmatch(text), f"{where}: {text}"
+            principals.add(text)
+        if text.startswith("arn:"):
+            assert text.startswith("arn:${AWS::Partition}:"), f"{where}: {text}"
+        if "execute-api." in text and text.startswith("https://"):
+            assert text.endswith(".${AWS::URLSuffix}"), f"{where}: {text}"
+    assert principals == {
+        "lambda.amazonaws.com", "apigateway.amazonaws.com", "cloudwatch.amazonaws.com",
+    }  # fmt: skip
+
+
+def test_every_arn_parameter_accepts_the_china_partition(template: Template) -> None:
+    examples = {
+        "CertificateArn": "arn:aws-cn:acm:cn-north-1:123456789012:certificate/0123-abcd",
+        "TokenHookArn": "arn:aws-cn:lambda:cn-northwest-1:123456789012:function:claims",
+        "AppSecretArns": "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:app-b-AbCdEf",
+    }
+    arn_parameters = {
+        name for name, p in template["Parameters"].items() if "arn:" in p.get("AllowedPattern", "")
+    }
+    assert arn_parameters == set(examples)
+    for name, arn in examples.items():
+        pattern = re.compile(template["Parameters"][name]["AllowedPattern"])
+        assert pattern.fullmatch(arn), name
+        assert pattern.fullmatch(arn.replace("arn:aws-cn:", "arn:aws:")), name
+        assert not pattern.fullmatch(arn.replace("arn:aws-cn:", "arn:cn:")), name

@@ -423,8 +423,8 @@ test('the ES module exports the same implementation', async () => {
   for (const name of Object.keys(wxauth)) assert.equal(esm[name], wxauth[name], name);
   const pkg = require('../package.json');
   assert.deepEqual(pkg.dependencies, undefined);
-  assert.equal(pkg.exports['.'].import, './index.mjs');
-  assert.equal(pkg.exports['.'].require, './index.js');
+  assert.deepEqual(pkg.exports['.'].import, { types: './index.d.mts', default: './index.mjs' });
+  assert.deepEqual(pkg.exports['.'].require, { types: './index.d.ts', default: './index.js' });
 });
 
 test('20 concurrent 401s share one refresh, and answers arriving after it reuse its token', async () => {
@@ -599,4 +599,110 @@ test('a refresh answered 403 access_denied (banned) drops the session and reject
   assert.equal(client.hasSession(), false);
   assert.equal(KEY in t.storage, false);
   assert.deepEqual(t.paths(), ['/auth/refresh']);
+});
+
+// -- appid, provider, getAccessToken() ---------------------------------------------------------
+
+test('appid is sent with every login (with device when both are set); none without it', async () => {
+  const t = scripted(server());
+  await t.client({ appid: 'wx-app-b' }).login();
+  assert.deepEqual(t.calls[0].data, { code: 'c1', appid: 'wx-app-b' });
+
+  const d = scripted(server());
+  const device = { name: '张三的 iPhone', platform: 'ios' };
+  await d.client({ appid: 'wx-app-b', device }).login();
+  assert.deepEqual(d.calls[0].data, { code: 'c1', appid: 'wx-app-b', device });
+
+  const none = scripted(server());
+  await none.client().login();
+  assert.deepEqual(none.calls[0].data, { code: 'c1' });
+  assert.equal('appid' in none.calls[0].data, false);
+});
+
+test('a login whose answer is lost is retried with the same code and the same appid', async () => {
+  let n = 0;
+  const t = scripted(() => (++n === 1 ? FAIL : tokens(1, { user: { id: 'u1', is_new: true } })));
+  await t.client({ appid: 'wx-app-b' }).login();
+  assert.deepEqual(
+    t.calls.map((c) => c.data),
+    [{ code: 'c1', appid: 'wx-app-b' }, { code: 'c1', appid: 'wx-app-b' }]
+  );
+});
+
+test('provider is passed to the platform login with onlyAuthorize (uni-app App side); not by default', async () => {
+  const seen = [];
+  const t = scripted(server());
+  const login = t.adapter.login;
+  t.adapter.login = (o) => {
+    seen.push(Object.keys(o).filter((k) => typeof o[k] !== 'function').map((k) => [k, o[k]]));
+    return login(o);
+  };
+  await t.client({ provider: 'weixin' }).login();
+  await t.client().login();
+  assert.deepEqual(seen, [[['provider', 'weixin'], ['onlyAuthorize', true]], []]);
+});
+
+test('appid and provider must be non-empty strings when given', () => {
+  const t = scripted(server());
+  for (const bad of [{ appid: '' }, { appid: 42 }, { provider: '' }, { provider: {} }]) {
+    assert.throws(() => t.client(bad), TypeError);
+  }
+  assert.doesNotThrow(() => t.client({ appid: null, provider: undefined }));
+});
+
+test('getAccessToken() gives the stored token while it is valid, without a request', async () => {
+  const t = scripted(server({ n: 1 }));
+  t.storage[KEY] = session(1, t.clock.t);
+  assert.equal(await t.client().getAccessToken(), 'at1');
+  assert.equal(t.calls.length, 0);
+  assert.equal(t.logins, 0);
+});
+
+test('getAccessToken() inside the refresh margin refreshes first, one refresh shared with request()', async () => {
+  const t = scripted(server({ n: 1 }));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t + 30_000 });
+  const client = t.client();
+  const [a, b, res] = await Promise.all([
+    client.getAccessToken(),
+    client.getAccessToken(),
+    client.request({ url: '/api' }),
+  ]);
+  assert.deepEqual([a, b], ['at2', 'at2']);
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(t.paths(), ['/auth/refresh', '/api']);
+  assert.equal(t.calls[1].header.Authorization, 'Bearer at2');
+  assert.equal(JSON.parse(t.storage[KEY]).access_token, 'at2');
+});
+
+test('getAccessToken() logs in when there are no tokens (one login for concurrent callers)', async () => {
+  const t = scripted(server());
+  const client = t.client({ appid: 'wx-app-b' });
+  const tokensGot = await Promise.all([client.getAccessToken(), client.getAccessToken()]);
+  assert.deepEqual(tokensGot, ['at1', 'at1']);
+  assert.equal(t.logins, 1);
+  assert.deepEqual(t.paths(), ['/auth/login']);
+  assert.equal(t.calls[0].data.appid, 'wx-app-b');
+});
+
+test('getAccessToken() with an expired refresh token logs in; after logout() it rejects logged_out', async () => {
+  const t = scripted(server());
+  t.storage[KEY] = session(9, t.clock.t, {
+    access_expires_at: t.clock.t - 10,
+    refresh_expires_at: t.clock.t - 5,
+  });
+  const client = t.client();
+  assert.equal(await client.getAccessToken(), 'at1');
+  assert.deepEqual(t.paths(), ['/auth/login']);
+  await client.logout();
+  await assert.rejects(client.getAccessToken(), { name: 'WxAuthError', code: 'logged_out' });
+  assert.equal(t.logins, 1);
+});
+
+test('getAccessToken() whose refresh is refused for good rejects like request() (refresh_failed)', async () => {
+  const t = scripted(() => answer(403, { error: 'access_denied' }));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  await assert.rejects(t.client().getAccessToken(), {
+    code: 'refresh_failed',
+    serverError: 'access_denied',
+  });
 });

@@ -390,3 +390,49 @@ test('public routes are sent without a token and without logging in', async () =
   assert.equal(authorization(fake.sent[0]), undefined);
   assert.equal(fake.wxLoginCalls, 0);
 });
+
+// -- appid and getAccessToken() against the server -------------------------------------------
+
+const SERVER_APPID = 'wx-local-appid'; // the devserver's WECHAT_APPID (startWxauth sets none)
+
+test("appid: the deployment's appid logs in; an appid that is no app of it is login_failed", async () => {
+  const { fake, clock } = setup();
+  const client = newClient(fake, clock, { appid: SERVER_APPID });
+  const user = await client.login();
+  const [sent] = fake.sent.filter((s) => s.path === '/auth/login');
+  assert.equal(sent.data.appid, SERVER_APPID);
+  const me = await client.request({ url: '/me' });
+  assert.equal(me.statusCode, 200);
+  assert.equal(me.data.id, user.id);
+  assert.equal(me.data.appid, SERVER_APPID);
+
+  const other = setup();
+  const stranger = newClient(other.fake, other.clock, { appid: 'wx-not-an-app-here' });
+  await assert.rejects(stranger.login(), {
+    name: 'WxAuthError',
+    code: 'login_failed',
+    status: 400,
+    serverError: 'invalid_request',
+  });
+  assert.equal(stranger.hasSession(), false);
+});
+
+test('getAccessToken(): a token the server accepts, refreshed first inside the margin', async () => {
+  const { fake, clock, client } = setup();
+  const first = await client.getAccessToken(); // no tokens yet: one login
+  assert.equal(fake.count('/auth/login'), 1);
+  let verified = await post('/auth/verify', { token: first });
+  assert.equal(verified.body.valid, true);
+  assert.equal(await client.getAccessToken(), first); // still valid: no request
+  assert.equal(fake.sent.length, 1);
+
+  clock.advance(ACCESS_TTL_MS - 30_000); // 30 s left on the client's clock
+  fake.reset();
+  const [a, b] = await Promise.all([client.getAccessToken(), client.getAccessToken()]);
+  assert.equal(a, b);
+  assert.notEqual(a, first);
+  assert.equal(fake.count('/auth/refresh'), 1);
+  verified = await post('/auth/verify', { token: a });
+  assert.equal(verified.body.valid, true);
+  assert.equal(stored(fake).access_token, a);
+});
