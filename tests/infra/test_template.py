@@ -101,7 +101,9 @@ def test_every_contract_route_is_in_the_api(template: Template) -> None:
         "GET /.well-known/jwks.json",
         "GET /.well-known/openid-configuration",
         "POST /oauth/token",
+        "POST /oauth/introspect",
         "POST /oauth/revoke",
+        "GET /users/{user_id}/identities",
     ]:
         assert route in routes, f"{route} is not routed"
 
@@ -555,6 +557,7 @@ STRICT_ROUTES = {
     "POST /auth/login": ("LoginThrottlingRateLimit", "LoginThrottlingBurstLimit"),
     "POST /auth/refresh": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
     "POST /oauth/token": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
+    "POST /oauth/introspect": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
     "POST /wechat/access-token": (
         "WeChatTokenThrottlingRateLimit",
         "WeChatTokenThrottlingBurstLimit",
