@@ -23,7 +23,7 @@ gc.disable()
 
 import threading
 
-from chalicelib import logs, runtime
+from chalicelib import logs, runtime, snapstart
 from chalicelib.api import account, auth, internal, oauth
 from chalicelib.api.edge import Call, Routes, WxAuth
 from chalicelib.settings import Settings
@@ -67,3 +67,16 @@ for blueprint in (auth, account, oauth, internal):
 _own = Routes(app)
 endpoint = _own.endpoint
 protected = _own.protected
+
+
+# Lambda SnapStart (the stack's SnapStart=On; chalicelib/snapstart.py): the graph is built into
+# the snapshot, calling nothing; each restored container forgets secrets, keys and connections.
+@snapstart.before_snapshot
+def _prime() -> None:
+    snapstart.prime(services())
+
+
+@snapstart.after_restore
+def _refresh() -> None:
+    if _services is not None:
+        snapstart.refresh(_services)

@@ -14,19 +14,46 @@ those that apply to every service or to one of SERVICES: the same handlers in th
 for any event a client of SERVICES emits (`tests/test_aws.py` compares them with a stock
 session's). The clients are the same: same credentials chain, region, `AWS_ENDPOINT_URL_*`
 overrides and config. How long each call may take is chalicelib/budgets.py's.
+
+All three lean on botocore's internals (its handler table, its loader classes), and in Lambda
+botocore is the runtime's, which Lambda updates on its own schedule. So the fast path is taken
+only for the botocore releases it was checked against (VERIFIED_BOTOCORE: tools/check_botocore.py
+compares it with a stock session, release by release); with any other botocore, `session()` is
+botocore's stock session, slower to start (1.54x `import boto3` instead of 1.32x, in one
+`make bench` run: docs/contributors.md, "botocore's internals")
+and otherwise the same, and says so once in the log (`aws_stock_session`). infra/build.py
+refuses to build when the locked botocore, the one the tests check, is outside the range.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 from typing import Any
 
+import botocore
 import botocore.session
 from botocore import handlers
 from botocore.config import Config
 from botocore.loaders import JSONFileLoader, Loader
+
+# (major, minor) of the first and the last botocore release line the fast path was checked
+# against with tools/check_botocore.py (handlers, loader data, clients), every line between
+# them included: docs/contributors.md, "botocore's internals".
+VERIFIED_BOTOCORE = ((1, 34), (1, 44))
+
+
+def fast_path_supported(version: str) -> bool:
+    """Whether `version` (botocore's `__version__`) is in VERIFIED_BOTOCORE."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    first, last = VERIFIED_BOTOCORE
+    return first <= (major, minor) <= last
+
 
 # Every AWS service the app calls, and those botocore's own credential providers may call for
 # it (assume role and web identity: sts; SSO: sso, sso-oidc; `aws login`: signin); `events` is
@@ -88,7 +115,7 @@ class PlainJSONFileLoader(JSONFileLoader):
             if os.path.isfile(path):
                 with opener(path, "rb") as f:
                     return json.loads(f.read().decode("utf-8"))
-        return None
+        return super().load_file(file_path)  # a form botocore reads and this does not
 
 
 class AppLoader(Loader):
@@ -106,11 +133,33 @@ class AppLoader(Loader):
         return list(SERVICES)
 
 
-def session() -> botocore.session.Session:
+def fast_session() -> botocore.session.Session:
+    """The session of the fast path (see the module doc), whatever the botocore."""
     aws = botocore.session.Session(include_builtin_handlers=False)
     register_builtin_handlers(aws)
     aws.register_component("data_loader", AppLoader(aws.get_config_variable("data_path")))
     return aws
+
+
+_stock_logged = False
+
+
+def session() -> botocore.session.Session:
+    """The fast session with a botocore of VERIFIED_BOTOCORE, else botocore's stock one."""
+    global _stock_logged
+    if fast_path_supported(botocore.__version__):
+        return fast_session()
+    if not _stock_logged:
+        from chalicelib.logs import log_event
+
+        _stock_logged = True
+        log_event(
+            "aws_stock_session",
+            level=logging.WARNING,
+            botocore=botocore.__version__,
+            verified=[".".join(map(str, v)) for v in VERIFIED_BOTOCORE],
+        )
+    return botocore.session.Session()
 
 
 def client(service: str, config: Config | None = None, *, aws: Any = None) -> Any:

@@ -23,7 +23,14 @@ from chalicelib.crypto import b64url
 from chalicelib.errors import ClientAuthError, ClientExists, InvalidScope, RequestError
 from chalicelib.store.clients import ClientRecord, Clients
 
-__all__ = ["ClientRecord", "ClientStore", "ScryptParams", "grant_scope", "parse_scope"]
+__all__ = [
+    "ClientRecord",
+    "ClientStore",
+    "ScryptParams",
+    "client_credentials",
+    "grant_scope",
+    "parse_scope",
+]
 
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}")
 USER_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # chalicelib.login.user_id_for
@@ -190,3 +197,23 @@ class ClientStore:
         if self._dummy_hash is None:
             self._dummy_hash = hash_secret(b64url(self._rand(32)), params=self._params)
         return self._dummy_hash
+
+
+def client_credentials(form: dict[str, str], basic: tuple[str, str] | None) -> tuple[str, str]:
+    """(client_id, secret) from exactly one method: HTTP Basic (`basic`, as
+    http_input.basic_credentials decoded it) or the form's client_id and client_secret
+    (RFC 6749 §2.3.1), as /oauth/token and /oauth/introspect take them."""
+    form_id, form_secret = form.get("client_id"), form.get("client_secret")
+    if basic is not None:
+        if form_secret is not None:
+            raise RequestError("authenticate with HTTP Basic or client_secret, not both")
+        if form_id is not None and form_id != basic[0]:
+            raise RequestError("client_id differs from the HTTP Basic user")
+        return basic
+    if form_secret is not None and form_id is None:
+        raise RequestError("client_secret needs client_id")
+    if form_id is None or form_secret is None:
+        raise ClientAuthError(
+            "client authentication required: HTTP Basic, or client_id and client_secret"
+        )
+    return form_id, form_secret

@@ -25,6 +25,12 @@ def openid_configuration(settings: Settings, grant_types: Sequence[str]) -> dict
             "none",
         ],
         "revocation_endpoint_auth_methods_supported": ["none"],
+        # RFC 7662, for OAuth clients holding the scope `introspect` (chalicelib/introspection.py)
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+        ],
         # No authorization endpoint: logins come from WeChat codes at /auth/login.
         "response_types_supported": [],
         "subject_types_supported": ["public"],

@@ -202,7 +202,7 @@ class MergeRefused(WxAuthError):
 
 
 class UnknownUser(WxAuthError):
-    """There is no user with this id (an operator's command named one)."""
+    """There is no user with this id (an operator's command or a backend named one)."""
 
 
 class NoSuchUser(UnknownUser):

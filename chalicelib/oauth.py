@@ -8,6 +8,7 @@ revocation (RFC 7009), over already-parsed form parameters.
   `client_id` + `client_secret` (one method only) and gets an access token for itself: `sub` and
   `client_id` are its id, `scope` is what it asked for (default: all its scopes), no `sid`, no
   refresh token.
+- introspection (RFC 7662): chalicelib/introspection.py, for clients holding `introspect`.
 - revocation: a refresh token that is its session's current or previous one ends the session; an
   access token of a session ends that session too (RFC 7009 §2.1 allows it). Anything else, or a
   client credentials token (stateless, it lives until `exp`), is answered the same way: nothing.
@@ -19,7 +20,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chalicelib.clients import ClientStore, grant_scope
+from chalicelib.clients import ClientStore, client_credentials, grant_scope
 from chalicelib.errors import (
     ClientAuthError,
     GrantError,
@@ -29,6 +30,7 @@ from chalicelib.errors import (
     UnsupportedGrantType,
 )
 from chalicelib.http_input import string_field
+from chalicelib.introspection import Introspection
 from chalicelib.sessions import SessionManager
 from chalicelib.tokens import refresh as refresh_tokens
 from chalicelib.tokens.access import MAX_TOKEN_LENGTH as MAX_ACCESS_TOKEN_LENGTH
@@ -70,6 +72,9 @@ class OAuthService:
         self._access = access_tokens
         self._public_client_id = public_client_id
         self._grants: dict[str, Grant] = {}
+        self.introspection = Introspection(
+            clients=clients, access_tokens=access_tokens, sessions=sessions
+        )
         self.register_grant("refresh_token", self._refresh)
         self.register_grant("client_credentials", self._client_credentials)
 
@@ -126,7 +131,7 @@ class OAuthService:
     def _client_credentials(
         self, form: dict[str, str], basic: tuple[str, str] | None, now: int
     ) -> TokenGrant:
-        client_id, secret = _client_authentication(form, basic)
+        client_id, secret = client_credentials(form, basic)
         client = self._clients.authenticate(client_id, secret)
         scope = " ".join(grant_scope(client, form.get("scope")))
         access_token, expires_at = self._access.mint(
@@ -142,6 +147,13 @@ class OAuthService:
             "scope": scope,
         }
         return TokenGrant(body, None)
+
+    # -- POST /oauth/introspect (RFC 7662: chalicelib/introspection.py) -----------------------
+
+    def introspect(
+        self, form: dict[str, str], basic: tuple[str, str] | None, now: int
+    ) -> dict[str, object]:
+        return self.introspection.introspect(form, basic, now)
 
     # -- POST /oauth/revoke -----------------------------------------------------------------
 
@@ -170,21 +182,3 @@ class OAuthService:
             return None
         self._sessions.revoke(claims.subject, claims.session_id, now=now, reason=REASON_REVOKED)
         return claims.subject
-
-
-def _client_authentication(form: dict[str, str], basic: tuple[str, str] | None) -> tuple[str, str]:
-    """(client_id, secret) from exactly one method: HTTP Basic or the form (RFC 6749 §2.3.1)."""
-    form_id, form_secret = form.get("client_id"), form.get("client_secret")
-    if basic is not None:
-        if form_secret is not None:
-            raise RequestError("authenticate with HTTP Basic or client_secret, not both")
-        if form_id is not None and form_id != basic[0]:
-            raise RequestError("client_id differs from the HTTP Basic user")
-        return basic
-    if form_secret is not None and form_id is None:
-        raise RequestError("client_secret needs client_id")
-    if form_id is None or form_secret is None:
-        raise ClientAuthError(
-            "client authentication required: HTTP Basic, or client_id and client_secret"
-        )
-    return form_id, form_secret

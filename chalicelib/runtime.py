@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from chalicelib.account import Account
     from chalicelib.clients import ClientStore
     from chalicelib.code_claims import CodeClaims
+    from chalicelib.identity.directory import Directory
     from chalicelib.identity.graph import IdentityGraph
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
@@ -199,6 +200,13 @@ class Services:
             access_tokens=self.access_tokens,
             public_client_id=self.settings.wechat_appid,
         )
+
+    @cached_property
+    def directory(self) -> Directory:
+        """What backends may look up about a user: its openid per app (issue 23)."""
+        from chalicelib.identity.directory import Directory
+
+        return Directory(self.store.users, self.graph)
 
 
 def guarded_login_client(

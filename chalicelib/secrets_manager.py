@@ -45,6 +45,15 @@ class CachedSecret:
         self._value: str | None = None
         self._fetched_at = 0.0
 
+    def forget(self) -> None:
+        """Drop the cached value, and the client's pooled connections: the next call fetches
+        the secret again over a new connection (after a SnapStart restore)."""
+        with self._lock:
+            self._value = None
+            close = getattr(self._client, "close", None)  # botocore clients have one
+            if close is not None:
+                close()
+
     def __call__(self) -> str:
         with self._lock:
             if self._value is None or self._clock() - self._fetched_at >= self._max_age:

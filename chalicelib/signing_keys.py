@@ -295,6 +295,12 @@ class KeySetProvider:
                 return self._reload(now)
             return self._key_set
 
+    def forget(self) -> None:
+        """Drop the loaded key set: the next use loads it again (after a SnapStart restore)."""
+        with self._lock:
+            self._key_set = None
+            self._loaded_at = 0.0
+
     def find(self, kid: str) -> SigningKey | None:
         key = self.get().get(kid)
         if key is not None:

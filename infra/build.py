@@ -39,6 +39,7 @@ provides; and no bigger than its 6 MB budget.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -133,6 +134,7 @@ def build(outdir: Path, *, source: Path = ROOT, architecture: str = DEFAULT_ARCH
         raise BuildError(f"unknown Lambda architecture {architecture!r}")
     outdir = outdir.resolve()
     source = source.resolve()
+    check_botocore_verified(source)
     if outdir.exists():
         shutil.rmtree(outdir)
     lock = (source / RUNTIME_LOCK).read_text()
@@ -163,6 +165,39 @@ def build(outdir: Path, *, source: Path = ROOT, architecture: str = DEFAULT_ARCH
             f"({target.runtime}, {target.machine}):\n  " + "\n  ".join(problems)
         )
     return template_path
+
+
+# The lock of the dev venv: its botocore is the one tests/test_aws.py checks chalicelib/aws.py
+# against (the zip leaves botocore to the Lambda runtime).
+DEV_LOCK = "requirements-dev.txt"
+
+
+def verified_botocore(source: Path) -> tuple[tuple[int, int], tuple[int, int]]:
+    """chalicelib/aws.py's VERIFIED_BOTOCORE, read without importing it."""
+    tree = ast.parse((source / "chalicelib" / "aws.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "VERIFIED_BOTOCORE" for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise BuildError("chalicelib/aws.py has no VERIFIED_BOTOCORE")
+
+
+def check_botocore_verified(source: Path) -> None:
+    """Refuse to build when the locked botocore is outside the releases chalicelib/aws.py's
+    fast path (botocore internals) was checked against: widen VERIFIED_BOTOCORE only after
+    tools/check_botocore.py passes on the new release."""
+    pinned = re.search(r"^botocore==([0-9][^\s;\\]*)", (source / DEV_LOCK).read_text(), re.M)
+    if pinned is None:
+        raise BuildError(f"{DEV_LOCK} pins no botocore")
+    version = pinned.group(1)
+    first, last = verified_botocore(source)
+    major, minor = (int(part) for part in version.split(".")[:2])
+    if not first <= (major, minor) <= last:
+        raise BuildError(
+            f"botocore {version} ({DEV_LOCK}) is outside chalicelib/aws.py's VERIFIED_BOTOCORE "
+            f"{first} to {last}: run tools/check_botocore.py with it, then widen the range"
+        )
 
 
 def load_template(path: Path) -> dict:

@@ -49,6 +49,7 @@
 #   WXAUTH_RESERVED_CONCURRENCY       -> ReservedConcurrency (0: none)
 #   WXAUTH_DEPLOYMENT_PREFERENCE      -> DeploymentPreferenceType (e.g. AllAtOnce)
 #   WXAUTH_TRACING                    -> Tracing (PassThrough|Active)
+#   WXAUTH_SNAPSTART                  -> SnapStart (On|Off)
 #   WXAUTH_DETAILED_ROUTE_METRICS     -> DetailedRouteMetrics (true|false)
 #   WXAUTH_LOG_RETENTION_DAYS         -> LogRetentionDays
 #   WXAUTH_5XX_RATE_THRESHOLD         -> Api5xxRateThreshold
@@ -104,6 +105,7 @@ PARAMETERS=(
   ReservedConcurrency=WXAUTH_RESERVED_CONCURRENCY
   DeploymentPreferenceType=WXAUTH_DEPLOYMENT_PREFERENCE
   Tracing=WXAUTH_TRACING
+  SnapStart=WXAUTH_SNAPSTART
   DetailedRouteMetrics=WXAUTH_DETAILED_ROUTE_METRICS
   LogRetentionDays=WXAUTH_LOG_RETENTION_DAYS
   Api5xxRateThreshold=WXAUTH_5XX_RATE_THRESHOLD
@@ -139,6 +141,8 @@ if [[ "$REGION" == cn-* ]]; then
   china=true
   [[ "${WXAUTH_TRACING:-}" != Active ]] || die "WXAUTH_TRACING=Active: X-Ray integration with \
 Lambda is not available in the China regions; leave it unset (PassThrough)"
+  [[ "${WXAUTH_SNAPSTART:-}" != On ]] || die "WXAUTH_SNAPSTART=On: Lambda SnapStart for Python \
+is not available in the China regions; leave it unset (Off)"
 fi
 
 stack_query() {  # stack_query JMESPATH: prints the answer, nothing if the stack does not exist

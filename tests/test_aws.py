@@ -228,3 +228,56 @@ def test_a_dynamodb_call_to_a_server_that_never_answers_ends_within_its_budget(
     # backoffs of timeouts: ~25 ms
     stall = budgets.DYNAMODB.attempts * budgets.DYNAMODB.read_timeout
     assert stall * 0.9 <= elapsed <= min(stall + 3, budgets.DYNAMODB.worst_case), elapsed
+
+
+# -- the fast path only for the botocore releases it was checked against -------------------------
+
+
+def test_the_locked_botocore_is_one_the_fast_path_was_checked_against() -> None:
+    """A lock that moves botocore past VERIFIED_BOTOCORE fails here (and infra/build.py refuses
+    to build): run tools/check_botocore.py with it, then widen the range."""
+    assert aws.fast_path_supported(botocore.__version__), botocore.__version__
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [
+        ("1.34.0", True),
+        ("1.44.8", True),
+        ("1.44.999", True),
+        ("1.33.13", False),
+        ("1.45.0", False),
+        ("2.0.0", False),
+        ("1", False),
+        ("garbage", False),
+    ],
+)
+def test_fast_path_supported(version: str, supported: bool) -> None:
+    assert aws.fast_path_supported(version) is supported
+
+
+def test_another_botocore_gets_the_stock_session_said_once(monkeypatch, log_lines) -> None:
+    monkeypatch.setattr(botocore, "__version__", "1.99.0")
+    monkeypatch.setattr(aws, "_stock_logged", False)
+
+    sessions = [aws.session(), aws.session()]
+
+    stock = botocore.session.get_session()
+    for session in sessions:
+        assert not isinstance(session.get_component("data_loader"), aws.AppLoader)
+        name = "before-parameter-build.s3.PutObject"  # a handler the fast path leaves out
+        assert len(_handlers(session, name)) == len(_handlers(stock, name))
+    notes = [line for line in log_lines if "aws_stock_session" in line]
+    assert len(notes) == 1 and '"botocore":"1.99.0"' in notes[0].replace(" ", "")
+    with mock_aws():
+        dynamodb = aws.client("dynamodb")
+        store.create_table(dynamodb, TABLE)
+        assert dynamodb.list_tables()["TableNames"] == [TABLE]
+
+
+def test_a_data_file_the_loader_cannot_read_is_left_to_botocore(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(
+        aws.JSONFileLoader, "load_file", lambda self, path: {"read by": "botocore", "path": path}
+    )
+    missing = str(tmp_path / "endpoints")  # neither .json nor .json.gz: another form, say
+    assert aws.PlainJSONFileLoader().load_file(missing) == {"read by": "botocore", "path": missing}

@@ -20,6 +20,7 @@ from chalicelib import openapi
 from tests.api.test_edge import local_client  # noqa: F401 - the devserver's gateway
 from tests.api.test_internal import SCOPE, client_token, stable  # noqa: F401
 from tests.api.test_internal import wechat as wechat  # noqa: F401 - its fixture
+from tests.conftest import START
 from tests.http import JSON, basic, bearer, login, post
 
 SPEC = openapi.document()
@@ -282,3 +283,33 @@ def test_unrouted_answers_match_their_described_components(
         )
         for required in described["headers"]:
             assert header(response, required) is not None, f"{method} {path}: {required}"
+
+
+def test_introspection_and_the_identity_lookup_match_the_description(client, services) -> None:
+    """POST /oauth/introspect (active, inactive, 400, 401, 403) and GET
+    /users/{user_id}/identities (200, 403, 404), as issue 23 added them."""
+    _, secret = services.clients.create(["introspect"], now=START, client_id="gateway")
+    at = login(client, "dave.1")
+    gateway = {**FORM, **basic("gateway", secret)}
+    for body in (f"token={quote(at['access_token'])}", "token=garbage", "", "token=x"):
+        headers = gateway if body != "token=x" else FORM
+        response = client.http.post("/oauth/introspect", headers=headers, body=body)
+        conforms("POST", "/oauth/introspect", response)
+    assert response.status_code == 401
+    _, other = services.clients.create(["orders:read"], now=START, client_id="orders")
+    refused = client.http.post(
+        "/oauth/introspect", headers={**FORM, **basic("orders", other)}, body="token=x"
+    )
+    assert refused.status_code == 403
+    conforms("POST", "/oauth/introspect", refused)
+
+    path = "/users/{user_id}/identities"
+    backend = client_token(client, services, ["users:openid"], client_id="notify")
+    for user_id, status in ((at["user"]["id"], 200), ("A" * 22, 404)):
+        found = client.http.get(f"/users/{user_id}/identities", headers=bearer(backend))
+        assert found.status_code == status
+        conforms("GET", path, found)
+    own_path = f"/users/{at['user']['id']}/identities"
+    own = client.http.get(own_path, headers=bearer(at["access_token"]))
+    assert own.status_code == 403
+    conforms("GET", path, own)

@@ -36,6 +36,7 @@ from chalicelib.errors import (
     StoreUnavailable,
     TokenError,
     TokenHookUnavailable,
+    UnknownUser,
     UnsupportedGrantType,
     UserBanned,
     WeChatRateLimited,
@@ -69,6 +70,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (WeChatUserBlocked, 403, "access_denied"),
     (UserBanned, 403, "access_denied"),
     (SessionNotFound, 404, NOT_FOUND),
+    (UnknownUser, 404, NOT_FOUND),  # GET /users/{user_id}/identities
     (PhoneInUse, 409, "phone_in_use"),
     (WeChatRateLimited, 429, "slow_down"),
     (RateLimited, 429, "slow_down"),  # AUTH_LIMIT_* (chalicelib/limits.py)

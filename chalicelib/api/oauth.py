@@ -1,5 +1,5 @@
-"""Routes for backends: OAuth 2.0 (`/oauth/token`, `/oauth/revoke`), the signing keys and
-discovery (`/.well-known/*`), and the OpenAPI description."""
+"""Routes for backends: OAuth 2.0 (`/oauth/token`, `/oauth/introspect`, `/oauth/revoke`), the
+signing keys and discovery (`/.well-known/*`), and the OpenAPI description."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ def oauth_token(call: Call) -> Response:
     grant = call.services.oauth.token(form, basic, call.now)
     call.user_id = grant.user_id
     return token_response(grant.body)
+
+
+@routes.endpoint("/oauth/introspect", ["POST"])
+def oauth_introspect(call: Call) -> Response:
+    """RFC 7662: 200 with `active` (and the token's claims when true), never cached."""
+    form = call.form()
+    basic = basic_credentials(call.header("authorization"))
+    return token_response(call.services.oauth.introspect(form, basic, call.now))
 
 
 @routes.endpoint("/oauth/revoke", ["POST"])

@@ -145,6 +145,13 @@ class AppRegistry:
         with self._lock:
             self._apps = None
 
+    def forget(self) -> None:
+        """Drop the APP items and every app's WeChat client, with its cached secret (after a
+        SnapStart restore): both are made again at their next use."""
+        with self._lock:
+            self._apps = None
+            self._clients.clear()
+
     def _load(self) -> dict[str, App]:
         apps = {self._primary.appid: self._primary}
         for app in self._store.all():

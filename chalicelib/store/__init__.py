@@ -82,6 +82,9 @@ class Store:
         """The botocore DynamoDB client (benchmarks hook its events to count requests)."""
         return self.table.client
 
+    def close_connections(self) -> None:
+        self.table.close_connections()
+
     @property
     def table_name(self) -> str:
         return self.table.name

@@ -78,6 +78,13 @@ class Table:
         """The botocore DynamoDB client (benchmarks hook its events to count requests)."""
         return self._client
 
+    def close_connections(self) -> None:
+        """Close the client's pooled connections (botocore's public `close`); the client opens
+        new ones at its next request (after a SnapStart restore, the old ones are dead)."""
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            close()
+
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """One request on this table: ConditionFailed, StoreUnavailable, or the ClientError."""
         return self.request(operation, TableName=self._name, **kwargs)

@@ -7,7 +7,7 @@ import binascii
 import json
 import secrets
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 
@@ -49,6 +49,9 @@ class AccessClaims:
     issued_at: int
     token_id: str
     scope: str | None = None
+    # Every claim of the verified token as it was signed (custom `ext` and `phone_number`
+    # included): what RFC 7662 introspection answers (chalicelib/introspection.py).
+    claims: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def user_id(self) -> str | None:
@@ -171,6 +174,7 @@ class AccessTokens:
             issued_at=iat,
             token_id=str(claims["jti"]),
             scope=scope if isinstance(scope, str) else None,
+            claims=claims,
         )
 
     def _decode(self, token: str, public_key: object, audience: str | list[str]) -> dict:

@@ -494,6 +494,30 @@ def test_outside_china_the_icp_note_is_not_printed(aws, env) -> None:
 
 
 @pytest.mark.parametrize("region", ["cn-north-1", "cn-northwest-1"])
+def test_snapstart_is_refused_in_china(aws, env, region: str) -> None:
+    aws.existing_stack()
+    env.update(AWS_REGION=region, WXAUTH_SNAPSTART="On")
+    result = run("deploy.sh", env)
+    assert result.returncode == 1
+    assert "SnapStart for Python is not available in the China regions" in (
+        result.stderr.replace("\\\n", "")
+    )
+    assert aws.load()["deploys"] == []
+
+
+def test_snapstart_is_passed_elsewhere(aws, env) -> None:
+    aws.existing_stack()
+    aws.state["buckets"] = [f"wxauth-artifacts-{ACCOUNT}-{REGION}"]
+    aws.state["secrets"] = {WECHAT_ARN: APP_SECRET, KEYS_ARN: new_keyset(env)}
+    aws.save()
+    env.update(WXAUTH_SNAPSTART="On")
+    result = run("deploy.sh", env)
+    assert result.returncode == 0, result.stderr
+    (deploy,) = aws.load()["deploys"]
+    assert deploy[deploy.index("--parameter-overrides") + 1 :] == ["SnapStart=On"]
+
+
+@pytest.mark.parametrize("region", ["cn-north-1", "cn-northwest-1"])
 def test_x_ray_tracing_is_refused_in_china(aws, env, region: str) -> None:
     aws.existing_stack()
     env.update(AWS_REGION=region, WXAUTH_TRACING="Active")

@@ -101,7 +101,9 @@ def test_every_contract_route_is_in_the_api(template: Template) -> None:
         "GET /.well-known/jwks.json",
         "GET /.well-known/openid-configuration",
         "POST /oauth/token",
+        "POST /oauth/introspect",
         "POST /oauth/revoke",
+        "GET /users/{user_id}/identities",
     ]:
         assert route in routes, f"{route} is not routed"
 
@@ -555,6 +557,7 @@ STRICT_ROUTES = {
     "POST /auth/login": ("LoginThrottlingRateLimit", "LoginThrottlingBurstLimit"),
     "POST /auth/refresh": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
     "POST /oauth/token": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
+    "POST /oauth/introspect": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
     "POST /wechat/access-token": (
         "WeChatTokenThrottlingRateLimit",
         "WeChatTokenThrottlingBurstLimit",
@@ -1321,3 +1324,27 @@ def test_every_arn_parameter_accepts_the_china_partition(template: Template) -> 
         assert pattern.fullmatch(arn), name
         assert pattern.fullmatch(arn.replace("arn:aws-cn:", "arn:aws:")), name
         assert not pattern.fullmatch(arn.replace("arn:aws-cn:", "arn:cn:")), name
+
+
+def test_snapstart_is_an_option_on_the_published_versions(template: Template) -> None:
+    """SnapStart=On|Off (default Off): SnapStart on the published versions, which the `live`
+    alias (AutoPublishAlias) is, and nothing at all when Off."""
+    parameter = template["Parameters"]["SnapStart"]
+    assert parameter["Default"] == "Off" and parameter["AllowedValues"] == ["On", "Off"]
+    assert template["Conditions"]["SnapStartOn"] == {"Fn::Equals": [ref("SnapStart"), "On"]}
+    function = props(template, "APIHandler")
+    assert function["SnapStart"] == {
+        "Fn::If": ["SnapStartOn", {"ApplyOn": "PublishedVersions"}, ref("AWS::NoValue")]
+    }
+    assert function["AutoPublishAlias"] == "live"
+    assert function["Runtime"] in ("python3.12", "python3.13")  # SnapStart: Python 3.12 and later
+
+
+def test_snapstart_reaches_the_function_and_the_alias_serves_a_version(expanded: Template) -> None:
+    (name,) = of_type(expanded, "AWS::Lambda::Function")
+    assert props(expanded, name)["SnapStart"] == {
+        "Fn::If": ["SnapStartOn", {"ApplyOn": "PublishedVersions"}, ref("AWS::NoValue")]
+    }
+    (version,) = of_type(expanded, "AWS::Lambda::Version")
+    (alias,) = of_type(expanded, "AWS::Lambda::Alias")
+    assert props(expanded, alias)["FunctionVersion"] == getatt(version, "Version")

@@ -1,6 +1,7 @@
 """Standard clients against wxauth over real HTTP, unchanged: Authlib's OAuth2Session refreshes
-a WeChat login and fetches client-credentials tokens; pyjwt's PyJWKClient verifies access tokens
-from the served `jwks_uri` across a key rotation; the admin command line acts on the same stack.
+a WeChat login, fetches client-credentials tokens and introspects tokens (RFC 7662); pyjwt's
+PyJWKClient verifies access tokens from the served `jwks_uri` across a key rotation; the admin
+command line acts on the same stack.
 
 The stack: `chalice local` (a child process) on moto's DynamoDB server and the fake WeChat.
 """
@@ -156,6 +157,7 @@ def test_discovery_names_this_server(stack: Stack) -> None:
     assert body["jwks_uri"] == f"{stack.url}/.well-known/jwks.json"
     assert body["token_endpoint"] == f"{stack.url}/oauth/token"
     assert body["revocation_endpoint"] == f"{stack.url}/oauth/revoke"
+    assert body["introspection_endpoint"] == f"{stack.url}/oauth/introspect"
 
 
 # -- Authlib: refresh ----------------------------------------------------------------------------
@@ -257,6 +259,48 @@ def test_authlib_fetches_client_credentials_tokens(stack: Stack) -> None:
     assert failure.value.error == "invalid_client"
 
     assert secret not in stack.output()
+
+
+# -- Authlib: introspection (RFC 7662) -----------------------------------------------------------
+
+
+def test_authlib_introspects_a_token_before_and_after_logout(stack: Stack) -> None:
+    endpoint = stack.discovery()["introspection_endpoint"]
+    code, created, err = stack.admin(
+        "client", "create", "--scopes", "introspect", "--client-id", "api-gateway"
+    )
+    assert code == 0, err
+    gateway = OAuth2Session("api-gateway", created["client_secret"])
+    tokens = stack.login("erin")
+
+    active = gateway.introspect_token(endpoint, token=tokens["access_token"])
+    assert active.status_code == 200, active.text
+    body = active.json()
+    assert body["active"] is True and body["sub"] == tokens["user"]["id"]
+    assert body["client_id"] == APPID and body["iss"] == stack.url and body["aud"] == AUDIENCE
+    # a refresh token is never active, whatever the hint
+    hinted = gateway.introspect_token(
+        endpoint, token=tokens["refresh_token"], token_type_hint="refresh_token"
+    )
+    assert hinted.json() == {"active": False}
+
+    logout = requests.post(
+        f"{stack.url}/auth/logout",
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        timeout=10,
+    )
+    assert logout.status_code == 204
+    after = gateway.introspect_token(endpoint, token=tokens["access_token"])
+    assert after.json() == {"active": False}
+
+    # client_secret_post works the same; a wrong secret is 401 invalid_client
+    posted = OAuth2Session(
+        "api-gateway", created["client_secret"], token_endpoint_auth_method="client_secret_post"
+    ).introspect_token(endpoint, token=stack.login("erin")["access_token"])
+    assert posted.json()["active"] is True
+    wrong = OAuth2Session("api-gateway", "wrong").introspect_token(endpoint, token="x")
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    assert created["client_secret"] not in stack.output()
 
 
 # -- PyJWKClient across a key rotation -----------------------------------------------------------

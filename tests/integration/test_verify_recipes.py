@@ -2,14 +2,22 @@
 tokens in your backend") against the local server: a token it issued is accepted; expired, for
 another audience or issuer, of another type, or signed by another key, it is refused. The
 expired token is signed with the server's own key (its key set file), with `exp` in the past:
-the recipe is checked at the signature and the JWKS it fetched, and nothing sleeps. (The Node
-recipe's test is examples/verify/node/verify.test.mjs, `make test-examples`.)"""
+the recipe is checked at the signature and the JWKS it fetched, and nothing sleeps. Revocation:
+an OAuth client made with `wxauth-admin client create --scopes introspect` introspects a token
+(RFC 7662) before and after its session's logout. (The Node recipe's test is
+examples/verify/node/verify.test.mjs, `make test-examples`.)
+
+The server runs on a moto server of the test's own (not the devserver's embedded one), so that
+the admin command line can reach its table."""
 
 from __future__ import annotations
 
 import importlib.util
 import itertools
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from types import ModuleType
@@ -36,10 +44,50 @@ def recipe() -> ModuleType:
     return module
 
 
+AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    with local_server(tmp_path_factory.mktemp("verify-recipes")) as running:
+def dynamodb_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    try:
+        host, port = moto.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        moto.stop()
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, dynamodb_endpoint: str
+) -> Iterator[LocalServer]:
+    env = {"AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint, **AWS}
+    with local_server(tmp_path_factory.mktemp("verify-recipes"), env=env) as running:
         yield running
+
+
+def create_client(dynamodb_endpoint: str, scopes: str) -> tuple[str, str]:
+    """`wxauth-admin client create --scopes ...` against the server's table: (id, secret)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AUTH_", "WECHAT_"))}
+    env.update(AWS, AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint)  # the devserver's table: wxauth
+    result = subprocess.run(  # noqa: S603 - the project's own command line
+        [sys.executable, "-m", "chalicelib.admin", "client", "create", "--scopes", scopes],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    created = json.loads(result.stdout)
+    return created["client_id"], created["client_secret"]
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +161,49 @@ def test_another_type_or_another_key_is_refused(recipe, server, issuer) -> None:
     forged = jwt.encode(claims, other, algorithm="RS256", headers={"kid": kid, "typ": "at+jwt"})
     with pytest.raises(jwt.InvalidSignatureError):
         verifier(recipe, server, issuer).verify(forged)
+
+
+def test_a_revoked_session_is_inactive_by_introspection(
+    recipe, server, issuer, dynamodb_endpoint
+) -> None:
+    """Log in, log out: a local check still accepts the token (it cannot know), introspection
+    answers active: false."""
+    discovery = requests.get(f"{server.url}/.well-known/openid-configuration", timeout=10).json()
+    assert discovery["introspection_endpoint"] == f"{issuer}/oauth/introspect"
+    client_id, secret = create_client(dynamodb_endpoint, "introspect")
+    endpoint = f"{server.url}/oauth/introspect"  # 127.0.0.1: the issuer names localhost
+    answer = login(server)
+    token = answer["access_token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+
+    active = recipe.introspect(
+        token, introspection_endpoint=endpoint, client_id=client_id, client_secret=secret
+    )
+    assert active["active"] is True
+    assert (active["sub"], active["sid"]) == (answer["user"]["id"], claims["sid"])
+    assert active["token_type"] == "Bearer" and active["exp"] == claims["exp"]
+
+    logout = requests.post(
+        f"{server.url}/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert logout.status_code == 204
+    assert verifier(recipe, server, issuer).verify(token)["sub"] == answer["user"]["id"]
+    revoked = recipe.introspect(
+        token, introspection_endpoint=endpoint, client_id=client_id, client_secret=secret
+    )
+    assert revoked == {"active": False}
+
+
+def test_introspection_refuses_a_wrong_secret_and_a_client_without_the_scope(
+    recipe, server, dynamodb_endpoint
+) -> None:
+    endpoint = f"{server.url}/oauth/introspect"
+    token = login(server)["access_token"]
+    client_id, _ = create_client(dynamodb_endpoint, "introspect")
+    other_id, other_secret = create_client(dynamodb_endpoint, "orders:read")
+    for who, secret, status in ((client_id, "wrong", 401), (other_id, other_secret, 403)):
+        with pytest.raises(requests.HTTPError) as refused:
+            recipe.introspect(
+                token, introspection_endpoint=endpoint, client_id=who, client_secret=secret
+            )
+        assert refused.value.response.status_code == status

@@ -200,6 +200,7 @@ async function startWxauth({ dynamodbEndpoint, env = {} } = {}) {
   return {
     baseURL,
     key,
+    tableName: childEnv.AUTH_TABLE_NAME,
     log: proc.log,
     async stop() {
       await proc.stop();

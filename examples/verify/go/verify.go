@@ -7,9 +7,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -20,7 +22,7 @@ import (
 
 // Verifier checks what wxauth's own /auth/verify checks: RS256 only, typ at+jwt (RFC 9068),
 // iss, aud, exp and iat with a leeway. Whether the session was revoked meanwhile needs
-// introspection (RFC 7662, POST /oauth/introspect, not yet served by wxauth).
+// introspection: see Introspect below.
 type Verifier struct {
 	keys   keyfunc.Keyfunc
 	parser *jwt.Parser
@@ -71,6 +73,40 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Introspect asks wxauth whether a token is good now (RFC 7662, POST /oauth/introspect):
+// {"active": false} for an expired token, a revoked or ended session (logout, ban, reuse) or
+// anything else that is not a live access token; else "active": true with the token's claims.
+// The caller is an OAuth client holding the scope introspect (`wxauth-admin client create
+// --scopes introspect`), authenticated with HTTP Basic. Use it where a revoked session must be
+// refused at once (payments, account changes): elsewhere a token lives at most AUTH_ACCESS_TTL.
+func Introspect(ctx context.Context, endpoint, clientID, clientSecret, token string) (map[string]any, error) {
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	// RFC 6749 section 2.3.1: both parts form-urlencoded before Basic.
+	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(clientSecret))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("introspection answered HTTP %d", res.StatusCode)
+	}
+	answer := map[string]any{}
+	if err := json.NewDecoder(res.Body).Decode(&answer); err != nil {
+		return nil, err
+	}
+	if _, ok := answer["active"].(bool); !ok {
+		return nil, errors.New(`introspection answered no "active"`)
+	}
+	return answer, nil
 }
 
 func main() {

@@ -59,14 +59,14 @@ export function bearer(verify) {
 }
 
 // -- revocation: RFC 7662 token introspection -----------------------------------------------
-// NOT YET SERVED BY wxauth: POST /oauth/introspect is being built (issue 23). Written against
-// RFC 7662 as that route will answer it; no test exercises it yet (docs/backend.md, "Revoked
-// tokens: introspection"). Call it where a revoked session must be refused at once (payments,
-// account changes); elsewhere an access token lives at most AUTH_ACCESS_TTL (30 min) anyway.
+// POST /oauth/introspect (docs/backend.md, "Revoked tokens: introspection"). Call it where a
+// revoked session must be refused at once (payments, account changes); elsewhere an access
+// token lives at most AUTH_ACCESS_TTL (30 min) anyway.
 //
-// The caller authenticates as an OAuth client (`wxauth-admin client create`), HTTP Basic as
-// in RFC 6749 section 2.3.1; the answer is {"active": false} for any token that is not good
-// now (expired, revoked, unknown), else {"active": true, "sub", "exp", "client_id", ...}.
+// The caller is an OAuth client holding the scope `introspect` (`wxauth-admin client create
+// --scopes introspect`), HTTP Basic as in RFC 6749 section 2.3.1; the answer is
+// {"active": false} for any token that is not good now (expired, a revoked or ended session,
+// anything else), else {"active": true, "sub", "sid", "exp", "client_id", ...}: its claims.
 /**
  * @param {string} token an access token
  * @param {{introspectionEndpoint: string, clientId: string, clientSecret: string}} client

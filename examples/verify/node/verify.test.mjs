@@ -1,29 +1,58 @@
-// The recipe against the real local server (python -m devserver from .venv, embedded DynamoDB,
+// The recipe against the real local server (python -m devserver from .venv on DynamoDB Local,
 // fake WeChat): a token it issued is accepted; expired (jose's currentDate: no sleeping), for
-// another audience or issuer, of another type, or signed by another key, it is refused.
+// another audience or issuer, of another type, or signed by another key, it is refused; and
+// once its session is logged out, introspection (RFC 7662) answers active: false, for an OAuth
+// client made with `wxauth-admin client create --scopes introspect` on the server's table.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import path from 'node:path';
 import { SignJWT, decodeJwt } from 'jose';
-import { createVerifier, bearer } from './verify.mjs';
+import { createVerifier, bearer, introspect } from './verify.mjs';
 
 const require = createRequire(import.meta.url);
-const { startWxauth } = require('../../../clients/miniprogram/test-support/server.js');
+const { startDynamoDBLocal, startWxauth, REPO_ROOT } = require(
+  '../../../clients/miniprogram/test-support/server.js'
+);
 
+let dynamodb;
 let server;
 let issuer;
 let jwksUri;
 
 before(async () => {
-  server = await startWxauth();
+  dynamodb = await startDynamoDBLocal();
+  server = await startWxauth({ dynamodbEndpoint: dynamodb.endpoint });
   issuer = (await (await fetch(`${server.baseURL}/.well-known/openid-configuration`)).json()).issuer;
   jwksUri = `${server.baseURL}/.well-known/jwks.json`; // 127.0.0.1: the issuer says localhost
 });
 
 after(async () => {
   if (server) await server.stop();
+  if (dynamodb) await dynamodb.stop();
 });
+
+/** `wxauth-admin client create --scopes ...` on the server's table: {clientId, clientSecret}. */
+function createClient(scopes) {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !/^(AUTH_|WECHAT_|AWS_)/.test(name))
+  );
+  Object.assign(env, {
+    AWS_ENDPOINT_URL_DYNAMODB: dynamodb.endpoint,
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AUTH_TABLE_NAME: server.tableName,
+  });
+  const python = path.join(REPO_ROOT, '.venv', 'bin', 'python');
+  const args = ['-m', 'chalicelib.admin', 'client', 'create', '--scopes', scopes];
+  const result = spawnSync(python, args, { cwd: REPO_ROOT, env, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(result.status, 0, result.stderr);
+  const created = JSON.parse(result.stdout);
+  return { clientId: created.client_id, clientSecret: created.client_secret };
+}
 
 let users = 0;
 async function login() {
@@ -109,4 +138,32 @@ test('the Express middleware sets req.auth, or answers 401 invalid_token', async
   });
   assert.equal(refused.code, 401);
   assert.equal(refused.headers['WWW-Authenticate'], 'Bearer error="invalid_token"');
+});
+
+test('a token of a logged-out session is still valid locally, inactive by introspection', async () => {
+  const discovery = await (await fetch(`${server.baseURL}/.well-known/openid-configuration`)).json();
+  assert.equal(discovery.introspection_endpoint, `${issuer}/oauth/introspect`);
+  const client = {
+    introspectionEndpoint: `${server.baseURL}/oauth/introspect`, // 127.0.0.1, as jwksUri
+    ...createClient('introspect'),
+  };
+  const { access_token: token, user } = await login();
+
+  const active = await introspect(token, client);
+  assert.equal(active.active, true);
+  assert.equal(active.sub, user.id);
+  assert.equal(active.sid, decodeJwt(token).sid);
+  assert.equal(active.token_type, 'Bearer');
+
+  const logout = await fetch(`${server.baseURL}/auth/logout`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(logout.status, 204);
+  // A local check cannot know: the signature and exp are still good.
+  assert.equal((await createVerifier({ issuer, audience: 'wxauth', jwksUri })(token)).sub, user.id);
+  assert.deepEqual(await introspect(token, client), { active: false });
+
+  // A wrong secret is refused outright, not answered "inactive".
+  await assert.rejects(introspect(token, { ...client, clientSecret: 'wrong' }), /HTTP 401/);
 });

@@ -62,16 +62,17 @@ class Verifier:
 
 
 # -- revocation: RFC 7662 token introspection -----------------------------------------------
-# NOT YET SERVED BY wxauth: POST /oauth/introspect is being built (issue 23). Written against
-# RFC 7662 as that route will answer it; no test exercises it yet (docs/backend.md, "Revoked
-# tokens: introspection"). Call it where a revoked session must be refused at once; elsewhere
-# an access token lives at most AUTH_ACCESS_TTL (30 min) anyway.
+# POST /oauth/introspect (docs/backend.md, "Revoked tokens: introspection"). Call it where a
+# revoked session must be refused at once (payments, account changes); elsewhere an access
+# token lives at most AUTH_ACCESS_TTL (30 min) anyway. Authlib's OAuth2Session.introspect_token
+# does the same.
 def introspect(
     token: str, *, introspection_endpoint: str, client_id: str, client_secret: str
 ) -> dict[str, Any]:
-    """RFC 7662: {"active": false} for a token that is not good now (expired, revoked,
-    unknown), else {"active": true, "sub", "exp", "client_id", ...}. The caller is an OAuth
-    client of wxauth (`wxauth-admin client create`), authenticated with HTTP Basic."""
+    """RFC 7662: {"active": false} for a token that is not good now (expired, a revoked or
+    ended session, anything else), else {"active": true, "sub", "sid", "exp", "client_id",
+    ...}: the token's claims. The caller is an OAuth client of wxauth holding the scope
+    `introspect` (`wxauth-admin client create --scopes introspect`), with HTTP Basic."""
     response = requests.post(
         introspection_endpoint,
         data={"token": token, "token_type_hint": "access_token"},

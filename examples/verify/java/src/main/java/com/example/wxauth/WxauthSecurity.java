@@ -60,8 +60,12 @@ public class WxauthSecurity {
   }
 
   // Revoked sessions: Spring Security's opaque-token support speaks RFC 7662 introspection,
-  // which wxauth is to serve at POST /oauth/introspect (not yet): then, instead of jwt(...),
+  // which wxauth serves at POST /oauth/introspect to OAuth clients holding the scope
+  // `introspect` (`wxauth-admin client create --scopes introspect`). A route that must refuse a
+  // logged-out session at once (payments, account changes) uses, instead of jwt(...),
   //   server.opaqueToken(token -> token
   //       .introspectionUri(issuer + "/oauth/introspect")
   //       .introspectionClientCredentials(clientId, clientSecret))
+  // (one request to wxauth per call: cache it briefly, or keep it to those routes). The
+  // principal's attributes are then the token's claims (sub, sid, client_id, scope, ext...).
 }
