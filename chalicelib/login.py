@@ -123,6 +123,10 @@ class LoginService:
         (IdentityGraph.resolve). A banned user: refused by the transaction's check."""
         try:
             wx = kind_of(app).exchange(self._client_of(app), code)
+        except BaseException as e:
+            self._claims.settle(code_hash, e, now)  # a code WeChat refused stays refused
+            raise
+        try:
             resolved = self._graph.resolve(app, wx, now)
             user_id = resolved.user_id
             session, tokens = self._sessions.prepare(

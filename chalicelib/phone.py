@@ -139,7 +139,7 @@ class PhoneBinding:
         context = code_hash.encode("ascii")
 
         def exchange() -> PhoneRecord:
-            info = self._exchange(user, code, code_hash, context)
+            info = self._exchange(user, code, code_hash, context, now)
             return self._apply(user, info, code_hash, now)
 
         def replay(record: LoginRecord) -> PhoneRecord:
@@ -159,16 +159,23 @@ class PhoneBinding:
             pending=PhonePending("this phone code is still being exchanged by another request"),
         )
 
-    def _exchange(self, user: UserRecord, code: str, code_hash: str, context: bytes) -> PhoneInfo:
-        """WeChat once (the broker may retry once with a fresh token); its answer sealed."""
+    def _exchange(
+        self, user: UserRecord, code: str, code_hash: str, context: bytes, now: int
+    ) -> PhoneInfo:
+        """WeChat once (the broker may retry once with a fresh token); its answer sealed. A
+        code WeChat refused keeps its claim as refused (CodeClaims.settle)."""
         try:
-            try:
-                info = self._broker.call(
-                    lambda token: self._wechat.get_phone_number(token, code, user.openid)
-                )
-            except WeChatTokenInvalid as e:
-                # The broker retried once with a fresh token: a 503 with Retry-After, not a bug.
-                raise WeChatUnavailable("WeChat refused the server access_token twice") from e
+            info = self._broker.call(
+                lambda token: self._wechat.get_phone_number(token, code, user.openid)
+            )
+        except WeChatTokenInvalid as e:
+            # The broker retried once with a fresh token: a 503 with Retry-After, not a bug.
+            self._logins.release(code_hash)
+            raise WeChatUnavailable("WeChat refused the server access_token twice") from e
+        except BaseException as e:
+            self._claims.settle(code_hash, e, now)
+            raise
+        try:
             sealed = crypto.seal(code, _Sealed(user.user_id, info).dumps(), context=context)
             self._logins.record_result(code_hash, user_id=user.user_id, sealed_response=sealed)
         except ConditionFailed as e:

@@ -122,9 +122,10 @@ class Services:
     @cached_property
     def breaker(self) -> Breaker:
         """The circuit breaker on jscode2session (chalicelib/wechat/breaker.py)."""
-        from chalicelib.wechat.breaker import Breaker
+        from chalicelib.wechat.breaker import Breaker, BreakerPolicy
 
-        return Breaker(self.store.guards, appid=self.settings.wechat_appid, metrics=self.metrics)
+        policy, appid = BreakerPolicy.of(self.settings), self.settings.wechat_appid
+        return Breaker(self.store.guards, appid=appid, metrics=self.metrics, policy=policy)
 
     @cached_property
     def login_wechat(self) -> GuardedWeChat:
@@ -319,12 +320,13 @@ def build(
             secret = lambda: value  # noqa: E731
         else:
             raise ConfigurationError(f"app {app.appid} has no secret (secret_arn or secret)")
-        from chalicelib.wechat.breaker import Breaker
+        from chalicelib.wechat.breaker import Breaker, BreakerPolicy
 
         client = WeChatClient(
             base_url=settings.wechat_api_base, appid=app.appid, secret=secret, sleep=sleep
         )
-        breaker = Breaker(store.guards, appid=app.appid, metrics=metrics)
+        policy = BreakerPolicy.of(settings)
+        breaker = Breaker(store.guards, appid=app.appid, metrics=metrics, policy=policy)
         return guarded_login_client(client, breaker, app.appid, limiter, clock)
 
     apps = AppRegistry(

@@ -119,6 +119,13 @@ class Settings:
     token_hook_arn: str | None = None  # a Lambda function ARN; None: no pre-token hook
     token_hook_timeout_ms: int = 1000
     token_hook_on_error: str = "issue"  # noqa: S105 - or "refuse" (docs/backend.md, "Custom claims")
+    # Issue 21, the jscode2session breaker (chalicelib/wechat/breaker.py): it opens when at
+    # least `breaker_failure_rate` % of at least `breaker_min_calls` calls in the last
+    # `breaker_window` seconds failed; `breaker_probes` successful calls close it again.
+    breaker_failure_rate: int = 50
+    breaker_min_calls: int = 20
+    breaker_window: int = 10
+    breaker_probes: int = 3
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -158,6 +165,7 @@ class Settings:
             event_bus=_event_bus(env),
             event_log=_flag(env, "AUTH_EVENT_LOG", defaults.event_log),
             **_token_hook(env, defaults),
+            **_breaker(env, defaults),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -237,6 +245,25 @@ def _token_hook(env: Mapping[str, str], defaults: Settings) -> dict[str, object]
             env, "AUTH_TOKEN_HOOK_ON_ERROR", defaults.token_hook_on_error, TOKEN_HOOK_ON_ERROR
         ),
     }
+
+
+# Issue 21: AUTH_BREAKER_* (docs/operators.md, "Abuse limits and the WeChat circuit breaker").
+BREAKER_BOUNDS = {
+    "AUTH_BREAKER_FAILURE_RATE": ("breaker_failure_rate", 1, 100),  # percent
+    "AUTH_BREAKER_MIN_CALLS": ("breaker_min_calls", 1, 100_000),
+    "AUTH_BREAKER_WINDOW": ("breaker_window", 5, 600),  # seconds
+    "AUTH_BREAKER_PROBES": ("breaker_probes", 1, 100),
+}
+
+
+def _breaker(env: Mapping[str, str], defaults: Settings) -> dict[str, int]:
+    values = {}
+    for variable, (field_name, low, high) in BREAKER_BOUNDS.items():
+        value = _positive_int(env, variable, getattr(defaults, field_name))
+        if not low <= value <= high:
+            raise ConfigurationError(f"{variable} must be {low} to {high}")
+        values[field_name] = value
+    return values
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

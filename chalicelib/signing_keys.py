@@ -23,7 +23,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -35,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from chalicelib.errors import ConfigurationError
+from chalicelib.logs import Metrics
+from chalicelib.secrets_manager import Reloaded
 
 KEY_BITS = 2048
 RELOAD_MAX_AGE = 300.0  # seconds a process may keep signing with a key set it loaded
@@ -251,8 +252,10 @@ def file_version(path: str) -> tuple[int, int, int] | None:
 
 class KeySetProvider:
     """Loads the key set once and caches it; reloads after `max_age` seconds, or on demand when
-    a token names an unknown kid (at most every `min_reload_interval` seconds), so that a key
-    rotated in Secrets Manager reaches every warm container.
+    a token names an unknown kid (at most one attempt every `min_reload_interval` seconds,
+    successful or not), so that a key rotated in Secrets Manager reaches every warm container.
+    A failed reload keeps the cached set for up to an hour (stale-if-error, with a metric and
+    back-off: chalicelib/secrets_manager.py `Reloaded`).
 
     `version`, if given, is a cheap probe of the source (see `file_version`): when its answer
     changes, the next `get` or `find` reloads at once, so a rotated local file is seen at once.
@@ -266,51 +269,42 @@ class KeySetProvider:
         max_age: float = RELOAD_MAX_AGE,
         min_reload_interval: float = 10.0,
         version: Callable[[], object] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._load = load
         self._version = version
         self._loaded_version: object = None
-        self._clock = clock
-        self._max_age = max_age
         self._min_reload_interval = min_reload_interval
-        self._lock = threading.Lock()
-        self._key_set: KeySet | None = None
-        self._loaded_at = 0.0
+        self._cache = Reloaded(
+            self._load_versioned,
+            name="signing_keys",
+            clock=clock,
+            max_age=max_age,
+            metrics=metrics,
+        )
 
-    def _reload(self, now: float) -> KeySet:
+    def _load_versioned(self) -> KeySet:
         # The version is read first: a change made during the load is seen by the next call.
         version = self._version() if self._version is not None else None
-        self._key_set = self._load()
-        self._loaded_at = now
+        key_set = self._load()
         self._loaded_version = version
-        return self._key_set
+        return key_set
 
     def _changed(self) -> bool:
         return self._version is not None and self._version() != self._loaded_version
 
     def get(self) -> KeySet:
-        with self._lock:
-            now = self._clock()
-            if self._key_set is None or now - self._loaded_at >= self._max_age or self._changed():
-                return self._reload(now)
-            return self._key_set
+        return self._cache.get(reload=self._changed())
 
     def forget(self) -> None:
         """Drop the loaded key set: the next use loads it again (after a SnapStart restore)."""
-        with self._lock:
-            self._key_set = None
-            self._loaded_at = 0.0
+        self._cache.forget()
 
     def find(self, kid: str) -> SigningKey | None:
         key = self.get().get(kid)
         if key is not None:
             return key
-        with self._lock:
-            now = self._clock()
-            if now - self._loaded_at >= self._min_reload_interval:
-                self._reload(now)
-            assert self._key_set is not None
-            return self._key_set.get(kid)
+        return self._cache.get(reload=True, min_interval=self._min_reload_interval).get(kid)
 
 
 def rotate_for_service(

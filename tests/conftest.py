@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
+import requests
 import responses
 from moto import mock_aws
 
@@ -104,7 +105,8 @@ def settings(tmp_path, key_set_json: str) -> Settings:
 class WeChatStub:
     """jscode2session over `responses`, with the fake WeChat's code conventions:
     `<user>[.<n>]` logs in `<user>` (a unionid for users starting with `union`),
-    `err-<errcode>[.<n>]` answers that errcode, every code works once (then 40163)."""
+    `err-<errcode>[.<n>]` answers that errcode, `timeout[.<n>]` never answers (a read
+    timeout), every code works once (then 40163)."""
 
     def __init__(self, mock: responses.RequestsMock) -> None:
         self.calls = 0
@@ -125,13 +127,15 @@ class WeChatStub:
             callback=self._answer_phone,
         )
 
-    def _answer(self, request) -> tuple[int, dict[str, str], str]:
+    def _answer(self, request) -> tuple[int, dict[str, str], str] | Exception:
         query = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
         with self._lock:
             self.calls += 1
             self.seen.append(query)
             code = query.get("js_code", "")
             user = code.split(".", 1)[0]
+            if user == "timeout":  # WeChat silent: what requests raises after read_timeout
+                return requests.exceptions.ReadTimeout("stub: WeChat did not answer")
             if code in self._used:
                 body = {"errcode": 40163, "errmsg": "code been used"}
             elif user.startswith("err-"):

@@ -17,6 +17,7 @@ from chalicelib.errors import (
 )
 from chalicelib.login import LoginPending, user_id_for
 from chalicelib.store import UserRecord
+from chalicelib.store.logins import LoginRecord
 from tests.conftest import START, TEST_APPID, table_items
 
 
@@ -212,23 +213,103 @@ def test_a_lost_claim_is_a_retryable_failure_that_writes_no_session(login, servi
 
 
 @pytest.mark.parametrize(
-    ("code", "error"),
+    ("code", "error", "reason", "held_for"),
     [
-        ("err-40029", GrantError),
-        ("err-40163", GrantError),
-        ("err-41008", GrantError),
-        ("err-40226", WeChatUserBlocked),
-        ("err-45011", WeChatRateLimited),
-        ("err--1", WeChatUnavailable),
+        ("err-40029", GrantError, "rejected", 300),
+        ("err-40163", GrantError, "rejected", 300),
+        ("err-41008", GrantError, "rejected", 300),
+        ("err-40226", WeChatUserBlocked, "blocked", 300),
+        ("err-45011", WeChatRateLimited, "rate_limited", 60),
     ],
 )
-def test_wechat_refusals_store_nothing_and_free_the_code(login, dynamodb, code, error):
+def test_a_code_wechat_refused_keeps_its_claim_as_refused_and_stores_no_session(
+    login, dynamodb, code, error, reason, held_for
+):
     before = table_items(dynamodb)
     with pytest.raises(error):
         login.login(code, START)
-    # 45011 and -1 open the WeChat circuit breaker (its own item): no session, no code claim.
+    after = [item for item in table_items(dynamodb) if not item["pk"]["S"].startswith("BREAKER#")]
+    added = [item for item in after if item not in before]
+    assert [item["pk"]["S"][:6] for item in added] == ["LOGIN#"]  # no session, no user
+    assert added[0]["refused"] == {"S": reason}
+    assert added[0]["lease_until"] == {"N": str(START + held_for)}
+    assert "sealed_response" not in added[0]
+
+
+def test_a_failure_of_wechat_frees_the_code(login, dynamodb):
+    before = table_items(dynamodb)
+    with pytest.raises(WeChatUnavailable):
+        login.login("err--1", START)
     after = [item for item in table_items(dynamodb) if not item["pk"]["S"].startswith("BREAKER#")]
     assert after == before
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [("err-40029", GrantError), ("err-40226", WeChatUserBlocked)],
+)
+def test_the_same_refused_code_again_is_answered_without_calling_wechat(
+    login, wechat, code, error
+):
+    with pytest.raises(error):
+        login.login(code, START)
+    for later in (1, 100, 299):
+        with pytest.raises(error):
+            login.login(code, START + later)
+    assert wechat.calls == 1
+
+
+def test_a_code_wechat_asked_to_slow_down_for_is_tried_again_after_retry_after(login, wechat):
+    with pytest.raises(WeChatRateLimited):
+        login.login("err-45011.1", START)
+    with pytest.raises(WeChatRateLimited) as again:
+        login.login("err-45011.1", START + 45)
+    assert again.value.retry_after == 15
+    assert wechat.calls == 1
+    with pytest.raises(WeChatRateLimited):
+        login.login("err-45011.1", START + 60)  # WeChat asked for a minute: tried again
+    assert wechat.calls == 2
+
+
+def test_a_rejected_code_with_ten_waiters_makes_one_wechat_call(services, wechat):
+    """The claimant's WeChat call is slow and rejects the code; ten requests with the same
+    code wait meanwhile (real sleeps, with back-off), and each answers invalid_grant from the
+    claim without calling WeChat."""
+    import time
+
+    login = services.login
+    login._claims._sleep = time.sleep
+    real_code2session = login._wechat.code2session
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_code2session(code):
+        entered.set()
+        release.wait(5)
+        return real_code2session(code)
+
+    login._wechat.code2session = slow_code2session
+    outcomes: list[BaseException | None] = []
+
+    def attempt():
+        try:
+            login.login("err-40029.shared", START)
+            outcomes.append(None)
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            outcomes.append(e)
+
+    holder = threading.Thread(target=attempt)
+    holder.start()
+    assert entered.wait(5)
+    waiters = [threading.Thread(target=attempt) for _ in range(10)]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(0.2)  # every waiter is polling the claim
+    release.set()
+    for thread in [holder, *waiters]:
+        thread.join(10)
+    assert wechat.calls == 1
+    assert len(outcomes) == 11
+    assert all(isinstance(error, GrantError) for error in outcomes), outcomes
 
 
 @pytest.mark.parametrize("code", ["has space", "tab\there", "\u00e9t\u00e9", "x" * 129])
@@ -276,15 +357,21 @@ def test_pending_claim_makes_a_duplicate_wait_then_replay(services, wechat):
 
 
 def test_a_claim_held_too_long_answers_login_pending(services):
+    """Waiting backs off (50 ms, doubling, at most 1 s a pause) for 3 s in all: 7 polls, where
+    it was 200 at 50 ms."""
     login = services.login
     logins = services.store.logins
     code_hash_claimed = logins.claim
+    slept: list[float] = []
+    login._claims._sleep = slept.append
     logins.claim = lambda *a, **k: False
-    logins.get = lambda code_hash: type(
-        "Pending", (), {"done": False, "sealed_response": None}
-    )()
+    logins.get = lambda code_hash: LoginRecord(
+        code_hash=code_hash, lease_until=START + 20, expires_at=START + 300
+    )
     try:
         with pytest.raises(LoginPending):
             login.login("erin.1", START)
     finally:
         logins.claim = code_hash_claimed
+    assert slept == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 0.45])
+    assert sum(slept) == pytest.approx(3.0)

@@ -214,6 +214,60 @@ def test_system_busy_is_503_and_the_code_can_be_tried_again(app_client, wechat):
     assert wechat.phone_calls == 2  # the client's one quick retry
 
 
+def test_a_rejected_phone_code_again_is_answered_without_calling_wechat(app_client, wechat):
+    """WeChat rejected the code (40029): it stays refused in its claim, and the same code
+    again, from this user or another, is invalid_grant without another call."""
+    alice, bob = login(app_client, "alice.1"), login(app_client, "bob.1")
+    code = "phone.err-40029"
+    assert_error(bind(app_client, alice["access_token"], code), 400, "invalid_grant")
+    assert_error(bind(app_client, alice["access_token"], code), 400, "invalid_grant")
+    assert_error(bind(app_client, bob["access_token"], code), 400, "invalid_grant")
+    assert wechat.phone_calls == 1
+
+
+def test_a_rejected_phone_code_with_ten_waiters_makes_one_wechat_call(
+    services, broker, wechat
+):
+    import threading
+    import time
+
+    from chalicelib.errors import GrantError
+
+    alice = services.store.users.get(services.login.login("alice.1", START).tokens.user_id)
+    phone = services.phone
+    phone._claims._sleep = time.sleep
+    entered, release = threading.Event(), threading.Event()
+    real_call = broker.call
+
+    def slow_call(request):
+        entered.set()
+        release.wait(5)
+        return real_call(request)
+
+    broker.call = slow_call
+    outcomes: list[BaseException | None] = []
+
+    def attempt():
+        try:
+            phone.bind(alice, "phone.err-40029.shared", START)
+            outcomes.append(None)
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=attempt)]
+    threads[0].start()
+    assert entered.wait(5)
+    threads += [threading.Thread(target=attempt) for _ in range(10)]
+    for thread in threads[1:]:
+        thread.start()
+    time.sleep(0.2)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert wechat.phone_calls == 1
+    assert len(outcomes) == 11 and all(isinstance(e, GrantError) for e in outcomes), outcomes
+
+
 def test_a_refused_server_token_is_left_to_the_broker(app_client, wechat, broker):
     alice = login(app_client, "alice.1")
     wechat.refused_tokens.add("server-token-1")

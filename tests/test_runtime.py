@@ -56,6 +56,54 @@ def test_an_unreadable_secret_is_a_configuration_error_naming_only_the_arn(
     assert arn in str(caught.value)
 
 
+def test_a_secrets_manager_outage_leaves_tokens_minted_and_verified(
+    settings, dynamodb, secretsmanager, clock, wechat, key_set_json, log_lines
+):
+    """Keys and app secret loaded, then Secrets Manager fails every call (botocore's Stubber):
+    logins mint, refreshes rotate and tokens verify on the cached values for an hour, the
+    reloads back off, and tokens naming random kids do not reload the key set each."""
+    import secrets
+
+    import jwt
+    from botocore.stub import Stubber
+
+    from chalicelib.errors import InvalidToken
+
+    keys_arn = secretsmanager.create_secret(Name="keys", SecretString=key_set_json)["ARN"]
+    app_arn = secretsmanager.create_secret(Name="app", SecretString=AWS_SECRET)["ARN"]
+    aws = replace(
+        settings, signing_keys_arn=keys_arn, wechat_secret_arn=app_arn, wechat_secret=None
+    )
+    services = runtime.build(aws, dynamodb=dynamodb, secretsmanager=secretsmanager, clock=clock)
+    first = services.login.login("ivan.1", START)
+    reads: list[str] = []
+    secretsmanager.meta.events.register(  # emitted before the Stubber answers
+        "provide-client-params.secrets-manager.GetSecretValue",
+        lambda params, **_: reads.append(params["SecretId"]),
+    )
+    with Stubber(secretsmanager):  # nothing queued: every call fails
+        clock.advance(301)  # both values are due for a reload
+        now = services.now()
+        second = services.login.login("ivan.2", now)
+        refreshed = services.sessions.refresh(first.tokens.refresh_token, now)
+        for tokens in (second.tokens, refreshed):
+            assert services.access_tokens.check(tokens.access_token, now).subject
+        assert sorted(reads) == sorted([keys_arn, app_arn])  # one try each, then back-off
+        for _ in range(30):  # random kids, a second apart: at most one reload per 10 s
+            forged = jwt.encode(
+                {"sub": "x"}, "k" * 32, algorithm="HS256", headers={"kid": secrets.token_hex(8)}
+            )
+            with pytest.raises(InvalidToken):
+                services.access_tokens.check(forged, services.now())
+            clock.advance(1)
+        assert reads.count(keys_arn) <= 1 + 30 // 10
+        clock.advance(3600)  # past the hour: the outage is the request's now
+        with pytest.raises(ConfigurationError, match="cannot read secret"):
+            services.keys.get()
+    assert any('"SecretReloadFailed"' in line for line in log_lines)
+    assert not any(AWS_SECRET in line for line in log_lines)
+
+
 def test_cached_secret_fetches_once_per_max_age(clock):
     with mock_aws():
         client = boto3.client("secretsmanager", region_name="us-east-1")

@@ -200,3 +200,50 @@ def test_phone_claim_flag_values(raw: str, expected: bool) -> None:
 def test_bad_phone_settings_are_a_configuration_error(name: str, raw: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({name: raw})
+
+
+# -- issue 21: the jscode2session breaker's thresholds ---------------------------------------
+
+
+def test_breaker_settings_default_to_half_of_twenty_calls_in_ten_seconds() -> None:
+    settings = Settings.from_env({})
+    assert (
+        settings.breaker_failure_rate,
+        settings.breaker_min_calls,
+        settings.breaker_window,
+        settings.breaker_probes,
+    ) == (50, 20, 10, 3)
+
+
+def test_breaker_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "AUTH_BREAKER_FAILURE_RATE": "75",
+            "AUTH_BREAKER_MIN_CALLS": "100",
+            "AUTH_BREAKER_WINDOW": "30",
+            "AUTH_BREAKER_PROBES": "5",
+        }
+    )
+    assert (
+        settings.breaker_failure_rate,
+        settings.breaker_min_calls,
+        settings.breaker_window,
+        settings.breaker_probes,
+    ) == (75, 100, 30, 5)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("AUTH_BREAKER_FAILURE_RATE", "0"),
+        ("AUTH_BREAKER_FAILURE_RATE", "101"),
+        ("AUTH_BREAKER_FAILURE_RATE", "0.5"),
+        ("AUTH_BREAKER_MIN_CALLS", "0"),
+        ("AUTH_BREAKER_WINDOW", "4"),
+        ("AUTH_BREAKER_WINDOW", "601"),
+        ("AUTH_BREAKER_PROBES", "-1"),
+    ],
+)
+def test_bad_breaker_settings_are_a_configuration_error(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: raw})

@@ -618,6 +618,29 @@ def test_file_version_changes_when_the_file_is_replaced(tmp_path, key_set: KeySe
     assert first is not None and signing_keys.file_version(path) != first
 
 
+def test_unknown_kids_while_the_source_fails_are_capped_by_attempts_and_keep_the_set(
+    key_set: KeySet, clock: FakeClock, provider_factory
+) -> None:
+    """Tokens naming random kids, one a second, while every reload fails: the cached set keeps
+    verifying, and the source is tried at most once per interval (fewer: back-off)."""
+    attempts = []
+
+    def load() -> KeySet:
+        attempts.append(clock())
+        if len(attempts) > 1:
+            raise ConfigurationError("cannot read secret arn:aws:secretsmanager:x (Timeout)")
+        return key_set
+
+    provider = provider_factory(load)
+    provider.get()
+    for n in range(60):
+        assert provider.find(f"random-{n}") is None
+        assert provider.find(key_set.active_kid) is key_set.active
+        clock.advance(1)
+    assert 1 < len(attempts) <= 1 + 60 // 10
+    assert all(b - a >= 10 for a, b in zip(attempts, attempts[1:], strict=False))
+
+
 def test_provider_with_a_version_reloads_as_soon_as_the_source_changes(
     key_set: KeySet, rotated_set: KeySet, clock: FakeClock
 ) -> None:

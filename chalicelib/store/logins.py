@@ -3,10 +3,14 @@
 | pk                     | sk      | attributes                                                  |
 |------------------------|---------|-------------------------------------------------------------|
 | `LOGIN#<sha256(code)>` | `LOGIN` | lease_until, expires_at (TTL), sealed_response?, user_id?,  |
-|                        |         | session_id?, bound_at? (a phone code: when it was applied)  |
+|                        |         | session_id?, bound_at? (a phone code: when it was applied), |
+|                        |         | refused? (WeChat refused the code: `rejected`, `blocked`,   |
+|                        |         | `rate_limited`; until `lease_until`)                        |
 
 A claim is a guarded Put (`attribute_not_exists(#pk)`, or an expired item, or a dead holder's
-lease without a result); the result is written by the login's finishing transaction
+lease without a result); a code WeChat refused keeps its claim with `refused` (`refuse`), so
+that the same code is answered without calling WeChat again until its `lease_until`; the result
+is written by the login's finishing transaction
 (`finish`, which composes the other aggregates' items with their builders) or, for a phone
 code, `record_result` (and `mark_bound` in the binding's transaction, chalicelib/store/phones.py).
 """
@@ -49,6 +53,7 @@ class LoginRecord:
     user_id: str | None = None
     session_id: str | None = None
     bound_at: int | None = None  # phone codes: when the result was applied to the user
+    refused: str | None = None  # WeChat refused the code, until lease_until (code_claims.py)
 
     @property
     def done(self) -> bool:
@@ -64,6 +69,7 @@ def item_to_login(item: Item) -> LoginRecord:
         user_id=get_s(item, "user_id"),
         session_id=get_s(item, "session_id"),
         bound_at=get_n(item, "bound_at"),
+        refused=get_s(item, "refused"),
     )
 
 
@@ -155,6 +161,28 @@ class Logins:
                 ConditionExpression="attribute_not_exists(#sealed)",
                 ExpressionAttributeNames={"#sealed": "sealed_response"},
             )
+
+    def refuse(self, code_hash: str, *, reason: str, until: int) -> bool:
+        """Keep an unfinished claim as refused by WeChat (`reason`) until `until`: the claim is
+        not released, and cannot be taken again before then. False if it is gone or has a
+        result."""
+        try:
+            self._table.call(
+                "update_item",
+                Key=key(login_pk(code_hash), LOGIN),
+                UpdateExpression="SET #refused = :reason, #lease = :until",
+                ConditionExpression="attribute_exists(#pk) AND attribute_not_exists(#sealed)",
+                ExpressionAttributeNames={
+                    "#pk": PK,
+                    "#refused": "refused",
+                    "#lease": "lease_until",
+                    "#sealed": "sealed_response",
+                },
+                ExpressionAttributeValues={":reason": s(reason), ":until": n(until)},
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def record_result(self, code_hash: str, *, user_id: str, sealed_response: bytes) -> None:
         """Store a claimed code's sealed result (a phone code's, before it is applied).

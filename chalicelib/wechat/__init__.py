@@ -4,6 +4,7 @@
   `getuserphonenumber`), wrapped like a careful SDK.
 - `broker`: the app's server access_token, one per appid for every container, in DynamoDB
   (a lease for the fetch, refresh ahead of expiry, bounded forced refreshes).
-- `breaker`: a short circuit breaker on `jscode2session` shared by every container, opened by
-  WeChat's 45011 and -1 so that an outage is not amplified by retries.
+- `breaker`: a circuit breaker on `jscode2session` shared by every container, opened by the
+  app's failure rate (-1, timeouts: `failure_rate`, sampled over every container), never by
+  one user's 45011, so that an outage is not amplified by retries.
 """

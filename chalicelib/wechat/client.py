@@ -58,6 +58,13 @@ TOKEN_QUOTA = frozenset({45009, 45011})  # daily limit (force_refresh: 20 a day)
 IP_NOT_ALLOWED = frozenset({40164, 89501, 89503, 89506, 89507})  # API IP allowlist
 MIN_EXPIRES_IN = 60
 MAX_ACCESS_TOKEN_LENGTH = 2048  # WeChat: "keep at least 512 characters"
+# A login's code exchange (jscode2session, sns/oauth2): a user waits on it, and a brownout
+# holds every login for its whole timeout. WeChat publishes no latency figures; an answer
+# comes in a few hundred ms (bench/cost.py assumes 200), so 1 s to connect (a handshake is
+# one round trip, even from outside mainland China) and 2 s for the answer (10 times that) cut
+# only a WeChat that is failing. Two attempts at most: 2 x (1 + 2) + 0.2 = 6.2 s, was 12.2.
+LOGIN_CONNECT_TIMEOUT = 1.0
+LOGIN_READ_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,6 @@ def check_token_errcode(body: dict[str, object]) -> None:
     errcode = body.get("errcode", 0)
     if errcode in TOKEN_INVALID and not isinstance(errcode, bool):
         raise WeChatTokenInvalid(f"WeChat refused the access_token (errcode {errcode})")
-
-
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ class WeChatClient:
         http: requests.Session | None = None,
         connect_timeout: float = 2.0,
         read_timeout: float = 4.0,
+        login_connect_timeout: float = LOGIN_CONNECT_TIMEOUT,
+        login_read_timeout: float = LOGIN_READ_TIMEOUT,
         retry_delay: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -128,7 +135,8 @@ class WeChatClient:
         self._appid = appid
         self._secret = secret
         self._http = http  # made at the first login: `import requests` is not needed before
-        self._timeout = (connect_timeout, read_timeout)
+        self._timeout = (connect_timeout, read_timeout)  # stable_token, getuserphonenumber
+        self._login_timeout = (login_connect_timeout, login_read_timeout)
         self._retry_delay = retry_delay
         self._sleep = sleep
 
@@ -140,7 +148,9 @@ class WeChatClient:
             "grant_type": "authorization_code",
         }
         return self._with_one_retry(
-            lambda: self._interpret(self._send("GET", self._url, params=params))
+            lambda: self._interpret(
+                self._send("GET", self._url, params=params, timeout=self._login_timeout)
+            )
         )
 
     def oauth2_access_token(self, code: str) -> OAuthAccess:
@@ -155,7 +165,9 @@ class WeChatClient:
             "grant_type": "authorization_code",
         }
         return self._with_one_retry(
-            lambda: self._interpret_oauth2(self._send("GET", self._oauth2_url, params=params))
+            lambda: self._interpret_oauth2(
+                self._send("GET", self._oauth2_url, params=params, timeout=self._login_timeout)
+            )
         )
 
     def _interpret_oauth2(self, body: dict[str, object]) -> OAuthAccess:
@@ -229,7 +241,13 @@ class WeChatClient:
         )
 
     def _send(
-        self, method: str, url: str, *, params: dict[str, str], json: object = None
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str],
+        json: object = None,
+        timeout: tuple[float, float] | None = None,
     ) -> dict[str, object]:
         # requests' messages carry the full URL, whose query holds the app secret, the code or
         # the access_token: raise outside the handler so that not even __context__ keeps it.
@@ -240,7 +258,7 @@ class WeChatClient:
         response, failure, maybe_sent = None, "", False
         try:
             response = self._http.request(
-                method, url, params=params, json=json, timeout=self._timeout
+                method, url, params=params, json=json, timeout=timeout or self._timeout
             )
         except requests.RequestException as e:
             failure = type(e).__name__

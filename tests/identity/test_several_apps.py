@@ -379,25 +379,33 @@ def test_every_app_s_logins_count_against_the_per_openid_limit(
 def test_each_app_has_its_own_breaker_shared_by_every_container(
     client, services, settings, dynamodb, clock, fake_wechat
 ):
-    """WeChat's 45011 on app B's jscode2session opens app B's breaker: app B's next login is
-    refused without calling WeChat, in this container and (at its next read, CACHE_SECONDS
-    later) in another one, while the primary app's logins go on."""
+    """WeChat failing (-1) on app B's jscode2session opens app B's breaker once the failures
+    pass the threshold: app B's next login is refused without calling WeChat, in this container
+    and (at its next read, CACHE_SECONDS later) in another one, while the primary app's logins
+    go on. App B's 45011 (one user's limit) opens nothing."""
     from chalicelib import runtime
-    from chalicelib.errors import WeChatRateLimited
+    from chalicelib.errors import WeChatUnavailable
     from chalicelib.wechat.breaker import CACHE_SECONDS
 
     other = runtime.build(settings, dynamodb=dynamodb, clock=clock, sleep=lambda _: None)
     other.login.login("erin.0", services.now(), APP_B)  # a warm container of app B's
-
-    tripped = post(client, "/auth/login", {"code": "err-45011.1", "appid": APP_B})
-    assert_error(tripped, 429, "slow_down")
-    calls = fake_wechat.calls
-    refused = post(client, "/auth/login", {"code": "erin.1", "appid": APP_B})
-    assert_error(refused, 429, "slow_down")
-    assert fake_wechat.calls == calls  # refused before WeChat
-    log_in(client, "erin.2", TEST_APPID)  # the primary app's breaker is closed
+    log_in(client, "erin.1", APP_B)
+    clock.advance(CACHE_SECONDS)
+    log_in(client, "erin.2", APP_B)  # this container has read app B's breaker: it reports
+    other.login.login("erin.3", services.now(), APP_B)
+    limited = post(client, "/auth/login", {"code": "err-45011.1", "appid": APP_B})
+    assert_error(limited, 429, "slow_down")
+    for n in range(20):
+        tripped = post(client, "/auth/login", {"code": f"err--1.{n}", "appid": APP_B})
+        assert_error(tripped, 503, "temporarily_unavailable")
     clock.advance(CACHE_SECONDS)
     calls = fake_wechat.calls
-    with pytest.raises(WeChatRateLimited):
-        other.login.login("erin.3", services.now(), APP_B)
+    refused = post(client, "/auth/login", {"code": "erin.4", "appid": APP_B})  # reports: trips
+    assert_error(refused, 503, "temporarily_unavailable")
+    assert fake_wechat.calls == calls  # refused before WeChat
+    log_in(client, "erin.5", TEST_APPID)  # the primary app's breaker is closed
+    clock.advance(CACHE_SECONDS)
+    calls = fake_wechat.calls
+    with pytest.raises(WeChatUnavailable):
+        other.login.login("erin.6", services.now(), APP_B)
     assert fake_wechat.calls == calls

@@ -115,3 +115,25 @@ def test_finish_login_refuses_a_user_banned_meanwhile(store: Store, backend: Bac
     store.users.unban(USER)
     complete(store)
     assert store.sessions.get(USER, "sess0") == a_session()
+
+
+def test_a_refused_claim_is_kept_until_its_time(store: Store, backend: Backend) -> None:
+    claim(store, NOW)
+    assert store.logins.refuse(CODE, reason="rate_limited", until=NOW + 60) is True
+    assert store.logins.get(CODE).refused == "rate_limited"
+    assert claim(store, NOW + 59) is False  # refused, not released
+    assert store.logins.get(CODE).lease_until == NOW + 60
+    assert claim(store, NOW + 60) is True  # its time is over: claimed afresh
+    assert store.logins.get(CODE) == LoginRecord(
+        code_hash=CODE, lease_until=NOW + 80, expires_at=NOW + 360
+    )
+
+
+def test_refuse_leaves_a_missing_or_finished_claim_alone(store: Store, backend: Backend) -> None:
+    assert store.logins.refuse(CODE, reason="rejected", until=NOW + 300) is False
+    assert backend.items() == []
+    claim(store, NOW)
+    complete(store)
+    done = store.logins.get(CODE)
+    assert store.logins.refuse(CODE, reason="rejected", until=NOW + 300) is False
+    assert store.logins.get(CODE) == done

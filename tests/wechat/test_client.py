@@ -161,12 +161,21 @@ def test_base_url_with_a_trailing_slash(mock) -> None:
     assert mock.calls[0].request.url.startswith(URL + "?")
 
 
-def test_default_timeouts_are_passed_to_requests(mock, client: WeChatClient) -> None:
+def test_a_login_exchange_has_the_short_login_timeouts(mock, client: WeChatClient) -> None:
+    """A user waits on jscode2session: 1 s to connect, 2 s for the answer (client.py says
+    why); the server-to-server calls keep 2 s and 4 s."""
     answer(mock, SUCCESS)
+    mock.add(
+        responses.POST,
+        f"{BASE}/cgi-bin/stable_token",
+        json={"access_token": "t" * 40, "expires_in": 7200},
+    )
 
     client.code2session(CODE)
+    client.stable_token()
 
-    assert mock.calls[0].request.req_kwargs["timeout"] == (2.0, 4.0)
+    assert mock.calls[0].request.req_kwargs["timeout"] == (1.0, 2.0)
+    assert mock.calls[1].request.req_kwargs["timeout"] == (2.0, 4.0)
 
 
 def test_configured_timeouts_are_passed_to_requests(mock) -> None:
@@ -175,8 +184,8 @@ def test_configured_timeouts_are_passed_to_requests(mock) -> None:
         base_url=BASE,
         appid=APPID,
         secret=lambda: SECRET,
-        connect_timeout=1.5,
-        read_timeout=3.25,
+        login_connect_timeout=1.5,
+        login_read_timeout=3.25,
     )
 
     client.code2session(CODE)
