@@ -269,7 +269,7 @@ def test_role_grants_exactly_the_table_actions_on_exactly_the_table(template: Te
     table = _statements(template)["AuthTable"]
     assert table["Effect"] == "Allow"
     assert sorted(_as_list(table["Action"])) == [
-        "dynamodb:ConditionCheckItem",  # the login transaction's check of the app (identity)
+        "dynamodb:ConditionCheckItem",  # the login transaction's check that the user is not banned
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
