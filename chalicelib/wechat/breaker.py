@@ -14,9 +14,10 @@ Shared state: one item per appid (`BREAKER#<appid>`, `JSCODE2SESSION`: `open_unt
 `reason`, `trips`, `tripped_at`, TTL `expires_at`), written only on a trip, with a guard
 (`attribute_not_exists(#until) OR #until < :until`) so that racing trips keep the longest
 opening. Each container caches what it last read: `check` reads the item (one eventually
-consistent GetItem) at most once per CACHE_SECONDS (5 s), and not at all while its cache says open, so a
-login makes on average far fewer than one extra request (at most one per container per 5 s of
-logins). A container's own trip opens its cache at once, whether or not the write succeeds.
+consistent GetItem) at most once per CACHE_SECONDS (5 s), and not at all while its cache says
+open, so a login makes on average far fewer than one extra request (at most one per container
+per 5 s of logins). A container's own trip opens its cache at once, whether or not the write
+succeeds.
 A container that has not read yet (a cold start) takes the breaker as closed until its first
 read, so it makes at most one call to a failing WeChat before it knows.
 
