@@ -72,8 +72,9 @@ VARIANTS = {
 # -- the stack's fixed parts (infra/resources.yaml; docs/operators.md "Alarms", "Dashboard") ---
 # Metrics the alarms evaluate: 5xx + Count, Latency, Errors, Duration, ConcurrentExecutions,
 # LoginFailures + LoginSuccesses, Throttles, Read + WriteThrottleEvents, RefreshTokenReuse,
-# WeChatTokenForceRefresh, WeChatTokenFetchFailed, WeChatBreakerOpened, EventsDropped.
-ALARM_METRICS = 16
+# WeChatTokenForceRefresh, WeChatTokenFetchFailed, WeChatBreakerOpened, EventsDropped; and the
+# login function's own Errors, Throttles, Duration and ConcurrentExecutions (issue 21).
+ALARM_METRICS = 20
 # Custom metrics: 4 metric filters (LoginSuccesses, LoginFailures, Refreshes, WeChatErrors)
 # and the EMF metric RefreshTokenReuse.
 CUSTOM_METRICS = 5
@@ -187,8 +188,9 @@ def monthly(
     wru = sum(counts[op] * ops[op].wru for op in counts)
     rru = sum(counts[op] * ops[op].rru for op in counts)
     log_bytes = sum(counts[op] * ops[op].log_bytes for op in counts)
-    # warm containers: three times the average concurrency (peaks), at least two
-    containers = max(2, math.ceil(3 * seconds / MONTH_SECONDS))
+    # warm containers: three times the average concurrency (peaks), at least two of each of
+    # the two functions (the login function's and the other's, issue 21)
+    containers = max(4, math.ceil(3 * seconds / MONTH_SECONDS))
     stored = mau * STORED_BYTES_PER_MAU / GB
     log_stored = log_bytes / GB * LOG_COMPRESSION * LOG_RETENTION_MONTHS
     dto_bytes = sum(counts[op] * RESPONSE_BYTES[op] for op in counts)

@@ -1,13 +1,16 @@
 """Where the time and money go: every benchmark, as markdown, against same-run baselines.
 
     make bench                              # = .venv/bin/python bench/run.py
-    .venv/bin/python bench/run.py [--only verify,refresh,cold,size,http,cost] [--quick]
-                                  [--profile] [--zip PATH] [--compare-tree DIR]
-                                  [--write [LABEL]]
+    .venv/bin/python bench/run.py [--only verify,refresh,cold,size,http,cost,capacity]
+                                  [--quick] [--profile] [--zip PATH] [--compare-tree DIR]
+                                  [--write [LABEL]] [capacity's profile: --logins N ...]
 
 Parts (see docs/contributors.md "Performance"): verify, refresh (with DynamoDB requests and
 capacity per operation), cold (cold start), size (deployment zip), http (throughput under
-concurrency), cost (per monthly active user, from verify's and refresh's figures: needs both).
+concurrency), cost (per monthly active user, from verify's and refresh's figures: needs both),
+capacity (the capacity model: partition keys and units per operation against a traffic
+profile, bench/capacity.py; it fails the run if a key pattern's hottest key is over 30% of a
+partition).
 `--write before` / `--write after` puts the markdown into that section of bench/RESULTS.md.
 Starts DynamoDB Local (and, for `http`, the local server) and stops them however it ends.
 """
@@ -32,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as h  # noqa: E402
 from common import Section, Summary, markdown_table, replace_section, verdict  # noqa: E402
 
-PARTS = ("verify", "refresh", "cold", "size", "http", "cost")
+PARTS = ("verify", "refresh", "cold", "size", "http", "cost", "capacity")
 RESULTS = h.REPO_ROOT / "bench" / "RESULTS.md"
 
 
@@ -117,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL",
         help="also write the markdown into section LABEL of bench/RESULTS.md (default: latest)",
     )
+    import capacity
+
+    capacity.add_arguments(parser)
     args = parser.parse_args(argv)
     only = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = set(only) - set(PARTS)
@@ -137,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench: {part}", file=sys.stderr, flush=True)
                 try:
                     sections.append(run_part(part, env, args, sections))
+                    if sections[-1].figures.get("capacity_ok") is False:
+                        failed = True  # a key pattern over its limit fails the run
                 except KeyboardInterrupt:
                     raise
                 except Exception as e:
@@ -189,6 +197,10 @@ def run_part(
         import bench_cost
 
         return bench_cost.run(done)
+    if part == "capacity":
+        import capacity
+
+        return capacity.run(env, args)
     import bench_throughput
 
     return bench_throughput.run(env, quick=args.quick)

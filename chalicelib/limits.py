@@ -12,6 +12,12 @@ Counter items (`LIMIT#<name>#<sha256(key)>`, `<window start>`) keep only a hash 
 never the raw IP, openid or session id, and expire by TTL (`expires_at`, the window's end plus
 TTL_SLACK); the window's end is also checked in code (the window is in the key).
 
+A window's counter never goes down, so once a container saw a key refused it refuses that key
+again without a request until the window ends (at most MEMO_SIZE keys remembered): a busy key
+(the many users behind one carrier NAT's address) costs its counter at most `count` counted
+writes and one refused write per container per window, however many requests it sends (issue
+#21: one partition serves about 1,000 writes a second).
+
 If DynamoDB fails for the counter (StoreUnavailable), the check **fails open**: the request
 goes on, a `RateLimitCheckFailed` metric and a warning are written. A limiter outage must not
 become a login outage; the request's own reads and writes meet the same DynamoDB next, and
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +59,7 @@ if TYPE_CHECKING:
     from chalicelib.store.guards import Guards
 
 TTL_SLACK = 60  # a counter item outlives its window by this much (TTL deletion is lazy anyway)
+MEMO_SIZE = 10_000  # keys a container remembers as refused until their window's end
 IPV6_PREFIX = 64  # an IPv6 client is counted by its /64: one subscriber usually holds a /64
 
 
@@ -96,6 +104,8 @@ class RateLimiter:
         self._guards = guards
         self._limits = {name: limit for name, limit in limits.items() if limit is not None}
         self._metrics = metrics or Metrics()
+        self._refused: dict[tuple[str, str], int] = {}  # (limit, key) -> its window's end
+        self._lock = threading.Lock()
 
     def configured(self, name: str) -> bool:
         return name in self._limits
@@ -103,20 +113,21 @@ class RateLimiter:
     def check(self, name: str, key: str | None, now: int) -> None:
         """Count one request of `key` against limit `name`: RateLimited if the window's
         budget is used. One conditional UpdateItem if the limit is configured and there is a
-        key; nothing at all otherwise. Fails open if DynamoDB does (see the module doc)."""
+        key, none once this container saw the key refused in this window; nothing at all
+        otherwise. Fails open if DynamoDB does (see the module doc)."""
         limit = self._limits.get(name)
         if limit is None or key is None:
             return
         start, end = limit.window(now)
+        with self._lock:
+            refused_until = self._refused.get((name, key), 0)
+        if now < refused_until:  # this window's budget is used: no request
+            self._refuse(name, limit, end, now)
         try:
             self._guards.count(name, key, start, limit=limit.count, expires_at=end + TTL_SLACK)
         except ConditionFailed as e:
-            retry_after = max(1, end - now)
-            self._metrics.count("RateLimited", limit=name)
-            raise RateLimited(
-                f"too many requests ({SETTINGS[name]} = {limit}); retry after {retry_after} s",
-                retry_after=retry_after,
-            ) from e
+            self._remember(name, key, end, now)
+            self._refuse(name, limit, end, now, e)
         except StoreUnavailable as e:
             self._metrics.count("RateLimitCheckFailed", limit=name)
             log_event(
@@ -125,3 +136,20 @@ class RateLimiter:
                 limit=name,
                 detail=str(e),  # the DynamoDB operation and error code only
             )
+
+    def _remember(self, name: str, key: str, end: int, now: int) -> None:
+        with self._lock:
+            if len(self._refused) >= MEMO_SIZE:
+                self._refused = {k: e for k, e in self._refused.items() if e > now}
+            if len(self._refused) < MEMO_SIZE:
+                self._refused[(name, key)] = end
+
+    def _refuse(
+        self, name: str, limit: Limit, end: int, now: int, cause: Exception | None = None
+    ) -> None:
+        retry_after = max(1, end - now)
+        self._metrics.count("RateLimited", limit=name)
+        raise RateLimited(
+            f"too many requests ({SETTINGS[name]} = {limit}); retry after {retry_after} s",
+            retry_after=retry_after,
+        ) from cause

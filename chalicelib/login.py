@@ -24,7 +24,6 @@ from chalicelib import crypto
 from chalicelib.code_claims import CodeClaims
 from chalicelib.devices import DeviceInfo
 from chalicelib.errors import (
-    AppDisabled,
     ConditionFailed,
     GrantError,
     LoginPending,
@@ -151,13 +150,10 @@ class LoginService:
                 sealed_response=sealed,
                 unionid=wx.unionid,
                 identity=resolved.identity,
-                app=app,
                 now=now,
             )
         except ConditionFailed as e:
             self._logins.release(code_hash)
-            if not self._apps.is_enabled_now(app.appid):
-                raise AppDisabled(f"app {app.appid} is disabled") from e
             raise StoreUnavailable("the login could not be recorded; try again") from e
         except BaseException:
             self._logins.release(code_hash)

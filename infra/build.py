@@ -27,7 +27,10 @@ Chalice can only emit an API Gateway REST API, so `sam.yaml` is then rewritten
 (`finish_template`): the REST API, its invoke permission, its outputs and the function's `Api`
 events are removed, and the app's routes (the paths and methods of that REST API's definition,
 which Chalice derives from the app) become one explicit `AWS::ApiGatewayV2::Route` each on the
-HTTP API that infra/resources.yaml defines.
+HTTP API that infra/resources.yaml defines. The login routes (LOGIN_ROUTES: they call WeChat)
+target the login function (`LoginHandler`, issue 21), which gets every property of Chalice's
+function (`APIHandler`) that infra/resources.yaml does not set for it: the same code, handler
+and environment, with concurrency and a log group of its own.
 
 The zip is checked afterwards against the template's Runtime and Architectures, and the build
 fails unless every pin of requirements.txt is in it, complete (every file of its RECORD), with
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import json
 import os
 import re
@@ -317,7 +321,12 @@ def _chalice_package(project: Path, outdir: Path) -> None:
 HTTP_API = "HttpApi"
 HTTP_API_STAGE = "HttpApiStage"
 HTTP_API_INTEGRATION = "HttpApiIntegration"
+HTTP_API_LOGIN_INTEGRATION = "HttpApiLoginIntegration"
 HTTP_API_DEFAULT_ROUTE = "HttpApiDefaultRoute"
+FUNCTION = "APIHandler"  # Chalice's
+LOGIN_FUNCTION = "LoginHandler"  # infra/resources.yaml's, completed from FUNCTION
+# The routes that call WeChat, served by the login function with its own concurrency.
+LOGIN_ROUTES = (("POST", "/auth/login"), ("POST", "/auth/phone"))
 ROUTE_PREFIX = "HttpApiRoute"
 # What Chalice emits for its REST API, none of which the stack keeps.
 REST_API = "RestAPI"
@@ -340,19 +349,43 @@ ROUTE_CHECKOV_SKIPS = [
 def finish_template(template: dict) -> dict:
     """Chalice's template, changed where `chalice package` cannot be configured."""
     use_http_api(template)
+    complete_login_function(template)
     return template
+
+
+def complete_login_function(template: dict) -> None:
+    """Give the login function every property (and the metadata) of Chalice's function that
+    infra/resources.yaml does not set for it: one code, one handler, one environment."""
+    resources = template["Resources"]
+    if LOGIN_FUNCTION not in resources:
+        raise BuildError(f"infra/resources.yaml defines no {LOGIN_FUNCTION}")
+    source, login = resources[FUNCTION], resources[LOGIN_FUNCTION]
+    properties = login.setdefault("Properties", {})
+    for name, value in source["Properties"].items():
+        properties.setdefault(name, copy.deepcopy(value))
+    if "Metadata" in source:
+        login.setdefault("Metadata", copy.deepcopy(source["Metadata"]))
 
 
 def use_http_api(template: dict) -> None:
     """Replace Chalice's REST API with the HTTP API of infra/resources.yaml: one route per app
     route (method and path, from the REST API's definition), all to one Lambda integration."""
     resources = template["Resources"]
-    for name in (HTTP_API, HTTP_API_STAGE, HTTP_API_INTEGRATION, HTTP_API_DEFAULT_ROUTE):
+    for name in (
+        HTTP_API,
+        HTTP_API_STAGE,
+        HTTP_API_INTEGRATION,
+        HTTP_API_LOGIN_INTEGRATION,
+        HTTP_API_DEFAULT_ROUTE,
+    ):
         if name not in resources:
             raise BuildError(f"infra/resources.yaml defines no {name}")
     if REST_API not in resources:
         raise BuildError(f"chalice package emitted no {REST_API}: cannot read the app's routes")
     routes = app_routes(resources.pop(REST_API))
+    missing = sorted(set(LOGIN_ROUTES) - set(routes))
+    if missing:
+        raise BuildError(f"the login function's routes are not the app's: {missing}")
     resources.pop(REST_API_PERMISSION, None)
     for name in REST_API_OUTPUTS:
         template.get("Outputs", {}).pop(name, None)
@@ -363,13 +396,16 @@ def use_http_api(template: dict) -> None:
         name = route_logical_id(method, path)
         if name in resources:
             raise BuildError(f"two routes make the logical id {name}")
+        integration = (
+            HTTP_API_LOGIN_INTEGRATION if (method, path) in LOGIN_ROUTES else HTTP_API_INTEGRATION
+        )
         resources[name] = {
             "Type": "AWS::ApiGatewayV2::Route",
             "Metadata": {"checkov": {"skip": ROUTE_CHECKOV_SKIPS}},
             "Properties": {
                 "ApiId": {"Ref": HTTP_API},
                 "RouteKey": f"{method} {path}",
-                "Target": {"Fn::Sub": f"integrations/${{{HTTP_API_INTEGRATION}}}"},
+                "Target": {"Fn::Sub": f"integrations/${{{integration}}}"},
             },
         }
         route_ids.append(name)

@@ -47,6 +47,13 @@
 #   WXAUTH_EGRESS_VPC_CIDR            -> EgressVpcCidr (a /16)
 #   WXAUTH_FORCE_REFRESH_ALARM        -> WeChatForceRefreshAlarmThreshold
 #   WXAUTH_RESERVED_CONCURRENCY       -> ReservedConcurrency (0: none)
+#   WXAUTH_LOGIN_RESERVED_CONCURRENCY -> LoginReservedConcurrency (the login function; 0: none)
+#   WXAUTH_LAUNCH_CONCURRENCY_LOGIN   -> LaunchConcurrencyLogin (provisioned in the window)
+#   WXAUTH_LAUNCH_CONCURRENCY_API     -> LaunchConcurrencyApi
+#   WXAUTH_LAUNCH_WINDOW_START        -> LaunchWindowStart (at(yyyy-mm-ddThh:mm:ss), UTC)
+#   WXAUTH_LAUNCH_WINDOW_END          -> LaunchWindowEnd
+#   WXAUTH_TABLE_WARM_READ_UNITS      -> TableWarmReadUnits (with the next; 0: not pre-warmed)
+#   WXAUTH_TABLE_WARM_WRITE_UNITS     -> TableWarmWriteUnits
 #   WXAUTH_DEPLOYMENT_PREFERENCE      -> DeploymentPreferenceType (e.g. AllAtOnce)
 #   WXAUTH_TRACING                    -> Tracing (PassThrough|Active)
 #   WXAUTH_SNAPSTART                  -> SnapStart (On|Off)
@@ -103,6 +110,13 @@ PARAMETERS=(
   EgressVpcCidr=WXAUTH_EGRESS_VPC_CIDR
   WeChatForceRefreshAlarmThreshold=WXAUTH_FORCE_REFRESH_ALARM
   ReservedConcurrency=WXAUTH_RESERVED_CONCURRENCY
+  LoginReservedConcurrency=WXAUTH_LOGIN_RESERVED_CONCURRENCY
+  LaunchConcurrencyLogin=WXAUTH_LAUNCH_CONCURRENCY_LOGIN
+  LaunchConcurrencyApi=WXAUTH_LAUNCH_CONCURRENCY_API
+  LaunchWindowStart=WXAUTH_LAUNCH_WINDOW_START
+  LaunchWindowEnd=WXAUTH_LAUNCH_WINDOW_END
+  TableWarmReadUnits=WXAUTH_TABLE_WARM_READ_UNITS
+  TableWarmWriteUnits=WXAUTH_TABLE_WARM_WRITE_UNITS
   DeploymentPreferenceType=WXAUTH_DEPLOYMENT_PREFERENCE
   Tracing=WXAUTH_TRACING
   SnapStart=WXAUTH_SNAPSTART

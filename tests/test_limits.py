@@ -167,6 +167,34 @@ def test_one_update_item_per_check_and_none_for_an_unset_limit(
     assert limits.configured(LOGIN_PER_IP)
 
 
+def test_a_busy_key_costs_its_counter_one_refused_write_per_container_per_window(
+    table: tuple[Any, str], sent: list[str]
+) -> None:
+    """A carrier NAT's address, over its limit: refused without a request until the window
+    ends (the counter cannot go down), so its item's writes stay bounded (issue #21)."""
+    limits = limiter(table, **{LOGIN_PER_IP: Limit(2, 60)})
+    other_container = limiter(table, **{LOGIN_PER_IP: Limit(2, 60)})
+    limits.check(LOGIN_PER_IP, IP, NOW)
+    limits.check(LOGIN_PER_IP, IP, NOW + 1)
+    for second in range(2, 50):
+        with pytest.raises(RateLimited) as refused:
+            limits.check(LOGIN_PER_IP, IP, NOW + second)
+    assert refused.value.retry_after == 60 - 49
+    assert sent == ["UpdateItem"] * 3  # two counted, one refused, then none
+    with pytest.raises(RateLimited):
+        other_container.check(LOGIN_PER_IP, IP, NOW + 50)  # it learns the same way
+    limits.check(LOGIN_PER_IP, "198.51.100.1", NOW + 51)  # another key is counted as before
+    assert sent == ["UpdateItem"] * 5
+    limits.check(LOGIN_PER_IP, IP, NOW + 60)  # the next window: counted again
+    assert sent == ["UpdateItem"] * 6
+    [counted] = [
+        i
+        for i in items(table)
+        if i["sk"]["S"] == str(NOW) and i["pk"]["S"] == limit_pk(LOGIN_PER_IP, IP)
+    ]
+    assert counted["count"] == {"N": "2"}
+
+
 def test_the_limiter_fails_open_when_dynamodb_does(log_lines: list[str]) -> None:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")

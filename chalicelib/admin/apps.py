@@ -3,16 +3,22 @@
     wxauth-admin app add --appid APPID --kind {mini-program,official-account,mobile-app}
                          (--secret-arn ARN | --secret SECRET) [--client-id ID] [--audience AUD]
     wxauth-admin app list                 (never prints a secret)
-    wxauth-admin app disable APPID        (and: app enable APPID)
+    wxauth-admin app disable APPID [--no-wait]   (and: app enable APPID [--no-wait])
 
 `--secret` stores the secret in the APP item and is refused unless the table is a local one
 (`AWS_ENDPOINT_URL_DYNAMODB` set): in AWS, give the ARN of a Secrets Manager secret.
+
+`disable` and `enable` write the app's item, then wait until every container has read it
+again (AUTH_APPS_CACHE_TTL seconds, and the longest a login already under way may take: no
+login checks the item itself, issue #21), so that when the command returns the change is in
+force everywhere; `--no-wait` returns at once and prints when it will be (`in_force_at`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.cli import unmasked
@@ -44,8 +50,15 @@ def add_parser(groups: Any) -> None:
     add.add_argument("--audience", type=text, help="the tokens' aud (default: AUTH_AUDIENCE)")
     commands.add_parser("list", help="list every app (never their secrets)")
     for name, text in (("disable", "refuse logins of"), ("enable", "re-enable")):
-        command = commands.add_parser(name, help=f"{text} an app, at once")
+        command = commands.add_parser(
+            name, help=f"{text} an app (returns once every container has seen it)"
+        )
         command.add_argument("appid", type=unmasked(_appid), metavar="APPID")
+        command.add_argument(
+            "--no-wait",
+            action="store_true",
+            help="return at once; the change is in force everywhere at `in_force_at`",
+        )
 
 
 def run(args: argparse.Namespace, services: Services, now: int) -> Any:
@@ -77,4 +90,13 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
     enabled = args.command == "enable"
     if not apps.set_enabled(args.appid, enabled, now=now):
         raise AdminError(f"no app {args.appid}")
-    return {"appid": args.appid, "enabled": enabled}
+    wait = apps.in_force_after()
+    if not args.no_wait:
+        print(
+            f"wxauth-admin: app {args.appid} {args.command}d; waiting {wait} s until every"
+            " container has read it (--no-wait to return at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        services.sleep(wait)
+    return {"appid": args.appid, "enabled": enabled, "in_force_at": now + wait}

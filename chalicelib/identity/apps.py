@@ -6,9 +6,14 @@ tokens are what they were. More apps are `APP` items (chalicelib/store/apps.py),
 `wxauth-admin app add`.
 
 The primary app may have an `APP` item too, holding only `enabled` (`app disable` of it). The
-items are read with one Query of the `APP` partition, cached per container for
-`AUTH_APPS_CACHE_TTL` seconds (a login does not pay for them); a disabled app is still refused
-at once, by a check of its item in the login's finishing transaction (`Logins.finish`).
+items are read with one consistent Query of the `APP` partition, cached per container for
+`AUTH_APPS_CACHE_TTL` seconds (a login does not pay for them), and the cache is what refuses a
+disabled app (issue #21): no login reads or checks an item that every login of an app shares
+(a partition serves about 1,000 writes a second, and concurrent transactions that check one
+item cancel each other). So `app disable` is in force in every container once every cache has
+been read again: `in_force_after()` seconds, which `wxauth-admin app disable` waits before it
+returns (chalicelib/admin/apps.py). An appid a container does not know is looked up alone (one
+eventually consistent GetItem), at most once per RELOAD_ON_MISS_AFTER seconds.
 
 A kind is a small class with the code exchange, registered in `KINDS` by name
 (`register_kind`); the login service never branches on it.
@@ -34,7 +39,10 @@ __all__ = ["App", "AppRegistry", "Exchanged", "KINDS", "kind_of", "register_kind
 APPID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_APPID_LENGTH = 64
 DEFAULT_CACHE_TTL = 60
-RELOAD_ON_MISS_AFTER = 5  # seconds: an unknown appid reloads a cache at least this old
+RELOAD_ON_MISS_AFTER = 5  # seconds: a container looks up an unknown appid at most this often
+# A login that resolved its app from a cache just before the cache expired finishes within the
+# function's timeout (28 s, .chalice/config.json): `app disable` waits for it too.
+IN_FLIGHT_SECONDS = 30
 
 OFFICIAL_ACCOUNT = "official-account"
 MOBILE_APP = "mobile-app"
@@ -121,6 +129,7 @@ class AppRegistry:
         self._lock = threading.Lock()
         self._apps: dict[str, App] | None = None
         self._loaded_at = 0.0
+        self._looked_up_at: float | None = None  # the last lookup of an unknown appid
         self._clients: dict[tuple[str, str | None, str | None], WeChatClient] = {}
 
     @property
@@ -136,10 +145,6 @@ class AppRegistry:
                 self._apps = self._load()
                 self._loaded_at = self._clock()
             return self._apps
-
-    def _age(self) -> float:
-        with self._lock:
-            return self._clock() - self._loaded_at
 
     def invalidate(self) -> None:
         with self._lock:
@@ -176,8 +181,8 @@ class AppRegistry:
             raise RequestError("appid is required: this deployment serves several apps")
         validate_appid(appid)
         app = apps.get(appid)
-        if app is None and self._age() >= RELOAD_ON_MISS_AFTER:
-            app = self.apps(fresh=True).get(appid)  # just added? (bounded: once per 5 s)
+        if app is None:
+            app = self._look_up(appid)
         if app is None:
             raise UnknownApp("appid is not an app of this deployment")
         if not app.enabled:
@@ -189,10 +194,29 @@ class AppRegistry:
         app's too: disabling refuses new logins; its live sessions end by revocation."""
         return frozenset(app.audience for app in self.apps().values() if app.audience)
 
-    def is_enabled_now(self, appid: str) -> bool:
-        """A consistent read of the app's item (after a ConditionCheck refused it)."""
-        app = self.apps(fresh=True).get(appid)
-        return app is not None and app.enabled
+    def _look_up(self, appid: str) -> App | None:
+        """An appid this container does not know: just added? One eventually consistent
+        GetItem of its item (half a read unit: a stale answer only makes a login of an app
+        added a moment ago wait for the next lookup), at most once per RELOAD_ON_MISS_AFTER
+        seconds per container, whatever appids a flood of bogus logins names."""
+        with self._lock:
+            now = self._clock()
+            recent = max(self._loaded_at, self._looked_up_at or 0.0)
+            if now - recent < RELOAD_ON_MISS_AFTER:
+                return None
+            self._looked_up_at = now
+        app = self._store.get(appid, consistent=False)
+        if app is None or appid == self._primary.appid:
+            return None
+        with self._lock:
+            if self._apps is not None:
+                self._apps = {**self._apps, appid: app}
+        return app
+
+    def in_force_after(self) -> int:
+        """Seconds after `set_enabled` when every container's cache has read the change, and
+        a login resolved from an older cache has finished."""
+        return int(self._max_age) + IN_FLIGHT_SECONDS
 
     def wechat(self, app: App) -> WeChatClient:
         """The WeChat client of `app` (its appid and secret), one per container."""
@@ -221,7 +245,8 @@ class AppRegistry:
         return added
 
     def set_enabled(self, appid: str, enabled: bool, *, now: int) -> bool:
-        """Enable or disable an app at once; False if there is no such app."""
+        """Enable or disable an app: in this container at once, in every other one within
+        `in_force_after()` seconds; False if there is no such app."""
         # The primary app's item is made by its first `app disable`; another app must exist.
         if not self._store.set_enabled(
             appid, enabled, now=now, create=appid == self._primary.appid

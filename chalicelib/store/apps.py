@@ -6,7 +6,10 @@
 |       |                | enabled (BOOL), created_at, updated_at                              |
 
 The primary app (WECHAT_APPID) may have an item too, holding only `enabled`. The registry and
-its per-container cache are chalicelib/identity/apps.py's.
+its per-container cache are chalicelib/identity/apps.py's. No login reads or checks these items
+(issue #21: one partition for every app would cap logins near 500 a second, and concurrent
+transactions checking one item cancel each other): a container reads them all with one Query
+every AUTH_APPS_CACHE_TTL seconds, and one item for an appid it does not know.
 """
 
 from __future__ import annotations
@@ -77,26 +80,6 @@ def item_to_app(item: Item) -> App:
     )
 
 
-def enabled_check(table: str, app: App) -> Item:
-    """A transaction's ConditionCheck: the app is (still) enabled. The primary app has no item
-    unless it was disabled or enabled again."""
-    guard = "#enabled = :true"
-    if app.primary:
-        guard = "attribute_not_exists(#pk) OR " + guard
-    return {
-        "ConditionCheck": {
-            "TableName": table,
-            "Key": key(APP_PK, app_sk(app.appid)),
-            "ConditionExpression": guard,
-            "ExpressionAttributeNames": {
-                "#enabled": "enabled",
-                **({"#pk": PK} if app.primary else {}),
-            },
-            "ExpressionAttributeValues": {":true": boolean(True)},
-        }
-    }
-
-
 class Apps:
     """The APP items."""
 
@@ -104,8 +87,13 @@ class Apps:
         self._table = table
 
     def all(self) -> list[App]:
-        """Every APP item (one Query of the `APP` partition)."""
+        """Every APP item (one consistent Query of the `APP` partition)."""
         return [item_to_app(item) for item in self._table.query(APP_PK, APP_SK_PREFIX)]
+
+    def get(self, appid: str, *, consistent: bool = True) -> App | None:
+        """One app's item (one GetItem), None if there is none."""
+        item = self._table.get(key(APP_PK, app_sk(appid)), consistent=consistent)
+        return item_to_app(item) if item else None
 
     def add(self, app: App, *, now: int) -> App | None:
         """Register an app, enabled; the app as stored, None if its item exists already."""

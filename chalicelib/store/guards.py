@@ -128,8 +128,11 @@ class Guards:
         )
 
     def breaker(self, appid: str) -> BreakerState | None:
-        """The app's breaker as stored (one consistent GetItem); None: no item."""
-        item = self._table.get(key(breaker_pk(appid), BREAKER_SK))
+        """The app's breaker as stored (one eventually consistent GetItem: every container
+        reads it every few seconds, so half a read unit each counts, issue #21; a stale copy
+        only sees an opening a moment later, and trips are guarded writes); None: never
+        tripped."""
+        item = self._table.get(key(breaker_pk(appid), BREAKER_SK), consistent=False)
         return item_to_breaker(item) if item else None
 
     def report_breaker(

@@ -21,7 +21,6 @@ import contextlib
 from dataclasses import dataclass
 
 from chalicelib.errors import ConditionFailed, UserBanned
-from chalicelib.store.apps import App, enabled_check
 from chalicelib.store.identities import Identity, listing_item, unionid_link
 from chalicelib.store.schema import (
     EXPIRES_AT,
@@ -206,17 +205,18 @@ class Logins:
         sealed_response: bytes,
         unionid: str | None,
         identity: Identity,
-        app: App,
         now: int,
     ) -> None:
         """One transaction, all or nothing, in this order: the new session, the claimed code's
-        sealed result, the unionid link (with a unionid), the app's enabled check, the
-        identity listed in its user's partition, and last the check that the user is not
-        banned (its cancellation reason is the last one).
+        sealed result, the unionid link (with a unionid), the identity listed in its user's
+        partition, and last the check that the user is not banned (its cancellation reason is
+        the last one). Every item is the user's or the code's own: no item that other users'
+        logins touch (an app's `APP` item was checked here until issue #21; concurrent
+        transactions on one item cancel each other, and its partition capped an app's logins).
 
-        ConditionFailed if the claim is gone or the app was disabled; UserBanned if the
-        PROFILE has `banned_at` (a ban that came after the login read the user: the ban's
-        revocation of every session may have missed this one).
+        ConditionFailed if the claim is gone; UserBanned if the PROFILE has `banned_at` (a ban
+        that came after the login read the user: the ban's revocation of every session may
+        have missed this one).
         """
         table = self._table.name
         items: list[Item] = [
@@ -232,7 +232,6 @@ class Logins:
         if unionid:
             items.append(unionid_link(table, unionid, session.user_id, now=now))
         items += [
-            enabled_check(table, app),
             listing_item(table, identity, now=now),
             not_banned(table, session.user_id),  # last: its cancellation reason is the last one
         ]

@@ -115,9 +115,10 @@ class Table:
                 raise StoreUnavailable(f"DynamoDB {operation} failed") from e
             raise
 
-    def get(self, key: Item) -> Item | None:
-        """One item by its key, strongly consistent; None if there is none."""
-        return self.call("get_item", Key=key, ConsistentRead=True).get("Item")
+    def get(self, key: Item, *, consistent: bool = True) -> Item | None:
+        """One item by its key, strongly consistent unless `consistent` is False (half the
+        read units; the caller says why a stale answer is harmless); None if there is none."""
+        return self.call("get_item", Key=key, ConsistentRead=consistent).get("Item")
 
     def query(self, pk: str, sk_prefix: str = "") -> Iterator[Item]:
         """Every item of partition `pk` whose sk starts with `sk_prefix` (all of them for ""),

@@ -73,8 +73,10 @@ class WeChatTokens:
     def __init__(self, table: Table) -> None:
         self._table = table
 
-    def get(self, appid: str) -> WeChatTokenRecord | None:
-        item = self._table.get(key(wxtoken_pk(appid), WXTOKEN))
+    def get(self, appid: str, *, consistent: bool = True) -> WeChatTokenRecord | None:
+        """The token item (one GetItem; eventually consistent where the broker says why a stale
+        answer is harmless)."""
+        item = self._table.get(key(wxtoken_pk(appid), WXTOKEN), consistent=consistent)
         return item_to_wechat_token(item) if item else None
 
     def lease(

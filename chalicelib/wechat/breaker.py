@@ -14,9 +14,10 @@ a blocked user, our appid or secret, and 45011, which is one user's limit ("æ¯ä
 
 Counting across containers: the window is the app's, not a container's
 (chalicelib/wechat/failure_rate.py says why and how): every CACHE_SECONDS (5 s) of logins a
-container either *reads* the breaker's item (one GetItem) or *reports* its counts into it (one
-UpdateItem that returns the item), never both; a container that reports and finds the app's
-estimated rate over the threshold trips the breaker: the opening is written (one guarded
+container either *reads* the breaker's item (one eventually consistent GetItem: every
+container reads it every few seconds, so half a read unit each counts) or *reports* its counts
+into it (one UpdateItem that returns the item), never both; a container that reports and finds
+the app's estimated rate over the threshold trips the breaker: the opening is written (one guarded
 UpdateItem, the longest opening kept) and every container sees it at its next read. A
 container's first sync after a cold start is a read, and its first login reads nothing: it
 takes the breaker as closed until then.

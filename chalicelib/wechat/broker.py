@@ -3,18 +3,33 @@
 WeChat's `cgi-bin/token` invalidates the previous token at each call, so containers refreshing
 independently knock each other out; `cgi-bin/stable_token` in normal mode answers the same
 token while it is valid, and its `force_refresh` (20 a day, 30 s apart) invalidates it. The
-broker keeps one item per appid (`WXTOKEN#<appid>`, `TOKEN`: chalicelib/store/wechat.py), the token
-in it sealed under a key derived from the app secret:
+broker keeps one item per appid (`WXTOKEN#<appid>`, `TOKEN`: chalicelib/store/wechat.py), the
+token in it sealed under a key derived from the app secret, and each container keeps the token
+it read (issue #21: the item was read on every phone binding and `/wechat/access-token` call):
 
-- **Lease** (the idempotency pattern of AWS Lambda Powertools): a request that finds no usable
-  token takes the lease with a guarded write (`attribute_not_exists(#pk) OR #lease < :now`) and
-  calls `stable_token`; the others wait briefly (bounded polls) and read it (ConsistentRead).
-  The lease is taken only if the item still holds the token the request read, so a request
-  that read just before another stored one does not fetch again.
+- **Per container**: the token is used from memory until this container's own moment to look
+  again, drawn once per token at random in the first half of the time between the item's
+  `refresh_at` and the token's last usable second, so that the containers of a busy fleet come
+  back one by one rather than all at `refresh_at`. At its moment a container reads the item
+  (one GetItem): another container has usually refreshed it by then, and it takes that token
+  without any write. One thread of a container at a time asks DynamoDB (a lock): the others
+  wait for what it finds, so a container makes at most one lease attempt at a time, never one
+  per request.
+- **Eventually consistent reads** (half a read unit) everywhere a stale answer is harmless:
+  the reads of the item at a container's moment and while it waits. A stale item can only
+  look older than it is: then the lease (below), guarded by the token the read saw, fails and
+  hands back the item as it is, or the next poll reads it. The one read that decides to spend
+  a forced refresh (a refused token, `call`) is strongly consistent.
+- **Lease** (the idempotency pattern of AWS Lambda Powertools): a container that finds no
+  usable token, or a token due for refresh at its moment, takes the lease with a guarded write
+  (`attribute_not_exists(#pk) OR #lease < :now`) and calls `stable_token`. The lease is taken
+  only if the item still holds the token the container read, so one that read just before
+  another stored does not fetch again; a lost race hands back the item as it is. While a live
+  lease is seen and nothing usable is held, a container waits (bounded polls, reads only).
   A holder that died leaves a lease that expires after LEASE_SECONDS.
 - **Ahead of expiry**: from a jittered moment in the last REFRESH_AHEAD seconds of the token's
-  life one request (the lease holder) refreshes it while the others keep using it; it is never
-  handed out later than EXPIRY_MARGIN seconds before WeChat's `expires_in`.
+  life one container (the lease holder) refreshes it while the others keep using it; it is
+  never handed out later than EXPIRY_MARGIN seconds before WeChat's `expires_in`.
 - **Refused token** (`call`): on 40001/42001/40014 re-read the item; only if it still holds
   the token that failed, force a refresh, at most once per FORCE_INTERVAL seconds per appid
   across every container (a guarded write on `last_forced_at`) and within a daily budget (a
@@ -29,6 +44,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +75,7 @@ EXPIRY_MARGIN = 60  # never hand out a token in its last minute
 REFRESH_AHEAD = (120, 300)  # refresh at a random moment in the last 5 to 2 minutes (WeChat's
 # normal mode answers a new token in the last 5 minutes, the old one staying valid meanwhile)
 REFRESH_RETRY = 60  # when WeChat answers the same old token, try again no sooner than this
+FAILED_RETRY = 5  # a container whose refresh ahead of expiry failed tries again this much later
 FORCE_INTERVAL = 30  # WeChat: forced refreshes at least 30 s apart
 DAILY_FORCE_BUDGET = 10  # of WeChat's 20 a day: the rest is the operator's
 WECHAT_DAY_OFFSET = 8 * 3600  # WeChat's quotas reset at midnight China Standard Time (UTC+8)
@@ -74,6 +91,17 @@ class BrokeredToken:
 
     def expires_in(self, now: int) -> int:
         return max(0, self.usable_until - now)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The token a container holds: the item's token as of `fetched_at`, this container's own
+    moment to refresh it (`moment`), and when it reads the item again (`look_again_at`)."""
+
+    token: BrokeredToken
+    fetched_at: int
+    moment: int
+    look_again_at: int
 
 
 class AccessTokenBroker:
@@ -99,23 +127,30 @@ class AccessTokenBroker:
         self._secret = secret  # the app secret: the sealing key is derived from it
         self._rand_below = rand_below
         self._budget = daily_force_budget
+        self._lock = threading.RLock()  # one thread of the container asks DynamoDB at a time
+        self._held: _Held | None = None
 
     # -- the contract -----------------------------------------------------------------------
 
     def token(self) -> str:
-        """A valid server access_token for the app: from the shared cache (one DynamoDB item
-        per appid, ConsistentRead), fetched with cgi-bin/stable_token under a lease when
-        missing or near expiry."""
+        """A valid server access_token for the app: the one this container holds until its
+        moment to look again, else from the shared item (one DynamoDB item per appid), fetched
+        with cgi-bin/stable_token under a lease when missing or due."""
         return self.current().access_token
 
     def current(self) -> BrokeredToken:
         """`token()` with how long it may be used (the internal access route answers both)."""
-        for poll in range(MAX_POLLS + 1):
-            if poll:
-                self._sleep(POLL_INTERVAL)
-            found = self._step(self._now())
-            if found is not None:
-                return found
+        with self._lock:
+            held = self._held
+            now = self._now()
+            if held is not None and now < min(held.look_again_at, held.token.usable_until):
+                return held.token
+            for poll in range(MAX_POLLS + 1):
+                if poll:
+                    self._sleep(POLL_INTERVAL)
+                found = self._step(self._now())
+                if found is not None:
+                    return found
         raise WeChatUnavailable("another request holds the access token's refresh lease")
 
     def call(self, request: Callable[[str], T]) -> T:
@@ -137,11 +172,17 @@ class AccessTokenBroker:
         return int(self._clock())
 
     def _step(self, now: int) -> BrokeredToken | None:
-        """The cached token; or, under the lease, a fetched one; None: wait for the holder."""
-        record = self._store.get(self._appid)
+        """The item's token, if it is not due at this container's moment; or, under the lease,
+        a fetched one; None: wait for the holder. One eventually consistent read (see the
+        module doc), then at most one guarded write."""
+        record = self._store.get(self._appid, consistent=False)
         cached = self._usable(record, now)
-        if cached is not None and record is not None and now < record.refresh_at:
-            return cached
+        if cached is not None and record is not None:
+            moment = self._moment_of(record)
+            if now < moment:
+                return self._hold(cached, record.fetched_at, moment, moment)
+        elif record is not None and record.lease_until > now:
+            return None  # nothing usable, and another container is fetching: wait, read again
         lease_until = now + LEASE_SECONDS
         try:
             self._store.lease(
@@ -151,26 +192,74 @@ class AccessTokenBroker:
                 seen_fetched_at=record.fetched_at if record and record.sealed_token else None,
             )
         except ConditionFailed as e:
-            # Another request is fetching: until it stores the new token, the old one is good.
-            if cached is not None:
-                return cached
-            return self._usable(item_to_wechat_token(e.item), now) if e.item else None
+            return self._lease_lost(e, record, cached, now)
         return self._fetch(now, lease_until=lease_until, force=False, fallback=cached)
 
+    def _lease_lost(
+        self,
+        lost: ConditionFailed,
+        record: WeChatTokenRecord | None,
+        cached: BrokeredToken | None,
+        now: int,
+    ) -> BrokeredToken | None:
+        """The item as the failed lease handed it back: another container's newer token, or
+        (while it fetches) the old one until its lease ends; None: nothing usable, wait."""
+        current = item_to_wechat_token(lost.item) if lost.item else None
+        fresh = self._usable(current, now)
+        newer = record is None or cached is None or (
+            current is not None and current.fetched_at != record.fetched_at
+        )
+        if current is not None and fresh is not None and newer:
+            moment = self._moment_of(current)
+            return self._hold(fresh, current.fetched_at, moment, max(now + 1, moment))
+        if cached is not None and record is not None:
+            again = max(now + 1, current.lease_until if current else now + LEASE_SECONDS)
+            return self._hold(cached, record.fetched_at, self._moment_of(record), again)
+        return None
+
+    def _moment_of(self, record: WeChatTokenRecord) -> int:
+        """This container's moment to refresh the record's token: drawn once per token, in the
+        first half of the time between its `refresh_at` and its last usable second."""
+        held = self._held
+        if held is not None and held.fetched_at == record.fetched_at:
+            return held.moment
+        usable_until = record.token_expires_at - EXPIRY_MARGIN
+        spread = max(1, (usable_until - record.refresh_at) // 2)
+        return record.refresh_at + self._rand_below(spread)
+
+    def _hold(
+        self, token: BrokeredToken, fetched_at: int, moment: int, look_again_at: int
+    ) -> BrokeredToken:
+        self._held = _Held(token, fetched_at, moment, look_again_at)
+        return token
+
     def _replacement(self, failed: str) -> str:
-        for poll in range(MAX_POLLS + 1):
-            if poll:
-                self._sleep(POLL_INTERVAL)
-            now = self._now()
-            cached = self._usable(self._store.get(self._appid), now)
-            if cached is None:
-                return self.token()  # nothing usable cached: fetch as at a cold start
-            if not hmac.compare_digest(cached.access_token, failed):
-                return cached.access_token  # another request already replaced it
-            if poll == 0:
-                forced = self._force(now)
-                if forced is not None:
-                    return forced.access_token
+        with self._lock:
+            held = self._held
+            if (
+                held is not None
+                and not hmac.compare_digest(held.token.access_token, failed)
+                and self._now() < held.token.usable_until
+            ):
+                return held.token.access_token  # another thread here replaced it already
+            self._held = None
+            for poll in range(MAX_POLLS + 1):
+                if poll:
+                    self._sleep(POLL_INTERVAL)
+                now = self._now()
+                # Strongly consistent: this read decides whether to spend a forced refresh.
+                record = self._store.get(self._appid)
+                cached = self._usable(record, now)
+                if cached is None or record is None:
+                    return self.token()  # nothing usable cached: fetch as at a cold start
+                if not hmac.compare_digest(cached.access_token, failed):
+                    moment = self._moment_of(record)
+                    self._hold(cached, record.fetched_at, moment, moment)
+                    return cached.access_token  # another request already replaced it
+                if poll == 0:
+                    forced = self._force(now)
+                    if forced is not None:
+                        return forced.access_token
         raise WeChatUnavailable("WeChat refused the access token; a forced refresh is under way")
 
     def _force(self, now: int) -> BrokeredToken | None:
@@ -224,7 +313,10 @@ class AccessTokenBroker:
             self._store.release_lease(self._appid, lease_until=lease_until)
             self._metrics.count("WeChatTokenFetchFailed", appid=self._appid, error=type(e).__name__)
             if fallback is not None:  # a refresh ahead of expiry: the cached one still serves
-                return fallback
+                held = self._held
+                moment = held.moment if held is not None else now
+                fetched_at = held.fetched_at if held is not None else 0
+                return self._hold(fallback, fetched_at, moment, now + FAILED_RETRY)
             raise
         self._metrics.count("WeChatTokenFetch", appid=self._appid, forced=force)
         token_expires_at = now + fetched.expires_in
@@ -249,7 +341,15 @@ class AccessTokenBroker:
             # The lease lapsed or a forced refresh took it over: the table keeps the newer
             # token; this request still uses the one WeChat just gave it.
             log_event("wechat_token_lease_lost", level=logging.WARNING, appid=self._appid)
-        return BrokeredToken(fetched.access_token, token_expires_at - EXPIRY_MARGIN)
+            self._held = None  # the table holds another token: read it at the next request
+            return BrokeredToken(fetched.access_token, token_expires_at - EXPIRY_MARGIN)
+        stored = WeChatTokenRecord(
+            self._appid, fetched_at=now, token_expires_at=token_expires_at, refresh_at=refresh_at
+        )
+        self._held = None  # a new token: a new moment
+        brokered = BrokeredToken(fetched.access_token, token_expires_at - EXPIRY_MARGIN)
+        moment = self._moment_of(stored)
+        return self._hold(brokered, now, moment, moment)
 
     def _usable(self, record: WeChatTokenRecord | None, now: int) -> BrokeredToken | None:
         if record is None or record.sealed_token is None:

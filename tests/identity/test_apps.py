@@ -136,9 +136,13 @@ def test_oauth2_busy_is_retried_once(client):
     assert len(responses.calls) == 2
 
 
-def test_an_unknown_appid_reloads_a_cache_older_than_five_seconds(
-    registry, clock: FakeClock, dynamodb_requests
+def test_an_unknown_appid_is_looked_up_alone_at_most_every_five_seconds(
+    dynamodb, registry, clock: FakeClock, dynamodb_requests
 ):
+    requests: list[dict] = []
+    dynamodb.meta.events.register(
+        "before-parameter-build.dynamodb.GetItem", lambda params, **_: requests.append(params)
+    )
     registry.apps()
     other = AppRegistry(registry._store, registry.primary, clock=clock)  # another container
     other.add(App("wx-new", secret="s"), now=START)
@@ -148,7 +152,32 @@ def test_an_unknown_appid_reloads_a_cache_older_than_five_seconds(
     assert dynamodb_requests == []
     clock.advance(5)
     assert registry.resolve("wx-new").appid == "wx-new"
-    assert dynamodb_requests == ["Query"]
+    assert registry.resolve("wx-new").appid == "wx-new"  # and now cached
+    with pytest.raises(UnknownApp):
+        registry.resolve("wx-bogus")  # looked up a moment ago: not again
+    # one GetItem of that one item, eventually consistent (half a read unit): the `APP`
+    # partition is read by every container, so bogus appids must not multiply its load
+    assert dynamodb_requests == ["GetItem"]
+    assert requests[0]["ConsistentRead"] is False
+    assert requests[0]["Key"] == {"pk": {"S": "APP"}, "sk": {"S": "APP#wx-new"}}
+    clock.advance(5)
+    with pytest.raises(UnknownApp):
+        registry.resolve("wx-bogus")
+    assert dynamodb_requests == ["GetItem", "GetItem"]
+
+
+def test_a_disabled_app_is_refused_by_the_cache_within_its_ttl(registry, clock: FakeClock):
+    registry.add(App("wx-b", secret="s"), now=START)
+    registry.resolve("wx-b")
+    other = AppRegistry(registry._store, registry.primary, clock=clock)  # another container
+    assert other.set_enabled("wx-b", False, now=START)
+    assert registry.in_force_after() == 60 + 30  # the cache's age, and a login under way
+    registry.resolve("wx-b")  # this container's cache is 0 s old
+    clock.advance(59)
+    registry.resolve("wx-b")
+    clock.advance(1)
+    with pytest.raises(AppDisabled):
+        registry.resolve("wx-b")
 
 
 def test_the_apps_cache_setting():

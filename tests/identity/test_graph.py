@@ -8,8 +8,7 @@ from dataclasses import replace
 import pytest
 
 from chalicelib import runtime
-from chalicelib.errors import AppDisabled, MergeRefused
-from chalicelib.identity.apps import App
+from chalicelib.errors import MergeRefused
 from chalicelib.identity.graph import Identity
 from devserver.fake_wechat import unionid_for
 from tests.conftest import START, TEST_APPID
@@ -61,21 +60,3 @@ def test_login_pending_and_merge(graph_services, fake):
     assert login.login("union-ned.4", START + 4, APP_B).tokens.user_id == x.tokens.user_id
     with pytest.raises(MergeRefused):
         graph_services.graph.merge(x.tokens.user_id, y.tokens.user_id, now=START + 5)
-
-
-def test_the_disabled_apps_condition_check(graph_services):
-    graph_services.login.login("union-oz.1", START, APP_B)
-    assert graph_services.apps.set_enabled(APP_B, False, now=START)
-    graph_services.apps.apps()  # cached as disabled; make the cache say enabled again:
-    graph_services.apps._apps[APP_B] = App(
-        APP_B, client_id="shop-b", audience="aud-b", secret=identity_fixtures.SECRETS[APP_B]
-    )
-    with pytest.raises(AppDisabled):
-        graph_services.login.login("union-oz.2", START + 1, APP_B)
-    # the primary app's check passes without an item, and refuses once it is disabled
-    graph_services.login.login("union-oz.3", START + 2, TEST_APPID)
-    graph_services.apps.set_enabled(TEST_APPID, False, now=START)
-    graph_services.apps.apps()  # cached as disabled; the stale cache of another container:
-    graph_services.apps._apps[TEST_APPID] = graph_services.apps.primary
-    with pytest.raises(AppDisabled):
-        graph_services.login.login("union-oz.4", START + 3, TEST_APPID)

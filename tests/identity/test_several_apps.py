@@ -145,29 +145,80 @@ def test_a_disabled_app_refuses_logins_clearly(client, services, fake_wechat, dy
     log_in(client, "union-fay.3", APP_B)
 
 
-def test_another_containers_disable_is_enforced_by_the_transaction(services, fake_wechat, dynamodb):
-    """This container's cache still says enabled: the ConditionCheck on the APP item refuses
-    the login, no session is written, and the cache learns it."""
-    login = services.login
-    first = login.login("union-gus.1", START, APP_B)
-    services.store.table.call(  # another container's `app disable`
-        "update_item",
-        Key={"pk": {"S": "APP"}, "sk": {"S": f"APP#{APP_B}"}},
-        UpdateExpression="SET enabled = :f",
-        ExpressionAttributeValues={":f": {"BOOL": False}},
-    )
-    sessions_before = services.store.sessions.of_user(first.tokens.user_id)
+@pytest.fixture
+def containers(settings, dynamodb, clock, fake_wechat):
+    """Two containers (two service graphs) on one table, warm (each has read the apps), and an
+    operator's `wxauth-admin` whose wait advances the shared clock."""
+    from chalicelib import runtime
+
+    def container(sleep=lambda _: None):
+        return runtime.build(settings, dynamodb=dynamodb, clock=clock, sleep=sleep)
+
+    one, two = container(), container()
+    identity_fixtures.register_apps(one)
+    for built in (one, two):
+        built.apps.apps(fresh=True)
+    return one, two, container(sleep=clock.advance)
+
+
+@pytest.mark.parametrize("appid", [APP_B, TEST_APPID])
+def test_disable_is_in_force_in_every_container_when_it_returns(containers, fake_wechat, appid):
+    one, two, operator = containers
+    one.login.login("union-gus.1", one.now(), appid)
+    two.login.login("union-gus.2", two.now(), appid)  # both caches say enabled
+    calls = fake_wechat.calls
+
+    result = run_admin(operator, "app", "disable", appid)
+
+    assert result == {"appid": appid, "enabled": False, "in_force_at": result["in_force_at"]}
+    assert result["in_force_at"] <= operator.now()  # it waited until then
+    for n, container in enumerate((one, two)):
+        with pytest.raises(AppDisabled):
+            container.login.login(f"union-gus.{3 + n}", container.now(), appid)
+    assert fake_wechat.calls == calls  # refused before WeChat, in both containers
+
+    run_admin(operator, "app", "enable", appid)
+    two.login.login("union-gus.5", two.now(), appid)
+
+
+def test_disable_no_wait_says_when_it_is_in_force(containers, fake_wechat, clock):
+    one, two, operator = containers
+    two.login.login("union-hal.1", two.now(), APP_B)
+    result = run_admin(operator, "app", "disable", APP_B, "--no-wait")
+    in_force = two.apps.in_force_after()
+    assert result["in_force_at"] == operator.now() + in_force  # it did not wait
+    # the other container's cache may still say enabled until then (its login was under way,
+    # or it read the apps just before), never after
+    two.login.login("union-hal.2", two.now(), APP_B)
+    clock.advance(two.settings.apps_cache_ttl)
     with pytest.raises(AppDisabled):
-        login.login("union-gus.2", START + 1, APP_B)
-    assert services.store.sessions.of_user(first.tokens.user_id) == sessions_before
-    assert not [
-        i
-        for i in table_items(dynamodb)
-        if i["pk"]["S"].startswith("LOGIN#") and "sealed_response" not in i
-    ]  # the claim was released
-    with pytest.raises(AppDisabled):  # and now refused before WeChat
-        login.login("union-gus.3", START + 2, APP_B)
-    assert fake_wechat.calls == 2
+        two.login.login("union-hal.3", two.now(), APP_B)
+
+
+def test_no_login_transaction_touches_an_item_of_the_app(services, fake_wechat, dynamodb):
+    """Every item a login's transaction writes or checks is its user's or its code's own: no
+    two users' logins share one (issue #21; tests/integration/test_login_hot_keys.py)."""
+    seen: list[list[str]] = []
+    event = "before-parameter-build.dynamodb.TransactWriteItems"
+
+    def record(params, **_):
+        actions = [action for item in params["TransactItems"] for action in item.values()]
+        keys = [action.get("Key") or action["Item"] for action in actions]
+        seen.append([f"{key['pk']['S']}|{key['sk']['S']}" for key in keys])
+
+    dynamodb.meta.events.register(event, record)
+    try:
+        for appid in (APP_B, TEST_APPID):
+            run_admin(services, "app", "disable", appid)
+            run_admin(services, "app", "enable", appid)  # the APP items exist
+            for user in ("union-ida", "jon"):
+                services.login.login(f"{user}-{appid}.1", START, appid)
+    finally:
+        dynamodb.meta.events.unregister(event, record)
+    assert len(seen) == 4
+    keys = [key for transaction in seen for key in transaction]
+    assert len(keys) == len(set(keys))
+    assert not [key for key in keys if key.startswith("APP|")]
 
 
 def test_the_primary_app_can_be_disabled_too(services):

@@ -70,11 +70,11 @@ def test_the_china_table_multiplies_found_prices_and_never_totals_guesses() -> N
     lines = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()}
     assert "66.00 M WRU" in lines["DynamoDB writes"]
     assert "¥736" in lines["DynamoDB writes"]  # 66 M × ¥11.1538
-    assert "¥9.95" in lines["alarms"]  # 16 × ¥0.622
+    assert "¥12.44" in lines["alarms"]  # 20 × ¥0.622
     assert "¥180" in lines["per-route API metrics (DetailedRouteMetrics)"]  # 90 × ¥2
     assert "not found" in lines["HTTP API requests"]
     missing = sum(price is None for price in cost.CN_PRICES.values())
     assert f"{missing} prices not found" in lines["**total**"]
     assert "not computable" in lines["**total**"]
-    found = 66 * 11.1538 + 16 * 0.622 + 5 * 2.0 + 90 * 2.0
+    found = 66 * 11.1538 + 20 * 0.622 + 5 * 2.0 + 90 * 2.0
     assert f"¥{found:,.0f})" in lines["**total**"]

@@ -293,6 +293,36 @@ def test_redeploy_passes_only_what_is_set_and_keeps_the_rest(aws, env) -> None:
     assert not any(call[:2] == ["secretsmanager", "put-secret-value"] for call in aws.calls())
 
 
+def test_the_launch_capacity_parameters_are_passed(aws, env) -> None:
+    """docs/operators.md, "Capacity and launch checklist": the login function's concurrency, the
+    launch window's provisioned concurrency and the table's warm throughput."""
+    aws.existing_stack()
+    aws.state["buckets"] = [f"wxauth-artifacts-{ACCOUNT}-{REGION}"]
+    aws.state["secrets"] = {WECHAT_ARN: APP_SECRET, KEYS_ARN: new_keyset(env)}
+    aws.save()
+    env.update(
+        WXAUTH_LOGIN_RESERVED_CONCURRENCY="3000",
+        WXAUTH_LAUNCH_CONCURRENCY_LOGIN="2500",
+        WXAUTH_LAUNCH_CONCURRENCY_API="800",
+        WXAUTH_LAUNCH_WINDOW_START="at(2026-06-18T11:30:00)",
+        WXAUTH_LAUNCH_WINDOW_END="at(2026-06-18T15:00:00)",
+        WXAUTH_TABLE_WARM_READ_UNITS="60000",
+        WXAUTH_TABLE_WARM_WRITE_UNITS="240000",
+    )
+    result = run("deploy.sh", env)
+    assert result.returncode == 0, result.stderr
+    (deploy,) = aws.load()["deploys"]
+    assert deploy[deploy.index("--parameter-overrides") + 1 :] == [
+        "LoginReservedConcurrency=3000",
+        "LaunchConcurrencyLogin=2500",
+        "LaunchConcurrencyApi=800",
+        "LaunchWindowStart=at(2026-06-18T11:30:00)",
+        "LaunchWindowEnd=at(2026-06-18T15:00:00)",
+        "TableWarmReadUnits=60000",
+        "TableWarmWriteUnits=240000",
+    ]
+
+
 def test_a_custom_domain_is_passed_with_its_certificate(aws, env) -> None:
     env.update(
         WECHAT_APPID=APPID,

@@ -84,6 +84,9 @@ MOTO_UNSUPPORTED = {
     "AWS::CodeDeploy::Application",
     "AWS::CodeDeploy::DeploymentGroup",
     "AWS::Logs::MetricFilter",
+    # The launch's scheduled provisioned concurrency (off by default; checked from the template
+    # in tests/infra/test_template.py).
+    "AWS::ApplicationAutoScaling::ScalableTarget",
 }
 # Types moto implements but cannot create from these templates: the stack fails on them, so
 # they (and whatever refers to them) are left out of the stack, once a scratch stack with them
@@ -197,15 +200,22 @@ def expanded(build_dir: Path, region: str, tmp_path_factory: pytest.TempPathFact
     return json.loads(target.read_text())
 
 
-def function_name(template: Template) -> str:
-    """The logical id of the app's function (the one whose handler is the Chalice app)."""
-    (name,) = [
+def function_names(template: Template) -> list[str]:
+    """The logical ids of the app's functions (those whose handler is the Chalice app): Chalice's,
+    and the login function (infra/build.py's LOGIN_FUNCTION, issue 21)."""
+    return sorted(
         k
         for k, v in template["Resources"].items()
         if v["Type"] in ("AWS::Lambda::Function", "AWS::Serverless::Function")
         and v["Properties"].get("Handler") == "app.app"
-    ]
-    return name
+    )
+
+
+def function_name(template: Template) -> str:
+    """The logical id of Chalice's function (every route but the login function's)."""
+    names = function_names(template)
+    assert names == sorted([build_module.FUNCTION, build_module.LOGIN_FUNCTION]), names
+    return build_module.FUNCTION
 
 
 def of_type(template: Template, *types: str) -> dict[str, dict[str, Any]]:
@@ -671,16 +681,20 @@ def test_table_keys_billing_and_ttl(stack: Stack, aws: boto3.Session, moto_url: 
     assert spec["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
-def function_configuration(stack: Stack, aws: boto3.Session, moto_url: str) -> dict[str, Any]:
-    name = stack.physical[function_name(stack.template)]
+def function_configuration(
+    stack: Stack, aws: boto3.Session, moto_url: str, logical: str | None = None
+) -> dict[str, Any]:
+    name = stack.physical[logical or function_name(stack.template)]
     return client(aws, moto_url, "lambda").get_function_configuration(FunctionName=name)
 
 
+@pytest.mark.parametrize("logical", [build_module.FUNCTION, build_module.LOGIN_FUNCTION])
 def test_function_runtime_architecture_and_role(
-    stack: Stack, aws: boto3.Session, moto_url: str, sam: Template
+    stack: Stack, aws: boto3.Session, moto_url: str, sam: Template, logical: str
 ) -> None:
-    spec = stack.template["Resources"][function_name(stack.template)]["Properties"]
-    config = function_configuration(stack, aws, moto_url)
+    assert logical in function_names(stack.template)
+    spec = stack.template["Resources"][logical]["Properties"]
+    config = function_configuration(stack, aws, moto_url, logical)
     resolve = resolver(stack, aws, moto_url)
     assert config["Runtime"] == spec["Runtime"]
     dropped = MOTO_DROPS["AWS::Lambda::Function"]
@@ -704,15 +718,19 @@ def test_function_runtime_architecture_and_role(
     assert (target.runtime, HOST_ARCH[target.machine]) == (config["Runtime"], EXPECTED_ARCH)
 
 
+@pytest.mark.parametrize("logical", [build_module.FUNCTION, build_module.LOGIN_FUNCTION])
 def test_function_environment_is_the_settings_the_app_needs(
-    stack: Stack, aws: boto3.Session, moto_url: str
+    stack: Stack, aws: boto3.Session, moto_url: str, logical: str
 ) -> None:
-    spec = stack.template["Resources"][function_name(stack.template)]["Properties"]
+    spec = stack.template["Resources"][logical]["Properties"]
     declared = spec["Environment"]["Variables"]
     resolve = resolver(stack, aws, moto_url)
     # moto keeps Number parameters as numbers; CloudFormation passes every value as a string.
-    actual = {k: str(v) for k, v in function_configuration(stack, aws, moto_url)["Environment"][
-        "Variables"].items()}  # fmt: skip
+    actual = {k: str(v) for k, v in function_configuration(stack, aws, moto_url, logical)[
+        "Environment"]["Variables"].items()}  # fmt: skip
+    # Both functions are one service: the same settings (the package run below is Chalice's).
+    api = function_configuration(stack, aws, moto_url)["Environment"]["Variables"]
+    assert actual == {k: str(v) for k, v in api.items()}
     expected = {k: v for k, v in ((k, resolve(v)) for k, v in declared.items()) if v is not
                 NO_VALUE}  # fmt: skip
     on_unsupported = {k for k, v in expected.items() if v is None}
@@ -935,8 +953,9 @@ def test_http_api_checks_apply_when_the_template_has_one(expanded: Template) -> 
         props = integration["Properties"]
         assert props["IntegrationType"] == "AWS_PROXY"
         assert str(props["PayloadFormatVersion"]) == "1.0"
-        assert function_name(expanded) in references(props["IntegrationUri"]) or any(
-            ref.startswith(function_name(expanded)) for ref in references(props["IntegrationUri"])
+        assert any(
+            ref.startswith(tuple(function_names(expanded)))
+            for ref in references(props["IntegrationUri"])
         )
     routes = of_type(expanded, "AWS::ApiGatewayV2::Route")
     keys = [r["Properties"]["RouteKey"] for r in routes.values()]

@@ -80,12 +80,19 @@ def _routes(template: Template) -> dict[str, dict[str, Any]]:
     return {r["Properties"]["RouteKey"]: r for r in routes.values()}
 
 
+# The routes that call WeChat, served by the login function (issue 21): infra/build.py's.
+LOGIN_ROUTES = {"POST /auth/login", "POST /auth/phone"}
+FUNCTIONS = ("APIHandler", "LoginHandler")
+
+
 def test_one_route_per_app_route_and_a_default_route(template: Template) -> None:
     routes = _routes(template)
     assert set(routes) == app_routes() | {"$default"}
-    for route in routes.values():
+    assert app_routes() >= LOGIN_ROUTES
+    for key, route in routes.items():
+        integration = "HttpApiLoginIntegration" if key in LOGIN_ROUTES else "HttpApiIntegration"
         assert route["Properties"]["ApiId"] == ref("HttpApi")
-        assert route["Properties"]["Target"] == {"Fn::Sub": "integrations/${HttpApiIntegration}"}
+        assert route["Properties"]["Target"] == {"Fn::Sub": f"integrations/${{{integration}}}"}
         assert "AuthorizationType" not in route["Properties"]  # the app authorizes
     assert "ANY /{proxy+}" not in routes  # Chalice would answer it 405 (test_http_api_events)
 
@@ -108,29 +115,92 @@ def test_every_contract_route_is_in_the_api(template: Template) -> None:
         assert route in routes, f"{route} is not routed"
 
 
-def test_the_integration_is_the_live_alias_with_payload_format_1_0(template: Template) -> None:
-    (name,) = of_type(template, "AWS::ApiGatewayV2::Integration")
-    integration = props(template, name)
-    assert integration["IntegrationType"] == "AWS_PROXY"
-    assert integration["PayloadFormatVersion"] == "1.0"  # Chalice reads v1 events
-    assert integration["IntegrationUri"] == ref("APIHandler.Alias")
-    assert integration["TimeoutInMillis"] <= 30000
-    permission = props(template, "HttpApiInvokePermission")
-    assert permission["FunctionName"] == ref("APIHandler.Alias")
-    assert permission["Principal"] == "apigateway.amazonaws.com"
-    assert permission["SourceArn"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*"
+INTEGRATIONS = {  # integration -> (its function, the permission to invoke it)
+    "HttpApiIntegration": ("APIHandler", "HttpApiInvokePermission"),
+    "HttpApiLoginIntegration": ("LoginHandler", "HttpApiLoginInvokePermission"),
+}
+
+
+def test_each_integration_is_its_functions_live_alias_with_payload_format_1_0(
+    template: Template,
+) -> None:
+    assert set(of_type(template, "AWS::ApiGatewayV2::Integration")) == set(INTEGRATIONS)
+    for name, (function, permission_name) in INTEGRATIONS.items():
+        integration = props(template, name)
+        assert integration["IntegrationType"] == "AWS_PROXY"
+        assert integration["PayloadFormatVersion"] == "1.0"  # Chalice reads v1 events
+        assert integration["IntegrationUri"] == ref(f"{function}.Alias")
+        assert integration["TimeoutInMillis"] <= 30000
+        permission = props(template, permission_name)
+        assert permission["FunctionName"] == ref(f"{function}.Alias")
+        assert permission["Principal"] == "apigateway.amazonaws.com"
+        assert permission["SourceArn"] == {
+            "Fn::Sub": (
+                "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*"
+            )
+        }
+    assert set(of_type(template, "AWS::Lambda::Permission")) == {
+        permission for _, permission in INTEGRATIONS.values()
     }
-    assert set(of_type(template, "AWS::Lambda::Permission")) == {"HttpApiInvokePermission"}
 
 
 def test_sam_resolves_the_alias_for_the_integration_and_permission(expanded: Template) -> None:
-    (alias_name,) = of_type(expanded, "AWS::Lambda::Alias")
-    alias = expanded["Resources"][alias_name]
-    assert alias["Properties"]["Name"] == "live"
-    assert props(expanded, "HttpApiIntegration")["IntegrationUri"] == ref(alias_name)
-    assert props(expanded, "HttpApiInvokePermission")["FunctionName"] == ref(alias_name)
-    assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
+    aliases = of_type(expanded, "AWS::Lambda::Alias")
+    assert set(aliases) == {f"{function}Aliaslive" for function in FUNCTIONS}
+    for name, (function, permission) in INTEGRATIONS.items():
+        alias_name = f"{function}Aliaslive"
+        alias = expanded["Resources"][alias_name]
+        assert alias["Properties"]["Name"] == "live"
+        assert alias["Properties"]["FunctionName"] == ref(function)
+        assert props(expanded, name)["IntegrationUri"] == ref(alias_name)
+        assert props(expanded, permission)["FunctionName"] == ref(alias_name)
+        assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
+
+
+def test_the_login_function_is_chalices_function_with_its_own_concurrency_and_log_group(
+    template: Template,
+) -> None:
+    """Same code, handler, role and environment (infra/build.py copies every property
+    resources.yaml does not set), so that both functions are one service; its own reserved
+    concurrency, log group and rollback alarm."""
+    api, login = props(template, "APIHandler"), props(template, "LoginHandler")
+    own = {"ReservedConcurrentExecutions", "LoggingConfig", "DeploymentPreference"}
+    assert set(login) == set(api)
+    for name in set(api) - own:
+        assert login[name] == api[name], name
+    assert login["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "HasLoginReservedConcurrency",
+            ref("LoginReservedConcurrency"),
+            ref("AWS::NoValue"),
+        ]
+    }
+    assert login["LoggingConfig"] == {"LogGroup": ref("LoginFunctionLogGroup"), "LogFormat": "Text"}
+    assert login["DeploymentPreference"] == {
+        "Type": ref("DeploymentPreferenceType"),
+        "Alarms": [ref("Api5xxRateAlarm"), ref("LoginLambdaErrorsAlarm"), ref("LatencyP99Alarm")],
+    }
+    assert template["Resources"]["LoginHandler"]["Type"] == "AWS::Serverless::Function"
+    assert (
+        template["Resources"]["LoginHandler"]["Metadata"]
+        == template["Resources"]["APIHandler"]["Metadata"]
+    )
+
+
+def test_build_copies_every_property_the_login_function_does_not_set() -> None:
+    template = {
+        "Resources": {
+            "APIHandler": {"Properties": {"Runtime": "python3.13", "SnapStart": {"On": 1}}},
+            "LoginHandler": {"Properties": {"Runtime": "mine"}},
+        }
+    }
+    build_module.complete_login_function(template)
+    assert template["Resources"]["LoginHandler"]["Properties"] == {
+        "Runtime": "mine",
+        "SnapStart": {"On": 1},
+    }
+    with pytest.raises(build_module.BuildError, match="LoginHandler"):
+        build_module.complete_login_function({"Resources": {"APIHandler": {"Properties": {}}}})
 
 
 def test_http_api_is_an_http_api_named_after_the_stack(template: Template) -> None:
@@ -141,26 +211,52 @@ def test_http_api_is_an_http_api_named_after_the_stack(template: Template) -> No
     assert "DisableExecuteApiEndpoint" not in api  # the issuer without a custom domain
 
 
-def test_build_refuses_route_settings_for_a_route_the_app_lacks() -> None:
-    template = {
+def _chalice_template(paths: dict[str, Any], route_settings: dict[str, Any]) -> Template:
+    return {
         "Resources": {
             "APIHandler": {"Type": "AWS::Serverless::Function", "Properties": {}},
             "RestAPI": {
                 "Type": "AWS::Serverless::Api",
-                "Properties": {"DefinitionBody": {"paths": {"/auth/login": {"post": {}}}}},
+                "Properties": {"DefinitionBody": {"paths": paths}},
             },
             "HttpApi": {"Type": "AWS::ApiGatewayV2::Api"},
             "HttpApiIntegration": {"Type": "AWS::ApiGatewayV2::Integration"},
+            "HttpApiLoginIntegration": {"Type": "AWS::ApiGatewayV2::Integration"},
             "HttpApiDefaultRoute": {"Type": "AWS::ApiGatewayV2::Route"},
             "HttpApiStage": {
                 "Type": "AWS::ApiGatewayV2::Stage",
-                "Properties": {"RouteSettings": {"POST /auth/signin": {}}},
+                "Properties": {"RouteSettings": route_settings},
             },
         },
         "Outputs": {},
     }
+
+
+LOGIN_PATHS = {"/auth/login": {"post": {}}, "/auth/phone": {"post": {}}}
+
+
+def test_build_refuses_route_settings_for_a_route_the_app_lacks() -> None:
+    template = _chalice_template(LOGIN_PATHS, {"POST /auth/signin": {}})
     with pytest.raises(build_module.BuildError, match="POST /auth/signin"):
         build_module.use_http_api(template)
+
+
+def test_build_refuses_an_app_without_the_login_functions_routes() -> None:
+    template = _chalice_template({"/auth/login": {"post": {}}}, {})
+    with pytest.raises(build_module.BuildError, match="/auth/phone"):
+        build_module.use_http_api(template)
+    template = _chalice_template({**LOGIN_PATHS, "/auth/refresh": {"post": {}}}, {})
+    build_module.use_http_api(template)
+    targets = {
+        r["Properties"]["RouteKey"]: r["Properties"]["Target"]["Fn::Sub"]
+        for r in of_type(template, "AWS::ApiGatewayV2::Route").values()
+        if "Properties" in r  # not the stand-in $default route
+    }
+    assert targets == {
+        "POST /auth/login": "integrations/${HttpApiLoginIntegration}",
+        "POST /auth/phone": "integrations/${HttpApiLoginIntegration}",
+        "POST /auth/refresh": "integrations/${HttpApiIntegration}",
+    }
 
 
 def test_route_logical_ids_are_stable_and_distinct() -> None:
@@ -271,7 +367,7 @@ def test_role_grants_exactly_the_table_actions_on_exactly_the_table(template: Te
     table = _statements(template)["AuthTable"]
     assert table["Effect"] == "Allow"
     assert sorted(_as_list(table["Action"])) == [
-        "dynamodb:ConditionCheckItem",  # the login transaction's check of the app (identity)
+        "dynamodb:ConditionCheckItem",  # the login transaction's check that the user is not banned
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
@@ -323,12 +419,17 @@ def test_role_reads_exactly_the_two_secrets(template: Template) -> None:
     ]
 
 
-def test_role_writes_only_its_own_log_group(template: Template) -> None:
+def test_role_writes_only_its_own_log_groups(template: Template) -> None:
     statement = _statements(template)["Logs"]
     assert sorted(_as_list(statement["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
-    # The group's ARN attribute ends in ":*" (its streams): the only wildcard in the policy,
-    # and no logs:CreateLogGroup, since the group exists before the function runs.
-    assert _as_list(statement["Resource"]) == [getatt("FunctionLogGroup", "Arn")]
+    # A group's ARN attribute ends in ":*" (its streams): the only wildcard in the policy,
+    # and no logs:CreateLogGroup, since the groups exist before the functions run.
+    assert _as_list(statement["Resource"]) == [
+        getatt("FunctionLogGroup", "Arn"),
+        getatt("LoginFunctionLogGroup", "Arn"),
+    ]
+    for function in FUNCTIONS:  # one role for both: the same code makes the same calls
+        assert props(template, function)["Role"] == getatt("APIHandlerRole", "Arn")
 
 
 def test_role_has_nothing_else_and_no_wildcard(template: Template) -> None:
@@ -555,6 +656,7 @@ def test_function_runtime_memory_timeout_and_logging(template: Template) -> None
 
 STRICT_ROUTES = {
     "POST /auth/login": ("LoginThrottlingRateLimit", "LoginThrottlingBurstLimit"),
+    "POST /auth/phone": ("LoginThrottlingRateLimit", "LoginThrottlingBurstLimit"),
     "POST /auth/refresh": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
     "POST /oauth/token": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
     "POST /oauth/introspect": ("TokenThrottlingRateLimit", "TokenThrottlingBurstLimit"),
@@ -669,8 +771,8 @@ def test_expanded_function_keeps_role_environment_and_log_group(expanded: Templa
 
 def test_every_log_group_has_the_retention_parameter(template: Template) -> None:
     groups = of_type(template, "AWS::Logs::LogGroup")
-    # An HTTP API writes no execution log: the function's and the access log only.
-    assert set(groups) == {"FunctionLogGroup", "ApiAccessLogGroup"}
+    # An HTTP API writes no execution log: the functions' and the access log only.
+    assert set(groups) == {"FunctionLogGroup", "LoginFunctionLogGroup", "ApiAccessLogGroup"}
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == ref("LogRetentionDays")
     assert 365 in template["Parameters"]["LogRetentionDays"]["AllowedValues"]
@@ -687,12 +789,91 @@ def test_reserved_concurrency_is_a_parameter_and_zero_reserves_none(template: Te
     assert template["Conditions"]["HasReservedConcurrency"] == {
         "Fn::Not": [{"Fn::Equals": [ref("ReservedConcurrency"), "0"]}]
     }
-    parameter = template["Parameters"]["ReservedConcurrency"]
-    # Enough for the login route's limit while WeChat hangs (each login up to ~12 s), plus
-    # the token and other routes at their limits (tens of ms each).
-    login_rate = template["Parameters"]["LoginThrottlingRateLimit"]["Default"]
-    assert parameter["Default"] >= login_rate * 12.2 + 10
+    parameters = template["Parameters"]
+    parameter = parameters["ReservedConcurrency"]
+    # Enough for the one route left here that calls WeChat (the token route: up to ~12 s
+    # each while WeChat hangs), plus the token and other routes at their limits (tens of ms).
+    token_rate = parameters["WeChatTokenThrottlingRateLimit"]["Default"]
+    assert parameter["Default"] >= token_rate * 12.2 + 10
     assert parameter["MinValue"] == 0
+
+
+def test_the_login_function_reserves_enough_for_its_routes_while_wechat_hangs(
+    template: Template,
+) -> None:
+    """Both of its routes (login, phone) at their limits while each request waits ~12.2 s for
+    WeChat, plus their bursts: then they are throttled, and refresh and verify are not."""
+    parameters = template["Parameters"]
+    assert template["Conditions"]["HasLoginReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [ref("LoginReservedConcurrency"), "0"]}]
+    }
+    rate = parameters["LoginThrottlingRateLimit"]["Default"]
+    burst = parameters["LoginThrottlingBurstLimit"]["Default"]
+    assert parameters["LoginReservedConcurrency"]["Default"] >= 2 * (rate * 12.2 + burst)
+    assert parameters["LoginReservedConcurrency"]["MinValue"] == 0
+    # Lambda keeps 100 of an account's default 1,000 unreserved
+    assert (
+        parameters["LoginReservedConcurrency"]["Default"]
+        + parameters["ReservedConcurrency"]["Default"]
+        <= 900
+    )
+
+
+def test_launch_concurrency_is_scheduled_on_each_functions_alias_and_off_by_default(
+    template: Template,
+) -> None:
+    parameters = template["Parameters"]
+    for function, parameter, target in (
+        ("LoginHandler", "LaunchConcurrencyLogin", "LoginLaunchConcurrency"),
+        ("APIHandler", "LaunchConcurrencyApi", "ApiLaunchConcurrency"),
+    ):
+        assert parameters[parameter]["Default"] == 0
+        resource = template["Resources"][target]
+        assert resource["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"
+        assert template["Conditions"][resource["Condition"]] == {
+            "Fn::Not": [{"Fn::Equals": [ref(parameter), "0"]}]
+        }
+        assert resource["DependsOn"] == f"{function}Aliaslive"  # SAM's alias of AutoPublishAlias
+        target_props = resource["Properties"]
+        assert target_props["ServiceNamespace"] == "lambda"
+        assert target_props["ScalableDimension"] == "lambda:function:ProvisionedConcurrency"
+        assert target_props["ResourceId"] == {"Fn::Sub": f"function:${{{function}}}:live"}
+        assert (target_props["MinCapacity"], target_props["MaxCapacity"]) == (0, ref(parameter))
+        start, end = target_props["ScheduledActions"]
+        assert start["Schedule"] == ref("LaunchWindowStart")
+        assert start["ScalableTargetAction"] == {
+            "MinCapacity": ref(parameter),
+            "MaxCapacity": ref(parameter),
+        }
+        assert end["Schedule"] == ref("LaunchWindowEnd")
+        assert end["ScalableTargetAction"] == {"MinCapacity": 0, "MaxCapacity": 0}
+    pattern = re.compile(parameters["LaunchWindowStart"]["AllowedPattern"])
+    assert parameters["LaunchWindowEnd"]["AllowedPattern"] == pattern.pattern
+    for good in ("", "at(2026-06-18T11:30:00)", "cron(30 11 * * ? *)"):
+        assert pattern.fullmatch(good), good
+    for bad in ("2026-06-18T11:30:00", "at(tomorrow)", "rate(5 minutes)", "cron(x); y"):
+        assert not pattern.fullmatch(bad), bad
+    (assertion,) = template["Rules"]["LaunchConcurrencyHasAWindow"]["Assertions"]
+    assert {"Fn::Not": [{"Fn::Equals": [ref("LaunchWindowStart"), ""]}]} in assertion["Assert"][
+        "Fn::And"
+    ]
+
+
+def test_the_table_can_be_pre_warmed_and_is_not_by_default(template: Template) -> None:
+    parameters = template["Parameters"]
+    assert parameters["TableWarmReadUnits"]["Default"] == 0
+    assert parameters["TableWarmWriteUnits"]["Default"] == 0
+    assert props(template, "AuthTable")["WarmThroughput"] == {
+        "Fn::If": [
+            "HasWarmThroughput",
+            {
+                "ReadUnitsPerSecond": ref("TableWarmReadUnits"),
+                "WriteUnitsPerSecond": ref("TableWarmWriteUnits"),
+            },
+            ref("AWS::NoValue"),
+        ]
+    }
+    assert "WarmThroughputHasBothUnits" in template["Rules"]
 
 
 ROLLBACK_ALARMS = ["Api5xxRateAlarm", "LambdaErrorsAlarm", "LatencyP99Alarm"]
@@ -718,15 +899,21 @@ def test_deploys_shift_traffic_to_the_live_alias_and_roll_back_on_alarms(
 
 
 def test_codedeploy_group_rolls_back_on_those_alarms(expanded: Template) -> None:
-    (group,) = of_type(expanded, "AWS::CodeDeploy::DeploymentGroup").values()
-    config = group["Properties"]
-    assert config["AlarmConfiguration"] == {
-        "Alarms": [{"Name": ref(name)} for name in ROLLBACK_ALARMS],
-        "Enabled": True,
-    }
-    assert config["AutoRollbackConfiguration"]["Enabled"] is True
-    assert "DEPLOYMENT_STOP_ON_ALARM" in config["AutoRollbackConfiguration"]["Events"]
-    assert config["DeploymentStyle"]["DeploymentOption"] == "WITH_TRAFFIC_CONTROL"
+    groups = of_type(expanded, "AWS::CodeDeploy::DeploymentGroup")
+    assert set(groups) == {f"{function}DeploymentGroup" for function in FUNCTIONS}
+    login_alarms = [a.replace("LambdaErrors", "LoginLambdaErrors") for a in ROLLBACK_ALARMS]
+    for name, alarms in (
+        ("APIHandlerDeploymentGroup", ROLLBACK_ALARMS),
+        ("LoginHandlerDeploymentGroup", login_alarms),
+    ):
+        config = groups[name]["Properties"]
+        assert config["AlarmConfiguration"] == {
+            "Alarms": [{"Name": ref(alarm)} for alarm in alarms],
+            "Enabled": True,
+        }
+        assert config["AutoRollbackConfiguration"]["Enabled"] is True
+        assert "DEPLOYMENT_STOP_ON_ALARM" in config["AutoRollbackConfiguration"]["Events"]
+        assert config["DeploymentStyle"]["DeploymentOption"] == "WITH_TRAFFIC_CONTROL"
 
 
 # -- alarms --------------------------------------------------------------------------------------
@@ -779,41 +966,64 @@ def test_alarm_on_p99_latency(template: Template) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "metric", "period"),
-    [("LambdaErrorsAlarm", "Errors", 60), ("LambdaThrottlesAlarm", "Throttles", 300)],
+    ("name", "metric", "period", "function"),
+    [
+        ("LambdaErrorsAlarm", "Errors", 60, "APIHandler"),
+        ("LambdaThrottlesAlarm", "Throttles", 300, "APIHandler"),
+        ("LoginLambdaErrorsAlarm", "Errors", 60, "LoginHandler"),
+        ("LoginLambdaThrottlesAlarm", "Throttles", 300, "LoginHandler"),
+    ],
 )
 def test_alarm_on_lambda_errors_and_throttles(
-    template: Template, name: str, metric: str, period: int
+    template: Template, name: str, metric: str, period: int, function: str
 ) -> None:
     alarm = _alarm(template, name)
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", metric)
-    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": ref("APIHandler")}]
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": ref(function)}]
     assert (alarm["Statistic"], alarm["Threshold"], alarm["Period"]) == ("Sum", 1, period)
 
 
-def test_alarm_on_duration_near_the_timeout(template: Template) -> None:
-    alarm = _alarm(template, "LambdaDurationAlarm")
+@pytest.mark.parametrize(
+    ("name", "function"),
+    [("LambdaDurationAlarm", "APIHandler"), ("LoginLambdaDurationAlarm", "LoginHandler")],
+)
+def test_alarm_on_duration_near_the_timeout(template: Template, name: str, function: str) -> None:
+    alarm = _alarm(template, name)
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Duration")
-    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": ref("APIHandler")}]
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": ref(function)}]
     assert alarm["Statistic"] == "Maximum"
-    timeout_ms = props(template, "APIHandler")["Timeout"] * 1000
+    timeout_ms = props(template, function)["Timeout"] * 1000
     assert alarm["Threshold"] == 0.8 * timeout_ms, "keep the alarm at 80% of the timeout"
 
 
-def test_alarm_on_concurrency_near_the_reserved_limit(template: Template) -> None:
-    resource = template["Resources"]["ConcurrencyAlarm"]
-    assert resource["Condition"] == "HasReservedConcurrency"  # no limit, nothing to near
-    alarm = _alarm(template, "ConcurrencyAlarm")
+@pytest.mark.parametrize(
+    ("name", "function", "condition", "parameter"),
+    [
+        ("ConcurrencyAlarm", "APIHandler", "HasReservedConcurrency", "ReservedConcurrency"),
+        (
+            "LoginConcurrencyAlarm",
+            "LoginHandler",
+            "HasLoginReservedConcurrency",
+            "LoginReservedConcurrency",
+        ),
+    ],
+)
+def test_alarm_on_concurrency_near_the_reserved_limit(
+    template: Template, name: str, function: str, condition: str, parameter: str
+) -> None:
+    resource = template["Resources"][name]
+    assert resource["Condition"] == condition  # no limit, nothing to near
+    alarm = _alarm(template, name)
     metrics = {m["Id"]: m for m in alarm["Metrics"]}
     stat = metrics["concurrency"]["MetricStat"]
     assert stat["Metric"] == {
         "Namespace": "AWS/Lambda",
         "MetricName": "ConcurrentExecutions",
-        "Dimensions": [{"Name": "FunctionName", "Value": ref("APIHandler")}],
+        "Dimensions": [{"Name": "FunctionName", "Value": ref(function)}],
     }
     assert stat["Stat"] == "Maximum"
     assert metrics["percent"]["Expression"] == {
-        "Fn::Sub": "100 * FILL(concurrency, 0) / ${ReservedConcurrency}"
+        "Fn::Sub": f"100 * FILL(concurrency, 0) / ${{{parameter}}}"
     }
     assert alarm["Threshold"] == ref("ConcurrencyAlarmPercent")
 
@@ -833,14 +1043,26 @@ def test_alarm_on_a_spike_of_login_failures(template: Template) -> None:
     assert alarm["Threshold"] == ref("LoginFailureRateThreshold")
 
 
+# Each log metric, from the log group of the function that writes its lines (the login
+# function's: the login route and phone bindings; the other's: refreshes, the WeChat token route).
+LOG_METRIC_GROUPS = {
+    "LoginSuccesses": {"LoginFunctionLogGroup"},
+    "LoginFailures": {"LoginFunctionLogGroup"},
+    "Refreshes": {"FunctionLogGroup"},
+    "WeChatErrors": {"LoginFunctionLogGroup", "FunctionLogGroup"},
+}
+
+
 def _filters(template: Template) -> dict[str, dict[str, Any]]:
-    filters = {}
+    """Metric name -> log group -> its filter's properties."""
+    filters: dict[str, dict[str, Any]] = {}
     for resource in of_type(template, "AWS::Logs::MetricFilter").values():
         (transformation,) = resource["Properties"]["MetricTransformations"]
-        assert resource["Properties"]["LogGroupName"] == ref("FunctionLogGroup")
         assert transformation["MetricNamespace"] == LOG_NAMESPACE
         assert (transformation["MetricValue"], transformation["DefaultValue"]) == ("1", 0)
-        filters[transformation["MetricName"]] = resource["Properties"]
+        group = resource["Properties"]["LogGroupName"]["Ref"]
+        filters.setdefault(transformation["MetricName"], {})[group] = resource["Properties"]
+    assert {name: set(groups) for name, groups in filters.items()} == LOG_METRIC_GROUPS
     return filters
 
 
@@ -851,8 +1073,11 @@ def test_log_metrics_read_fields_and_values_the_request_log_has(template: Templa
 
     from chalicelib.api import edge
 
-    filters = _filters(template)
-    assert set(filters) == {"LoginSuccesses", "LoginFailures", "Refreshes", "WeChatErrors"}
+    filters = {
+        f"{name} ({group})": properties
+        for name, groups in _filters(template).items()
+        for group, properties in groups.items()
+    }
     handle = inspect.getsource(edge.handle)
     log_fields = set(re.findall(r"\n\s+(\w+)=", handle.split("logs.log_request(", 1)[1]))
     paths = {route.split(" ", 1)[1] for route in app_routes()}
@@ -871,8 +1096,8 @@ def test_log_metrics_read_fields_and_values_the_request_log_has(template: Templa
                 assert value in codes, f"{name}: the app never answers {value}"
     wechat_client = ROOT / "chalicelib" / "wechat" / "client.py"
     assert '"wechat_configuration_error"' in wechat_client.read_text()
-    assert "$.status >= 400" in filters["LoginFailures"]["FilterPattern"]
-    assert "$.status = 200" in filters["LoginSuccesses"]["FilterPattern"]
+    assert "$.status >= 400" in filters["LoginFailures (LoginFunctionLogGroup)"]["FilterPattern"]
+    assert "$.status = 200" in filters["LoginSuccesses (LoginFunctionLogGroup)"]["FilterPattern"]
 
 
 def _dashboard(template: Template) -> dict[str, Any]:
@@ -882,7 +1107,7 @@ def _dashboard(template: Template) -> dict[str, Any]:
         "AWS::Region",
         "AWS::StackName",
     }, names
-    numbers = {"LatencyP99ThresholdMs", "ReservedConcurrency"}  # bare numbers in the JSON
+    numbers = {"LatencyP99ThresholdMs", "ReservedConcurrency", "LoginReservedConcurrency"}
     return json.loads(
         re.sub(r"\$\{([\w:]+)\}", lambda m: "1" if m.group(1) in numbers else m.group(1), body)
     )
@@ -907,6 +1132,18 @@ def test_dashboard_shows_what_the_operator_watches(template: Template) -> None:
         '"ConcurrentExecutions"',
     ):
         assert needle in text, needle
+    # each function's concurrency, errors, throttles and duration
+    for function in FUNCTIONS:
+        for metric in ("ConcurrentExecutions", "Duration"):
+            assert f'"AWS/Lambda", "{metric}", "FunctionName", "{function}"' in text, function
+        (widget,) = [
+            w
+            for w in dashboard["widgets"]
+            if f'"ConcurrentExecutions", "FunctionName", "{function}"'
+            in json.dumps(w["properties"].get("metrics"))
+        ]
+        metrics = json.dumps(widget["properties"]["metrics"])
+        assert '"Errors"' in metrics and '"Throttles"' in metrics, function
     for metric in ("Count", "4xx", "5xx"):  # by route: the detailed metrics' Route dimension
         assert f'{{AWS/ApiGateway,ApiId,Route,Stage}} MetricName=\\"{metric}\\"' in text
     (log_widget,) = [w for w in dashboard["widgets"] if w["type"] == "log"]
@@ -1340,11 +1577,24 @@ def test_snapstart_is_an_option_on_the_published_versions(template: Template) ->
     assert function["Runtime"] in ("python3.12", "python3.13")  # SnapStart: Python 3.12 and later
 
 
-def test_snapstart_reaches_the_function_and_the_alias_serves_a_version(expanded: Template) -> None:
-    (name,) = of_type(expanded, "AWS::Lambda::Function")
-    assert props(expanded, name)["SnapStart"] == {
-        "Fn::If": ["SnapStartOn", {"ApplyOn": "PublishedVersions"}, ref("AWS::NoValue")]
+def test_snapstart_reaches_each_function_and_each_alias_serves_a_version(
+    expanded: Template,
+) -> None:
+    """Both functions (the API's and the login's, issue #21) take the option, each alias serving
+    a published version of its own function."""
+    functions = of_type(expanded, "AWS::Lambda::Function")
+    assert len(functions) == 2
+    for name in functions:
+        assert props(expanded, name)["SnapStart"] == {
+            "Fn::If": ["SnapStartOn", {"ApplyOn": "PublishedVersions"}, ref("AWS::NoValue")]
+        }
+    versions = {
+        props(expanded, v)["FunctionName"]["Ref"]: v
+        for v in of_type(expanded, "AWS::Lambda::Version")
     }
-    (version,) = of_type(expanded, "AWS::Lambda::Version")
-    (alias,) = of_type(expanded, "AWS::Lambda::Alias")
-    assert props(expanded, alias)["FunctionVersion"] == getatt(version, "Version")
+    assert set(versions) == set(functions)
+    aliases = of_type(expanded, "AWS::Lambda::Alias")
+    assert len(aliases) == 2
+    for alias in aliases:
+        function = props(expanded, alias)["FunctionName"]["Ref"]
+        assert props(expanded, alias)["FunctionVersion"] == getatt(versions[function], "Version")

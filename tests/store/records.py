@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from chalicelib.store import SessionRecord, Store, UserRecord
-from chalicelib.store.apps import App
 from chalicelib.store.identities import Identity
 from tests.conftest import BACKENDS, backend_table
 
@@ -102,7 +101,6 @@ def finish(
         sealed_response=ODD_BYTES,
         unionid=unionid,
         identity=Identity(APPID, f"openid-{session.user_id}", session.user_id, unionid=unionid),
-        app=App(appid=APPID, client_id=APPID, primary=True),
         now=now,
     )
 

@@ -31,6 +31,7 @@ from chalicelib.wechat.broker import (
     FORCE_INTERVAL,
     LEASE_SECONDS,
     MAX_POLLS,
+    REFRESH_AHEAD,
     AccessTokenBroker,
 )
 from chalicelib.wechat.client import WeChatClient, check_token_errcode
@@ -194,6 +195,119 @@ def test_current_answers_how_long_the_token_may_be_used(broker, clock) -> None:
     assert broker.current().expires_in(int(clock())) == TTL - EXPIRY_MARGIN - 1000
 
 
+# -- per container (issue #21: the item was read on every use, up to 41 times under a lease) ----
+
+
+@pytest.fixture
+def sent(table: tuple[Any, str]) -> list[tuple[str, dict[str, Any]]]:
+    """Every request sent to the table: (operation, its parameters)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    table[0].meta.events.register(
+        "before-parameter-build.dynamodb",
+        lambda params, model, **_: calls.append((model.name, dict(params))),
+    )
+    return calls
+
+
+def operations(sent: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [operation for operation, _ in sent]
+
+
+def test_a_container_reads_the_item_once_until_its_moment(broker, make_broker, sent) -> None:
+    first = broker.token()
+    assert operations(sent) == ["GetItem", "UpdateItem", "UpdateItem"]  # read, lease, store
+    sent.clear()
+    for _ in range(40):
+        assert broker.token() == first
+        assert broker.current().access_token == first
+    assert sent == []  # 80 uses, no request
+
+    other = make_broker()  # another container: one read, eventually consistent, no write
+    for _ in range(41):
+        assert other.token() == first
+    assert operations(sent) == ["GetItem"]
+    assert sent[0][1]["ConsistentRead"] is False
+
+
+def test_at_its_moment_a_container_takes_the_token_another_refreshed_without_a_write(
+    make_broker, fake, clock, sent
+) -> None:
+    spread = (120 - EXPIRY_MARGIN) // 2  # refresh_at is 120 s before expiry (rand 0)
+    early = make_broker()  # its moment: refresh_at itself
+    late = make_broker(rand_below=lambda n: n - 1 if n == spread else 0)  # refresh_at + 29 s
+    old = early.token()
+    assert late.token() == old
+    clock.advance(TTL - 120)
+    sent.clear()
+    assert late.token() == old  # not its moment yet: no request
+    assert sent == []
+    new = early.token()  # its moment: read, lease, fetch, store
+    assert new != old and stable_calls(fake) == 2
+    clock.advance(spread - 1)
+    sent.clear()
+    assert late.token() == new
+    assert operations(sent) == ["GetItem"]  # it found the new token: no lease attempt
+    assert stable_calls(fake) == 2
+
+
+def test_threads_of_one_container_make_one_lease_attempt(make_broker, fake, sent) -> None:
+    broker = make_broker(sleep=lambda seconds: time.sleep(0.01))
+    threads = 8
+    barrier = threading.Barrier(threads)
+    tokens: list[str] = []
+
+    def use() -> None:
+        barrier.wait(timeout=30)
+        tokens.append(broker.token())
+
+    workers = [threading.Thread(target=use) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert len(tokens) == threads and len(set(tokens)) == 1
+    assert operations(sent) == ["GetItem", "UpdateItem", "UpdateItem"]  # the others waited
+    assert stable_calls(fake) == 1
+
+
+def test_a_waiting_container_only_reads_while_the_lease_is_held(
+    broker, store, fake, clock, sleeps, sent
+) -> None:
+    now = int(clock())
+    another_holds_the_lease(store, now, until=now + LEASE_SECONDS)
+    context = b"wechat-access-token|" + APPID.encode()
+
+    def holder_finishes(polls: int) -> None:
+        if polls == 3:
+            store.wechat.put(
+                APPID,
+                sealed_token=crypto.seal(SECRET, b"wxat-from-the-holder", context=context),
+                fetched_at=now,
+                token_expires_at=now + TTL,
+                refresh_at=now + TTL - 120,
+                expires_at=now + TTL + 86400,
+                lease_until=now + LEASE_SECONDS,
+            )
+
+    sleeps.hook = holder_finishes
+    sent.clear()
+    assert broker.token() == "wxat-from-the-holder"
+    writes = [op for op in operations(sent) if op != "GetItem"]
+    assert writes == ["UpdateItem"]  # the test's own put; the waiting container wrote nothing
+    assert operations(sent).count("GetItem") == 4  # the first read and one per poll
+    assert all(params["ConsistentRead"] is False for op, params in sent if op == "GetItem")
+
+
+def test_the_read_that_decides_a_forced_refresh_is_strongly_consistent(broker, fake, sent):
+    broker.token()
+    fake.tokens.invalidate()
+    sent.clear()
+    broker.call(downstream(fake))
+    reads = [params["ConsistentRead"] for op, params in sent if op == "GetItem"]
+    assert reads == [True]  # one read, then the forced refresh's writes
+    assert fake.tokens.forced == 1
+
+
 # -- ahead of expiry ---------------------------------------------------------------------------
 
 
@@ -240,12 +354,14 @@ def test_a_failed_refresh_ahead_serves_the_old_token_until_the_margin(broker, fa
 def test_a_token_answered_again_unchanged_is_not_refetched_at_every_request(
     make_broker, fake, clock, table
 ) -> None:
-    broker = make_broker(rand_below=lambda n: n - 1)  # refresh 300 s before expiry
-    broker.token()
+    def draw(n: int) -> int:  # refresh 300 s before expiry; each container's moment: refresh_at
+        return n - 1 if n == REFRESH_AHEAD[1] - REFRESH_AHEAD[0] + 1 else 0
+
+    make_broker(rand_below=draw).token()
     # WeChat answers the same token until its own renewal (5 minutes before expiry): a
     # refresh due 320 s before expiry gets the old one back, and waits REFRESH_RETRY seconds.
     item = token_item(table)
-    broker._store.put(
+    make_broker()._store.put(
         APPID,
         sealed_token=item["sealed_token"]["B"],
         fetched_at=START,
@@ -254,11 +370,13 @@ def test_a_token_answered_again_unchanged_is_not_refetched_at_every_request(
         expires_at=START + TTL + 86400,
         lease_until=None,
     )
+    broker = make_broker(rand_below=draw)  # a container that reads the item as it is now
     clock.advance(TTL - 320)
     broker.token()
     assert stable_calls(fake) == 2
     for _ in range(3):
         broker.token()
+        make_broker(rand_below=draw).token()  # other containers read the item: not due yet
     assert stable_calls(fake) == 2
     assert int(token_item(table)["refresh_at"]["N"]) == int(clock()) + 60
     clock.advance(60)
@@ -282,8 +400,8 @@ def test_a_request_that_read_before_another_stored_does_not_fetch_again(
     real_get = store.wechat.get
     reads: list[int] = []
 
-    def get_then_b_stores(appid: str):
-        record = real_get(appid)
+    def get_then_b_stores(appid: str, **kwargs: Any):
+        record = real_get(appid, **kwargs)
         reads.append(1)
         if len(reads) == 1:
             b.token()  # between A's read and A's lease
