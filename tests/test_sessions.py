@@ -426,3 +426,44 @@ def test_an_older_v1_token_is_invalid_grant_without_revoking(services, sessions)
         sessions.refresh(previous, START + 2)
     assert not isinstance(caught.value, ReuseDetected)
     assert sessions.refresh(second.refresh_token, START + 3)
+
+
+# -- revoked sessions leave the table within minutes (issue 21) -----------------------------
+
+
+def test_logout_all_reads_only_the_sessions_the_ttl_left(sessions, started, dynamodb):
+    """40 logged-out sessions: their items expire REVOKED_ITEM_TTL after the logout, so a
+    logout-all ten minutes later reads the two live sessions, not 42 items (before: the dead
+    ones stayed until their idle expiry, 30 days)."""
+    from tests.conftest import items_read_by_queries, ttl_sweep
+
+    other = sessions.start(USER_A, client_id="x", now=START)
+    for _ in range(40):
+        gone = sessions.start(USER_A, client_id="x", now=START)
+        assert sessions.revoke(USER_A, gone.session_id, now=START + 10)
+    assert ttl_sweep(dynamodb, START + 610) == 40  # DynamoDB's TTL, some minutes later
+    read = items_read_by_queries(dynamodb)
+    assert sessions.revoke_all(USER_A, now=START + 610) == 2
+    assert read == [2]
+    for issued in (started, other):
+        with pytest.raises(GrantError):
+            sessions.refresh(issued.refresh_token, START + 611)
+
+
+def test_reuse_answers_as_before_while_the_revoked_item_lives(sessions, started, dynamodb):
+    from chalicelib.store.sessions import REVOKED_ITEM_TTL
+    from tests.conftest import ttl_sweep
+
+    issued = sessions.refresh(started.refresh_token, START)
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(started.refresh_token, START + GRACE)
+    (item,) = table_items(dynamodb)
+    assert int(item["expires_at"]["N"]) == START + GRACE + REVOKED_ITEM_TTL
+    for token in (started.refresh_token, issued.refresh_token):
+        with pytest.raises(GrantError, match="revoked or expired"):
+            sessions.refresh(token, START + GRACE + REVOKED_ITEM_TTL - 1)
+    ttl_sweep(dynamodb, START + GRACE + REVOKED_ITEM_TTL + 1)
+    assert table_items(dynamodb) == []
+    for token in (started.refresh_token, issued.refresh_token):  # an unknown session, as ever
+        with pytest.raises(GrantError, match="unknown"):
+            sessions.refresh(token, START + GRACE + REVOKED_ITEM_TTL + 1)

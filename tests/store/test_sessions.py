@@ -234,3 +234,49 @@ def test_revoke_live_session_refuses_an_expired_one(store: Store) -> None:
     before = store.sessions.get(USER, "sess0")
     assert store.sessions.revoke_live(USER, "sess0", now=NOW + IDLE, reason="ended") is False
     assert store.sessions.get(USER, "sess0") == before
+
+
+# -- revoked sessions leave the table within minutes (issue 21) -----------------------------
+
+
+def test_a_revoked_session_expires_from_the_table_within_minutes(
+    store: Store, backend: Backend
+) -> None:
+    """Revoking sets the TTL attribute to REVOKED_ITEM_TTL seconds later (it was the idle
+    expiry, up to 30 days): the dead item stops being read by every Query of the user soon."""
+    from chalicelib.store.sessions import REVOKED_ITEM_TTL
+
+    assert 60 <= REVOKED_ITEM_TTL <= 900
+    for sid in ("sess0", "sess1", "sess2"):
+        store.sessions.put(a_session(sid))
+    assert store.sessions.revoke(USER, "sess0", now=NOW + 5, reason="logout")
+    assert store.sessions.revoke_live(USER, "sess1", now=NOW + 6, reason="ended")
+    ttl = {
+        sid: int(backend.item(user_pk(USER), session_sk(sid))["expires_at"]["N"])
+        for sid in ("sess0", "sess1", "sess2")
+    }
+    assert ttl == {
+        "sess0": NOW + 5 + REVOKED_ITEM_TTL,
+        "sess1": NOW + 6 + REVOKED_ITEM_TTL,
+        "sess2": NOW + IDLE,  # live: its idle expiry, as before
+    }
+
+
+def test_a_revocation_may_keep_its_item_longer(store: Store, backend: Backend) -> None:
+    """`keep_until`: an evicted session's item stays so that its holder learns why."""
+    store.sessions.put(a_session())
+    assert store.sessions.revoke_live(
+        USER, "sess0", now=NOW + 5, reason="evicted", keep_until=NOW + 500
+    )
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert item["expires_at"] == {"N": str(NOW + 500)}
+    assert store.sessions.get(USER, "sess0").revoked_reason == "evicted"
+
+
+def test_a_refused_revocation_leaves_the_ttl_alone(store: Store, backend: Backend) -> None:
+    store.sessions.put(a_session())
+    assert store.sessions.revoke(USER, "sess0", now=NOW + 1, reason="logout")
+    before = backend.items()
+    assert not store.sessions.revoke(USER, "sess0", now=NOW + 400, reason="again")
+    assert not store.sessions.revoke_live(USER, "sess0", now=NOW + 400, reason="again")
+    assert backend.items() == before
