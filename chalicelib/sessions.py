@@ -47,6 +47,7 @@ REASON_REUSE = "refresh_token_reuse"
 REASON_ENDED = "ended"  # DELETE /auth/sessions/{sid}: the user ended it from another session
 REASON_BANNED = "banned"  # chalicelib/bans.py
 _SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # refresh_tokens.new_id
+MAX_PAGE_QUERIES = 3  # of GET /auth/sessions' one page (issue 21)
 
 
 @dataclass(frozen=True)
@@ -342,10 +343,20 @@ class SessionManager:
 
     # -- the user's own sessions (GET /auth/sessions, DELETE /auth/sessions/{sid}) -------------
 
-    def live_sessions(self, user_id: str, now: int) -> list[SessionRecord]:
-        """The user's live sessions, newest first: one Query (paged past 1 MB of sessions)."""
-        live = [s for s in self._store.of_user(user_id) if s.is_live(now)]
-        return sorted(live, key=lambda s: (s.created_at, s.session_id), reverse=True)
+    def live_page(
+        self, user_id: str, now: int, *, limit: int, after: str | None = None
+    ) -> tuple[list[SessionRecord], str | None]:
+        """A page of the user's live sessions, newest first, and the id to start the next
+        page after (None: the last page). Pages follow the session ids' order (the key's:
+        no index orders them by time). At most MAX_PAGE_QUERIES Queries of `limit` items:
+        past dead sessions a page may hold fewer than `limit`, even none, and go on."""
+        live: list[SessionRecord] = []
+        for _ in range(MAX_PAGE_QUERIES):
+            page, after = self._store.page(user_id, limit=limit - len(live), after=after)
+            live += [s for s in page if s.is_live(now)]
+            if after is None or len(live) == limit:
+                break
+        return sorted(live, key=lambda s: (s.created_at, s.session_id), reverse=True), after
 
     def end(self, user_id: str, session_id: str, *, now: int) -> None:
         """End one live session of `user_id` (the caller's own: the key is in their partition,

@@ -165,6 +165,21 @@ class Sessions:
             item_to_session(item) for item in self._table.query(user_pk(user_id), SESSION_PREFIX)
         ]
 
+    def page(
+        self, user_id: str, *, limit: int, after: str | None = None
+    ) -> tuple[list[SessionRecord], str | None]:
+        """At most `limit` sessions of the user (revoked and expired ones too), in session id
+        order, after the session id `after` (None: from the first): one Query. Also the id to
+        start the next page after; None when no session is left."""
+        items, last_sk = self._table.query_page(
+            user_pk(user_id),
+            SESSION_PREFIX,
+            limit=limit,
+            after_sk=None if after is None else session_sk(after),
+        )
+        next_after = last_sk.removeprefix(SESSION_PREFIX) if last_sk is not None else None
+        return [item_to_session(item) for item in items], next_after
+
     def rotate(
         self,
         user_id: str,

@@ -20,6 +20,8 @@ var PATHS = {
   revoke: '/oauth/revoke',
 };
 var JSON_HEADER = { 'content-type': 'application/json' };
+var MAX_SESSIONS_PAGE = 100; // GET /auth/sessions' largest page
+var MAX_SESSION_PAGES = 100; // listSessions() reads at most this many pages (10,000 sessions)
 
 // ---------------------------------------------------------------------------------- errors
 
@@ -189,6 +191,12 @@ function deserialize(raw) {
     },
     loggedOut: false,
   };
+}
+
+/** Sessions by login time, newest first (then by id, for a stable order). */
+function newestFirst(a, b) {
+  if (a.created_at !== b.created_at) return b.created_at - a.created_at;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 
 /** Run `fn`, and on a network failure run it once more. */
@@ -702,14 +710,43 @@ class AuthClient {
 
   // ------------------------------------------------------------------------ sessions
 
-  /** The user's live sessions (GET /auth/sessions), this device's marked `current: true`:
-   * resolves [{id, current, created_at, last_refreshed_at, expires_at, device, user_agent,
-   * source_ip}]. Rejects a WxAuthError ('temporarily_unavailable', 'bad_response', ...). */
+  /** The user's live sessions (GET /auth/sessions, every page of it), newest first, this
+   * device's marked `current: true`: resolves [{id, current, created_at, last_refreshed_at,
+   * expires_at, device, user_agent, source_ip}]. Follows `next_cursor` in pages of 100, at
+   * most MAX_SESSION_PAGES of them. Rejects a WxAuthError ('temporarily_unavailable',
+   * 'bad_response', ...). */
   listSessions() {
     var self = this;
-    return this.request({ url: this._baseURL + PATHS.sessions, method: 'GET' }).then(function (res) {
+    var all = [];
+    var pages = 0;
+    var next = function (cursor) {
+      return self.listSessionsPage({ limit: MAX_SESSIONS_PAGE, cursor: cursor }).then(function (page) {
+        all = all.concat(page.sessions);
+        pages += 1;
+        if (page.nextCursor !== null && pages < MAX_SESSION_PAGES) return next(page.nextCursor);
+        return all.sort(newestFirst);
+      });
+    };
+    return next(null);
+  }
+
+  /** One page of the user's live sessions: resolves {sessions, nextCursor} (nextCursor null on
+   * the last page). `limit` 1 to 100 (the server's default: 20), `cursor` the nextCursor of the
+   * page before. Each page is newest first; pages come in the server's order (session ids),
+   * not by time: listSessions() gathers and sorts them all. */
+  listSessionsPage(options) {
+    var self = this;
+    var o = options || {};
+    var query = [];
+    if (o.limit != null) query.push('limit=' + encodeURIComponent(o.limit));
+    if (o.cursor != null) query.push('cursor=' + encodeURIComponent(o.cursor));
+    var url = this._baseURL + PATHS.sessions + (query.length ? '?' + query.join('&') : '');
+    return this.request({ url: url, method: 'GET' }).then(function (res) {
       var b = body(res);
-      if (res.statusCode === 200 && b && Array.isArray(b.sessions)) return b.sessions;
+      if (res.statusCode === 200 && b && Array.isArray(b.sessions)) {
+        var cursor = typeof b.next_cursor === 'string' && b.next_cursor ? b.next_cursor : null;
+        return { sessions: b.sessions, nextCursor: cursor };
+      }
       throw self._authFailure('bad_response', 'listSessions', res);
     });
   }

@@ -559,16 +559,64 @@ test('login sends the configured device label', async () => {
 });
 
 test('listSessions() GETs /auth/sessions with the token and resolves the list', async () => {
-  const listed = [{ id: 's1', current: true }, { id: 's2', current: false }];
+  const listed = [{ id: 's1', current: true, created_at: 20 }, { id: 's2', current: false, created_at: 10 }];
   const base = server({ n: 1 });
   const t = scripted((o) =>
-    route(o) === '/auth/sessions' && o.header.Authorization === 'Bearer at1'
-      ? answer(200, { sessions: listed })
+    route(o) === '/auth/sessions?limit=100' && o.header.Authorization === 'Bearer at1'
+      ? answer(200, { sessions: listed, next_cursor: null })
       : base(o)
   );
   t.storage[KEY] = session(1, t.clock.t);
   assert.deepEqual(await t.client().listSessions(), listed);
   assert.equal(t.calls[0].method, 'GET');
+});
+
+test('listSessions() follows next_cursor through every page and sorts them newest first', async () => {
+  const pages = {
+    '': { sessions: [{ id: 'a', created_at: 5 }, { id: 'b', created_at: 1 }], next_cursor: 'c1' },
+    c1: { sessions: [{ id: 'c', created_at: 9 }], next_cursor: 'c/2' },
+    'c/2': { sessions: [], next_cursor: null }, // a last page may be empty
+  };
+  const t = scripted((o) => {
+    const query = route(o).split('?')[1];
+    const cursor = new URLSearchParams(query).get('cursor') || '';
+    return answer(200, pages[cursor]);
+  });
+  t.storage[KEY] = session(1, t.clock.t);
+  const listed = await t.client().listSessions();
+  assert.deepEqual(listed.map((s) => s.id), ['c', 'a', 'b']);
+  assert.deepEqual(t.paths(), [
+    '/auth/sessions?limit=100',
+    '/auth/sessions?limit=100&cursor=c1',
+    '/auth/sessions?limit=100&cursor=c%2F2',
+  ]);
+});
+
+test('listSessions() stops after 100 pages even if the server keeps giving cursors', async () => {
+  let n = 0;
+  const t = scripted(() => {
+    n += 1;
+    return answer(200, { sessions: [{ id: `s${n}`, created_at: n }], next_cursor: `k${n}` });
+  });
+  t.storage[KEY] = session(1, t.clock.t);
+  const listed = await t.client().listSessions();
+  assert.equal(listed.length, 100);
+  assert.equal(listed[0].id, 's100');
+});
+
+test('listSessionsPage() sends limit and cursor and resolves {sessions, nextCursor}', async () => {
+  const t = scripted((o) =>
+    answer(200, { sessions: [{ id: 'x', created_at: 1 }], next_cursor: route(o).includes('cursor') ? null : 'n1' })
+  );
+  t.storage[KEY] = session(1, t.clock.t);
+  const client = t.client();
+  assert.deepEqual(await client.listSessionsPage(), { sessions: [{ id: 'x', created_at: 1 }], nextCursor: 'n1' });
+  assert.deepEqual(await client.listSessionsPage({ limit: 5, cursor: 'n1' }), {
+    sessions: [{ id: 'x', created_at: 1 }],
+    nextCursor: null,
+  });
+  assert.deepEqual(t.paths(), ['/auth/sessions', '/auth/sessions?limit=5&cursor=n1']);
+  assert.equal(t.calls[1].header.Authorization, 'Bearer at1');
 });
 
 test('listSessions() rejects temporarily_unavailable on 503 and bad_response otherwise', async () => {
