@@ -23,6 +23,7 @@ from chalicelib.identity.apps import App, AppRegistry
 from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, RateLimiter
 from chalicelib.logs import Metrics
 from chalicelib.secrets_manager import CachedSecret, fetch_secret
+from chalicelib.session_cap import SessionCap
 from chalicelib.sessions import SessionManager
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import KeySet, KeySetProvider, file_version, load_or_create_file
@@ -351,6 +352,15 @@ def build(
         other_audiences=apps.audiences,
     )
     limiter = RateLimiter(store.guards, settings.limits(), metrics=metrics)
+    cap = None
+    if settings.max_sessions_per_user is not None:  # AUTH_MAX_SESSIONS_PER_USER (issue 21)
+        cap = SessionCap(
+            store.sessions,
+            max_sessions=settings.max_sessions_per_user,
+            per_app=settings.max_sessions_scope == "app",
+            events=events,
+            metrics=metrics,
+        )
     sessions = SessionManager(
         store.sessions,
         access_tokens,
@@ -362,6 +372,7 @@ def build(
         refresh_limit=refresh_limit(limiter),
         events=events,
         custom_claims=claims.build(settings, lambda_client, metrics),
+        cap=cap,
     )
     return Services(
         settings=settings,

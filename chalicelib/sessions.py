@@ -30,6 +30,7 @@ from chalicelib.errors import (
     ReuseDetected,
     RevokedToken,
     RotationRefused,
+    SessionEvicted,
     SessionNotFound,
     StoreUnavailable,
     UserBanned,
@@ -37,6 +38,7 @@ from chalicelib.errors import (
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
 from chalicelib.logs import Metrics
+from chalicelib.session_cap import EVICTED_DESCRIPTION, REASON_EVICTED, SessionCap
 from chalicelib.store.sessions import SessionRecord, Sessions
 from chalicelib.tokens import refresh as refresh_tokens
 from chalicelib.tokens.access import AccessClaims, AccessTokens, seconds_left
@@ -99,6 +101,7 @@ class SessionManager:
         events: Events = EVENTS_OFF,
         custom_claims: Callable[[SessionRecord], Mapping[str, object]] | None = None,
         refresh_limit: Callable[[str, int], None] | None = None,
+        cap: SessionCap | None = None,
     ) -> None:
         """`extra_claims(user_id)`: claims added to each access token minted for the user's
         sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing.
@@ -106,7 +109,9 @@ class SessionManager:
         `custom_claims(session)`: chalicelib.tokens.claims.TokenClaims (the `ext` claim, from the
         session item and the pre-token hook); None adds none.
         `refresh_limit(session_key, now)`: called before each rotation, raises RateLimited to
-        refuse it (AUTH_LIMIT_REFRESH_PER_SESSION: one more request; None: none)."""
+        refuse it (AUTH_LIMIT_REFRESH_PER_SESSION: one more request; None: none).
+        `cap`: AUTH_MAX_SESSIONS_PER_USER, enforced after each login (`enforce_cap`)."""
+        self._cap = cap
         self._events = events
         self._refresh_limit = refresh_limit
         self._extra_claims = extra_claims
@@ -201,6 +206,8 @@ class SessionManager:
             raise GrantError("refresh token unknown")
         if session.revoked_reason == REASON_BANNED:
             raise UserBanned("this user is banned")
+        if session.revoked_reason == REASON_EVICTED:
+            raise SessionEvicted(EVICTED_DESCRIPTION)
         if not session.is_live(now):
             raise GrantError("refresh token revoked or expired")
         if session.previous_hash is not None and hmac.compare_digest(
@@ -273,6 +280,11 @@ class SessionManager:
             refresh_token=refresh_token,
             refresh_expires_at=session.expires_at,
         )
+
+    def enforce_cap(self, session: SessionRecord, now: int) -> None:
+        """After a login stored `session`: AUTH_MAX_SESSIONS_PER_USER (unset: no request)."""
+        if self._cap is not None:
+            self._cap.enforce(session, now)
 
     def require_live(self, claims: AccessClaims, now: int) -> SessionRecord | None:
         """The session behind an access token, or RevokedToken if it was revoked or ended.

@@ -104,6 +104,7 @@ export interface SessionsPage {
 export type WxAuthErrorCode =
   | 'network_error'
   | 'logged_out'
+  | 'session_evicted'
   | 'login_failed'
   | 'refresh_failed'
   | 'temporarily_unavailable'
@@ -160,7 +161,8 @@ export class AuthClient {
   endSession(sid: string): Promise<{ ended: boolean }>;
   /** True if tokens are stored (they may still need a refresh). */
   hasSession(): boolean;
-  /** True after logout() until the next successful login(). */
+  /** True after logout(), or after the server ended this device's session for the cap on
+   * sessions per user ('session_evicted'), until the next successful login(). */
   isLoggedOut(): boolean;
   /** The user from the last login, or null. */
   getUser(): User | null;

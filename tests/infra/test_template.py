@@ -441,6 +441,8 @@ def test_function_environment_is_wired_to_parameters_and_resources(template: Tem
         "AUTH_TOKEN_HOOK_ARN": ref("TokenHookArn"),
         "AUTH_TOKEN_HOOK_TIMEOUT_MS": ref("TokenHookTimeoutMs"),
         "AUTH_TOKEN_HOOK_ON_ERROR": ref("TokenHookOnError"),
+        "AUTH_MAX_SESSIONS_PER_USER": ref("MaxSessionsPerUser"),
+        "AUTH_MAX_SESSIONS_SCOPE": ref("MaxSessionsScope"),
         "WXAUTH_STACK_NAME": ref("AWS::StackName"),
     }
 
@@ -1227,6 +1229,29 @@ def test_limit_parameters_are_off_by_default_and_allow_only_what_the_settings_ac
         assert accepted, f"{parameter} allows {value!r}, which {variable} refuses"
     if value in ("", "20/60", "1/1", "1000000/86400"):
         assert pattern.fullmatch(value), f"{parameter} refuses {value!r}"
+
+
+@pytest.mark.parametrize(
+    "value", ["", "1", "5", "99", "100", "999", "1000", "0", "01", "1001", "-1", "5 ", "x"]
+)
+def test_the_session_cap_parameter_is_off_by_default_and_allows_what_the_settings_accept(
+    template: Template, value: str
+) -> None:
+    from chalicelib.errors import ConfigurationError
+
+    definition = template["Parameters"]["MaxSessionsPerUser"]
+    assert definition["Default"] == ""
+    try:
+        Settings.from_env({"AUTH_MAX_SESSIONS_PER_USER": value})
+        accepted = True
+    except ConfigurationError:
+        accepted = False
+    if re.fullmatch(definition["AllowedPattern"], value):
+        assert accepted, f"MaxSessionsPerUser allows {value!r}, which the settings refuse"
+    if value in ("", "1", "5", "1000"):
+        assert re.fullmatch(definition["AllowedPattern"], value)
+    scope = template["Parameters"]["MaxSessionsScope"]
+    assert scope["Default"] == "user" and scope["AllowedValues"] == ["user", "app"]
 
 
 def test_role_reads_the_added_apps_secrets_only_when_listed(template: Template) -> None:

@@ -754,3 +754,72 @@ test('getAccessToken() whose refresh is refused for good rejects like request() 
     serverError: 'access_denied',
   });
 });
+
+// -- the cap on sessions per user: a session ended because another device logged in ----------
+
+const EVICTED = {
+  error: 'invalid_grant',
+  error_description: 'this session was ended because the account signed in on too many devices',
+  reason: 'session_evicted',
+};
+
+function evicting(state = { n: 1 }) {
+  const base = server(state);
+  return (o) => (route(o) === '/auth/refresh' && !state.loggedIn ? answer(400, EVICTED) : base(o));
+}
+
+test('a refresh answered session_evicted logs out with that reason and does not log in', async () => {
+  const t = scripted(evicting());
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  const client = t.client();
+  const results = await Promise.allSettled([client.request({ url: '/a' }), client.request({ url: '/b' })]);
+  for (const r of results) {
+    assert.equal(r.status, 'rejected');
+    assert.equal(r.reason.code, 'session_evicted');
+  }
+  assert.equal(results[0].reason.status, 400);
+  assert.equal(results[0].reason.serverError, 'invalid_grant');
+  assert.equal(t.logins, 0); // no login behind the user's back: it would end another device
+  assert.deepEqual(t.paths(), ['/auth/refresh']);
+  assert.equal(client.hasSession(), false);
+  assert.equal(client.isLoggedOut(), true);
+  assert.deepEqual(JSON.parse(t.storage[KEY]), { v: 1, logged_out: true, reason: 'session_evicted' });
+
+  // later requests, and a restarted app on the same storage, say why without asking anyone
+  await assert.rejects(client.request({ url: '/c' }), { code: 'session_evicted' });
+  await assert.rejects(client.getAccessToken(), { code: 'session_evicted' });
+  await assert.rejects(t.client().request({ url: '/d' }), { code: 'session_evicted' });
+  assert.equal(t.calls.length, 1);
+});
+
+test('after session_evicted, login() signs in again and requests work', async () => {
+  const state = { n: 1 };
+  const t = scripted(evicting(state));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  const client = t.client();
+  await assert.rejects(client.request({ url: '/a' }), { code: 'session_evicted' });
+  state.loggedIn = true;
+  await client.login();
+  assert.equal(client.isLoggedOut(), false);
+  const res = await client.request({ url: '/a' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(JSON.parse(t.storage[KEY]).reason, undefined);
+});
+
+test('logout() after session_evicted is a plain logged-out state', async () => {
+  const t = scripted(evicting());
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  const client = t.client();
+  await assert.rejects(client.request({ url: '/a' }), { code: 'session_evicted' });
+  assert.deepEqual(await client.logout(), { revoked: false });
+  await assert.rejects(client.request({ url: '/a' }), { code: 'logged_out' });
+  assert.deepEqual(JSON.parse(t.storage[KEY]), { v: 1, logged_out: true });
+});
+
+test('a plain invalid_grant (no reason) still logs in once, as before', async () => {
+  const t = scripted(server({ n: 1 }));
+  t.storage[KEY] = session(0, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  const res = await t.client().request({ url: '/x' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(t.logins, 1);
+});
