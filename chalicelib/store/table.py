@@ -151,6 +151,17 @@ class Table:
         last = response.get("LastEvaluatedKey")
         return response.get("Items", []), (last[SK]["S"] if last else None)
 
+    def scan(self, **kwargs: Any) -> Iterator[Item]:
+        """Every item of the table that `kwargs` (a FilterExpression and its names and values)
+        lets through, a request per 1 MB read; eventually consistent. For an operator's
+        command, never a request's path: it reads the whole table."""
+        while True:
+            response = self.call("scan", **kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def put_new(self, item: Item) -> bool:
         """Put `item` unless an item with its key exists (`attribute_not_exists(#pk)`): True if
         it was written."""

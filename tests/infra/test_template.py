@@ -282,6 +282,9 @@ def test_role_grants_exactly_the_table_actions_on_exactly_the_table(template: Te
 
 # Operations chalicelib calls only to set up a local table (devserver), never in Lambda.
 LOCAL_ONLY_OPERATIONS = {"create_table", "update_time_to_live", "describe_table"}
+# ... and only for an operator's command, with the operator's credentials: the Scan of
+# `wxauth-admin user pending` without a user (chalicelib/store/identities.py, `all_pending`).
+ADMIN_ONLY_OPERATIONS = {"scan"}
 # IAM has no action for a transaction: each of its items needs its own (Put: PutItem, ...).
 TRANSACTION_ITEM_ACTIONS = {
     "Put": "PutItem",
@@ -298,7 +301,8 @@ def test_table_actions_are_the_operations_the_code_calls(template: Template) -> 
     called = {
         name
         for snake, name in operations.items()
-        if snake not in LOCAL_ONLY_OPERATIONS and re.search(rf'[".]{snake}["(]', source)
+        if snake not in LOCAL_ONLY_OPERATIONS | ADMIN_ONLY_OPERATIONS
+        and re.search(rf'[".]{snake}["(]', source)
     }
     if called & {"TransactWriteItems"}:
         called.remove("TransactWriteItems")
@@ -309,6 +313,26 @@ def test_table_actions_are_the_operations_the_code_calls(template: Template) -> 
         a.removeprefix("dynamodb:") for a in _as_list(_statements(template)["AuthTable"]["Action"])
     }
     assert called == granted, "update the AuthTable statement in infra/resources.yaml"
+
+
+def test_the_one_scan_is_an_operators_command() -> None:
+    """The Scan (everyone's pending links) is reached only from wxauth-admin, never a route."""
+    callers = [
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "chalicelib").rglob("*.py")
+        if re.search(r'\ball_pending\(|\.scan\(|"scan"', p.read_text())
+    ]
+    assert sorted(callers) == [
+        "chalicelib/identity/graph.py",  # pending(user_id=None), wxauth-admin's only
+        "chalicelib/store/identities.py",
+        "chalicelib/store/table.py",
+    ]
+    pending_callers = [
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "chalicelib").rglob("*.py")
+        if re.search(r"graph\.pending\(", p.read_text())
+    ]
+    assert pending_callers == ["chalicelib/admin/users.py"]
 
 
 def test_role_reads_exactly_the_two_secrets(template: Template) -> None:
