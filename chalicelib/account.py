@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import TokenError
@@ -43,3 +44,17 @@ class Account:
             "phone": phone_json(user.phone),
             "identities": [i.public() for i in self._graph.identities_of(user)],
         }
+
+
+def phone_claims(users: Users) -> Callable[[str], Mapping[str, object]]:
+    """AUTH_PHONE_CLAIM: `phone_number` (OIDC) on a user's access tokens, once bound.
+
+    One consistent GetItem of the profile per token minted (login, refresh)."""
+
+    def claims(user_id: str) -> Mapping[str, object]:
+        user = users.get(user_id)
+        if user is None or user.phone is None:
+            return {}
+        return {"phone_number": user.phone.phone_number}
+
+    return claims

@@ -4,17 +4,25 @@ At login the client may send a device label, `{"device": {"name": ..., "platform
 (both optional, bounded, printable); the request's `User-Agent` (truncated) and source IP (API
 Gateway's `requestContext.identity.sourceIp`) are recorded with it on the session item.
 `GET /auth/sessions` shows each live session of the caller with `session_json`: never a hash, a
-key or a token, and the source IP masked to its network (/24 for IPv4, /48 for IPv6).
+key or a token, and the source IP masked to its network (/24 for IPv4, /48 for IPv6), in pages
+of `limit` (`page_request`) with an opaque `next_cursor` (`cursor_of`): a position in the
+caller's own list (a session id), never a key of another partition.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.crypto import b64url
 from chalicelib.errors import RequestError
 from chalicelib.store.sessions import SessionRecord
+from chalicelib.tokens.refresh import is_id
 
 MAX_DEVICE_NAME = 64
 MAX_DEVICE_PLATFORM = 32
@@ -23,6 +31,12 @@ DEVICE_FIELDS = ("name", "platform")
 # What GET /auth/sessions shows of a source IP: its network, not the address.
 IPV4_PREFIX = 24
 IPV6_PREFIX = 48
+# GET /auth/sessions' pages (issue 21): `limit` sessions at most, 20 unless asked.
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+_LIMIT_RE = re.compile(r"[1-9][0-9]{0,2}")
+_CURSOR_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CURSOR_VERSION = b"\x01"
 
 
 @dataclass(frozen=True)
@@ -122,3 +136,40 @@ def session_json(session: SessionRecord, *, current_session_id: str | None) -> d
         "user_agent": session.user_agent,
         "source_ip": masked_ip(session.source_ip),
     }
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+def page_request(query: Mapping[str, str] | None) -> tuple[int, str | None]:
+    """(limit, after) of GET /auth/sessions' query string: `limit` 1 to MAX_PAGE (default
+    DEFAULT_PAGE), `cursor` a `next_cursor` of an earlier page (the session id to start
+    after). RequestError for anything else; other parameters are ignored."""
+    query = query or {}
+    limit = DEFAULT_PAGE
+    raw_limit = query.get("limit")
+    if raw_limit is not None:
+        if not _LIMIT_RE.fullmatch(raw_limit) or int(raw_limit) > MAX_PAGE:
+            raise RequestError(f"limit must be an integer from 1 to {MAX_PAGE}")
+        limit = int(raw_limit)
+    cursor = query.get("cursor")
+    return limit, None if cursor is None else _after(cursor)
+
+
+def cursor_of(after: str | None) -> str | None:
+    """The opaque `next_cursor` that starts the next page after session `after`."""
+    return None if after is None else b64url(_CURSOR_VERSION + after.encode("ascii"))
+
+
+def _after(cursor: str) -> str:
+    bad = RequestError("cursor must be a next_cursor of an earlier page, as it was given")
+    if not _CURSOR_RE.fullmatch(cursor):
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError) as e:
+        raise bad from e
+    after = raw[1:].decode("ascii", errors="replace")
+    if raw[:1] != _CURSOR_VERSION or not is_id(after) or cursor_of(after) != cursor:
+        raise bad
+    return after

@@ -29,6 +29,14 @@ class InvalidClaims(RequestError):
 class GrantError(WxAuthError):
     """A refresh token or WeChat code cannot be exchanged (unknown, expired, revoked, reused)."""
 
+    reason: str | None = None  # the error body's `reason`, where a client must tell it apart
+
+
+class SessionEvicted(GrantError):
+    """The refresh token's session was ended by the cap on sessions per user (a later login)."""
+
+    reason = "session_evicted"
+
 
 class ReuseDetected(GrantError):
     """A rotated refresh token came back after the grace window; its session was revoked."""

@@ -155,9 +155,12 @@ class Events:
         reason: str,
         now: int,
         all_sessions: bool = False,
+        evicted_by_session_id: str | None = None,
     ) -> None:
         """One event per ending action: a logout ends one session, a logout-all (or a ban)
-        every live one of the user's (`all_sessions`). Nothing when `session_ids` is empty."""
+        every live one of the user's (`all_sessions`), a login beyond the cap on sessions the
+        least recently used (reason `evicted`, `evicted_by_session_id`: the login's session).
+        Nothing when `session_ids` is empty."""
         ids = list(session_ids)
         if not ids:
             return
@@ -169,6 +172,7 @@ class Events:
             session_count=len(ids),
             reason=reason,
             all_sessions=all_sessions,
+            evicted_by_session_id=evicted_by_session_id,
         )
 
     def user_banned(

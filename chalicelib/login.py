@@ -166,6 +166,7 @@ class LoginService:
             is_new=result.is_new,
             now=now,
         )
+        self._sessions.enforce_cap(session, now)  # AUTH_MAX_SESSIONS_PER_USER (issue 21)
         return result
 
     def _client_of(self, app: App) -> WeChatClient:

@@ -125,7 +125,10 @@ class OAuthService:
         One GetItem more, only for a refresh that names a client other than the primary app."""
         presented = refresh_tokens.parse(token)
         session = self._sessions.find(presented.user_id, presented.session_id)
-        if session is None or not hmac.compare_digest(session.client_id, client_id):
+        # bytes: compare_digest refuses str with non-ASCII characters (a client_id may have them)
+        if session is None or not hmac.compare_digest(
+            session.client_id.encode("utf-8"), client_id.encode("utf-8", "surrogatepass")
+        ):
             raise GrantError("the refresh token was not issued to this client")
 
     def _client_credentials(

@@ -6,7 +6,7 @@ Tests build the same graph with fakes (a moto client, a fixed clock, a stub HTTP
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from chalicelib.identity.apps import App, AppRegistry
 from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, RateLimiter
 from chalicelib.logs import Metrics
 from chalicelib.secrets_manager import CachedSecret, fetch_secret
+from chalicelib.session_cap import SessionCap
 from chalicelib.sessions import SessionManager
 from chalicelib.settings import Settings
 from chalicelib.signing_keys import KeySet, KeySetProvider, file_version, load_or_create_file
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
     from chalicelib.phone import PhoneBinding
-    from chalicelib.store.users import Users
     from chalicelib.wechat.breaker import Breaker, GuardedWeChat
     from chalicelib.wechat.broker import AccessTokenBroker
     from chalicelib.wechat.client import WeChatClient
@@ -229,20 +229,6 @@ def guarded_login_client(
     return GuardedWeChat(client, breaker, clock=clock, after_exchange=after_exchange)
 
 
-def phone_claims(users: Users) -> Callable[[str], Mapping[str, object]]:
-    """AUTH_PHONE_CLAIM: `phone_number` (OIDC) on a user's access tokens, once bound.
-
-    One consistent GetItem of the profile per token minted (login, refresh)."""
-
-    def claims(user_id: str) -> Mapping[str, object]:
-        user = users.get(user_id)
-        if user is None or user.phone is None:
-            return {}
-        return {"phone_number": user.phone.phone_number}
-
-    return claims
-
-
 def refresh_limit(limiter: RateLimiter) -> Callable[[str, int], None] | None:
     """AUTH_LIMIT_REFRESH_PER_SESSION as SessionManager's hook; None when it is unset."""
     if not limiter.configured(REFRESH_PER_SESSION):
@@ -361,6 +347,20 @@ def build(
         other_audiences=apps.audiences,
     )
     limiter = RateLimiter(store.guards, settings.limits(), metrics=metrics)
+    cap = None
+    if settings.max_sessions_per_user is not None:  # AUTH_MAX_SESSIONS_PER_USER (issue 21)
+        cap = SessionCap(
+            store.sessions,
+            max_sessions=settings.max_sessions_per_user,
+            per_app=settings.max_sessions_scope == "app",
+            events=events,
+            metrics=metrics,
+        )
+    phone_claims = None  # AUTH_PHONE_CLAIM: `phone_number` on access tokens
+    if settings.phone_claim:
+        from chalicelib.account import phone_claims as user_phone
+
+        phone_claims = user_phone(store.users)
     sessions = SessionManager(
         store.sessions,
         access_tokens,
@@ -368,10 +368,11 @@ def build(
         absolute_ttl=settings.refresh_absolute_ttl,
         grace=settings.refresh_grace,
         metrics=metrics,
-        extra_claims=phone_claims(store.users) if settings.phone_claim else None,
+        extra_claims=phone_claims,
         refresh_limit=refresh_limit(limiter),
         events=events,
         custom_claims=claims.build(settings, lambda_client, metrics),
+        cap=cap,
     )
     return Services(
         settings=settings,

@@ -30,6 +30,7 @@ from chalicelib.errors import (
     ReuseDetected,
     RevokedToken,
     RotationRefused,
+    SessionEvicted,
     SessionNotFound,
     StoreUnavailable,
     UserBanned,
@@ -37,6 +38,7 @@ from chalicelib.errors import (
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
 from chalicelib.logs import Metrics
+from chalicelib.session_cap import EVICTED_DESCRIPTION, REASON_EVICTED, SessionCap
 from chalicelib.store.sessions import SessionRecord, Sessions
 from chalicelib.tokens import refresh as refresh_tokens
 from chalicelib.tokens.access import AccessClaims, AccessTokens, seconds_left
@@ -47,6 +49,7 @@ REASON_REUSE = "refresh_token_reuse"
 REASON_ENDED = "ended"  # DELETE /auth/sessions/{sid}: the user ended it from another session
 REASON_BANNED = "banned"  # chalicelib/bans.py
 _SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # refresh_tokens.new_id
+MAX_PAGE_QUERIES = 3  # of GET /auth/sessions' one page (issue 21)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class SessionManager:
         events: Events = EVENTS_OFF,
         custom_claims: Callable[[SessionRecord], Mapping[str, object]] | None = None,
         refresh_limit: Callable[[str, int], None] | None = None,
+        cap: SessionCap | None = None,
     ) -> None:
         """`extra_claims(user_id)`: claims added to each access token minted for the user's
         sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing.
@@ -105,7 +109,9 @@ class SessionManager:
         `custom_claims(session)`: chalicelib.tokens.claims.TokenClaims (the `ext` claim, from the
         session item and the pre-token hook); None adds none.
         `refresh_limit(session_key, now)`: called before each rotation, raises RateLimited to
-        refuse it (AUTH_LIMIT_REFRESH_PER_SESSION: one more request; None: none)."""
+        refuse it (AUTH_LIMIT_REFRESH_PER_SESSION: one more request; None: none).
+        `cap`: AUTH_MAX_SESSIONS_PER_USER, enforced after each login (`enforce_cap`)."""
+        self._cap = cap
         self._events = events
         self._refresh_limit = refresh_limit
         self._extra_claims = extra_claims
@@ -200,6 +206,8 @@ class SessionManager:
             raise GrantError("refresh token unknown")
         if session.revoked_reason == REASON_BANNED:
             raise UserBanned("this user is banned")
+        if session.revoked_reason == REASON_EVICTED:
+            raise SessionEvicted(EVICTED_DESCRIPTION)
         if not session.is_live(now):
             raise GrantError("refresh token revoked or expired")
         if session.previous_hash is not None and hmac.compare_digest(
@@ -273,6 +281,11 @@ class SessionManager:
             refresh_expires_at=session.expires_at,
         )
 
+    def enforce_cap(self, session: SessionRecord, now: int) -> None:
+        """After a login stored `session`: AUTH_MAX_SESSIONS_PER_USER (unset: no request)."""
+        if self._cap is not None:
+            self._cap.enforce(session, now)
+
     def require_live(self, claims: AccessClaims, now: int) -> SessionRecord | None:
         """The session behind an access token, or RevokedToken if it was revoked or ended.
 
@@ -342,10 +355,20 @@ class SessionManager:
 
     # -- the user's own sessions (GET /auth/sessions, DELETE /auth/sessions/{sid}) -------------
 
-    def live_sessions(self, user_id: str, now: int) -> list[SessionRecord]:
-        """The user's live sessions, newest first: one Query (paged past 1 MB of sessions)."""
-        live = [s for s in self._store.of_user(user_id) if s.is_live(now)]
-        return sorted(live, key=lambda s: (s.created_at, s.session_id), reverse=True)
+    def live_page(
+        self, user_id: str, now: int, *, limit: int, after: str | None = None
+    ) -> tuple[list[SessionRecord], str | None]:
+        """A page of the user's live sessions, newest first, and the id to start the next
+        page after (None: the last page). Pages follow the session ids' order (the key's:
+        no index orders them by time). At most MAX_PAGE_QUERIES Queries of `limit` items:
+        past dead sessions a page may hold fewer than `limit`, even none, and go on."""
+        live: list[SessionRecord] = []
+        for _ in range(MAX_PAGE_QUERIES):
+            page, after = self._store.page(user_id, limit=limit - len(live), after=after)
+            live += [s for s in page if s.is_live(now)]
+            if after is None or len(live) == limit:
+                break
+        return sorted(live, key=lambda s: (s.created_at, s.session_id), reverse=True), after
 
     def end(self, user_id: str, session_id: str, *, now: int) -> None:
         """End one live session of `user_id` (the caller's own: the key is in their partition,

@@ -82,6 +82,9 @@ _LAMBDA_ARN_RE = re.compile(
 # The pre-token hook (chalicelib/tokens/claims.py): its timeout in ms, and what a failure does.
 TOKEN_HOOK_TIMEOUT_MS_MAX = 5000
 TOKEN_HOOK_ON_ERROR = ("issue", "refuse")
+# The cap on live sessions per user (issue 21 item 6, issue 25 item 3; chalicelib/session_cap.py).
+MAX_SESSIONS_LIMIT = 1000
+MAX_SESSIONS_SCOPES = ("user", "app")
 
 
 def minimum_refresh_grace() -> int:
@@ -126,6 +129,10 @@ class Settings:
     breaker_min_calls: int = 20
     breaker_window: int = 10
     breaker_probes: int = 3
+    # Sessions per user (issue 21 item 6, issue 25 item 3): AUTH_MAX_SESSIONS_PER_USER (None:
+    # no cap, no request) and AUTH_MAX_SESSIONS_SCOPE ("app": count the logging-in app's only).
+    max_sessions_per_user: int | None = None
+    max_sessions_scope: str = "user"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -166,6 +173,7 @@ class Settings:
             event_log=_flag(env, "AUTH_EVENT_LOG", defaults.event_log),
             **_token_hook(env, defaults),
             **_breaker(env, defaults),
+            **_max_sessions(env, defaults),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -264,6 +272,26 @@ def _breaker(env: Mapping[str, str], defaults: Settings) -> dict[str, int]:
             raise ConfigurationError(f"{variable} must be {low} to {high}")
         values[field_name] = value
     return values
+
+
+def _max_sessions(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
+    """AUTH_MAX_SESSIONS_PER_USER (1 to MAX_SESSIONS_LIMIT; unset or empty: no cap) and
+    AUTH_MAX_SESSIONS_SCOPE (user or app)."""
+    raw = (env.get("AUTH_MAX_SESSIONS_PER_USER") or "").strip()
+    cap = None
+    if raw:
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_SESSIONS_LIMIT:
+            raise ConfigurationError(
+                f"AUTH_MAX_SESSIONS_PER_USER must be an integer from 1 to {MAX_SESSIONS_LIMIT}"
+                " (unset: no cap)"
+            )
+        cap = int(raw)
+    return {
+        "max_sessions_per_user": cap,
+        "max_sessions_scope": _choice(
+            env, "AUTH_MAX_SESSIONS_SCOPE", defaults.max_sessions_scope, MAX_SESSIONS_SCOPES
+        ),
+    }
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

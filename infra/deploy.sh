@@ -35,6 +35,8 @@
 #   AUTH_TOKEN_HOOK_ARN               -> TokenHookArn (a Lambda function ARN: the pre-token hook)
 #   AUTH_TOKEN_HOOK_TIMEOUT_MS        -> TokenHookTimeoutMs
 #   AUTH_TOKEN_HOOK_ON_ERROR          -> TokenHookOnError (issue|refuse)
+#   AUTH_MAX_SESSIONS_PER_USER        -> MaxSessionsPerUser (1 to 1000; empty: no cap)
+#   AUTH_MAX_SESSIONS_SCOPE           -> MaxSessionsScope (user|app)
 #   WXAUTH_THROTTLE_RATE              -> ThrottlingRateLimit
 #   WXAUTH_THROTTLE_BURST             -> ThrottlingBurstLimit
 #   WXAUTH_LOGIN_THROTTLE_RATE        -> LoginThrottlingRateLimit
@@ -98,6 +100,8 @@ PARAMETERS=(
   TokenHookArn=AUTH_TOKEN_HOOK_ARN
   TokenHookTimeoutMs=AUTH_TOKEN_HOOK_TIMEOUT_MS
   TokenHookOnError=AUTH_TOKEN_HOOK_ON_ERROR
+  MaxSessionsPerUser=AUTH_MAX_SESSIONS_PER_USER
+  MaxSessionsScope=AUTH_MAX_SESSIONS_SCOPE
   ThrottlingRateLimit=WXAUTH_THROTTLE_RATE
   ThrottlingBurstLimit=WXAUTH_THROTTLE_BURST
   LoginThrottlingRateLimit=WXAUTH_LOGIN_THROTTLE_RATE

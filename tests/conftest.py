@@ -221,6 +221,28 @@ def table_items(dynamodb) -> list[dict]:
     return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
 
 
+def ttl_sweep(dynamodb, now: int, table: str = TABLE) -> int:
+    """What DynamoDB's TTL does in the background (moto does not): delete every item whose
+    `expires_at` is below `now`. How many it deleted."""
+    deleted = 0
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for item in page["Items"]:
+            if "expires_at" in item and int(item["expires_at"]["N"]) < now:
+                dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+                deleted += 1
+    return deleted
+
+
+def items_read_by_queries(dynamodb) -> list[int]:
+    """The number of items each Query reads (`ScannedCount`, what it is billed for), in order;
+    the list fills as the code sends them."""
+    counts: list[int] = []
+    dynamodb.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: counts.append(parsed["ScannedCount"])
+    )
+    return counts
+
+
 class _Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

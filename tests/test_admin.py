@@ -522,6 +522,8 @@ def test_every_command_takes_ids_that_begin_with_a_dash_or_underscore(
     code, out, err = run(capsys, "user", "clear-claims", odd)
     assert (code, out["claims"]) == (0, {}), err
 
+    code, out, err = run(capsys, "user", "pending", odd)
+    assert (code, out) == (0, []), err
     code, out, err = run(capsys, "user", "merge", "--into", other, "--from", odd)
     assert (code, out["into"], out["from"]) == (0, other, odd), err
     code, _, err = run(capsys, "user", "merge", "--into", odd, "--from", other)

@@ -140,3 +140,27 @@ def test_client_credentials_tokens_are_not_touched(client, bans, services, clock
     access = machine.json_body["access_token"]
     assert jwt.decode(access, options={"verify_signature": False})["sub"] == "client:shop"
     assert verdict(client, access)["valid"] is True
+
+
+def test_a_banned_refresh_answers_403_while_the_revoked_item_lives_then_400(
+    client, bans, clock, dynamodb
+):
+    """The ban's revocations expire from the table REVOKED_ITEM_TTL seconds later: until
+    DynamoDB deletes them a refresh answers 403 access_denied, afterwards 400 invalid_grant
+    (an unknown session), and the client's next login answers 403 again."""
+    from chalicelib.store.sessions import REVOKED_ITEM_TTL
+    from tests.conftest import ttl_sweep
+
+    tokens = login(client, "alice.1")
+    banned_at = int(clock.now)
+    bans.ban(user_of(tokens), now=banned_at)
+    (item,) = session_items(dynamodb)
+    assert int(item["expires_at"]["N"]) == banned_at + REVOKED_ITEM_TTL
+    clock.advance(REVOKED_ITEM_TTL + 60)
+    refused = post(client, "/auth/refresh", {"refresh_token": tokens["refresh_token"]})
+    assert_error(refused, 403, "access_denied")  # expired, not yet deleted: still read
+    ttl_sweep(dynamodb, int(clock.now))
+    assert session_items(dynamodb) == []
+    refused = post(client, "/auth/refresh", {"refresh_token": tokens["refresh_token"]})
+    assert_error(refused, 400, "invalid_grant")
+    assert_error(post(client, "/auth/login", {"code": "alice.2"}), 403, "access_denied")

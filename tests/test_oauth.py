@@ -627,3 +627,25 @@ def test_protected_route_with_a_scope(client, services, scoped_route):
         assert_error(response, 403, "insufficient_scope")
         assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert_error(client.http.get(scoped_route), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("client_id", ["shop-b", "客户端", "\U000ec575_À¶lí", "é"])
+def test_a_refresh_grant_naming_another_client_is_invalid_grant_never_a_500(client, client_id):
+    """Found by schemathesis: a non-ASCII client_id made the constant-time comparison raise
+    (hmac.compare_digest takes ASCII-only str) and the grant answer 500."""
+    from urllib.parse import urlencode
+
+    tokens = login(client)
+    body = urlencode(
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": client_id,
+        }
+    )
+    response = client.http.post(
+        "/oauth/token",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        body=body,
+    )
+    assert_error(response, 400, "invalid_grant")

@@ -216,6 +216,39 @@ def test_sessions_and_devices_match_the_description(client) -> None:
     conforms("POST", "/auth/logout", logout)
 
 
+def test_session_pages_and_an_evicted_refresh_match_the_description(
+    client, services, clock
+) -> None:
+    """A page with a next_cursor, the last page, a bad cursor (400), and the refresh of a
+    session the cap on sessions ended (400 invalid_grant with `reason`)."""
+    from chalicelib.session_cap import SessionCap
+
+    first = client.http.post("/auth/login", headers=JSON, body=json.dumps({"code": "alice.1"}))
+    clock.advance(1)
+    second = client.http.post("/auth/login", headers=JSON, body=json.dumps({"code": "alice.2"}))
+    at = second.json_body["access_token"]
+    page = client.http.get("/auth/sessions?limit=1", headers=bearer(at))
+    conforms("GET", "/auth/sessions", page)
+    cursor = page.json_body["next_cursor"]
+    assert cursor
+    last = client.http.get(f"/auth/sessions?limit=100&cursor={cursor}", headers=bearer(at))
+    conforms("GET", "/auth/sessions", last)
+    bad = client.http.get("/auth/sessions?cursor=nope", headers=bearer(at))
+    assert bad.status_code == 400
+    conforms("GET", "/auth/sessions", bad)
+    services.sessions._cap = SessionCap(services.store.sessions, max_sessions=1)
+    clock.advance(1)
+    client.http.post("/auth/login", headers=JSON, body=json.dumps({"code": "alice.3"}))
+    for body in (first.json_body, second.json_body):
+        refused = client.http.post(
+            "/auth/refresh",
+            headers=JSON,
+            body=json.dumps({"refresh_token": body["refresh_token"]}),
+        )
+        assert refused.json_body.get("reason") == "session_evicted"
+        conforms("POST", "/auth/refresh", refused)
+
+
 def test_client_credentials_and_the_wechat_token_match_the_description(
     client,
     services,

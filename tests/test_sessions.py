@@ -11,7 +11,7 @@ from chalicelib.errors import GrantError, ReuseDetected, RevokedToken
 from chalicelib.logs import Metrics
 from chalicelib.store.sessions import new_session
 from chalicelib.tokens import refresh as refresh_tokens
-from tests.conftest import START, table_items
+from tests.conftest import BACKENDS, START, table_items
 
 GRACE = 30
 IDLE = 2_592_000
@@ -426,3 +426,95 @@ def test_an_older_v1_token_is_invalid_grant_without_revoking(services, sessions)
         sessions.refresh(previous, START + 2)
     assert not isinstance(caught.value, ReuseDetected)
     assert sessions.refresh(second.refresh_token, START + 3)
+
+
+# -- revoked sessions leave the table within minutes (issue 21) -----------------------------
+
+
+def test_logout_all_reads_only_the_sessions_the_ttl_left(sessions, started, dynamodb):
+    """40 logged-out sessions: their items expire REVOKED_ITEM_TTL after the logout, so a
+    logout-all ten minutes later reads the two live sessions, not 42 items (before: the dead
+    ones stayed until their idle expiry, 30 days)."""
+    from tests.conftest import items_read_by_queries, ttl_sweep
+
+    other = sessions.start(USER_A, client_id="x", now=START)
+    for _ in range(40):
+        gone = sessions.start(USER_A, client_id="x", now=START)
+        assert sessions.revoke(USER_A, gone.session_id, now=START + 10)
+    assert ttl_sweep(dynamodb, START + 610) == 40  # DynamoDB's TTL, some minutes later
+    read = items_read_by_queries(dynamodb)
+    assert sessions.revoke_all(USER_A, now=START + 610) == 2
+    assert read == [2]
+    for issued in (started, other):
+        with pytest.raises(GrantError):
+            sessions.refresh(issued.refresh_token, START + 611)
+
+
+def test_reuse_answers_as_before_while_the_revoked_item_lives(sessions, started, dynamodb):
+    from chalicelib.store.sessions import REVOKED_ITEM_TTL
+    from tests.conftest import ttl_sweep
+
+    issued = sessions.refresh(started.refresh_token, START)
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(started.refresh_token, START + GRACE)
+    (item,) = table_items(dynamodb)
+    assert int(item["expires_at"]["N"]) == START + GRACE + REVOKED_ITEM_TTL
+    for token in (started.refresh_token, issued.refresh_token):
+        with pytest.raises(GrantError, match="revoked or expired"):
+            sessions.refresh(token, START + GRACE + REVOKED_ITEM_TTL - 1)
+    ttl_sweep(dynamodb, START + GRACE + REVOKED_ITEM_TTL + 1)
+    assert table_items(dynamodb) == []
+    for token in (started.refresh_token, issued.refresh_token):  # an unknown session, as ever
+        with pytest.raises(GrantError, match="unknown"):
+            sessions.refresh(token, START + GRACE + REVOKED_ITEM_TTL + 1)
+
+
+# -- the sessions list in pages, on both backends (issue 21) ----------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_services(request, settings, clock):
+    from dataclasses import replace
+
+    from chalicelib import runtime
+    from tests.conftest import backend_table
+
+    with backend_table(request, "pages") as (client, table):
+        yield runtime.build(replace(settings, table_name=table), dynamodb=client, clock=clock)
+
+
+def test_a_thousand_live_sessions_page_by_page(backend_services):
+    """1,000 sessions of one user (every tenth ended) and another user's: pages of 100 give
+    every live one once, none of the other user's, each page newest first."""
+    from chalicelib.store.sessions import new_session
+
+    services = backend_services
+    sessions = services.sessions
+    table = services.store.table
+    mine = [sessions.prepare(USER_A, client_id="x", now=START + i)[0] for i in range(1000)]
+    theirs = [sessions.prepare(USER_B, client_id="x", now=START)[0] for _ in range(20)]
+    for start in range(0, 1020, 25):
+        batch = [
+            {"PutRequest": {"Item": new_session(table.name, s)["Item"]}}
+            for s in (mine + theirs)[start : start + 25]
+        ]
+        while batch:
+            answer = services.store.client.batch_write_item(RequestItems={table.name: batch})
+            batch = answer.get("UnprocessedItems", {}).get(table.name, [])
+    for session in mine[::10]:
+        assert sessions.end(USER_A, session.session_id, now=START + 1000) is None
+    live = {s.session_id for s in mine} - {s.session_id for s in mine[::10]}
+
+    seen: list[str] = []
+    after = None
+    pages = 0
+    while True:
+        page, after = sessions.live_page(USER_A, START + 1001, limit=100, after=after)
+        pages += 1
+        assert len(page) <= 100 and {s.user_id for s in page} <= {USER_A}
+        assert [s.created_at for s in page] == sorted((s.created_at for s in page), reverse=True)
+        seen += [s.session_id for s in page]
+        if after is None:
+            break
+    assert sorted(seen) == sorted(live) and len(seen) == 900
+    assert pages in (9, 10)

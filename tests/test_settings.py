@@ -31,6 +31,8 @@ EVERY_VARIABLE = {
     "AUTH_SIGNING_KEYS_FILE": "/etc/wxauth/keys.json",
     "AUTH_PHONE_CONFLICT": "move",
     "AUTH_PHONE_CLAIM": "true",
+    "AUTH_MAX_SESSIONS_PER_USER": "5",
+    "AUTH_MAX_SESSIONS_SCOPE": "app",
 }
 
 
@@ -73,6 +75,8 @@ def test_every_variable_is_read() -> None:
         signing_keys_file="/etc/wxauth/keys.json",
         phone_conflict="move",
         phone_claim=True,
+        max_sessions_per_user=5,
+        max_sessions_scope="app",
     )
 
 
@@ -232,6 +236,20 @@ def test_breaker_settings_are_read() -> None:
     ) == (75, 100, 30, 5)
 
 
+# -- the cap on sessions per user (issue 21) ---------------------------------------------------
+
+
+def test_the_session_cap_is_off_by_default_and_counts_per_user() -> None:
+    settings = Settings.from_env({})
+    assert (settings.max_sessions_per_user, settings.max_sessions_scope) == (None, "user")
+    assert Settings.from_env({"AUTH_MAX_SESSIONS_PER_USER": ""}).max_sessions_per_user is None
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", 1), ("5", 5), (" 12 ", 12), ("1000", 1000)])
+def test_the_session_cap_values(raw: str, expected: int) -> None:
+    assert Settings.from_env({"AUTH_MAX_SESSIONS_PER_USER": raw}).max_sessions_per_user == expected
+
+
 @pytest.mark.parametrize(
     ("name", "raw"),
     [
@@ -247,3 +265,24 @@ def test_breaker_settings_are_read() -> None:
 def test_bad_breaker_settings_are_a_configuration_error(name: str, raw: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({name: raw})
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("AUTH_MAX_SESSIONS_PER_USER", "0"),
+        ("AUTH_MAX_SESSIONS_PER_USER", "-1"),
+        ("AUTH_MAX_SESSIONS_PER_USER", "1001"),
+        ("AUTH_MAX_SESSIONS_PER_USER", "3.5"),
+        ("AUTH_MAX_SESSIONS_PER_USER", "five"),
+        ("AUTH_MAX_SESSIONS_SCOPE", "device"),
+    ],
+)
+def test_bad_session_cap_settings_are_a_configuration_error(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: raw})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("app", "app"), ("USER", "user"), ("", "user")])
+def test_the_session_cap_scope(raw: str, expected: str) -> None:
+    assert Settings.from_env({"AUTH_MAX_SESSIONS_SCOPE": raw}).max_sessions_scope == expected

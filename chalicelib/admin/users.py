@@ -5,7 +5,8 @@
     wxauth-admin user set-claims USER_ID '{"roles": ["editor"]}'
     wxauth-admin user show-claims USER_ID
     wxauth-admin user clear-claims USER_ID
-    wxauth-admin user pending             links not made: a unionid that would join two users
+    wxauth-admin user pending [USER_ID]   links not made: a unionid that would join two users
+                                          (of one user: a few Queries; of all: a Scan)
     wxauth-admin user merge --into USER_ID --from USER_ID
 """
 
@@ -76,7 +77,12 @@ def add_parser(groups: Any) -> None:
     ):
         command = user_commands.add_parser(name, help=text)
         command.add_argument("user_id", type=USER_ID, metavar="USER_ID")
-    user_commands.add_parser("pending", help="links not made (a unionid on two users)")
+    pending_help = (
+        "links not made (a unionid on two users); with USER_ID, that user's (as the unionid's"
+        " owner or the other user: a few Queries), without it everyone's (a Scan of the table)"
+    )
+    pending = user_commands.add_parser("pending", help=pending_help, description=pending_help)
+    pending.add_argument("user_id", nargs="?", type=USER_ID, metavar="USER_ID")
     merge = user_commands.add_parser(
         "merge", help="move every identity of --from to --into, end --from's sessions"
     )
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
             raise AdminError(f"no user {args.user_id}") from e
         return dataclasses.asdict(result)
     if args.command == "pending":
-        return [link.public() for link in services.graph.pending()]
+        return [link.public() for link in services.graph.pending(user_id=args.user_id)]
     if args.command == "merge":
         return _merge(args, services, now)
     if args.command == "show-claims":

@@ -32,12 +32,19 @@ def bind_phone(call: Call, claims: AccessClaims) -> Response:
 
 @routes.protected("/auth/sessions", ["GET"], users_only=True)
 def list_sessions(call: Call, claims: AccessClaims) -> Response:
-    """The caller's live sessions, this one marked `current`: a GetItem and one Query."""
-    from chalicelib.devices import session_json
+    """A page of the caller's live sessions, this one marked `current`, and the cursor of the
+    next: a GetItem and 1 to 3 Queries (chalicelib/sessions.py, `live_page`)."""
+    from chalicelib.devices import cursor_of, page_request, session_json
 
     assert claims.user_id is not None
-    sessions = call.services.sessions.live_sessions(claims.user_id, call.now)
-    body = {"sessions": [session_json(s, current_session_id=claims.session_id) for s in sessions]}
+    limit, after = page_request(call.request.query_params)
+    sessions, after = call.services.sessions.live_page(
+        claims.user_id, call.now, limit=limit, after=after
+    )
+    body = {
+        "sessions": [session_json(s, current_session_id=claims.session_id) for s in sessions],
+        "next_cursor": cursor_of(after),
+    }
     return Response(body=body, status_code=200, headers=dict(NO_STORE))
 
 

@@ -210,6 +210,8 @@ def error_response(error: WxAuthError) -> tuple[Response, str]:
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     body = {"error": code, "error_description": description}
+    if isinstance(error, GrantError) and error.reason:  # e.g. session_evicted (issue 21)
+        body["reason"] = error.reason
     return Response(body=body, status_code=status, headers=headers), code
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from chalicelib.errors import ConditionFailed, MergeRefused
 from chalicelib.identity.apps import App, Exchanged
-from chalicelib.logs import Metrics
+from chalicelib.logs import Metrics, log_event
 from chalicelib.store.identities import MINI_PROGRAM, Identities, Identity, PendingLink
 from chalicelib.store.merges import Merges
 from chalicelib.store.users import UserRecord, Users
@@ -142,6 +142,8 @@ class IdentityGraph:
         )
         if self._identities.add_pending(link):
             self._metrics.count("IdentityLinkPending", appid=identity.appid)
+            # for operators, without a Scan (wxauth-admin user pending USER_ID); no unionid
+            log_event("identity_link_pending", owner=owner, user_id=identity.user_id)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -156,9 +158,27 @@ class IdentityGraph:
             listed = [Identity(user.appid, user.openid, user.user_id, MINI_PROGRAM, user.unionid)]
         return listed
 
-    def pending(self, *, include_resolved: bool = False) -> list[PendingLink]:
-        links = self._identities.pending()
+    def pending(
+        self, *, include_resolved: bool = False, user_id: str | None = None
+    ) -> list[PendingLink]:
+        """Pending links (unresolved ones, unless `include_resolved`). Of `user_id`: those of
+        its unionids (as owner or as the other user), a Query of its identities and two per
+        unionid; of everyone (None): a Scan of the table, for operators."""
+        if user_id is None:
+            links = self._identities.all_pending()
+        else:
+            links = self._pending_of(self._unionids_of(user_id))
         return [link for link in links if include_resolved or link.resolved_at is None]
+
+    def _unionids_of(self, user_id: str, user: UserRecord | None = None) -> set[str]:
+        """The unionids of the user's profile (`user`, if read already) and identities."""
+        user = user or self._users.get(user_id)
+        found = {i.unionid for i in self._identities.of_user(user_id) if i.unionid}
+        return found | ({user.unionid} if user is not None and user.unionid else set())
+
+    def _pending_of(self, unionids: set[str]) -> list[PendingLink]:
+        links = [link for u in sorted(unionids) for link in self._identities.pending_of_unionid(u)]
+        return sorted(links, key=lambda link: (link.created_at, link.unionid, link.user_id))
 
     # -- merge (wxauth-admin user merge) --------------------------------------------------
 
@@ -188,7 +208,12 @@ class IdentityGraph:
         unionids = {i.unionid for i in identities.values() if i.unionid}
         if absorbed.unionid:
             unionids.add(absorbed.unionid)
-        resolved = [link for link in self.pending() if {link.owner, link.user_id} == {into, source}]
+        # A link between the two is of a unionid one of them carries: theirs, not everyone's.
+        resolved = [
+            link
+            for link in self._pending_of(unionids | self._unionids_of(into, target))
+            if link.resolved_at is None and {link.owner, link.user_id} == {into, source}
+        ]
         try:
             self._merges.merge(
                 into,

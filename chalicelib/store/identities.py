@@ -11,9 +11,17 @@
 | `UNIONID#<unionid>`         | `OWNER`                     | user_id, unionid, created_at: the  |
 |                             |                             | arbiter of first logins            |
 | `UNIONID#<unionid>`         | `USER#<user_id>`            | unionid, user_id, linked_at        |
-| `PENDING`                   | `LINK#<unionid>#<user_id>`  | unionid, owner, user_id, appid,    |
-|                             |                             | openid, created_at, resolved_at?,  |
-|                             |                             | resolution?, merged_into?          |
+| `UNIONID#<unionid>`         | `PENDING#<user_id>`         | a pending link: unionid, owner,    |
+|                             |                             | user_id, appid, openid, created_at,|
+|                             |                             | resolved_at?, resolution?,         |
+|                             |                             | merged_into?                       |
+| `PENDING`                   | `LINK#<unionid>#<user_id>`  | the same, as earlier releases kept |
+|                             |                             | it (read and resolved, not written)|
+
+A pending link lives in its unionid's partition (issue 21: there was one `PENDING` partition
+for all of them, which every merge read whole): the links of a user are those of its unionids,
+found with one Query each (and one of the old partition, by the unionid's prefix); listing all
+of them is a Scan, for an operator's command only.
 
 The policy (who joins whom, when a link is left pending) is chalicelib/identity/graph.py's.
 """
@@ -29,8 +37,8 @@ from chalicelib.store.schema import (
     IDENTITY,
     IDENTITY_PREFIX,
     OWNER,
+    PENDING_LINK_PREFIX,
     PENDING_PK,
-    PENDING_PREFIX,
     PK,
     SK,
     USER_PREFIX,
@@ -41,6 +49,7 @@ from chalicelib.store.schema import (
     identity_sk,
     key,
     n,
+    pending_link_sk,
     pending_sk,
     s,
     unionid_pk,
@@ -79,6 +88,7 @@ class PendingLink:
     created_at: int
     resolved_at: int | None = None
     resolution: str | None = None
+    legacy: bool = False  # kept in the `PENDING` partition of earlier releases
 
     def public(self) -> dict[str, Any]:
         return {
@@ -123,7 +133,15 @@ def item_to_pending(item: Item) -> PendingLink:
         created_at=int(item["created_at"]["N"]),
         resolved_at=get_n(item, "resolved_at"),
         resolution=get_s(item, "resolution"),
+        legacy=item[PK]["S"] == PENDING_PK,
     )
+
+
+def pending_key(link: PendingLink) -> Item:
+    """The `Key` of a pending link, where it is kept (its unionid's partition, or the old one)."""
+    if link.legacy:
+        return key(PENDING_PK, pending_sk(link.unionid, link.user_id))
+    return key(unionid_pk(link.unionid), pending_link_sk(link.user_id))
 
 
 def listing_item(table: str, identity: Identity, *, now: int) -> Item:
@@ -250,10 +268,11 @@ class Identities:
     # -- pending links ---------------------------------------------------------------------
 
     def add_pending(self, link: PendingLink) -> bool:
-        """Record a link not made, once per unionid and user; False if it was recorded before."""
+        """Record a link not made, once per unionid and user, in the unionid's partition; False
+        if it was recorded before."""
         return self._table.put_new(
             {
-                **key(PENDING_PK, pending_sk(link.unionid, link.user_id)),
+                **key(unionid_pk(link.unionid), pending_link_sk(link.user_id)),
                 "unionid": s(link.unionid),
                 "owner": s(link.owner),
                 "user_id": s(link.user_id),
@@ -263,11 +282,26 @@ class Identities:
             }
         )
 
-    def pending(self) -> list[PendingLink]:
-        """Every pending link, resolved ones included."""
-        return [
-            item_to_pending(item) for item in self._table.query(PENDING_PK, PENDING_PREFIX)
-        ]
+    def pending_of_unionid(self, unionid: str) -> list[PendingLink]:
+        """The unionid's pending links, resolved ones included: one Query of its partition's
+        `PENDING#` items, one of the old `PENDING` partition's for this unionid."""
+        items = list(self._table.query(unionid_pk(unionid), PENDING_LINK_PREFIX))
+        items += self._table.query(PENDING_PK, pending_sk(unionid, ""))
+        return [item_to_pending(item) for item in items]
+
+    def all_pending(self) -> list[PendingLink]:
+        """Every pending link, resolved ones included, wherever kept: a Scan of the whole table
+        (eventually consistent), for `wxauth-admin user pending` without a user."""
+        found = self._table.scan(
+            FilterExpression="begins_with(#sk, :link) OR #pk = :legacy",
+            ExpressionAttributeNames={"#pk": PK, "#sk": SK},
+            ExpressionAttributeValues={
+                ":link": s(PENDING_LINK_PREFIX),
+                ":legacy": s(PENDING_PK),
+            },
+        )
+        links = [item_to_pending(item) for item in found]
+        return sorted(links, key=lambda link: (link.created_at, link.unionid, link.user_id))
 
     # -- custom claims ---------------------------------------------------------------------
 

@@ -9,18 +9,16 @@ TransactWriteItems, so at most MAX_MERGE_ITEMS items.
 from __future__ import annotations
 
 from chalicelib.errors import MergeRefused
-from chalicelib.store.identities import Identity, PendingLink, listing_item
+from chalicelib.store.identities import Identity, PendingLink, listing_item, pending_key
 from chalicelib.store.schema import (
     IDENTITY,
     OWNER,
-    PENDING_PK,
     PK,
     Item,
     identity_pk,
     identity_sk,
     key,
     n,
-    pending_sk,
     s,
     unionid_pk,
     user_pk,
@@ -176,7 +174,7 @@ def _resolve(table: str, link: PendingLink, *, into: str, now: int) -> Item:
     return {
         "Update": {
             "TableName": table,
-            "Key": key(PENDING_PK, pending_sk(link.unionid, link.user_id)),
+            "Key": pending_key(link),
             "UpdateExpression": "SET #at = :now, #how = :how, #into = :into",
             "ExpressionAttributeNames": {
                 "#at": "resolved_at",

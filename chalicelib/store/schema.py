@@ -11,7 +11,8 @@ owned by one repository of this package:
 | `IDENTITY#<appid>#<oid>`| `IDENTITY`         | an app's openid -> its user       | identities.py |
 | `UNIONID#<unionid>`     | `USER#<user_id>`   | a unionid linked to a user        | identities.py |
 | `UNIONID#<unionid>`     | `OWNER`            | the unionid's one user (arbiter)  | identities.py |
-| `PENDING`               | `LINK#<u>#<uid>`   | a unionid link not made: two users| identities.py |
+| `UNIONID#<unionid>`     | `PENDING#<uid>`    | a unionid link not made: two users| identities.py |
+| `PENDING`               | `LINK#<u>#<uid>`   | the same, as earlier releases kept| identities.py |
 | `APP`                   | `APP#<appid>`      | a registered app                  | apps.py       |
 | `LOGIN#<sha256(code)>`  | `LOGIN`            | a WeChat code claimed, its result | logins.py     |
 | `PHONE#<sha256(phone)>` | `PHONE`            | a phone number's one owner        | phones.py     |
@@ -43,7 +44,8 @@ IDENTITY = "IDENTITY"
 IDENTITY_PREFIX = "IDENTITY#"
 UNIONID_PREFIX = "UNIONID#"
 OWNER = "OWNER"
-PENDING_PK = "PENDING"
+PENDING_LINK_PREFIX = "PENDING#"  # a pending link, in its unionid's partition
+PENDING_PK = "PENDING"  # where earlier releases kept every pending link (read, never written)
 PENDING_PREFIX = "LINK#"
 APP_PK = "APP"
 APP_SK_PREFIX = "APP#"
@@ -90,7 +92,13 @@ def unionid_pk(unionid: str) -> str:
     return f"{UNIONID_PREFIX}{unionid}"
 
 
+def pending_link_sk(user_id: str) -> str:
+    """A pending link of the unionid (its partition) to `user_id`, whose identity carries it."""
+    return f"{PENDING_LINK_PREFIX}{user_id}"
+
+
 def pending_sk(unionid: str, user_id: str) -> str:
+    """The same link in the shared `PENDING` partition of earlier releases."""
     return f"{PENDING_PREFIX}{unionid}#{user_id}"
 
 

@@ -12,6 +12,12 @@
 
 Sessions live in their user's partition, so "every session of a user" is one strongly
 consistent Query and no index is needed. Expiry is also checked in code: TTL deletion is lazy.
+
+A revocation sets the TTL attribute to REVOKED_ITEM_TTL seconds later (unless told to keep the
+item longer, `keep_until`): a dead session is then deleted by DynamoDB's TTL (typically within
+two days of that moment) instead of lingering until its idle expiry, and every Query of the
+user's partition (the sessions list, logout-all, a ban, set-claims, the session cap) stops
+reading it. Until it is deleted a refresh still finds it and answers why it ended.
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ from chalicelib.store.schema import (
 )
 from chalicelib.store.table import Table
 from chalicelib.store.users import CUSTOM_CLAIMS
+
+# How long a revoked session's item stays (its TTL, from the revocation): a few minutes, so
+# that a refresh racing the revocation, a reuse of its tokens or a banned user's refresh still
+# finds it and gets the same answer as at the moment it was revoked (issue 21).
+REVOKED_ITEM_TTL = 300
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,21 @@ class Sessions:
             item_to_session(item) for item in self._table.query(user_pk(user_id), SESSION_PREFIX)
         ]
 
+    def page(
+        self, user_id: str, *, limit: int, after: str | None = None
+    ) -> tuple[list[SessionRecord], str | None]:
+        """At most `limit` sessions of the user (revoked and expired ones too), in session id
+        order, after the session id `after` (None: from the first): one Query. Also the id to
+        start the next page after; None when no session is left."""
+        items, last_sk = self._table.query_page(
+            user_pk(user_id),
+            SESSION_PREFIX,
+            limit=limit,
+            after_sk=None if after is None else session_sk(after),
+        )
+        next_after = last_sk.removeprefix(SESSION_PREFIX) if last_sk is not None else None
+        return [item_to_session(item) for item in items], next_after
+
     def rotate(
         self,
         user_id: str,
@@ -218,21 +244,52 @@ class Sessions:
             raise RotationRefused(item_to_session(e.item) if e.item else None) from e
         return item_to_session(response["Attributes"])
 
-    def revoke(self, user_id: str, session_id: str, *, now: int, reason: str) -> bool:
-        """Revoke a session unless it is already revoked or missing; True if this call did."""
-        return self._revoke(user_id, session_id, now=now, reason=reason, live=False)
+    def revoke(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        now: int,
+        reason: str,
+        keep_until: int | None = None,
+    ) -> bool:
+        """Revoke a session unless it is already revoked or missing; True if this call did.
+        Its item expires (TTL) at `keep_until`, by default REVOKED_ITEM_TTL seconds from now."""
+        return self._revoke(
+            user_id, session_id, now=now, reason=reason, live=False, keep_until=keep_until
+        )
 
-    def revoke_live(self, user_id: str, session_id: str, *, now: int, reason: str) -> bool:
+    def revoke_live(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        now: int,
+        reason: str,
+        keep_until: int | None = None,
+    ) -> bool:
         """Revoke a session only if it is live (exists, not revoked, neither expiry passed);
-        True if this call did. One conditional UpdateItem, no read."""
-        return self._revoke(user_id, session_id, now=now, reason=reason, live=True)
+        True if this call did. One conditional UpdateItem, no read. TTL as `revoke`'s."""
+        return self._revoke(
+            user_id, session_id, now=now, reason=reason, live=True, keep_until=keep_until
+        )
 
-    def _revoke(self, user_id: str, session_id: str, *, now: int, reason: str, live: bool) -> bool:
+    def _revoke(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        now: int,
+        reason: str,
+        live: bool,
+        keep_until: int | None,
+    ) -> bool:
         names = {
             "#pk": PK,
             "#revoked": "revoked_at",
             "#reason": "revoked_reason",
             "#sealed": "sealed_current",
+            "#exp": EXPIRES_AT,
         }
         condition = "attribute_exists(#pk) AND attribute_not_exists(#revoked)"
         if live:
@@ -242,10 +299,16 @@ class Sessions:
             self._table.call(
                 "update_item",
                 Key=key(user_pk(user_id), session_sk(session_id)),
-                UpdateExpression="SET #revoked = :now, #reason = :reason REMOVE #sealed",
+                UpdateExpression=(
+                    "SET #revoked = :now, #reason = :reason, #exp = :gone REMOVE #sealed"
+                ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":now": n(now), ":reason": s(reason)},
+                ExpressionAttributeValues={
+                    ":now": n(now),
+                    ":reason": s(reason),
+                    ":gone": n(now + REVOKED_ITEM_TTL if keep_until is None else keep_until),
+                },
             )
         except ConditionFailed:
             return False

@@ -140,6 +140,36 @@ class Table:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def query_page(
+        self, pk: str, sk_prefix: str, *, limit: int, after_sk: str | None = None
+    ) -> tuple[list[Item], str | None]:
+        """At most `limit` items of partition `pk` whose sk starts with `sk_prefix`, in sk order,
+        starting after the sk `after_sk` (None: from the first), strongly consistent: one Query.
+        Also the sk where it stopped, to start the next page after; None if it reached the end."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+            "ExpressionAttributeValues": {":pk": s(pk), ":prefix": s(sk_prefix)},
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        if after_sk is not None:
+            kwargs["ExclusiveStartKey"] = {PK: s(pk), SK: s(after_sk)}
+        response = self.call("query", **kwargs)
+        last = response.get("LastEvaluatedKey")
+        return response.get("Items", []), (last[SK]["S"] if last else None)
+
+    def scan(self, **kwargs: Any) -> Iterator[Item]:
+        """Every item of the table that `kwargs` (a FilterExpression and its names and values)
+        lets through, a request per 1 MB read; eventually consistent. For an operator's
+        command, never a request's path: it reads the whole table."""
+        while True:
+            response = self.call("scan", **kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def put_new(self, item: Item) -> bool:
         """Put `item` unless an item with its key exists (`attribute_not_exists(#pk)`): True if
         it was written."""

@@ -33,6 +33,7 @@ MAX_TOKEN_LENGTH = 512
 MAC_KEY_BYTES = 32
 MAX_GENERATION = 10**10 - 1  # ten digits: a rotation a second for 300 years
 _ID = r"[A-Za-z0-9_-]{22}"
+_ID_RE = re.compile(_ID)
 _RANDOM = r"[A-Za-z0-9_-]{43}"
 _GENERATION = r"0|[1-9][0-9]{0,9}"
 _TOKEN_RE = re.compile(rf"(({_ID})\.({_ID})\.({_GENERATION})\.{_RANDOM})\.([A-Za-z0-9_-]{{22}})")
@@ -63,6 +64,11 @@ class RefreshToken:
 def new_id(rand: RandomBytes = secrets.token_bytes) -> str:
     """A random 128-bit identifier, 22 base64url characters."""
     return b64url(rand(16))
+
+
+def is_id(value: object) -> bool:
+    """A user or session id as `new_id` makes them (22 base64url characters)."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 
 def new_mac_key(rand: RandomBytes = secrets.token_bytes) -> bytes:

@@ -94,9 +94,17 @@ export interface SessionInfo {
   source_ip: string | null;
 }
 
+/** A page of GET /auth/sessions. */
+export interface SessionsPage {
+  sessions: SessionInfo[];
+  /** Pass it as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
 export type WxAuthErrorCode =
   | 'network_error'
   | 'logged_out'
+  | 'session_evicted'
   | 'login_failed'
   | 'refresh_failed'
   | 'temporarily_unavailable'
@@ -143,13 +151,18 @@ export class AuthClient {
    * left (one refresh in flight, shared with request()), logs in when there are no tokens;
    * rejects WxAuthError as request() does. */
   getAccessToken(): Promise<string>;
-  /** The user's live sessions (GET /auth/sessions), newest first. */
+  /** The user's live sessions (GET /auth/sessions, every page of it, at most 100 pages of
+   * 100), newest first. */
   listSessions(): Promise<SessionInfo[]>;
+  /** One page of the user's live sessions; `nextCursor` null on the last page. Each page is
+   * newest first; pages come in the server's order, not by time. */
+  listSessionsPage(options?: { limit?: number; cursor?: string | null }): Promise<SessionsPage>;
   /** Ends one of the user's sessions; {ended: false} if it is not a live session of theirs. */
   endSession(sid: string): Promise<{ ended: boolean }>;
   /** True if tokens are stored (they may still need a refresh). */
   hasSession(): boolean;
-  /** True after logout() until the next successful login(). */
+  /** True after logout(), or after the server ended this device's session for the cap on
+   * sessions per user ('session_evicted'), until the next successful login(). */
   isLoggedOut(): boolean;
   /** The user from the last login, or null. */
   getUser(): User | null;

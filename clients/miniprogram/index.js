@@ -20,13 +20,15 @@ var PATHS = {
   revoke: '/oauth/revoke',
 };
 var JSON_HEADER = { 'content-type': 'application/json' };
+var MAX_SESSIONS_PAGE = 100; // GET /auth/sessions' largest page
+var MAX_SESSION_PAGES = 100; // listSessions() reads at most this many pages (10,000 sessions)
 
 // ---------------------------------------------------------------------------------- errors
 
 /**
  * Every rejection of this client is a WxAuthError with a stable `code`:
- * network_error, logged_out, login_failed, refresh_failed, temporarily_unavailable,
- * invalid_token, bad_response.
+ * network_error, logged_out, session_evicted, login_failed, refresh_failed,
+ * temporarily_unavailable, invalid_token, bad_response.
  */
 class WxAuthError extends Error {
   constructor(code, message, details) {
@@ -44,6 +46,19 @@ class WxAuthError extends Error {
 
 function loggedOutError() {
   return new WxAuthError('logged_out', 'logged out: call login() to start a new session');
+}
+
+// Why the server ended this device's session, where the user should be told (the refresh's
+// `reason`): the operator's cap on sessions per user, reached by a login on another device.
+var SESSION_EVICTED = 'session_evicted';
+
+function evictedError(details) {
+  return new WxAuthError(
+    SESSION_EVICTED,
+    'signed out: the account signed in on too many devices and this session was ended;' +
+      ' call login() to sign in again (which may end another device\'s session)',
+    details
+  );
 }
 
 // --------------------------------------------------------------------------------- helpers
@@ -82,6 +97,11 @@ function body(res) {
 function errorCode(res) {
   var b = body(res);
   return b && typeof b.error === 'string' ? b.error : null;
+}
+
+function errorReason(res) {
+  var b = body(res);
+  return b && typeof b.reason === 'string' ? b.reason : null;
 }
 
 function retryAfter(res) {
@@ -148,8 +168,12 @@ function tokenSession(b, receivedAt, previous) {
   };
 }
 
-function serialize(session, loggedOut) {
-  if (!session) return JSON.stringify({ v: STORAGE_VERSION, logged_out: !!loggedOut });
+function serialize(session, loggedOut, reason) {
+  if (!session) {
+    var out = { v: STORAGE_VERSION, logged_out: !!loggedOut };
+    if (loggedOut && reason) out.reason = reason;
+    return JSON.stringify(out);
+  }
   return JSON.stringify({
     v: STORAGE_VERSION,
     access_token: session.accessToken,
@@ -161,7 +185,7 @@ function serialize(session, loggedOut) {
 }
 
 function deserialize(raw) {
-  var empty = { session: null, loggedOut: false };
+  var empty = { session: null, loggedOut: false, reason: null };
   if (typeof raw !== 'string' || !raw) return empty;
   var d;
   try {
@@ -177,7 +201,9 @@ function deserialize(raw) {
     !d.refresh_token ||
     typeof d.access_expires_at !== 'number'
   ) {
-    return { session: null, loggedOut: d.logged_out === true };
+    var out = d.logged_out === true;
+    var reason = out && d.reason === SESSION_EVICTED ? d.reason : null;
+    return { session: null, loggedOut: out, reason: reason };
   }
   return {
     session: {
@@ -188,7 +214,14 @@ function deserialize(raw) {
       user: d.user && typeof d.user === 'object' ? d.user : null,
     },
     loggedOut: false,
+    reason: null,
   };
+}
+
+/** Sessions by login time, newest first (then by id, for a stable order). */
+function newestFirst(a, b) {
+  if (a.created_at !== b.created_at) return b.created_at - a.created_at;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 
 /** Run `fn`, and on a network failure run it once more. */
@@ -253,6 +286,7 @@ class AuthClient {
     this._raw = undefined; // what storage held when we last read or wrote it
     this._session = null;
     this._loggedOut = false;
+    this._reason = null; // why logged out, if the server ended the session (session_evicted)
     this._sync();
   }
 
@@ -271,6 +305,7 @@ class AuthClient {
     var state = deserialize(raw);
     this._session = state.session;
     this._loggedOut = state.loggedOut;
+    this._reason = state.reason;
   }
 
   _current() {
@@ -278,10 +313,17 @@ class AuthClient {
     return this._session;
   }
 
-  _store(session, loggedOut) {
+  /** The rejection while logged out: 'session_evicted' if the server ended the session (until
+   * login()), else 'logged_out'. */
+  _loggedOutError() {
+    return this._reason === SESSION_EVICTED ? evictedError() : loggedOutError();
+  }
+
+  _store(session, loggedOut, reason) {
     this._session = session;
     this._loggedOut = !!loggedOut;
-    var raw = session || loggedOut ? serialize(session, loggedOut) : '';
+    this._reason = loggedOut && reason ? reason : null;
+    var raw = session || loggedOut ? serialize(session, loggedOut, this._reason) : '';
     try {
       if (raw) this._adapter.setStorageSync(this._storageKey, raw);
       else this._adapter.removeStorageSync(this._storageKey);
@@ -456,7 +498,7 @@ class AuthClient {
     if (this._refreshP) return this._refreshP;
     if (this._loginP) return this._loginP; // a login under way brings fresh tokens anyway
     var session = this._current();
-    if (this._loggedOut) return Promise.reject(loggedOutError());
+    if (this._loggedOut) return Promise.reject(this._loggedOutError());
     if (!session) return this._loginOnce();
     var self = this;
     var epoch = this._epoch;
@@ -479,7 +521,14 @@ class AuthClient {
         self._store(fresh, false);
         return fresh;
       }
-      if (res.statusCode === 400 && errorCode(res) === 'invalid_grant') {
+      var grantRefused = res.statusCode === 400 && errorCode(res) === 'invalid_grant';
+      if (grantRefused && errorReason(res) === SESSION_EVICTED) {
+        // Ended by the cap on sessions per user (another device logged in): logged out, and
+        // no login behind the user's back (it would end another device's session in turn).
+        self._store(null, true, SESSION_EVICTED);
+        throw evictedError({ status: 400, serverError: 'invalid_grant', response: res });
+      }
+      if (grantRefused) {
         // The session is over (logged out elsewhere, expired, revoked): one login.
         self._store(null, false);
         return self._loginOnce();
@@ -505,7 +554,7 @@ class AuthClient {
     var self = this;
     if (epoch !== this._epoch) return Promise.reject(loggedOutError());
     var session = this._current();
-    if (this._loggedOut) return Promise.reject(loggedOutError()); // also during logout()
+    if (this._loggedOut) return Promise.reject(this._loggedOutError()); // also during logout()
     var pending = this._refreshP || this._loginP;
     if (!pending) {
       var now = this._now();
@@ -547,7 +596,7 @@ class AuthClient {
   _renewAfterRejection(used, epoch) {
     if (epoch !== this._epoch) return Promise.reject(loggedOutError());
     var session = this._current();
-    if (this._loggedOut) return Promise.reject(loggedOutError());
+    if (this._loggedOut) return Promise.reject(this._loggedOutError());
     var pending = this._refreshP || this._loginP;
     if (!pending) {
       if (session && session.accessToken !== used && this._now() < session.accessExpiresAt) {
@@ -702,14 +751,43 @@ class AuthClient {
 
   // ------------------------------------------------------------------------ sessions
 
-  /** The user's live sessions (GET /auth/sessions), this device's marked `current: true`:
-   * resolves [{id, current, created_at, last_refreshed_at, expires_at, device, user_agent,
-   * source_ip}]. Rejects a WxAuthError ('temporarily_unavailable', 'bad_response', ...). */
+  /** The user's live sessions (GET /auth/sessions, every page of it), newest first, this
+   * device's marked `current: true`: resolves [{id, current, created_at, last_refreshed_at,
+   * expires_at, device, user_agent, source_ip}]. Follows `next_cursor` in pages of 100, at
+   * most MAX_SESSION_PAGES of them. Rejects a WxAuthError ('temporarily_unavailable',
+   * 'bad_response', ...). */
   listSessions() {
     var self = this;
-    return this.request({ url: this._baseURL + PATHS.sessions, method: 'GET' }).then(function (res) {
+    var all = [];
+    var pages = 0;
+    var next = function (cursor) {
+      return self.listSessionsPage({ limit: MAX_SESSIONS_PAGE, cursor: cursor }).then(function (page) {
+        all = all.concat(page.sessions);
+        pages += 1;
+        if (page.nextCursor !== null && pages < MAX_SESSION_PAGES) return next(page.nextCursor);
+        return all.sort(newestFirst);
+      });
+    };
+    return next(null);
+  }
+
+  /** One page of the user's live sessions: resolves {sessions, nextCursor} (nextCursor null on
+   * the last page). `limit` 1 to 100 (the server's default: 20), `cursor` the nextCursor of the
+   * page before. Each page is newest first; pages come in the server's order (session ids),
+   * not by time: listSessions() gathers and sorts them all. */
+  listSessionsPage(options) {
+    var self = this;
+    var o = options || {};
+    var query = [];
+    if (o.limit != null) query.push('limit=' + encodeURIComponent(o.limit));
+    if (o.cursor != null) query.push('cursor=' + encodeURIComponent(o.cursor));
+    var url = this._baseURL + PATHS.sessions + (query.length ? '?' + query.join('&') : '');
+    return this.request({ url: url, method: 'GET' }).then(function (res) {
       var b = body(res);
-      if (res.statusCode === 200 && b && Array.isArray(b.sessions)) return b.sessions;
+      if (res.statusCode === 200 && b && Array.isArray(b.sessions)) {
+        var cursor = typeof b.next_cursor === 'string' && b.next_cursor ? b.next_cursor : null;
+        return { sessions: b.sessions, nextCursor: cursor };
+      }
       throw self._authFailure('bad_response', 'listSessions', res);
     });
   }
@@ -738,7 +816,8 @@ class AuthClient {
     return !!this._current();
   }
 
-  /** True after logout() until the next successful login(). */
+  /** True after logout(), or after the server ended the session for the cap on sessions per
+   * user ('session_evicted'), until the next successful login(). */
   isLoggedOut() {
     this._sync();
     return this._loggedOut;

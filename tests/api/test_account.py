@@ -277,3 +277,164 @@ def test_end_session_through_api_gateway(client):
     )
     assert app.app(event, None)["statusCode"] == 204
     assert verdict(client, other["access_token"])["valid"] is False
+
+
+# -- the list in pages (issue 21) --------------------------------------------------------------
+
+
+def put_sessions(dynamodb, sessions) -> None:
+    """Sessions written straight to the table, 25 to a BatchWriteItem (revoked ones too)."""
+    from chalicelib.store.sessions import new_session
+    from tests.conftest import TABLE
+
+    def item(session) -> dict:
+        written = new_session(TABLE, session)["Item"]
+        if session.revoked_at is not None:
+            written["revoked_at"] = {"N": str(session.revoked_at)}
+            written["revoked_reason"] = {"S": session.revoked_reason}
+        return written
+
+    for start in range(0, len(sessions), 25):
+        batch = [{"PutRequest": {"Item": item(s)}} for s in sessions[start : start + 25]]
+        dynamodb.batch_write_item(RequestItems={TABLE: batch})
+
+
+def some_sessions(user_id: str, count: int, *, now: int, revoked_every: int = 0) -> list:
+    """`count` sessions of the user, made at `now - i` seconds (every `revoked_every`th one
+    revoked), with random 22-character ids as a login makes them."""
+    from dataclasses import replace
+
+    from chalicelib.store import SessionRecord
+    from chalicelib.tokens import refresh as refresh_tokens
+
+    made = []
+    for i in range(count):
+        record = SessionRecord(
+            user_id=user_id,
+            session_id=refresh_tokens.new_id(),
+            client_id="wx-test-appid",
+            current_hash=bytes(32),
+            previous_hash=None,
+            rotated_at=None,
+            sealed_current=None,
+            created_at=now - i,
+            idle_expires_at=now + 3600,
+            absolute_expires_at=now + 7200,
+        )
+        if revoked_every and i % revoked_every == 0:
+            record = replace(record, revoked_at=now - 1, revoked_reason="logout")
+        made.append(record)
+    return made
+
+
+def page_of(client, tokens: dict, query: str = "") -> dict:
+    response = client.http.get(
+        "/auth/sessions" + query, headers=bearer(tokens["access_token"])
+    )
+    assert response.status_code == 200, response.body
+    assert response.headers["Cache-Control"] == "no-store"
+    assert set(response.json_body) == {"sessions", "next_cursor"}
+    return response.json_body
+
+
+def test_a_thousand_sessions_are_listed_in_pages_never_anothers(client, dynamodb, clock):
+    alice = login_with(client, "alice.1")
+    bob = login_with(client, "bob.1")
+    now = int(clock.now)
+    mine = some_sessions(alice["user"]["id"], 1000, now=now, revoked_every=7)
+    put_sessions(dynamodb, mine + some_sessions(bob["user"]["id"], 50, now=now))
+    live = {s.session_id for s in mine if s.revoked_at is None} | {sid_of(alice)}
+    assert len(live) == 858
+
+    seen: list[str] = []
+    cursor, pages = None, 0
+    while True:
+        page = page_of(client, alice, "?limit=100" + (f"&cursor={cursor}" if cursor else ""))
+        pages += 1
+        listed = page["sessions"]
+        assert len(listed) <= 100
+        created = [s["created_at"] for s in listed]
+        assert created == sorted(created, reverse=True)  # each page newest first
+        seen += [s["id"] for s in listed]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(live)  # every live session once, no revoked one, no bob's
+    assert 9 <= pages <= 12
+
+
+def test_the_default_page_is_twenty_and_the_cursor_reads_only_the_callers_sessions(
+    client, dynamodb, clock
+):
+    alice = login_with(client, "alice.1")
+    bob = login_with(client, "bob.1")
+    put_sessions(dynamodb, some_sessions(alice["user"]["id"], 30, now=int(clock.now)))
+    first = page_of(client, alice)
+    assert len(first["sessions"]) == 20 and first["next_cursor"]
+    # alice's cursor in bob's hands: a position in bob's own list, never alice's sessions
+    theirs = page_of(client, bob, f"?cursor={first['next_cursor']}")["sessions"]
+    assert {s["id"] for s in theirs} <= {sid_of(bob)}
+    rest = page_of(client, alice, f"?cursor={first['next_cursor']}&limit=100")
+    assert rest["next_cursor"] is None
+    ids = [s["id"] for s in first["sessions"] + rest["sessions"]]
+    assert len(ids) == len(set(ids)) == 31
+
+
+def test_a_small_list_is_one_page_newest_first(client, clock):
+    first = login_with(client, "alice.1")
+    clock.advance(5)
+    second = login_with(client, "alice.2")
+    page = page_of(client, first, "?limit=1")
+    assert [s["id"] for s in page["sessions"]] in ([sid_of(first)], [sid_of(second)])
+    assert page["next_cursor"]
+    whole = page_of(client, first)
+    assert [s["id"] for s in whole["sessions"]] == [sid_of(second), sid_of(first)]
+    assert whole["next_cursor"] is None
+
+
+def test_a_page_reads_at_most_three_queries_of_its_limit(
+    client, dynamodb, clock, dynamodb_requests
+):
+    """Dead sessions do not make a page read the whole partition: at most three Queries of
+    `limit` items each; the page may then hold fewer sessions (none, even) and a cursor."""
+    from tests.conftest import items_read_by_queries
+
+    alice = login_with(client, "alice.1")
+    put_sessions(
+        dynamodb, some_sessions(alice["user"]["id"], 200, now=int(clock.now), revoked_every=1)
+    )
+    read = items_read_by_queries(dynamodb)
+    dynamodb_requests.clear()
+    page = page_of(client, alice, "?limit=10")
+    assert dynamodb_requests == ["GetItem", "Query", "Query", "Query"]
+    assert sum(read) <= 30 and len(page["sessions"]) <= 1
+    seen = [s["id"] for s in page["sessions"]]
+    while page["next_cursor"]:
+        page = page_of(client, alice, f"?limit=10&cursor={page['next_cursor']}")
+        seen += [s["id"] for s in page["sessions"]]
+    assert seen == [sid_of(alice)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?limit=0",
+        "?limit=101",
+        "?limit=-1",
+        "?limit=abc",
+        "?limit=1.5",
+        "?limit=",
+        "?limit=%201",
+        "?cursor=",
+        "?cursor=not-a-cursor",
+        "?cursor=" + "A" * 300,
+        "?cursor=%00",
+        "?cursor=QUJD",  # base64 of "ABC"
+    ],
+)
+def test_a_bad_limit_or_cursor_is_invalid_request(client, dynamodb, query):
+    tokens = login_with(client, "alice.1")
+    before = table_items(dynamodb)
+    response = client.http.get("/auth/sessions" + query, headers=bearer(tokens["access_token"]))
+    assert_error(response, 400, "invalid_request")
+    assert table_items(dynamodb) == before

@@ -291,11 +291,24 @@ def test_a_link_that_would_join_two_users_is_pending_not_merged(services, fake, 
     )
     metrics = [json.loads(line) for line in log_lines if "IdentityLinkPending" in line]
     assert len(metrics) == 1 and metrics[0]["IdentityLinkPending"] == 1
+    [logged] = [json.loads(line) for line in log_lines if "identity_link_pending" in line]
+    assert logged == {
+        "event": "identity_link_pending",
+        "owner": x.tokens.user_id,
+        "user_id": y.tokens.user_id,
+    }
     assert services.store.users.get(y.tokens.user_id).unionid is None  # not linked on the profile
     # a later login of Y records nothing more
     services.login.login("union-ivy.4", START + 3, APP_B)
     assert len(services.graph.pending()) == 1
     assert [p["user_id"] for p in run_admin(services, "user", "pending")] == [y.tokens.user_id]
+    # a user's own: as the unionid's owner (X) or as the other user (Y); nobody else's
+    for user_id in (x.tokens.user_id, y.tokens.user_id):
+        listed = run_admin(services, "user", "pending", user_id)
+        assert [(p["owner"], p["user_id"]) for p in listed] == [
+            (x.tokens.user_id, y.tokens.user_id)
+        ]
+    assert run_admin(services, "user", "pending", "N" * 22) == []
 
 
 def test_admin_merge_moves_the_identities_and_ends_the_absorbed_sessions(services, fake):

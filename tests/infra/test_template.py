@@ -380,6 +380,9 @@ def test_role_grants_exactly_the_table_actions_on_exactly_the_table(template: Te
 
 # Operations chalicelib calls only to set up a local table (devserver), never in Lambda.
 LOCAL_ONLY_OPERATIONS = {"create_table", "update_time_to_live", "describe_table"}
+# ... and only for an operator's command, with the operator's credentials: the Scan of
+# `wxauth-admin user pending` without a user (chalicelib/store/identities.py, `all_pending`).
+ADMIN_ONLY_OPERATIONS = {"scan"}
 # IAM has no action for a transaction: each of its items needs its own (Put: PutItem, ...).
 TRANSACTION_ITEM_ACTIONS = {
     "Put": "PutItem",
@@ -396,7 +399,8 @@ def test_table_actions_are_the_operations_the_code_calls(template: Template) -> 
     called = {
         name
         for snake, name in operations.items()
-        if snake not in LOCAL_ONLY_OPERATIONS and re.search(rf'[".]{snake}["(]', source)
+        if snake not in LOCAL_ONLY_OPERATIONS | ADMIN_ONLY_OPERATIONS
+        and re.search(rf'[".]{snake}["(]', source)
     }
     if called & {"TransactWriteItems"}:
         called.remove("TransactWriteItems")
@@ -407,6 +411,26 @@ def test_table_actions_are_the_operations_the_code_calls(template: Template) -> 
         a.removeprefix("dynamodb:") for a in _as_list(_statements(template)["AuthTable"]["Action"])
     }
     assert called == granted, "update the AuthTable statement in infra/resources.yaml"
+
+
+def test_the_one_scan_is_an_operators_command() -> None:
+    """The Scan (everyone's pending links) is reached only from wxauth-admin, never a route."""
+    callers = [
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "chalicelib").rglob("*.py")
+        if re.search(r'\ball_pending\(|\.scan\(|"scan"', p.read_text())
+    ]
+    assert sorted(callers) == [
+        "chalicelib/identity/graph.py",  # pending(user_id=None), wxauth-admin's only
+        "chalicelib/store/identities.py",
+        "chalicelib/store/table.py",
+    ]
+    pending_callers = [
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "chalicelib").rglob("*.py")
+        if re.search(r"graph\.pending\(", p.read_text())
+    ]
+    assert pending_callers == ["chalicelib/admin/users.py"]
 
 
 def test_role_reads_exactly_the_two_secrets(template: Template) -> None:
@@ -544,6 +568,8 @@ def test_function_environment_is_wired_to_parameters_and_resources(template: Tem
         "AUTH_TOKEN_HOOK_ARN": ref("TokenHookArn"),
         "AUTH_TOKEN_HOOK_TIMEOUT_MS": ref("TokenHookTimeoutMs"),
         "AUTH_TOKEN_HOOK_ON_ERROR": ref("TokenHookOnError"),
+        "AUTH_MAX_SESSIONS_PER_USER": ref("MaxSessionsPerUser"),
+        "AUTH_MAX_SESSIONS_SCOPE": ref("MaxSessionsScope"),
         "WXAUTH_STACK_NAME": ref("AWS::StackName"),
     }
 
@@ -1467,6 +1493,29 @@ def test_limit_parameters_are_off_by_default_and_allow_only_what_the_settings_ac
         assert accepted, f"{parameter} allows {value!r}, which {variable} refuses"
     if value in ("", "20/60", "1/1", "1000000/86400"):
         assert pattern.fullmatch(value), f"{parameter} refuses {value!r}"
+
+
+@pytest.mark.parametrize(
+    "value", ["", "1", "5", "99", "100", "999", "1000", "0", "01", "1001", "-1", "5 ", "x"]
+)
+def test_the_session_cap_parameter_is_off_by_default_and_allows_what_the_settings_accept(
+    template: Template, value: str
+) -> None:
+    from chalicelib.errors import ConfigurationError
+
+    definition = template["Parameters"]["MaxSessionsPerUser"]
+    assert definition["Default"] == ""
+    try:
+        Settings.from_env({"AUTH_MAX_SESSIONS_PER_USER": value})
+        accepted = True
+    except ConfigurationError:
+        accepted = False
+    if re.fullmatch(definition["AllowedPattern"], value):
+        assert accepted, f"MaxSessionsPerUser allows {value!r}, which the settings refuse"
+    if value in ("", "1", "5", "1000"):
+        assert re.fullmatch(definition["AllowedPattern"], value)
+    scope = template["Parameters"]["MaxSessionsScope"]
+    assert scope["Default"] == "user" and scope["AllowedValues"] == ["user", "app"]
 
 
 def test_role_reads_the_added_apps_secrets_only_when_listed(template: Template) -> None:

@@ -234,3 +234,101 @@ def test_revoke_live_session_refuses_an_expired_one(store: Store) -> None:
     before = store.sessions.get(USER, "sess0")
     assert store.sessions.revoke_live(USER, "sess0", now=NOW + IDLE, reason="ended") is False
     assert store.sessions.get(USER, "sess0") == before
+
+
+# -- revoked sessions leave the table within minutes (issue 21) -----------------------------
+
+
+def test_a_revoked_session_expires_from_the_table_within_minutes(
+    store: Store, backend: Backend
+) -> None:
+    """Revoking sets the TTL attribute to REVOKED_ITEM_TTL seconds later (it was the idle
+    expiry, up to 30 days): the dead item stops being read by every Query of the user soon."""
+    from chalicelib.store.sessions import REVOKED_ITEM_TTL
+
+    assert 60 <= REVOKED_ITEM_TTL <= 900
+    for sid in ("sess0", "sess1", "sess2"):
+        store.sessions.put(a_session(sid))
+    assert store.sessions.revoke(USER, "sess0", now=NOW + 5, reason="logout")
+    assert store.sessions.revoke_live(USER, "sess1", now=NOW + 6, reason="ended")
+    ttl = {
+        sid: int(backend.item(user_pk(USER), session_sk(sid))["expires_at"]["N"])
+        for sid in ("sess0", "sess1", "sess2")
+    }
+    assert ttl == {
+        "sess0": NOW + 5 + REVOKED_ITEM_TTL,
+        "sess1": NOW + 6 + REVOKED_ITEM_TTL,
+        "sess2": NOW + IDLE,  # live: its idle expiry, as before
+    }
+
+
+def test_a_revocation_may_keep_its_item_longer(store: Store, backend: Backend) -> None:
+    """`keep_until`: an evicted session's item stays so that its holder learns why."""
+    store.sessions.put(a_session())
+    assert store.sessions.revoke_live(
+        USER, "sess0", now=NOW + 5, reason="evicted", keep_until=NOW + 500
+    )
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert item["expires_at"] == {"N": str(NOW + 500)}
+    assert store.sessions.get(USER, "sess0").revoked_reason == "evicted"
+
+
+def test_a_refused_revocation_leaves_the_ttl_alone(store: Store, backend: Backend) -> None:
+    store.sessions.put(a_session())
+    assert store.sessions.revoke(USER, "sess0", now=NOW + 1, reason="logout")
+    before = backend.items()
+    assert not store.sessions.revoke(USER, "sess0", now=NOW + 400, reason="again")
+    assert not store.sessions.revoke_live(USER, "sess0", now=NOW + 400, reason="again")
+    assert backend.items() == before
+
+
+# -- the sessions list in pages (issue 21) ----------------------------------------------------
+
+
+def put_many(backend: Backend, sessions: list[SessionRecord]) -> None:
+    """Sessions written 25 to a BatchWriteItem (a thousand PutItems would be slow here)."""
+    from chalicelib.store.sessions import new_session
+
+    for start in range(0, len(sessions), 25):
+        batch = [
+            {"PutRequest": {"Item": new_session(backend.table, s)["Item"]}}
+            for s in sessions[start : start + 25]
+        ]
+        while batch:
+            answer = backend.client.batch_write_item(RequestItems={backend.table: batch})
+            batch = answer.get("UnprocessedItems", {}).get(backend.table, [])
+
+
+def test_a_thousand_sessions_come_in_pages(store: Store, backend: Backend) -> None:
+    mine = [a_session(f"s{i:04d}" + "x" * 17) for i in range(1000)]
+    put_many(backend, mine + [a_session(f"t{i:04d}" + "y" * 17, user_id=OTHER) for i in range(30)])
+    queries = []
+    backend.client.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: queries.append(parsed["ScannedCount"])
+    )
+    seen: list[str] = []
+    after = None
+    while True:
+        page, after = store.sessions.page(USER, limit=100, after=after)
+        assert len(page) <= 100 and {s.user_id for s in page} <= {USER}
+        seen += [s.session_id for s in page]
+        if after is None:
+            break
+        assert after == page[-1].session_id
+    assert seen == sorted(s.session_id for s in mine)  # each once, in session id order
+    assert max(queries) <= 100 and len(queries) in (10, 11)  # a read of a page at a time
+
+
+def test_a_page_starts_after_any_id_and_stays_in_the_partition(
+    store: Store, backend: Backend
+) -> None:
+    for sid in ("a", "c", "e"):
+        store.sessions.put(a_session(sid))
+    store.sessions.put(a_session("d", user_id=OTHER))
+    page, after = store.sessions.page(USER, limit=5, after="b")  # no session "b": a position
+    assert ([s.session_id for s in page], after) == (["c", "e"], None)
+    page, after = store.sessions.page(USER, limit=1, after="c")
+    # DynamoDB says where it stopped when the page is full, even at the end (moto does not)
+    assert [s.session_id for s in page] == ["e"] and after in ("e", None)
+    assert store.sessions.page(USER, limit=1, after="e") == ([], None)
+    assert store.sessions.page("nobody" + "n" * 16, limit=5) == ([], None)

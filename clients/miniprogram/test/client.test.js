@@ -559,16 +559,64 @@ test('login sends the configured device label', async () => {
 });
 
 test('listSessions() GETs /auth/sessions with the token and resolves the list', async () => {
-  const listed = [{ id: 's1', current: true }, { id: 's2', current: false }];
+  const listed = [{ id: 's1', current: true, created_at: 20 }, { id: 's2', current: false, created_at: 10 }];
   const base = server({ n: 1 });
   const t = scripted((o) =>
-    route(o) === '/auth/sessions' && o.header.Authorization === 'Bearer at1'
-      ? answer(200, { sessions: listed })
+    route(o) === '/auth/sessions?limit=100' && o.header.Authorization === 'Bearer at1'
+      ? answer(200, { sessions: listed, next_cursor: null })
       : base(o)
   );
   t.storage[KEY] = session(1, t.clock.t);
   assert.deepEqual(await t.client().listSessions(), listed);
   assert.equal(t.calls[0].method, 'GET');
+});
+
+test('listSessions() follows next_cursor through every page and sorts them newest first', async () => {
+  const pages = {
+    '': { sessions: [{ id: 'a', created_at: 5 }, { id: 'b', created_at: 1 }], next_cursor: 'c1' },
+    c1: { sessions: [{ id: 'c', created_at: 9 }], next_cursor: 'c/2' },
+    'c/2': { sessions: [], next_cursor: null }, // a last page may be empty
+  };
+  const t = scripted((o) => {
+    const query = route(o).split('?')[1];
+    const cursor = new URLSearchParams(query).get('cursor') || '';
+    return answer(200, pages[cursor]);
+  });
+  t.storage[KEY] = session(1, t.clock.t);
+  const listed = await t.client().listSessions();
+  assert.deepEqual(listed.map((s) => s.id), ['c', 'a', 'b']);
+  assert.deepEqual(t.paths(), [
+    '/auth/sessions?limit=100',
+    '/auth/sessions?limit=100&cursor=c1',
+    '/auth/sessions?limit=100&cursor=c%2F2',
+  ]);
+});
+
+test('listSessions() stops after 100 pages even if the server keeps giving cursors', async () => {
+  let n = 0;
+  const t = scripted(() => {
+    n += 1;
+    return answer(200, { sessions: [{ id: `s${n}`, created_at: n }], next_cursor: `k${n}` });
+  });
+  t.storage[KEY] = session(1, t.clock.t);
+  const listed = await t.client().listSessions();
+  assert.equal(listed.length, 100);
+  assert.equal(listed[0].id, 's100');
+});
+
+test('listSessionsPage() sends limit and cursor and resolves {sessions, nextCursor}', async () => {
+  const t = scripted((o) =>
+    answer(200, { sessions: [{ id: 'x', created_at: 1 }], next_cursor: route(o).includes('cursor') ? null : 'n1' })
+  );
+  t.storage[KEY] = session(1, t.clock.t);
+  const client = t.client();
+  assert.deepEqual(await client.listSessionsPage(), { sessions: [{ id: 'x', created_at: 1 }], nextCursor: 'n1' });
+  assert.deepEqual(await client.listSessionsPage({ limit: 5, cursor: 'n1' }), {
+    sessions: [{ id: 'x', created_at: 1 }],
+    nextCursor: null,
+  });
+  assert.deepEqual(t.paths(), ['/auth/sessions', '/auth/sessions?limit=5&cursor=n1']);
+  assert.equal(t.calls[1].header.Authorization, 'Bearer at1');
 });
 
 test('listSessions() rejects temporarily_unavailable on 503 and bad_response otherwise', async () => {
@@ -705,4 +753,73 @@ test('getAccessToken() whose refresh is refused for good rejects like request() 
     code: 'refresh_failed',
     serverError: 'access_denied',
   });
+});
+
+// -- the cap on sessions per user: a session ended because another device logged in ----------
+
+const EVICTED = {
+  error: 'invalid_grant',
+  error_description: 'this session was ended because the account signed in on too many devices',
+  reason: 'session_evicted',
+};
+
+function evicting(state = { n: 1 }) {
+  const base = server(state);
+  return (o) => (route(o) === '/auth/refresh' && !state.loggedIn ? answer(400, EVICTED) : base(o));
+}
+
+test('a refresh answered session_evicted logs out with that reason and does not log in', async () => {
+  const t = scripted(evicting());
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  const client = t.client();
+  const results = await Promise.allSettled([client.request({ url: '/a' }), client.request({ url: '/b' })]);
+  for (const r of results) {
+    assert.equal(r.status, 'rejected');
+    assert.equal(r.reason.code, 'session_evicted');
+  }
+  assert.equal(results[0].reason.status, 400);
+  assert.equal(results[0].reason.serverError, 'invalid_grant');
+  assert.equal(t.logins, 0); // no login behind the user's back: it would end another device
+  assert.deepEqual(t.paths(), ['/auth/refresh']);
+  assert.equal(client.hasSession(), false);
+  assert.equal(client.isLoggedOut(), true);
+  assert.deepEqual(JSON.parse(t.storage[KEY]), { v: 1, logged_out: true, reason: 'session_evicted' });
+
+  // later requests, and a restarted app on the same storage, say why without asking anyone
+  await assert.rejects(client.request({ url: '/c' }), { code: 'session_evicted' });
+  await assert.rejects(client.getAccessToken(), { code: 'session_evicted' });
+  await assert.rejects(t.client().request({ url: '/d' }), { code: 'session_evicted' });
+  assert.equal(t.calls.length, 1);
+});
+
+test('after session_evicted, login() signs in again and requests work', async () => {
+  const state = { n: 1 };
+  const t = scripted(evicting(state));
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  const client = t.client();
+  await assert.rejects(client.request({ url: '/a' }), { code: 'session_evicted' });
+  state.loggedIn = true;
+  await client.login();
+  assert.equal(client.isLoggedOut(), false);
+  const res = await client.request({ url: '/a' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(JSON.parse(t.storage[KEY]).reason, undefined);
+});
+
+test('logout() after session_evicted is a plain logged-out state', async () => {
+  const t = scripted(evicting());
+  t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  const client = t.client();
+  await assert.rejects(client.request({ url: '/a' }), { code: 'session_evicted' });
+  assert.deepEqual(await client.logout(), { revoked: false });
+  await assert.rejects(client.request({ url: '/a' }), { code: 'logged_out' });
+  assert.deepEqual(JSON.parse(t.storage[KEY]), { v: 1, logged_out: true });
+});
+
+test('a plain invalid_grant (no reason) still logs in once, as before', async () => {
+  const t = scripted(server({ n: 1 }));
+  t.storage[KEY] = session(0, t.clock.t, { access_expires_at: t.clock.t - 1 });
+  const res = await t.client().request({ url: '/x' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(t.logins, 1);
 });

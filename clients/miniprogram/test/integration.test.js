@@ -436,3 +436,46 @@ test('getAccessToken(): a token the server accepts, refreshed first inside the m
   assert.equal(verified.body.valid, true);
   assert.equal(stored(fake).access_token, a);
 });
+
+test('AUTH_MAX_SESSIONS_PER_USER=1: a login on a second device ends the first, which is told why and does not log in by itself', async () => {
+  const capped = await startWxauth({
+    dynamodbEndpoint: ddb.endpoint,
+    env: { AUTH_MAX_SESSIONS_PER_USER: '1' },
+  });
+  try {
+    const clock = createClock();
+    const phoneWx = createFakeWx();
+    const laptopWx = createFakeWx({ user: phoneWx.user });
+    let laptopCodes = 0;
+    laptopWx.code = () => `${laptopWx.user}.laptop${++laptopCodes}`; // not the phone's codes
+    fakes.push(phoneWx, laptopWx);
+    const open = (fake) =>
+      createAuthClient({ baseURL: capped.baseURL, adapter: wxAdapter(fake.wx), now: clock.now });
+    const phone = open(phoneWx);
+    const laptop = open(laptopWx);
+    const user = await phone.login();
+    assert.equal((await laptop.login()).id, user.id);
+    phoneWx.reset();
+
+    await assert.rejects(phone.request({ url: '/me' }), { code: 'session_evicted' });
+    assert.deepEqual(
+      phoneWx.sent.map((s) => [s.path, s.response.statusCode]),
+      [
+        ['/me', 401],
+        ['/auth/refresh', 400],
+      ]
+    );
+    assert.equal(phoneWx.responses('/auth/refresh')[0].data.reason, 'session_evicted');
+    assert.equal(phoneWx.wxLoginCalls, 0);
+    assert.equal(phone.isLoggedOut(), true);
+
+    const listed = await laptop.listSessions();
+    assert.deepEqual(listed.map((s) => s.current), [true]);
+    // the user signs in on the phone again: now the laptop's session is the one ended
+    await phone.login();
+    assert.equal((await phone.request({ url: '/me' })).statusCode, 200);
+    await assert.rejects(laptop.request({ url: '/me' }), { code: 'session_evicted' });
+  } finally {
+    await capped.stop();
+  }
+});
