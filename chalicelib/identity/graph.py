@@ -101,8 +101,19 @@ class IdentityGraph:
         before = self._users.ensure(
             UserRecord(user_id, app.appid, wx.openid, unionid, created_at=now)
         )
+        # The user's claims go on its new identity (the profile as it was holds them), so that
+        # this login and every later one through the identity carry them.
+        claims = before.custom_claims if before is not None else None
         identity = self._identities.create(
-            Identity(app.appid, wx.openid, user_id, app.kind, wx.unionid, created_at=now)
+            Identity(
+                app.appid,
+                wx.openid,
+                user_id,
+                app.kind,
+                wx.unionid,
+                created_at=now,
+                custom_claims=claims,
+            )
         )
         if conflict_owner is not None and wx.unionid:
             self._pending(wx.unionid, conflict_owner, identity, now)
@@ -110,7 +121,7 @@ class IdentityGraph:
             identity.user_id,
             before is None and identity.user_id == user_id,
             identity,
-            before.custom_claims if before is not None else None,
+            identity.custom_claims,  # a lost race: the winner's item's
         )
 
     def owner_of(self, unionid: str, *, candidate: str, now: int) -> str:
@@ -176,7 +187,7 @@ class IdentityGraph:
                 raise MergeRefused(f"no user {user_id}")
             if profile.merged_into is not None:
                 raise MergeRefused(f"user {user_id} was already merged into another user")
-        assert absorbed is not None
+        assert target is not None and absorbed is not None
         identities = {(i.appid, i.openid): i for i in self._identities.of_user(source)}
         legacy = (absorbed.appid, absorbed.openid)
         if legacy not in identities:
@@ -196,6 +207,7 @@ class IdentityGraph:
                 identities=list(identities.values()),
                 unionids=sorted(unionids),
                 resolved=resolved,
+                claims=target.custom_claims,
                 now=now,
             )
         except ConditionFailed as e:

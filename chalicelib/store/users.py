@@ -105,9 +105,16 @@ def not_banned(table: str, user_id: str) -> Item:
     }
 
 
-def merge_notes(table: str, *, into: str, source: str, now: int) -> list[Item]:
+def merge_notes(
+    table: str, *, into: str, source: str, claims: str | None, now: int
+) -> list[Item]:
     """A merge's notes on both profiles (`merged_into`/`merged_at` on `source`, `merged_from`
-    on `into`), each guarded: the profile exists and was not merged away."""
+    on `into`), each guarded: the profile exists and was not merged away; and `into`'s
+    custom claims are still `claims` (what the moved identities get)."""
+    if claims is None:
+        same_claims, claim_values = "attribute_not_exists(#claims)", {}
+    else:
+        same_claims, claim_values = "#claims = :claims", {":claims": s(claims)}
     return [
         _merge_note(
             table,
@@ -120,21 +127,29 @@ def merge_notes(table: str, *, into: str, source: str, now: int) -> list[Item]:
             table,
             into,
             "ADD #from :from SET #at = :now",
-            {"#from": "merged_from", "#at": "last_merge_at"},
-            {":from": {"SS": [source]}, ":now": n(now)},
+            {"#from": "merged_from", "#at": "last_merge_at", "#claims": CUSTOM_CLAIMS},
+            {":from": {"SS": [source]}, ":now": n(now), **claim_values},
+            also=same_claims,
         ),
     ]
 
 
 def _merge_note(
-    table: str, user_id: str, update: str, names: dict[str, str], values: dict[str, Any]
+    table: str,
+    user_id: str,
+    update: str,
+    names: dict[str, str],
+    values: dict[str, Any],
+    *,
+    also: str | None = None,
 ) -> Item:
+    guard = "attribute_exists(#pk) AND attribute_not_exists(#merged)"
     return {
         "Update": {
             "TableName": table,
             "Key": key(user_pk(user_id), PROFILE),
             "UpdateExpression": update,
-            "ConditionExpression": "attribute_exists(#pk) AND attribute_not_exists(#merged)",
+            "ConditionExpression": f"{guard} AND {also}" if also else guard,
             "ExpressionAttributeNames": {"#pk": PK, "#merged": "merged_into", **names},
             "ExpressionAttributeValues": values,
         }

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import jwt
 import pytest
 
 from chalicelib import runtime
 from chalicelib.errors import AppDisabled, MergeRefused
 from chalicelib.identity.apps import App
 from chalicelib.identity.graph import Identity
-from devserver.fake_wechat import unionid_for
+from chalicelib.tokens import claims
+from devserver.fake_wechat import openid_for, unionid_for
 from tests.conftest import START, TEST_APPID
 from tests.identity import fixtures as identity_fixtures
 from tests.identity.fixtures import APP_B
@@ -79,3 +81,90 @@ def test_the_disabled_apps_condition_check(graph_services):
     graph_services.apps._apps[TEST_APPID] = graph_services.apps.primary
     with pytest.raises(AppDisabled):
         graph_services.login.login("union-oz.4", START + 3, TEST_APPID)
+
+
+# -- custom claims through identities (issue #22, item 2) ----------------------------------------
+
+
+def ext_of(result) -> dict | None:
+    """The `ext` claim of a login's access token (None: it has none)."""
+    return jwt.decode(result.tokens.access_token, options={"verify_signature": False}).get("ext")
+
+
+def test_a_second_apps_identity_carries_the_users_claims(graph_services):
+    """The first login through app B makes B's identity for an existing user: that identity
+    and every later login through it carry the user's claims (roles must not vanish)."""
+    login = graph_services.login
+    first = login.login("union-pat.1", START, TEST_APPID)
+    user_id = first.tokens.user_id
+    claims.set_claims(graph_services.store, user_id, {"roles": ["editor"]}, now=START)
+    joined = login.login("union-pat.2", START + 1, APP_B)
+    assert (joined.tokens.user_id, joined.is_new) == (user_id, False)
+    assert ext_of(joined) == {"roles": ["editor"]}
+    again = login.login("union-pat.3", START + 2, APP_B)  # returning through app B
+    assert ext_of(again) == {"roles": ["editor"]}
+    stored = graph_services.graph.get(APP_B, openid_for(APP_B, "union-pat"))
+    assert stored.custom_claims == '{"roles":["editor"]}'
+
+
+def test_a_first_login_of_a_user_without_claims_stores_none(graph_services):
+    login = graph_services.login
+    login.login("union-quy.1", START, TEST_APPID)
+    joined = login.login("union-quy.2", START + 1, APP_B)
+    assert ext_of(joined) is None
+    assert graph_services.graph.get(APP_B, openid_for(APP_B, "union-quy")).custom_claims is None
+
+
+def merged_pair(services, fake, name: str):
+    """X (app A, owns the unionid) and Y (app B, unbound then bound: a pending link)."""
+    fake._unbound.add(APP_B)
+    login = services.login
+    x = login.login(f"union-{name}.1", START, TEST_APPID)
+    y = login.login(f"union-{name}.2", START + 1, APP_B)
+    fake.bind(APP_B)
+    login.login(f"union-{name}.3", START + 2, APP_B)  # the pending link
+    return x.tokens.user_id, y.tokens.user_id
+
+
+@pytest.mark.parametrize("kept", [{"roles": ["viewer"]}, None])
+def test_a_merge_gives_the_moved_identities_the_kept_users_claims(graph_services, fake, kept):
+    """B's claims never reach A's sessions through B's identities after `merge --into A`."""
+    into, source = merged_pair(graph_services, fake, "rex")
+    store = graph_services.store
+    claims.set_claims(store, source, {"roles": ["admin"]}, now=START + 3)
+    if kept is not None:
+        claims.set_claims(store, into, kept, now=START + 3)
+    graph_services.graph.merge(into, source, now=START + 4)
+    again = graph_services.login.login("union-rex.4", START + 5, APP_B)
+    assert again.tokens.user_id == into
+    assert ext_of(again) == kept
+    moved = graph_services.graph.get(APP_B, openid_for(APP_B, "union-rex"))
+    assert moved.custom_claims == (claims.dumps(kept) if kept else None)
+
+
+def test_a_merge_that_read_the_kept_users_claims_before_they_changed_is_refused(
+    graph_services, fake
+):
+    """set-claims on the kept user between the merge's read and its transaction: the moved
+    identities would carry the old claims, so nothing is merged (run it again)."""
+    into, source = merged_pair(graph_services, fake, "sam")
+    graph = graph_services.graph
+    users = graph_services.store.users
+    read = users.get
+
+    def read_then_claims_change(user_id):
+        profile = read(user_id)
+        if user_id == into:
+            claims.set_claims(graph_services.store, into, {"roles": ["new"]}, now=START + 3)
+        return profile
+
+    users.get = read_then_claims_change  # type: ignore[method-assign]
+    try:
+        with pytest.raises(MergeRefused):
+            graph.merge(into, source, now=START + 4)
+    finally:
+        users.get = read  # type: ignore[method-assign]
+    assert users.get(source).merged_into is None
+    graph.merge(into, source, now=START + 5)  # again, with what it reads now
+    again = graph_services.login.login("union-sam.4", START + 6, APP_B)
+    assert ext_of(again) == {"roles": ["new"]}
