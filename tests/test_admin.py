@@ -522,9 +522,10 @@ def test_every_command_takes_ids_that_begin_with_a_dash_or_underscore(
     code, out, err = run(capsys, "user", "clear-claims", odd)
     assert (code, out["claims"]) == (0, {}), err
 
-    code, out, err = run(capsys, "user", "merge", "--into", other, "--from", odd)
-    assert (code, out["into"], out["from"]) == (0, other, odd), err
-    code, _, err = run(capsys, "user", "merge", "--into", odd, "--from", other)
+    force = ("--force", "--reason", "test", "--operator", odd)  # no link between them
+    code, out, err = run(capsys, "user", "merge", "--into", other, "--from", odd, *force)
+    assert (code, out["into"], out["from"], out["operator"]) == (0, other, odd, odd), err
+    code, _, err = run(capsys, "user", "merge", "--into", odd, "--from", other, *force)
     assert code == 1 and "already merged" in err  # parsed, then refused by the graph
 
 

@@ -212,6 +212,13 @@ class Identities:
         winner = self._table.put_new_or_get(item)
         return identity if winner is None else item_to_identity(winner)
 
+    def relist(self, identity: Identity, *, now: int) -> None:
+        """Write the identity's listing in its user's partition (one PutItem), outside a login's
+        transaction: for an identity whose listing a crash left out, so that a merge run
+        again finds it (chalicelib/identity/graph.py)."""
+        listing = listing_item(self._table.name, identity, now=now)["Put"]["Item"]
+        self._table.call("put_item", Item=listing)
+
     def get(self, appid: str, openid: str) -> Identity | None:
         item = self._table.get(key(identity_pk(appid, openid), IDENTITY))
         return item_to_identity(item) if item else None

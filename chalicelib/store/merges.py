@@ -28,7 +28,7 @@ from chalicelib.store.schema import (
     user_pk,
 )
 from chalicelib.store.table import Table
-from chalicelib.store.users import CUSTOM_CLAIMS, merge_notes
+from chalicelib.store.users import CUSTOM_CLAIMS, MergeNote, merge_notes
 
 MAX_MERGE_ITEMS = 100  # TransactWriteItems' limit
 REASON_MERGED = "merged"
@@ -49,13 +49,15 @@ class Merges:
         unionids: list[str],
         resolved: list[PendingLink],
         claims: str | None,
+        note: MergeNote,
         now: int,
     ) -> None:
         """Move `identities` and `unionids` of `source` to `into` in one transaction, each
         identity with `claims` (`into`'s custom claims as read; None: none), resolve
-        `resolved`, note the merge on both profiles. MergeRefused (nothing written) past
-        MAX_MERGE_ITEMS items; ConditionFailed if a user changed meanwhile (`into`'s claims
-        included) or a unionid belongs to a third user."""
+        `resolved`, note the merge on both profiles (`note`: who ran it and why, on `source`'s).
+        MergeRefused (nothing written) past MAX_MERGE_ITEMS items; ConditionFailed if a user
+        changed meanwhile (banned, merged, `into`'s claims) or a unionid belongs to a third
+        user."""
         items = merge_items(
             self._table.name,
             into,
@@ -64,6 +66,7 @@ class Merges:
             unionids=unionids,
             resolved=resolved,
             claims=claims,
+            note=note,
             now=now,
         )
         if len(items) > MAX_MERGE_ITEMS:
@@ -80,6 +83,7 @@ def merge_items(
     unionids: list[str],
     resolved: list[PendingLink],
     claims: str | None,
+    note: MergeNote,
     now: int,
 ) -> list[Item]:
     """The merge's items, in order (see the module doc); each guarded, so that the
@@ -124,7 +128,7 @@ def merge_items(
             },
         ]
     items += [_resolve(table, link, into=into, now=now) for link in resolved]
-    items += merge_notes(table, into=into, source=source, claims=claims, now=now)
+    items += merge_notes(table, into=into, source=source, claims=claims, note=note, now=now)
     return items
 
 

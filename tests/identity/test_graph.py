@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from chalicelib import runtime
-from chalicelib.errors import AppDisabled, MergeRefused
+from chalicelib.errors import AppDisabled, MergedAway, MergeRefused
 from chalicelib.identity.apps import App
 from chalicelib.identity.graph import Identity
 from chalicelib.tokens import claims
@@ -58,11 +58,15 @@ def test_login_pending_and_merge(graph_services, fake):
     login.login("union-ned.3", START + 2, APP_B)
     [pending] = graph_services.graph.pending()
     assert pending.unionid == unionid_for("union-ned")
-    result = graph_services.graph.merge(x.tokens.user_id, y.tokens.user_id, now=START + 3)
+    graph = graph_services.graph
+    result = graph.merge(x.tokens.user_id, y.tokens.user_id, now=START + 3, merged_by="test")
     assert result["pending_resolved"] == 1
     assert login.login("union-ned.4", START + 4, APP_B).tokens.user_id == x.tokens.user_id
-    with pytest.raises(MergeRefused):
-        graph_services.graph.merge(x.tokens.user_id, y.tokens.user_id, now=START + 5)
+    with pytest.raises(MergeRefused):  # the other way round: X is not merged away
+        graph.merge(y.tokens.user_id, x.tokens.user_id, now=START + 5, merged_by="test")
+    # the same merge again moves what Y still has: nothing
+    again = graph.merge(x.tokens.user_id, y.tokens.user_id, now=START + 5, merged_by="test")
+    assert again["identities"] == [] and again["forced"] is False
 
 
 def test_the_disabled_apps_condition_check(graph_services):
@@ -134,7 +138,7 @@ def test_a_merge_gives_the_moved_identities_the_kept_users_claims(graph_services
     claims.set_claims(store, source, {"roles": ["admin"]}, now=START + 3)
     if kept is not None:
         claims.set_claims(store, into, kept, now=START + 3)
-    graph_services.graph.merge(into, source, now=START + 4)
+    graph_services.graph.merge(into, source, now=START + 4, merged_by="test")
     again = graph_services.login.login("union-rex.4", START + 5, APP_B)
     assert again.tokens.user_id == into
     assert ext_of(again) == kept
@@ -161,10 +165,33 @@ def test_a_merge_that_read_the_kept_users_claims_before_they_changed_is_refused(
     users.get = read_then_claims_change  # type: ignore[method-assign]
     try:
         with pytest.raises(MergeRefused):
-            graph.merge(into, source, now=START + 4)
+            graph.merge(into, source, now=START + 4, merged_by="test")
     finally:
         users.get = read  # type: ignore[method-assign]
     assert users.get(source).merged_into is None
-    graph.merge(into, source, now=START + 5)  # again, with what it reads now
+    graph.merge(into, source, now=START + 5, merged_by="test")  # again, with what it reads now
     again = graph_services.login.login("union-sam.4", START + 6, APP_B)
     assert ext_of(again) == {"roles": ["new"]}
+
+
+# -- a merged-away profile takes no login (issue #22, item 3) -------------------------------------
+
+
+def test_the_logins_transaction_refuses_a_merged_away_profile(graph_services, fake):
+    """An identity of Y that the merge did not move (a crash left it unlisted): its login is
+    refused by the transaction's check of Y's profile, no session is made; the identity is
+    listed, and the merge run again moves it."""
+    into, source = merged_pair(graph_services, fake, "tia")
+    orphan = openid_for(APP_B, "tia-orphan")
+    graph_services.store.identities.create(Identity(APP_B, orphan, source, created_at=START))
+    graph = graph_services.graph
+    graph.merge(into, source, now=START + 3, merged_by="test")
+    sessions = graph_services.store.sessions
+    before = [s.session_id for s in sessions.of_user(source)]
+    with pytest.raises(MergedAway) as refused:
+        graph_services.login.login("tia-orphan.1", START + 4, APP_B)
+    assert (refused.value.user_id, refused.value.merged_into) == (source, into)
+    assert [s.session_id for s in sessions.of_user(source)] == before
+    again = graph.merge(into, source, now=START + 5, merged_by="test")
+    assert [i["openid"] for i in again["identities"]] == [orphan]
+    assert graph_services.login.login("tia-orphan.2", START + 6, APP_B).tokens.user_id == into

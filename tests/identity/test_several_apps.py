@@ -271,11 +271,16 @@ def test_admin_merge_moves_the_identities_and_ends_the_absorbed_sessions(service
     kept = items[(f"USER#{x.tokens.user_id}", "PROFILE")]
     assert absorbed["merged_into"]["S"] == x.tokens.user_id
     assert kept["merged_from"]["SS"] == [y.tokens.user_id]
-    # merging again is refused, with nothing written
+    # merging the other way round is refused, with nothing written
     before = table_items(services.store.client)
     with pytest.raises(AdminError):
-        run_admin(services, "user", "merge", "--into", x.tokens.user_id, "--from", y.tokens.user_id)
+        run_admin(services, "user", "merge", "--into", y.tokens.user_id, "--from", x.tokens.user_id)
     assert table_items(services.store.client) == before
+    # the same merge again moves what is left: nothing
+    again = run_admin(
+        services, "user", "merge", "--into", x.tokens.user_id, "--from", y.tokens.user_id
+    )
+    assert again["identities"] == [] and again["sessions_revoked"] == 0
 
 
 # -- concurrency (deterministic interleavings on moto; threads: tests/integration) --------------
