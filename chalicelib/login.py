@@ -34,7 +34,7 @@ from chalicelib.errors import (
 )
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
-from chalicelib.identity.apps import App, AppRegistry, Exchanged, kind_of
+from chalicelib.identity.apps import App, AppRegistry, Exchanged, kind_of, token_audience
 from chalicelib.identity.graph import IdentityGraph, Resolved
 from chalicelib.sessions import IssuedTokens, SessionManager
 from chalicelib.store.logins import LoginRecord
@@ -163,7 +163,7 @@ class LoginService:
             client_id=app.client_id or app.appid,
             now=now,
             device=device,
-            audience=app.audience,
+            audience=token_audience(app),  # None: AUTH_AUDIENCE
             custom_claims=resolved.custom_claims,  # chalicelib/tokens/claims.py
         )
         return session, LoginResult(tokens=tokens, is_new=resolved.is_new)

@@ -177,7 +177,8 @@ class TokenHook:
 
     `client` makes the botocore Lambda client, at the first call (a container that never
     mints never builds it). The payload holds the trigger, user and session ids, client_id,
-    audience and the stored claims: never a token, a code, a session_key or a secret.
+    audience (the session's: its app's, else `audience`, AUTH_AUDIENCE) and the stored claims:
+    never a token, a code, a session_key or a secret.
     """
 
     def __init__(
@@ -209,7 +210,7 @@ class TokenHook:
             "user_id": session.user_id,
             "session_id": session.session_id,
             "client_id": session.client_id,
-            "audience": self._audience,
+            "audience": session.audience or self._audience,  # the session's tokens' `aud`
             "claims": dict(stored),
         }
         started = self._clock()

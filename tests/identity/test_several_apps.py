@@ -94,6 +94,34 @@ def test_three_apps_of_three_kinds_are_one_user(client, services, fake_wechat):
     assert fake_wechat.calls == 3
 
 
+def test_an_app_without_its_own_audience_gets_its_client_id_as_aud(client, services):
+    """Tokens of one app are not another's by default (issue #22, item 11): an app registered
+    without `audience` mints `aud` = its client_id; verify and the protected routes accept it,
+    and its refreshes keep it."""
+    web = log_in(client, "frank.1", APP_OA)  # registered without audience; client_id = appid
+    assert (claims_of(web["access_token"])["aud"], claims_of(web["access_token"])["client_id"]) == (
+        APP_OA,
+        APP_OA,
+    )
+    assert post(client, "/auth/verify", {"token": web["access_token"]}).json_body["valid"] is True
+    assert me(client, web["access_token"])["id"] == web["user"]["id"]
+    refreshed = post(client, "/auth/refresh", {"refresh_token": web["refresh_token"]}).json_body
+    assert claims_of(refreshed["access_token"])["aud"] == APP_OA
+    # the primary app keeps AUTH_AUDIENCE
+    mini = log_in(client, "frank.2", TEST_APPID)
+    assert claims_of(mini["access_token"])["aud"] == "wxauth-test"
+
+
+def test_a_session_stored_without_an_audience_keeps_the_deployments(client, services):
+    """A session of such an app from before keeps what it stored: AUTH_AUDIENCE."""
+    tokens = services.sessions.start(
+        "G" * 22, client_id=APP_OA, now=START, audience=None
+    )  # as a login of an earlier release stored it
+    refreshed = post(client, "/auth/refresh", {"refresh_token": tokens.refresh_token}).json_body
+    assert claims_of(refreshed["access_token"])["aud"] == "wxauth-test"
+    assert claims_of(refreshed["access_token"])["client_id"] == APP_OA
+
+
 def test_without_a_unionid_two_apps_are_two_users(client):
     a = log_in(client, "dave.1", TEST_APPID)
     b = log_in(client, "dave.2", APP_B)
