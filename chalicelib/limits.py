@@ -237,7 +237,7 @@ class RateLimiter:
         except ConditionFailed as e:
             self._deny(name, key, end, by_limit=True, now=now)
             raise self._refusal(name, limit, end, now) from e
-        except StoreUnavailable:
+        except StoreUnavailable as e:
             self._deny(name, key, now + StoreUnavailable.retry_after, by_limit=False, now=now)
             self._metrics.count("RateLimitCheckFailed", limit=name)
             log_event(
@@ -245,6 +245,7 @@ class RateLimiter:
                 level=logging.WARNING,
                 limit=name,
                 outcome="refused",
+                detail=str(e),  # the DynamoDB operation and error code only
             )
             raise
 

@@ -141,12 +141,12 @@ def merge_notes(
         same_claims, claim_values = "attribute_not_exists(#claims)", {}
     else:
         same_claims, claim_values = "#claims = :claims", {":claims": s(claims)}
-    source_set = "SET #into = :into, #at = :now, #by = :by"
+    # A merge run again (what a crash left behind) keeps the first run's time, operator and
+    # reason: each run has its own log line.
+    source_set = "SET #into = :into, #at = if_not_exists(#at, :now), #by = if_not_exists(#by, :by)"
     source_values = {":into": s(into), ":now": n(now), ":by": s(note.merged_by)}
-    if note.reason is None:
-        source_set += " REMOVE #reason"
-    else:
-        source_set += ", #reason = :reason"
+    if note.reason is not None:
+        source_set += ", #reason = if_not_exists(#reason, :reason)"
         source_values[":reason"] = s(note.reason)
     return [
         _merge_note(
@@ -154,7 +154,7 @@ def merge_notes(
             source,
             source_set,
             {"#into": "merged_into", "#at": "merged_at", "#by": "merged_by",
-             "#reason": "merge_reason"},
+             **({"#reason": "merge_reason"} if note.reason is not None else {})},
             source_values,
             merged="(attribute_not_exists(#merged) OR #merged = :into)",
         ),
