@@ -170,10 +170,12 @@ class ConditionFailed(StoreError):
         operation: str,
         item: dict[str, Any] | None = None,
         reasons: list[str | None] | None = None,
+        items: list[dict[str, Any] | None] | None = None,
     ) -> None:
         super().__init__(operation)
         self.item = item  # the item as it was, where the write asked for it back
         self.reasons = reasons  # a transaction's: one code (or None) per item, in order
+        self.items = items  # a transaction's: each item as it was, where it asked for it back
 
 
 class RotationRefused(ConditionFailed):
@@ -234,6 +236,16 @@ class TokenHookFailed(WxAuthError):
 
 class UserBanned(WxAuthError):
     """The user is banned (`wxauth-admin user ban`): login and refresh are refused."""
+
+
+class MergedAway(WxAuthError):
+    """The login's user was merged into another (`wxauth-admin user merge`): no session of it
+    is started. `merged_into` is the kept user's id (for the log, never for the client)."""
+
+    def __init__(self, message: str, *, user_id: str, merged_into: str) -> None:
+        super().__init__(message)
+        self.user_id = user_id
+        self.merged_into = merged_into
 
 
 class SessionNotFound(WxAuthError):

@@ -48,6 +48,7 @@ USER_LOGGED_IN = "UserLoggedIn"
 REFRESH_TOKEN_REUSE_DETECTED = "RefreshTokenReuseDetected"  # noqa: S105 - an event name
 SESSION_ENDED = "SessionEnded"
 USER_BANNED = "UserBanned"
+USER_MERGED = "UserMerged"
 PHONE_BOUND = "PhoneBound"
 DETAIL_TYPES = (
     USER_CREATED,
@@ -55,6 +56,7 @@ DETAIL_TYPES = (
     REFRESH_TOKEN_REUSE_DETECTED,
     SESSION_ENDED,
     USER_BANNED,
+    USER_MERGED,
     PHONE_BOUND,
 )
 
@@ -181,6 +183,29 @@ class Events:
         """For `wxauth-admin user ban`, after the ban's write; its revocations are a
         SessionEnded of their own (reason `banned`, `all_sessions`)."""
         self.emit(USER_BANNED, now, user_id=user_id, appid=appid, sessions_ended=sessions_ended)
+
+    def user_merged(
+        self,
+        user_id: str,
+        *,
+        merged_user_id: str,
+        identities_moved: int,
+        forced: bool,
+        sessions_ended: int,
+        now: int,
+    ) -> None:
+        """For `wxauth-admin user merge`, after the merge's transaction: `merged_user_id` is
+        `user_id` from now on (its sessions' ending is a SessionEnded of its own). Never the
+        operator or the reason: those are the operators' (the profile, the log line)."""
+        self.emit(
+            USER_MERGED,
+            now,
+            user_id=user_id,
+            merged_user_id=merged_user_id,
+            identities_moved=identities_moved,
+            forced=forced,
+            sessions_ended=sessions_ended,
+        )
 
     def phone_bound(
         self, user_id: str, *, appid: str | None, moved_from_user_id: str | None, now: int

@@ -27,15 +27,17 @@ from chalicelib.errors import (
     ConditionFailed,
     GrantError,
     LoginPending,
+    MergedAway,
     RequestError,
     StoreUnavailable,
 )
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
-from chalicelib.identity.apps import App, AppRegistry, kind_of
-from chalicelib.identity.graph import IdentityGraph
+from chalicelib.identity.apps import App, AppRegistry, Exchanged, kind_of, token_audience
+from chalicelib.identity.graph import IdentityGraph, Resolved
 from chalicelib.sessions import IssuedTokens, SessionManager
 from chalicelib.store.logins import LoginRecord
+from chalicelib.store.sessions import SessionRecord
 from chalicelib.wechat.breaker import GuardedWeChat
 from chalicelib.wechat.client import WeChatClient
 
@@ -119,7 +121,9 @@ class LoginService:
     ) -> LoginResult:
         """A returning user: three DynamoDB requests (the claim, the identity's UpdateItem, one
         transaction) and WeChat once. A first login or a unionid back-fill costs a few more
-        (IdentityGraph.resolve). A banned user: refused by the transaction's check."""
+        (IdentityGraph.resolve). A banned user: refused by the transaction's check. A user
+        merged away meanwhile: the session is the kept user's if the merge moved the identity
+        (IdentityGraph.moved), else MergedAway."""
         try:
             wx = kind_of(app).exchange(self._client_of(app), code)
         except BaseException as e:
@@ -127,31 +131,15 @@ class LoginService:
             raise
         try:
             resolved = self._graph.resolve(app, wx, now)
-            user_id = resolved.user_id
-            session, tokens = self._sessions.prepare(
-                user_id,
-                client_id=app.client_id or app.appid,
-                now=now,
-                device=device,
-                audience=app.audience,
-                custom_claims=resolved.custom_claims,  # chalicelib/tokens/claims.py
-            )
+            session, result = self._prepare(app, resolved, now, device)
             if resolved.is_new:  # created, whatever happens next: the next login is not new
-                self._events.user_created(user_id, appid=app.appid, now=now)
-            result = LoginResult(tokens=tokens, is_new=resolved.is_new)
-            sealed = crypto.seal(
-                code,
-                json.dumps(_to_json(result)).encode("utf-8"),
-                context=code_hash.encode("ascii"),
-            )
-            self._logins.finish(
-                code_hash,
-                session,
-                sealed_response=sealed,
-                unionid=wx.unionid,
-                identity=resolved.identity,
-                now=now,
-            )
+                self._events.user_created(resolved.user_id, appid=app.appid, now=now)
+            try:
+                self._finish(code, code_hash, wx, app, resolved, session, result, now)
+            except MergedAway as refused:
+                resolved = self._graph.moved(app, wx, refused, now)
+                session, result = self._prepare(app, resolved, now, device)
+                self._finish(code, code_hash, wx, app, resolved, session, result, now)
         except ConditionFailed as e:
             self._logins.release(code_hash)
             raise StoreUnavailable("the login could not be recorded; try again") from e
@@ -159,8 +147,8 @@ class LoginService:
             self._logins.release(code_hash)
             raise
         self._events.user_logged_in(
-            user_id,
-            tokens.session_id,
+            resolved.user_id,
+            result.tokens.session_id,
             client_id=session.client_id,
             appid=app.appid,
             is_new=result.is_new,
@@ -168,6 +156,43 @@ class LoginService:
         )
         self._sessions.enforce_cap(session, now)  # AUTH_MAX_SESSIONS_PER_USER (issue 21)
         return result
+
+    def _prepare(
+        self, app: App, resolved: Resolved, now: int, device: DeviceInfo | None
+    ) -> tuple[SessionRecord, LoginResult]:
+        session, tokens = self._sessions.prepare(
+            resolved.user_id,
+            client_id=app.client_id or app.appid,
+            now=now,
+            device=device,
+            audience=token_audience(app),  # None: AUTH_AUDIENCE
+            custom_claims=resolved.custom_claims,  # chalicelib/tokens/claims.py
+        )
+        return session, LoginResult(tokens=tokens, is_new=resolved.is_new)
+
+    def _finish(
+        self,
+        code: str,
+        code_hash: str,
+        wx: Exchanged,
+        app: App,
+        resolved: Resolved,
+        session: SessionRecord,
+        result: LoginResult,
+        now: int,
+    ) -> None:
+        """The login's transaction, with the result sealed under the code for its replays."""
+        sealed = crypto.seal(
+            code, json.dumps(_to_json(result)).encode("utf-8"), context=code_hash.encode("ascii")
+        )
+        self._logins.finish(
+            code_hash,
+            session,
+            sealed_response=sealed,
+            unionid=wx.unionid,
+            identity=resolved.identity,
+            now=now,
+        )
 
     def _client_of(self, app: App) -> WeChatClient:
         """The app's WeChat client: the primary's given, the others' from the registry (in

@@ -20,7 +20,7 @@ from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import PUBLISH as EVENTS_PUBLISH
 from chalicelib.events import Events
 from chalicelib.identity.apps import App, AppRegistry
-from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, RateLimiter
+from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, ClientAddress, RateLimiter
 from chalicelib.logs import Metrics
 from chalicelib.secrets_manager import CachedSecret, fetch_secret
 from chalicelib.session_cap import SessionCap
@@ -72,6 +72,7 @@ class Services:
     limiter: RateLimiter | None = None
     apps: AppRegistry | None = None  # built by `build`: the primary app and the APP items
     events: Events = EVENTS_OFF  # chalicelib/events.py; api/edge.handle flushes it after each view
+    client_address: ClientAddress = field(default_factory=ClientAddress)  # behind CloudFront too
 
     def now(self) -> int:
         return int(self.clock())
@@ -112,12 +113,11 @@ class Services:
         )
 
     def before_login(self, source_ip: str | None, now: int) -> None:
-        """What a login meets first: the per-IP limit (one UpdateItem, if configured). The
-        app's WeChat breaker comes next, once the login knows its app (LoginService.login)."""
-        from chalicelib.limits import LOGIN_PER_IP, ip_key
-
-        if self.limiter is not None and source_ip is not None:
-            self.limiter.check(LOGIN_PER_IP, ip_key(source_ip), now)
+        """What a login meets first: the per-IP limit (one UpdateItem, if configured; an IPv6
+        address's /48 one more). The app's WeChat breaker comes next, once the login knows its
+        app (LoginService.login)."""
+        if self.limiter is not None:
+            self.limiter.check_address(source_ip, now)
 
     @cached_property
     def breaker(self) -> Breaker:
@@ -374,7 +374,11 @@ def build(
         custom_claims=claims.build(settings, lambda_client, metrics),
         cap=cap,
     )
+    client_address = ClientAddress.of_settings(
+        settings, secrets_client, clock=clock, metrics=metrics
+    )  # AUTH_ORIGIN_SECRET_*: the viewer's address behind CloudFront (chalicelib/limits.py)
     return Services(
+        client_address=client_address,
         settings=settings,
         store=store,
         keys=keys,

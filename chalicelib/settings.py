@@ -6,7 +6,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chalicelib.budgets import DYNAMODB, hook_budget
 from chalicelib.errors import ConfigurationError, StoreUnavailable
@@ -29,11 +29,13 @@ _EVENT_BUS_RE = re.compile(
 LOGIN_PER_IP = "login_ip"
 LOGIN_PER_OPENID = "login_openid"
 REFRESH_PER_SESSION = "refresh_session"
+LOGIN_PER_IPV6_48 = "login_ipv6_48"  # issue #22, item 4: an IPv6 login's /48 too
 # The setting of each limit (docs/operators.md, "Abuse limits").
 LIMIT_SETTINGS = {
     LOGIN_PER_IP: "AUTH_LIMIT_LOGIN_PER_IP",
     LOGIN_PER_OPENID: "AUTH_LIMIT_LOGIN_PER_OPENID",
     REFRESH_PER_SESSION: "AUTH_LIMIT_REFRESH_PER_SESSION",
+    LOGIN_PER_IPV6_48: "AUTH_LIMIT_LOGIN_PER_IPV6_48",
 }
 MAX_WINDOW = 86_400  # one day
 MAX_COUNT = 1_000_000
@@ -133,6 +135,13 @@ class Settings:
     # no cap, no request) and AUTH_MAX_SESSIONS_SCOPE ("app": count the logging-in app's only).
     max_sessions_per_user: int | None = None
     max_sessions_scope: str = "user"
+    # Issue #22, item 4 (chalicelib/limits.py): the /48 tier of IPv6 logins (None: 16 times
+    # AUTH_LIMIT_LOGIN_PER_IP), and the origin secret that makes CloudFront's viewer address
+    # trusted (a header name, lowercased; the secret itself, or its Secrets Manager ARN).
+    limit_login_per_ipv6_48: Limit | None = None
+    origin_secret_header: str | None = None
+    origin_secret: str | None = field(default=None, repr=False)
+    origin_secret_arn: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -174,6 +183,8 @@ class Settings:
             **_token_hook(env, defaults),
             **_breaker(env, defaults),
             **_max_sessions(env, defaults),
+            limit_login_per_ipv6_48=_limit(env, LOGIN_PER_IPV6_48),
+            **_origin_secret(env),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -198,8 +209,12 @@ class Settings:
 
     def limits(self) -> dict[str, Limit | None]:
         """The abuse limits by name (chalicelib/limits.py); None: that limit is off."""
+        per_ip, wide = self.limit_login_per_ip, self.limit_login_per_ipv6_48
+        if wide is None and per_ip is not None:  # unset: 16 /64s' worth, in the same window
+            wide = Limit(min(MAX_COUNT, IPV6_48_FACTOR * per_ip.count), per_ip.seconds)
         return {
-            LOGIN_PER_IP: self.limit_login_per_ip,
+            LOGIN_PER_IP: per_ip,
+            LOGIN_PER_IPV6_48: wide,
             LOGIN_PER_OPENID: self.limit_login_per_openid,
             REFRESH_PER_SESSION: self.limit_refresh_per_session,
         }
@@ -208,6 +223,51 @@ class Settings:
 def _limit(env: Mapping[str, str], name: str) -> Limit | None:
     variable = LIMIT_SETTINGS[name]
     return parse_limit(variable, env.get(variable))
+
+
+IPV6_48_FACTOR = 16  # AUTH_LIMIT_LOGIN_PER_IPV6_48 unset: this many times the per-IP count
+MIN_ORIGIN_SECRET = 32  # characters: a shared secret an attacker must not guess
+_HEADER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+# Headers API Gateway, CloudFront or HTTP give a meaning: never the origin secret's.
+_RESERVED_HEADERS = frozenset({"host", "authorization", "content-type", "content-length"})
+
+
+def _origin_secret(env: Mapping[str, str]) -> dict[str, str | None]:
+    """AUTH_ORIGIN_SECRET_HEADER with AUTH_ORIGIN_SECRET_ARN or AUTH_ORIGIN_SECRET (issue
+    #22, item 4): all unset, or a header name and one secret. Errors never quote the secret."""
+    header = (env.get("AUTH_ORIGIN_SECRET_HEADER") or "").strip().lower() or None
+    arn = (env.get("AUTH_ORIGIN_SECRET_ARN") or "").strip() or None
+    secret = env.get("AUTH_ORIGIN_SECRET") or None
+    if header is None:
+        if arn or secret:
+            raise ConfigurationError(
+                "AUTH_ORIGIN_SECRET(_ARN) needs AUTH_ORIGIN_SECRET_HEADER: the header"
+                " CloudFront sends it in"
+            )
+        return {}
+    if (
+        not _HEADER_NAME_RE.fullmatch(header)
+        or header in _RESERVED_HEADERS
+        or header.startswith(("cloudfront-", "x-amz", "x-forwarded-"))
+    ):
+        raise ConfigurationError(
+            "AUTH_ORIGIN_SECRET_HEADER must be a header name of your own (letters, digits, -),"
+            " e.g. X-Origin-Verify; not one of CloudFront's, AWS's or HTTP's"
+        )
+    if arn is None and secret is None:
+        raise ConfigurationError(
+            "AUTH_ORIGIN_SECRET_HEADER needs AUTH_ORIGIN_SECRET_ARN (Secrets Manager) or, for a"
+            " local server, AUTH_ORIGIN_SECRET"
+        )
+    if arn is None and secret is not None and len(secret) < MIN_ORIGIN_SECRET:
+        raise ConfigurationError(
+            f"AUTH_ORIGIN_SECRET must be at least {MIN_ORIGIN_SECRET} characters (random)"
+        )
+    return {
+        "origin_secret_header": header,
+        "origin_secret": None if arn else secret,
+        "origin_secret_arn": arn,
+    }
 
 
 def _event_bus(env: Mapping[str, str]) -> str | None:

@@ -30,7 +30,11 @@
 #   AUTH_REFRESH_GRACE                -> RefreshGrace
 #   WXAUTH_APP_SECRET_ARNS            -> AppSecretArns (the added apps' secrets, comma-separated)
 #   AUTH_LIMIT_LOGIN_PER_IP           -> LoginLimitPerIp (<count>/<seconds>)
+#   AUTH_LIMIT_LOGIN_PER_IPV6_48      -> LoginLimitPerIpv6Prefix48 (an IPv6 login's /48)
 #   AUTH_LIMIT_LOGIN_PER_OPENID       -> LoginLimitPerOpenid
+#   WXAUTH_ORIGIN_SECRET_HEADER       -> OriginSecretHeader (behind CloudFront; with:)
+#   WXAUTH_ORIGIN_SECRET_ARN          -> OriginSecretArn (the secret CloudFront sends in it)
+#   WXAUTH_DISABLE_EXECUTE_API        -> DisableExecuteApiEndpoint (true: the domain only)
 #   AUTH_LIMIT_REFRESH_PER_SESSION    -> RefreshLimitPerSession
 #   AUTH_TOKEN_HOOK_ARN               -> TokenHookArn (a Lambda function ARN: the pre-token hook)
 #   AUTH_TOKEN_HOOK_TIMEOUT_MS        -> TokenHookTimeoutMs
@@ -95,7 +99,11 @@ PARAMETERS=(
   RefreshGrace=AUTH_REFRESH_GRACE
   AppSecretArns=WXAUTH_APP_SECRET_ARNS
   LoginLimitPerIp=AUTH_LIMIT_LOGIN_PER_IP
+  LoginLimitPerIpv6Prefix48=AUTH_LIMIT_LOGIN_PER_IPV6_48
   LoginLimitPerOpenid=AUTH_LIMIT_LOGIN_PER_OPENID
+  OriginSecretHeader=WXAUTH_ORIGIN_SECRET_HEADER
+  OriginSecretArn=WXAUTH_ORIGIN_SECRET_ARN
+  DisableExecuteApiEndpoint=WXAUTH_DISABLE_EXECUTE_API
   RefreshLimitPerSession=AUTH_LIMIT_REFRESH_PER_SESSION
   TokenHookArn=AUTH_TOKEN_HOOK_ARN
   TokenHookTimeoutMs=AUTH_TOKEN_HOOK_TIMEOUT_MS

@@ -524,9 +524,10 @@ def test_every_command_takes_ids_that_begin_with_a_dash_or_underscore(
 
     code, out, err = run(capsys, "user", "pending", odd)
     assert (code, out) == (0, []), err
-    code, out, err = run(capsys, "user", "merge", "--into", other, "--from", odd)
-    assert (code, out["into"], out["from"]) == (0, other, odd), err
-    code, _, err = run(capsys, "user", "merge", "--into", odd, "--from", other)
+    force = ("--force", "--reason", "test", "--operator", odd)  # no link between them
+    code, out, err = run(capsys, "user", "merge", "--into", other, "--from", odd, *force)
+    assert (code, out["into"], out["from"], out["operator"]) == (0, other, odd, odd), err
+    code, _, err = run(capsys, "user", "merge", "--into", odd, "--from", other, *force)
     assert code == 1 and "already merged" in err  # parsed, then refused by the graph
 
 
@@ -535,3 +536,64 @@ def test_a_reason_that_looks_like_an_id_is_still_a_reason(capsys, env, services)
     code, out, err = run(capsys, "user", "ban", "Y" * 22, "--reason", ODD_IDS[0])
     assert code == 0, err
     assert services.store.users.get("Y" * 22).ban_reason == ODD_IDS[0]
+
+
+# -- app add --secret: local tables only (issue #22, item 11) ----------------------------
+
+APP_ADD = ["app", "add", "--appid", "wx-local-b", "--kind", "mini-program", "--secret", "s3cret-b"]
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        None,  # AWS itself
+        "https://dynamodb.us-east-1.amazonaws.com",  # set, but AWS's
+        "https://dynamodb.example.com",
+        "http://127.0.0.1.example.com:8000",  # a name that only begins like a loopback address
+        "http://localhost.example.com:8000",
+        "http://10.0.0.5:8000",
+        "http://0.0.0.0:8000",
+    ],
+)
+def test_app_add_with_a_secret_is_refused_unless_the_table_is_on_this_machine(
+    capsys, env, monkeypatch, dynamodb, endpoint
+):
+    import botocore.endpoint
+
+    def no_network(self, request):  # moto answers AWS's own names before this is reached
+        raise AssertionError(f"a request left for {request.url.split('/')[2]}")
+
+    monkeypatch.setattr(botocore.endpoint.Endpoint, "_send", no_network)
+    if endpoint is not None:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+    before = dynamodb.scan(TableName=TABLE)["Items"]
+    code, out, err = run(capsys, *APP_ADD)
+    assert code == 1 and out is None
+    assert "local tables only" in err and "--secret-arn" in err
+    assert "s3cret-b" not in err
+    assert dynamodb.scan(TableName=TABLE)["Items"] == before
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_app_add_with_a_secret_on_a_loopback_table(capsys, monkeypatch, settings, host):
+    from moto.server import ThreadedMotoServer
+
+    from chalicelib import store as store_module
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    try:
+        port = moto.get_host_and_port()[1]
+        endpoint = f"http://{host}:{port}"
+        table = f"wxauth-loopback-{host}"  # moto's server keeps its tables for the process
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        monkeypatch.setenv("AUTH_TABLE_NAME", table)
+        monkeypatch.setenv("AUTH_SIGNING_KEYS_FILE", settings.signing_keys_file)
+        client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint)
+        store_module.create_table(client, table)
+        code, out, err = run(capsys, *APP_ADD)
+        assert code == 0, err
+        assert (out["appid"], out["secret"]) == ("wx-local-b", "local")
+        assert "s3cret-b" not in json.dumps(out)
+    finally:
+        moto.stop()

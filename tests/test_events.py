@@ -369,6 +369,31 @@ def test_admin_ban_publishes_session_ended_and_user_banned(capsys, admin_env, cl
     assert "fraud" not in json.dumps(published)  # the reason is for operators only
 
 
+def test_admin_merge_publishes_user_merged_and_session_ended(capsys, admin_env, client, bus):
+    kept, absorbed = login(client, "alice.1"), login(client, "bob.1")
+    bus.delivered()
+    into, source = kept["user"]["id"], absorbed["user"]["id"]
+    argv = ["user", "merge", "--into", into, "--from", source]
+    reason = ["--force", "--reason", "ticket 7", "--operator", "carol"]
+    assert admin.main([*argv, *reason]) == 0, capsys.readouterr()
+    published = {event["detail-type"]: event["detail"] for event in bus.delivered()}
+    assert sorted(published) == ["SessionEnded", "UserMerged"]
+    assert (published["SessionEnded"]["user_id"], published["SessionEnded"]["reason"]) == (
+        source,
+        "merged",
+    )
+    merged = {k: v for k, v in published["UserMerged"].items() if k not in COMMON}
+    assert merged == {
+        "user_id": into,
+        "merged_user_id": source,
+        "identities_moved": 1,
+        "forced": True,
+        "sessions_ended": 1,
+    }
+    text = json.dumps(published)
+    assert "ticket 7" not in text and "carol" not in text  # the operators' (profile, log)
+
+
 # -- phone -----------------------------------------------------------------------------------------
 
 
@@ -567,6 +592,7 @@ def test_user_banned_helper_schema():
         "RefreshTokenReuseDetected",
         "SessionEnded",
         "UserBanned",
+        "UserMerged",
         "PhoneBound",
     }
 

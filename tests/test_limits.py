@@ -10,15 +10,19 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from chalicelib.errors import ConfigurationError, RateLimited
+from chalicelib import limits as limits_module
+from chalicelib.errors import ConfigurationError, RateLimited, StoreUnavailable
 from chalicelib.limits import (
     LOGIN_PER_IP,
+    LOGIN_PER_IPV6_48,
     LOGIN_PER_OPENID,
     REFRESH_PER_SESSION,
     TTL_SLACK,
+    ClientAddress,
     Limit,
     RateLimiter,
     ip_key,
+    ipv6_48_key,
     parse_limit,
     source_ip,
 )
@@ -195,22 +199,6 @@ def test_a_busy_key_costs_its_counter_one_refused_write_per_container_per_window
     assert counted["count"] == {"N": "2"}
 
 
-def test_the_limiter_fails_open_when_dynamodb_does(log_lines: list[str]) -> None:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        limits = RateLimiter(
-            Store(client, "any").guards, {LOGIN_PER_IP: Limit(1, 60)}, metrics=Metrics("test")
-        )
-        with Stubber(client) as stub:
-            stub.add_client_error("update_item", "ThrottlingException")
-            stub.add_client_error("update_item", "ProvisionedThroughputExceededException")
-            limits.check(LOGIN_PER_IP, IP, NOW)
-            limits.check(LOGIN_PER_IP, IP, NOW)
-            stub.assert_no_pending_responses()
-    assert sum('"RateLimitCheckFailed"' in line for line in log_lines) == 2
-    assert not any(IP in line for line in log_lines)
-
-
 def test_the_settings_read_each_limit_and_refuse_bad_ones() -> None:
     from chalicelib.settings import Settings
 
@@ -223,9 +211,211 @@ def test_the_settings_read_each_limit_and_refuse_bad_ones() -> None:
     )
     assert settings.limits() == {
         LOGIN_PER_IP: Limit(30, 60),
+        LOGIN_PER_IPV6_48: Limit(480, 60),  # 16 x the per-IP limit, unless set
         LOGIN_PER_OPENID: Limit(10, 300),
         REFRESH_PER_SESSION: Limit(6, 60),
     }
     assert set(Settings.from_env({}).limits().values()) == {None}
     with pytest.raises(ConfigurationError, match="AUTH_LIMIT_REFRESH_PER_SESSION"):
         Settings.from_env({"AUTH_LIMIT_REFRESH_PER_SESSION": "six"})
+
+
+# -- under attack (issue #22, item 4) --------------------------------------------------------------
+
+
+def test_a_refused_key_writes_nothing_more_until_its_window_ends(
+    table: tuple[Any, str], sent: list[str]
+) -> None:
+    """Once this container refused a key, the rest of its window is refused here, without a
+    write: an attacker's flood no longer reaches its counter item."""
+    limits = limiter(table, **{LOGIN_PER_IP: Limit(2, 60)})
+    limits.check(LOGIN_PER_IP, IP, NOW)
+    limits.check(LOGIN_PER_IP, IP, NOW + 1)
+    with pytest.raises(RateLimited):
+        limits.check(LOGIN_PER_IP, IP, NOW + 2)
+    sent.clear()
+    for second in range(3, 60):
+        with pytest.raises(RateLimited) as refused:
+            limits.check(LOGIN_PER_IP, IP, NOW + second)
+        assert refused.value.retry_after == 60 - second
+    assert sent == []  # 57 refusals, no request
+    limits.check(LOGIN_PER_IP, "198.51.100.1", NOW + 3)  # another key counts as before
+    assert sent == ["UpdateItem"]
+    sent.clear()
+    limits.check(LOGIN_PER_IP, IP, NOW + 60)  # the next window: counted again
+    assert sent == ["UpdateItem"]
+    [item] = [
+        i
+        for i in items(table)
+        if (i["pk"]["S"], i["sk"]["S"]) == (limit_pk(LOGIN_PER_IP, IP), str(NOW))
+    ]
+    assert item["count"] == {"N": "2"}
+
+
+def test_the_deny_set_is_bounded(table: tuple[Any, str], monkeypatch) -> None:
+    monkeypatch.setattr(limits_module, "MAX_DENIED", 3)
+    limits = limiter(table, **{LOGIN_PER_IP: Limit(1, 60)})
+    for n in range(10):
+        key = f"198.51.100.{n}"
+        limits.check(LOGIN_PER_IP, key, NOW)
+        with pytest.raises(RateLimited):
+            limits.check(LOGIN_PER_IP, key, NOW)
+    assert len(limits._denied) == 3  # the oldest were forgotten: their next check writes again
+    with pytest.raises(RateLimited):
+        limits.check(LOGIN_PER_IP, "198.51.100.0", NOW)  # the counter still refuses it
+
+
+def stubbed_limiter(client: Any, **limits: Limit) -> RateLimiter:
+    return RateLimiter(Store(client, "any").guards, limits, metrics=Metrics("test"))
+
+
+def test_the_limiter_fails_closed_when_its_counter_cannot_be_written(
+    log_lines: list[str],
+) -> None:
+    """A throttled counter item (a flood of one key) or a failing DynamoDB: the request is
+    refused (503), not let through; the key is then refused here for Retry-After seconds
+    without a write."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        limits = stubbed_limiter(client, **{LOGIN_PER_IP: Limit(1, 60)})
+        with Stubber(client) as stub:
+            stub.add_client_error("update_item", "ThrottlingException")
+            with pytest.raises(StoreUnavailable) as refused:
+                limits.check(LOGIN_PER_IP, IP, NOW)
+            with pytest.raises(StoreUnavailable):  # within Retry-After: no request
+                limits.check(LOGIN_PER_IP, IP, NOW + refused.value.retry_after - 1)
+            stub.add_client_error("update_item", "ProvisionedThroughputExceededException")
+            with pytest.raises(StoreUnavailable):  # another key still tries, and is refused
+                limits.check(LOGIN_PER_IP, "198.51.100.9", NOW)
+            stub.add_response(
+                "update_item",
+                {"Attributes": {"count": {"N": "1"}}},
+            )
+            limits.check(LOGIN_PER_IP, IP, NOW + refused.value.retry_after)  # after: it tries
+            stub.assert_no_pending_responses()
+    assert sum('"RateLimitCheckFailed"' in line for line in log_lines) == 2
+    assert not any(IP in line for line in log_lines)
+
+
+# -- IPv6: a /48 tier beside the /64 ---------------------------------------------------------------
+
+
+def test_ipv6_48_key() -> None:
+    assert ipv6_48_key("2001:db8:1:2::1") == ipv6_48_key("2001:db8:1:ffff::9") == "2001:db8:1::/48"
+    assert ipv6_48_key("2001:db8:2::1") != ipv6_48_key("2001:db8:1::1")
+    assert ipv6_48_key(IP) is None and ipv6_48_key("::ffff:203.0.113.7") is None
+    assert ipv6_48_key("not-an-address") is None
+
+
+def test_a_48_rotating_its_64s_is_refused_by_the_48_tier(
+    table: tuple[Any, str], sent: list[str]
+) -> None:
+    limits = limiter(table, **{LOGIN_PER_IP: Limit(2, 60), LOGIN_PER_IPV6_48: Limit(5, 60)})
+    for n in range(5):  # five /64s of one /48, once each
+        limits.check_address(f"2001:db8:1:{n:x}::1", NOW)
+    assert sent == ["UpdateItem", "UpdateItem"] * 5  # the /64 and the /48
+    with pytest.raises(RateLimited) as refused:
+        limits.check_address("2001:db8:1:99::1", NOW + 1)  # a fresh /64, the /48 is used up
+    assert "AUTH_LIMIT_LOGIN_PER_IPV6_48" in str(refused.value)
+    limits.check_address("2001:db8:2::1", NOW + 1)  # another /48
+    sent.clear()
+    limits.check_address(IP, NOW + 1)  # IPv4: its address only
+    assert sent == ["UpdateItem"]
+
+
+def test_the_48_tier_defaults_to_16_times_the_per_ip_limit() -> None:
+    from chalicelib.settings import Settings
+
+    derived = Settings.from_env({"AUTH_LIMIT_LOGIN_PER_IP": "20/60"}).limits()
+    assert derived[LOGIN_PER_IPV6_48] == Limit(320, 60)
+    given = Settings.from_env(
+        {"AUTH_LIMIT_LOGIN_PER_IP": "20/60", "AUTH_LIMIT_LOGIN_PER_IPV6_48": "100/300"}
+    ).limits()
+    assert given[LOGIN_PER_IPV6_48] == Limit(100, 300)
+    assert Settings.from_env({}).limits()[LOGIN_PER_IPV6_48] is None
+    with pytest.raises(ConfigurationError, match="AUTH_LIMIT_LOGIN_PER_IPV6_48"):
+        Settings.from_env({"AUTH_LIMIT_LOGIN_PER_IPV6_48": "lots"})
+
+
+# -- the client's address behind CloudFront --------------------------------------------------------
+
+SECRET = "origin-secret-0123456789abcdef0123"  # noqa: S105 - a test value
+EDGE = "130.176.1.1"  # a CloudFront edge's address: API Gateway's sourceIp behind CloudFront
+CONTEXT = {"identity": {"sourceIp": EDGE}}
+
+
+def behind_cloudfront(metrics: Metrics | None = None) -> ClientAddress:
+    return ClientAddress("X-Origin-Verify", lambda: SECRET, metrics=metrics)
+
+
+@pytest.mark.parametrize(
+    ("viewer", "expected"),
+    [
+        ("198.51.100.7:46532", "198.51.100.7"),
+        ("2001:db8::1:46532", "2001:db8::1"),  # CloudFront's unbracketed IPv6 with its port
+        ("[2001:db8::2]:443", "2001:db8::2"),
+        (" 198.51.100.8:1 ", "198.51.100.8"),
+    ],
+)
+def test_the_viewer_address_is_taken_when_the_origin_secret_matches(viewer, expected) -> None:
+    headers = {"x-origin-verify": SECRET, "cloudfront-viewer-address": viewer}
+    assert behind_cloudfront().of(CONTEXT, headers) == expected
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"cloudfront-viewer-address": "198.51.100.7:1"},  # no secret: anyone can send it
+        {"x-origin-verify": "guess", "cloudfront-viewer-address": "198.51.100.7:1"},
+        {"x-origin-verify": SECRET[:-1], "cloudfront-viewer-address": "198.51.100.7:1"},
+        {"x-origin-verify": SECRET + "x", "cloudfront-viewer-address": "198.51.100.7:1"},
+        {"x-forwarded-for": "198.51.100.7"},
+    ],
+)
+def test_without_the_origin_secret_the_viewer_address_is_ignored(headers) -> None:
+    assert behind_cloudfront().of(CONTEXT, headers) == EDGE
+    assert ClientAddress().of(CONTEXT, headers) == EDGE  # not configured: never a header
+
+
+@pytest.mark.parametrize("viewer", [None, "", "not-an-address:1", "198.51.100.7", "999.1.1.1:2"])
+def test_a_matching_secret_without_a_usable_viewer_address_counts_the_edge(
+    viewer, log_lines
+) -> None:
+    headers = {"x-origin-verify": SECRET}
+    if viewer is not None:
+        headers["cloudfront-viewer-address"] = viewer
+    assert behind_cloudfront(Metrics("test")).of(CONTEXT, headers) == EDGE
+    assert sum('"ViewerAddressMissing"' in line for line in log_lines) == 1
+    assert not any(SECRET in line for line in log_lines)
+
+
+def test_the_origin_secret_settings() -> None:
+    from chalicelib.settings import Settings
+
+    settings = Settings.from_env(
+        {"AUTH_ORIGIN_SECRET_HEADER": "X-Origin-Verify", "AUTH_ORIGIN_SECRET": SECRET}
+    )
+    assert (settings.origin_secret_header, settings.origin_secret) == ("x-origin-verify", SECRET)
+    assert SECRET not in repr(settings)
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wxauth-origin-AbCdEf"
+    from_arn = Settings.from_env(
+        {"AUTH_ORIGIN_SECRET_HEADER": "x-origin-verify", "AUTH_ORIGIN_SECRET_ARN": arn}
+    )
+    assert (from_arn.origin_secret, from_arn.origin_secret_arn) == (None, arn)
+    assert Settings.from_env({}).origin_secret_header is None
+    for env, message in (
+        ({"AUTH_ORIGIN_SECRET_HEADER": "x-origin-verify"}, "AUTH_ORIGIN_SECRET"),
+        ({"AUTH_ORIGIN_SECRET": SECRET}, "AUTH_ORIGIN_SECRET_HEADER"),
+        ({"AUTH_ORIGIN_SECRET_HEADER": "x origin", "AUTH_ORIGIN_SECRET": SECRET}, "header name"),
+        (
+            {
+                "AUTH_ORIGIN_SECRET_HEADER": "CloudFront-Viewer-Address",
+                "AUTH_ORIGIN_SECRET": SECRET,
+            },
+            "header name",
+        ),
+        ({"AUTH_ORIGIN_SECRET_HEADER": "x-origin-verify", "AUTH_ORIGIN_SECRET": "short"}, "32"),
+    ):
+        with pytest.raises(ConfigurationError, match=message) as refused:
+            Settings.from_env(env)
+        assert SECRET not in str(refused.value)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TypeVar
 
 import jwt
@@ -184,6 +186,29 @@ def test_with_the_move_policy_the_number_moves(app_client, services, broker, wec
     )["Item"]
     assert alice_item["phone_moved_to"]["S"] == bob["user"]["id"]  # recorded, not silent
     assert bob_item["phone_moved_from"]["S"] == alice["user"]["id"]
+
+
+def test_a_move_logs_user_ids_never_the_number_nor_its_hash(
+    app_client, services, broker, wechat, log_lines
+):
+    """What operators.md's "Logs and metrics" says of `phone_moved` (issue #22, item 11)."""
+    with_settings(services, broker, phone_conflict="move")
+    alice, bob = login(app_client, "alice.1"), login(app_client, "bob.1")
+    bind(app_client, alice["access_token"], f"phone.alice.{ALICE_PHONE}")
+    bind(app_client, bob["access_token"], f"phone.bob.{ALICE_PHONE}")
+    [moved] = [json.loads(line) for line in log_lines if '"phone_moved"' in line]
+    assert moved == {
+        "event": "phone_moved",
+        "from_user_id": alice["user"]["id"],
+        "to_user_id": bob["user"]["id"],
+    }
+    text = "\n".join(log_lines)
+    assert ALICE_PHONE not in text and phone_hash(ALICE_E164) not in text
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "operators.md").read_text()
+    logs_section = docs[docs.index("## Logs and metrics") :]
+    described = logs_section[logs_section.index("`phone_moved`") :][:200]
+    assert "never the number nor any hash of it" in described
+    assert "phone_hash" not in logs_section
 
 
 def test_a_new_number_releases_the_old_one(app_client, services, wechat):

@@ -5,8 +5,10 @@
     wxauth-admin app list                 (never prints a secret)
     wxauth-admin app disable APPID [--no-wait]   (and: app enable APPID [--no-wait])
 
-`--secret` stores the secret in the APP item and is refused unless the table is a local one
-(`AWS_ENDPOINT_URL_DYNAMODB` set): in AWS, give the ARN of a Secrets Manager secret.
+`--secret` stores the secret in the APP item and is refused unless the table is on this
+machine (the DynamoDB client's endpoint is a loopback address or `localhost`,
+chalicelib/admin/caller.py): in AWS, or any other DynamoDB, give the ARN of a Secrets Manager
+secret.
 
 `disable` and `enable` write the app's item, then wait until every container has read it
 again (AUTH_APPS_CACHE_TTL seconds, and the longest a login already under way may take: no
@@ -17,10 +19,10 @@ force everywhere; `--no-wait` returns at once and prints when it will be (`in_fo
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.admin.caller import local_table
 from chalicelib.cli import unmasked
 from chalicelib.errors import AdminError, RequestError
 from chalicelib.identity.apps import APPID_RE, KINDS, App
@@ -45,9 +47,13 @@ def add_parser(groups: Any) -> None:
     secret.add_argument(
         "--secret-arn", type=text, help="Secrets Manager secret holding the app secret"
     )
-    secret.add_argument("--secret", type=text, help="the app secret itself (local tables only)")
+    secret.add_argument(
+        "--secret",
+        type=text,
+        help="the app secret itself (a table on this machine only: a loopback endpoint)",
+    )
     add.add_argument("--client-id", type=text, help="the tokens' client_id (default: the appid)")
-    add.add_argument("--audience", type=text, help="the tokens' aud (default: AUTH_AUDIENCE)")
+    add.add_argument("--audience", type=text, help="the tokens' aud (default: the client id)")
     commands.add_parser("list", help="list every app (never their secrets)")
     for name, text in (("disable", "refuse logins of"), ("enable", "re-enable")):
         command = commands.add_parser(
@@ -65,10 +71,10 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
     apps = services.apps
     assert apps is not None
     if args.command == "add":
-        if args.secret and not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        if args.secret and not local_table(services.store.client):
             raise AdminError(
-                "--secret is for local tables only: store the secret in Secrets Manager and"
-                " give --secret-arn"
+                "--secret is for local tables only (a DynamoDB endpoint on this machine):"
+                " store the secret in Secrets Manager and give --secret-arn"
             )
         try:
             app = apps.add(

@@ -7,18 +7,28 @@
     wxauth-admin user clear-claims USER_ID
     wxauth-admin user pending [USER_ID]   links not made: a unionid that would join two users
                                           (of one user: a few Queries; of all: a Scan)
-    wxauth-admin user merge --into USER_ID --from USER_ID
+    wxauth-admin user merge --into USER_ID --from USER_ID [--force --reason TEXT]
+                            [--operator NAME]
+
+A merge needs a pending link between the two users or a unionid they share, unless `--force`
+with a `--reason`; it never merges a banned user. Who ran it (`--operator`, else the login
+name; in AWS also the caller's ARN from STS) and why go on the absorbed profile
+(`merged_by`, `merge_reason`) and into a `user_merged` log line; the `UserMerged` auth event
+names the two users (docs/operators.md, "Several apps, one user").
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.admin.caller import caller_arn, operator_argument, operator_name
 from chalicelib.bans import MAX_BAN_REASON, Bans, validate_reason
 from chalicelib.cli import USER_ID, unmasked
 from chalicelib.errors import AdminError, MergeRefused, RequestError, UnknownUser
+from chalicelib.logs import log_event
 from chalicelib.tokens import claims
 
 if TYPE_CHECKING:
@@ -83,11 +93,30 @@ def add_parser(groups: Any) -> None:
     )
     pending = user_commands.add_parser("pending", help=pending_help, description=pending_help)
     pending.add_argument("user_id", nargs="?", type=USER_ID, metavar="USER_ID")
-    merge = user_commands.add_parser(
-        "merge", help="move every identity of --from to --into, end --from's sessions"
+    merge_help = (
+        "move every identity of --from to --into, end --from's sessions; needs a pending link"
+        " or a shared unionid between them, else --force --reason"
     )
+    merge = user_commands.add_parser("merge", help=merge_help, description=merge_help)
     merge.add_argument("--into", required=True, type=USER_ID, metavar="USER_ID")
     merge.add_argument("--from", dest="source", required=True, type=USER_ID, metavar="USER_ID")
+    merge.add_argument(
+        "--force",
+        action="store_true",
+        help="merge users with no pending link and no shared unionid (needs --reason)",
+    )
+    merge.add_argument(
+        "--reason",
+        type=unmasked(_ban_reason),
+        help=f"why they are one person (at most {MAX_BAN_REASON} printable characters):"
+        " stored on the absorbed user and logged, for operators",
+    )
+    merge.add_argument(
+        "--operator",
+        type=unmasked(operator_argument),
+        help="who runs the merge (default: the login name); in AWS the caller's ARN is"
+        " recorded too",
+    )
 
 
 def run(args: argparse.Namespace, services: Services, now: int) -> Any:
@@ -120,11 +149,47 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
 
 
 def _merge(args: argparse.Namespace, services: Services, now: int) -> dict[str, Any]:
+    """The merge, then the absorbed user's sessions ended, the log line and the event."""
+    if args.force and not args.reason:
+        raise AdminError("--force needs --reason: why these users are one person")
+    operator = operator_name(args.operator)
+    caller = caller_arn(services.store.client)
     try:
-        result = services.graph.merge(args.into, args.source, now=now)
+        result = services.graph.merge(
+            args.into,
+            args.source,
+            now=now,
+            merged_by=f"{operator} ({caller})" if caller else operator,
+            force=args.force,
+            reason=args.reason,
+        )
     except MergeRefused as e:
         raise AdminError(str(e)) from e
-    result["sessions_revoked"] = services.sessions.revoke_all(
-        args.source, now=now, reason=REASON_MERGED
+    revoked = services.sessions.revoke_all(args.source, now=now, reason=REASON_MERGED)
+    log_event(  # WARNING: an irreversible operator action (and so on stderr, by `logging`)
+        "user_merged",
+        level=logging.WARNING,
+        into=args.into,
+        from_user_id=args.source,
+        forced=result["forced"],
+        operator=operator,
+        caller=caller,
+        reason=args.reason,
+        identities_moved=len(result["identities"]),
+        sessions_ended=revoked,
     )
-    return result
+    services.events.user_merged(
+        args.into,
+        merged_user_id=args.source,
+        identities_moved=len(result["identities"]),
+        forced=result["forced"],
+        sessions_ended=revoked,
+        now=now,
+    )
+    return {
+        **result,
+        "sessions_revoked": revoked,
+        "operator": operator,
+        "caller": caller,
+        "reason": args.reason,
+    }

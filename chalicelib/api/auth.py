@@ -21,10 +21,10 @@ def login(call: Call) -> Response:
     # at the first login: see runtime.Services
     from chalicelib.devices import device_info
     from chalicelib.identity.apps import MAX_APPID_LENGTH
-    from chalicelib.limits import source_ip
     from chalicelib.login import MAX_CODE_LENGTH
 
-    ip = source_ip(call.request.context)
+    # API Gateway's source IP, or behind CloudFront the viewer's (chalicelib/limits.py)
+    ip = call.services.client_address.of(call.request.context, call.request.headers)
     call.services.before_login(ip, call.now)
     body = call.json()
     code = string_field(body, "code", max_length=MAX_CODE_LENGTH)

@@ -29,6 +29,7 @@ from chalicelib.errors import (
     GrantError,
     InsufficientScope,
     InvalidScope,
+    MergedAway,
     PhoneInUse,
     RateLimited,
     RequestError,
@@ -69,6 +70,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (AppDisabled, 400, "unauthorized_client"),  # RFC 6749 §5.2: this app may not log in
     (WeChatUserBlocked, 403, "access_denied"),
     (UserBanned, 403, "access_denied"),
+    (MergedAway, 403, "access_denied"),  # an identity a merge left behind (docs/operators.md)
     (SessionNotFound, 404, NOT_FOUND),
     (UnknownUser, 404, NOT_FOUND),  # GET /users/{user_id}/identities
     (PhoneInUse, 409, "phone_in_use"),

@@ -3,7 +3,8 @@
 App #1 is always the one of the settings (`WECHAT_APPID`, `WECHAT_SECRET(_ARN)`, kind
 mini-program, `client_id` = appid, `aud` = `AUTH_AUDIENCE`), so a single-app deployment and its
 tokens are what they were. More apps are `APP` items (chalicelib/store/apps.py), added with
-`wxauth-admin app add`.
+`wxauth-admin app add`; their tokens' `aud` is their own `audience`, else their `client_id`
+(`token_audience`).
 
 The primary app may have an `APP` item too, holding only `enabled` (`app disable` of it). The
 items are read with one consistent Query of the `APP` partition, cached per container for
@@ -34,7 +35,15 @@ from chalicelib.store.apps import MINI_PROGRAM, App, Apps
 if TYPE_CHECKING:
     from chalicelib.wechat.client import WeChatClient
 
-__all__ = ["App", "AppRegistry", "Exchanged", "KINDS", "kind_of", "register_kind"]
+__all__ = [
+    "App",
+    "AppRegistry",
+    "Exchanged",
+    "KINDS",
+    "kind_of",
+    "register_kind",
+    "token_audience",
+]
 
 APPID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_APPID_LENGTH = 64
@@ -102,6 +111,15 @@ def validate_appid(appid: str) -> str:
     if not APPID_RE.fullmatch(appid):
         raise RequestError(f"appid must be 1 to {MAX_APPID_LENGTH} of A-Z a-z 0-9 _ -")
     return appid
+
+
+def token_audience(app: App) -> str | None:
+    """The `aud` of the tokens a login through `app` mints, which its session keeps: the
+    primary app's is None (AUTH_AUDIENCE); another app's is its own `audience`, else its
+    `client_id` (so that one app's tokens are not another's by default)."""
+    if app.primary:
+        return None
+    return app.audience or app.client_id or app.appid
 
 
 def kind_of(app: App) -> AppKind:
@@ -190,9 +208,11 @@ class AppRegistry:
         return app
 
     def audiences(self) -> frozenset[str]:
-        """The explicit `aud` of every app (besides AUTH_AUDIENCE, always accepted). A disabled
-        app's too: disabling refuses new logins; its live sessions end by revocation."""
-        return frozenset(app.audience for app in self.apps().values() if app.audience)
+        """The `aud` of every app's tokens (`token_audience`: its audience, else its client_id;
+        besides AUTH_AUDIENCE, always accepted). A disabled app's too: disabling refuses new
+        logins; its live sessions end by revocation."""
+        found = (token_audience(app) for app in self.apps().values())
+        return frozenset(audience for audience in found if audience)
 
     def _look_up(self, appid: str) -> App | None:
         """An appid this container does not know: just added? One eventually consistent

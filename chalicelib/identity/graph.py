@@ -14,23 +14,32 @@ Policy (README, "Several apps, one user"):
 - If linking would join two existing users, nothing is merged: a pending link is recorded, the
   `IdentityLinkPending` metric is counted, and both users go on as they were until an operator
   runs `wxauth-admin user merge --into A --from B`.
-- A merge moves every identity (and unionid) of B to A in one transaction, records it on both
-  profiles (`merged_into`/`merged_at` on B, `merged_from` on A), resolves the pending links
-  between them, then revokes B's sessions.
+- A merge needs a reason: a pending link between A and B, a unionid both carry, or the
+  operator's `force` with a written reason; it never involves a banned user. It moves every
+  identity (and unionid) of B to A in one transaction, with A's custom claims, records it on
+  both profiles (`merged_into`/`merged_at`/`merged_by`/`merge_reason` on B, `merged_from` on
+  A), resolves the pending links between them, then the caller revokes B's sessions. Run
+  again for the same pair, it moves what B still has (an identity a crash left unlisted).
+- B takes no login after that: the login's transaction checks its profile. A login that
+  resolved one of B's identities just before the merge moved it is started for A (`moved`); a
+  first login that found B as a unionid's owner joins A (the profile its write returns says
+  where B went); an identity of B the merge did not find is refused (MergedAway) and listed,
+  so that the merge run again moves it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chalicelib.errors import ConditionFailed, MergeRefused
+from chalicelib.errors import ConditionFailed, MergedAway, MergeRefused
 from chalicelib.identity.apps import App, Exchanged
 from chalicelib.logs import Metrics, log_event
 from chalicelib.store.identities import MINI_PROGRAM, Identities, Identity, PendingLink
 from chalicelib.store.merges import Merges
-from chalicelib.store.users import UserRecord, Users
+from chalicelib.store.users import MergeNote, UserRecord, Users
 
 __all__ = ["Identity", "IdentityGraph", "PendingLink", "Resolved"]
 
@@ -101,8 +110,25 @@ class IdentityGraph:
         before = self._users.ensure(
             UserRecord(user_id, app.appid, wx.openid, unionid, created_at=now)
         )
+        if before is not None and before.merged_into and conflict_owner is None:
+            # merged away since the owner was read: a new identity is the kept user's
+            user_id = before.merged_into
+            before = self._users.ensure(
+                UserRecord(user_id, app.appid, wx.openid, unionid, created_at=now)
+            )
+        # The user's claims go on its new identity (the profile as it was holds them), so that
+        # this login and every later one through the identity carry them.
+        claims = before.custom_claims if before is not None else None
         identity = self._identities.create(
-            Identity(app.appid, wx.openid, user_id, app.kind, wx.unionid, created_at=now)
+            Identity(
+                app.appid,
+                wx.openid,
+                user_id,
+                app.kind,
+                wx.unionid,
+                created_at=now,
+                custom_claims=claims,
+            )
         )
         if conflict_owner is not None and wx.unionid:
             self._pending(wx.unionid, conflict_owner, identity, now)
@@ -110,8 +136,29 @@ class IdentityGraph:
             identity.user_id,
             before is None and identity.user_id == user_id,
             identity,
-            before.custom_claims if before is not None else None,
+            identity.custom_claims,  # a lost race: the winner's item's
         )
+
+    def moved(self, app: App, wx: Exchanged, refused: MergedAway, now: int) -> Resolved:
+        """After the login's transaction refused a merged-away user: the identity's user now,
+        if the merge moved it (one GetItem), for a session of that user. Otherwise the
+        identity is one the merge did not find: it is listed in its user's partition (one
+        PutItem), so that the merge run again moves it, and MergedAway is raised again."""
+        current = self._identities.get(app.appid, wx.openid)
+        if current is not None and current.user_id != refused.user_id:
+            return Resolved(current.user_id, False, current, current.custom_claims)
+        if current is not None:
+            self._identities.relist(current, now=now)
+        log_event(
+            "login_of_merged_user",
+            level=logging.WARNING,
+            user_id=refused.user_id,
+            merged_into=refused.merged_into,
+            appid=app.appid,
+            openid=wx.openid,
+        )
+        self._metrics.count("LoginOfMergedUser", appid=app.appid)
+        raise refused
 
     def owner_of(self, unionid: str, *, candidate: str, now: int) -> str:
         """The unionid's one user: its OWNER item's, else `candidate`, claimed with a guarded
@@ -182,21 +229,40 @@ class IdentityGraph:
 
     # -- merge (wxauth-admin user merge) --------------------------------------------------
 
-    def merge(self, into: str, source: str, *, now: int) -> dict[str, Any]:
+    def merge(
+        self,
+        into: str,
+        source: str,
+        *,
+        now: int,
+        merged_by: str,
+        force: bool = False,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
         """Move every identity and unionid of `source` to `into`, in one transaction, and
-        record the merge on both profiles; the caller then revokes `source`'s sessions.
+        record the merge on both profiles (`merged_by`, `reason` on `source`'s); the caller
+        then revokes `source`'s sessions.
 
-        MergeRefused, with nothing written, if a user is missing or already merged away, or if a
-        unionid of `source` belongs to a third user. Sessions are not moved: `source`'s end."""
+        MergeRefused, with nothing written, if a user is missing, banned or already merged away
+        (`source` may be merged into `into` already: what it still has moves), if the users
+        share no pending link and no unionid and `force` is not given (with a `reason`), or if
+        a unionid of `source` belongs to a third user. Sessions are not moved: `source`'s end.
+        """
         if into == source:
             raise MergeRefused("a user cannot be merged into itself")
+        if force and not reason:
+            raise MergeRefused("--force needs --reason: why these users are one person")
         target, absorbed = self._users.get(into), self._users.get(source)
         for user_id, profile in ((into, target), (source, absorbed)):
             if profile is None:
                 raise MergeRefused(f"no user {user_id}")
-            if profile.merged_into is not None:
+            if profile.banned_at is not None:
+                raise MergeRefused(f"user {user_id} is banned: unban it first, or merge nothing")
+        assert target is not None and absorbed is not None
+        again = absorbed.merged_into == into  # a merge run again: what is left moves
+        for user_id, profile in ((into, target), (source, absorbed)):
+            if profile.merged_into is not None and not (again and profile is absorbed):
                 raise MergeRefused(f"user {user_id} was already merged into another user")
-        assert absorbed is not None
         identities = {(i.appid, i.openid): i for i in self._identities.of_user(source)}
         legacy = (absorbed.appid, absorbed.openid)
         if legacy not in identities:
@@ -209,11 +275,18 @@ class IdentityGraph:
         if absorbed.unionid:
             unionids.add(absorbed.unionid)
         # A link between the two is of a unionid one of them carries: theirs, not everyone's.
+        target_unionids = self._unionids_of(into, target)
         resolved = [
             link
-            for link in self._pending_of(unionids | self._unionids_of(into, target))
+            for link in self._pending_of(unionids | target_unionids)
             if link.resolved_at is None and {link.owner, link.user_id} == {into, source}
         ]
+        justified = again or bool(resolved) or bool(unionids & target_unionids)
+        if not (justified or force):
+            raise MergeRefused(
+                f"users {into} and {source} have no pending link and no shared unionid: check"
+                " that they are one person, then merge with --force --reason TEXT"
+            )
         try:
             self._merges.merge(
                 into,
@@ -221,12 +294,14 @@ class IdentityGraph:
                 identities=list(identities.values()),
                 unionids=sorted(unionids),
                 resolved=resolved,
+                claims=target.custom_claims,
+                note=MergeNote(merged_by, reason),
                 now=now,
             )
         except ConditionFailed as e:
             raise MergeRefused(
-                "the users changed meanwhile, or a unionid of the user belongs to a third user;"
-                " nothing was merged"
+                "the users changed meanwhile (banned, merged, claims set), or a unionid of the"
+                " user belongs to a third user; nothing was merged"
             ) from e
         return {
             "into": into,
@@ -234,8 +309,8 @@ class IdentityGraph:
             "identities": [i.public() for i in identities.values()],
             "unionids": len(unionids),
             "pending_resolved": len(resolved),
+            "forced": not justified,
         }
-
 
 def _with_unionid(identity: Identity, unionid: str | None) -> Identity:
     if identity.unionid or not unionid:

@@ -69,8 +69,9 @@ class Identity:
     kind: str = MINI_PROGRAM
     unionid: str | None = None
     created_at: int = 0
-    # the user's custom claims, copied here by `wxauth-admin user set-claims` (chalicelib/tokens/
-    # claims.py) so that a returning login finds them in the identity's UpdateItem, without a read
+    # the user's custom claims (chalicelib/tokens/claims.py), copied here when the identity is
+    # made, by `wxauth-admin user set-claims` and by a merge (the kept user's), so that a
+    # returning login finds them in the identity's UpdateItem, without a read
     custom_claims: str | None = None
 
     def public(self) -> dict[str, str]:
@@ -210,8 +211,10 @@ class Identities:
         return item_to_identity(response["Attributes"])
 
     def create(self, identity: Identity) -> Identity:
-        """The identity item; of two racing first logins of one identity, the second gets the
-        first's item (`ReturnValuesOnConditionCheckFailure`, or a read where not supported)."""
+        """The identity item, with its user's custom claims (a returning login reads them from
+        the identity's UpdateItem); of two racing first logins of one identity, the second gets
+        the first's item (`ReturnValuesOnConditionCheckFailure`, or a read where not
+        supported)."""
         item: Item = {
             **key(identity_pk(identity.appid, identity.openid), IDENTITY),
             "user_id": s(identity.user_id),
@@ -222,8 +225,17 @@ class Identities:
         }
         if identity.unionid:
             item["unionid"] = s(identity.unionid)
+        if identity.custom_claims:
+            item[CUSTOM_CLAIMS] = s(identity.custom_claims)
         winner = self._table.put_new_or_get(item)
         return identity if winner is None else item_to_identity(winner)
+
+    def relist(self, identity: Identity, *, now: int) -> None:
+        """Write the identity's listing in its user's partition (one PutItem), outside a login's
+        transaction: for an identity whose listing a crash left out, so that a merge run
+        again finds it (chalicelib/identity/graph.py)."""
+        listing = listing_item(self._table.name, identity, now=now)["Put"]["Item"]
+        self._table.call("put_item", Item=listing)
 
     def get(self, appid: str, openid: str) -> Identity | None:
         item = self._table.get(key(identity_pk(appid, openid), IDENTITY))

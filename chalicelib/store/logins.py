@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from chalicelib.errors import ConditionFailed, UserBanned
+from chalicelib.errors import ConditionFailed, MergedAway, UserBanned
 from chalicelib.store.identities import Identity, listing_item, unionid_link
 from chalicelib.store.schema import (
     EXPIRES_AT,
@@ -38,7 +38,7 @@ from chalicelib.store.schema import (
 )
 from chalicelib.store.sessions import SessionRecord, new_session
 from chalicelib.store.table import Table
-from chalicelib.store.users import not_banned
+from chalicelib.store.users import Users, item_to_user, may_log_in
 
 
 @dataclass(frozen=True)
@@ -209,14 +209,17 @@ class Logins:
     ) -> None:
         """One transaction, all or nothing, in this order: the new session, the claimed code's
         sealed result, the unionid link (with a unionid), the identity listed in its user's
-        partition, and last the check that the user is not banned (its cancellation reason is
-        the last one). Every item is the user's or the code's own: no item that other users'
-        logins touch (an app's `APP` item was checked here until issue #21; concurrent
-        transactions on one item cancel each other, and its partition capped an app's logins).
+        partition, and last the check that the user is neither banned nor merged away (its
+        cancellation reason is the last one). Every item is the user's or the code's own: no
+        item that other users' logins touch (an app's `APP` item was checked here until issue
+        #21; concurrent transactions on one item cancel each other, and its partition capped an
+        app's logins).
 
         ConditionFailed if the claim is gone; UserBanned if the PROFILE has `banned_at` (a ban
         that came after the login read the user: the ban's revocation of every session may
-        have missed this one).
+        have missed this one); MergedAway if it has `merged_into` (`wxauth-admin user merge`;
+        the check hands the PROFILE back, or where a backend does not, one GetItem on this
+        refusal only).
         """
         table = self._table.name
         items: list[Item] = [
@@ -233,11 +236,20 @@ class Logins:
             items.append(unionid_link(table, unionid, session.user_id, now=now))
         items += [
             listing_item(table, identity, now=now),
-            not_banned(table, session.user_id),  # last: its cancellation reason is the last one
+            may_log_in(table, session.user_id),  # last: its cancellation reason is the last one
         ]
         try:
             self._table.transact(items)
         except ConditionFailed as e:
             if e.reasons and e.reasons[-1] == "ConditionalCheckFailed":
+                profile = e.items[-1] if e.items else None  # the check's ALL_OLD
+                user = item_to_user(profile) if profile else Users(self._table).get(session.user_id)
+                if user is not None and user.merged_into and user.banned_at is None:
+                    raise MergedAway(
+                        "this account was merged into another one; it cannot log in until"
+                        " the merge is completed",
+                        user_id=session.user_id,
+                        merged_into=user.merged_into,
+                    ) from e
                 raise UserBanned("this user is banned") from e
             raise

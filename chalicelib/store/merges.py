@@ -1,8 +1,10 @@
 """A merge's transaction: every identity and unionid of one user moved to another.
 
 `wxauth-admin user merge --into A --from B` (chalicelib/identity/graph.py decides what moves):
-each identity of B (and its listing in B's partition) moved to A, each unionid's OWNER and
-link moved, the pending links between them resolved, the merge noted on both profiles. One
+each identity of B (and its listing in B's partition) moved to A, with A's custom claims in
+place of B's (a login through a moved identity carries A's claims, never B's), each unionid's
+OWNER and link moved, the pending links between them resolved, the merge noted on both
+profiles (A's note checks that A's claims are still those the identities get). One
 TransactWriteItems, so at most MAX_MERGE_ITEMS items.
 """
 
@@ -24,7 +26,7 @@ from chalicelib.store.schema import (
     user_pk,
 )
 from chalicelib.store.table import Table
-from chalicelib.store.users import merge_notes
+from chalicelib.store.users import CUSTOM_CLAIMS, MergeNote, merge_notes
 
 MAX_MERGE_ITEMS = 100  # TransactWriteItems' limit
 REASON_MERGED = "merged"
@@ -44,12 +46,16 @@ class Merges:
         identities: list[Identity],
         unionids: list[str],
         resolved: list[PendingLink],
+        claims: str | None,
+        note: MergeNote,
         now: int,
     ) -> None:
-        """Move `identities` and `unionids` of `source` to `into` in one transaction, resolve
-        `resolved`, note the merge on both profiles. MergeRefused (nothing written) past
-        MAX_MERGE_ITEMS items; ConditionFailed if a user changed meanwhile or a unionid belongs
-        to a third user."""
+        """Move `identities` and `unionids` of `source` to `into` in one transaction, each
+        identity with `claims` (`into`'s custom claims as read; None: none), resolve
+        `resolved`, note the merge on both profiles (`note`: who ran it and why, on `source`'s).
+        MergeRefused (nothing written) past MAX_MERGE_ITEMS items; ConditionFailed if a user
+        changed meanwhile (banned, merged, `into`'s claims) or a unionid belongs to a third
+        user."""
         items = merge_items(
             self._table.name,
             into,
@@ -57,6 +63,8 @@ class Merges:
             identities=identities,
             unionids=unionids,
             resolved=resolved,
+            claims=claims,
+            note=note,
             now=now,
         )
         if len(items) > MAX_MERGE_ITEMS:
@@ -72,6 +80,8 @@ def merge_items(
     identities: list[Identity],
     unionids: list[str],
     resolved: list[PendingLink],
+    claims: str | None,
+    note: MergeNote,
     now: int,
 ) -> list[Item]:
     """The merge's items, in order (see the module doc); each guarded, so that the
@@ -79,7 +89,7 @@ def merge_items(
     items: list[Item] = []
     for identity in identities:
         items += [
-            _move_identity(table, identity, into=into, source=source, now=now),
+            _move_identity(table, identity, into=into, source=source, claims=claims, now=now),
             {
                 "Delete": {
                     "TableName": table,
@@ -116,21 +126,38 @@ def merge_items(
             },
         ]
     items += [_resolve(table, link, into=into, now=now) for link in resolved]
-    items += merge_notes(table, into=into, source=source, now=now)
+    items += merge_notes(table, into=into, source=source, claims=claims, note=note, now=now)
     return items
 
 
-def _move_identity(table: str, identity: Identity, *, into: str, source: str, now: int) -> Item:
-    """The identity item now points at `into`, if it pointed at `source` (or was never written:
-    a profile's own identity from before identity items)."""
+def _move_identity(
+    table: str, identity: Identity, *, into: str, source: str, claims: str | None, now: int
+) -> Item:
+    """The identity item now points at `into`, with `into`'s custom claims (`claims`; None:
+    none), if it pointed at `source` (or was never written: a profile's own identity from
+    before identity items)."""
+    update = (
+        "SET #uid = :into, #appid = :appid, #openid = :openid,"
+        " #kind = if_not_exists(#kind, :kind), #c = if_not_exists(#c, :now)"
+    )
+    values = {
+        ":into": s(into),
+        ":from": s(source),
+        ":appid": s(identity.appid),
+        ":openid": s(identity.openid),
+        ":kind": s(identity.kind),
+        ":now": n(now),
+    }
+    if claims is None:
+        update += " REMOVE #claims"
+    else:
+        update += ", #claims = :claims"
+        values[":claims"] = s(claims)
     return {
         "Update": {
             "TableName": table,
             "Key": key(identity_pk(identity.appid, identity.openid), IDENTITY),
-            "UpdateExpression": (
-                "SET #uid = :into, #appid = :appid, #openid = :openid,"
-                " #kind = if_not_exists(#kind, :kind), #c = if_not_exists(#c, :now)"
-            ),
+            "UpdateExpression": update,
             "ConditionExpression": "attribute_not_exists(#pk) OR #uid = :from",
             "ExpressionAttributeNames": {
                 "#pk": PK,
@@ -139,15 +166,9 @@ def _move_identity(table: str, identity: Identity, *, into: str, source: str, no
                 "#openid": "openid",
                 "#kind": "kind",
                 "#c": "created_at",
+                "#claims": CUSTOM_CLAIMS,
             },
-            "ExpressionAttributeValues": {
-                ":into": s(into),
-                ":from": s(source),
-                ":appid": s(identity.appid),
-                ":openid": s(identity.openid),
-                ":kind": s(identity.kind),
-                ":now": n(now),
-            },
+            "ExpressionAttributeValues": values,
         }
     }
 

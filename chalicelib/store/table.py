@@ -4,7 +4,7 @@ Every request of every repository goes through `Table.request`, which turns Dyna
 into the project's errors, as Powertools' idempotency layer does:
 - a failed condition (`ConditionalCheckFailedException`, or a transaction cancelled by one)
   becomes ConditionFailed, carrying the item as it was where the write asked for it
-  (`ReturnValuesOnConditionCheckFailure`) and a transaction's cancellation codes;
+  (`ReturnValuesOnConditionCheckFailure`), and a transaction's cancellation codes and items;
 - throttling, an overloaded or failing service, a transaction conflict, and transport errors
   (after botocore's own bounded retries, chalicelib/budgets.py) become StoreUnavailable
   (503 temporarily_unavailable with Retry-After);
@@ -98,10 +98,12 @@ class Table:
             if code == "ConditionalCheckFailedException":
                 raise ConditionFailed(operation, e.response.get("Item")) from e
             if code == "TransactionCanceledException":
-                reasons = {r.get("Code") for r in e.response.get("CancellationReasons", [])}
+                cancelled = e.response.get("CancellationReasons", [])
+                reasons = {r.get("Code") for r in cancelled}
                 if "ConditionalCheckFailed" in reasons:
-                    codes = [r.get("Code") for r in e.response.get("CancellationReasons", [])]
-                    raise ConditionFailed(operation, reasons=codes) from e
+                    codes = [r.get("Code") for r in cancelled]
+                    items = [r.get("Item") for r in cancelled]
+                    raise ConditionFailed(operation, reasons=codes, items=items) from e
                 if reasons & _RETRYABLE_CANCELLATIONS:
                     raise StoreUnavailable(f"DynamoDB {operation} cancelled") from e
                 raise

@@ -4,7 +4,9 @@ An operator sets a user's claims (`wxauth-admin user set-claims`): `set_claims` 
 the user's PROFILE and copies them onto each of the user's IDENTITY items and live SESSION
 items, so that a refresh still makes one DynamoDB request (the rotation's UpdateItem returns
 the session with its copy) and a returning login three (the identity's UpdateItem returns its
-copy: chalicelib/identity/graph.py). A login copies them into the new session. Set-claims
+copy: chalicelib/identity/graph.py). A login copies them into the new session; a user's first
+login in another app writes them on the new identity (from the profile that login's write
+returns), and a merge gives the moved identities the kept user's claims. Set-claims
 thus reaches a live session at its next refresh; access tokens already issued keep their
 claims until they expire.
 
@@ -175,7 +177,8 @@ class TokenHook:
 
     `client` makes the botocore Lambda client, at the first call (a container that never
     mints never builds it). The payload holds the trigger, user and session ids, client_id,
-    audience and the stored claims: never a token, a code, a session_key or a secret.
+    audience (the session's: its app's, else `audience`, AUTH_AUDIENCE) and the stored claims:
+    never a token, a code, a session_key or a secret.
     """
 
     def __init__(
@@ -207,7 +210,7 @@ class TokenHook:
             "user_id": session.user_id,
             "session_id": session.session_id,
             "client_id": session.client_id,
-            "audience": self._audience,
+            "audience": session.audience or self._audience,  # the session's tokens' `aud`
             "claims": dict(stored),
         }
         started = self._clock()

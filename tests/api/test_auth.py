@@ -482,3 +482,77 @@ def test_the_garbage_collector_is_paused_only_while_the_graph_is_built(monkeypat
     with pytest.raises(RuntimeError):
         app.services()
     assert gc.isenabled()
+
+
+# -- the login's source address behind CloudFront (issue #22, item 4) ------------------------------
+
+ORIGIN_SECRET = "origin-secret-for-tests-0123456789abcdef"  # noqa: S105 - a test value
+EDGE_IP = "130.176.1.1"  # what API Gateway sees behind CloudFront: the edge
+
+
+@pytest.fixture
+def behind_cloudfront(settings, dynamodb, clock, wechat, monkeypatch):
+    """The app with AUTH_LIMIT_LOGIN_PER_IP=2/60 and the origin secret set."""
+    from dataclasses import replace
+
+    import app as app_module
+    from chalicelib import runtime
+    from chalicelib.settings import Limit
+
+    svc = runtime.build(
+        replace(
+            settings,
+            limit_login_per_ip=Limit(2, 60),
+            origin_secret_header="x-origin-verify",
+            origin_secret=ORIGIN_SECRET,
+        ),
+        dynamodb=dynamodb,
+        clock=clock,
+        sleep=lambda _: None,
+    )
+    monkeypatch.setattr(app_module, "_services", svc)
+    return svc
+
+
+def cloudfront_login(code: str, *, viewer: str, secret: str | None = ORIGIN_SECRET) -> dict:
+    """A login as CloudFront forwards it to API Gateway (payload 1.0): the edge's source IP,
+    the viewer's address in CloudFront-Viewer-Address, the origin secret if CloudFront sent it."""
+    import app as app_module
+    from tests.events import http_api_v1_event
+
+    headers = {"content-type": "application/json", "cloudfront-viewer-address": viewer}
+    if secret is not None:
+        headers["x-origin-verify"] = secret
+    event = http_api_v1_event(
+        "POST", "/auth/login", headers=headers, body=json.dumps({"code": code})
+    )
+    event["requestContext"]["identity"]["sourceIp"] = EDGE_IP
+    return app_module.app(event, None)
+
+
+def test_behind_cloudfront_each_viewer_has_its_own_budget(behind_cloudfront):
+    for n in range(2):
+        for viewer in ("198.51.100.7:5000", "203.0.113.9:6000"):
+            answer = cloudfront_login(f"v{viewer[:3]}-{n}.1", viewer=viewer)
+            assert answer["statusCode"] == 200, answer["body"]
+    refused = cloudfront_login("v198-9.1", viewer="198.51.100.7:5001")
+    assert refused["statusCode"] == 429
+    # the session records the viewer, not the edge
+    body = json.loads(cloudfront_login("v192-0.1", viewer="192.0.2.5:1")["body"])
+    session = behind_cloudfront.store.sessions.get(
+        body["user"]["id"], body["refresh_token"].split(".")[1]
+    )
+    assert session.source_ip == "192.0.2.5"
+
+
+def test_a_spoofed_viewer_address_without_the_secret_is_the_edges(behind_cloudfront):
+    """Straight to the API (or a guessed secret): CloudFront-Viewer-Address is the client's
+    own text, so the request counts as its source IP, however it varies the header."""
+    for n, secret in enumerate([None, "guess", ORIGIN_SECRET[:-1]]):
+        answer = cloudfront_login(f"spoof-{n}.1", viewer=f"198.51.100.{n}:1", secret=secret)
+        if n < 2:
+            assert answer["statusCode"] == 200, answer["body"]
+        else:
+            assert answer["statusCode"] == 429  # the edge's address: its budget is used
+    body_ok = cloudfront_login("spoof-ok.1", viewer="198.51.100.50:1")
+    assert body_ok["statusCode"] == 200  # with the secret, the viewer's own budget

@@ -94,6 +94,34 @@ def test_three_apps_of_three_kinds_are_one_user(client, services, fake_wechat):
     assert fake_wechat.calls == 3
 
 
+def test_an_app_without_its_own_audience_gets_its_client_id_as_aud(client, services):
+    """Tokens of one app are not another's by default (issue #22, item 11): an app registered
+    without `audience` mints `aud` = its client_id; verify and the protected routes accept it,
+    and its refreshes keep it."""
+    web = log_in(client, "frank.1", APP_OA)  # registered without audience; client_id = appid
+    assert (claims_of(web["access_token"])["aud"], claims_of(web["access_token"])["client_id"]) == (
+        APP_OA,
+        APP_OA,
+    )
+    assert post(client, "/auth/verify", {"token": web["access_token"]}).json_body["valid"] is True
+    assert me(client, web["access_token"])["id"] == web["user"]["id"]
+    refreshed = post(client, "/auth/refresh", {"refresh_token": web["refresh_token"]}).json_body
+    assert claims_of(refreshed["access_token"])["aud"] == APP_OA
+    # the primary app keeps AUTH_AUDIENCE
+    mini = log_in(client, "frank.2", TEST_APPID)
+    assert claims_of(mini["access_token"])["aud"] == "wxauth-test"
+
+
+def test_a_session_stored_without_an_audience_keeps_the_deployments(client, services):
+    """A session of such an app from before keeps what it stored: AUTH_AUDIENCE."""
+    tokens = services.sessions.start(
+        "G" * 22, client_id=APP_OA, now=START, audience=None
+    )  # as a login of an earlier release stored it
+    refreshed = post(client, "/auth/refresh", {"refresh_token": tokens.refresh_token}).json_body
+    assert claims_of(refreshed["access_token"])["aud"] == "wxauth-test"
+    assert claims_of(refreshed["access_token"])["client_id"] == APP_OA
+
+
 def test_without_a_unionid_two_apps_are_two_users(client):
     a = log_in(client, "dave.1", TEST_APPID)
     b = log_in(client, "dave.2", APP_B)
@@ -335,11 +363,16 @@ def test_admin_merge_moves_the_identities_and_ends_the_absorbed_sessions(service
     kept = items[(f"USER#{x.tokens.user_id}", "PROFILE")]
     assert absorbed["merged_into"]["S"] == x.tokens.user_id
     assert kept["merged_from"]["SS"] == [y.tokens.user_id]
-    # merging again is refused, with nothing written
+    # merging the other way round is refused, with nothing written
     before = table_items(services.store.client)
     with pytest.raises(AdminError):
-        run_admin(services, "user", "merge", "--into", x.tokens.user_id, "--from", y.tokens.user_id)
+        run_admin(services, "user", "merge", "--into", y.tokens.user_id, "--from", x.tokens.user_id)
     assert table_items(services.store.client) == before
+    # the same merge again moves what is left: nothing
+    again = run_admin(
+        services, "user", "merge", "--into", x.tokens.user_id, "--from", y.tokens.user_id
+    )
+    assert again["identities"] == [] and again["sessions_revoked"] == 0
 
 
 # -- concurrency (deterministic interleavings on moto; threads: tests/integration) --------------

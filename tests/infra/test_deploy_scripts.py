@@ -557,3 +557,29 @@ def test_x_ray_tracing_is_refused_in_china(aws, env, region: str) -> None:
         result.stderr.replace("\\\n", "")
     )
     assert aws.load()["deploys"] == []
+
+
+def test_behind_cloudfront_the_origin_secret_and_the_execute_api_switch_are_passed(
+    aws, env
+) -> None:
+    """Issue #22, item 4: the variables of the CloudFront parameters reach the stack."""
+    aws.existing_stack(DomainName="auth.example.com")
+    aws.state["buckets"] = [f"wxauth-artifacts-{ACCOUNT}-{REGION}"]
+    aws.state["secrets"] = {WECHAT_ARN: APP_SECRET, KEYS_ARN: new_keyset(env)}
+    aws.save()
+    origin = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:wxauth/origin-AbCdEf"
+    env.update(
+        AUTH_LIMIT_LOGIN_PER_IPV6_48="200/60",
+        WXAUTH_ORIGIN_SECRET_HEADER="X-Origin-Verify",
+        WXAUTH_ORIGIN_SECRET_ARN=origin,
+        WXAUTH_DISABLE_EXECUTE_API="true",
+    )
+    result = run("deploy.sh", env)
+    assert result.returncode == 0, result.stderr
+    (deploy,) = aws.load()["deploys"]
+    assert deploy[deploy.index("--parameter-overrides") + 1 :] == [
+        "LoginLimitPerIpv6Prefix48=200/60",
+        "OriginSecretHeader=X-Origin-Verify",
+        f"OriginSecretArn={origin}",
+        "DisableExecuteApiEndpoint=true",
+    ]

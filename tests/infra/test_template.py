@@ -208,7 +208,10 @@ def test_http_api_is_an_http_api_named_after_the_stack(template: Template) -> No
     assert api["ProtocolType"] == "HTTP"
     assert api["Name"] == ref("AWS::StackName")
     assert "Body" not in api and "BodyS3Location" not in api  # routes are resources
-    assert "DisableExecuteApiEndpoint" not in api  # the issuer without a custom domain
+    # the issuer without a custom domain: on unless DisableExecuteApiEndpoint=true
+    assert api["DisableExecuteApiEndpoint"] == {
+        "Fn::If": ["ExecuteApiDisabled", True, ref("AWS::NoValue")]
+    }
 
 
 def _chalice_template(paths: dict[str, Any], route_settings: dict[str, Any]) -> Template:
@@ -471,6 +474,7 @@ def test_role_has_nothing_else_and_no_wildcard(template: Template) -> None:
         "TracingActive",
         "HasEventBus",
         "HasAppSecrets",
+        "HasOriginSecret",
     ]
 
 
@@ -563,6 +567,9 @@ def test_function_environment_is_wired_to_parameters_and_resources(template: Tem
         "AUTH_REFRESH_GRACE": ref("RefreshGrace"),
         "AUTH_EVENT_BUS": ref("EventBusName"),
         "AUTH_LIMIT_LOGIN_PER_IP": ref("LoginLimitPerIp"),
+        "AUTH_LIMIT_LOGIN_PER_IPV6_48": ref("LoginLimitPerIpv6Prefix48"),
+        "AUTH_ORIGIN_SECRET_HEADER": ref("OriginSecretHeader"),
+        "AUTH_ORIGIN_SECRET_ARN": ref("OriginSecretArn"),
         "AUTH_LIMIT_LOGIN_PER_OPENID": ref("LoginLimitPerOpenid"),
         "AUTH_LIMIT_REFRESH_PER_SESSION": ref("RefreshLimitPerSession"),
         "AUTH_TOKEN_HOOK_ARN": ref("TokenHookArn"),
@@ -1470,6 +1477,7 @@ def test_zip_check_reports_a_macos_wheel(tmp_path: Path, target) -> None:
     ("parameter", "variable"),
     [
         ("LoginLimitPerIp", "AUTH_LIMIT_LOGIN_PER_IP"),
+        ("LoginLimitPerIpv6Prefix48", "AUTH_LIMIT_LOGIN_PER_IPV6_48"),
         ("LoginLimitPerOpenid", "AUTH_LIMIT_LOGIN_PER_OPENID"),
         ("RefreshLimitPerSession", "AUTH_LIMIT_REFRESH_PER_SESSION"),
     ],
@@ -1547,6 +1555,73 @@ def test_role_reads_the_added_apps_secrets_only_when_listed(template: Template) 
         assert not pattern.fullmatch(bad), bad
 
 
+# -- behind CloudFront (issue #22, item 4; docs/operators.md "The API") ----------------------------
+
+
+def test_role_reads_the_origin_secret_only_when_one_is_given(template: Template) -> None:
+    (statement,) = [
+        s for s in _policy_statements(template) if s.get("Fn::If", [""])[0] == "HasOriginSecret"
+    ]
+    _, read, otherwise = statement["Fn::If"]
+    assert otherwise == ref("AWS::NoValue")
+    assert read == {
+        "Sid": "OriginSecret",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": ref("OriginSecretArn"),
+    }
+    assert template["Conditions"]["HasOriginSecret"] == {
+        "Fn::Not": [{"Fn::Equals": [ref("OriginSecretArn"), ""]}]
+    }
+
+
+def test_the_origin_secret_parameters_go_together_and_are_what_the_settings_accept(
+    template: Template,
+) -> None:
+    from chalicelib.errors import ConfigurationError
+
+    parameters = template["Parameters"]
+    assert parameters["OriginSecretHeader"]["Default"] == parameters["OriginSecretArn"][
+        "Default"] == ""  # fmt: skip
+    for rule, given, needed in (
+        ("OriginSecretHeaderNeedsItsSecret", "OriginSecretHeader", "OriginSecretArn"),
+        ("OriginSecretNeedsItsHeader", "OriginSecretArn", "OriginSecretHeader"),
+    ):
+        definition = template["Rules"][rule]
+        assert definition["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [ref(given), ""]}]}
+        (assertion,) = definition["Assertions"]
+        assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [ref(needed), ""]}]}
+    header = re.compile(parameters["OriginSecretHeader"]["AllowedPattern"])
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wxauth/origin-AbCdEf"
+    for name in ("X-Origin-Verify", "x-wxauth-origin", "a", "Host", "x origin", "-x", "x_y"):
+        try:
+            Settings.from_env({"AUTH_ORIGIN_SECRET_HEADER": name, "AUTH_ORIGIN_SECRET_ARN": arn})
+            accepted = True
+        except ConfigurationError:
+            accepted = False
+        if accepted:
+            assert header.fullmatch(name), name
+        if not header.fullmatch(name):
+            assert not accepted, name
+    # as the stack passes them when off: both empty
+    off = Settings.from_env({"AUTH_ORIGIN_SECRET_HEADER": "", "AUTH_ORIGIN_SECRET_ARN": ""})
+    assert off.origin_secret_header is None and off.origin_secret_arn is None
+
+
+def test_the_execute_api_endpoint_can_be_turned_off_with_a_custom_domain_only(
+    template: Template,
+) -> None:
+    parameter = template["Parameters"]["DisableExecuteApiEndpoint"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["false", "true"])
+    assert template["Conditions"]["ExecuteApiDisabled"] == {
+        "Fn::Equals": [ref("DisableExecuteApiEndpoint"), "true"]
+    }
+    rule = template["Rules"]["ExecuteApiOffNeedsDomain"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [ref("DisableExecuteApiEndpoint"), "true"]}
+    (assertion,) = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [ref("DomainName"), ""]}]}
+
+
 # -- the aws-cn partition (cn-north-1, cn-northwest-1): docs/operators.md "Deploy in AWS China" ---
 
 # Service principals are "<service>.amazonaws.com" in every partition, China's included: IAM
@@ -1600,6 +1675,7 @@ def test_every_arn_parameter_accepts_the_china_partition(template: Template) -> 
         "CertificateArn": "arn:aws-cn:acm:cn-north-1:123456789012:certificate/0123-abcd",
         "TokenHookArn": "arn:aws-cn:lambda:cn-northwest-1:123456789012:function:claims",
         "AppSecretArns": "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:app-b-AbCdEf",
+        "OriginSecretArn": "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:origin-AbCd",
     }
     arn_parameters = {
         name for name, p in template["Parameters"].items() if "arn:" in p.get("AllowedPattern", "")

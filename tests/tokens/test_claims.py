@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutErr
 from chalicelib import runtime
 from chalicelib.budgets import hook_budget
 from chalicelib.errors import ConfigurationError
+from chalicelib.identity.apps import App
 from chalicelib.settings import Settings
 from chalicelib.tokens import claims
 from chalicelib.tokens.claims import MAX_BYTES, NAMESPACE, InvalidClaims, NoSuchUser
@@ -303,6 +304,24 @@ def test_hook_claims_are_added_at_login_and_refresh(hook_client, stub, clock):
         "claims": {},
     }
     assert refresh_payload == {**login_payload, "trigger": "refresh"}
+
+
+def test_the_hook_gets_the_sessions_audience_not_the_deployments(hook_client, stub, clock):
+    """A second app's session mints for its own `aud` (its `audience`, else its client_id):
+    the hook is told that one, at login and at refresh (issue #22, item 11)."""
+    import app as app_module
+
+    apps = app_module._services.apps
+    apps.add(App("wx-app-b", client_id="shop-b", audience="aud-b", secret="s-b"), now=START)
+    apps.add(App("wx-app-c", client_id="shop-c", secret="s-c"), now=START)
+    for appid, audience in (("wx-app-b", "aud-b"), ("wx-app-c", "shop-c")):
+        response = post(hook_client, "/auth/login", {"code": f"bob-{appid}.1", "appid": appid})
+        assert response.status_code == 200, response.json_body
+        assert top_level(response.json_body["access_token"])["aud"] == audience
+        refresh = {"refresh_token": response.json_body["refresh_token"]}
+        clock.advance(1)
+        assert post(hook_client, "/auth/refresh", refresh).status_code == 200
+        assert [p["audience"] for p in stub.payloads()[-2:]] == [audience, audience]
 
 
 def test_hook_claims_override_stored_ones_and_see_them(hook_client, services, stub, dynamodb):
