@@ -187,7 +187,9 @@ class Services:
     def clients(self) -> ClientStore:
         from chalicelib.clients import ClientStore
 
-        return ClientStore(self.store.clients)
+        return ClientStore(
+            self.store.clients, clock=self.clock, cache_ttl=self.settings.clients_cache_ttl
+        )
 
     @cached_property
     def oauth(self) -> OAuthService:

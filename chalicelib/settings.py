@@ -119,6 +119,11 @@ class Settings:
     token_hook_arn: str | None = None  # a Lambda function ARN; None: no pre-token hook
     token_hook_timeout_ms: int = 1000
     token_hook_on_error: str = "issue"  # noqa: S105 - or "refuse" (docs/backend.md, "Custom claims")
+    # Issue 22 (security-tokens), item 1: seconds after its first use in which a mini-program's
+    # code may be replayed without the first caller's `login_nonce`; item 6: seconds a
+    # container keeps an OAuth client it authenticated (0: none).
+    login_replay_without_nonce: int = 60
+    clients_cache_ttl: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -158,6 +163,7 @@ class Settings:
             event_bus=_event_bus(env),
             event_log=_flag(env, "AUTH_EVENT_LOG", defaults.event_log),
             **_token_hook(env, defaults),
+            **_security_tokens(env, defaults),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -187,6 +193,18 @@ class Settings:
             LOGIN_PER_OPENID: self.limit_login_per_openid,
             REFRESH_PER_SESSION: self.limit_refresh_per_session,
         }
+
+
+def _security_tokens(env: Mapping[str, str], defaults: Settings) -> dict[str, int]:
+    """Issue 22's settings: AUTH_LOGIN_REPLAY_WITHOUT_NONCE, AUTH_CLIENTS_CACHE_TTL."""
+    return {
+        "login_replay_without_nonce": _positive_int(
+            env, "AUTH_LOGIN_REPLAY_WITHOUT_NONCE", defaults.login_replay_without_nonce, zero=True
+        ),
+        "clients_cache_ttl": _positive_int(
+            env, "AUTH_CLIENTS_CACHE_TTL", defaults.clients_cache_ttl, zero=True
+        ),
+    }
 
 
 def _limit(env: Mapping[str, str], name: str) -> Limit | None:
