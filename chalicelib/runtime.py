@@ -99,6 +99,7 @@ class Services:
             apps=self.apps,
             graph=self.graph,
             events=self.events,
+            replay_without_nonce=self.settings.login_replay_without_nonce,  # issue 22, item 1
         )
 
     @cached_property

@@ -2,8 +2,9 @@
 
 | pk                     | sk      | attributes                                                  |
 |------------------------|---------|-------------------------------------------------------------|
-| `LOGIN#<sha256(code)>` | `LOGIN` | lease_until, expires_at (TTL), sealed_response?, user_id?,  |
-|                        |         | session_id?, bound_at? (a phone code: when it was applied)  |
+| `LOGIN#<sha256(code)>` | `LOGIN` | lease_until, expires_at (TTL), claimed_at, nonce_hash?,     |
+|                        |         | sealed_response?, user_id?, session_id?, bound_at? (a phone |
+|                        |         | code: when it was applied)                                  |
 
 A claim is a guarded Put (`attribute_not_exists(#pk)`, or an expired item, or a dead holder's
 lease without a result); the result is written by the login's finishing transaction
@@ -14,7 +15,7 @@ code, `record_result` (and `mark_bound` in the binding's transaction, chalicelib
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chalicelib.errors import ConditionFailed, UserBanned
 from chalicelib.store.apps import App, enabled_check
@@ -49,6 +50,8 @@ class LoginRecord:
     user_id: str | None = None
     session_id: str | None = None
     bound_at: int | None = None  # phone codes: when the result was applied to the user
+    claimed_at: int | None = None  # None: claimed by an earlier release
+    nonce_hash: bytes | None = field(default=None, repr=False)  # the claimant's login_nonce's
 
     @property
     def done(self) -> bool:
@@ -64,6 +67,8 @@ def item_to_login(item: Item) -> LoginRecord:
         user_id=get_s(item, "user_id"),
         session_id=get_s(item, "session_id"),
         bound_at=get_n(item, "bound_at"),
+        claimed_at=get_n(item, "claimed_at"),
+        nonce_hash=get_b(item, "nonce_hash"),
     )
 
 
@@ -112,10 +117,20 @@ class Logins:
     def __init__(self, table: Table) -> None:
         self._table = table
 
-    def claim(self, code_hash: str, *, now: int, lease_until: int, expires_at: int) -> bool:
+    def claim(
+        self,
+        code_hash: str,
+        *,
+        now: int,
+        lease_until: int,
+        expires_at: int,
+        nonce_hash: bytes | None = None,
+    ) -> bool:
         """Claim a code for exchange; False if another request holds a live claim or result.
 
         A claim whose holder died (lease passed, no result) or whose item expired may be taken.
+        The claim records when it was made and the hash of the claimant's login nonce, if any
+        (a replay of the code must present it: chalicelib/login.py).
         """
         try:
             self._table.call(
@@ -124,6 +139,8 @@ class Logins:
                     **key(login_pk(code_hash), LOGIN),
                     "lease_until": n(lease_until),
                     EXPIRES_AT: n(expires_at),
+                    "claimed_at": n(now),
+                    **({"nonce_hash": b(nonce_hash)} if nonce_hash is not None else {}),
                 },
                 ConditionExpression=(
                     "attribute_not_exists(#pk) OR #exp <= :now"

@@ -113,6 +113,30 @@ def test_logout_all_ends_the_sessions_of_every_app(client):
         assert_error(refused, 400, "invalid_grant")
 
 
+@pytest.mark.parametrize("appid", [APP_OA, APP_MOBILE])
+def test_an_oauth_code_is_never_replayed_without_its_first_callers_nonce(
+    client, fake, dynamodb, clock, appid
+):
+    """Issue 22, item 1: an official account's code arrives in a redirect URL (Referer,
+    analytics, a shared link): whoever posts it again gets nothing, even a second later."""
+    first = log_in(client, "dave.1", appid)
+    items = table_items(dynamodb)
+    clock.advance(1)
+    response = post(client, "/auth/login", {"code": "dave.1", "appid": appid})
+    assert_error(response, 400, "invalid_grant")
+    assert first["refresh_token"] not in response.body.decode()
+    assert table_items(dynamodb) == items
+    # with a nonce, the first caller's retry is answered the same session
+    nonce = "n" * 43
+    body = {"code": "dave.2", "appid": appid, "login_nonce": nonce}
+    first = post(client, "/auth/login", body).json_body
+    clock.advance(200)
+    again = post(client, "/auth/login", body).json_body
+    assert again["refresh_token"] == first["refresh_token"]
+    response = post(client, "/auth/login", {**body, "login_nonce": "m" * 43})
+    assert_error(response, 400, "invalid_grant")
+
+
 # -- which app ----------------------------------------------------------------------------------
 
 
