@@ -171,8 +171,11 @@ class Services:
 
     @cached_property
     def phone(self) -> PhoneBinding:
-        from chalicelib.phone import PhoneBinding
+        from chalicelib.phone import AppPhones, PhoneApp, PhoneBinding
 
+        assert self.apps is not None
+        primary = PhoneApp(self.settings.wechat_appid, self.wechat, self.broker)
+        apps = AppPhones(self.apps, primary, self.store.wechat, clock=self.clock, sleep=self.sleep)
         return PhoneBinding(
             self.code_claims,
             self.store.phones,
@@ -182,6 +185,8 @@ class Services:
             appid=self.settings.wechat_appid,
             conflict=self.settings.phone_conflict,
             events=self.events,
+            apps=apps,  # each app's phone codes with its own token (issue 22, item 10)
+            identities=self.store.identities,
         )
 
     @cached_property

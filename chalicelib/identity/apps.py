@@ -191,6 +191,14 @@ class AppRegistry:
         app's too: disabling refuses new logins; its live sessions end by revocation."""
         return frozenset(app.audience for app in self.apps().values() if app.audience)
 
+    def by_client_id(self, client_id: str) -> App | None:
+        """The app whose sessions carry `client_id` (its own, else its appid), disabled ones
+        too: a session keeps its app (`POST /auth/phone` uses it). From the cache."""
+        return next(
+            (app for app in self.apps().values() if (app.client_id or app.appid) == client_id),
+            None,
+        )
+
     def is_enabled_now(self, appid: str) -> bool:
         """A consistent read of the app's item (after a ConditionCheck refused it)."""
         app = self.apps(fresh=True).get(appid)

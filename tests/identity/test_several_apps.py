@@ -137,6 +137,33 @@ def test_an_oauth_code_is_never_replayed_without_its_first_callers_nonce(
     assert_error(response, 400, "invalid_grant")
 
 
+def test_each_apps_users_bind_a_phone_from_their_own_apps_button(client, fake, dynamodb):
+    """Issue 22, item 10, against the fake WeChat: app B's session, app B's phone code, app B's
+    server token (its own broker item) and openid; the primary app's likewise."""
+    b = log_in(client, "frank.1", APP_B)
+    response = post(
+        client,
+        "/auth/phone",
+        {"code": f"phone.frank.13900139000.@{APP_B}"},
+        headers=bearer(b["access_token"]),
+    )
+    assert response.status_code == 200, response.json_body
+    a = log_in(client, "grace.1", TEST_APPID)
+    code = {"code": "phone.grace.13700137000"}
+    response = post(client, "/auth/phone", code, headers=bearer(a["access_token"]))
+    assert response.status_code == 200, response.json_body
+    brokered = sorted(i["pk"]["S"] for i in table_items(dynamodb) if i["sk"]["S"] == "TOKEN")
+    assert brokered == sorted([f"WXTOKEN#{TEST_APPID}", f"WXTOKEN#{APP_B}"])
+    # a code of app B in the primary app's session: WeChat refuses it (40029), nothing bound
+    response = post(
+        client,
+        "/auth/phone",
+        {"code": f"phone.grace.13600136000.@{APP_B}"},
+        headers=bearer(a["access_token"]),
+    )
+    assert_error(response, 400, "invalid_grant")
+
+
 # -- which app ----------------------------------------------------------------------------------
 
 
