@@ -9,7 +9,8 @@ behaves like the deployed one where `chalice local` does not.
   `ConnectionResetError`. Chalice's server already serves each connection on its own daemon
   thread (ThreadingMixIn); `app.services()` builds the shared graph under a lock.
 - **Routes are matched as an HTTP API matches them**: a method and an exact path (a trailing
-  slash is another path; Chalice's matcher dropped it, as a REST API does). Anything else
+  slash is another path; Chalice's matcher dropped it, as a REST API does; http.server
+  collapsed leading slashes, so `//auth/login` was the login). Anything else
   reaches the app as an HTTP API's `$default` route sends it to the Lambda (`resourcePath`
   `$default`), and `WxAuth` (chalicelib/api/edge.py) answers it 404 `not_found` or 405
   `method_not_allowed` in the contract's shape, never running a view.
@@ -27,7 +28,7 @@ from __future__ import annotations
 import sys
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 from chalice import local
 from chalice.app import Chalice
@@ -46,9 +47,9 @@ class _RouteMatcher(local.RouteMatcher):
     segment takes one non-empty segment, concrete routes first (Chalice's order)."""
 
     def match_route(self, url: str) -> local.MatchResult:
-        parsed = urlparse(url)
-        query = parse_qs(parsed.query, keep_blank_values=True)
-        parts = parsed.path.split("/")
+        path, _, raw_query = url.partition("?")  # not urlparse: `//auth/login` has no netloc
+        query = parse_qs(raw_query, keep_blank_values=True)
+        parts = path.split("/")
         for route in self.route_urls:
             template = route.split("/")
             if len(template) != len(parts):
@@ -99,6 +100,13 @@ class RequestHandler(local.ChaliceRequestHandler):
         self.local_gateway = LocalGateway(app_object, config)
         # BaseHTTPRequestHandler's constructor serves the whole connection
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        words = self.requestline.split()
+        if parsed and len(words) >= 2 and words[1].startswith("//"):
+            self.path = words[1]  # http.server collapses leading slashes; API Gateway does not
+        return bool(parsed)
 
     def __getattr__(self, name: str) -> Any:
         # http.server looks up do_<METHOD>; every method goes to the app, which answers 405
