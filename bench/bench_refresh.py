@@ -111,7 +111,7 @@ def timing(env: h.Env, *, quick: bool, profile: bool) -> tuple[str, float, str |
             new_hash=new,
             new_generation=hashes["generation"] + 1,
             sealed_new=os.urandom(sealed_size),
-            mac_key=os.urandom(32),
+            key_hash=stored.key_hash or os.urandom(32),
             now=now,
             idle_expires_at=now + real.settings.refresh_idle_ttl,
         )

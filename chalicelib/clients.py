@@ -3,9 +3,26 @@
 A client is a backend (or a mini-program without user accounts) that gets access tokens for
 itself. Its item (`CLIENT`/`CLIENT#<client_id>`) is chalicelib/store/clients.py's.
 
-The secret is 256 random bits, shown once at creation, and stored only as
-`scrypt$<n>$<r>$<p>$<salt>$<hash>` (a per-client 16-byte salt; the parameters are kept with the
-hash so that they can be raised later without breaking existing clients).
+The secret is 256 random bits, made here (never chosen by anyone), shown once at creation, and
+stored only as `sha256$<b64url(SHA-256("wxauth/client-secret|" + secret))>`, compared in
+constant time (issue 22, item 6).
+
+Why a plain SHA-256, and neither scrypt nor an HMAC under a server key: a slow or keyed hash
+protects guessable secrets from someone who has read the table; nobody guesses 256 random bits,
+nor finds a SHA-256 preimage of them. scrypt (16 MiB and ~50 ms per check) bought nothing for
+such secrets and handed that cost to anyone who posted a client id, unknown ones included, to
+`/oauth/token`. A server key (the pepper of an HMAC) would be a secret to keep in Secrets
+Manager, fetch at every cold start, rotate and never lose (as the signing keys and the app
+secrets are), to guard what is already unguessable.
+
+Clients created before carry `scrypt$<n>$<r>$<p>$<salt>$<hash>`: such a hash is still checked
+(with scrypt, only for a client id that exists), and replaced by its SHA-256 form at the
+client's next successful authentication, with a guarded update from the old hash to the new one.
+
+A container keeps the clients it authenticated (at most CACHE_SIZE, each for `cache_ttl`
+seconds, AUTH_CLIENTS_CACHE_TTL): the hash of the secret that was accepted, never the secret,
+and the client's record. The same id and secret again cost no DynamoDB request; a disabled
+client is refused by a container that cached it once that entry expires.
 """
 
 from __future__ import annotations
@@ -16,11 +33,21 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chalicelib.crypto import b64url
-from chalicelib.errors import ClientAuthError, ClientExists, InvalidScope, RequestError
+from chalicelib.errors import (
+    ClientAuthError,
+    ClientExists,
+    InvalidScope,
+    RequestError,
+    StoreUnavailable,
+)
+from chalicelib.logs import log_event
 from chalicelib.store.clients import ClientRecord, Clients
 
 __all__ = [
@@ -38,11 +65,16 @@ USER_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # chalicelib.login.user_id_for
 SCOPE_TOKEN_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,64}")
 MAX_SCOPES = 32
 MAX_SECRET_LENGTH = 256
+SHA256 = "sha256"
+_SECRET_INFO = b"wxauth/client-secret|"
+CACHE_SIZE = 256  # verified (client id, secret hash) pairs a container keeps
+DEFAULT_CACHE_TTL = 60
 
 
 @dataclass(frozen=True)
 class ScryptParams:
-    """scrypt cost: 128 * r * n bytes of memory (16 MiB for the default) and ~50 ms of CPU."""
+    """The cost of the scrypt hashes of earlier releases: 128 * r * n bytes of memory (16 MiB
+    for the default) and ~50 ms of CPU."""
 
     n: int = 2**14
     r: int = 8
@@ -52,9 +84,19 @@ class ScryptParams:
 DEFAULT_PARAMS = ScryptParams()
 
 
-def hash_secret(
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(_SECRET_INFO + secret.encode("utf-8")).digest()
+
+
+def hash_secret(secret: str) -> str:
+    """What is stored of a client secret: `sha256$<b64url(digest)>` (see the module doc)."""
+    return f"{SHA256}${b64url(_digest(secret))}"
+
+
+def scrypt_hash(
     secret: str, *, params: ScryptParams = DEFAULT_PARAMS, salt: bytes | None = None
 ) -> str:
+    """A hash as earlier releases stored it (tests and benchmarks make clients of then)."""
     salt = secrets.token_bytes(16) if salt is None else salt
     digest = _scrypt(secret, salt, params.n, params.r, params.p)
     return "$".join(
@@ -62,8 +104,16 @@ def hash_secret(
     )
 
 
+def needs_rehash(encoded: str) -> bool:
+    """True for a hash of an earlier release (scrypt), replaced at the next successful use."""
+    return not encoded.startswith(f"{SHA256}$")
+
+
 def verify_secret(secret: str, encoded: str) -> bool:
-    """True if `secret` hashes to `encoded`; False for a wrong secret or a malformed hash."""
+    """True if `secret` hashes to `encoded` (constant time); False for a wrong secret or a
+    malformed hash. A scrypt hash of an earlier release costs a scrypt."""
+    if not needs_rehash(encoded):
+        return hmac.compare_digest(f"{SHA256}${b64url(_digest(secret))}", encoded)
     try:
         scheme, n, r, p, salt, digest = encoded.split("$")
         if scheme != "scrypt":
@@ -128,6 +178,11 @@ def validate_client_id(client_id: str) -> str:
     return client_id
 
 
+# Compared against when a client id is unknown, so that the answer takes the same path: the
+# SHA-256 of no secret is all zeros.
+_NO_CLIENT = f"{SHA256}${b64url(bytes(32))}"
+
+
 class ClientStore:
     """Registers, reads, lists, enables/disables and authenticates OAuth clients."""
 
@@ -135,13 +190,20 @@ class ClientStore:
         self,
         store: Clients,
         *,
-        params: ScryptParams = DEFAULT_PARAMS,
         rand: Callable[[int], bytes] = secrets.token_bytes,
+        clock: Callable[[], float] = time.time,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
+        cache_size: int = CACHE_SIZE,
     ) -> None:
+        """`cache_ttl`: seconds an authenticated (client id, secret hash) pair is kept (0:
+        none); at most `cache_size` pairs, the least recently used dropped first."""
         self._store = store
-        self._params = params
         self._rand = rand
-        self._dummy_hash: str | None = None
+        self._clock = clock
+        self._cache_ttl = cache_ttl
+        self._cache_size = cache_size
+        self._verified: OrderedDict[str, tuple[bytes, ClientRecord, float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def create(
         self, scopes: Iterable[str], *, now: int, client_id: str | None = None
@@ -156,7 +218,7 @@ class ClientStore:
         secret = b64url(self._rand(32))
         record = ClientRecord(
             client_id=client_id,
-            secret_hash=hash_secret(secret, params=self._params, salt=self._rand(16)),
+            secret_hash=hash_secret(secret),
             scopes=scope_list,
             enabled=True,
             created_at=now,
@@ -177,26 +239,72 @@ class ClientStore:
         """Enable or disable a client; False if there is no such client."""
         if not CLIENT_ID_RE.fullmatch(client_id):
             return False
+        with self._lock:
+            self._verified.pop(client_id, None)
         return self._store.set_enabled(client_id, enabled)
 
     def authenticate(self, client_id: str, secret: str) -> ClientRecord:
         """The enabled client whose secret this is; ClientAuthError otherwise.
 
-        An unknown client costs one scrypt too, so timing does not tell which ids exist.
+        A pair this container verified less than `cache_ttl` seconds ago: no request. Else one
+        GetItem and a SHA-256, compared in constant time (an unknown id against a hash no
+        secret has); a scrypt hash of an earlier release is checked with scrypt and, if the
+        secret is right, replaced (one guarded UpdateItem more, once per client).
         """
-        client = self.get(client_id) if len(client_id) <= 64 else None
         if len(secret) > MAX_SECRET_LENGTH:
             secret = ""
-        encoded = client.secret_hash if client is not None else self._dummy()
-        matches = verify_secret(secret, encoded)
+        digest = _digest(secret)
+        cached = self._cached(client_id, digest)
+        if cached is not None:
+            return cached
+        client = self.get(client_id) if len(client_id) <= 64 else None
+        matches = verify_secret(secret, client.secret_hash if client else _NO_CLIENT)
         if client is None or not matches or not client.enabled:
             raise ClientAuthError("client authentication failed")
+        if needs_rehash(client.secret_hash):
+            client = self._rehash(client, secret)
+        self._remember(client, digest)
         return client
 
-    def _dummy(self) -> str:
-        if self._dummy_hash is None:
-            self._dummy_hash = hash_secret(b64url(self._rand(32)), params=self._params)
-        return self._dummy_hash
+    def forget(self) -> None:
+        """Drop every remembered authentication (after a SnapStart restore)."""
+        with self._lock:
+            self._verified.clear()
+
+    def _rehash(self, client: ClientRecord, secret: str) -> ClientRecord:
+        """Replace a scrypt hash by the SHA-256 form; the client as it is if that fails (a
+        secret changed meanwhile, DynamoDB failing): the next use tries again."""
+        new = hash_secret(secret)
+        try:
+            if self._store.replace_secret_hash(client.client_id, old=client.secret_hash, new=new):
+                log_event("client_secret_rehashed", client_id=client.client_id)
+                return replace(client, secret_hash=new)
+        except StoreUnavailable as e:
+            log_event("client_secret_rehash_failed", client_id=client.client_id, detail=str(e))
+        return client
+
+    def _cached(self, client_id: str, digest: bytes) -> ClientRecord | None:
+        with self._lock:
+            entry = self._verified.get(client_id)
+            if entry is None:
+                return None
+            accepted, client, until = entry
+            if self._clock() >= until:
+                del self._verified[client_id]
+                return None
+            if not hmac.compare_digest(accepted, digest):
+                return None  # checked against the table: the secret may be another now
+            self._verified.move_to_end(client_id)
+            return client
+
+    def _remember(self, client: ClientRecord, digest: bytes) -> None:
+        if self._cache_ttl <= 0:
+            return
+        with self._lock:
+            self._verified[client.client_id] = (digest, client, self._clock() + self._cache_ttl)
+            self._verified.move_to_end(client.client_id)
+            while len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
 
 
 def client_credentials(form: dict[str, str], basic: tuple[str, str] | None) -> tuple[str, str]:

@@ -16,7 +16,10 @@ code will never work; `rate_limited` (WeChat's 45011 for that user, or a phone q
 WeChat's `Retry-After` has passed, after which the code may be tried again. Every request with
 that code meanwhile, waiters included, answers the same refusal at once, without calling WeChat.
 A claimant that fails any other way releases the claim, so the next request may claim the code
-itself; one that died leaves a lease that expires after `lease`.
+itself; one that died leaves a lease that expires after `lease`. Whether another request may
+have the result at all is the caller's to say (`admit`, called with the claim as soon as it is
+read, before any wait): a login's replay must come from the code's first caller
+(chalicelib/login.py).
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ class CodeClaims:
     ) -> None:
         self.logins = logins
         self._replay_ttl = replay_ttl
-        self._lease = lease
+        self.lease = lease
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
         self._max_wait = max_wait
@@ -93,15 +96,20 @@ class CodeClaims:
         exchange: Callable[[], T],
         replay: Callable[[LoginRecord], T],
         pending: StoreUnavailable,
+        nonce_hash: bytes | None = None,
+        admit: Callable[[LoginRecord], None] | None = None,
     ) -> T:
-        """`exchange()` if this request claims the code; `replay(record)` once another request
-        has stored the code's result; the stored refusal if WeChat refused the code; `pending`
-        (raised) if the claimant is still at it after the wait. A claim released by a failed
-        claimant (or whose holder died) is claimed again."""
+        """`exchange()` if this request claims the code (its claim keeps `nonce_hash`);
+        `replay(record)` once another request has stored the code's result; the stored refusal
+        if WeChat refused the code; `pending` (raised) if the claimant is still at it after the
+        wait. `admit(record)` raises to refuse this request the code's result, before any wait.
+        A claim released by a failed claimant (or whose holder died) is claimed again."""
         waited, pause, claims = 0.0, self._poll_interval, 1
-        claimed = self._claim(code_hash, now)
+        claimed = self._claim(code_hash, now, nonce_hash)
         while not claimed:
             record = self.logins.get(code_hash)
+            if record is not None and admit is not None:
+                admit(record)
             if record is not None and record.done:
                 return replay(record)
             if record is None or record.lease_until <= now:
@@ -133,7 +141,11 @@ class CodeClaims:
         with contextlib.suppress(StoreError):
             self.logins.refuse(code_hash, reason=reason, until=until)
 
-    def _claim(self, code_hash: str, now: int) -> bool:
+    def _claim(self, code_hash: str, now: int, nonce_hash: bytes | None = None) -> bool:
         return self.logins.claim(
-            code_hash, now=now, lease_until=now + self._lease, expires_at=now + self._replay_ttl
+            code_hash,
+            now=now,
+            lease_until=now + self.lease,
+            expires_at=now + self._replay_ttl,
+            nonce_hash=nonce_hash,
         )

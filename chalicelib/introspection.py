@@ -15,27 +15,22 @@ session, a refresh token, a forgery, garbage) `{"active": false}` and nothing mo
 hint of why). Refresh tokens are never active here: only the mini-program holds them, and a
 resource server that was handed one has been handed the wrong thing.
 
-A client's successful authentication is remembered in the container for AUTH_MEMO_SECONDS,
-keyed by its id and the SHA-256 of its secret, so that a gateway introspecting every request
-pays one scrypt and one GetItem per container and minute, not per call; a wrong secret is never
-let in by the memo, and a disabled client is refused once its memo lapses.
+A client's successful authentication is remembered by the client store (chalicelib/clients.py,
+AUTH_CLIENTS_CACHE_TTL: the hash of the accepted secret, never the secret), so that a gateway
+introspecting every request pays one GetItem per container and minute for its client, not per
+call; a wrong secret is never let in, and a disabled client is refused once that lapses.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import threading
 from typing import Any
 
-from chalicelib.clients import ClientRecord, ClientStore, client_credentials
+from chalicelib.clients import ClientStore, client_credentials
 from chalicelib.errors import InsufficientScope, RequestError, TokenError
 from chalicelib.sessions import SessionManager
 from chalicelib.tokens.access import AccessTokens
 
 INTROSPECT_SCOPE = "introspect"
-AUTH_MEMO_SECONDS = 60
-MAX_REMEMBERED = 64
 INACTIVE: dict[str, Any] = {"active": False}
 
 
@@ -50,9 +45,6 @@ class Introspection:
         self._clients = clients
         self._access = access_tokens
         self._sessions = sessions
-        self._lock = threading.Lock()
-        # client_id -> (SHA-256 of its secret, the client, remembered until)
-        self._memo: dict[str, tuple[bytes, ClientRecord, int]] = {}
 
     def introspect(
         self, form: dict[str, str], basic: tuple[str, str] | None, now: int
@@ -60,7 +52,7 @@ class Introspection:
         """The introspection response for `form` (`token`, `token_type_hint`?, and the
         client's credentials if posted); `basic` is HTTP Basic's (client_id, secret)."""
         form = {name: value for name, value in form.items() if value != ""}
-        client = self._authenticate(*client_credentials(form, basic), now=now)
+        client = self._clients.authenticate(*client_credentials(form, basic))
         if INTROSPECT_SCOPE not in client.scopes:
             raise InsufficientScope(f"this client lacks the scope {INTROSPECT_SCOPE}")
         token = form.get("token")
@@ -73,23 +65,3 @@ class Introspection:
         except TokenError:
             return dict(INACTIVE)
         return {"active": True, **claims.claims, "token_type": "Bearer"}
-
-    def _authenticate(self, client_id: str, secret: str, *, now: int) -> ClientRecord:
-        digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
-        with self._lock:
-            remembered = self._memo.get(client_id)
-        if remembered is not None:
-            known, client, until = remembered
-            if now < until and hmac.compare_digest(known, digest):
-                return client
-        client = self._clients.authenticate(client_id, secret)  # ClientAuthError if not
-        with self._lock:
-            if len(self._memo) >= MAX_REMEMBERED:
-                self._memo.clear()
-            self._memo[client_id] = (digest, client, now + AUTH_MEMO_SECONDS)
-        return client
-
-    def forget(self) -> None:
-        """Drop every remembered authentication (after a SnapStart restore)."""
-        with self._lock:
-            self._memo.clear()

@@ -222,6 +222,16 @@ class RateLimiter:
         if wide is not None:
             self.check(LOGIN_PER_IPV6_48, wide, now)
 
+    def hook(
+        self, name: str, key: Callable[[str], str] = str
+    ) -> Callable[[str, int], None] | None:
+        """Limit `name` as a callback `(value, now)` counting `key(value)`, for a service to
+        call (the per-openid limit after a code exchange, the per-session one before a
+        rotation); None when the limit is unset: no callback, no request."""
+        if not self.configured(name):
+            return None
+        return lambda value, now: self.check(name, key(value), now)
+
     def check(self, name: str, key: str | None, now: int) -> None:
         """Count one request of `key` against limit `name`: RateLimited if the window's
         budget is used. One conditional UpdateItem if the limit is configured, there is a key,

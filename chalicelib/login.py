@@ -10,12 +10,22 @@ sealed under a key derived from the code, and any other request with the same co
 tap, retry on a bad network, within `replay_ttl` seconds) answers the same tokens, without
 calling WeChat, as long as the session still holds that refresh token. `session_key` is never
 stored.
+
+A replay answers only the code's first caller (issue 22, item 1): a used code would otherwise
+be a bearer credential for the session for five minutes, and an official account's or web
+page's code travels in a URL. The client may send a random `login_nonce` (the mini-program
+client always does, the same on every retry of one code); the claim keeps its hash, and a
+replay must present the same nonce. Without one, a replay is answered only for a mini-program
+code (it never appears in a URL) within `replay_without_nonce` seconds of the first call
+(AUTH_LOGIN_REPLAY_WITHOUT_NONCE), as clients before the nonce retried. Anything else is
+invalid_grant, and nothing else happens.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -43,6 +53,8 @@ from chalicelib.wechat.client import WeChatClient
 
 MAX_CODE_LENGTH = 128
 _CODE_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
+MAX_NONCE_LENGTH = 128
+_NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")  # e.g. 64 hex digits, 43 base64url characters
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,18 @@ def validate_code(code: str) -> str:
     return code
 
 
+def nonce_hash(code_hash: str, nonce: str | None) -> bytes | None:
+    """What a code's claim keeps of its first caller's `login_nonce` (None: none was sent);
+    RequestError for a nonce that is not 16 to 128 letters, digits, `-` or `_`."""
+    if nonce is None:
+        return None
+    if not _NONCE_RE.fullmatch(nonce):
+        raise RequestError(
+            f"login_nonce must be 16 to {MAX_NONCE_LENGTH} letters, digits, '-' or '_'"
+        )
+    return hashlib.sha256(f"wxauth/login-nonce|{code_hash}|{nonce}".encode()).digest()
+
+
 class LoginService:
     def __init__(
         self,
@@ -79,10 +103,12 @@ class LoginService:
         apps: AppRegistry,
         graph: IdentityGraph,
         events: Events = EVENTS_OFF,
+        replay_without_nonce: int = 60,
     ) -> None:
         """`claims`: the codes' claims (their repository is the login's transaction's too);
         `wechat` the primary app's client; `apps` the registry (the primary app and the `APP`
-        items), `graph` the identity graph."""
+        items), `graph` the identity graph; `replay_without_nonce`: see the module doc."""
+        self._replay_without_nonce = replay_without_nonce
         self._events = events  # UserCreated after the user is resolved, UserLoggedIn at the end
         self._apps = apps
         self._graph = graph
@@ -98,23 +124,44 @@ class LoginService:
         appid: str | None = None,
         *,
         device: DeviceInfo | None = None,
+        nonce: str | None = None,
     ) -> LoginResult:
         """Log in with a code of app `appid` (None: the one enabled app). `device`: recorded
-        on a new session (a replayed code's session keeps its own). UserBanned for a banned
-        user: no session is created."""
+        on a new session (a replayed code's session keeps its own). `nonce`: the caller's
+        `login_nonce` (see the module doc). UserBanned for a banned user: no session is
+        created."""
         validate_code(code)
         app = self._apps.resolve(appid)
+        code_hash = hashlib.sha256(f"{app.appid}\x00{code}".encode()).hexdigest()
+        presented = nonce_hash(code_hash, nonce)
         wechat = self._client_of(app)
         if isinstance(wechat, GuardedWeChat):  # the app's breaker, before the code is claimed
             wechat.check(now)
-        code_hash = hashlib.sha256(f"{app.appid}\x00{code}".encode()).hexdigest()
         return self._claims.run(
             code_hash,
             now,
             exchange=lambda: self._exchange(app, code, code_hash, now, device),
             replay=lambda record: self._replay(code, code_hash, record, now),
             pending=LoginPending("this code is still being exchanged by another request"),
+            nonce_hash=presented,
+            admit=lambda record: self._admit(app, record, presented, now),
         )
+
+    def _admit(self, app: App, record: LoginRecord, presented: bytes | None, now: int) -> None:
+        """A replay of a used code: only for its first caller (see the module doc). A code
+        WeChat refused hands out nothing: anyone gets the refusal (CodeClaims)."""
+        if record.refused is not None:
+            return
+        if record.nonce_hash is not None:
+            if presented is not None and hmac.compare_digest(presented, record.nonce_hash):
+                return
+        elif presented is None and kind_of(app).replays_without_nonce:
+            claimed_at = record.claimed_at
+            if claimed_at is None:  # claimed by an earlier release: lease_until = claim + lease
+                claimed_at = record.lease_until - self._claims.lease
+            if now - claimed_at < self._replay_without_nonce:
+                return
+        raise GrantError("this code was already used")
 
     def _exchange(
         self, app: App, code: str, code_hash: str, now: int, device: DeviceInfo | None = None

@@ -11,6 +11,12 @@ in one transaction. The same code again within `replay_ttl` seconds
 (a double tap, a retry) answers from the sealed copy without calling WeChat; if the first
 request died between WeChat's answer and the transaction, the retry applies it.
 
+The code is exchanged for the app the session was opened with (issue 22, item 10): a code from
+a second mini-program's button is that app's, and WeChat takes it only with that app's server
+access_token (its own broker: one per appid) and the user's openid in that app (40029 or 40003
+otherwise). `AppPhones` finds the app by the session's `client_id`; the openid is the profile's
+when the profile came from that app, else the user's identity for it (one Query more).
+
 Phone numbers are personal data: they are never logged, only their hash (the PHONE# key).
 """
 
@@ -18,9 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from chalicelib import crypto
 from chalicelib.code_claims import CodeClaims
@@ -44,6 +51,11 @@ from chalicelib.store.phones import Phones
 from chalicelib.store.users import PhoneRecord, UserRecord, Users
 from chalicelib.wechat.client import PhoneInfo, WeChatClient
 
+if TYPE_CHECKING:
+    from chalicelib.identity.apps import AppRegistry
+    from chalicelib.store.identities import Identities
+    from chalicelib.store.wechat import WeChatTokens
+
 T = TypeVar("T")
 
 REFUSE, MOVE = CONFLICT_POLICIES = PHONE_CONFLICT_POLICIES
@@ -56,6 +68,66 @@ class TokenBroker(Protocol):
     def call(self, request: Callable[[str], T]) -> T:
         """request(token); on WeChatTokenInvalid it re-reads or refreshes once and retries once."""
         ...
+
+
+@dataclass(frozen=True)
+class PhoneApp:
+    """What a phone code is exchanged with: its app's appid, WeChat client and broker."""
+
+    appid: str
+    wechat: WeChatClient
+    broker: TokenBroker
+
+
+class AppPhones:
+    """The app of a session, for its phone codes: found by the session's `client_id` in the
+    registry (disabled apps too: the session is still live), with its WeChat client and a
+    broker of its own server access_token, made once per appid per container."""
+
+    def __init__(
+        self,
+        apps: AppRegistry,
+        primary: PhoneApp,
+        tokens: WeChatTokens,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        metrics: Metrics | None = None,
+    ) -> None:
+        """`tokens`: the brokers' items (one per appid, chalicelib/store/wechat.py)."""
+        self._apps = apps
+        self._primary = primary
+        self._tokens = tokens
+        self._clock = clock
+        self._sleep = sleep
+        self._metrics = metrics or Metrics()
+        self._made: dict[str, PhoneApp] = {}
+        self._lock = threading.Lock()
+
+    def of(self, client_id: str | None) -> PhoneApp:
+        """GrantError if no app of this deployment has `client_id` (None: the primary app)."""
+        app = self._apps.primary if client_id is None else self._apps.by_client_id(client_id)
+        if app is None:
+            raise GrantError("the app of this session is not an app of this deployment")
+        if app.primary:
+            return self._primary
+        with self._lock:
+            made = self._made.get(app.appid)
+            if made is None:
+                from chalicelib.wechat.broker import AccessTokenBroker
+
+                wechat = self._apps.wechat(app)
+                broker = AccessTokenBroker(
+                    self._tokens,
+                    wechat,
+                    appid=app.appid,
+                    clock=self._clock,
+                    sleep=self._sleep,
+                    metrics=self._metrics,
+                    secret=wechat.secret,
+                )
+                made = self._made[app.appid] = PhoneApp(app.appid, wechat, broker)
+            return made
 
 
 def phone_hash(e164: str) -> str:
@@ -104,8 +176,15 @@ class PhoneBinding:
         conflict: str = REFUSE,
         metrics: Metrics | None = None,
         events: Events = EVENTS_OFF,
+        apps: AppPhones | None = None,
+        identities: Identities | None = None,
     ) -> None:
+        """`wechat`, `broker`, `appid`: the primary app's; `apps`: every app's, by the session's
+        `client_id` (None: the primary app only); `identities`: a user's openid in an app that
+        is not its profile's."""
         self._events = events  # PhoneBound, after the binding's transaction
+        self._apps = apps
+        self._identities = identities
         if conflict not in CONFLICT_POLICIES:
             raise ValueError(f"conflict policy must be one of {CONFLICT_POLICIES}")
         self._claims = claims
@@ -118,29 +197,48 @@ class PhoneBinding:
         self._conflict = conflict
         self._metrics = metrics or Metrics()
 
-    def bind_user(self, user_id: str, code: str, now: int) -> PhoneRecord:
-        """`bind` for the user of an access token (`POST /auth/phone`): one GetItem of the
-        profile first; TokenError if the user no longer exists."""
+    def bind_user(
+        self, user_id: str, code: str, now: int, *, client_id: str | None = None
+    ) -> PhoneRecord:
+        """`bind` for the user of an access token (`POST /auth/phone`), with the app of its
+        session (`client_id`): one GetItem of the profile first (and one Query of the user's
+        identities when the app is not the profile's); TokenError if the user no longer
+        exists."""
         user = self._users.get(user_id)
         if user is None:
             raise TokenError("the user of this access token no longer exists")
-        return self.bind(user, code, now)
+        validate_code(code)
+        app = self._apps.of(client_id) if self._apps is not None else None
+        return self.bind(user, code, now, app=app)
 
-    def bind(self, user: UserRecord, code: str, now: int) -> PhoneRecord:
-        """Bind the number behind `code` to `user`; the same code again gives the same number.
+    def _openid(self, user: UserRecord, appid: str) -> str:
+        """The user's openid in `appid`: the profile's if it came from that app."""
+        if user.appid == appid or self._identities is None:
+            return user.openid
+        for identity in self._identities.of_user(user.user_id):
+            if identity.appid == appid:
+                return identity.openid
+        raise GrantError("this user has not logged in with the app of this session")
+
+    def bind(
+        self, user: UserRecord, code: str, now: int, *, app: PhoneApp | None = None
+    ) -> PhoneRecord:
+        """Bind the number behind `code` (a code of `app`, None: the primary app) to `user`;
+        the same code again gives the same number.
 
         Raises GrantError (WeChat rejected the code, or it is another user's already used code),
         PhoneInUse (the number is another user's and the policy is `refuse`), the WeChat errors
         (through the broker: WeChatTokenInvalid only if its one retry failed too), PhonePending.
         """
         validate_code(code)
+        app = app or PhoneApp(self._appid, self._wechat, self._broker)
         # Not a login code's hash: the two kinds of code never share a claim.
-        code_hash = hashlib.sha256(f"phone\x00{self._appid}\x00{code}".encode()).hexdigest()
+        code_hash = hashlib.sha256(f"phone\x00{app.appid}\x00{code}".encode()).hexdigest()
         context = code_hash.encode("ascii")
 
         def exchange() -> PhoneRecord:
-            info = self._exchange(user, code, code_hash, context, now)
-            return self._apply(user, info, code_hash, now)
+            info = self._exchange(user, app, code, code_hash, context, now)
+            return self._apply(user, info, code_hash, now, appid=app.appid)
 
         def replay(record: LoginRecord) -> PhoneRecord:
             assert record.sealed_response is not None
@@ -149,7 +247,7 @@ class PhoneBinding:
                 raise GrantError("this phone code was already used")
             if record.bound_at is not None:
                 return self._record(sealed.info, record.bound_at)
-            return self._apply(user, sealed.info, code_hash, now)
+            return self._apply(user, sealed.info, code_hash, now, appid=app.appid)
 
         return self._claims.run(
             code_hash,
@@ -160,14 +258,14 @@ class PhoneBinding:
         )
 
     def _exchange(
-        self, user: UserRecord, code: str, code_hash: str, context: bytes, now: int
+        self, user: UserRecord, app: PhoneApp, code: str, code_hash: str, context: bytes, now: int
     ) -> PhoneInfo:
-        """WeChat once (the broker may retry once with a fresh token); its answer sealed. A
-        code WeChat refused keeps its claim as refused (CodeClaims.settle)."""
+        """WeChat once, with the app's token and the user's openid there (the broker may retry
+        once with a fresh token); its answer sealed. A code WeChat refused keeps its claim as
+        refused (CodeClaims.settle)."""
         try:
-            info = self._broker.call(
-                lambda token: self._wechat.get_phone_number(token, code, user.openid)
-            )
+            openid = self._openid(user, app.appid)
+            info = app.broker.call(lambda token: app.wechat.get_phone_number(token, code, openid))
         except WeChatTokenInvalid as e:
             # The broker retried once with a fresh token: a 503 with Retry-After, not a bug.
             self._logins.release(code_hash)
@@ -195,7 +293,9 @@ class PhoneBinding:
             bound_at=bound_at,
         )
 
-    def _apply(self, user: UserRecord, info: PhoneInfo, code_hash: str, now: int) -> PhoneRecord:
+    def _apply(
+        self, user: UserRecord, info: PhoneInfo, code_hash: str, now: int, *, appid: str
+    ) -> PhoneRecord:
         """One transaction from a fresh read; rebuilt if another request changed either side."""
         phone = self._record(info, now)
         current = user
@@ -227,7 +327,7 @@ class PhoneBinding:
             log_event("phone_bound", user_id=user.user_id)  # never the number, nor its hash
             moved_from = owner if owner is not None and owner != user.user_id else None
             self._events.phone_bound(
-                user.user_id, appid=user.appid, moved_from_user_id=moved_from, now=now
+                user.user_id, appid=appid, moved_from_user_id=moved_from, now=now
             )
             return phone
         raise StoreUnavailable("the phone number could not be bound; try again")

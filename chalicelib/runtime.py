@@ -101,6 +101,7 @@ class Services:
             apps=self.apps,
             graph=self.graph,
             events=self.events,
+            replay_without_nonce=self.settings.login_replay_without_nonce,  # issue 22, item 1
         )
 
     @cached_property
@@ -172,8 +173,11 @@ class Services:
 
     @cached_property
     def phone(self) -> PhoneBinding:
-        from chalicelib.phone import PhoneBinding
+        from chalicelib.phone import AppPhones, PhoneApp, PhoneBinding
 
+        assert self.apps is not None
+        primary = PhoneApp(self.settings.wechat_appid, self.wechat, self.broker)
+        apps = AppPhones(self.apps, primary, self.store.wechat, clock=self.clock, sleep=self.sleep)
         return PhoneBinding(
             self.code_claims,
             self.store.phones,
@@ -183,13 +187,17 @@ class Services:
             appid=self.settings.wechat_appid,
             conflict=self.settings.phone_conflict,
             events=self.events,
+            apps=apps,  # each app's phone codes with its own token (issue 22, item 10)
+            identities=self.store.identities,
         )
 
     @cached_property
     def clients(self) -> ClientStore:
         from chalicelib.clients import ClientStore
 
-        return ClientStore(self.store.clients)
+        return ClientStore(
+            self.store.clients, clock=self.clock, cache_ttl=self.settings.clients_cache_ttl
+        )
 
     @cached_property
     def oauth(self) -> OAuthService:
@@ -221,19 +229,10 @@ def guarded_login_client(
     the per-openid limit (AUTH_LIMIT_LOGIN_PER_OPENID), keyed by (appid, openid)."""
     from chalicelib.wechat.breaker import GuardedWeChat
 
-    after_exchange: Callable[[str, int], None] | None = None
-    if limiter is not None and limiter.configured(LOGIN_PER_OPENID):
-        after_exchange = lambda openid, now: limiter.check(  # noqa: E731
-            LOGIN_PER_OPENID, f"{appid}\x00{openid}", now
-        )
+    after_exchange = None
+    if limiter is not None:
+        after_exchange = limiter.hook(LOGIN_PER_OPENID, lambda openid: f"{appid}\x00{openid}")
     return GuardedWeChat(client, breaker, clock=clock, after_exchange=after_exchange)
-
-
-def refresh_limit(limiter: RateLimiter) -> Callable[[str, int], None] | None:
-    """AUTH_LIMIT_REFRESH_PER_SESSION as SessionManager's hook; None when it is unset."""
-    if not limiter.configured(REFRESH_PER_SESSION):
-        return None
-    return lambda session_key, now: limiter.check(REFRESH_PER_SESSION, session_key, now)
 
 
 def build(
@@ -369,7 +368,7 @@ def build(
         grace=settings.refresh_grace,
         metrics=metrics,
         extra_claims=phone_claims,
-        refresh_limit=refresh_limit(limiter),
+        refresh_limit=limiter.hook(REFRESH_PER_SESSION),  # its key: chalicelib/sessions.py
         events=events,
         custom_claims=claims.build(settings, lambda_client, metrics),
         cap=cap,

@@ -1,23 +1,25 @@
 """Sessions and refresh-token rotation: start, refresh (with grace and reuse detection), end.
 
 Refresh, for a presented token T of session S, starts with one conditional UpdateItem that
-rotates S if T is its current token and S is live, and otherwise writes nothing and hands back
-S as it was (`ReturnValuesOnConditionCheckFailure`). No read comes first: the common case is
-one DynamoDB request. Of racing refreshes exactly one rotates; the others land below.
+rotates S if T is its current token, byte for byte (the hash of all of T: see
+chalicelib/tokens/refresh.py), and S is live, and otherwise writes nothing and hands back S as
+it was (`ReturnValuesOnConditionCheckFailure`). No read comes first: the common case is one
+DynamoDB request. Of racing refreshes exactly one rotates; the others land below.
 - T is the previous token and was rotated less than `grace` seconds ago: answer the current
   token, unsealed from `sealed_current` with a key derived from T. Nothing more is written.
 - T is the previous token, rotated `grace` seconds ago or more, or T is an older token of S
-  (its MAC opens with S's key and its generation is below S's): theft. Revoke S and count a
-  `RefreshTokenReuse` metric. The current token dies with S.
-- Anything else (unknown session, forged secret or MAC, a v1 token older than the previous
-  one): invalid_grant, nothing written. Revoking on these would let anyone who has seen a
-  `sid` log its owner out.
+  (it carries S's key, or a v2 MAC that opens with S's `mac_key`, and its generation is below
+  S's): theft. Revoke S and count a `RefreshTokenReuse` metric. The current token dies with S.
+- Anything else (unknown session, forged secret, key or MAC, any character of a real token
+  changed, a v1 token older than the previous one): invalid_grant, nothing written. Revoking
+  on these would let anyone who has seen a `sid` log its owner out.
+A v2 token's session is read first, its MAC checked before any write (tokens/refresh.py).
+AUTH_LIMIT_REFRESH_PER_SESSION counts under `refresh_tokens.limit_key` (issue 22, item 8).
 """
 
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,7 +33,6 @@ from chalicelib.errors import (
     RevokedToken,
     RotationRefused,
     SessionEvicted,
-    SessionNotFound,
     StoreUnavailable,
     UserBanned,
 )
@@ -39,17 +40,16 @@ from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
 from chalicelib.logs import Metrics
 from chalicelib.session_cap import EVICTED_DESCRIPTION, REASON_EVICTED, SessionCap
+from chalicelib.session_ends import (
+    REASON_BANNED,
+    SessionEnds,
+)
 from chalicelib.store.sessions import SessionRecord, Sessions
 from chalicelib.tokens import refresh as refresh_tokens
 from chalicelib.tokens.access import AccessClaims, AccessTokens, seconds_left
 from chalicelib.tokens.refresh import RefreshToken
 
-REASON_LOGOUT = "logout"
 REASON_REUSE = "refresh_token_reuse"
-REASON_ENDED = "ended"  # DELETE /auth/sessions/{sid}: the user ended it from another session
-REASON_BANNED = "banned"  # chalicelib/bans.py
-_SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")  # refresh_tokens.new_id
-MAX_PAGE_QUERIES = 3  # of GET /auth/sessions' one page (issue 21)
 
 
 @dataclass(frozen=True)
@@ -76,17 +76,11 @@ def _context(user_id: str, session_id: str) -> bytes:
     return f"session|{user_id}|{session_id}".encode()
 
 
-def _is_older_token(session: SessionRecord, token: RefreshToken) -> bool:
-    """True if this service issued `token` for `session` some rotations ago: its MAC opens
-    with the session's key and its generation is below the session's."""
-    return (
-        token.generation is not None
-        and token.generation < session.generation
-        and refresh_tokens.authentic(token, session.mac_key)
-    )
+class SessionManager(SessionEnds):
+    """Sessions: start and prepare (a login), refresh (rotation, grace, reuse), resume (a
+    login's replay), require_live (every protected request); ending and listing them is
+    SessionEnds' (chalicelib/session_ends.py)."""
 
-
-class SessionManager:
     def __init__(
         self,
         store: Sessions,
@@ -150,21 +144,24 @@ class SessionManager:
         """
         device = device or DeviceInfo()
         session_id = refresh_tokens.new_id(self._rand)
-        body = refresh_tokens.mint(user_id, session_id, 0, self._rand)
-        mac_key = refresh_tokens.new_mac_key(self._rand)
+        token = refresh_tokens.issue(
+            refresh_tokens.mint(user_id, session_id, 0, self._rand),
+            refresh_tokens.new_key(self._rand),
+        )
+        issued = refresh_tokens.parse(token)
         absolute = now + self._absolute_ttl
         session = SessionRecord(
             user_id=user_id,
             session_id=session_id,
             client_id=client_id,
-            current_hash=refresh_tokens.token_hash(body),
+            current_hash=issued.hash,
             previous_hash=None,
             rotated_at=None,
             sealed_current=None,
             created_at=now,
             idle_expires_at=min(now + self._idle_ttl, absolute),
             absolute_expires_at=absolute,
-            mac_key=mac_key,
+            key_hash=issued.key_hash,
             audience=audience,
             device_name=device.name,
             device_platform=device.platform,
@@ -172,36 +169,46 @@ class SessionManager:
             source_ip=device.source_ip,
             custom_claims=custom_claims,
         )
-        return session, self._issue(session, refresh_tokens.sign(body, mac_key), now)
+        return session, self._issue(session, token, now)
 
     def refresh(self, token: object, now: int) -> IssuedTokens:
+        """Rotate the session of `token`: one conditional UpdateItem (see the module doc)."""
         presented = refresh_tokens.parse(token)
-        user_id, session_id = presented.user_id, presented.session_id
+        if presented.version == 2:
+            return self._refresh_v2(presented, now)
         if self._refresh_limit is not None:
-            self._refresh_limit(f"{user_id}/{session_id}", now)
+            self._refresh_limit(refresh_tokens.limit_key(presented), now)
+        return self._rotate(presented, now)
+
+    def _rotate(self, presented: RefreshToken, now: int) -> IssuedTokens:
+        """The one conditional write: only the current token, byte for byte, rotates."""
+        user_id, session_id = presented.user_id, presented.session_id
         generation = (presented.generation or 0) + 1
-        new_body = refresh_tokens.mint(user_id, session_id, generation, self._rand)
+        key = presented.key or refresh_tokens.new_key(self._rand)  # v1, v2: the first key
+        body = refresh_tokens.mint(user_id, session_id, generation, self._rand)
+        new_token = refresh_tokens.issue(body, key)
+        context = _context(user_id, session_id)
+        sealed = crypto.seal(presented.body, new_token.encode(), context=context, rand=self._rand)
         try:
             session = self._store.rotate(
                 user_id,
                 session_id,
                 presented_hash=presented.hash,
-                new_hash=refresh_tokens.token_hash(new_body),
+                new_hash=refresh_tokens.token_hash(new_token),
                 new_generation=generation,
-                sealed_new=crypto.seal(
-                    presented.body,
-                    new_body.encode("utf-8"),
-                    context=_context(user_id, session_id),
-                    rand=self._rand,
-                ),
-                mac_key=refresh_tokens.new_mac_key(self._rand),
+                sealed_new=sealed,
+                key_hash=refresh_tokens.key_hash(key),
                 now=now,
                 idle_expires_at=now + self._idle_ttl,
             )
         except RotationRefused as refused:
-            session = refused.session
-        else:
-            return self._issue(session, refresh_tokens.sign(new_body, session.mac_key), now)
+            return self._refused(refused.session, presented, now)
+        return self._issue(session, new_token, now)
+
+    def _refused(
+        self, session: SessionRecord | None, presented: RefreshToken, now: int
+    ) -> IssuedTokens:
+        """Not the current token of a live session: a grace replay, a theft, or invalid_grant."""
         if session is None:
             raise GrantError("refresh token unknown")
         if session.revoked_reason == REASON_BANNED:
@@ -217,9 +224,23 @@ class SessionManager:
         if hmac.compare_digest(presented.hash, session.current_hash):
             # Refused although current and live: not a state DynamoDB hands back. Retryable.
             raise StoreUnavailable("the rotation was refused without a reason; try again")
-        if _is_older_token(session, presented):
+        if refresh_tokens.older(presented, session.generation, session.key_hash, session.mac_key):
             self._revoke_for_reuse(session, presented, now)
         raise GrantError("refresh token unknown")
+
+    def _refresh_v2(self, presented: RefreshToken, now: int) -> IssuedTokens:
+        """A v2 token's MAC, checked against its session's `mac_key` (one GetItem) before
+        anything is written; then, for the current token, the rotation into v3 tokens."""
+        session = self._store.get(presented.user_id, presented.session_id)
+        if session is None or not refresh_tokens.authentic(presented, session.mac_key):
+            raise GrantError("refresh token unknown")
+        if not session.is_live(now) or not hmac.compare_digest(
+            presented.hash, session.current_hash
+        ):
+            return self._refused(session, presented, now)  # ended, grace or theft: no rotation
+        if self._refresh_limit is not None:
+            self._refresh_limit(refresh_tokens.limit_key(presented), now)
+        return self._rotate(presented, now)
 
     def _replay_or_revoke(
         self, session: SessionRecord, presented: RefreshToken, now: int
@@ -236,16 +257,15 @@ class SessionManager:
                 session.sealed_current,
                 context=_context(session.user_id, session.session_id),
             ).decode("utf-8")
+            # a v3 token whole; a v2 body (sealed by an earlier release), hashed as it is stored
             if hmac.compare_digest(refresh_tokens.token_hash(current), session.current_hash):
-                return self._issue(session, refresh_tokens.sign(current, session.mac_key), now)
+                return self._issue(session, refresh_tokens.sealed(current, session.mac_key), now)
         self._revoke_for_reuse(session, presented, now)
 
     def _revoke_for_reuse(
         self, session: SessionRecord, presented: RefreshToken, now: int
     ) -> NoReturn:
-        self._store.revoke(
-            session.user_id, session.session_id, now=now, reason=REASON_REUSE
-        )
+        self._store.revoke(session.user_id, session.session_id, now=now, reason=REASON_REUSE)
         behind = session.generation - (presented.generation or 0)
         self._metrics.count("RefreshTokenReuse", generations_behind=behind)
         self._events.refresh_token_reuse_detected(
@@ -312,88 +332,3 @@ class SessionManager:
         ):
             return None
         return self._issue(session, refresh_token, now)
-
-    def revoke_by_refresh_token(self, token: RefreshToken, *, now: int, reason: str) -> bool:
-        """End the live session `token` was issued for (current, previous or older); a forged
-        token ends nothing. True if this call revoked it."""
-        session = self._store.get(token.user_id, token.session_id)
-        if session is None or not session.is_live(now):
-            return False
-        known = [session.current_hash, session.previous_hash]
-        if not (
-            any(h is not None and hmac.compare_digest(token.hash, h) for h in known)
-            or _is_older_token(session, token)
-        ):
-            return False
-        return self.revoke(token.user_id, token.session_id, now=now, reason=reason)
-
-    def revoke(
-        self, user_id: str, session_id: str, *, now: int, reason: str = REASON_LOGOUT
-    ) -> bool:
-        revoked = self._store.revoke(user_id, session_id, now=now, reason=reason)
-        if revoked:
-            self._events.session_ended(user_id, [session_id], reason=reason, now=now)
-        return revoked
-
-    def revoke_all(self, user_id: str, *, now: int, reason: str = REASON_LOGOUT) -> int:
-        """End every session of the user; one SessionEnded (`all_sessions`) for all of them."""
-        revoked: list[str] = []
-        for session in self._store.of_user(user_id):
-            if session.revoked_at is None and self._store.revoke(
-                user_id, session.session_id, now=now, reason=reason
-            ):
-                revoked.append(session.session_id)
-        self._events.session_ended(user_id, revoked, reason=reason, now=now, all_sessions=True)
-        return len(revoked)
-
-    def list_sessions(self, user_id: str) -> list[SessionRecord]:
-        return self._store.of_user(user_id)
-
-    def find(self, user_id: str, session_id: str) -> SessionRecord | None:
-        """The session as stored, live or not (one consistent GetItem)."""
-        return self._store.get(user_id, session_id)
-
-    # -- the user's own sessions (GET /auth/sessions, DELETE /auth/sessions/{sid}) -------------
-
-    def live_page(
-        self, user_id: str, now: int, *, limit: int, after: str | None = None
-    ) -> tuple[list[SessionRecord], str | None]:
-        """A page of the user's live sessions, newest first, and the id to start the next
-        page after (None: the last page). Pages follow the session ids' order (the key's:
-        no index orders them by time). At most MAX_PAGE_QUERIES Queries of `limit` items:
-        past dead sessions a page may hold fewer than `limit`, even none, and go on."""
-        live: list[SessionRecord] = []
-        for _ in range(MAX_PAGE_QUERIES):
-            page, after = self._store.page(user_id, limit=limit - len(live), after=after)
-            live += [s for s in page if s.is_live(now)]
-            if after is None or len(live) == limit:
-                break
-        return sorted(live, key=lambda s: (s.created_at, s.session_id), reverse=True), after
-
-    def end(self, user_id: str, session_id: str, *, now: int) -> None:
-        """End one live session of `user_id` (the caller's own: the key is in their partition,
-        so another user's sid is not found). SessionNotFound if there is no live session with
-        that id. One conditional UpdateItem."""
-        if not _SESSION_ID_RE.fullmatch(session_id) or not self._store.revoke_live(
-            user_id, session_id, now=now, reason=REASON_ENDED
-        ):
-            raise SessionNotFound("you have no live session with this id")
-        self._events.session_ended(user_id, [session_id], reason=REASON_ENDED, now=now)
-
-    def revoke_others(
-        self, user_id: str, keep_session_id: str, *, now: int, reason: str = REASON_LOGOUT
-    ) -> int:
-        """Revoke every session of the user but `keep_session_id`; how many this call revoked.
-        One Query, then one UpdateItem per live session; one SessionEnded for all of them."""
-        revoked: list[str] = []
-        for session in self._store.of_user(user_id):
-            if (
-                session.session_id != keep_session_id
-                and session.is_live(now)
-                and self._store.revoke(
-                    user_id, session.session_id, now=now, reason=reason
-                )
-            ):
-                revoked.append(session.session_id)
-        self._events.session_ended(user_id, revoked, reason=reason, now=now)
-        return len(revoked)

@@ -10,6 +10,15 @@ from dataclasses import dataclass, field
 
 from chalicelib.budgets import DYNAMODB, hook_budget
 from chalicelib.errors import ConfigurationError, StoreUnavailable
+from chalicelib.setting_values import (
+    MAX_COUNT,
+    Limit,
+    choice,
+    flag,
+    is_lambda_arn,
+    parse_limit,
+    positive_int,
+)
 
 DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
 LOCAL_APPID = "wx-local-appid"
@@ -37,50 +46,6 @@ LIMIT_SETTINGS = {
     REFRESH_PER_SESSION: "AUTH_LIMIT_REFRESH_PER_SESSION",
     LOGIN_PER_IPV6_48: "AUTH_LIMIT_LOGIN_PER_IPV6_48",
 }
-MAX_WINDOW = 86_400  # one day
-MAX_COUNT = 1_000_000
-_LIMIT_RE = re.compile(r"\s*(\d{1,7})\s*/\s*(\d{1,5})\s*")
-
-
-@dataclass(frozen=True)
-class Limit:
-    """At most `count` requests per key in each aligned window of `seconds`."""
-
-    count: int
-    seconds: int
-
-    def window(self, now: int) -> tuple[int, int]:
-        """(start, end) of the window holding `now`; `end` is exclusive."""
-        start = now - now % self.seconds
-        return start, start + self.seconds
-
-    def __str__(self) -> str:
-        return f"{self.count}/{self.seconds}"
-
-
-def parse_limit(name: str, raw: str | None) -> Limit | None:
-    """`<count>/<seconds>` (e.g. `20/60`), or None for unset/empty (no limit, no request).
-
-    ConfigurationError naming the variable for anything else: 1 <= count <= 1,000,000,
-    1 <= seconds <= 86,400."""
-    if raw is None or not raw.strip():
-        return None
-    match = _LIMIT_RE.fullmatch(raw)
-    if match is None:
-        raise ConfigurationError(
-            f"{name} must be <count>/<seconds>, e.g. 20/60 (unset: no limit)"
-        )
-    count, seconds = int(match.group(1)), int(match.group(2))
-    if not 1 <= count <= MAX_COUNT:
-        raise ConfigurationError(f"{name}: the count must be 1 to {MAX_COUNT}")
-    if not 1 <= seconds <= MAX_WINDOW:
-        raise ConfigurationError(f"{name}: the window must be 1 to {MAX_WINDOW} seconds")
-    return Limit(count, seconds)
-
-
-_LAMBDA_ARN_RE = re.compile(
-    r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?"
-)
 # The pre-token hook (chalicelib/tokens/claims.py): its timeout in ms, and what a failure does.
 TOKEN_HOOK_TIMEOUT_MS_MAX = 5000
 TOKEN_HOOK_ON_ERROR = ("issue", "refuse")
@@ -142,6 +107,11 @@ class Settings:
     origin_secret_header: str | None = None
     origin_secret: str | None = field(default=None, repr=False)
     origin_secret_arn: str | None = None
+    # Issue 22 (security-tokens), item 1: seconds after its first use in which a mini-program's
+    # code may be replayed without the first caller's `login_nonce`; item 6: seconds a
+    # container keeps an OAuth client it authenticated (0: none).
+    login_replay_without_nonce: int = 60
+    clients_cache_ttl: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -157,34 +127,35 @@ class Settings:
             table_name=env.get("AUTH_TABLE_NAME") or defaults.table_name,
             issuer=env.get("AUTH_ISSUER") or defaults.issuer,
             audience=env.get("AUTH_AUDIENCE") or defaults.audience,
-            access_ttl=_positive_int(env, "AUTH_ACCESS_TTL", defaults.access_ttl),
-            refresh_idle_ttl=_positive_int(env, "AUTH_REFRESH_IDLE_TTL", defaults.refresh_idle_ttl),
-            refresh_absolute_ttl=_positive_int(
+            access_ttl=positive_int(env, "AUTH_ACCESS_TTL", defaults.access_ttl),
+            refresh_idle_ttl=positive_int(env, "AUTH_REFRESH_IDLE_TTL", defaults.refresh_idle_ttl),
+            refresh_absolute_ttl=positive_int(
                 env, "AUTH_REFRESH_ABSOLUTE_TTL", defaults.refresh_absolute_ttl
             ),
-            refresh_grace=_positive_int(
+            refresh_grace=positive_int(
                 env, "AUTH_REFRESH_GRACE", defaults.refresh_grace, zero=True
             ),
-            login_replay_ttl=_positive_int(env, "AUTH_LOGIN_REPLAY_TTL", defaults.login_replay_ttl),
+            login_replay_ttl=positive_int(env, "AUTH_LOGIN_REPLAY_TTL", defaults.login_replay_ttl),
             signing_keys_arn=env.get("AUTH_SIGNING_KEYS_ARN") or None,
             signing_keys_file=env.get("AUTH_SIGNING_KEYS_FILE") or defaults.signing_keys_file,
-            phone_conflict=_choice(
+            phone_conflict=choice(
                 env, "AUTH_PHONE_CONFLICT", defaults.phone_conflict, PHONE_CONFLICT_POLICIES
             ),
-            phone_claim=_flag(env, "AUTH_PHONE_CLAIM", defaults.phone_claim),
+            phone_claim=flag(env, "AUTH_PHONE_CLAIM", defaults.phone_claim),
             limit_login_per_ip=_limit(env, LOGIN_PER_IP),
             limit_login_per_openid=_limit(env, LOGIN_PER_OPENID),
             limit_refresh_per_session=_limit(env, REFRESH_PER_SESSION),
-            apps_cache_ttl=_positive_int(
+            apps_cache_ttl=positive_int(
                 env, "AUTH_APPS_CACHE_TTL", defaults.apps_cache_ttl, zero=True
             ),
             event_bus=_event_bus(env),
-            event_log=_flag(env, "AUTH_EVENT_LOG", defaults.event_log),
+            event_log=flag(env, "AUTH_EVENT_LOG", defaults.event_log),
             **_token_hook(env, defaults),
             **_breaker(env, defaults),
             **_max_sessions(env, defaults),
             limit_login_per_ipv6_48=_limit(env, LOGIN_PER_IPV6_48),
             **_origin_secret(env),
+            **_security_tokens(env, defaults),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -218,6 +189,18 @@ class Settings:
             LOGIN_PER_OPENID: self.limit_login_per_openid,
             REFRESH_PER_SESSION: self.limit_refresh_per_session,
         }
+
+
+def _security_tokens(env: Mapping[str, str], defaults: Settings) -> dict[str, int]:
+    """Issue 22's settings: AUTH_LOGIN_REPLAY_WITHOUT_NONCE, AUTH_CLIENTS_CACHE_TTL."""
+    return {
+        "login_replay_without_nonce": positive_int(
+            env, "AUTH_LOGIN_REPLAY_WITHOUT_NONCE", defaults.login_replay_without_nonce, zero=True
+        ),
+        "clients_cache_ttl": positive_int(
+            env, "AUTH_CLIENTS_CACHE_TTL", defaults.clients_cache_ttl, zero=True
+        ),
+    }
 
 
 def _limit(env: Mapping[str, str], name: str) -> Limit | None:
@@ -287,12 +270,6 @@ def minimum_hook_grace(timeout_ms: int) -> int:
     return minimum_refresh_grace() + math.ceil(hook_budget(timeout_ms).worst_case)
 
 
-def is_lambda_arn(value: str) -> bool:
-    """A Lambda function ARN (any partition, `aws-cn` included), with an optional alias or
-    version."""
-    return bool(_LAMBDA_ARN_RE.fullmatch(value))
-
-
 def _token_hook(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
     """AUTH_TOKEN_HOOK_ARN, AUTH_TOKEN_HOOK_TIMEOUT_MS (1 to 5000), AUTH_TOKEN_HOOK_ON_ERROR."""
     arn = (env.get("AUTH_TOKEN_HOOK_ARN") or "").strip() or None
@@ -301,7 +278,7 @@ def _token_hook(env: Mapping[str, str], defaults: Settings) -> dict[str, object]
             "AUTH_TOKEN_HOOK_ARN must be a Lambda function ARN"
             " (arn:aws:lambda:<region>:<account>:function:<name>[:<alias or version>])"
         )
-    timeout = _positive_int(env, "AUTH_TOKEN_HOOK_TIMEOUT_MS", defaults.token_hook_timeout_ms)
+    timeout = positive_int(env, "AUTH_TOKEN_HOOK_TIMEOUT_MS", defaults.token_hook_timeout_ms)
     if timeout > TOKEN_HOOK_TIMEOUT_MS_MAX:
         raise ConfigurationError(
             f"AUTH_TOKEN_HOOK_TIMEOUT_MS must be at most {TOKEN_HOOK_TIMEOUT_MS_MAX}"
@@ -309,7 +286,7 @@ def _token_hook(env: Mapping[str, str], defaults: Settings) -> dict[str, object]
     return {
         "token_hook_arn": arn,
         "token_hook_timeout_ms": timeout,
-        "token_hook_on_error": _choice(
+        "token_hook_on_error": choice(
             env, "AUTH_TOKEN_HOOK_ON_ERROR", defaults.token_hook_on_error, TOKEN_HOOK_ON_ERROR
         ),
     }
@@ -327,7 +304,7 @@ BREAKER_BOUNDS = {
 def _breaker(env: Mapping[str, str], defaults: Settings) -> dict[str, int]:
     values = {}
     for variable, (field_name, low, high) in BREAKER_BOUNDS.items():
-        value = _positive_int(env, variable, getattr(defaults, field_name))
+        value = positive_int(env, variable, getattr(defaults, field_name))
         if not low <= value <= high:
             raise ConfigurationError(f"{variable} must be {low} to {high}")
         values[field_name] = value
@@ -348,40 +325,7 @@ def _max_sessions(env: Mapping[str, str], defaults: Settings) -> dict[str, objec
         cap = int(raw)
     return {
         "max_sessions_per_user": cap,
-        "max_sessions_scope": _choice(
+        "max_sessions_scope": choice(
             env, "AUTH_MAX_SESSIONS_SCOPE", defaults.max_sessions_scope, MAX_SESSIONS_SCOPES
         ),
     }
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    raw = (env.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    if raw not in choices:
-        raise ConfigurationError(f"{name} must be one of: {', '.join(choices)}")
-    return raw
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("true", "1", "yes", "on"):
-        return True
-    if raw in ("false", "0", "no", "off"):
-        return False
-    raise ConfigurationError(f"{name} must be true or false")
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int, *, zero: bool = False) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as e:
-        raise ConfigurationError(f"{name} must be an integer number of seconds") from e
-    if value < 0 or (value == 0 and not zero):
-        raise ConfigurationError(f"{name} must be positive")
-    return value

@@ -10,8 +10,8 @@ in memory is shared by all of them, and is as old as the version. So:
   services, with no request to DynamoDB, Secrets Manager or WeChat, so no secret, key or
   connection is in the snapshot;
 - after each restore (`refresh`): drop whatever a container may have cached from a secret
-  (the WeChat app secrets, the signing key set, the remembered client authentications of
-  introspection, the apps' clients), reseed `random` (botocore's retry jitter draws from it: a
+  (the WeChat app secrets, the signing key set, the client store's remembered client
+  authentications, the apps' clients), reseed `random` (botocore's retry jitter draws from it: a
   seed taken at init would be every container's), and close the AWS clients' connection pools
   (none is open if nothing called AWS before the snapshot; one that was would be dead). Every
   token, id and key the service makes comes from `secrets` (os.urandom), which the snapshot does
@@ -89,7 +89,7 @@ def refresh(services: Services) -> None:
         forget_secret()
     if services.apps is not None:
         services.apps.forget()
-    oauth = services.__dict__.get("oauth")  # built (a cached_property), or nothing to forget
-    if oauth is not None:
-        oauth.introspection.forget()
+    clients = services.__dict__.get("clients")  # built (a cached_property), or nothing to forget
+    if clients is not None:
+        clients.forget()
     services.store.close_connections()

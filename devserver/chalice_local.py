@@ -8,9 +8,12 @@ behaves like the deployed one where `chalice local` does not.
 - **A backlog of 128** instead of socketserver's 5: a burst of new connections lost some to
   `ConnectionResetError`. Chalice's server already serves each connection on its own daemon
   thread (ThreadingMixIn); `app.services()` builds the shared graph under a lock.
-- **Unknown paths reach the app**, as an HTTP API's `$default` route sends them to the Lambda
-  (`resourcePath` `$default`): `WxAuth` (chalicelib/api/edge.py) answers 404 `not_found` in
-  the contract's shape.
+- **Routes are matched as an HTTP API matches them**: a method and an exact path (a trailing
+  slash is another path; Chalice's matcher dropped it, as a REST API does; http.server
+  collapsed leading slashes, so `//auth/login` was the login). Anything else
+  reaches the app as an HTTP API's `$default` route sends it to the Lambda (`resourcePath`
+  `$default`), and `WxAuth` (chalicelib/api/edge.py) answers it 404 `not_found` or 405
+  `method_not_allowed` in the contract's shape, never running a view.
   Chalice's LocalGateway answered 403 `{"message": "Missing Authentication Token"}` and, with an
   Authorization header, quoted that header in the body. OPTIONS reaches the app too (no CORS is
   configured: 405 with `Allow`), and so does any other method (http.server answered 501 in HTML).
@@ -25,7 +28,7 @@ from __future__ import annotations
 import sys
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 from chalice import local
 from chalice.app import Chalice
@@ -37,14 +40,29 @@ BACKLOG = 128
 
 
 class _RouteMatcher(local.RouteMatcher):
-    """Chalice's, except that a path that is no route matches UNROUTED."""
+    """A path matched as an HTTP API matches it, else UNROUTED.
+
+    Chalice's matcher drops a trailing slash first (a REST API's habit); an HTTP API does not:
+    `/auth/login/` is no route there, so it goes to `$default`, and so it does here. A `{name}`
+    segment takes one non-empty segment, concrete routes first (Chalice's order)."""
 
     def match_route(self, url: str) -> local.MatchResult:
-        try:
-            return super().match_route(url)
-        except ValueError:
-            query = parse_qs(urlparse(url).query, keep_blank_values=True)
-            return local.MatchResult(UNROUTED, {}, query)
+        path, _, raw_query = url.partition("?")  # not urlparse: `//auth/login` has no netloc
+        query = parse_qs(raw_query, keep_blank_values=True)
+        parts = path.split("/")
+        for route in self.route_urls:
+            template = route.split("/")
+            if len(template) != len(parts):
+                continue
+            captured = {}
+            for part, expected in zip(parts, template, strict=True):
+                if expected.startswith("{") and expected.endswith("}") and part:
+                    captured[expected[1:-1]] = part
+                elif part != expected:
+                    break
+            else:
+                return local.MatchResult(route, captured, query)
+        return local.MatchResult(UNROUTED, {}, query)
 
 
 class LocalGateway(local.LocalGateway):
@@ -61,7 +79,12 @@ class LocalGateway(local.LocalGateway):
     ) -> dict[str, Any]:
         context = self._generate_lambda_context()
         event = self._generate_lambda_event(method, path, headers, body)
-        if self._app_object.routes.get(event["requestContext"]["resourcePath"]):
+        request_context = event["requestContext"]
+        if method not in self._app_object.routes.get(request_context["resourcePath"], {}):
+            # An HTTP API's route is a method and a path: another method is `$default`'s.
+            request_context["resourcePath"] = UNROUTED
+            event["pathParameters"] = {}
+        else:
             event, context = self._authorizer.authorize(path, event, context)
         return self._app_object(event, context)
 
@@ -77,6 +100,13 @@ class RequestHandler(local.ChaliceRequestHandler):
         self.local_gateway = LocalGateway(app_object, config)
         # BaseHTTPRequestHandler's constructor serves the whole connection
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        words = self.requestline.split()
+        if parsed and len(words) >= 2 and words[1].startswith("//"):
+            self.path = words[1]  # http.server collapses leading slashes; API Gateway does not
+        return bool(parsed)
 
     def __getattr__(self, name: str) -> Any:
         # http.server looks up do_<METHOD>; every method goes to the app, which answers 405

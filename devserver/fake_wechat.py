@@ -38,7 +38,8 @@ Official-account web pages and mobile apps: `GET /sns/oauth2/access_token?appid=
 "expires_in", "refresh_token", "openid", "scope"}` (and `unionid` as above), with the same
 errors (41002, 41004, 41008, 40013, 40125, 40002, 40163 for a code used twice).
 
-Server access tokens (`StableTokens`): `POST /cgi-bin/stable_token` with the JSON body
+Server access tokens (`StableTokens`, one set per app: `fake.tokens` is the primary app's,
+`fake.app_tokens[appid]` any app's): `POST /cgi-bin/stable_token` with the JSON body
 `{"grant_type": "client_credential", "appid", "secret", "force_refresh"}` answers
 `{"access_token", "expires_in"}` (HTTP 200, `application/json`). Normal mode answers the same
 token while it has more than 5 minutes left, then a new one (the old one stays valid until its
@@ -66,8 +67,11 @@ then by code:
 | `phone.err-<errcode>[.<any>]`          | that errcode, every time: `phone.err-1400001` (quota  |
 |                                        | used up), `phone.err-40029`, `phone.err--1`, ...      |
 
-A code whose `<user>` is not the one of the request's `openid` answers 40003 (and stays
-unused): WeChat's check that the code belongs to that user.
+A code is of the primary app's button, or of another app's with a part `@<appid>`
+(`phone.bob.13800138000.@wx-app-b`); a code taken with another app's access_token answers 40029
+(and stays unused), as WeChat refuses a second mini-program's code exchanged with the first's
+token. A code whose `<user>` is not the one of the request's `openid` in the code's app answers
+40003 (and stays unused): WeChat's check that the code belongs to that user.
 
 Test helpers: `GET /_fake/stats` answers `{"calls": N, "phone_calls": N}`, `POST /_fake/reset`
 forgets used codes and counts. Requests are not logged: codes, tokens and secrets are never
@@ -286,6 +290,11 @@ class FakeWeChat:
         self._calls: Counter[str] = Counter()
         self._paths: Counter[str] = Counter()
         self.tokens = StableTokens(appid, secret, clock)
+        # every app's server access tokens, the primary's included (issue 22, item 10)
+        self.app_tokens = {
+            other: StableTokens(other, key, clock) for other, key in self._secrets.items()
+        }
+        self.app_tokens[appid] = self.tokens
         self._clock = clock
         self._phone_used: set[str] = set()
         self._phone_calls: Counter[str] = Counter()
@@ -376,7 +385,8 @@ class FakeWeChat:
             self._phone_used.clear()
             self._phone_calls.clear()
             self._refused_tokens.clear()
-        self.tokens.reset()
+        for tokens in self.app_tokens.values():
+            tokens.reset()
 
     # -- jscode2session ---------------------------------------------------------------------
 
@@ -474,13 +484,29 @@ class FakeWeChat:
         with self._lock:
             self._refused_tokens.add(token)
 
-    def access_token_accepted(self, token: str) -> bool:
-        """The one check of a server access_token: one `stable_token` issued, still valid, and
-        not refused by `refuse_access_token`."""
+    def stable_token(self, raw: bytes) -> dict[str, Any]:
+        """`cgi-bin/stable_token` of the app the body names (the primary's answers errors)."""
+        try:
+            appid = json.loads(raw).get("appid")
+        except (ValueError, AttributeError, RecursionError):
+            appid = None
+        tokens = self.app_tokens.get(appid) if isinstance(appid, str) else None
+        return (tokens or self.tokens).stable_token(raw)
+
+    def access_token_app(self, token: str) -> str | None:
+        """The app whose `stable_token` issued `token` (still valid, not refused), or None."""
         with self._lock:
             if token in self._refused_tokens:
-                return False
-        return self.tokens.check_access_token(token) == 0
+                return None
+        for appid, tokens in self.app_tokens.items():
+            if tokens.check_access_token(token) == 0:
+                return appid
+        return None
+
+    def access_token_accepted(self, token: str) -> bool:
+        """The one check of a server access_token: one `stable_token` issued (for any app),
+        still valid, and not refused by `refuse_access_token`."""
+        return self.access_token_app(token) is not None
 
     def getuserphonenumber(self, access_token: str, body: object) -> dict[str, Any]:
         """The JSON body WeChat would answer for this request; see the module docstring."""
@@ -490,7 +516,8 @@ class FakeWeChat:
             self._phone_calls[code if isinstance(code, str) else ""] += 1
         if not access_token:
             return _error(41001)
-        if not self.access_token_accepted(access_token):
+        token_app = self.access_token_app(access_token)
+        if token_app is None:
             return _error(40001)
         if not isinstance(body, dict):
             return _error(47001)
@@ -506,6 +533,9 @@ class FakeWeChat:
             except ValueError:
                 return _error(40029)
         number, *extra = rest.split(".")
+        code_app = next((p[1:] for p in extra if p.startswith("@")), self.appid)
+        if code_app != token_app:
+            return _error(40029)  # another app's code: WeChat knows it not with this token
         country, _, digits = number.rpartition("-")
         country = country or "86"
         if not (country.isdigit() and digits.isdigit()):
@@ -513,7 +543,7 @@ class FakeWeChat:
         issued = [int(p[1:]) for p in extra if p.startswith("t") and p[1:].isdigit()]
         if issued and self._clock() >= issued[0] + PHONE_CODE_TTL:
             return _error(40029)
-        if isinstance(openid, str) and openid and openid != openid_for(self.appid, user):
+        if isinstance(openid, str) and openid and openid != openid_for(code_app, user):
             return _error(40003)
         with self._lock:
             if code in self._phone_used:
@@ -526,7 +556,7 @@ class FakeWeChat:
                 "phoneNumber": digits if country == "86" else f"+{country}{digits}",
                 "purePhoneNumber": digits,
                 "countryCode": country,  # a string, as WeChat sends it (documented as a number)
-                "watermark": {"timestamp": int(self._clock()), "appid": self.appid},
+                "watermark": {"timestamp": int(self._clock()), "appid": code_app},
             },
         }
 
@@ -578,7 +608,7 @@ class _Handler(BaseHTTPRequestHandler):
             fake.reset()
             self._send(200, {"calls": 0})
         elif path == STABLE_TOKEN_PATH:
-            self._send(200, fake.tokens.stable_token(raw))
+            self._send(200, fake.stable_token(raw))
         elif path == PHONE_PATH:
             query = urlsplit(self.path).query
             self._send(200, fake.getuserphonenumber(*_phone_request(query, raw)), "text/plain")

@@ -102,11 +102,18 @@ def settings(tmp_path, key_set_json: str) -> Settings:
     )
 
 
+def stub_openid(appid: str, user: str) -> str:
+    """The stub's openid of `user` in `appid`: `openid-<user>` in the primary app (TEST_APPID),
+    `openid-<appid>-<user>` in any other: each app has its own openids, as on WeChat."""
+    return f"openid-{user}" if appid == TEST_APPID else f"openid-{appid}-{user}"
+
+
 class WeChatStub:
     """jscode2session over `responses`, with the fake WeChat's code conventions:
     `<user>[.<n>]` logs in `<user>` (a unionid for users starting with `union`),
     `err-<errcode>[.<n>]` answers that errcode, `timeout[.<n>]` never answers (a read
-    timeout), every code works once (then 40163)."""
+    timeout), every code works once (then 40163); the openid is the app's own (`stub_openid`).
+    Server access tokens per app (`cgi-bin/stable_token`: `stub-at-<appid>-<n>`)."""
 
     def __init__(self, mock: responses.RequestsMock) -> None:
         self.calls = 0
@@ -115,8 +122,15 @@ class WeChatStub:
         self._lock = threading.Lock()
         mock.add_callback(responses.GET, f"{WECHAT_BASE}/sns/jscode2session", callback=self._answer)
         # getuserphonenumber, with the fake WeChat's conventions: `phone.<user>.<digits>` is
-        # <user>'s number +86<digits>, once (then 40029), only for openid-<user> (else 40003);
-        # `phone.err-<errcode>` that errcode; a token in `refused_tokens` gets 40001.
+        # <user>'s number +86<digits>, once (then 40029), only for <user>'s openid (else 40003);
+        # `phone.err-<errcode>` that errcode; a token in `refused_tokens` gets 40001. A code
+        # with a part `@<appid>` is that app's button's (else the primary app's): with a token
+        # of another app it is 40029, as on WeChat (issue 22, item 10). A token the stub did
+        # not issue (tests' FakeBroker) counts as the primary app's.
+        self.token_apps: dict[str, str] = {}  # server access_token -> its appid
+        mock.add_callback(
+            responses.POST, f"{WECHAT_BASE}/cgi-bin/stable_token", callback=self._stable_token
+        )
         self.phone_calls = 0
         self.phone_tokens: list[str] = []
         self.refused_tokens: set[str] = set()
@@ -142,10 +156,19 @@ class WeChatStub:
                 body = {"errcode": int(user[4:]), "errmsg": "stub error"}
             else:
                 self._used.add(code)  # only a successful exchange uses a code up
-                body = {"openid": f"openid-{user}", "session_key": f"SESSIONKEY-{user}-secret"}
+                openid = stub_openid(query.get("appid", ""), user)
+                body = {"openid": openid, "session_key": f"SESSIONKEY-{user}-secret"}
                 if user.startswith("union"):
                     body["unionid"] = f"unionid-{user}"
         return 200, {"Content-Type": "text/plain"}, json.dumps(body)
+
+    def _stable_token(self, request) -> tuple[int, dict[str, str], str]:
+        appid = json.loads(request.body).get("appid", "")
+        with self._lock:
+            token = f"stub-at-{appid}-{len(self.token_apps) + 1}"
+            self.token_apps[token] = appid
+        body = {"access_token": token, "expires_in": 7200}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
     def _answer_phone(self, request) -> tuple[int, dict[str, str], str]:
         token = parse_qs(urlsplit(request.url).query).get("access_token", [""])[0]
@@ -153,15 +176,18 @@ class WeChatStub:
         code, openid = sent.get("code", ""), sent.get("openid")
         _, _, rest = code.partition(".")
         user, _, digits = rest.partition(".")
-        digits = digits.split(".", 1)[0]
+        digits, *parts = digits.split(".")
+        code_app = next((p[1:] for p in parts if p.startswith("@")), TEST_APPID)
         with self._lock:
             self.phone_calls += 1
             self.phone_tokens.append(token)
             if token in self.refused_tokens:
                 body: dict = {"errcode": 40001, "errmsg": "invalid credential"}
+            elif self.token_apps.get(token, TEST_APPID) != code_app:
+                body = {"errcode": 40029, "errmsg": "invalid code"}  # another app's code
             elif user.startswith("err-"):
                 body = {"errcode": int(user[4:]), "errmsg": "stub error"}
-            elif openid != f"openid-{user}":
+            elif openid != stub_openid(code_app, user):
                 body = {"errcode": 40003, "errmsg": "invalid openid"}
             elif code in self._phone_used or not digits.isdigit():
                 body = {"errcode": 40029, "errmsg": "invalid code"}
@@ -174,7 +200,7 @@ class WeChatStub:
                         "phoneNumber": digits,
                         "purePhoneNumber": digits,
                         "countryCode": "86",
-                        "watermark": {"timestamp": START, "appid": TEST_APPID},
+                        "watermark": {"timestamp": START, "appid": code_app},
                     },
                 }
         return 200, {"Content-Type": "text/plain"}, json.dumps(body)

@@ -92,13 +92,17 @@ def test_client_disable_and_enable(capsys, env, services):
     assert code == 1 and "no client nobody" in err
 
 
-def test_a_disabled_client_gets_no_token(capsys, env, client):
+def test_a_disabled_client_gets_no_token(capsys, env, client, services, clock):
     _, created, _ = run(capsys, "client", "create", "--scopes", "a", "--client-id", "shop-backend")
     credentials = basic("shop-backend", created["client_secret"])
     assert token(client, {"grant_type": "client_credentials"}, credentials).status_code == 200
 
     assert run(capsys, "client", "disable", "shop-backend")[0] == 0
 
+    # A container that authenticated the client keeps it AUTH_CLIENTS_CACHE_TTL seconds.
+    assert services.settings.clients_cache_ttl == 60
+    assert token(client, {"grant_type": "client_credentials"}, credentials).status_code == 200
+    clock.advance(60)
     response = token(client, {"grant_type": "client_credentials"}, credentials)
     assert_error(response, 401, "invalid_client")
 

@@ -1,13 +1,16 @@
-"""OAuth clients: secret hashing, scopes, and the client items in DynamoDB (moto)."""
+"""OAuth clients: secret hashing (SHA-256; the scrypt hashes of earlier releases, verified and
+replaced), the per-container cache, scopes, and the client items in DynamoDB (moto)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
 
 from chalicelib import clients
 from chalicelib.clients import ClientRecord, ClientStore, ScryptParams, grant_scope, parse_scope
+from chalicelib.crypto import b64url
 from chalicelib.errors import ClientAuthError, ClientExists, InvalidScope, RequestError
 from chalicelib.store import Store
 from tests.conftest import START, TABLE, table_items
@@ -21,15 +24,32 @@ def store(dynamodb) -> Store:
 
 
 @pytest.fixture
-def client_store(store: Store) -> ClientStore:
-    return ClientStore(store.clients, params=FAST)
+def client_store(store: Store, clock) -> ClientStore:
+    return ClientStore(store.clients, clock=clock)
 
 
 # -- secrets -------------------------------------------------------------------------------------
 
 
-def test_hash_secret_is_scrypt_with_its_parameters_and_salt() -> None:
-    encoded = clients.hash_secret("s3cret", params=FAST)
+def test_hash_secret_is_a_domain_separated_sha256() -> None:
+    encoded = clients.hash_secret("s3cret")
+    scheme, digest = encoded.split("$")
+    assert scheme == "sha256" and len(digest) == 43
+    assert digest == b64url(hashlib.sha256(b"wxauth/client-secret|s3cret").digest())
+    assert clients.hash_secret("s3cret") == encoded  # no salt: 256 random bits need none
+    assert not clients.needs_rehash(encoded)
+
+
+def test_verify_secret_of_the_sha256_form() -> None:
+    encoded = clients.hash_secret("s3cret")
+    assert clients.verify_secret("s3cret", encoded)
+    assert not clients.verify_secret("s3cret ", encoded)
+    assert not clients.verify_secret("", encoded)
+    assert not clients.verify_secret("s3cret", encoded[:-1] + "A")
+
+
+def test_scrypt_hash_of_earlier_releases_has_its_parameters_and_salt() -> None:
+    encoded = clients.scrypt_hash("s3cret", params=FAST)
     scheme, n, r, p, salt, digest = encoded.split("$")
     assert (scheme, n, r, p) == ("scrypt", "1024", "8", "1")
     assert len(salt) == 22 and len(digest) == 43
@@ -43,18 +63,19 @@ def test_default_parameters_cost_16_mib() -> None:
 
 
 def test_verify_secret() -> None:
-    encoded = clients.hash_secret("s3cret", params=FAST)
+    encoded = clients.scrypt_hash("s3cret", params=FAST)
+    assert clients.needs_rehash(encoded)
     assert clients.verify_secret("s3cret", encoded)
     assert not clients.verify_secret("s3cret ", encoded)
     assert not clients.verify_secret("", encoded)
 
 
 def test_same_secret_hashes_differently_per_salt() -> None:
-    assert clients.hash_secret("x", params=FAST) != clients.hash_secret("x", params=FAST)
+    assert clients.scrypt_hash("x", params=FAST) != clients.scrypt_hash("x", params=FAST)
 
 
 def test_hash_made_with_other_parameters_still_verifies() -> None:
-    stronger = clients.hash_secret("x", params=ScryptParams(n=2**11, r=8, p=2))
+    stronger = clients.scrypt_hash("x", params=ScryptParams(n=2**11, r=8, p=2))
     assert stronger.startswith("scrypt$2048$8$2$")
     assert clients.verify_secret("x", stronger)
 
@@ -68,6 +89,9 @@ def test_hash_made_with_other_parameters_still_verifies() -> None:
         "scrypt$x$8$1$AAAA$AAAA",
         "scrypt$1024$8$1$!$!",
         "scrypt$3$8$1$AAAA$AAAA",
+        "sha256$",
+        "sha256$AAAA",
+        "sha256",
     ],
 )
 def test_malformed_hash_never_verifies(encoded: str) -> None:
@@ -123,7 +147,7 @@ def test_create_stores_only_a_hash(client_store: ClientStore, dynamodb) -> None:
     assert item["scopes"] == {"L": [{"S": "orders:read"}, {"S": "orders:write"}]}
     assert item["enabled"] == {"BOOL": True}
     assert item["created_at"] == {"N": str(START)}
-    assert item["secret_hash"]["S"].startswith("scrypt$1024$8$1$")
+    assert item["secret_hash"]["S"] == clients.hash_secret(secret)
     assert secret not in repr(item)
     assert clients.verify_secret(secret, item["secret_hash"]["S"])
     assert client_store.get(record.client_id) == record
@@ -265,4 +289,136 @@ def test_unknown_client_costs_a_hash_too(client_store: ClientStore, monkeypatch)
         client_store.authenticate("nobody-else", "guess")
 
     assert len(verified) == 2 and verified[0] == verified[1]
-    assert verified[0].startswith("scrypt$1024$8$1$")
+    assert verified[0].startswith("sha256$")
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch) -> list[int]:
+    """Every scrypt run (its memory, in bytes), wherever it is called from."""
+    calls: list[int] = []
+    real = hashlib.scrypt
+
+    def counting(password, *, salt, n, r, p, maxmem=0, dklen=64):
+        calls.append(128 * r * n)
+        return real(password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=dklen)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    return calls
+
+
+def test_no_scrypt_for_any_caller_of_an_unknown_or_new_client(
+    client_store: ClientStore, scrypt_calls
+) -> None:
+    """Issue 22, item 6: every client-credentials request ran a 16 MiB scrypt, unknown client
+    ids included, before anyone was authenticated."""
+    record, secret = client_store.create(["a"], now=START)
+    for client_id, candidate in (("nobody", "guess"), ("x" * 64, "g"), (record.client_id, "no")):
+        with pytest.raises(ClientAuthError):
+            client_store.authenticate(client_id, candidate)
+    assert client_store.authenticate(record.client_id, secret) == record
+    assert scrypt_calls == []
+
+
+def legacy_client(store: Store, client_id: str = "old-backend") -> tuple[ClientRecord, str]:
+    """A client as an earlier release stored it: its secret's scrypt hash (16 MiB)."""
+    secret = b64url(b"s" * 32)
+    record = ClientRecord(client_id, clients.scrypt_hash(secret), ("a",), True, START)
+    assert store.clients.add(record)
+    return record, secret
+
+
+def test_a_scrypt_hash_is_replaced_at_the_next_successful_use(
+    client_store: ClientStore, store: Store, dynamodb, dynamodb_requests, scrypt_calls, log_lines
+) -> None:
+    record, secret = legacy_client(store)
+    scrypt_calls.clear()
+    with pytest.raises(ClientAuthError):  # a wrong secret: one scrypt, nothing replaced
+        client_store.authenticate(record.client_id, "wrong")
+    assert store.clients.get(record.client_id).secret_hash == record.secret_hash
+    assert scrypt_calls == [16 * 2**20]
+
+    dynamodb_requests.clear()
+    authenticated = client_store.authenticate(record.client_id, secret)
+
+    assert dynamodb_requests == ["GetItem", "UpdateItem"]  # read, then the guarded replacement
+    assert authenticated.secret_hash == clients.hash_secret(secret)
+    [item] = table_items(dynamodb)
+    assert item["secret_hash"]["S"] == clients.hash_secret(secret)
+    assert len(scrypt_calls) == 2
+    assert any('"client_secret_rehashed"' in line for line in log_lines)
+    assert not [line for line in log_lines if secret in line]
+    # from now on: SHA-256, never scrypt again, in this container or a fresh one
+    fresh = ClientStore(store.clients)
+    assert fresh.authenticate(record.client_id, secret).client_id == record.client_id
+    assert len(scrypt_calls) == 2
+
+
+def test_a_replacement_never_overwrites_a_hash_changed_meanwhile(
+    client_store: ClientStore, store: Store, monkeypatch
+) -> None:
+    record, secret = legacy_client(store)
+    real_get = store.clients.get
+
+    def changed_after_the_read(client_id):
+        read = real_get(client_id)
+        store.table.call(  # another secret was stored meanwhile
+            "update_item",
+            Key={"pk": {"S": "CLIENT"}, "sk": {"S": f"CLIENT#{client_id}"}},
+            UpdateExpression="SET secret_hash = :h",
+            ExpressionAttributeValues={":h": {"S": clients.hash_secret("another")}},
+        )
+        return read
+
+    monkeypatch.setattr(store.clients, "get", changed_after_the_read)
+    client_store.authenticate(record.client_id, secret)  # its secret was right when read
+
+    assert real_get(record.client_id).secret_hash == clients.hash_secret("another")
+
+
+# -- the per-container cache of verified pairs ---------------------------------------------------
+
+
+def test_a_verified_pair_is_cached_as_a_hash_for_its_ttl(
+    store: Store, clock, dynamodb_requests
+) -> None:
+    client_store = ClientStore(store.clients, clock=clock, cache_ttl=60)
+    record, secret = client_store.create(["a"], now=START)
+    client_store.authenticate(record.client_id, secret)
+    dynamodb_requests.clear()
+
+    assert client_store.authenticate(record.client_id, secret) == record
+    assert dynamodb_requests == []  # no request, no hash of the table's
+    assert secret not in repr(client_store._verified)  # the secret's hash only
+    with pytest.raises(ClientAuthError):  # another secret: checked against the table
+        client_store.authenticate(record.client_id, secret[:-1] + "x")
+    assert dynamodb_requests == ["GetItem"]
+
+    clock.advance(60)
+    dynamodb_requests.clear()
+    assert client_store.authenticate(record.client_id, secret) == record
+    assert dynamodb_requests == ["GetItem"]  # expired: read again
+
+
+def test_the_cache_is_bounded_and_off_at_ttl_zero(store: Store, clock, dynamodb_requests) -> None:
+    bounded = ClientStore(store.clients, clock=clock, cache_size=2)
+    made = [bounded.create(["a"], now=START) for _ in range(3)]
+    for record, secret in made:
+        bounded.authenticate(record.client_id, secret)
+    assert list(bounded._verified) == [made[1][0].client_id, made[2][0].client_id]
+
+    off = ClientStore(store.clients, clock=clock, cache_ttl=0)
+    record, secret = made[0]
+    off.authenticate(record.client_id, secret)
+    dynamodb_requests.clear()
+    off.authenticate(record.client_id, secret)
+    assert dynamodb_requests == ["GetItem"] and not off._verified
+
+
+def test_disabling_a_client_drops_it_from_this_containers_cache(client_store: ClientStore) -> None:
+    record, secret = client_store.create(["a"], now=START)
+    client_store.authenticate(record.client_id, secret)
+
+    client_store.set_enabled(record.client_id, False)
+
+    with pytest.raises(ClientAuthError):
+        client_store.authenticate(record.client_id, secret)

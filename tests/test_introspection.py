@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from chalicelib.introspection import AUTH_MEMO_SECONDS, INTROSPECT_SCOPE
+from chalicelib.introspection import INTROSPECT_SCOPE
 from chalicelib.tokens import claims as custom_claims
 from tests.api.test_internal import client_token
 from tests.conftest import START, TEST_APPID, table_items
@@ -195,9 +195,10 @@ def test_a_json_body_is_invalid_request(client, gateway) -> None:
 def test_requests_and_the_memo_of_a_clients_authentication(
     client, services, clock, gateway, dynamodb_requests
 ) -> None:
-    """A user's token: the client's GetItem (and a scrypt) the first time, then only the
-    session's GetItem while the authentication is remembered; a wrong secret is never let in
-    by the memo, and a disabled client stops once it lapses."""
+    """A user's token: the client's GetItem the first time, then only the session's GetItem
+    while the client store remembers the authentication (AUTH_CLIENTS_CACHE_TTL); a wrong
+    secret is never let in by it, and a client disabled by another container stops once it
+    lapses."""
     token = login(client, "alice.1")["access_token"]
     del dynamodb_requests[:]
 
@@ -208,8 +209,8 @@ def test_requests_and_the_memo_of_a_clients_authentication(
     assert dynamodb_requests == ["GetItem"]
     assert_error(introspect(client, token, (gateway[0], "wrong")), 401, "invalid_client")
 
-    assert services.clients.set_enabled(gateway[0], False)
-    clock.advance(AUTH_MEMO_SECONDS - 1)
+    assert services.store.clients.set_enabled(gateway[0], False)  # another container's command
+    clock.advance(services.settings.clients_cache_ttl - 1)
     assert answer(client, token, gateway)["active"] is True  # remembered, for a while
     clock.advance(1)
     assert_error(introspect(client, token, gateway), 401, "invalid_client")

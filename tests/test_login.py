@@ -20,6 +20,8 @@ from chalicelib.store import UserRecord
 from chalicelib.store.logins import LoginRecord
 from tests.conftest import START, TEST_APPID, table_items
 
+NONCE = "n0nce-" + "a" * 27  # a login_nonce, as the mini-program client sends one
+
 
 @pytest.fixture
 def login(services):
@@ -55,14 +57,14 @@ def session_of(tokens) -> tuple:
 def test_same_code_again_returns_the_same_session_without_calling_wechat(
     login, wechat, dynamodb, services
 ):
-    first = login.login("alice.1", START)
+    first = login.login("alice.1", START, nonce=NONCE)
     items = table_items(dynamodb)
-    again = login.login("alice.1", START + 59)
+    again = login.login("alice.1", START + 59, nonce=NONCE)
     assert wechat.calls == 1
     assert session_of(again.tokens) == session_of(first.tokens) and again.is_new is True
     assert table_items(dynamodb) == items
-    # still the same five minutes after (the code's WeChat validity)
-    late = login.login("alice.1", START + 299)
+    # still the same five minutes after (the code's WeChat validity), for the first caller
+    late = login.login("alice.1", START + 299, nonce=NONCE)
     assert session_of(late.tokens) == session_of(first.tokens)
     assert wechat.calls == 1
     # with an access token minted for the replay, of the same session
@@ -84,8 +86,8 @@ def test_a_replay_after_the_first_access_token_expired_gets_a_usable_one(
     from chalicelib import runtime
 
     short = runtime.build(replace(settings, access_ttl=60), dynamodb=dynamodb, clock=clock)
-    first = short.login.login("alice.1", START)
-    again = short.login.login("alice.1", START + 200)
+    first = short.login.login("alice.1", START, nonce=NONCE)
+    again = short.login.login("alice.1", START + 200, nonce=NONCE)
 
     assert again.response(START + 200)["expires_in"] == 60
     assert short.access_tokens.check(again.tokens.access_token, START + 200 + 60)
@@ -366,7 +368,7 @@ def test_a_claim_held_too_long_answers_login_pending(services):
     login._claims._sleep = slept.append
     logins.claim = lambda *a, **k: False
     logins.get = lambda code_hash: LoginRecord(
-        code_hash=code_hash, lease_until=START + 20, expires_at=START + 300
+        code_hash=code_hash, lease_until=START + 20, expires_at=START + 300, claimed_at=START
     )
     try:
         with pytest.raises(LoginPending):
@@ -375,3 +377,113 @@ def test_a_claim_held_too_long_answers_login_pending(services):
         logins.claim = code_hash_claimed
     assert slept == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 0.45])
     assert sum(slept) == pytest.approx(3.0)
+
+
+# -- a replay answers only the code's first caller (issue 22, item 1) --------------------------
+
+OTHER_NONCE = "0ther-" + "b" * 27
+
+
+def test_a_replay_without_the_first_callers_nonce_gets_nothing(
+    login, wechat, dynamodb, dynamodb_requests
+):
+    """A used code was a bearer credential for five minutes: whoever posted it again got the
+    first login's refresh token. Now a code claimed with a nonce answers only that nonce."""
+    first = login.login("alice.1", START, nonce=NONCE)
+    items = table_items(dynamodb)
+    for nonce in (None, OTHER_NONCE, NONCE[:-1] + "b", NONCE.upper()):
+        dynamodb_requests.clear()
+        with pytest.raises(GrantError) as refused:
+            login.login("alice.1", START + 1, nonce=nonce)
+        assert first.tokens.refresh_token not in str(refused.value)
+        assert dynamodb_requests == ["PutItem", "GetItem"]  # the refused claim, the claim read
+    assert table_items(dynamodb) == items and wechat.calls == 1
+    assert session_of(login.login("alice.1", START + 2, nonce=NONCE).tokens) == session_of(
+        first.tokens
+    )
+
+
+def test_the_claim_keeps_only_a_hash_of_the_nonce(login, dynamodb):
+    login.login("alice.1", START, nonce=NONCE)
+    raw = json.dumps(table_items(dynamodb), default=repr)
+    assert NONCE not in raw and NONCE.encode().hex() not in raw
+    (claim,) = [i for i in table_items(dynamodb) if i["pk"]["S"].startswith("LOGIN#")]
+    assert len(claim["nonce_hash"]["B"]) == 32
+
+
+def test_without_a_nonce_a_mini_program_code_replays_for_60_seconds(login, wechat):
+    """Clients from before the nonce retry a lost answer with the code alone: still answered,
+    briefly (AUTH_LOGIN_REPLAY_WITHOUT_NONCE), and never to a caller with a nonce."""
+    first = login.login("alice.1", START)
+    assert session_of(login.login("alice.1", START + 59).tokens) == session_of(first.tokens)
+    with pytest.raises(GrantError):
+        login.login("alice.1", START + 1, nonce=NONCE)  # not the first caller: it sent none
+    with pytest.raises(GrantError):
+        login.login("alice.1", START + 60)
+    assert wechat.calls == 1
+
+
+@pytest.mark.parametrize("window", [0, 5])
+def test_the_window_without_a_nonce_is_a_setting(services, settings, dynamodb, clock, window):
+    from dataclasses import replace
+
+    from chalicelib import runtime
+
+    built = runtime.build(
+        replace(settings, login_replay_without_nonce=window), dynamodb=dynamodb, clock=clock
+    )
+    first = built.login.login("alice.1", START)
+    if window:
+        again = built.login.login("alice.1", START + window - 1)
+        assert session_of(again.tokens) == session_of(first.tokens)
+    with pytest.raises(GrantError):
+        built.login.login("alice.1", START + window)
+
+
+def test_a_claim_of_an_earlier_release_replays_without_a_nonce_as_before(login, services):
+    """Claimed before the upgrade: no claimed_at; the lease tells when (lease_until - 20)."""
+    first = login.login("alice.1", START)
+    items = [i for i in table_items(services.store.client) if i["pk"]["S"].startswith("LOGIN#")]
+    services.store.client.update_item(
+        TableName=services.settings.table_name,
+        Key={"pk": items[0]["pk"], "sk": items[0]["sk"]},
+        UpdateExpression="REMOVE claimed_at",
+    )
+    assert session_of(login.login("alice.1", START + 59).tokens) == session_of(first.tokens)
+    with pytest.raises(GrantError):
+        login.login("alice.1", START + 60)
+
+
+def test_a_replay_without_the_nonce_is_refused_at_once_while_the_code_is_exchanged(
+    services, wechat
+):
+    """A stranger's replay does not wait for the claimant: refused at the first read."""
+    waits: list[float] = []
+    services.code_claims._sleep = waits.append
+    logins = services.store.logins
+    real_claim = logins.claim
+    claimed = {}
+
+    def claim_then_pending(code_hash, **kwargs):
+        if not claimed:  # the first caller claims and is still at WeChat
+            claimed["yes"] = real_claim(code_hash, **{**kwargs, "nonce_hash": b"n" * 32})
+        return False
+
+    logins.claim = claim_then_pending
+    try:
+        with pytest.raises(GrantError):
+            services.login.login("alice.1", START)
+    finally:
+        logins.claim = real_claim
+    assert waits == [] and wechat.calls == 0
+
+
+@pytest.mark.parametrize(
+    "nonce", ["short", "a" * 129, "has space" + "a" * 16, "é" * 20, "a+b/c=" * 4]
+)
+def test_a_malformed_nonce_is_invalid_request_before_anything(login, dynamodb, wechat, nonce):
+    from chalicelib.errors import RequestError
+
+    with pytest.raises(RequestError, match="login_nonce"):
+        login.login("alice.1", START, nonce=nonce)
+    assert table_items(dynamodb) == [] and wechat.calls == 0

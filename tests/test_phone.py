@@ -16,7 +16,7 @@ from chalicelib.errors import StoreUnavailable, WeChatTokenInvalid
 from chalicelib.phone import phone_hash
 from chalicelib.store import Store, phone_pk
 from chalicelib.store.phones import Phones
-from tests.conftest import START, table_items
+from tests.conftest import START, TEST_APPID, table_items
 from tests.http import assert_error, bearer, login, post
 
 T = TypeVar("T")
@@ -374,3 +374,100 @@ def test_bad_input_is_invalid_request(app_client, wechat, body):
 def test_no_access_token_is_401(app_client, wechat):
     assert_error(post(app_client, "/auth/phone", {"code": "phone.alice.1"}), 401, "invalid_token")
     assert wechat.phone_calls == 0
+
+
+# -- a second mini-program's users (issue 22, item 10) ----------------------------------------
+
+APP_B = "wx-app-b"
+BOB_PHONE = "13900139000"
+
+
+@pytest.fixture
+def app_b(services: runtime.Services, broker: FakeBroker) -> str:
+    from chalicelib.identity.apps import MINI_PROGRAM, App
+
+    assert services.apps is not None
+    services.apps.add(
+        App(APP_B, MINI_PROGRAM, client_id="shop-b", secret="secret-of-app-b"), now=START
+    )
+    return APP_B
+
+
+def login_to(client, code: str, appid: str) -> dict:
+    response = post(client, "/auth/login", {"code": code, "appid": appid})
+    assert response.status_code == 200, response.json_body
+    return response.json_body
+
+
+def test_a_second_mini_programs_user_binds_a_number_from_its_button(
+    app_client, app_b, wechat, broker, services, dynamodb
+):
+    """The code of app B's button goes to WeChat with app B's server token and the user's
+    openid in app B. It went with the primary app's token and the profile's first openid:
+    400 invalid_grant (WeChat 40029)."""
+    bob = login_to(app_client, "bob.1", app_b)
+
+    response = bind(app_client, bob["access_token"], f"phone.bob.{BOB_PHONE}.@{app_b}")
+
+    assert response.status_code == 200, response.json_body
+    assert response.json_body["phone"]["pure_phone_number"] == BOB_PHONE
+    assert broker.calls == 0  # the primary app's broker was not asked
+    assert wechat.phone_tokens == ["stub-at-wx-app-b-1"]  # app B's own server token
+    assert wechat.token_apps == {"stub-at-wx-app-b-1": app_b}
+    brokered = [i for i in table_items(dynamodb) if i["pk"]["S"].startswith("WXTOKEN#")]
+    assert [i["pk"]["S"] for i in brokered] == [f"WXTOKEN#{app_b}"]  # its broker's own item
+    # and the same code again (a retry) answers the same number without another paid call
+    again = bind(app_client, bob["access_token"], f"phone.bob.{BOB_PHONE}.@{app_b}")
+    assert again.json_body == response.json_body and wechat.phone_calls == 1
+
+
+def test_the_primary_apps_code_still_uses_its_token_for_a_user_first_seen_in_app_b(
+    app_client, app_b, wechat, broker, services
+):
+    """The profile keeps the first app's openid (app B's here): a session of the primary app
+    sends the user's openid in the primary app (its identity, one Query), not the profile's."""
+    first = login_to(app_client, "union-carol.1", app_b)
+    primary = login_to(app_client, "union-carol.2", TEST_APPID)
+    assert primary["user"]["id"] == first["user"]["id"]  # one user (a unionid), profile of B
+    response = bind(app_client, primary["access_token"], "phone.union-carol.13700137000")
+    assert response.status_code == 200, response.json_body
+    assert wechat.phone_tokens == ["server-token-1"] and broker.calls == 1
+
+
+def test_a_code_of_app_b_in_a_session_of_the_primary_app_is_refused(
+    app_client, app_b, wechat, broker, dynamodb
+):
+    """The session says which app's button the code must come from: app B's code with a session
+    of the primary app goes to WeChat with the primary's token, and WeChat refuses it."""
+    bob = login_to(app_client, "bob.1", TEST_APPID)
+    before = [i for i in table_items(dynamodb) if i["pk"]["S"].startswith("PHONE#")]
+    response = bind(app_client, bob["access_token"], f"phone.bob.{BOB_PHONE}.@{app_b}")
+    assert_error(response, 400, "invalid_grant")
+    assert [i for i in table_items(dynamodb) if i["pk"]["S"].startswith("PHONE#")] == before
+
+
+def test_a_user_known_in_both_apps_binds_from_either(app_client, app_b, wechat, broker, services):
+    """One user (a unionid) with identities in both apps: each session's code goes with its
+    app's token and the user's openid there."""
+    a = login_to(app_client, "union-dan.1", TEST_APPID)
+    b = login_to(app_client, "union-dan.2", app_b)
+    assert a["user"]["id"] == b["user"]["id"]
+    response = bind(app_client, b["access_token"], f"phone.union-dan.{BOB_PHONE}.@{app_b}")
+    assert response.status_code == 200, response.json_body
+    response = bind(app_client, a["access_token"], "phone.union-dan.13600136000")
+    assert response.status_code == 200, response.json_body
+
+
+def test_the_app_of_a_session_is_found_by_its_client_id_once_per_container(
+    services, app_b, broker
+):
+    from chalicelib.errors import GrantError
+
+    apps = services.phone._apps
+    assert apps.of(None).appid == TEST_APPID and apps.of(TEST_APPID).broker is broker
+    made = apps.of("shop-b")
+    assert made.appid == app_b and apps.of("shop-b") is made  # one broker per appid
+    services.apps.set_enabled(app_b, False, now=START)  # a disabled app's sessions still live
+    assert apps.of("shop-b") is made
+    with pytest.raises(GrantError):
+        apps.of("no-such-client")

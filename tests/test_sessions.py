@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -39,10 +40,11 @@ def test_start_stores_only_a_hash_of_the_refresh_token(started, dynamodb):
     parsed = refresh_tokens.parse(started.refresh_token)
     secret_part = parsed.body.rsplit(".", 1)[1]
     assert secret_part not in raw
-    assert parsed.mac not in raw
-    assert items[0]["current_hash"]["B"] == parsed.hash
+    assert parsed.version == 3 and parsed.key not in raw
+    assert items[0]["current_hash"]["B"] == hashlib.sha256(started.refresh_token.encode()).digest()
+    assert items[0]["key_hash"]["B"] == refresh_tokens.key_hash(parsed.key)
     assert items[0]["generation"] == {"N": "0"}
-    assert len(items[0]["mac_key"]["B"]) == 32
+    assert "mac_key" not in items[0]
     assert int(items[0]["expires_at"]["N"]) == START + IDLE
 
 
@@ -196,17 +198,66 @@ def test_forged_secret_for_a_real_session_changes_nothing(sessions, started, dyn
 def test_an_authentic_token_from_a_future_generation_revokes_nothing(
     sessions, started, services, dynamodb
 ):
-    """Only what a session really issued counts as reuse: a token signed with its key but
-    of a generation it never reached (a leaked key, say) is a plain invalid_grant."""
+    """Only what a session really issued counts as reuse: a token with its key but of a
+    generation it never reached (a leaked key, say) is a plain invalid_grant."""
     generations(sessions, started, 2)
-    key = services.store.sessions.get(USER_A, started.session_id).mac_key
+    key = refresh_tokens.parse(started.refresh_token).key
     before = table_items(dynamodb)
     for generation in (2, 3, 99):
         body = refresh_tokens.mint(USER_A, started.session_id, generation)
         with pytest.raises(GrantError) as caught:
-            sessions.refresh(refresh_tokens.sign(body, key), START + 10)
+            sessions.refresh(refresh_tokens.issue(body, key), START + 10)
         assert not isinstance(caught.value, ReuseDetected)
     assert table_items(dynamodb) == before
+
+
+def flipped(token: str, index: int) -> str:
+    """`token` with the character at `index` changed (to another base64url character)."""
+    index %= len(token)
+    return token[:index] + ("B" if token[index] != "B" else "C") + token[index + 1 :]
+
+
+@pytest.mark.parametrize("index", [-1, -2, -22, -43], ids=lambda i: f"key-char{i}")
+def test_a_current_token_with_its_key_changed_refreshes_nothing(
+    sessions, started, dynamodb, dynamodb_requests, index
+):
+    """Issue 22, item 7: one character of the last part of a valid, current refresh token
+    changed. It was answered 200 and rotated the session (only the body was compared)."""
+    issued = sessions.refresh(started.refresh_token, START)
+    before = table_items(dynamodb)
+    dynamodb_requests.clear()
+    with pytest.raises(GrantError) as caught:
+        sessions.refresh(flipped(issued.refresh_token, index), START + 1)
+    assert not isinstance(caught.value, ReuseDetected)
+    assert dynamodb_requests == ["UpdateItem"]  # refused by its condition: still one request
+    assert table_items(dynamodb) == before
+    # the real token is still current: it refreshes, and the previous one is in grace
+    assert sessions.refresh(issued.refresh_token, START + 2).refresh_token
+
+
+def test_only_the_issued_token_byte_for_byte_refreshes(sessions, started, dynamodb):
+    """Every character that can change while the token stays well-formed, one at a time."""
+    token = started.refresh_token
+    before = table_items(dynamodb)
+    for index, char in enumerate(token):
+        if char == "." or index in range(46, 47):  # separators; the generation (`0`)
+            continue
+        with pytest.raises(GrantError):
+            sessions.refresh(flipped(token, index), START + 1)
+    assert table_items(dynamodb) == before
+    assert sessions.refresh(token, START + 2).refresh_token
+
+
+def test_the_previous_token_with_its_key_changed_gets_nothing_in_grace(
+    sessions, started, dynamodb
+):
+    issued = sessions.refresh(started.refresh_token, START)
+    before = table_items(dynamodb)
+    with pytest.raises(GrantError) as caught:
+        sessions.refresh(flipped(started.refresh_token, -5), START + 1)
+    assert not isinstance(caught.value, ReuseDetected)
+    assert table_items(dynamodb) == before
+    assert sessions.refresh(started.refresh_token, START + 2).refresh_token == issued.refresh_token
 
 
 def test_a_token_of_another_session_is_not_reuse_in_this_one(sessions, started, dynamodb):
@@ -312,7 +363,9 @@ def test_a_grace_replay_is_one_refused_write_and_nothing_else(
 
 
 def test_an_unknown_session_is_one_refused_write(sessions, dynamodb, dynamodb_requests):
-    forged = refresh_tokens.sign(refresh_tokens.mint(USER_Z, refresh_tokens.new_id(), 3), b"k" * 32)
+    forged = refresh_tokens.issue(
+        refresh_tokens.mint(USER_Z, refresh_tokens.new_id(), 3), refresh_tokens.new_key()
+    )
     with pytest.raises(GrantError):
         sessions.refresh(forged, START)
     assert dynamodb_requests == ["UpdateItem"]
@@ -387,14 +440,14 @@ def v1_session(services, now: int = START, rotated_from: str | None = None):
     return session_id, current, previous
 
 
-def test_a_v1_token_rotates_into_a_signed_token_of_generation_one(services, sessions):
+def test_a_v1_token_rotates_into_a_v3_token_of_generation_one(services, sessions):
     session_id, current, _ = v1_session(services)
     issued = sessions.refresh(current, START + 1)
     parsed = refresh_tokens.parse(issued.refresh_token)
-    assert (parsed.session_id, parsed.generation) == (session_id, 1)
+    assert (parsed.session_id, parsed.generation, parsed.version) == (session_id, 1, 3)
     stored = services.store.sessions.get(USER_A, session_id)
-    assert refresh_tokens.authentic(parsed, stored.mac_key)
-    # and on from there, with theft detection for every older v2 token
+    assert refresh_tokens.holds_key(parsed, stored.key_hash)
+    # and on from there, with theft detection for every older v3 token
     second = sessions.refresh(issued.refresh_token, START + 2)
     sessions.refresh(second.refresh_token, START + 3)
     with pytest.raises(ReuseDetected):
@@ -518,3 +571,182 @@ def test_a_thousand_live_sessions_page_by_page(backend_services):
             break
     assert sorted(seen) == sorted(live) and len(seen) == 900
     assert pages in (9, 10)
+
+
+# -- sessions of v2 tokens (`<user>.<sid>.<gen>.<secret>.<mac>`: MAC key in the item) ---------
+
+
+def v2_session(services, generation: int = 2, now: int = START):
+    """A session as the previous release stored it (the hash of the body only, the MAC key in
+    the item), rotated `generation` times: its v2 tokens T0 .. T<generation>, the last current."""
+    from chalicelib.sessions import _context
+    from chalicelib.store import SessionRecord
+
+    session_id = refresh_tokens.new_id()
+    mac_key = refresh_tokens.new_mac_key()
+    bodies = [refresh_tokens.mint(USER_A, session_id, g) for g in range(generation + 1)]
+    record = SessionRecord(
+        user_id=USER_A,
+        session_id=session_id,
+        client_id="wx-test-appid",
+        current_hash=refresh_tokens.token_hash(bodies[-1]),
+        previous_hash=refresh_tokens.token_hash(bodies[-2]),
+        rotated_at=now,
+        sealed_current=crypto.seal(
+            bodies[-2], bodies[-1].encode(), context=_context(USER_A, session_id)
+        ),
+        created_at=now,
+        idle_expires_at=now + IDLE,
+        absolute_expires_at=now + ABSOLUTE,
+        generation=generation,
+        mac_key=mac_key,
+    )
+    item = new_session(services.settings.table_name, record)["Item"]
+    item["previous_hash"] = {"B": record.previous_hash}
+    item["rotated_at"] = {"N": str(now)}
+    item["sealed_current"] = {"B": record.sealed_current}
+    services.store.client.put_item(TableName=services.settings.table_name, Item=item)
+    return session_id, [refresh_tokens.sign(body, mac_key) for body in bodies]
+
+
+def test_a_v2_token_is_checked_before_the_write_then_rotates_into_v3(
+    services, sessions, dynamodb_requests
+):
+    session_id, tokens = v2_session(services)
+    dynamodb_requests.clear()
+    issued = sessions.refresh(tokens[-1], START + 1)
+    assert dynamodb_requests == ["GetItem", "UpdateItem"]  # the MAC, checked before the write
+    parsed = refresh_tokens.parse(issued.refresh_token)
+    assert (parsed.version, parsed.generation, parsed.session_id) == (3, 3, session_id)
+    stored = services.store.sessions.get(USER_A, session_id)
+    assert stored.current_hash == parsed.hash and refresh_tokens.holds_key(parsed, stored.key_hash)
+    dynamodb_requests.clear()
+    sessions.refresh(issued.refresh_token, START + 2)  # from now on: one request
+    assert dynamodb_requests == ["UpdateItem"]
+
+
+@pytest.mark.parametrize("index", [-1, -11, -22])
+def test_a_current_v2_token_with_its_mac_changed_writes_nothing(
+    services, sessions, dynamodb, dynamodb_requests, index
+):
+    """Issue 22, item 7, for the tokens of sessions from before v3."""
+    _, tokens = v2_session(services)
+    before = table_items(dynamodb)
+    dynamodb_requests.clear()
+    with pytest.raises(GrantError) as caught:
+        sessions.refresh(flipped(tokens[-1], index), START + 1)
+    assert not isinstance(caught.value, ReuseDetected)
+    assert dynamodb_requests == ["GetItem"]
+    assert table_items(dynamodb) == before
+    assert sessions.refresh(tokens[-1], START + 2).refresh_token
+
+
+def test_the_previous_v2_token_in_grace_gets_the_current_v2_token(services, sessions, dynamodb):
+    """Rotated by the previous release just before the upgrade: the sealed current is a body."""
+    _, tokens = v2_session(services)
+    before = table_items(dynamodb)
+    assert sessions.refresh(tokens[-2], START + 1).refresh_token == tokens[-1]
+    assert table_items(dynamodb) == before
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(tokens[-2], START + GRACE)
+
+
+def test_a_migrated_v2_token_in_grace_gets_the_v3_token(services, sessions):
+    _, tokens = v2_session(services)
+    issued = sessions.refresh(tokens[-1], START + 1)
+    assert sessions.refresh(tokens[-1], START + 2).refresh_token == issued.refresh_token
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(tokens[-1], START + 1 + GRACE)
+
+
+def test_an_older_v2_token_revokes_the_session_even_after_the_move_to_v3(services, sessions):
+    session_id, tokens = v2_session(services, generation=3)
+    issued = sessions.refresh(tokens[-1], START + 1)
+    with pytest.raises(ReuseDetected):
+        sessions.refresh(tokens[0], START + 2)
+    assert services.store.sessions.get(USER_A, session_id).revoked_reason == "refresh_token_reuse"
+    with pytest.raises(GrantError):
+        sessions.refresh(issued.refresh_token, START + 3)
+
+
+def test_a_made_up_v2_token_for_a_real_session_changes_nothing(services, sessions, dynamodb):
+    session_id, tokens = v2_session(services)
+    before = table_items(dynamodb)
+    made_up = [
+        refresh_tokens.sign(refresh_tokens.mint(USER_A, session_id, 0), b"k" * 32),
+        f"{refresh_tokens.parse(tokens[0]).body}.{'A' * 22}",
+    ]
+    for token in made_up:
+        with pytest.raises(GrantError) as caught:
+            sessions.refresh(token, START + 1)
+        assert not isinstance(caught.value, ReuseDetected)
+    assert table_items(dynamodb) == before
+
+
+def test_a_v2_token_with_its_mac_changed_revokes_nothing_through_oauth_revoke(services, sessions):
+    session_id, tokens = v2_session(services)
+    parsed = refresh_tokens.parse(flipped(tokens[-1], -3))
+    assert not sessions.revoke_by_refresh_token(parsed, now=START + 1, reason="oauth_revoke")
+    assert services.store.sessions.get(USER_A, session_id).revoked_at is None
+    real = refresh_tokens.parse(tokens[-1])
+    assert sessions.revoke_by_refresh_token(real, now=START + 1, reason="oauth_revoke")
+
+
+# -- AUTH_LIMIT_REFRESH_PER_SESSION: only a token holder spends it (issue 22, item 8) ----------
+
+
+@pytest.fixture
+def limited(settings, dynamodb, clock):
+    from dataclasses import replace
+
+    from chalicelib import runtime
+    from chalicelib.settings import Limit
+
+    limit = Limit(2, 60)
+    return runtime.build(
+        replace(settings, limit_refresh_per_session=limit), dynamodb=dynamodb, clock=clock
+    ).sessions
+
+
+def test_made_up_tokens_do_not_spend_the_owners_refresh_budget(limited, dynamodb_requests):
+    """Every access token shows the user and session ids. Tokens made up from them, as many
+    as one likes, were counted against the session and kept its owner refused."""
+    from chalicelib.errors import RateLimited
+
+    started = limited.start(USER_A, client_id="x", now=START)
+    made_up = [
+        f"{USER_A}.{started.session_id}.0.{'A' * 43}.{refresh_tokens.new_key()}",
+        f"{USER_A}.{started.session_id}.5.{'A' * 43}.{'B' * 22}",  # v2 form
+        f"{USER_A}.{started.session_id}.{'A' * 43}",  # v1 form
+    ]
+    for token in made_up * 3:
+        with pytest.raises((GrantError, RateLimited)):  # refused, or over the forger's own limit
+            limited.refresh(token, START)
+    first = limited.refresh(started.refresh_token, START)  # the owner's budget is whole
+    second = limited.refresh(first.refresh_token, START + 1)
+    with pytest.raises(RateLimited):  # ... and still counted: 2 a minute
+        limited.refresh(second.refresh_token, START + 2)
+    dynamodb_requests.clear()
+    assert limited.refresh(second.refresh_token, START + 60).refresh_token  # the next window
+    assert dynamodb_requests == ["UpdateItem", "UpdateItem"]  # the counter, the rotation
+
+
+def test_a_v2_token_is_counted_only_once_its_mac_opened(services, settings, dynamodb, clock):
+    from dataclasses import replace
+
+    from chalicelib import runtime
+    from chalicelib.errors import RateLimited
+    from chalicelib.settings import Limit
+
+    sessions = runtime.build(
+        replace(settings, limit_refresh_per_session=Limit(1, 60)), dynamodb=dynamodb, clock=clock
+    ).sessions
+    session_id, tokens = v2_session(services)
+    for _ in range(3):
+        with pytest.raises(GrantError):
+            sessions.refresh(flipped(tokens[-1], -1), START + 1)
+    issued = sessions.refresh(tokens[-1], START + 1)  # not refused: the made-up ones spent nothing
+    # the session's tokens are v3 from now on, counted under the session's new key
+    second = sessions.refresh(issued.refresh_token, START + 2)
+    with pytest.raises(RateLimited):
+        sessions.refresh(second.refresh_token, START + 3)

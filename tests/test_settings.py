@@ -286,3 +286,29 @@ def test_bad_session_cap_settings_are_a_configuration_error(name: str, raw: str)
 @pytest.mark.parametrize(("raw", "expected"), [("app", "app"), ("USER", "user"), ("", "user")])
 def test_the_session_cap_scope(raw: str, expected: str) -> None:
     assert Settings.from_env({"AUTH_MAX_SESSIONS_SCOPE": raw}).max_sessions_scope == expected
+
+
+# -- issue 22: replays without a login nonce, the client cache --------------------------------
+
+SECURITY_TOKENS = {
+    "AUTH_LOGIN_REPLAY_WITHOUT_NONCE": "login_replay_without_nonce",
+    "AUTH_CLIENTS_CACHE_TTL": "clients_cache_ttl",
+}
+
+
+def test_the_issue_22_settings_default_to_60_seconds() -> None:
+    settings = Settings.from_env({})
+    assert (settings.login_replay_without_nonce, settings.clients_cache_ttl) == (60, 60)
+
+
+@pytest.mark.parametrize(("name", "field"), SECURITY_TOKENS.items())
+@pytest.mark.parametrize("raw", ["0", "5", "300"])
+def test_the_issue_22_settings_are_seconds_zero_included(name: str, field: str, raw: str) -> None:
+    assert getattr(Settings.from_env({name: raw}), field) == int(raw)
+
+
+@pytest.mark.parametrize("name", SECURITY_TOKENS)
+@pytest.mark.parametrize("raw", ["-1", "1.5", "soon"])
+def test_the_issue_22_settings_refuse_what_is_not_seconds(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: raw})

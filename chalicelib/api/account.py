@@ -26,7 +26,9 @@ def bind_phone(call: Call, claims: AccessClaims) -> Response:
 
     assert claims.user_id is not None
     code = string_field(call.json(), "code", max_length=MAX_CODE_LENGTH)
-    phone = call.services.phone.bind_user(claims.user_id, code, call.now)
+    phone = call.services.phone.bind_user(
+        claims.user_id, code, call.now, client_id=claims.client_id  # the session's app
+    )
     return Response(body={"phone": phone_json(phone)}, status_code=200, headers=dict(NO_STORE))
 
 

@@ -21,7 +21,7 @@ def login(call: Call) -> Response:
     # at the first login: see runtime.Services
     from chalicelib.devices import device_info
     from chalicelib.identity.apps import MAX_APPID_LENGTH
-    from chalicelib.login import MAX_CODE_LENGTH
+    from chalicelib.login import MAX_CODE_LENGTH, MAX_NONCE_LENGTH
 
     # API Gateway's source IP, or behind CloudFront the viewer's (chalicelib/limits.py)
     ip = call.services.client_address.of(call.request.context, call.request.headers)
@@ -31,9 +31,12 @@ def login(call: Call) -> Response:
     appid = None  # omitted (or null): the deployment's one enabled app
     if body.get("appid") is not None:
         appid = string_field(body, "appid", max_length=MAX_APPID_LENGTH)
+    nonce = None  # omitted (or null): a replay of the code is answered only briefly, if at all
+    if body.get("login_nonce") is not None:
+        nonce = string_field(body, "login_nonce", max_length=MAX_NONCE_LENGTH)
     # The login's optional `device`, its User-Agent and API Gateway's source IP.
     device = device_info(body, user_agent=call.header("user-agent"), source_ip=ip)
-    result = call.services.login.login(code, call.now, appid, device=device)
+    result = call.services.login.login(code, call.now, appid, device=device, nonce=nonce)
     call.user_id = result.tokens.user_id
     return token_response(result.response(call.now))
 

@@ -95,6 +95,14 @@ class WxAuth(Chalice):
     that is no route, 405 `method_not_allowed` with `Allow` for another method of a route (HEAD
     and OPTIONS included: no CORS, no implicit HEAD), each with `Cache-Control: no-store` and
     the request log line, never echoing the request.
+
+    Only the gateway dispatches (issue 22, item 5). A `resourcePath` that is no route of the
+    app (`$default`, a catch-all's `/{proxy+}`) never reaches a view, whatever its path says:
+    API Gateway throttles by route, and `$default` has the loose default throttle, so
+    `POST /auth/login/` or `/{stage}/auth/login` dispatched by path would run the login at 50
+    requests a second instead of 5. Such a request is answered here: 405 with `Allow` if its
+    path is exactly a route's (as API Gateway matches: no trailing slash, no stage prefix, a
+    `{name}` segment not empty) and the method is another, else 404.
     """
 
     def __init__(self, app_name: str, *, services: Callable[[], Services]) -> None:
@@ -109,40 +117,38 @@ class WxAuth(Chalice):
         method = request_context.get("httpMethod") or event.get("httpMethod") or ""
         resource = request_context["resourcePath"]
         methods = self._methods_of(resource)
-        if methods is None:  # e.g. `$default`: the path says which route, if any, was meant
-            resource, methods = self._route_of_path(event, request_context)
-        if methods is None:
-            return self._unrouted(started, request_context, method, None, 404, NOT_FOUND)
+        if methods is None:  # `$default` or a catch-all: answered, never dispatched (above)
+            resource = self._route_of_path(event.get("path") or request_context.get("path"))
+            methods = self._methods_of(resource)
+            if methods is None or method in methods:  # in methods: the gateway lacks the route
+                return self._unrouted(started, request_context, method, None, 404, NOT_FOUND)
         if method not in methods:
             return self._unrouted(
                 started, request_context, method, resource, 405, METHOD_NOT_ALLOWED
             )
-        if resource != request_context["resourcePath"]:
-            event = {**event, "requestContext": {**request_context, "resourcePath": resource}}
         return super().__call__(event, context)
 
     def _methods_of(self, resource: object) -> list[str] | None:
         entries = self.routes.get(resource) if isinstance(resource, str) else None
         return sorted(entries) if entries else None  # `.get`: no entry is added for a stranger
 
-    def _route_of_path(
-        self, event: dict[str, Any], request_context: dict[str, Any]
-    ) -> tuple[str | None, list[str] | None]:
-        candidates = [event.get("path"), request_context.get("path")]
-        stage = request_context.get("stage")
-        for path in list(candidates):
-            if isinstance(path, str) and isinstance(stage, str) and path.startswith(f"/{stage}/"):
-                candidates.append(path[len(stage) + 1 :])
-        for path in candidates:
-            if not isinstance(path, str):
-                continue
-            path = path.split("?", 1)[0]
-            if path != "/" and path.endswith("/"):
-                path = path[:-1]
-            methods = self._methods_of(path)
-            if methods is not None:
-                return path, methods
-        return None, None
+    def _route_of_path(self, path: object) -> str | None:
+        """The route whose path `path` is, matched as API Gateway matches a route: segment by
+        segment, a `{name}` segment taking one non-empty segment; None if there is none."""
+        if not isinstance(path, str):
+            return None
+        path = path.split("?", 1)[0]
+        if self._methods_of(path) is not None:
+            return path
+        parts = path.split("/")
+        for route in self.routes:
+            template = route.split("/")
+            if len(template) == len(parts) and all(
+                part == expected or (expected.startswith("{") and expected.endswith("}") and part)
+                for part, expected in zip(parts, template, strict=True)
+            ):
+                return route
+        return None
 
     def _unrouted(
         self,

@@ -68,14 +68,19 @@ class Exchanged:
 
 class AppKind(Protocol):
     name: str
+    # May a used code be replayed without its first caller's `login_nonce` (for a short while,
+    # AUTH_LOGIN_REPLAY_WITHOUT_NONCE)? Only where the code never travels in a URL.
+    replays_without_nonce: bool
 
     def exchange(self, wechat: WeChatClient, code: str) -> Exchanged: ...
 
 
 class MiniProgram:
-    """`wx.login()` codes: `sns/jscode2session` (the session_key is dropped here)."""
+    """`wx.login()` codes: `sns/jscode2session` (the session_key is dropped here). The code
+    goes from `wx.login()` to the app's own request body: it never appears in a URL."""
 
     name = MINI_PROGRAM
+    replays_without_nonce = True
 
     def exchange(self, wechat: WeChatClient, code: str) -> Exchanged:
         wx = wechat.code2session(code)
@@ -84,7 +89,11 @@ class MiniProgram:
 
 class OAuthCode:
     """OAuth codes: an official account's web page (`snsapi_base`/`snsapi_userinfo`) or a
-    mobile app's (open-platform appid and secret): both `sns/oauth2/access_token`."""
+    mobile app's (open-platform appid and secret): both `sns/oauth2/access_token`. A web page's
+    code arrives in a redirect URL (`?code=...&state=...`), which leaks through `Referer`,
+    analytics and shared links: its replay always needs the first caller's nonce."""
+
+    replays_without_nonce = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -237,6 +246,14 @@ class AppRegistry:
         """Seconds after `set_enabled` when every container's cache has read the change, and
         a login resolved from an older cache has finished."""
         return int(self._max_age) + IN_FLIGHT_SECONDS
+
+    def by_client_id(self, client_id: str) -> App | None:
+        """The app whose sessions carry `client_id` (its own, else its appid), disabled ones
+        too: a session keeps its app (`POST /auth/phone` uses it). From the cache."""
+        return next(
+            (app for app in self.apps().values() if (app.client_id or app.appid) == client_id),
+            None,
+        )
 
     def wechat(self, app: App) -> WeChatClient:
         """The WeChat client of `app` (its appid and secret), one per container."""

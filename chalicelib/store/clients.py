@@ -85,6 +85,22 @@ class Clients:
         """Every client (one Query of the `CLIENT` partition, paged)."""
         return [item_to_client(item) for item in self._table.query(CLIENT_PK, CLIENT_SK_PREFIX)]
 
+    def replace_secret_hash(self, client_id: str, *, old: str, new: str) -> bool:
+        """Store `new` as the client's secret hash if `old` still is (a guarded UpdateItem: a
+        secret changed meanwhile is never overwritten); False if it was not written."""
+        try:
+            self._table.call(
+                "update_item",
+                Key=key(CLIENT_PK, client_sk(client_id)),
+                UpdateExpression="SET #hash = :new",
+                ConditionExpression="#hash = :old",
+                ExpressionAttributeNames={"#hash": "secret_hash"},
+                ExpressionAttributeValues={":old": s(old), ":new": s(new)},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
         """Enable or disable a client; False if there is no such client."""
         try:

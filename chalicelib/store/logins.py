@@ -2,10 +2,11 @@
 
 | pk                     | sk      | attributes                                                  |
 |------------------------|---------|-------------------------------------------------------------|
-| `LOGIN#<sha256(code)>` | `LOGIN` | lease_until, expires_at (TTL), sealed_response?, user_id?,  |
-|                        |         | session_id?, bound_at? (a phone code: when it was applied), |
-|                        |         | refused? (WeChat refused the code: `rejected`, `blocked`,   |
-|                        |         | `rate_limited`; until `lease_until`)                        |
+| `LOGIN#<sha256(code)>` | `LOGIN` | lease_until, expires_at (TTL), claimed_at, nonce_hash?,     |
+|                        |         | sealed_response?, user_id?, session_id?, bound_at? (a phone |
+|                        |         | code: when it was applied), refused? (WeChat refused the    |
+|                        |         | code: `rejected`, `blocked`, `rate_limited`; until          |
+|                        |         | `lease_until`)                                              |
 
 A claim is a guarded Put (`attribute_not_exists(#pk)`, or an expired item, or a dead holder's
 lease without a result); a code WeChat refused keeps its claim with `refused` (`refuse`), so
@@ -18,7 +19,7 @@ code, `record_result` (and `mark_bound` in the binding's transaction, chalicelib
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chalicelib.errors import ConditionFailed, MergedAway, UserBanned
 from chalicelib.store.identities import Identity, listing_item, unionid_link
@@ -53,6 +54,8 @@ class LoginRecord:
     session_id: str | None = None
     bound_at: int | None = None  # phone codes: when the result was applied to the user
     refused: str | None = None  # WeChat refused the code, until lease_until (code_claims.py)
+    claimed_at: int | None = None  # None: claimed by an earlier release
+    nonce_hash: bytes | None = field(default=None, repr=False)  # the claimant's login_nonce's
 
     @property
     def done(self) -> bool:
@@ -69,6 +72,8 @@ def item_to_login(item: Item) -> LoginRecord:
         session_id=get_s(item, "session_id"),
         bound_at=get_n(item, "bound_at"),
         refused=get_s(item, "refused"),
+        claimed_at=get_n(item, "claimed_at"),
+        nonce_hash=get_b(item, "nonce_hash"),
     )
 
 
@@ -117,10 +122,20 @@ class Logins:
     def __init__(self, table: Table) -> None:
         self._table = table
 
-    def claim(self, code_hash: str, *, now: int, lease_until: int, expires_at: int) -> bool:
+    def claim(
+        self,
+        code_hash: str,
+        *,
+        now: int,
+        lease_until: int,
+        expires_at: int,
+        nonce_hash: bytes | None = None,
+    ) -> bool:
         """Claim a code for exchange; False if another request holds a live claim or result.
 
         A claim whose holder died (lease passed, no result) or whose item expired may be taken.
+        The claim records when it was made and the hash of the claimant's login nonce, if any
+        (a replay of the code must present it: chalicelib/login.py).
         """
         try:
             self._table.call(
@@ -129,6 +144,8 @@ class Logins:
                     **key(login_pk(code_hash), LOGIN),
                     "lease_until": n(lease_until),
                     EXPIRES_AT: n(expires_at),
+                    "claimed_at": n(now),
+                    **({"nonce_hash": b(nonce_hash)} if nonce_hash is not None else {}),
                 },
                 ConditionExpression=(
                     "attribute_not_exists(#pk) OR #exp <= :now"

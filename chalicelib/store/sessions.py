@@ -4,7 +4,8 @@
 |------------------|-----------------|---------------------------------------------------------|
 | `USER#<user_id>` | `SESSION#<sid>` | user_id, session_id, client_id, current_hash,           |
 |                  |                 | previous_hash?, rotated_at?, sealed_current?,           |
-|                  |                 | generation, mac_key, audience?, created_at,             |
+|                  |                 | generation, key_hash (v3), mac_key? (v2), audience?,    |
+|                  |                 | created_at,                                             |
 |                  |                 | idle_expires_at, absolute_expires_at, expires_at (TTL), |
 |                  |                 | revoked_at?, revoked_reason?, device_name?,             |
 |                  |                 | device_platform?, user_agent?, source_ip?,              |
@@ -56,7 +57,7 @@ class SessionRecord:
     user_id: str
     session_id: str
     client_id: str
-    current_hash: bytes  # SHA-256 of the current token's body
+    current_hash: bytes  # SHA-256 of the current token (of its body for a v2 token)
     previous_hash: bytes | None
     rotated_at: int | None
     sealed_current: bytes | None  # the current body, sealed under the previous token's body
@@ -66,7 +67,8 @@ class SessionRecord:
     revoked_at: int | None = None
     revoked_reason: str | None = None
     generation: int = 0  # of the current token; sessions from before generations: 0
-    mac_key: bytes | None = field(default=None, repr=False)  # None: a session of v1 tokens
+    mac_key: bytes | None = field(default=None, repr=False)  # v2 tokens' MAC key, if it had any
+    key_hash: bytes | None = field(default=None, repr=False)  # of its v3 tokens' key
     audience: str | None = None  # the `aud` of its access tokens; None: AUTH_AUDIENCE
     # Where the session was started (chalicelib/devices.py), and its last rotation: all None
     # for sessions from before they were recorded.
@@ -101,6 +103,7 @@ def item_to_session(item: Item) -> SessionRecord:
         revoked_reason=get_s(item, "revoked_reason"),
         generation=get_n(item, "generation") or 0,
         mac_key=get_b(item, "mac_key"),
+        key_hash=get_b(item, "key_hash"),
         audience=get_s(item, "audience"),
         device_name=get_s(item, "device_name"),
         device_platform=get_s(item, "device_platform"),
@@ -127,6 +130,7 @@ def new_session(table: str, session: SessionRecord) -> Item:
             "absolute_expires_at": n(session.absolute_expires_at),
             EXPIRES_AT: n(session.expires_at),
             **({"mac_key": b(session.mac_key)} if session.mac_key is not None else {}),
+            **({"key_hash": b(session.key_hash)} if session.key_hash is not None else {}),
             **({"audience": s(session.audience)} if session.audience else {}),
             **{
                 name: s(value)
@@ -189,7 +193,7 @@ class Sessions:
         new_hash: bytes,
         new_generation: int,
         sealed_new: bytes,
-        mac_key: bytes,
+        key_hash: bytes,
         now: int,
         idle_expires_at: int,
     ) -> SessionRecord:
@@ -199,8 +203,9 @@ class Sessions:
         RotationRefused with the session as DynamoDB found it (None if there is none). Of two
         racing rotations exactly one succeeds. The TTL attribute follows the new idle expiry
         (the absolute expiry is not known without a read; it is checked here and in code).
-        `mac_key` is written only where the session has none yet (a session of v1 tokens): the
-        returned session holds the key its tokens are signed with.
+        `key_hash` is the hash of the new token's key (the presented token's, for a v3 token:
+        then it is the value already stored); a v2 session's `mac_key` is left as it is, for its
+        older tokens.
         """
         try:
             response = self._table.call(
@@ -208,7 +213,7 @@ class Sessions:
                 Key=key(user_pk(user_id), session_sk(session_id)),
                 UpdateExpression=(
                     "SET #cur = :new, #prev = :presented, #rot = :now, #sealed = :sealed,"
-                    " #idle = :idle, #exp = :idle, #gen = :gen, #key = if_not_exists(#key, :key),"
+                    " #idle = :idle, #exp = :idle, #gen = :gen, #khash = :khash,"
                     " #refreshed = :now"
                 ),
                 ConditionExpression=(
@@ -225,13 +230,13 @@ class Sessions:
                     "#exp": EXPIRES_AT,
                     "#revoked": "revoked_at",
                     "#gen": "generation",
-                    "#key": "mac_key",
+                    "#khash": "key_hash",
                     "#refreshed": "last_refreshed_at",
                 },
                 ExpressionAttributeValues={
                     ":new": b(new_hash),
                     ":gen": n(new_generation),
-                    ":key": b(mac_key),
+                    ":khash": b(key_hash),
                     ":presented": b(presented_hash),
                     ":now": n(now),
                     ":sealed": b(sealed_new),

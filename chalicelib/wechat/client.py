@@ -140,6 +140,11 @@ class WeChatClient:
         self._retry_delay = retry_delay
         self._sleep = sleep
 
+    @property
+    def secret(self) -> Callable[[], str]:
+        """The app secret's getter (the broker derives its sealing key from the secret)."""
+        return self._secret
+
     def code2session(self, code: str) -> WeChatSession:
         params = {
             "appid": self._appid,

@@ -39,6 +39,15 @@ export interface Adapter {
   getStorageSync(key: string): unknown;
   setStorageSync(key: string, value: string): void;
   removeStorageSync(key: string): void;
+  /** Optional: wx.getRandomValues's shape (base library 2.15.0+), the source of each login's
+   * `login_nonce` (32 bytes, sent as 64 hex digits, the same on the retry of one code: only
+   * the code's first caller gets the server's replay of its session). wxAdapter() passes wx's
+   * on when it has one; without it, crypto.getRandomValues where it exists, else Math.random. */
+  getRandomValues?(options: {
+    length: number;
+    success: (res: { randomValues: ArrayBuffer }) => void;
+    fail: (err: { errMsg?: string }) => void;
+  }): unknown;
 }
 
 export type PublicRoute = string | RegExp | ((path: string, method: string) => boolean);
@@ -137,8 +146,8 @@ export class WxAuthError extends Error {
 
 export class AuthClient {
   constructor(options: AuthClientOptions);
-  /** wx.login then POST /auth/login; one login in flight however many callers ask. Ends a
-   * logged-out state. */
+  /** wx.login then POST /auth/login with a new random `login_nonce` (the same on its one
+   * retry); one login in flight however many callers ask. Ends a logged-out state. */
   login(): Promise<User>;
   /** wx.request with the access token, as a promise: resolves every HTTP answer except a token
    * rejection that a refresh (or login) and one replay could not cure; rejects WxAuthError. */

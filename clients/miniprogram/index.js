@@ -12,6 +12,7 @@
 var STORAGE_VERSION = 1;
 var DEFAULT_STORAGE_KEY = 'wxauth.session';
 var DEFAULT_REFRESH_MARGIN = 60; // seconds
+var NONCE_BYTES = 32; // login_nonce: 32 random bytes, sent as 64 hex digits
 var PATHS = {
   login: '/auth/login',
   refresh: '/auth/refresh',
@@ -224,6 +225,40 @@ function newestFirst(a, b) {
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 
+/** Lowercase hex of the bytes of an ArrayBuffer or typed array. */
+function hex(bytes) {
+  var view = bytes.buffer
+    ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    : new Uint8Array(bytes);
+  var out = '';
+  for (var i = 0; i < view.length; i++) out += ('0' + view[i].toString(16)).slice(-2);
+  return out;
+}
+
+/** `size` random bytes in hex from the environment: crypto.getRandomValues where there is one
+ * (browsers, uni-app H5, node), else Math.random (not a cryptographic source: the adapter's
+ * getRandomValues, i.e. wx.getRandomValues, comes first wherever it exists). */
+function localRandomHex(size) {
+  /* global globalThis, self, window */
+  var scope =
+    typeof globalThis !== 'undefined' ? globalThis
+      : typeof self !== 'undefined' ? self
+        : typeof window !== 'undefined' ? window
+          : {};
+  var bytes = new Uint8Array(size);
+  var c = scope.crypto;
+  if (c && typeof c.getRandomValues === 'function') {
+    try {
+      c.getRandomValues(bytes);
+      return hex(bytes);
+    } catch (e) {
+      // fall through
+    }
+  }
+  for (var i = 0; i < size; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return hex(bytes);
+}
+
 /** Run `fn`, and on a network failure run it once more. */
 function onceMore(fn) {
   return fn().catch(function (error) {
@@ -239,7 +274,8 @@ class AuthClient {
    * @param {object} options
    *   baseURL       wxauth's base URL (required), e.g. 'https://auth.example.com/api'
    *   adapter       { request, login, getStorageSync, setStorageSync, removeStorageSync }
-   *                 (required): wxAdapter(wx), uniAdapter(uni), taroAdapter(Taro), or your own
+   *                 (required), and optionally getRandomValues (wx's: each login's login_nonce):
+   *                 wxAdapter(wx), uniAdapter(uni), taroAdapter(Taro), or your own
    *   apiBaseURL    where relative request() URLs go (default: baseURL)
    *   refreshMargin seconds before expiry at which a request refreshes first (default 60)
    *   publicRoutes  paths sent without a token: '/exact', '/prefix/*', RegExp, or a function
@@ -424,8 +460,33 @@ class AuthClient {
     });
   }
 
-  _loginBody(code) {
-    var data = { code: code };
+  /** A new login_nonce (64 hex digits): the adapter's getRandomValues (wx.getRandomValues,
+   * base library 2.15.0 and later) if it has one and it answers, else localRandomHex. */
+  _nonce() {
+    var adapter = this._adapter;
+    return new Promise(function (resolve) {
+      var local = function () {
+        resolve(localRandomHex(NONCE_BYTES));
+      };
+      if (typeof adapter.getRandomValues !== 'function') return local();
+      try {
+        adapter.getRandomValues({
+          length: NONCE_BYTES,
+          success: function (r) {
+            var v = r && r.randomValues;
+            if (v && v.byteLength === NONCE_BYTES) resolve(hex(v));
+            else local();
+          },
+          fail: local,
+        });
+      } catch (e) {
+        local();
+      }
+    });
+  }
+
+  _loginBody(code, nonce) {
+    var data = { code: code, login_nonce: nonce };
     if (this._appid) data.appid = this._appid;
     if (this._device) data.device = this._device;
     return data;
@@ -447,11 +508,17 @@ class AuthClient {
     var epoch = this._epoch;
     var p = this._wxLogin()
       .then(function (code) {
+        return self._nonce().then(function (nonce) {
+          return self._loginBody(code, nonce);
+        });
+      })
+      .then(function (data) {
         if (epoch !== self._epoch) throw loggedOutError();
         // A lost answer is safe to retry: the server answers a replayed code with the same
-        // session for the code's five minutes.
+        // session for the code's five minutes, to the same login_nonce (one per code: only
+        // the code's first caller gets a replay, so a leaked code is worth nothing).
         return onceMore(function () {
-          return self._post(PATHS.login, self._loginBody(code));
+          return self._post(PATHS.login, data);
         });
       })
       .then(function (r) {
@@ -841,7 +908,7 @@ function fromPlatform(api, name) {
     if (result && typeof result.catch === 'function') result.catch(function () {});
     return result;
   };
-  return {
+  var adapter = {
     request: function (options) {
       return quiet(api.request(options));
     },
@@ -858,6 +925,13 @@ function fromPlatform(api, name) {
       return api.removeStorageSync(key);
     },
   };
+  if (typeof api.getRandomValues === 'function') {
+    // wx.getRandomValues (base library 2.15.0+): a cryptographic source for login_nonce
+    adapter.getRandomValues = function (options) {
+      return quiet(api.getRandomValues(options));
+    };
+  }
+  return adapter;
 }
 
 function globalNamed(name) {

@@ -50,13 +50,42 @@ def test_access_token_shape(client, services):
 
 
 def test_double_posted_code_returns_the_same_session(client, wechat, clock):
-    first = login(client, "bob.1")
+    body = {"code": "bob.1", "login_nonce": "f" * 64}
+    first = post(client, "/auth/login", body).json_body
     clock.advance(100)
-    second = login(client, "bob.1")
+    second = post(client, "/auth/login", body).json_body
     assert second["refresh_token"] == first["refresh_token"] and second["user"] == first["user"]
     assert second["expires_in"] == first["expires_in"]  # a new access token, as long as the first
     assert second["refresh_expires_in"] == first["refresh_expires_in"] - 100
     assert wechat.calls == 1
+
+
+def test_a_replayed_code_answers_only_its_first_callers_nonce(client, wechat, dynamodb, clock):
+    """Issue 22, item 1, over HTTP: the second holder of a used code gets 400 invalid_grant and
+    not a byte of the session; the first caller's retry (same nonce) gets the session."""
+    nonce = "0123456789abcdef" * 4
+    first = post(client, "/auth/login", {"code": "bob.1", "login_nonce": nonce}).json_body
+    items = table_items(dynamodb)
+    clock.advance(1)
+    for body in ({"code": "bob.1"}, {"code": "bob.1", "login_nonce": "f" * 64}):
+        response = post(client, "/auth/login", body)
+        assert_error(response, 400, "invalid_grant")
+        assert first["refresh_token"] not in response.body.decode()
+    assert table_items(dynamodb) == items
+    again = post(client, "/auth/login", {"code": "bob.1", "login_nonce": nonce}).json_body
+    assert again["refresh_token"] == first["refresh_token"] and wechat.calls == 1
+
+
+@pytest.mark.parametrize("nonce", [12345, ["x" * 20], "short", "x" * 129, "x y" * 10, ""])
+def test_a_malformed_login_nonce_is_invalid_request(client, wechat, dynamodb, nonce):
+    response = post(client, "/auth/login", {"code": "bob.1", "login_nonce": nonce})
+    assert_error(response, 400, "invalid_request")
+    assert "login_nonce" in response.json_body["error_description"]
+    assert table_items(dynamodb) == [] and wechat.calls == 0
+
+
+def test_a_null_login_nonce_is_no_nonce(client, wechat):
+    assert post(client, "/auth/login", {"code": "bob.1", "login_nonce": None}).status_code == 200
 
 
 @pytest.mark.parametrize(

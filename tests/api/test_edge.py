@@ -94,22 +94,46 @@ def test_http_api_default_route_with_a_known_path_and_another_method_is_405(rout
     assert headers["Allow"] == "POST"
 
 
-def test_http_api_default_route_with_a_known_path_and_method_reaches_the_view(
-    client, routes_unchanged
+def test_http_api_default_route_with_a_route_of_a_parameter_and_another_method_is_405(
+    routes_unchanged,
 ):
-    """Should a route be missing from the gateway, `$default` still reaches the right view."""
-    status, _, body = invoke(event("GET", "$default", "/.well-known/jwks.json"))
+    status, headers, body = invoke(event("GET", "$default", "/auth/sessions/abc"))
 
-    assert status == 200 and body["keys"]
+    assert_error_dict(status, headers, body, 405, "method_not_allowed")
+    assert headers["Allow"] == "DELETE"
 
 
-def test_http_api_default_route_with_a_stage_prefix(routes_unchanged):
-    lambda_event = event("GET", "$default", "/prod/auth/login")
-    lambda_event["requestContext"]["stage"] = "prod"
+# Issue 22, item 5: API Gateway throttles by route, and `$default` has the loose default
+# throttle; a view reached through it by its path would run at `$default`'s rate.
+BYPASSES = [
+    pytest.param("POST", "/auth/login/", id="trailing-slash"),
+    pytest.param("POST", "/$default/auth/login", id="default-stage-prefix"),
+    pytest.param("POST", "/prod/auth/login", id="stage-prefix"),
+    pytest.param("POST", "//auth/login", id="double-slash"),
+    pytest.param("POST", "/auth/refresh/", id="refresh-trailing-slash"),
+    pytest.param("POST", "/oauth/token/", id="token-trailing-slash"),
+    pytest.param("GET", "/.well-known/jwks.json/", id="jwks-trailing-slash"),
+    pytest.param("DELETE", "/auth/sessions/", id="empty-parameter"),
+    pytest.param("POST", "/auth/login", id="the-route-itself"),  # a gateway that lacks it
+]
 
-    status, headers, _ = invoke(lambda_event)
 
-    assert status == 405 and headers["Allow"] == "POST"
+@pytest.mark.parametrize(("method", "path"), BYPASSES)
+@pytest.mark.parametrize("resource", ["$default", "/{proxy+}"])
+def test_the_default_route_never_reaches_a_view(
+    client, services, wechat, routes_unchanged, log_lines, resource, method, path
+):
+    lambda_event = event(method, resource, path, {"content-type": "application/json"})
+    lambda_event["requestContext"]["stage"] = "prod"  # a stage prefix is never stripped
+    lambda_event["body"] = json.dumps({"code": "alice", "refresh_token": "x"})
+
+    status, headers, body = invoke(lambda_event)
+
+    assert_error_dict(status, headers, body, 404, "not_found")
+    assert "Allow" not in headers
+    assert wechat.calls == 0  # the login view did not run
+    (logged,) = [json.loads(line) for line in log_lines if '"event":"request"' in line]
+    assert (logged["route"], logged["status"]) == (None, 404)
 
 
 def test_unrouted_answers_write_the_request_log_line(log_lines):
@@ -166,6 +190,38 @@ def test_options_and_head_through_the_devserver_gateway_are_405(local_client, me
 
 def test_routes_still_work_through_the_devserver_gateway(local_client):
     assert local_client.http.get("/.well-known/jwks.json").status_code == 200
-    response = local_client.http.get("/me/")  # trailing slash: the route, as API Gateway does
+    assert_error(local_client.http.get("/me"), 401, "invalid_token")
+    assert local_client.http.request("DELETE", "/auth/sessions/abc").status_code == 401
 
-    assert_error(response, 401, "invalid_token")
+
+@pytest.mark.parametrize(
+    ("method", "path"), [p for p in BYPASSES if p.id not in ("the-route-itself",)]
+)
+def test_the_devserver_gateway_matches_routes_as_an_http_api(
+    local_client, wechat, routes_unchanged, method, path
+):
+    """No trailing slash dropped, no stage stripped: `$default`, and so 404 (issue 22.5)."""
+    response = local_client.http.request(
+        method, path, body=b'{"code": "alice"}', headers={"content-type": "application/json"}
+    )
+
+    assert_error(response, 404, "not_found")
+    assert wechat.calls == 0
+
+
+def test_the_devserver_gateway_sends_another_method_to_the_default_route(local_client):
+    """An HTTP API's route is a method and a path: `GET /auth/login` is `$default`'s."""
+    gateway = local_client.http._local_gateway
+    seen = []
+    real = gateway._app_object
+
+    def spy(lambda_event, context):
+        seen.append(lambda_event["requestContext"]["resourcePath"])
+        return real(lambda_event, context)
+
+    gateway._app_object = type("Spy", (), {"routes": real.routes, "__call__": staticmethod(spy)})()
+    response = local_client.http.get("/auth/login")
+
+    assert seen == ["$default"]
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "POST"

@@ -28,9 +28,9 @@ class StableTokenStub:
         self.calls = 0
         self.errcodes: list[int] = []
         self._lock = threading.Lock()
-        mock.add_callback(
-            responses.POST, f"{WECHAT_BASE}/cgi-bin/stable_token", callback=self._answer
-        )
+        url = f"{WECHAT_BASE}/cgi-bin/stable_token"
+        mock.remove(responses.POST, url)  # WeChatStub's own per-app tokens: replaced here
+        mock.add_callback(responses.POST, url, callback=self._answer)
 
     def _answer(self, request) -> tuple[int, dict[str, str], str]:
         with self._lock:

@@ -280,6 +280,43 @@ def test_phone_access_token_checks(fake: FakeWeChat) -> None:
     assert phone(fake, "alice.1", token=new)["errcode"] == 40029  # a login code
 
 
+APP_B, SECRET_B = "wx-app-b", "secret-of-b"
+
+
+def test_each_app_has_its_own_server_tokens_and_phone_codes() -> None:
+    """Issue 22, item 10: a second mini-program's phone code works only with that app's token
+    and the user's openid in that app; with the first app's token it is 40029."""
+    with FakeWeChat(APPID, SECRET, apps={APP_B: SECRET_B}) as fake:
+        body = {"grant_type": "client_credential", "appid": APP_B, "secret": SECRET_B}
+        token_b = requests.post(f"{fake.url}/cgi-bin/stable_token", json=body, timeout=10).json()
+        token_b = token_b["access_token"]
+        token_a = server_token(fake)
+        assert token_a != token_b
+        assert fake.access_token_app(token_b) == APP_B and fake.access_token_app(token_a) == APPID
+        wrong_secret = {**body, "secret": SECRET}
+        answer = requests.post(f"{fake.url}/cgi-bin/stable_token", json=wrong_secret, timeout=10)
+        assert answer.json()["errcode"] == 40125
+
+        code = f"phone.bob.13900139000.@{APP_B}"
+
+        def ask(token: str, openid: str) -> dict:
+            return requests.post(
+                f"{fake.url}/wxa/business/getuserphonenumber",
+                params={"access_token": token},
+                json={"code": code, "openid": openid},
+                timeout=10,
+            ).json()
+
+        assert ask(token_a, openid_for(APPID, "bob"))["errcode"] == 40029  # the first app's token
+        assert ask(token_b, openid_for(APPID, "bob"))["errcode"] == 40003  # the first app's openid
+        answer = ask(token_b, openid_for(APP_B, "bob"))  # the code stayed usable until now
+        assert answer["errcode"] == 0 and answer["phone_info"]["watermark"]["appid"] == APP_B
+        plain = phone(fake, "phone.alice.13800138000", token=token_b)
+        assert plain["errcode"] == 40029  # no `@`: the primary app's code
+        fake.app_tokens[APP_B].invalidate()
+        assert ask(token_b, openid_for(APP_B, "bob"))["errcode"] == 40001
+
+
 def test_phone_stats_and_reset(fake: FakeWeChat) -> None:
     phone(fake, "phone.alice.13800138000")
     assert requests.get(f"{fake.url}/_fake/stats", timeout=10).json() == {

@@ -50,6 +50,23 @@ def fake_wechat(fake: FakeWeChat) -> Iterator[FakeWeChat]:
             f"{WECHAT_BASE}/sns/oauth2/access_token",
             callback=route(fake.oauth2_access_token),
         )
+
+        def stable_token(request):
+            return 200, {"Content-Type": "application/json"}, json.dumps(
+                fake.stable_token(request.body)
+            )
+
+        def phone(request):
+            token = parse_qs(urlsplit(request.url).query).get("access_token", [""])[0]
+            answer = fake.getuserphonenumber(token, json.loads(request.body))
+            return 200, {"Content-Type": "text/plain"}, json.dumps(answer)
+
+        mock.add_callback(
+            responses.POST, f"{WECHAT_BASE}/cgi-bin/stable_token", callback=stable_token
+        )
+        mock.add_callback(
+            responses.POST, f"{WECHAT_BASE}/wxa/business/getuserphonenumber", callback=phone
+        )
         yield fake
 
 

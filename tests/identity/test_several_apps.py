@@ -141,6 +141,57 @@ def test_logout_all_ends_the_sessions_of_every_app(client):
         assert_error(refused, 400, "invalid_grant")
 
 
+@pytest.mark.parametrize("appid", [APP_OA, APP_MOBILE])
+def test_an_oauth_code_is_never_replayed_without_its_first_callers_nonce(
+    client, fake, dynamodb, clock, appid
+):
+    """Issue 22, item 1: an official account's code arrives in a redirect URL (Referer,
+    analytics, a shared link): whoever posts it again gets nothing, even a second later."""
+    first = log_in(client, "dave.1", appid)
+    items = table_items(dynamodb)
+    clock.advance(1)
+    response = post(client, "/auth/login", {"code": "dave.1", "appid": appid})
+    assert_error(response, 400, "invalid_grant")
+    assert first["refresh_token"] not in response.body.decode()
+    assert table_items(dynamodb) == items
+    # with a nonce, the first caller's retry is answered the same session
+    nonce = "n" * 43
+    body = {"code": "dave.2", "appid": appid, "login_nonce": nonce}
+    first = post(client, "/auth/login", body).json_body
+    clock.advance(200)
+    again = post(client, "/auth/login", body).json_body
+    assert again["refresh_token"] == first["refresh_token"]
+    response = post(client, "/auth/login", {**body, "login_nonce": "m" * 43})
+    assert_error(response, 400, "invalid_grant")
+
+
+def test_each_apps_users_bind_a_phone_from_their_own_apps_button(client, fake, dynamodb):
+    """Issue 22, item 10, against the fake WeChat: app B's session, app B's phone code, app B's
+    server token (its own broker item) and openid; the primary app's likewise."""
+    b = log_in(client, "frank.1", APP_B)
+    response = post(
+        client,
+        "/auth/phone",
+        {"code": f"phone.frank.13900139000.@{APP_B}"},
+        headers=bearer(b["access_token"]),
+    )
+    assert response.status_code == 200, response.json_body
+    a = log_in(client, "grace.1", TEST_APPID)
+    code = {"code": "phone.grace.13700137000"}
+    response = post(client, "/auth/phone", code, headers=bearer(a["access_token"]))
+    assert response.status_code == 200, response.json_body
+    brokered = sorted(i["pk"]["S"] for i in table_items(dynamodb) if i["sk"]["S"] == "TOKEN")
+    assert brokered == sorted([f"WXTOKEN#{TEST_APPID}", f"WXTOKEN#{APP_B}"])
+    # a code of app B in the primary app's session: WeChat refuses it (40029), nothing bound
+    response = post(
+        client,
+        "/auth/phone",
+        {"code": f"phone.grace.13600136000.@{APP_B}"},
+        headers=bearer(a["access_token"]),
+    )
+    assert_error(response, 400, "invalid_grant")
+
+
 # -- which app ----------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ import pytest
 from chalice import Chalice
 
 from tests.events import http_api_v1_event
-from tests.infra.test_template import Template, _routes
+from tests.infra.test_template import STRICT_ROUTES, Template, _routes
 
 API_ID = "abc123"
 
@@ -135,18 +135,41 @@ def test_the_default_route_answers_unknown_paths_and_methods_in_the_contracts_sh
         assert (logged["status"], logged["error"]) == (status, error)  # the answer, no view
 
 
-def test_a_catch_all_route_still_reaches_the_view_of_the_path(handler) -> None:
-    """Behind `ANY /{proxy+}` stock Chalice answers 405 (above); the app dispatches such an
-    event by its path, so a stack with a catch-all route would still work."""
-    event = v1_event(
-        "GET",
-        "/.well-known/jwks.json",
-        route_key="ANY /{proxy+}",
-        path_parameters={"proxy": ".well-known/jwks.json"},
-    )
-    response = handler(event)
-    assert response["statusCode"] == 200, response
-    assert json.loads(response["body"])["keys"]
+def test_a_catch_all_route_never_reaches_a_view(handler, log_lines: list[str]) -> None:
+    """Behind `ANY /{proxy+}` (or `$default`) the app answers 404 or 405 by the path and never
+    runs a view (issue 22, item 5): a view reached so would escape its route's throttle."""
+    for route_key in ("ANY /{proxy+}", "$default"):
+        for method, path, status in (
+            ("GET", "/.well-known/jwks.json", 404),  # a gateway without the route: not served
+            ("POST", "/auth/login/", 404),
+            ("GET", "/auth/login", 405),
+        ):
+            log_lines.clear()
+            event = v1_event(
+                method,
+                path,
+                route_key=route_key,
+                path_parameters={"proxy": path[1:]} if "proxy" in route_key else None,
+            )
+            response = handler(event)
+            assert response["statusCode"] == status, (route_key, path, response)
+            assert request_routes(log_lines) == [None if status == 404 else path]
+
+
+@pytest.mark.parametrize("route_key", sorted(STRICT_ROUTES))
+def test_no_path_reaches_a_throttled_view_through_the_default_route(
+    template: Template, handler, log_lines: list[str], route_key: str
+) -> None:
+    """Each route with its own throttle (RouteSettings) is served only through that route: the
+    paths API Gateway sends to `$default` instead (and so under the default throttle) are
+    answered 404 without running the view."""
+    assert route_key in _routes(template)
+    method, path = route_key.split(" ", 1)
+    for variant in (f"{path}/", f"/$default{path}", f"/prod{path}", f"/{path}", path.upper()):
+        log_lines.clear()
+        response = handler(v1_event(method, variant, route_key="$default", body={}))
+        assert response["statusCode"] == 404, (variant, response)
+        assert request_routes(log_lines) == [None]
 
 
 def test_a_base64_encoded_form_body_is_read(handler, log_lines: list[str]) -> None:

@@ -118,6 +118,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "WECHAT_API_BASE": wechat.url,
                 "WECHAT_APPID": APPID,
                 "WECHAT_SECRET": APP_SECRET,
+                # A container keeps the clients it authenticated AUTH_CLIENTS_CACHE_TTL
+                # seconds (tests/test_admin.py, with an injected clock); here none, so that
+                # the admin's `client disable` in another process is seen at once.
+                "AUTH_CLIENTS_CACHE_TTL": "0",
             }
         )
         dynamodb = dynamodb_client(endpoint)

@@ -24,8 +24,9 @@ USER = "user0" + "u" * 17
 OTHER = "user1" + "o" * 17
 # Every byte value, zeros and high bytes included: binary attributes must survive as is.
 ODD_BYTES = bytes(range(256)) + b"\x00\x00\xff"
-SESSION_MAC_KEY = b"\x00mac-key\xff" + bytes(range(22))
-CANDIDATE_MAC_KEY = b"\x01" * 32  # what a rotation offers; kept only where there is none
+SESSION_MAC_KEY = b"\x00mac-key\xff" + bytes(range(22))  # a v2 session's
+SESSION_KEY_HASH = b"\x00key-hash\xff" + bytes(range(21))  # of a v3 session's token key
+NEW_KEY_HASH = b"\x01" * 32  # what a rotation of a v2 (or v1) session writes
 CODE = "c0de" * 16
 APPID = "wx-store-test"
 
@@ -82,7 +83,7 @@ def a_session(session_id: str = "sess0", user_id: str = USER, **changes: Any) ->
         created_at=NOW,
         idle_expires_at=NOW + IDLE,
         absolute_expires_at=NOW + ABSOLUTE,
-        mac_key=SESSION_MAC_KEY,
+        key_hash=SESSION_KEY_HASH,
     )
     return replace(record, **changes)
 

@@ -24,9 +24,37 @@ from tests.store.records import (
 def test_claim_free_code(store: Store, backend: Backend) -> None:
     assert claim(store, NOW) is True
     assert store.logins.get(CODE) == LoginRecord(
-        code_hash=CODE, lease_until=NOW + 20, expires_at=NOW + 300
+        code_hash=CODE, lease_until=NOW + 20, expires_at=NOW + 300, claimed_at=NOW
     )
-    assert backend.item(login_pk(CODE), "LOGIN")["expires_at"] == {"N": str(NOW + 300)}
+    item = backend.item(login_pk(CODE), "LOGIN")
+    assert item["expires_at"] == {"N": str(NOW + 300)}
+    assert "nonce_hash" not in item
+
+
+def test_a_claim_keeps_its_claimants_nonce_hash(store: Store, backend: Backend) -> None:
+    """Issue 22, item 1: the claim's own PutItem records the first caller's nonce (hashed)."""
+    assert store.logins.claim(
+        CODE, now=NOW, lease_until=NOW + 20, expires_at=NOW + 300, nonce_hash=ODD_BYTES[:32]
+    )
+    record = store.logins.get(CODE)
+    assert (record.nonce_hash, record.claimed_at) == (ODD_BYTES[:32], NOW)
+    assert backend.item(login_pk(CODE), "LOGIN")["nonce_hash"] == {"B": ODD_BYTES[:32]}
+    # a later claim of the expired code is a new claim, with its own claimant's nonce
+    assert store.logins.claim(CODE, now=NOW + 300, lease_until=NOW + 320, expires_at=NOW + 600)
+    record = store.logins.get(CODE)
+    assert (record.nonce_hash, record.claimed_at) == (None, NOW + 300)
+
+
+def test_a_claim_of_an_earlier_release_reads_without_claimed_at(
+    store: Store, backend: Backend
+) -> None:
+    claim(store, NOW)
+    backend.client.update_item(
+        TableName=backend.table,
+        Key={"pk": {"S": login_pk(CODE)}, "sk": {"S": "LOGIN"}},
+        UpdateExpression="REMOVE claimed_at",
+    )
+    assert store.logins.get(CODE).claimed_at is None
 
 
 def test_claim_held_code(store: Store) -> None:
@@ -68,6 +96,7 @@ def test_finish_login(store: Store) -> None:
         sealed_response=ODD_BYTES,
         user_id=USER,
         session_id="sess0",
+        claimed_at=NOW,
     )
 
 
@@ -125,7 +154,7 @@ def test_a_refused_claim_is_kept_until_its_time(store: Store, backend: Backend) 
     assert store.logins.get(CODE).lease_until == NOW + 60
     assert claim(store, NOW + 60) is True  # its time is over: claimed afresh
     assert store.logins.get(CODE) == LoginRecord(
-        code_hash=CODE, lease_until=NOW + 80, expires_at=NOW + 360
+        code_hash=CODE, lease_until=NOW + 80, expires_at=NOW + 360, claimed_at=NOW + 60
     )
 
 

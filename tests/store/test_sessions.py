@@ -9,11 +9,12 @@ import pytest
 from chalicelib.errors import ConditionFailed, RotationRefused
 from chalicelib.store import SessionRecord, Store, session_sk, user_pk
 from tests.store.records import (
-    CANDIDATE_MAC_KEY,
     IDLE,
+    NEW_KEY_HASH,
     NOW,
     ODD_BYTES,
     OTHER,
+    SESSION_KEY_HASH,
     SESSION_MAC_KEY,
     USER,
     Backend,
@@ -43,7 +44,12 @@ def test_put_session_never_overwrites(store: Store) -> None:
 
 
 def rotate(
-    store: Store, session: SessionRecord, presented: bytes, now: int, generation: int = 1
+    store: Store,
+    session: SessionRecord,
+    presented: bytes,
+    now: int,
+    generation: int = 1,
+    key_hash: bytes = SESSION_KEY_HASH,
 ) -> SessionRecord:
     return store.sessions.rotate(
         session.user_id,
@@ -52,7 +58,7 @@ def rotate(
         new_hash=ODD_BYTES[::-1],
         new_generation=generation,
         sealed_new=ODD_BYTES,
-        mac_key=CANDIDATE_MAC_KEY,
+        key_hash=key_hash,
         now=now,
         idle_expires_at=now + IDLE,
     )
@@ -77,29 +83,30 @@ def test_rotate_session(store: Store, backend: Backend) -> None:
     assert item["expires_at"] == {"N": str(NOW + 10 + IDLE)}
 
 
-def test_rotate_session_keeps_the_session_mac_key_and_counts_generations(
-    store: Store,
-) -> None:
+def test_rotate_session_keeps_its_key_hash_and_counts_generations(store: Store) -> None:
     session = a_session(generation=41)
     store.sessions.put(session)
 
     rotated = rotate(store, session, session.current_hash, NOW + 10, generation=42)
 
-    assert rotated.generation == 42
-    assert rotated.mac_key == SESSION_MAC_KEY  # the offered key is not taken
+    assert (rotated.generation, rotated.key_hash, rotated.mac_key) == (42, SESSION_KEY_HASH, None)
     assert store.sessions.get(USER, "sess0") == rotated
 
 
-def test_rotate_session_gives_a_v1_session_the_offered_mac_key(store: Store) -> None:
-    """A session from before generations has no MAC key: its first rotation stores one."""
-    session = a_session(mac_key=None)
+@pytest.mark.parametrize("mac_key", [SESSION_MAC_KEY, None], ids=["v2", "v1"])
+def test_rotate_session_of_earlier_tokens_takes_a_key_hash_and_keeps_its_mac_key(
+    store: Store, mac_key: bytes | None
+) -> None:
+    """A v2 session (a MAC key, no key hash) or a v1 one (neither): its first rotation into v3
+    tokens stores the new key's hash; the MAC key stays, for the session's older v2 tokens."""
+    session = a_session(mac_key=mac_key, key_hash=None)
     store.sessions.put(session)
-    assert store.sessions.get(USER, "sess0").mac_key is None
+    assert store.sessions.get(USER, "sess0").key_hash is None
 
-    rotated = rotate(store, session, session.current_hash, NOW + 10)
+    rotated = rotate(store, session, session.current_hash, NOW + 10, key_hash=NEW_KEY_HASH)
 
-    assert rotated.mac_key == CANDIDATE_MAC_KEY
-    assert (rotated.generation, store.sessions.get(USER, "sess0").mac_key) == (1, CANDIDATE_MAC_KEY)
+    assert (rotated.key_hash, rotated.mac_key) == (NEW_KEY_HASH, mac_key)
+    assert store.sessions.get(USER, "sess0") == rotated
 
 
 def test_rotate_session_near_absolute_expiry(store: Store, backend: Backend) -> None:

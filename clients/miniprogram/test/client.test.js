@@ -76,6 +76,15 @@ function route(c) {
   return c.url.replace(BASE, '');
 }
 
+const NONCE_RE = /^[0-9a-f]{64}$/;
+
+/** A login body without its login_nonce (checked: 64 hex digits), to compare the rest. */
+function withoutNonce(data) {
+  assert.match(data.login_nonce, NONCE_RE);
+  const { login_nonce: _nonce, ...rest } = data;
+  return rest;
+}
+
 function session(n, clockMs, overrides = {}) {
   return JSON.stringify({
     v: 1,
@@ -114,7 +123,7 @@ test('concurrent login() calls share one wx.login and one POST', async () => {
   const users = await Promise.all(Array.from({ length: 10 }, () => client.login()));
   assert.equal(t.logins, 1);
   assert.deepEqual(t.paths(), ['/auth/login']);
-  assert.deepEqual(t.calls[0].data, { code: 'c1' });
+  assert.deepEqual(withoutNonce(t.calls[0].data), { code: 'c1' });
   assert.equal(t.calls[0].header['content-type'], 'application/json');
   for (const u of users) assert.deepEqual(u, { id: 'u1', is_new: true });
 });
@@ -240,10 +249,52 @@ test('a login whose answer is lost is retried once with the same code', async ()
   const t = scripted(() => (++n === 1 ? FAIL : tokens(1, { user: { id: 'u1', is_new: true } })));
   await t.client().login();
   assert.deepEqual(
-    t.calls.map((c) => c.data),
+    t.calls.map((c) => withoutNonce(c.data)),
     [{ code: 'c1' }, { code: 'c1' }]
   );
+  // the retry carries the same login_nonce: only the code's first caller gets its replay
+  assert.equal(t.calls[0].data.login_nonce, t.calls[1].data.login_nonce);
   assert.equal(t.logins, 1);
+});
+
+test('each login sends a new login_nonce, from the adapter\'s getRandomValues when it has one', async () => {
+  const t = scripted(server());
+  const client = t.client();
+  await client.login();
+  await client.login();
+  const [first, second] = t.calls.map((c) => c.data.login_nonce);
+  assert.match(first, NONCE_RE);
+  assert.notEqual(first, second); // a new code, a new nonce
+
+  const asked = [];
+  const w = scripted(server());
+  w.adapter.getRandomValues = (o) => {
+    asked.push(o.length);
+    const bytes = new Uint8Array(o.length).map((_, i) => i);
+    setImmediate(() => o.success({ randomValues: bytes.buffer }));
+  };
+  await w.client().login();
+  assert.deepEqual(asked, [32]);
+  assert.equal(w.calls[0].data.login_nonce, Array.from({ length: 32 }, (_, i) => ('0' + i.toString(16)).slice(-2)).join(''));
+
+  const failing = scripted(server()); // getRandomValues failing, or answering junk: local source
+  failing.adapter.getRandomValues = (o) => setImmediate(() => o.fail({ errMsg: 'no' }));
+  await failing.client().login();
+  assert.match(failing.calls[0].data.login_nonce, NONCE_RE);
+  const junk = scripted(server());
+  junk.adapter.getRandomValues = (o) => o.success({ randomValues: new ArrayBuffer(2) });
+  await junk.client().login();
+  assert.match(junk.calls[0].data.login_nonce, NONCE_RE);
+});
+
+test('wxAdapter passes wx.getRandomValues on when wx has it', () => {
+  const base = { request() {}, login() {}, getStorageSync() {}, setStorageSync() {}, removeStorageSync() {} };
+  assert.equal('getRandomValues' in wxAdapter(base), false);
+  let asked = null;
+  const adapter = wxAdapter({ ...base, getRandomValues: (o) => (asked = o) });
+  const options = { length: 32 };
+  adapter.getRandomValues(options);
+  assert.equal(asked, options);
 });
 
 test('wx.login failing rejects login_failed', async () => {
@@ -552,10 +603,13 @@ test('logout({all: true}) with an expired access token renews it once and still 
 test('login sends the configured device label', async () => {
   const t = scripted(server());
   await t.client({ device: { name: 'my phone', platform: 'ios' } }).login();
-  assert.deepEqual(t.calls[0].data, { code: 'c1', device: { name: 'my phone', platform: 'ios' } });
+  assert.deepEqual(withoutNonce(t.calls[0].data), {
+    code: 'c1',
+    device: { name: 'my phone', platform: 'ios' },
+  });
   const t2 = scripted(server());
   await t2.client().login();
-  assert.deepEqual(t2.calls[0].data, { code: 'c1' });
+  assert.deepEqual(withoutNonce(t2.calls[0].data), { code: 'c1' });
 });
 
 test('listSessions() GETs /auth/sessions with the token and resolves the list', async () => {
@@ -654,16 +708,16 @@ test('a refresh answered 403 access_denied (banned) drops the session and reject
 test('appid is sent with every login (with device when both are set); none without it', async () => {
   const t = scripted(server());
   await t.client({ appid: 'wx-app-b' }).login();
-  assert.deepEqual(t.calls[0].data, { code: 'c1', appid: 'wx-app-b' });
+  assert.deepEqual(withoutNonce(t.calls[0].data), { code: 'c1', appid: 'wx-app-b' });
 
   const d = scripted(server());
   const device = { name: '张三的 iPhone', platform: 'ios' };
   await d.client({ appid: 'wx-app-b', device }).login();
-  assert.deepEqual(d.calls[0].data, { code: 'c1', appid: 'wx-app-b', device });
+  assert.deepEqual(withoutNonce(d.calls[0].data), { code: 'c1', appid: 'wx-app-b', device });
 
   const none = scripted(server());
   await none.client().login();
-  assert.deepEqual(none.calls[0].data, { code: 'c1' });
+  assert.deepEqual(withoutNonce(none.calls[0].data), { code: 'c1' });
   assert.equal('appid' in none.calls[0].data, false);
 });
 
@@ -672,7 +726,7 @@ test('a login whose answer is lost is retried with the same code and the same ap
   const t = scripted(() => (++n === 1 ? FAIL : tokens(1, { user: { id: 'u1', is_new: true } })));
   await t.client({ appid: 'wx-app-b' }).login();
   assert.deepEqual(
-    t.calls.map((c) => c.data),
+    t.calls.map((c) => withoutNonce(c.data)),
     [{ code: 'c1', appid: 'wx-app-b' }, { code: 'c1', appid: 'wx-app-b' }]
   );
 });

@@ -1,0 +1,96 @@
+"""Typed values of environment variables, as chalicelib/settings.py reads them: choices, flags,
+seconds, abuse limits (`<count>/<seconds>`), Lambda ARNs. Each refuses a bad value with a
+ConfigurationError naming the variable. Imports nothing of the domain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chalicelib.errors import ConfigurationError
+
+MAX_WINDOW = 86_400  # one day
+MAX_COUNT = 1_000_000
+_LIMIT_RE = re.compile(r"\s*(\d{1,7})\s*/\s*(\d{1,5})\s*")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` requests per key in each aligned window of `seconds`."""
+
+    count: int
+    seconds: int
+
+    def window(self, now: int) -> tuple[int, int]:
+        """(start, end) of the window holding `now`; `end` is exclusive."""
+        start = now - now % self.seconds
+        return start, start + self.seconds
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds}"
+
+
+def parse_limit(name: str, raw: str | None) -> Limit | None:
+    """`<count>/<seconds>` (e.g. `20/60`), or None for unset/empty (no limit, no request).
+
+    ConfigurationError naming the variable for anything else: 1 <= count <= 1,000,000,
+    1 <= seconds <= 86,400."""
+    if raw is None or not raw.strip():
+        return None
+    match = _LIMIT_RE.fullmatch(raw)
+    if match is None:
+        raise ConfigurationError(
+            f"{name} must be <count>/<seconds>, e.g. 20/60 (unset: no limit)"
+        )
+    count, seconds = int(match.group(1)), int(match.group(2))
+    if not 1 <= count <= MAX_COUNT:
+        raise ConfigurationError(f"{name}: the count must be 1 to {MAX_COUNT}")
+    if not 1 <= seconds <= MAX_WINDOW:
+        raise ConfigurationError(f"{name}: the window must be 1 to {MAX_WINDOW} seconds")
+    return Limit(count, seconds)
+
+
+_LAMBDA_ARN_RE = re.compile(
+    r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?"
+)
+
+
+def is_lambda_arn(value: str) -> bool:
+    """A Lambda function ARN (any partition, `aws-cn` included), with an optional alias or
+    version."""
+    return bool(_LAMBDA_ARN_RE.fullmatch(value))
+
+
+def choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigurationError(f"{name} must be one of: {', '.join(choices)}")
+    return raw
+
+
+def flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false")
+
+
+def positive_int(env: Mapping[str, str], name: str, default: int, *, zero: bool = False) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise ConfigurationError(f"{name} must be an integer number of seconds") from e
+    if value < 0 or (value == 0 and not zero):
+        raise ConfigurationError(f"{name} must be positive")
+    return value
