@@ -13,17 +13,11 @@ server's clock cannot be injected; nothing sleeps).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -37,95 +31,25 @@ from chalicelib.store import create_table
 from devserver.__main__ import chalice_local_command, free_port
 from devserver.fake_wechat import FakeWeChat
 from tests.integration.dynamodb_local import dynamodb_client
-from tests.integration.local_server import local_server
+from tests.integration.website_flow import (
+    REPO_ROOT,
+    TABLE,
+    Browser,
+    Flow,
+    Stack,
+    back,
+    query_of,
+    scan,
+    stop,
+)
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 APPID, APP_SECRET = "wx-web-it-mini", "web-it-mini-secret"
 WEB_APPID, WEB_SECRET = "wx-web-it-site", "web-it-site-secret"
-TABLE = "wxauth-website-it"
 RP_URI = "https://shop.example/signed-in"
 SPA_URI = "http://127.0.0.1:3000/callback"
 START_TIMEOUT = 90.0
-
-
-@dataclass
-class Stack:
-    url: str
-    env: dict[str, str]
-    log: Path
-    endpoint: str
-    rp_secret: str = ""
-    process: subprocess.Popen[bytes] | None = None
-
-    def discovery(self) -> dict:
-        response = requests.get(f"{self.url}/.well-known/openid-configuration", timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def admin(self, *argv: str) -> dict:
-        result = subprocess.run(
-            [sys.executable, "-m", "chalicelib.admin", *argv],
-            cwd=REPO_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
-
-    def age(self, authz_id: str, *attributes: str) -> None:
-        """Move the sign-in's expiries into the past (an expired state or code)."""
-        past = str(int(time.time()) - 1)
-        dynamodb_client(self.endpoint).update_item(
-            TableName=TABLE,
-            Key={"pk": {"S": f"AUTHZ#{authz_id}"}, "sk": {"S": "AUTHZ"}},
-            UpdateExpression="SET " + ", ".join(f"#a{i} = :t" for i in range(len(attributes))),
-            ExpressionAttributeNames={f"#a{i}": a for i, a in enumerate(attributes)},
-            ExpressionAttributeValues={":t": {"N": past}},
-        )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@dataclass
-class Browser:
-    """Goes where each answer's Location says, one step at a time, keeping wxauth's cookies
-    (by hand: they are Secure, and requests keeps Secure cookies for https only)."""
-
-    cookies: dict[str, str] = field(default_factory=dict)
-
-    def get(self, url: str, **headers: str) -> requests.Response:
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        response = requests.get(url, headers=headers, allow_redirects=False, timeout=30)
-        if "Set-Cookie" in response.headers:
-            jar = SimpleCookie()
-            jar.load(response.headers["Set-Cookie"])
-            for name, morsel in jar.items():
-                assert morsel["httponly"] and morsel["secure"] and morsel["samesite"] == "Lax"
-                if morsel["max-age"] == "0":
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-        return response
-
-
-def query_of(url: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -215,16 +139,6 @@ def relying_party(stack: Stack, public: bool = False) -> OAuth2Session:
     )
 
 
-@dataclass
-class Flow:
-    browser: Browser
-    verifier: str
-    state: str
-    to_wechat: str
-    to_callback: str = ""
-    to_rp: str = ""
-
-
 def start(stack: Stack, rp: OAuth2Session) -> Flow:
     endpoints = stack.discovery()
     verifier = generate_token(48)
@@ -236,24 +150,6 @@ def start(stack: Stack, rp: OAuth2Session) -> Flow:
     assert response.status_code == 302, response.text
     assert browser.cookies, "the sign-in's cookie"
     return Flow(browser, verifier, state, response.headers["Location"])
-
-
-def scan(flow: Flow, user: str) -> Flow:
-    """The fake WeChat's qrconnect page, scanned by `user`."""
-    assert flow.to_wechat.endswith("#wechat_redirect")
-    scanned = requests.get(
-        flow.to_wechat, headers={"X-Fake-WeChat-User": user}, allow_redirects=False, timeout=10
-    )
-    assert scanned.status_code == 302, scanned.text
-    flow.to_callback = scanned.headers["Location"]
-    return flow
-
-
-def back(flow: Flow) -> Flow:
-    response = flow.browser.get(flow.to_callback)
-    assert response.status_code == 302, response.text
-    flow.to_rp = response.headers["Location"]
-    return flow
 
 
 def sign_in(stack: Stack, rp: OAuth2Session, user: str) -> Flow:
@@ -390,50 +286,3 @@ def test_an_expired_state_is_refused(stack: Stack) -> None:
     stack.age(query_of(flow.to_callback)["state"].partition(".")[0], "expires_at")
     refused = flow.browser.get(flow.to_callback)
     assert refused.status_code == 400 and "expired" in refused.json()["error_description"]
-
-
-def test_make_run_sends_the_browser_to_its_fake_wechat(tmp_path: Path) -> None:
-    """`make run` (python -m devserver) fills WECHAT_OPEN_BASE with its fake WeChat, so a
-    website app registered as docs/backend.md says signs in locally, end to end."""
-    with local_server(tmp_path, env={"FAKE_WECHAT_APPS": "wx-web=secret"}) as server:
-        deadline = time.monotonic() + 30
-        while "ready (Ctrl-C" not in server.output() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        log = server.output()
-        dynamodb = re.search(r"DynamoDB: (http://127\.0\.0\.1:\d+)", log)
-        fake = re.search(r"WeChat: +(http://127\.0\.0\.1:\d+)", log)
-        assert dynamodb and fake, log
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AUTH_", "WECHAT_"))
-        }
-        env.update(
-            AWS_ENDPOINT_URL_DYNAMODB=dynamodb[1],
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION="us-east-1",
-            AUTH_TABLE_NAME="wxauth",
-            AUTH_SIGNING_KEYS_FILE=str(server.keys_file),
-        )
-        admin = Stack(server.url, env, server.log, dynamodb[1]).admin
-        admin("app", "add", "--appid", "wx-web", "--kind", "website", "--secret", "secret")
-        admin("client", "create", "--client-id", "local-spa", "--redirect-uri", SPA_URI, "--public")
-
-        rp = OAuth2Session(
-            client_id="local-spa",
-            redirect_uri=SPA_URI,
-            code_challenge_method="S256",
-            token_endpoint_auth_method="none",
-        )
-        verifier = generate_token(48)
-        url, _ = rp.create_authorization_url(
-            f"{server.url}/oauth/authorize", code_verifier=verifier
-        )
-        browser = Browser()
-        started = browser.get(url)
-        assert started.status_code == 302, started.text
-        assert started.headers["Location"].startswith(f"{fake[1]}/connect/qrconnect?")
-        flow = back(scan(Flow(browser, verifier, "", started.headers["Location"]), "dev"))
-        tokens = rp.fetch_token(
-            f"{server.url}/oauth/token", authorization_response=flow.to_rp, code_verifier=verifier
-        )
-        assert tokens["user"]["is_new"] is True
