@@ -31,8 +31,12 @@ def openid_configuration(settings: Settings, grant_types: Sequence[str]) -> dict
             "client_secret_basic",
             "client_secret_post",
         ],
-        # No authorization endpoint: logins come from WeChat codes at /auth/login.
-        "response_types_supported": [],
+        # Websites sign in with WeChat through the authorization code grant, PKCE S256 only,
+        # and the answer names its issuer (RFC 9207; chalicelib/weblogin/, issue 24, item 2).
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope"]

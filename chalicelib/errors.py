@@ -46,6 +46,18 @@ class ClientAuthError(WxAuthError):
     """OAuth client authentication failed."""
 
 
+class UnauthorizedClient(WxAuthError):
+    """The client may not use this grant or flow (RFC 6749 §5.2 `unauthorized_client`)."""
+
+
+class UnsupportedResponseType(WxAuthError):
+    """The authorization endpoint answers only `response_type=code` (RFC 6749 §4.1.2.1)."""
+
+
+class AccessDenied(WxAuthError):
+    """The user did not allow a web sign-in at WeChat (RFC 6749 §4.1.2.1 `access_denied`)."""
+
+
 class ClientExists(WxAuthError):
     """An OAuth client with this client_id is already registered."""
 

@@ -30,6 +30,7 @@ from chalicelib.signing_keys import KeySet, KeySetProvider, file_version, load_o
 from chalicelib.store import Store
 from chalicelib.tokens import claims
 from chalicelib.tokens.access import AccessTokens
+from chalicelib.weblogin.wiring import WebLoginServices
 
 if TYPE_CHECKING:
     import requests
@@ -54,7 +55,7 @@ EVENTS_CONFIG = EVENTS_PUBLISH.config()  # one attempt: an event never delays a 
 
 
 @dataclass
-class Services:
+class Services(WebLoginServices):  # + websites' sign-ins (chalicelib/weblogin/wiring.py)
     """The service graph. Login and the OAuth services are built at their first use, so that a
     container whose first request verifies or refreshes imports neither the WeChat client nor
     the client store (a cold start's cost, bench/RESULTS.md)."""
@@ -203,12 +204,14 @@ class Services:
     def oauth(self) -> OAuthService:
         from chalicelib.oauth import OAuthService
 
-        return OAuthService(
+        service = OAuthService(
             sessions=self.sessions,
             clients=self.clients,
             access_tokens=self.access_tokens,
             public_client_id=self.settings.wechat_appid,
         )
+        service.register_grant("authorization_code", lambda *a: self.code_grant(*a))  # issue 24
+        return service
 
     @cached_property
     def directory(self) -> Directory:

@@ -21,6 +21,8 @@ from chalicelib.setting_values import (
 )
 
 DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
+DEFAULT_WECHAT_OPEN_BASE = "https://open.weixin.qq.com"  # qrconnect (issue 24, item 2)
+AUTHORIZATION_CODE_TTL_BOUNDS = (60, 600)  # seconds (RFC 6749 §4.1.2: 10 minutes at most)
 LOCAL_APPID = "wx-local-appid"
 LOCAL_SECRET = "wx-local-placeholder-secret"  # noqa: S105 - a documented placeholder, not a secret
 # A refresh rotates at `now`, waits on DynamoDB at most DYNAMODB.worst_case seconds, then may
@@ -112,6 +114,11 @@ class Settings:
     # container keeps an OAuth client it authenticated (0: none).
     login_replay_without_nonce: int = 60
     clients_cache_ttl: int = 60
+    # Issue 24, item 2 (website sign-in, chalicelib/weblogin/): WeChat's open platform, where a
+    # browser is sent to scan a QR code (`connect/qrconnect`; the local server's fake WeChat),
+    # and the seconds an authorization code may be redeemed in (60 to 600).
+    wechat_open_base: str = DEFAULT_WECHAT_OPEN_BASE
+    authorization_code_ttl: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -156,6 +163,7 @@ class Settings:
             limit_login_per_ipv6_48=_limit(env, LOGIN_PER_IPV6_48),
             **_origin_secret(env),
             **_security_tokens(env, defaults),
+            **_web_login(env, defaults),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -201,6 +209,18 @@ def _security_tokens(env: Mapping[str, str], defaults: Settings) -> dict[str, in
             env, "AUTH_CLIENTS_CACHE_TTL", defaults.clients_cache_ttl, zero=True
         ),
     }
+
+
+def _web_login(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
+    """Issue 24, item 2: WECHAT_OPEN_BASE, AUTH_AUTHORIZATION_CODE_TTL."""
+    base = (env.get("WECHAT_OPEN_BASE") or defaults.wechat_open_base).rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise ConfigurationError("WECHAT_OPEN_BASE must be an http(s) URL")
+    low, high = AUTHORIZATION_CODE_TTL_BOUNDS
+    ttl = positive_int(env, "AUTH_AUTHORIZATION_CODE_TTL", defaults.authorization_code_ttl)
+    if not low <= ttl <= high:
+        raise ConfigurationError(f"AUTH_AUTHORIZATION_CODE_TTL must be {low} to {high}")
+    return {"wechat_open_base": base, "authorization_code_ttl": ttl}
 
 
 def _limit(env: Mapping[str, str], name: str) -> Limit | None:

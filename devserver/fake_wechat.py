@@ -73,6 +73,11 @@ A code is of the primary app's button, or of another app's with a part `@<appid>
 token. A code whose `<user>` is not the one of the request's `openid` in the code's app answers
 40003 (and stays unused): WeChat's check that the code belongs to that user.
 
+Website apps (issue 24, item 2): `GET /connect/qrconnect` (WeChat's QR-code page) "scans"
+at once for the user a test names in the header `X-Fake-WeChat-User` (or `FAKE_WECHAT_USER`),
+else shows a page asking who scans: devserver/fake_qrconnect.py. Its codes are `<user>.qr-...`
+for `sns/oauth2/access_token` (which answers them with scope `snsapi_login`).
+
 Test helpers: `GET /_fake/stats` answers `{"calls": N, "phone_calls": N}`, `POST /_fake/reset`
 forgets used codes and counts. Requests are not logged: codes, tokens and secrets are never
 printed.
@@ -101,6 +106,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
+from devserver.fake_qrconnect import CONFIRM_PATH, DENY, QRCONNECT_PATH, USER_HEADER, qrconnect
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
 OAUTH2_PATH = "/sns/oauth2/access_token"
@@ -299,6 +305,7 @@ class FakeWeChat:
         self._phone_used: set[str] = set()
         self._phone_calls: Counter[str] = Counter()
         self._refused_tokens: set[str] = set()
+        self._qr_codes: set[str] = set()  # handed out by qrconnect (website apps)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -385,6 +392,7 @@ class FakeWeChat:
             self._phone_used.clear()
             self._phone_calls.clear()
             self._refused_tokens.clear()
+            self._qr_codes.clear()
         for tokens in self.app_tokens.values():
             tokens.reset()
 
@@ -427,10 +435,25 @@ class FakeWeChat:
             "expires_in": ACCESS_TOKEN_TTL,
             "refresh_token": "wxrefresh-" + secrets.token_urlsafe(32),
             "openid": openid_for(query["appid"], user),
-            "scope": "snsapi_base",
+            "scope": "snsapi_login" if code in self._qr_codes else "snsapi_base",
         }
         body.update(self._unionid(query["appid"], user))
         return body
+
+    def qrconnect(self, query: dict[str, str], user: str | None) -> tuple[int, dict, bytes]:
+        """`connect/qrconnect` of a website app, scanned by `user` (the `X-Fake-WeChat-User`
+        header; None: FAKE_WECHAT_USER, else a page asks): devserver/fake_qrconnect.py."""
+
+        def issued(code: str) -> None:
+            with self._lock:
+                self._qr_codes.add(code)
+
+        return qrconnect(
+            query,
+            user or self._devtools_user,
+            known_app=lambda appid: appid in self._secrets,
+            issued=issued,
+        )
 
     def _unionid(self, appid: str, user: str) -> dict[str, str]:
         with self._lock:
@@ -593,6 +616,13 @@ class _Handler(BaseHTTPRequestHandler):
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             errcode = fake.tokens.check_access_token(query.get("access_token"))
             self._send(200, _error(errcode) if errcode else {"ip_list": ["127.0.0.1"]})
+        elif url.path in (QRCONNECT_PATH, CONFIRM_PATH):
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            user = self.headers.get(USER_HEADER)
+            if url.path == CONFIRM_PATH:
+                user = DENY if query.get("decision") == DENY else query.get("user")
+            status, headers, body = fake.qrconnect(query, user)
+            self._send_raw(status, headers, body)
         elif url.path == "/_fake/stats":
             self._send(200, {"calls": fake.calls, "phone_calls": fake.phone_calls})
         else:
@@ -617,8 +647,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: dict[str, Any], content_type: str = "") -> None:
         data = json.dumps(body).encode()
+        self._send_raw(status, {"Content-Type": content_type or "application/json"}, data)
+
+    def _send_raw(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", content_type or "application/json")
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

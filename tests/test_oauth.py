@@ -159,7 +159,7 @@ def test_refresh_grant_bad_tokens_are_invalid_grant_and_change_nothing(client, d
 # -- the token endpoint's input ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("grant_type", ["password", "authorization_code", "implicit", "x" * 500])
+@pytest.mark.parametrize("grant_type", ["password", "implicit", "x" * 500])
 def test_unsupported_grant_type(client, grant_type):
     response = token(client, {"grant_type": grant_type, "username": "a", "password": "b"})
     assert_error(response, 400, "unsupported_grant_type")
@@ -544,14 +544,21 @@ def test_openid_configuration_serves_api_gateway_jwt_authorizers(client):
     assert body["jwks_uri"] == "https://auth.test/.well-known/jwks.json"
     assert body["token_endpoint"] == "https://auth.test/oauth/token"
     assert body["revocation_endpoint"] == "https://auth.test/oauth/revoke"
-    assert body["grant_types_supported"] == ["refresh_token", "client_credentials"]
+    assert body["grant_types_supported"] == [
+        "refresh_token",
+        "client_credentials",
+        "authorization_code",  # issue 24, item 2
+    ]
     assert set(body["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "client_secret_post",
         "none",
     }
     assert body["id_token_signing_alg_values_supported"] == ["RS256"]
-    assert body["response_types_supported"] == []
+    assert body["authorization_endpoint"] == "https://auth.test/oauth/authorize"
+    assert body["response_types_supported"] == ["code"]
+    assert body["code_challenge_methods_supported"] == ["S256"]
+    assert body["authorization_response_iss_parameter_supported"] is True
     assert {"sub", "aud", "scope", "client_id"} <= set(body["claims_supported"])
     # the issuer of the document is the `iss` of the tokens, character for character
     claims = jwt.decode(login(client)["access_token"], options={"verify_signature": False})

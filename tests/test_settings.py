@@ -312,3 +312,34 @@ def test_the_issue_22_settings_are_seconds_zero_included(name: str, field: str, 
 def test_the_issue_22_settings_refuse_what_is_not_seconds(name: str, raw: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({name: raw})
+
+
+# -- issue 24, item 2: website sign-in ------------------------------------------------------------
+
+
+def test_the_web_login_settings_default_to_wechats_open_platform_and_60_seconds() -> None:
+    settings = Settings.from_env({})
+    assert settings.wechat_open_base == "https://open.weixin.qq.com"
+    assert settings.authorization_code_ttl == 60
+
+
+def test_the_web_login_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {"WECHAT_OPEN_BASE": "http://127.0.0.1:9000/", "AUTH_AUTHORIZATION_CODE_TTL": "600"}
+    )
+    assert settings.wechat_open_base == "http://127.0.0.1:9000"
+    assert settings.authorization_code_ttl == 600
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("AUTH_AUTHORIZATION_CODE_TTL", "59"),
+        ("AUTH_AUTHORIZATION_CODE_TTL", "601"),
+        ("AUTH_AUTHORIZATION_CODE_TTL", "soon"),
+        ("WECHAT_OPEN_BASE", "open.weixin.qq.com"),
+    ],
+)
+def test_bad_web_login_settings_are_a_configuration_error(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: raw})

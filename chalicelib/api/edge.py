@@ -22,6 +22,7 @@ from chalice.app import Request
 
 from chalicelib import logs
 from chalicelib.errors import (
+    AccessDenied,
     AppDisabled,
     ClientAuthError,
     ConditionFailed,
@@ -37,8 +38,10 @@ from chalicelib.errors import (
     StoreUnavailable,
     TokenError,
     TokenHookUnavailable,
+    UnauthorizedClient,
     UnknownUser,
     UnsupportedGrantType,
+    UnsupportedResponseType,
     UserBanned,
     WeChatRateLimited,
     WeChatTokenInvalid,
@@ -68,7 +71,10 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (InvalidScope, 400, "invalid_scope"),
     (InsufficientScope, 403, "insufficient_scope"),
     (AppDisabled, 400, "unauthorized_client"),  # RFC 6749 §5.2: this app may not log in
+    (UnauthorizedClient, 400, "unauthorized_client"),  # issue 24: a client of another grant
+    (UnsupportedResponseType, 400, "unsupported_response_type"),  # GET /oauth/authorize
     (WeChatUserBlocked, 403, "access_denied"),
+    (AccessDenied, 403, "access_denied"),  # a web sign-in the user refused (issue 24)
     (UserBanned, 403, "access_denied"),
     (MergedAway, 403, "access_denied"),  # an identity a merge left behind (docs/operators.md)
     (SessionNotFound, 404, NOT_FOUND),

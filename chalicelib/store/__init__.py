@@ -10,7 +10,8 @@
   finishing transaction), `phones` (a number's owner; the binding's transaction),
   `identities` (identities, unionids, pending links), `merges` (a merge's transaction),
   `apps`, `clients`, `wechat`
-  (the brokered access token), `guards` (abuse-limit counters, the breaker).
+  (the brokered access token), `guards` (abuse-limit counters, the breaker), `authorizations`
+  (web sign-ins and their authorization codes, issue 24).
 
 `Store` holds one of each over one table; a service takes the repository it uses
 (`SessionManager(store.sessions, ...)`), not the whole store. Nothing here imports the
@@ -42,6 +43,7 @@ from chalicelib.store.users import PhoneRecord, UserRecord, Users
 
 if TYPE_CHECKING:
     from chalicelib.store.apps import Apps
+    from chalicelib.store.authorizations import Authorizations
     from chalicelib.store.clients import Clients
     from chalicelib.store.guards import Guards
     from chalicelib.store.identities import Identities
@@ -136,3 +138,9 @@ class Store:
         from chalicelib.store.guards import Guards
 
         return Guards(self.table)
+
+    @cached_property
+    def authorizations(self) -> Authorizations:
+        from chalicelib.store.authorizations import Authorizations
+
+        return Authorizations(self.table)

@@ -21,6 +21,8 @@ owned by one repository of this package:
 | `WXTOKEN#<appid>`       | `FORCED#<day>`     | forced refreshes that UTC+8 day   | wechat.py     |
 | `LIMIT#<name>#<sha256>` | `<window start>`   | an abuse-limit counter            | guards.py     |
 | `BREAKER#<appid>`       | `JSCODE2SESSION`   | the WeChat login breaker          | guards.py     |
+| `AUTHZ#<id>`            | `AUTHZ`            | a web sign-in, its authorization  | authorizations|
+|                         |                    | code (issue 24, item 2)           | .py           |
 
 Values cross the boundary only through the codec below (`s`, `n`, `b`, `boolean`, and the
 `get_*` readers): a repository turns an item into its record with them, never by hand.
@@ -61,6 +63,8 @@ FORCED_PREFIX = "FORCED#"
 LIMIT_PREFIX = "LIMIT#"
 BREAKER_PREFIX = "BREAKER#"
 BREAKER_SK = "JSCODE2SESSION"
+AUTHZ_PREFIX = "AUTHZ#"  # a web sign-in (issue 24, item 2)
+AUTHZ = "AUTHZ"
 
 
 # -- keys ---------------------------------------------------------------------------------
@@ -135,6 +139,10 @@ def limit_pk(name: str, key: str) -> str:
 
 def breaker_pk(appid: str) -> str:
     return f"{BREAKER_PREFIX}{appid}"
+
+
+def authz_pk(authz_id: str) -> str:
+    return f"{AUTHZ_PREFIX}{authz_id}"
 
 
 # -- the attribute codec --------------------------------------------------------------------
