@@ -137,6 +137,19 @@ def test_patch_sets_shows_and_clears_the_profile(client):
     assert me["nickname"] is None and me["avatar_url"] == QLOGO
 
 
+def test_post_is_patch_for_wx_request(client, dynamodb):
+    """wx.request has no PATCH: POST /me is the same operation."""
+    tokens = login(client)
+    headers = {"content-type": "application/json", **bearer(tokens["access_token"])}
+    body = json.dumps({"nickname": "小红"})
+    response = client.http.post("/me", headers=headers, body=body)
+    assert response.status_code == 200 and response.json_body["nickname"] == "小红"
+    before = table_items(dynamodb)
+    bad = client.http.post("/me", headers=headers, body=json.dumps({"nickname": "a\x00"}))
+    assert_error(bad, 400, "invalid_request")
+    assert table_items(dynamodb) == before
+
+
 def test_a_new_user_has_no_profile(client):
     tokens = login(client)
     me = client.http.get("/me", headers=bearer(tokens["access_token"])).json_body

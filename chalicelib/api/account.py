@@ -20,9 +20,11 @@ def me(call: Call, claims: AccessClaims) -> dict[str, Any]:
     return call.services.account.me(claims.user_id)
 
 
-@routes.protected("/me", ["PATCH"], users_only=True)
+@routes.protected("/me", ["PATCH", "POST"], users_only=True)
 def update_me(call: Call, claims: AccessClaims) -> Response:
-    """The user's nickname and avatar URL (chalicelib/profile.py); answered as GET /me."""
+    """The user's nickname and avatar URL (chalicelib/profile.py); answered as GET /me.
+    POST too, the same: wx.request has no PATCH (its methods are OPTIONS, GET, HEAD, POST, PUT,
+    DELETE, TRACE, CONNECT), so a mini-program sends POST /me."""
     assert claims.user_id is not None
     body = call.services.account.update_profile(
         claims.user_id, call.json(), client_id=claims.client_id, now=call.now
