@@ -43,9 +43,11 @@ from urllib.parse import urlsplit
 
 from chalicelib.errors import GrantError, RequestError, RiskyContent, TokenError
 from chalicelib.logs import Metrics, log_event
+from chalicelib.store.apps import MINI_PROGRAM
 from chalicelib.store.users import PROFILE_ATTRIBUTES, PROFILE_CLAIMS
 
 if TYPE_CHECKING:
+    from chalicelib.identity.apps import AppRegistry
     from chalicelib.open_data import SessionApps  # chalicelib.phone.AppPhones (no cycle)
     from chalicelib.store.identities import Identities, Identity
     from chalicelib.store.sessions import Sessions
@@ -146,17 +148,33 @@ class TextCheck:
     """AUTH_PROFILE_SECURITY_CHECK: a nickname through WeChat's msg_sec_check, with the app of
     the session (`client_id`) and the user's openid there (see the module doc)."""
 
-    def __init__(self, apps: SessionApps, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, apps: SessionApps, registry: AppRegistry, metrics: Metrics | None = None
+    ) -> None:
+        """`apps`: the session's app with its WeChat client and broker; `registry`: its kind."""
         self._apps = apps
+        self._registry = registry
         self._metrics = metrics or Metrics()
 
     def check(
         self, text: str, *, user_id: str, client_id: str | None, openid_of: Callable[[str], str]
     ) -> None:
         """Return if WeChat passes `text` (or asks for a review: counted); RiskyContent if it
-        judges it risky; the WeChat errors (503) if it does not answer."""
+        judges it risky; the WeChat errors (503) if it does not answer. RequestError for a
+        session of an app that is not a mini-program: msg_sec_check is a mini-program's API,
+        and unchecked text is never stored while the check is on."""
         from chalicelib.wechat.user_api import msg_sec_check
 
+        registry = self._registry
+        kind = registry.primary.kind if client_id is None else None
+        if client_id is not None:
+            found = registry.by_client_id(client_id)
+            kind = found.kind if found is not None else None
+        if kind is not None and kind != MINI_PROGRAM:
+            raise RequestError(
+                "a nickname is checked with WeChat's msg_sec_check, a mini-program's API: set it"
+                f" from a mini-program's session (this session's app is an {kind})"
+            )
         app = self._apps.of(client_id)
         openid = openid_of(app.appid)
         try:

@@ -61,7 +61,8 @@ class AccountServices:
         settings = self.settings
         check = None  # AUTH_PROFILE_SECURITY_CHECK
         if settings.profile_security_check:
-            check = TextCheck(self.session_apps, self.metrics)
+            assert self.apps is not None
+            check = TextCheck(self.session_apps, self.apps, self.metrics)
         return Profiles(
             self.store.users,
             self.store.identities,

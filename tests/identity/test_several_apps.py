@@ -563,8 +563,8 @@ def test_each_app_has_its_own_breaker_shared_by_every_container(
 
 
 @pytest.fixture
-def claim_client(settings, dynamodb, clock, fake_wechat, monkeypatch):
-    """The four apps, with AUTH_PROFILE_CLAIM on."""
+def profile_client(request, settings, dynamodb, clock, fake_wechat, monkeypatch):
+    """The four apps, with the settings a test names (`indirect` parametrization)."""
     import dataclasses
 
     from chalice.test import Client
@@ -572,7 +572,7 @@ def claim_client(settings, dynamodb, clock, fake_wechat, monkeypatch):
     import app
     from chalicelib import runtime
 
-    changed = dataclasses.replace(settings, profile_claim=True)
+    changed = dataclasses.replace(settings, **request.param)
     built = runtime.build(changed, dynamodb=dynamodb, clock=clock, sleep=lambda _: None)
     identity_fixtures.register_apps(built)
     monkeypatch.setattr(app, "_services", built)
@@ -580,7 +580,9 @@ def claim_client(settings, dynamodb, clock, fake_wechat, monkeypatch):
         yield test_client
 
 
-def test_a_first_login_in_another_app_carries_the_profile(claim_client, dynamodb_requests):
+@pytest.mark.parametrize("profile_client", [{"profile_claim": True}], indirect=True)
+def test_a_first_login_in_another_app_carries_the_profile(profile_client, dynamodb_requests):
+    claim_client = profile_client
     a = log_in(claim_client, "union-carol.1", TEST_APPID)
     headers = {"content-type": "application/json", **bearer(a["access_token"])}
     body = json.dumps({"nickname": "卡萝"})
@@ -593,3 +595,16 @@ def test_a_first_login_in_another_app_carries_the_profile(claim_client, dynamodb
     again = log_in(claim_client, "union-carol.3", APP_B)  # returning: from its identity
     assert claims_of(again["access_token"])["nickname"] == "卡萝"
     assert dynamodb_requests == ["PutItem", "UpdateItem", "TransactWriteItems"]
+
+
+@pytest.mark.parametrize("profile_client", [{"profile_security_check": True}], indirect=True)
+def test_with_the_check_on_an_official_accounts_session_sets_no_nickname(profile_client, dynamodb):
+    web = log_in(profile_client, "union-dan.1", APP_OA)
+    headers = {"content-type": "application/json", **bearer(web["access_token"])}
+    before = table_items(dynamodb)
+    refused = profile_client.http.patch("/me", headers=headers, body=json.dumps({"nickname": "d"}))
+    assert_error(refused, 400, "invalid_request")
+    assert "mini-program" in refused.json_body["error_description"]
+    assert table_items(dynamodb) == before
+    avatar = json.dumps({"avatar_url": "https://wx.qlogo.cn/a.png"})  # no text: nothing to check
+    assert profile_client.http.patch("/me", headers=headers, body=avatar).status_code == 200
