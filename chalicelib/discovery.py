@@ -41,5 +41,6 @@ def openid_configuration(settings: Settings, grant_types: Sequence[str]) -> dict
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope"]
         + (["phone_number"] if settings.phone_claim else [])
+        + (["nickname", "picture"] if settings.profile_claim else [])  # chalicelib/profile.py
         + [CUSTOM_CLAIMS_NAMESPACE],  # custom claims (chalicelib/tokens/claims.py)
     }

@@ -270,3 +270,12 @@ class RateLimited(WxAuthError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after  # seconds until the window that refused it ends
+
+
+class RiskyContent(WxAuthError):
+    """WeChat's content security check (msg_sec_check) judged the text risky: not stored."""
+
+
+class SessionKeyExpired(WxAuthError):
+    """The session holds no usable WeChat session_key (replaced by a later wx.login, or never
+    kept): the mini-program must log in again before its encrypted data can be read."""

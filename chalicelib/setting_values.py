@@ -94,3 +94,27 @@ def positive_int(env: Mapping[str, str], name: str, default: int, *, zero: bool 
     if value < 0 or (value == 0 and not zero):
         raise ConfigurationError(f"{name} must be positive")
     return value
+
+
+# A host name of at least two DNS labels (ASCII: an IDN in its xn-- form), optionally `*.` for
+# any name under it (issue 25, AUTH_AVATAR_URL_HOSTS).
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})+")
+
+
+def host_list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated host names, lowercased (`*.example.com`: any name under example.com);
+    unset or empty: `default`; `none`: no host at all."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw == "none":
+        return ()
+    hosts = tuple(part.strip() for part in raw.split(","))
+    for host in hosts:
+        if len(host) > 253 or not _HOST_RE.fullmatch(host):
+            raise ConfigurationError(
+                f"{name} must be host names separated by commas (cdn.example.com,"
+                " *.example.com), or none"
+            )
+    return hosts

@@ -15,6 +15,7 @@ from chalicelib.setting_values import (
     Limit,
     choice,
     flag,
+    host_list,
     is_lambda_arn,
     parse_limit,
     positive_int,
@@ -54,6 +55,11 @@ TOKEN_HOOK_ON_ERROR = ("issue", "refuse")
 # The cap on live sessions per user (issue 21 item 6, issue 25 item 3; chalicelib/session_cap.py).
 MAX_SESSIONS_LIMIT = 1000
 MAX_SESSIONS_SCOPES = ("user", "app")
+# Issue 25, items 4 and 5 (chalicelib/profile.py, chalicelib/open_data.py): WeChat's own avatar
+# hosts, where an avatar URL may point while AUTH_AVATAR_URL_HOSTS is unset; the bounds of
+# AUTH_DECRYPT_MAX_AGE (seconds).
+DEFAULT_AVATAR_URL_HOSTS = ("thirdwx.qlogo.cn", "wx.qlogo.cn")
+DECRYPT_MAX_AGE_BOUNDS = (10, 86_400)
 
 
 def minimum_refresh_grace() -> int:
@@ -119,6 +125,14 @@ class Settings:
     # and the seconds an authorization code may be redeemed in (60 to 600).
     wechat_open_base: str = DEFAULT_WECHAT_OPEN_BASE
     authorization_code_ttl: int = 60
+    # Issue 25, items 4 and 5: AUTH_PROFILE_CLAIM (`nickname`, `picture` on access tokens),
+    # AUTH_PROFILE_SECURITY_CHECK (a nickname through WeChat's msg_sec_check before it is
+    # stored), AUTH_AVATAR_URL_HOSTS (the hosts an avatar URL may name; empty: none),
+    # AUTH_DECRYPT_MAX_AGE (seconds a decrypted encryptedData's watermark may be old).
+    profile_claim: bool = False
+    profile_security_check: bool = False
+    avatar_url_hosts: tuple[str, ...] = DEFAULT_AVATAR_URL_HOSTS
+    decrypt_max_age: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -164,6 +178,7 @@ class Settings:
             **_origin_secret(env),
             **_security_tokens(env, defaults),
             **_web_login(env, defaults),
+            **_profile(env, defaults),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -221,6 +236,24 @@ def _web_login(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
     if not low <= ttl <= high:
         raise ConfigurationError(f"AUTH_AUTHORIZATION_CODE_TTL must be {low} to {high}")
     return {"wechat_open_base": base, "authorization_code_ttl": ttl}
+
+
+def _profile(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
+    """Issue 25's settings: AUTH_PROFILE_CLAIM, AUTH_PROFILE_SECURITY_CHECK,
+    AUTH_AVATAR_URL_HOSTS (unset: WeChat's own hosts; `none`: no avatar URL at all),
+    AUTH_DECRYPT_MAX_AGE."""
+    max_age = positive_int(env, "AUTH_DECRYPT_MAX_AGE", defaults.decrypt_max_age)
+    low, high = DECRYPT_MAX_AGE_BOUNDS
+    if not low <= max_age <= high:
+        raise ConfigurationError(f"AUTH_DECRYPT_MAX_AGE must be {low} to {high} seconds")
+    return {
+        "profile_claim": flag(env, "AUTH_PROFILE_CLAIM", defaults.profile_claim),
+        "profile_security_check": flag(
+            env, "AUTH_PROFILE_SECURITY_CHECK", defaults.profile_security_check
+        ),
+        "avatar_url_hosts": host_list(env, "AUTH_AVATAR_URL_HOSTS", DEFAULT_AVATAR_URL_HOSTS),
+        "decrypt_max_age": max_age,
+    }
 
 
 def _limit(env: Mapping[str, str], name: str) -> Limit | None:

@@ -1,5 +1,6 @@
 """A fake of WeChat's `jscode2session`, `cgi-bin/stable_token` and `getuserphonenumber`, for
-`make run` and the tests.
+`make run` and the tests (and `wxa/checksession`, `wxa/msg_sec_check` and encrypted open data:
+devserver/fake_wechat_user.py).
 
 It answers like the real API: `GET /sns/jscode2session?appid=&secret=&js_code=&grant_type=`,
 always HTTP 200 with `Content-Type: text/plain` and a JSON body; an error is
@@ -20,7 +21,8 @@ Code conventions (`<user>` is the part of a code before its first `.`):
 
 openid = "o" + the first 27 characters of base64url(sha256(f"{appid}:{user}")), so `alice.1` and
 `alice.2` are the same user; unionid = "u" + the first 27 of base64url(sha256(f"unionid:{user}"));
-session_key is base64 of 16 random bytes.
+session_key is base64 of 16 random bytes, a new one at each jscode2session: the user's current
+one in that app (`wxa/checksession`, devserver/fake_wechat_user.py).
 
 WeChat DevTools and phones send real `wx.login` codes (random, without a `.`): each would be a
 user of its own. `FakeWeChat(..., devtools_user="dev")` (`FAKE_WECHAT_USER=dev make run`) makes
@@ -106,7 +108,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
+from devserver import fake_wechat_user
 from devserver.fake_qrconnect import CONFIRM_PATH, DENY, QRCONNECT_PATH, USER_HEADER, qrconnect
+from devserver.fake_wechat_user import SessionKeys
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
 OAUTH2_PATH = "/sns/oauth2/access_token"
@@ -306,6 +310,7 @@ class FakeWeChat:
         self._phone_calls: Counter[str] = Counter()
         self._refused_tokens: set[str] = set()
         self._qr_codes: set[str] = set()  # handed out by qrconnect (website apps)
+        self.session_keys = SessionKeys(clock)  # checksession, open data (fake_wechat_user.py)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -393,6 +398,7 @@ class FakeWeChat:
             self._phone_calls.clear()
             self._refused_tokens.clear()
             self._qr_codes.clear()
+        self.session_keys.reset()
         for tokens in self.app_tokens.values():
             tokens.reset()
 
@@ -486,9 +492,10 @@ class FakeWeChat:
         refused = _code_refusal(user, first_use)
         if refused is not None:
             return refused
+        openid = openid_for(query["appid"], user)
         body: dict[str, Any] = {
-            "openid": openid_for(query["appid"], user),
-            "session_key": base64.b64encode(secrets.token_bytes(16)).decode(),
+            "openid": openid,
+            "session_key": self.session_keys.issue(query["appid"], openid),  # the current one
         }
         body.update(self._unionid(query["appid"], user))
         return body
@@ -623,6 +630,10 @@ class _Handler(BaseHTTPRequestHandler):
                 user = DENY if query.get("decision") == DENY else query.get("user")
             status, headers, body = fake.qrconnect(query, user)
             self._send_raw(status, headers, body)
+        elif url.path == fake_wechat_user.CHECK_SESSION_PATH:
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            token_app = fake.access_token_app(query.get("access_token", ""))
+            self._send(200, fake.session_keys.check_session(token_app, query))
         elif url.path == "/_fake/stats":
             self._send(200, {"calls": fake.calls, "phone_calls": fake.phone_calls})
         else:
@@ -639,6 +650,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"calls": 0})
         elif path == STABLE_TOKEN_PATH:
             self._send(200, fake.stable_token(raw))
+        elif path == fake_wechat_user.MSG_SEC_CHECK_PATH:
+            token, _ = _phone_request(urlsplit(self.path).query, b"")
+            self._send(200, fake_wechat_user.msg_sec_check(fake.access_token_app(token), raw))
+        elif path == fake_wechat_user.OPEN_DATA_PATH:
+            data = fake.session_keys.open_data(fake.appid, openid_for, raw)
+            self._send(*((200, data) if data is not None else (404, {"error": "no such user"})))
         elif path == PHONE_PATH:
             query = urlsplit(self.path).query
             self._send(200, fake.getuserphonenumber(*_phone_request(query, raw)), "text/plain")

@@ -343,3 +343,47 @@ def test_the_web_login_settings_are_read() -> None:
 def test_bad_web_login_settings_are_a_configuration_error(name: str, raw: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({name: raw})
+
+
+# -- issue 25, items 4 and 5: the profile and encrypted data --------------------------------
+
+
+def test_profile_settings_default_to_wechats_avatar_hosts_and_nothing_on() -> None:
+    settings = Settings.from_env({})
+    assert settings.avatar_url_hosts == ("thirdwx.qlogo.cn", "wx.qlogo.cn")
+    assert not settings.profile_claim and not settings.profile_security_check
+    assert settings.decrypt_max_age == 300
+
+
+def test_profile_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "AUTH_PROFILE_CLAIM": "true",
+            "AUTH_PROFILE_SECURITY_CHECK": "1",
+            "AUTH_AVATAR_URL_HOSTS": " CDN.example.com, *.img.example.com ",
+            "AUTH_DECRYPT_MAX_AGE": "600",
+        }
+    )
+    assert settings.profile_claim and settings.profile_security_check
+    assert settings.avatar_url_hosts == ("cdn.example.com", "*.img.example.com")
+    assert settings.decrypt_max_age == 600
+    assert Settings.from_env({"AUTH_AVATAR_URL_HOSTS": "none"}).avatar_url_hosts == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("AUTH_AVATAR_URL_HOSTS", "https://cdn.example.com"),
+        ("AUTH_AVATAR_URL_HOSTS", "localhost"),
+        ("AUTH_AVATAR_URL_HOSTS", "*"),
+        ("AUTH_AVATAR_URL_HOSTS", "a.example.com,,b.example.com"),
+        ("AUTH_AVATAR_URL_HOSTS", "cdn.example.com:8443"),
+        ("AUTH_DECRYPT_MAX_AGE", "5"),
+        ("AUTH_DECRYPT_MAX_AGE", "86401"),
+        ("AUTH_DECRYPT_MAX_AGE", "soon"),
+        ("AUTH_PROFILE_CLAIM", "maybe"),
+    ],
+)
+def test_bad_profile_settings_are_a_configuration_error(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({name: raw})

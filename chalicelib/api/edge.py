@@ -34,6 +34,8 @@ from chalicelib.errors import (
     PhoneInUse,
     RateLimited,
     RequestError,
+    RiskyContent,
+    SessionKeyExpired,
     SessionNotFound,
     StoreUnavailable,
     TokenError,
@@ -53,6 +55,7 @@ from chalicelib.http_input import access_token_from_header, form_body, json_body
 
 if TYPE_CHECKING:
     from chalicelib.runtime import Services
+    from chalicelib.store.sessions import SessionRecord
     from chalicelib.tokens.access import AccessClaims
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -80,6 +83,8 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (SessionNotFound, 404, NOT_FOUND),
     (UnknownUser, 404, NOT_FOUND),  # GET /users/{user_id}/identities
     (PhoneInUse, 409, "phone_in_use"),
+    (RiskyContent, 400, "risky_content"),  # PATCH /me: msg_sec_check said risky (issue 25)
+    (SessionKeyExpired, 400, "session_key_expired"),  # POST /auth/decrypt: log in again
     (WeChatRateLimited, 429, "slow_down"),
     (RateLimited, 429, "slow_down"),  # AUTH_LIMIT_* (chalicelib/limits.py)
     (WeChatUnavailable, 503, "temporarily_unavailable"),
@@ -197,6 +202,7 @@ class Call:
     services: Services
     now: int
     user_id: str | None = None
+    session: SessionRecord | None = None  # the access token's, as `authenticate` read it
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
@@ -299,7 +305,7 @@ def authenticate(call: Call, *, users_only: bool = False) -> AccessClaims:
     if token is None:
         raise TokenError("an access token is required in Authorization")
     claims = call.services.access_tokens.check(token, call.now)
-    call.services.sessions.require_live(claims, call.now)
+    call.session = call.services.sessions.require_live(claims, call.now)
     call.user_id = claims.subject
     if users_only and claims.user_id is None:
         raise InsufficientScope("this route needs a user's access token, not a client's")

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlencode
 
@@ -63,11 +63,14 @@ WEBSITE = "website"  # issue 24, item 2: an open-platform website app (网站应
 
 @dataclass(frozen=True)
 class Exchanged:
-    """Who a code belongs to, as WeChat said: the app's openid, and the unionid if bound.
-    Nothing else of the exchange (session_key, the user access_token) leaves the kind."""
+    """Who a code belongs to, as WeChat said: the app's openid, and the unionid if bound; and a
+    mini-program's session_key, which the login keeps sealed in the session (chalicelib/
+    open_data.py) and never hands out. Nothing else of the exchange (the user access_token of
+    an OAuth code) leaves the kind."""
 
     openid: str
     unionid: str | None
+    session_key: str | None = field(default=None, repr=False)
 
 
 class AppKind(Protocol):
@@ -80,15 +83,15 @@ class AppKind(Protocol):
 
 
 class MiniProgram:
-    """`wx.login()` codes: `sns/jscode2session` (the session_key is dropped here). The code
-    goes from `wx.login()` to the app's own request body: it never appears in a URL."""
+    """`wx.login()` codes: `sns/jscode2session` (its session_key goes on, to be sealed). The
+    code goes from `wx.login()` to the app's own request body: it never appears in a URL."""
 
     name = MINI_PROGRAM
     replays_without_nonce = True
 
     def exchange(self, wechat: WeChatClient, code: str) -> Exchanged:
         wx = wechat.code2session(code)
-        return Exchanged(openid=wx.openid, unionid=wx.unionid)
+        return Exchanged(openid=wx.openid, unionid=wx.unionid, session_key=wx.session_key)
 
 
 class OAuthCode:

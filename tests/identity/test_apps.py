@@ -87,7 +87,9 @@ def test_kinds_are_registered_not_branched():
         def oauth2_access_token(self, code):
             return type("A", (), {"openid": "o2", "unionid": "u2"})()
 
-    assert KINDS[MINI_PROGRAM].exchange(Fake(), "c") == Exchanged("o1", None)
+    # a mini-program's session_key goes on to the login, which seals it (issue 25, item 5)
+    exchanged = KINDS[MINI_PROGRAM].exchange(Fake(), "c")
+    assert exchanged == Exchanged("o1", None, session_key="k") and "'k'" not in repr(exchanged)
     assert KINDS["official-account"].exchange(Fake(), "c") == Exchanged("o2", "u2")
     assert KINDS["mobile-app"].exchange(Fake(), "c") == Exchanged("o2", "u2")
     assert KINDS["website"].exchange(Fake(), "c") == Exchanged("o2", "u2")
