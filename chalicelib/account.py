@@ -9,7 +9,7 @@ from chalicelib.errors import TokenError
 
 if TYPE_CHECKING:
     from chalicelib.identity.graph import IdentityGraph
-    from chalicelib.store.users import PhoneRecord, Users
+    from chalicelib.store.users import PhoneRecord, UserRecord, Users
 
 
 def phone_json(phone: PhoneRecord | None) -> dict[str, object] | None:
@@ -22,6 +22,13 @@ def phone_json(phone: PhoneRecord | None) -> dict[str, object] | None:
         "pure_phone_number": phone.pure_phone_number,
         "bound_at": phone.bound_at,
     }
+
+
+def deletion_json(user: UserRecord) -> dict[str, int] | None:
+    """A pending deletion as `/me` and the login show it: when asked, when erased."""
+    if user.erase_after is None:
+        return None
+    return {"requested_at": user.deletion_requested_at or 0, "erase_after": user.erase_after}
 
 
 class Account:
@@ -43,6 +50,7 @@ class Account:
             "created_at": user.created_at,
             "phone": phone_json(user.phone),
             "identities": [i.public() for i in self._graph.identities_of(user)],
+            "deletion": deletion_json(user),  # issue 25: a deletion asked for, or null
         }
 
 

@@ -22,6 +22,7 @@ from chalicelib.events import Events
 from chalicelib.identity.apps import App, AppRegistry
 from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, ClientAddress, RateLimiter
 from chalicelib.logs import Metrics
+from chalicelib.runtime_account import AccountServices
 from chalicelib.secrets_manager import CachedSecret, fetch_secret
 from chalicelib.session_cap import SessionCap
 from chalicelib.sessions import SessionManager
@@ -34,10 +35,8 @@ from chalicelib.tokens.access import AccessTokens
 if TYPE_CHECKING:
     import requests
 
-    from chalicelib.account import Account
     from chalicelib.clients import ClientStore
     from chalicelib.code_claims import CodeClaims
-    from chalicelib.identity.directory import Directory
     from chalicelib.identity.graph import IdentityGraph
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
@@ -54,10 +53,11 @@ EVENTS_CONFIG = EVENTS_PUBLISH.config()  # one attempt: an event never delays a 
 
 
 @dataclass
-class Services:
+class Services(AccountServices):
     """The service graph. Login and the OAuth services are built at their first use, so that a
     container whose first request verifies or refreshes imports neither the WeChat client nor
-    the client store (a cold start's cost, bench/RESULTS.md)."""
+    the client store (a cold start's cost, bench/RESULTS.md). The account's own services
+    (`/me`, deletion, export) are AccountServices' (chalicelib/runtime_account.py)."""
 
     settings: Settings
     store: Store
@@ -73,6 +73,8 @@ class Services:
     apps: AppRegistry | None = None  # built by `build`: the primary app and the APP items
     events: Events = EVENTS_OFF  # chalicelib/events.py; api/edge.handle flushes it after each view
     client_address: ClientAddress = field(default_factory=ClientAddress)  # behind CloudFront too
+    # the tombstones' HMAC key (issue 25): AUTH_TOMBSTONE_KEY_ARN's value, or the setting
+    tombstone_key: Callable[[], str] = field(default=lambda: "", repr=False)
 
     def now(self) -> int:
         return int(self.clock())
@@ -147,14 +149,8 @@ class Services:
             self.store.merges,
             user_id_for=user_id_for,
             metrics=self.metrics,
+            erased=self.tombstones.count,  # issue 25: an erased user's next login is new
         )
-
-    @cached_property
-    def account(self) -> Account:
-        """The signed-in user's own account (`/me`)."""
-        from chalicelib.account import Account
-
-        return Account(self.store.users, self.graph)
 
     @cached_property
     def broker(self) -> AccessTokenBroker:
@@ -209,13 +205,6 @@ class Services:
             access_tokens=self.access_tokens,
             public_client_id=self.settings.wechat_appid,
         )
-
-    @cached_property
-    def directory(self) -> Directory:
-        """What backends may look up about a user: its openid per app (issue 23)."""
-        from chalicelib.identity.directory import Directory
-
-        return Directory(self.store.users, self.graph)
 
 
 def guarded_login_client(
@@ -292,6 +281,11 @@ def build(
     else:
         value = settings.wechat_secret or ""
         wechat_secret = lambda: value  # noqa: E731
+    tombstone_key: Callable[[], str] = (  # issue 25: fetched at its first use
+        CachedSecret(secrets_client(), settings.tombstone_key_arn, clock=clock)
+        if settings.tombstone_key_arn
+        else lambda: settings.tombstone_key or ""
+    )
 
     def app_client(app: App) -> GuardedWeChat:
         """The WeChat client of an `APP` item's app, with its secret (ARN or local), behind its
@@ -391,4 +385,5 @@ def build(
         limiter=limiter,
         apps=apps,
         events=events,
+        tombstone_key=tombstone_key,
     )

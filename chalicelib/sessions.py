@@ -46,7 +46,12 @@ from chalicelib.session_ends import (
 )
 from chalicelib.store.sessions import SessionRecord, Sessions
 from chalicelib.tokens import refresh as refresh_tokens
-from chalicelib.tokens.access import AccessClaims, AccessTokens, seconds_left
+from chalicelib.tokens.access import (
+    DELETION_PENDING_AUDIENCE,
+    AccessClaims,
+    AccessTokens,
+    seconds_left,
+)
 from chalicelib.tokens.refresh import RefreshToken
 
 REASON_REUSE = "refresh_token_reuse"
@@ -134,6 +139,7 @@ class SessionManager(SessionEnds):
         device: DeviceInfo | None = None,
         custom_claims: str | None = None,
         audience: str | None = None,
+        restricted: str | None = None,
     ) -> tuple[SessionRecord, IssuedTokens]:
         """A new session and its tokens, not yet stored (the caller writes the session).
 
@@ -141,6 +147,7 @@ class SessionManager(SessionEnds):
         `custom_claims`: the user's (UserRecord.custom_claims), copied into the session.
         `client_id` and `audience` (None: AUTH_AUDIENCE) are the app's that logged in; the
         session keeps them, so that its refreshed access tokens carry them too.
+        `restricted`: a session of a user pending deletion (DELETION_PENDING, issue 25).
         """
         device = device or DeviceInfo()
         session_id = refresh_tokens.new_id(self._rand)
@@ -168,6 +175,7 @@ class SessionManager(SessionEnds):
             user_agent=device.user_agent,
             source_ip=device.source_ip,
             custom_claims=custom_claims,
+            restricted=restricted,
         )
         return session, self._issue(session, token, now)
 
@@ -284,12 +292,16 @@ class SessionManager(SessionEnds):
         extra = dict(self._extra_claims(session.user_id)) if self._extra_claims else {}
         if self._custom_claims is not None:
             extra.update(self._custom_claims(session))
+        audience = session.audience
+        if session.restricted:  # a user pending deletion: tokens no backend takes (issue 25)
+            audience = DELETION_PENDING_AUDIENCE
+            extra[session.restricted] = True
         access_token, access_expires_at = self._access.mint(
             subject=session.user_id,
             session_id=session.session_id,
             client_id=session.client_id,
             now=now,
-            audience=session.audience,
+            audience=audience,
             extra=extra or None,
         )
         return IssuedTokens(
@@ -317,6 +329,11 @@ class SessionManager(SessionEnds):
         if session is None or not session.is_live(now):
             raise RevokedToken("the session of this access token has ended")
         return session
+
+    def unrestrict(self, user_id: str, session_id: str) -> bool:
+        """A restricted session made ordinary (its user's deletion was cancelled): its next
+        refresh mints tokens for every route. One conditional UpdateItem."""
+        return self._store.unrestrict(user_id, session_id)
 
     def resume(self, refresh_token: str, now: int) -> IssuedTokens | None:
         """`refresh_token` with a new access token, if it is still the current token of a live

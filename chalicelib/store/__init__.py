@@ -10,7 +10,9 @@
   finishing transaction), `phones` (a number's owner; the binding's transaction),
   `identities` (identities, unionids, pending links), `merges` (a merge's transaction),
   `apps`, `clients`, `wechat`
-  (the brokered access token), `guards` (abuse-limit counters, the breaker).
+  (the brokered access token), `guards` (abuse-limit counters, the breaker), `deletions`
+  (deletions asked for, their queue and tombstones), `user_data` (every item of one user,
+  read for its export and deleted by its erasure, like `merges` across the aggregates).
 
 `Store` holds one of each over one table; a service takes the repository it uses
 (`SessionManager(store.sessions, ...)`), not the whole store. Nothing here imports the
@@ -43,11 +45,13 @@ from chalicelib.store.users import PhoneRecord, UserRecord, Users
 if TYPE_CHECKING:
     from chalicelib.store.apps import Apps
     from chalicelib.store.clients import Clients
+    from chalicelib.store.deletions import Deletions
     from chalicelib.store.guards import Guards
     from chalicelib.store.identities import Identities
     from chalicelib.store.logins import Logins
     from chalicelib.store.merges import Merges
     from chalicelib.store.phones import Phones
+    from chalicelib.store.user_data import UserData
     from chalicelib.store.wechat import WeChatTokens
 
 __all__ = [
@@ -136,3 +140,15 @@ class Store:
         from chalicelib.store.guards import Guards
 
         return Guards(self.table)
+
+    @cached_property
+    def deletions(self) -> Deletions:
+        from chalicelib.store.deletions import Deletions
+
+        return Deletions(self.table)
+
+    @cached_property
+    def user_data(self) -> UserData:
+        from chalicelib.store.user_data import UserData
+
+        return UserData(self.table)

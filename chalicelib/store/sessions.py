@@ -9,7 +9,9 @@
 |                  |                 | idle_expires_at, absolute_expires_at, expires_at (TTL), |
 |                  |                 | revoked_at?, revoked_reason?, device_name?,             |
 |                  |                 | device_platform?, user_agent?, source_ip?,              |
-|                  |                 | last_refreshed_at?, custom_claims?                      |
+|                  |                 | last_refreshed_at?, custom_claims?, restricted? (a      |
+|                  |                 | user pending deletion's: `deletion_pending`),           |
+|                  |                 | login_claim? (the hash keying its code's LOGIN# claim)  |
 
 Sessions live in their user's partition, so "every session of a user" is one strongly
 consistent Query and no index is needed. Expiry is also checked in code: TTL deletion is lazy.
@@ -78,6 +80,10 @@ class SessionRecord:
     source_ip: str | None = None
     last_refreshed_at: int | None = None
     custom_claims: str | None = None  # the user's, copied at login and set-claims (JSON text)
+    # Issue 25: a session of a user pending deletion (`deletion_pending`: its tokens reach only
+    # the account's own routes), and the claim of the code that started it (erased with it).
+    restricted: str | None = None
+    login_claim: str | None = field(default=None, repr=False)
 
     @property
     def expires_at(self) -> int:
@@ -111,6 +117,8 @@ def item_to_session(item: Item) -> SessionRecord:
         source_ip=get_s(item, "source_ip"),
         last_refreshed_at=get_n(item, "last_refreshed_at"),
         custom_claims=get_s(item, CUSTOM_CLAIMS),
+        restricted=get_s(item, "restricted"),
+        login_claim=get_s(item, "login_claim"),
     )
 
 
@@ -143,6 +151,8 @@ def new_session(table: str, session: SessionRecord) -> Item:
                 if value is not None
             },
             **({CUSTOM_CLAIMS: s(session.custom_claims)} if session.custom_claims else {}),
+            **({"restricted": s(session.restricted)} if session.restricted else {}),
+            **({"login_claim": s(session.login_claim)} if session.login_claim else {}),
         },
         "ConditionExpression": "attribute_not_exists(#pk)",
         "ExpressionAttributeNames": {"#pk": PK},
@@ -313,6 +323,26 @@ class Sessions:
                     ":now": n(now),
                     ":reason": s(reason),
                     ":gone": n(now + REVOKED_ITEM_TTL if keep_until is None else keep_until),
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def unrestrict(self, user_id: str, session_id: str) -> bool:
+        """Make a session of a user pending deletion an ordinary one again (its deletion was
+        cancelled): its next tokens reach every route. One conditional UpdateItem; False if it
+        was revoked or deleted meanwhile."""
+        try:
+            self._table.call(
+                "update_item",
+                Key=key(user_pk(user_id), session_sk(session_id)),
+                UpdateExpression="REMOVE #restricted",
+                ConditionExpression="attribute_exists(#pk) AND attribute_not_exists(#revoked)",
+                ExpressionAttributeNames={
+                    "#pk": PK,
+                    "#restricted": "restricted",
+                    "#revoked": "revoked_at",
                 },
             )
         except ConditionFailed:

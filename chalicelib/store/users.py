@@ -6,7 +6,9 @@
 |                  |           | created_at, phone_* (chalicelib/store/phones.py), banned_at?, |
 |                  |           | ban_reason?, custom_claims?, claims_set_at?, merged_into?,    |
 |                  |           | merged_at?, merged_by?, merge_reason?, merged_from (SS)?,     |
-|                  |           | last_merge_at?                                                |
+|                  |           | last_merge_at?, deletion_requested_at?, erase_after? (a       |
+|                  |           | deletion's cooling-off: chalicelib/deletion.py), code_claims  |
+|                  |           | (SS)? (the claims of its phone codes, erased with the user)   |
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from chalicelib.store.table import Table
 # Custom claims (chalicelib/tokens/claims.py), canonical JSON text: on a PROFILE, and copied onto
 # its user's SESSION and IDENTITY items so that a refresh's (or a login's) one write returns them.
 CUSTOM_CLAIMS = "custom_claims"
+# The hashes of the claims (LOGIN# items) of the user's phone codes, added by each binding:
+# the erasure of the user deletes them (chalicelib/erasure.py).
+CODE_CLAIMS = "code_claims"
 # The phone number on a user's PROFILE item (all or none of them).
 PHONE_ATTRIBUTES = (
     "phone_number",
@@ -64,6 +69,18 @@ class UserRecord:
     ban_reason: str | None = None
     custom_claims: str | None = None  # chalicelib/tokens/claims.py: JSON text
     merged_into: str | None = None  # `wxauth-admin user merge` moved this user's identities
+    # Issue 25, item 1 (chalicelib/deletion.py): a deletion asked for, erased after
+    # `erase_after`; and what the erasure and the export follow from the profile.
+    deletion_requested_at: int | None = None
+    erase_after: int | None = None
+    merged_from: tuple[str, ...] = ()
+    phone_moved_from: str | None = None
+    phone_moved_to: str | None = None
+    code_claims: tuple[str, ...] = ()  # hashes of its phone codes' claims (LOGIN# items)
+    claims_set_at: int | None = None
+    last_merge_at: int | None = None
+    phone_moved_at: int | None = None
+    merged_at: int | None = None
 
 
 def item_to_phone(item: Item) -> PhoneRecord | None:
@@ -91,6 +108,16 @@ def item_to_user(item: Item) -> UserRecord:
         ban_reason=get_s(item, "ban_reason"),
         custom_claims=get_s(item, CUSTOM_CLAIMS),
         merged_into=get_s(item, "merged_into"),
+        deletion_requested_at=get_n(item, "deletion_requested_at"),
+        erase_after=get_n(item, "erase_after"),
+        merged_from=tuple(sorted(item.get("merged_from", {}).get("SS", []))),
+        phone_moved_from=get_s(item, "phone_moved_from"),
+        phone_moved_to=get_s(item, "phone_moved_to"),
+        code_claims=tuple(sorted(item.get(CODE_CLAIMS, {}).get("SS", []))),
+        claims_set_at=get_n(item, "claims_set_at"),
+        last_merge_at=get_n(item, "last_merge_at"),
+        phone_moved_at=get_n(item, "phone_moved_at"),
+        merged_at=get_n(item, "merged_at"),
     )
 
 
@@ -106,17 +133,33 @@ def not_banned(table: str, user_id: str) -> Item:
     }
 
 
-def may_log_in(table: str, user_id: str) -> Item:
+def may_log_in(table: str, user_id: str, *, pending_until_after: int | None = None) -> Item:
     """A login transaction's ConditionCheck: the user's PROFILE is neither banned (`banned_at`)
-    nor merged away (`merged_into`); refused, it hands back the PROFILE (which of the two)."""
+    nor merged away (`merged_into`) nor pending deletion (`erase_after`); refused, it hands
+    back the PROFILE (which of them). With `pending_until_after` (now), for the session of a
+    user pending deletion (issue 25): the PROFILE exists and its deletion, if still asked
+    for, is due after that time."""
+    names = {"#banned": "banned_at", "#merged": "merged_into", "#erase": "erase_after"}
+    condition = (
+        "attribute_not_exists(#banned) AND attribute_not_exists(#merged)"
+        " AND attribute_not_exists(#erase)"
+    )
+    extra: dict[str, Any] = {}
+    if pending_until_after is not None:
+        condition = (
+            "attribute_exists(#pk) AND attribute_not_exists(#banned)"
+            " AND attribute_not_exists(#merged)"
+            " AND (attribute_not_exists(#erase) OR #erase > :now)"
+        )
+        names["#pk"] = PK
+        extra = {"ExpressionAttributeValues": {":now": n(pending_until_after)}}
     return {
         "ConditionCheck": {
             "TableName": table,
             "Key": key(user_pk(user_id), PROFILE),
-            "ConditionExpression": (
-                "attribute_not_exists(#banned) AND attribute_not_exists(#merged)"
-            ),
-            "ExpressionAttributeNames": {"#banned": "banned_at", "#merged": "merged_into"},
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            **extra,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
     }
