@@ -333,3 +333,31 @@ def test_admin_delete_without_now_queues_and_erase_due_erases(capsys, admin_env,
     assert admin.main(["user", "erase-due"]) == 0
     assert json.loads(capsys.readouterr().out) == []  # not due yet (the real clock)
     assert items_naming(dynamodb, user_id)
+
+
+def test_a_tombstone_is_a_keyed_hash_never_the_openid_nor_its_plain_hash(
+    client, clock, services, dynamodb
+):
+    import hashlib
+
+    from chalicelib.deletion import tombstone_hash
+
+    alice = login(client, "alice.1")
+    assert ask(client, alice["access_token"], "alice.2").status_code == 202
+    clock.advance(7 * DAY)
+    services.erasure.run_due(int(clock.now))
+
+    openid = stub_openid("wx-test-appid", "alice")
+    (tombstone,) = [i for i in table_items(dynamodb) if i["pk"]["S"].startswith("TOMBSTONE#")]
+    keyed = tombstone["pk"]["S"].removeprefix("TOMBSTONE#")
+    key = services.tombstone_key().encode()
+    assert keyed == tombstone_hash(key, "wx-test-appid", openid)
+    assert keyed != tombstone_hash(b"another-key-" + key, "wx-test-appid", openid)
+    for plain in (
+        openid,
+        f"wx-test-appid{openid}",
+        f"wxauth-tombstone\x00wx-test-appid\x00{openid}",
+    ):
+        assert hashlib.sha256(plain.encode()).hexdigest() != keyed
+    assert set(tombstone) == {"pk", "sk", "deleted_at"}  # no id, no openid, no personal data
+    assert alice["user"]["id"] not in json.dumps(tombstone) and openid not in json.dumps(tombstone)
