@@ -143,7 +143,12 @@ const USE = `
   const token: Promise<string> = client.getAccessToken();
   const res: Promise<PlatformResponse<{ id: string }>> = client.request<{ id: string }>({ url: '/me' });
   const error: WxAuthErrorCode = new WxAuthError('logged_out', 'x').code;
-  void token; void res; void error;
+  const asked: Promise<{ requested_at: number; erase_after: number }> = client.requestDeletion('code');
+  const cancelled: Promise<{ cancelled: true }> = client.cancelDeletion();
+  const data: Promise<{ version: number }> = client.exportData<{ version: number }>();
+  const pending: number | undefined = client.getUser()?.deletion?.erase_after;
+  const deleted: WxAuthErrorCode = 'account_deleted';
+  void token; void res; void error; void asked; void cancelled; void data; void pending; void deleted;
 `;
 
 function project(files) {
