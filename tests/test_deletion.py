@@ -361,3 +361,32 @@ def test_a_tombstone_is_a_keyed_hash_never_the_openid_nor_its_plain_hash(
         assert hashlib.sha256(plain.encode()).hexdigest() != keyed
     assert set(tombstone) == {"pk", "sk", "deleted_at"}  # no id, no openid, no personal data
     assert alice["user"]["id"] not in json.dumps(tombstone) and openid not in json.dumps(tombstone)
+
+
+def test_the_scheduled_handler_erases_what_is_due_within_the_lambdas_time(
+    client, clock, services, dynamodb, bus
+):
+    import app
+
+    class Context:
+        def __init__(self, left_ms: int) -> None:
+            self.left_ms = left_ms
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.left_ms
+
+    alice = login(client, "alice.1")
+    assert ask(client, alice["access_token"], "alice.2").status_code == 202
+    clock.advance(DAY)
+    bob = login(client, "bob.1")
+    assert ask(client, bob["access_token"], "bob.2").status_code == 202
+    clock.advance(7 * DAY)
+    bus.delivered()
+
+    # too little time left for another user: nothing is started, the next run does it
+    assert app.erase_due({}, Context(30_000)) == {"erased": 0, "pending_announcement": 0}
+    assert items_naming(dynamodb, alice["user"]["id"])
+    assert app.erase_due({}, Context(600_000)) == {"erased": 2, "pending_announcement": 0}
+    assert items_naming(dynamodb, alice["user"]["id"], bob["user"]["id"]) == []
+    kinds = [e["detail-type"] for e in bus.delivered()]
+    assert kinds == ["UserDeleted", "UserDeleted"]  # published by the handler's run
