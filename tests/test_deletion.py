@@ -390,3 +390,30 @@ def test_the_scheduled_handler_erases_what_is_due_within_the_lambdas_time(
     assert items_naming(dynamodb, alice["user"]["id"], bob["user"]["id"]) == []
     kinds = [e["detail-type"] for e in bus.delivered()]
     assert kinds == ["UserDeleted", "UserDeleted"]  # published by the handler's run
+
+
+def test_request_counts_of_a_deletion_and_a_pending_users_login_and_refresh(
+    client, dynamodb_requests
+):
+    alice = login(client, "alice.1")
+    dynamodb_requests.clear()
+    assert ask(client, alice["access_token"], "alice.2").status_code == 202
+    # the session's GetItem, the profile's, the identity's; the transaction; the sessions'
+    # Query and an UpdateItem per live session
+    assert dynamodb_requests == [
+        "GetItem",
+        "GetItem",
+        "GetItem",
+        "TransactWriteItems",
+        "Query",
+        "UpdateItem",
+    ]
+    dynamodb_requests.clear()
+    pending = login(client, "alice.3")
+    # a returning login's three, and the restricted session's transaction on this path only
+    assert dynamodb_requests == ["PutItem", "UpdateItem", "TransactWriteItems"] + [
+        "TransactWriteItems"
+    ]
+    dynamodb_requests.clear()
+    assert post(client, "/auth/refresh", {"refresh_token": pending["refresh_token"]}).status_code
+    assert dynamodb_requests == ["UpdateItem"]  # a refresh stays one request
