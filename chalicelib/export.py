@@ -5,8 +5,8 @@ Everything the table holds about the user, found as its erasure finds it
 pending links, the phone number, the sessions and their devices, the custom claims, the
 records of its login and phone codes, the accounts merged into it, and a pending deletion.
 Never a secret: no token, no hash of a token, code or number, no MAC or session key, no
-sealed value, no operator's note (a ban's or a merge's reason). docs/miniprogram.md, "Your
-data", documents each field.
+sealed value, no operator's note (a ban's or a merge's reason). docs/miniprogram.md,
+"Account deletion and your data", documents each field.
 
 Cost: the partition's Query, a GetItem per identity, a Query (two) per unionid, the phone
 owner's GetItem, a GetItem per code record and per merged account, the queued deletion's.
