@@ -218,7 +218,8 @@ class DeletionService:
 
     def cancel(self, user_id: str, session_id: str, *, now: int) -> DeletionStatus | None:
         """`DELETE /me/deletion`: cancel the user's deletion while its period runs, and make
-        the caller's session an ordinary one (its next refresh mints tokens for every route).
+        the user's restricted sessions ordinary ones (their next refreshes mint tokens for
+        every route).
         The deletion cancelled, None if there was none (the session is made ordinary all the
         same: a login that raced a cancel). AccountDeleted once the period is over."""
         user = self._users.get(user_id)
@@ -236,5 +237,8 @@ class DeletionService:
             else:
                 log_event("user_deletion_cancelled", user_id=user_id)
                 self._events.user_deletion_cancelled(user_id, now=now)
-        self._sessions.unrestrict(user_id, session_id)
+        if status is not None:  # every device that logged in meanwhile, this one included
+            self._sessions.unrestrict_all(user_id)
+        else:  # nothing pending: only this session, if a login raced a cancel
+            self._sessions.unrestrict(user_id, session_id)
         return status

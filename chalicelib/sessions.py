@@ -335,6 +335,18 @@ class SessionManager(SessionEnds):
         refresh mints tokens for every route. One conditional UpdateItem."""
         return self._store.unrestrict(user_id, session_id)
 
+    def unrestrict_all(self, user_id: str) -> int:
+        """Every live restricted session of the user made ordinary (a cancelled deletion: the
+        user may have logged in on several devices meanwhile). One Query, an UpdateItem per
+        such session; how many."""
+        return sum(
+            1
+            for session in self._store.of_user(user_id)
+            if session.restricted
+            and session.revoked_at is None
+            and self._store.unrestrict(user_id, session.session_id)
+        )
+
     def resume(self, refresh_token: str, now: int) -> IssuedTokens | None:
         """`refresh_token` with a new access token, if it is still the current token of a live
         session (a login's replay); None if the session has rotated since, or ended."""

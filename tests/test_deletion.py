@@ -417,3 +417,15 @@ def test_request_counts_of_a_deletion_and_a_pending_users_login_and_refresh(
     dynamodb_requests.clear()
     assert post(client, "/auth/refresh", {"refresh_token": pending["refresh_token"]}).status_code
     assert dynamodb_requests == ["UpdateItem"]  # a refresh stays one request
+
+
+def test_a_cancel_restores_every_device_that_logged_in_meanwhile(client):
+    alice = login(client, "alice.1")
+    assert ask(client, alice["access_token"], "alice.2").status_code == 202
+    phone, laptop = login(client, "alice.3"), login(client, "alice.4")
+    assert cancel(client, phone["access_token"]).status_code == 204
+    for device in (phone, laptop):
+        refreshed = post(client, "/auth/refresh", {"refresh_token": device["refresh_token"]})
+        assert refreshed.status_code == 200
+        token = refreshed.json_body["access_token"]
+        assert get(client, "/auth/sessions", token).status_code == 200
