@@ -80,3 +80,16 @@ def _prime() -> None:
 def _refresh() -> None:
     if _services is not None:
         snapstart.refresh(_services)
+
+
+def erase_due(event: object, context: object) -> dict:
+    """The DeletionHandler function's entry (infra/resources.yaml: an EventBridge schedule, the
+    same code and settings as the API's): erase every user whose deletion's cooling-off period
+    is over (chalicelib/erasure.py), resuming any erasure an earlier run left unfinished."""
+    from chalicelib.erasure import run_scheduled
+
+    svc = services()
+    try:
+        return run_scheduled(svc.erasure, svc.clock, context)
+    finally:
+        svc.events.flush()

@@ -27,6 +27,13 @@ def phone_json(phone: PhoneRecord | None) -> dict[str, object] | None:
     }
 
 
+def deletion_json(user: UserRecord) -> dict[str, int] | None:
+    """A pending deletion as `/me` and the login show it: when asked, when erased."""
+    if user.erase_after is None:
+        return None
+    return {"requested_at": user.deletion_requested_at or 0, "erase_after": user.erase_after}
+
+
 class Account:
     def __init__(
         self, users: Users, graph: IdentityGraph, profiles: Profiles | None = None
@@ -60,6 +67,7 @@ class Account:
                 i.public()
                 for i in (identities if identities is not None else self._graph.identities_of(user))
             ],
+            "deletion": deletion_json(user),  # issue 25: a deletion asked for, or null
         }
 
     def update_profile(

@@ -47,9 +47,7 @@ def validate_reason(reason: str | None) -> str | None:
 
 
 class Bans:
-    def __init__(
-        self, users: Users, sessions: SessionManager, events: Events = EVENTS_OFF
-    ) -> None:
+    def __init__(self, users: Users, sessions: SessionManager, events: Events = EVENTS_OFF) -> None:
         self._users = users
         self._sessions = sessions
         self._events = events

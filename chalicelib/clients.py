@@ -244,8 +244,9 @@ class ClientStore:
         if not scope_list and not uris:
             raise InvalidScope("a client needs at least one scope, or redirect URIs")
         if public and not uris:
-            raise RequestError("a public client is for the authorization code grant: give it"
-                               " redirect URIs")
+            raise RequestError(
+                "a public client is for the authorization code grant: give it redirect URIs"
+            )
         secret = None if public else b64url(self._rand(32))
         record = ClientRecord(
             client_id=client_id,

@@ -260,6 +260,32 @@ class MergedAway(WxAuthError):
         self.merged_into = merged_into
 
 
+class AccountStateError(WxAuthError):
+    """The account is being deleted (issue 25, item 1): 403 `access_denied` with a `reason`
+    the client acts on."""
+
+    reason = "deletion_pending"
+
+
+class DeletionPending(AccountStateError):
+    """The user asked for the account's deletion and its cooling-off period runs: only
+    `GET /me`, `GET /me/export`, `DELETE /me/deletion` and logout accept its tokens."""
+
+    reason = "deletion_pending"
+
+    def __init__(self, message: str, *, requested_at: int = 0, erase_after: int = 0) -> None:
+        super().__init__(message)
+        self.requested_at = requested_at
+        self.erase_after = erase_after
+
+
+class AccountDeleted(AccountStateError):
+    """The account's cooling-off period is over: it is erased (or about to be) and cannot
+    log in, nor cancel; a later login of the same WeChat user is a new user."""
+
+    reason = "account_deleted"
+
+
 class SessionNotFound(WxAuthError):
     """The caller has no live session with this id (unknown, another user's, or ended)."""
 

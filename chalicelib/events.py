@@ -50,6 +50,10 @@ SESSION_ENDED = "SessionEnded"
 USER_BANNED = "UserBanned"
 USER_MERGED = "UserMerged"
 PHONE_BOUND = "PhoneBound"
+# Issue 25, item 1: a user's deletion (chalicelib/deletion.py, chalicelib/erasure.py).
+USER_DELETION_REQUESTED = "UserDeletionRequested"
+USER_DELETION_CANCELLED = "UserDeletionCancelled"
+USER_DELETED = "UserDeleted"
 DETAIL_TYPES = (
     USER_CREATED,
     USER_LOGGED_IN,
@@ -58,6 +62,9 @@ DETAIL_TYPES = (
     USER_BANNED,
     USER_MERGED,
     PHONE_BOUND,
+    USER_DELETION_REQUESTED,
+    USER_DELETION_CANCELLED,
+    USER_DELETED,
 )
 
 
@@ -213,6 +220,44 @@ class Events:
         """Never the number, nor its hash: who has it now, and whom it was moved from."""
         self.emit(
             PHONE_BOUND, now, user_id=user_id, appid=appid, moved_from_user_id=moved_from_user_id
+        )
+
+    def user_deletion_requested(
+        self,
+        user_id: str,
+        *,
+        erase_after: int,
+        requested_by: str,
+        sessions_ended: int,
+        now: int,
+    ) -> None:
+        """After the deletion's write: the user (`requested_by` `user`, or `operator`) asked
+        for it; from `erase_after` on it is erased (UserDeleted). Stop using its data now."""
+        self.emit(
+            USER_DELETION_REQUESTED,
+            now,
+            user_id=user_id,
+            requested_at=now,
+            erase_after=erase_after,
+            requested_by=requested_by,
+            sessions_ended=sessions_ended,
+        )
+
+    def user_deletion_cancelled(self, user_id: str, *, now: int) -> None:
+        self.emit(USER_DELETION_CANCELLED, now, user_id=user_id)
+
+    def user_deleted(
+        self, user_id: str, *, erased_user_ids: Iterable[str], requested_at: int, now: int
+    ) -> None:
+        """After the erasure: nothing of the user is left in wxauth; erase yours (every id of
+        `erased_user_ids`: the user and the users merged into it). Published at least once: a
+        run that could not publish it tries again at the next run."""
+        self.emit(
+            USER_DELETED,
+            now,
+            user_id=user_id,
+            erased_user_ids=list(erased_user_ids),
+            requested_at=requested_at,
         )
 
     # -- publishing -------------------------------------------------------------------------

@@ -222,9 +222,7 @@ class RateLimiter:
         if wide is not None:
             self.check(LOGIN_PER_IPV6_48, wide, now)
 
-    def hook(
-        self, name: str, key: Callable[[str], str] = str
-    ) -> Callable[[str, int], None] | None:
+    def hook(self, name: str, key: Callable[[str], str] = str) -> Callable[[str, int], None] | None:
         """Limit `name` as a callback `(value, now)` counting `key(value)`, for a service to
         call (the per-openid limit after a code exchange, the per-session one before a
         rotation); None when the limit is unset: no callback, no request."""

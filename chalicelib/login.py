@@ -29,12 +29,14 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib import crypto
 from chalicelib.code_claims import CodeClaims
 from chalicelib.devices import DeviceInfo
 from chalicelib.errors import (
     ConditionFailed,
+    DeletionPending,
     GrantError,
     LoginPending,
     MergedAway,
@@ -49,6 +51,7 @@ from chalicelib.open_data import seal_session_key
 from chalicelib.sessions import IssuedTokens, SessionManager
 from chalicelib.store.logins import LoginRecord
 from chalicelib.store.sessions import SessionRecord
+from chalicelib.tokens.access import DELETION_PENDING
 from chalicelib.wechat.breaker import GuardedWeChat
 from chalicelib.wechat.client import WeChatClient
 
@@ -62,17 +65,25 @@ _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")  # e.g. 64 hex digits, 43 base6
 class LoginResult:
     tokens: IssuedTokens
     is_new: bool
+    # A user pending deletion (issue 25): {"requested_at", "erase_after"}; its session is
+    # restricted to the account's own routes.
+    deletion: dict[str, int] | None = None
 
     def response(self, now: int) -> dict[str, object]:
-        return {
-            **self.tokens.response(now),
-            "user": {"id": self.tokens.user_id, "is_new": self.is_new},
-        }
+        user: dict[str, Any] = {"id": self.tokens.user_id, "is_new": self.is_new}
+        if self.deletion is not None:
+            user["deletion"] = self.deletion
+        return {**self.tokens.response(now), "user": user}
 
 
-def user_id_for(appid: str, openid: str) -> str:
-    """The stable user id of (appid, openid): 22 base64url characters of a SHA-256."""
-    digest = hashlib.sha256(f"wxauth-user\x00{appid}\x00{openid}".encode()).digest()
+def user_id_for(appid: str, openid: str, generation: int = 0) -> str:
+    """The stable user id of (appid, openid): 22 base64url characters of a SHA-256. After
+    the user was erased `generation` times (its tombstones, chalicelib/deletion.py), another
+    one: a later login of an erased WeChat user is a new user, with a new id."""
+    seed = f"wxauth-user\x00{appid}\x00{openid}"
+    if generation:
+        seed += f"\x00{generation}"
+    digest = hashlib.sha256(seed.encode()).digest()
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
@@ -183,11 +194,14 @@ class LoginService:
             if resolved.is_new:  # created, whatever happens next: the next login is not new
                 self._events.user_created(resolved.user_id, appid=app.appid, now=now)
             try:
-                self._finish(code, code_hash, wx, app, resolved, session, result, now)
+                session, result = self._finish_or_restrict(
+                    code, code_hash, wx, app, resolved, (session, result), now, device
+                )
             except MergedAway as refused:
                 resolved = self._graph.moved(app, wx, refused, now)
-                session, result = self._prepare(app, resolved, wx, now, device)
-                self._finish(code, code_hash, wx, app, resolved, session, result, now)
+                session, result = self._finish_or_restrict(
+                    code, code_hash, wx, app, resolved, None, now, device
+                )
         except ConditionFailed as e:
             self._logins.release(code_hash)
             raise StoreUnavailable("the login could not be recorded; try again") from e
@@ -205,8 +219,36 @@ class LoginService:
         self._sessions.enforce_cap(session, now)  # AUTH_MAX_SESSIONS_PER_USER (issue 21)
         return result
 
+    def _finish_or_restrict(
+        self,
+        code: str,
+        code_hash: str,
+        wx: Exchanged,
+        app: App,
+        resolved: Resolved,
+        prepared: tuple[SessionRecord, LoginResult] | None,
+        now: int,
+        device: DeviceInfo | None,
+    ) -> tuple[SessionRecord, LoginResult]:
+        """The login's transaction; for a user pending deletion (issue 25), refused, then a
+        restricted session's (one transaction more: only on that path)."""
+        session, result = prepared or self._prepare(app, resolved, wx, now, device)
+        try:
+            self._finish(code, code_hash, wx, resolved, session, result, now)
+        except DeletionPending as pending:
+            session, result = self._prepare(app, resolved, wx, now, device, pending=pending)
+            self._finish(code, code_hash, wx, resolved, session, result, now, restricted=True)
+        return session, result
+
     def _prepare(
-        self, app: App, resolved: Resolved, wx: Exchanged, now: int, device: DeviceInfo | None
+        self,
+        app: App,
+        resolved: Resolved,
+        wx: Exchanged,
+        now: int,
+        device: DeviceInfo | None,
+        *,
+        pending: DeletionPending | None = None,
     ) -> tuple[SessionRecord, LoginResult]:
         sealed_key = None  # a mini-program's session_key, sealed (chalicelib/open_data.py)
         if wx.session_key:
@@ -225,19 +267,24 @@ class LoginService:
             custom_claims=resolved.custom_claims,  # chalicelib/tokens/claims.py
             profile_claims=resolved.profile_claims,  # chalicelib/profile.py
             sealed_session_key=sealed_key,
+            restricted=DELETION_PENDING if pending is not None else None,
         )
-        return session, LoginResult(tokens=tokens, is_new=resolved.is_new)
+        deletion = None
+        if pending is not None:
+            deletion = {"requested_at": pending.requested_at, "erase_after": pending.erase_after}
+        return session, LoginResult(tokens=tokens, is_new=resolved.is_new, deletion=deletion)
 
     def _finish(
         self,
         code: str,
         code_hash: str,
         wx: Exchanged,
-        app: App,
         resolved: Resolved,
         session: SessionRecord,
         result: LoginResult,
         now: int,
+        *,
+        restricted: bool = False,
     ) -> None:
         """The login's transaction, with the result sealed under the code for its replays."""
         sealed = crypto.seal(
@@ -250,6 +297,7 @@ class LoginService:
             unionid=wx.unionid,
             identity=resolved.identity,
             now=now,
+            pending_deletion=restricted,
         )
 
     def _client_of(self, app: App) -> WeChatClient:
@@ -267,9 +315,17 @@ class LoginService:
         tokens = self._sessions.resume(opened["refresh_token"], now)
         if tokens is None:
             raise GrantError("code already used, and its session has moved on or ended")
-        return LoginResult(tokens=tokens, is_new=bool(opened["is_new"]))
+        deletion = opened.get("deletion")
+        return LoginResult(tokens=tokens, is_new=bool(opened["is_new"]), deletion=deletion)
 
 
 def _to_json(result: LoginResult) -> dict[str, object]:
-    """What a replay needs: the refresh token (which names the session) and `is_new`."""
-    return {"refresh_token": result.tokens.refresh_token, "is_new": result.is_new}
+    """What a replay needs: the refresh token (which names the session), `is_new`, and a
+    pending deletion (issue 25)."""
+    out: dict[str, object] = {
+        "refresh_token": result.tokens.refresh_token,
+        "is_new": result.is_new,
+    }
+    if result.deletion is not None:
+        out["deletion"] = result.deletion
+    return out

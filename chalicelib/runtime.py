@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
     from chalicelib.clients import ClientStore
     from chalicelib.code_claims import CodeClaims
-    from chalicelib.identity.directory import Directory
     from chalicelib.identity.graph import IdentityGraph
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
@@ -75,6 +74,8 @@ class Services(WebLoginServices, AccountServices):
     apps: AppRegistry | None = None  # built by `build`: the primary app and the APP items
     events: Events = EVENTS_OFF  # chalicelib/events.py; api/edge.handle flushes it after each view
     client_address: ClientAddress = field(default_factory=ClientAddress)  # behind CloudFront too
+    # the tombstones' HMAC key (issue 25): AUTH_TOMBSTONE_KEY_ARN's value, or the setting
+    tombstone_key: Callable[[], str] = field(default=lambda: "", repr=False)
 
     def now(self) -> int:
         return int(self.clock())
@@ -149,6 +150,7 @@ class Services(WebLoginServices, AccountServices):
             self.store.merges,
             user_id_for=user_id_for,
             metrics=self.metrics,
+            erased=self.tombstones.count,  # issue 25: an erased user's next login is new
         )
 
     @cached_property
@@ -204,13 +206,6 @@ class Services(WebLoginServices, AccountServices):
         )
         service.register_grant("authorization_code", lambda *a: self.code_grant(*a))  # issue 24
         return service
-
-    @cached_property
-    def directory(self) -> Directory:
-        """What backends may look up about a user: its openid per app (issue 23)."""
-        from chalicelib.identity.directory import Directory
-
-        return Directory(self.store.users, self.graph)
 
 
 def guarded_login_client(
@@ -287,6 +282,11 @@ def build(
     else:
         value = settings.wechat_secret or ""
         wechat_secret = lambda: value  # noqa: E731
+    tombstone_key: Callable[[], str] = (  # issue 25: fetched at its first use
+        CachedSecret(secrets_client(), settings.tombstone_key_arn, clock=clock)
+        if settings.tombstone_key_arn
+        else lambda: settings.tombstone_key or ""
+    )
 
     def app_client(app: App) -> GuardedWeChat:
         """The WeChat client of an `APP` item's app, with its secret (ARN or local), behind its
@@ -387,4 +387,5 @@ def build(
         limiter=limiter,
         apps=apps,
         events=events,
+        tombstone_key=tombstone_key,
     )

@@ -65,12 +65,20 @@ class SessionEnds:
             self._events.session_ended(user_id, [session_id], reason=reason, now=now)
         return revoked
 
-    def revoke_all(self, user_id: str, *, now: int, reason: str = REASON_LOGOUT) -> int:
-        """End every session of the user; one SessionEnded (`all_sessions`) for all of them."""
+    def revoke_all(
+        self,
+        user_id: str,
+        *,
+        now: int,
+        reason: str = REASON_LOGOUT,
+        keep_until: int | None = None,
+    ) -> int:
+        """End every session of the user; one SessionEnded (`all_sessions`) for all of them.
+        `keep_until`: their items' TTL (Sessions.revoke; default a few minutes)."""
         revoked: list[str] = []
         for session in self._store.of_user(user_id):
             if session.revoked_at is None and self._store.revoke(
-                user_id, session.session_id, now=now, reason=reason
+                user_id, session.session_id, now=now, reason=reason, keep_until=keep_until
             ):
                 revoked.append(session.session_id)
         self._events.session_ended(user_id, revoked, reason=reason, now=now, all_sessions=True)
@@ -120,9 +128,7 @@ class SessionEnds:
             if (
                 session.session_id != keep_session_id
                 and session.is_live(now)
-                and self._store.revoke(
-                    user_id, session.session_id, now=now, reason=reason
-                )
+                and self._store.revoke(user_id, session.session_id, now=now, reason=reason)
             ):
                 revoked.append(session.session_id)
         self._events.session_ended(user_id, revoked, reason=reason, now=now)

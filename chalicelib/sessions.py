@@ -47,7 +47,12 @@ from chalicelib.session_ends import (
 )
 from chalicelib.store.sessions import SessionRecord, Sessions
 from chalicelib.tokens import refresh as refresh_tokens
-from chalicelib.tokens.access import AccessClaims, AccessTokens, seconds_left
+from chalicelib.tokens.access import (
+    DELETION_PENDING_AUDIENCE,
+    AccessClaims,
+    AccessTokens,
+    seconds_left,
+)
 from chalicelib.tokens.refresh import RefreshToken
 
 REASON_REUSE = "refresh_token_reuse"
@@ -141,6 +146,7 @@ class SessionManager(SessionEnds):
         audience: str | None = None,
         profile_claims: str | None = None,
         sealed_session_key: bytes | None = None,
+        restricted: str | None = None,
     ) -> tuple[SessionRecord, IssuedTokens]:
         """A new session and its tokens, not yet stored (the caller writes the session).
 
@@ -150,6 +156,7 @@ class SessionManager(SessionEnds):
         session keeps them, so that its refreshed access tokens carry them too.
         `profile_claims`, `sealed_session_key`: the profile's claims and the login's sealed
         WeChat session_key (chalicelib/profile.py, chalicelib/open_data.py), kept on the session.
+        `restricted`: a session of a user pending deletion (DELETION_PENDING, issue 25).
         """
         device = device or DeviceInfo()
         session_id = refresh_tokens.new_id(self._rand)
@@ -179,6 +186,7 @@ class SessionManager(SessionEnds):
             custom_claims=custom_claims,
             profile_claims=profile_claims,
             sealed_session_key=sealed_session_key,
+            restricted=restricted,
         )
         return session, self._issue(session, token, now)
 
@@ -297,12 +305,16 @@ class SessionManager(SessionEnds):
             extra.update(self._custom_claims(session))
         if self._profile_claim and session.profile_claims:  # from the item: no request
             extra.update(json.loads(session.profile_claims))
+        audience = session.audience
+        if session.restricted:  # a user pending deletion: tokens no backend takes (issue 25)
+            audience = DELETION_PENDING_AUDIENCE
+            extra[session.restricted] = True
         access_token, access_expires_at = self._access.mint(
             subject=session.user_id,
             session_id=session.session_id,
             client_id=session.client_id,
             now=now,
-            audience=session.audience,
+            audience=audience,
             extra=extra or None,
         )
         return IssuedTokens(
@@ -330,6 +342,23 @@ class SessionManager(SessionEnds):
         if session is None or not session.is_live(now):
             raise RevokedToken("the session of this access token has ended")
         return session
+
+    def unrestrict(self, user_id: str, session_id: str) -> bool:
+        """A restricted session made ordinary (its user's deletion was cancelled): its next
+        refresh mints tokens for every route. One conditional UpdateItem."""
+        return self._store.unrestrict(user_id, session_id)
+
+    def unrestrict_all(self, user_id: str) -> int:
+        """Every live restricted session of the user made ordinary (a cancelled deletion: the
+        user may have logged in on several devices meanwhile). One Query, an UpdateItem per
+        such session; how many."""
+        return sum(
+            1
+            for session in self._store.of_user(user_id)
+            if session.restricted
+            and session.revoked_at is None
+            and self._store.unrestrict(user_id, session.session_id)
+        )
 
     def resume(self, refresh_token: str, now: int) -> IssuedTokens | None:
         """`refresh_token` with a new access token, if it is still the current token of a live

@@ -41,9 +41,7 @@ def parse_limit(name: str, raw: str | None) -> Limit | None:
         return None
     match = _LIMIT_RE.fullmatch(raw)
     if match is None:
-        raise ConfigurationError(
-            f"{name} must be <count>/<seconds>, e.g. 20/60 (unset: no limit)"
-        )
+        raise ConfigurationError(f"{name} must be <count>/<seconds>, e.g. 20/60 (unset: no limit)")
     count, seconds = int(match.group(1)), int(match.group(2))
     if not 1 <= count <= MAX_COUNT:
         raise ConfigurationError(f"{name}: the count must be 1 to {MAX_COUNT}")

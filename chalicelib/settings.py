@@ -60,6 +60,12 @@ MAX_SESSIONS_SCOPES = ("user", "app")
 # AUTH_DECRYPT_MAX_AGE (seconds).
 DEFAULT_AVATAR_URL_HOSTS = ("thirdwx.qlogo.cn", "wx.qlogo.cn")
 DECRYPT_MAX_AGE_BOUNDS = (10, 86_400)
+# Issue 25, item 1: account deletion (chalicelib/deletion.py). The cooling-off period is at
+# most 15 days (PIPL; GB/T 35273-2020 §8.5: a deletion done within 15 working days), and the
+# tombstones' HMAC key, a Secrets Manager value in the stack, at least 32 characters.
+DELETION_COOLDOWN_MAX = 15 * 86_400
+MIN_TOMBSTONE_KEY = 32
+LOCAL_TOMBSTONE_KEY = "wx-local-tombstone-key-placeholder-0000"  # noqa: S105 - local only
 
 
 def minimum_refresh_grace() -> int:
@@ -133,6 +139,13 @@ class Settings:
     profile_security_check: bool = False
     avatar_url_hosts: tuple[str, ...] = DEFAULT_AVATAR_URL_HOSTS
     decrypt_max_age: int = 300
+    # Issue 25, item 1 (chalicelib/deletion.py): AUTH_DELETION_COOLDOWN, the cooling-off
+    # period in seconds (0 to 15 days); the tombstones' HMAC key: AUTH_TOMBSTONE_KEY_ARN
+    # (Secrets Manager, the stack's generated secret) or AUTH_TOMBSTONE_KEY (its value; unset:
+    # a local placeholder).
+    deletion_cooldown: int = 7 * 86_400
+    tombstone_key: str | None = field(default=LOCAL_TOMBSTONE_KEY, repr=False)
+    tombstone_key_arn: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -179,6 +192,7 @@ class Settings:
             **_security_tokens(env, defaults),
             **_web_login(env, defaults),
             **_profile(env, defaults),
+            **_deletion(env, defaults),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -253,6 +267,27 @@ def _profile(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
         ),
         "avatar_url_hosts": host_list(env, "AUTH_AVATAR_URL_HOSTS", DEFAULT_AVATAR_URL_HOSTS),
         "decrypt_max_age": max_age,
+    }
+
+
+def _deletion(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
+    """Issue 25: AUTH_DELETION_COOLDOWN (seconds, 0 to DELETION_COOLDOWN_MAX), and
+    AUTH_TOMBSTONE_KEY_ARN or AUTH_TOMBSTONE_KEY (errors never quote the key)."""
+    cooldown = positive_int(env, "AUTH_DELETION_COOLDOWN", defaults.deletion_cooldown, zero=True)
+    if cooldown > DELETION_COOLDOWN_MAX:
+        raise ConfigurationError(
+            f"AUTH_DELETION_COOLDOWN must be 0 to {DELETION_COOLDOWN_MAX} seconds (15 days)"
+        )
+    arn = (env.get("AUTH_TOMBSTONE_KEY_ARN") or "").strip() or None
+    key = env.get("AUTH_TOMBSTONE_KEY") or None
+    if arn is None and key is not None and len(key) < MIN_TOMBSTONE_KEY:
+        raise ConfigurationError(
+            f"AUTH_TOMBSTONE_KEY must be at least {MIN_TOMBSTONE_KEY} characters (random)"
+        )
+    return {
+        "deletion_cooldown": cooldown,
+        "tombstone_key": None if arn else (key or LOCAL_TOMBSTONE_KEY),
+        "tombstone_key_arn": arn,
     }
 
 

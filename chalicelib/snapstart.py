@@ -84,9 +84,10 @@ def refresh(services: Services) -> None:
     """Forget what a restored container must not share with the others (see the module doc)."""
     random.seed()  # from os.urandom
     services.keys.forget()
-    forget_secret = getattr(services.wechat_secret, "forget", None)
-    if forget_secret is not None:  # a CachedSecret (Secrets Manager); a local value has none
-        forget_secret()
+    for secret in (services.wechat_secret, services.tombstone_key):
+        forget_secret = getattr(secret, "forget", None)
+        if forget_secret is not None:  # a CachedSecret (Secrets Manager); a local value has none
+            forget_secret()
     if services.apps is not None:
         services.apps.forget()
     clients = services.__dict__.get("clients")  # built (a cached_property), or nothing to forget

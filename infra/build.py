@@ -325,6 +325,15 @@ HTTP_API_LOGIN_INTEGRATION = "HttpApiLoginIntegration"
 HTTP_API_DEFAULT_ROUTE = "HttpApiDefaultRoute"
 FUNCTION = "APIHandler"  # Chalice's
 LOGIN_FUNCTION = "LoginHandler"  # infra/resources.yaml's, completed from FUNCTION
+# The scheduled erasure (issue 25), completed from FUNCTION but for what only an API's
+# function has: the live alias and its traffic shifting, SnapStart, reserved concurrency.
+DELETION_FUNCTION = "DeletionHandler"
+NOT_FOR_DELETION = (
+    "AutoPublishAlias",
+    "DeploymentPreference",
+    "SnapStart",
+    "ReservedConcurrentExecutions",
+)
 # The routes that call WeChat, served by the login function with its own concurrency.
 LOGIN_ROUTES = (("POST", "/auth/login"), ("POST", "/auth/phone"))
 ROUTE_PREFIX = "HttpApiRoute"
@@ -350,7 +359,23 @@ def finish_template(template: dict) -> dict:
     """Chalice's template, changed where `chalice package` cannot be configured."""
     use_http_api(template)
     complete_login_function(template)
+    complete_deletion_function(template)
     return template
+
+
+def complete_deletion_function(template: dict) -> None:
+    """Give the erasure's function Chalice's function's properties (not NOT_FOR_DELETION) and
+    metadata that infra/resources.yaml does not set for it: the same code and environment."""
+    resources = template["Resources"]
+    if DELETION_FUNCTION not in resources:
+        raise BuildError(f"infra/resources.yaml defines no {DELETION_FUNCTION}")
+    source, deletion = resources[FUNCTION], resources[DELETION_FUNCTION]
+    properties = deletion.setdefault("Properties", {})
+    for name, value in source["Properties"].items():
+        if name not in NOT_FOR_DELETION:
+            properties.setdefault(name, copy.deepcopy(value))
+    if "Metadata" in source:
+        deletion.setdefault("Metadata", copy.deepcopy(source["Metadata"]))
 
 
 def complete_login_function(template: dict) -> None:

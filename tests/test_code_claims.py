@@ -64,9 +64,7 @@ def test_waiting_backs_off_and_gives_up_after_three_seconds(backend: Backend) ->
     claims = CodeClaims(Store(backend.client, backend.table).logins, sleep=slept.append)
     claims.logins.claim(CODE, now=NOW, lease_until=NOW + 20, expires_at=NOW + 300)
     with pytest.raises(LoginPending):
-        claims.run(
-            CODE, NOW, exchange=lambda: "x", replay=lambda r: "r", pending=LoginPending("p")
-        )
+        claims.run(CODE, NOW, exchange=lambda: "x", replay=lambda r: "r", pending=LoginPending("p"))
     assert slept == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 0.45])
 
 

@@ -601,6 +601,9 @@ def test_user_banned_helper_schema():
         "UserBanned",
         "UserMerged",
         "PhoneBound",
+        "UserDeletionRequested",
+        "UserDeletionCancelled",
+        "UserDeleted",
     }
 
 

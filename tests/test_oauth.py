@@ -182,9 +182,9 @@ def test_a_registered_grant_answers_its_grant_type_and_is_listed(client, service
     assert seen == [("urn:example:grant", None, START)]
     discovery = client.http.get("/.well-known/openid-configuration").json_body
     assert discovery["grant_types_supported"][-1] == "urn:example:grant"
-    assert "urn:example:grant" in token(client, {"grant_type": "nope"}).json_body[
-        "error_description"
-    ]
+    assert (
+        "urn:example:grant" in token(client, {"grant_type": "nope"}).json_body["error_description"]
+    )
 
 
 @pytest.mark.parametrize(

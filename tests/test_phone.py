@@ -250,9 +250,7 @@ def test_a_rejected_phone_code_again_is_answered_without_calling_wechat(app_clie
     assert wechat.phone_calls == 1
 
 
-def test_a_rejected_phone_code_with_ten_waiters_makes_one_wechat_call(
-    services, broker, wechat
-):
+def test_a_rejected_phone_code_with_ten_waiters_makes_one_wechat_call(services, broker, wechat):
     import threading
     import time
 
@@ -458,9 +456,7 @@ def test_a_user_known_in_both_apps_binds_from_either(app_client, app_b, wechat, 
     assert response.status_code == 200, response.json_body
 
 
-def test_the_app_of_a_session_is_found_by_its_client_id_once_per_container(
-    services, app_b, broker
-):
+def test_the_app_of_a_session_is_found_by_its_client_id_once_per_container(services, app_b, broker):
     from chalicelib.errors import GrantError
 
     apps = services.phone._apps

@@ -248,9 +248,7 @@ def test_only_the_issued_token_byte_for_byte_refreshes(sessions, started, dynamo
     assert sessions.refresh(token, START + 2).refresh_token
 
 
-def test_the_previous_token_with_its_key_changed_gets_nothing_in_grace(
-    sessions, started, dynamodb
-):
+def test_the_previous_token_with_its_key_changed_gets_nothing_in_grace(sessions, started, dynamodb):
     issued = sessions.refresh(started.refresh_token, START)
     before = table_items(dynamodb)
     with pytest.raises(GrantError) as caught:

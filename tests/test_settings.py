@@ -387,3 +387,26 @@ def test_profile_settings_are_read() -> None:
 def test_bad_profile_settings_are_a_configuration_error(name: str, raw: str) -> None:
     with pytest.raises(ConfigurationError):
         Settings.from_env({name: raw})
+
+
+# -- account deletion (issue 25, item 1) ------------------------------------------------------
+
+
+def test_deletion_cooldown_is_seconds_from_0_to_15_days() -> None:
+    assert Settings.from_env({}).deletion_cooldown == 7 * 86_400
+    assert Settings.from_env({"AUTH_DELETION_COOLDOWN": "0"}).deletion_cooldown == 0
+    assert Settings.from_env({"AUTH_DELETION_COOLDOWN": "1296000"}).deletion_cooldown == 1_296_000
+    for bad in ("1296001", "-1", "7d", "abc"):
+        with pytest.raises(ConfigurationError, match="AUTH_DELETION_COOLDOWN"):
+            Settings.from_env({"AUTH_DELETION_COOLDOWN": bad})
+
+
+def test_the_tombstone_key_is_an_arn_or_a_long_value_never_quoted() -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tombstone"
+    settings = Settings.from_env({"AUTH_TOMBSTONE_KEY_ARN": arn, "AUTH_TOMBSTONE_KEY": "x" * 40})
+    assert settings.tombstone_key_arn == arn and settings.tombstone_key is None
+    assert Settings.from_env({"AUTH_TOMBSTONE_KEY": "k" * 32}).tombstone_key == "k" * 32
+    with pytest.raises(ConfigurationError, match="AUTH_TOMBSTONE_KEY") as refused:
+        Settings.from_env({"AUTH_TOMBSTONE_KEY": "short-secret-value"})
+    assert "short-secret-value" not in str(refused.value)
+    assert "k" * 32 not in repr(Settings.from_env({"AUTH_TOMBSTONE_KEY": "k" * 32}))

@@ -8,6 +8,7 @@ boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB, else AWS
     wxauth-admin client create|list|disable|enable ...     (chalicelib/admin/clients.py)
     wxauth-admin sessions list|revoke|revoke-all ...        (chalicelib/admin/sessions.py)
     wxauth-admin user ban|unban|set-claims|show-claims|clear-claims|pending|merge ...
+                      delete|erase-due ...
                                                            (chalicelib/admin/users.py)
     wxauth-admin app add|list|disable|enable ...            (chalicelib/admin/apps.py)
     wxauth-admin keys rotate [--activate-in SECONDS | --emergency]   (chalicelib/admin/keys.py)

@@ -30,6 +30,7 @@ from chalicelib.identity.apps import APPID_RE, KINDS, App
 if TYPE_CHECKING:
     from chalicelib.runtime import Services
 
+
 def _appid(value: str) -> str:
     if not APPID_RE.fullmatch(value):
         raise argparse.ArgumentTypeError("APPID must be 1 to 64 of A-Z a-z 0-9 _ -")

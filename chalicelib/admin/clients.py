@@ -1,10 +1,10 @@
 """`wxauth-admin client ...`: OAuth clients (client credentials; websites' sign-ins).
 
-    wxauth-admin client create --scopes "orders:read orders:write" [--client-id shop-backend]
-    wxauth-admin client create --redirect-uri https://shop.example/cb [--redirect-uri ...]
-                               [--public] [--client-id shop-web]   (issue 24: /oauth/authorize)
-    wxauth-admin client list
-    wxauth-admin client disable CLIENT_ID      (and: client enable CLIENT_ID)
+wxauth-admin client create --scopes "orders:read orders:write" [--client-id shop-backend]
+wxauth-admin client create --redirect-uri https://shop.example/cb [--redirect-uri ...]
+                           [--public] [--client-id shop-web]   (issue 24: /oauth/authorize)
+wxauth-admin client list
+wxauth-admin client disable CLIENT_ID      (and: client enable CLIENT_ID)
 """
 
 from __future__ import annotations

@@ -90,5 +90,3 @@ def rotate_keys(settings: Settings, now: int, activate_in: int, emergency: bool)
         "published_kids": [key.kid for key in rotated.keys],
         "dropped_kids": [key.kid for key in current.keys if key.kid not in kept],
     }
-
-

@@ -1,8 +1,8 @@
 """`wxauth-admin sessions ...`: a user's login sessions, as operators see them.
 
-    wxauth-admin sessions list USER_ID
-    wxauth-admin sessions revoke USER_ID SESSION_ID
-    wxauth-admin sessions revoke-all USER_ID
+wxauth-admin sessions list USER_ID
+wxauth-admin sessions revoke USER_ID SESSION_ID
+wxauth-admin sessions revoke-all USER_ID
 """
 
 from __future__ import annotations

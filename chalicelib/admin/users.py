@@ -9,6 +9,11 @@
                                           (of one user: a few Queries; of all: a Scan)
     wxauth-admin user merge --into USER_ID --from USER_ID [--force --reason TEXT]
                             [--operator NAME]
+    wxauth-admin user delete USER_ID [--now] [--operator NAME]
+                                          the user's deletion, as if it asked (banned users
+                                          too): erased after AUTH_DELETION_COOLDOWN, or now
+    wxauth-admin user erase-due           erase every user whose deletion is due (what the
+                                          scheduled DeletionHandler does every hour)
 
 A merge needs a pending link between the two users or a unionid they share, unless `--force`
 with a `--reason`; it never merges a banned user. Who ran it (`--operator`, else the login
@@ -117,6 +122,19 @@ def add_parser(groups: Any) -> None:
         help="who runs the merge (default: the login name); in AWS the caller's ARN is"
         " recorded too",
     )
+    delete_help = (
+        "delete the user (issue 25): every session ends now, and it is erased when"
+        " AUTH_DELETION_COOLDOWN is over (it may log in meanwhile only to cancel); banned users"
+        " too. --now: erase it now (also a deletion already asked for)"
+    )
+    delete = user_commands.add_parser("delete", help=delete_help, description=delete_help)
+    delete.add_argument("user_id", type=USER_ID, metavar="USER_ID")
+    delete.add_argument("--now", action="store_true", help="erase it now, no cooling-off")
+    delete.add_argument(
+        "--operator", type=unmasked(operator_argument), help="who asks (default: the login name)"
+    )
+    erase_help = "erase every user whose deletion is due (the scheduled DeletionHandler's run)"
+    user_commands.add_parser("erase-due", help=erase_help, description=erase_help)
 
 
 def run(args: argparse.Namespace, services: Services, now: int) -> Any:
@@ -134,6 +152,10 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
         return [link.public() for link in services.graph.pending(user_id=args.user_id)]
     if args.command == "merge":
         return _merge(args, services, now)
+    if args.command == "delete":
+        return _delete(args, services, now)
+    if args.command == "erase-due":
+        return [dataclasses.asdict(done) for done in services.erasure.run_due(now)]
     if args.command == "show-claims":
         user = services.store.users.get(args.user_id)
         if user is None:
@@ -193,3 +215,31 @@ def _merge(args: argparse.Namespace, services: Services, now: int) -> dict[str, 
         "caller": caller,
         "reason": args.reason,
     }
+
+
+def _delete(args: argparse.Namespace, services: Services, now: int) -> dict[str, Any]:
+    """The deletion queued (chalicelib/deletion.py), then with --now erased at once."""
+    try:
+        record = services.deletion.request_by_operator(args.user_id, now=now, at_once=args.now)
+    except UnknownUser as e:
+        raise AdminError(f"no user {args.user_id}") from e
+    operator = operator_name(args.operator)
+    log_event(  # WARNING: an operator's irreversible action once it is due
+        "user_delete",
+        level=logging.WARNING,
+        user_id=args.user_id,
+        operator=operator,
+        caller=caller_arn(services.store.client),
+        now=args.now,
+        erase_after=record.erase_after,
+    )
+    result: dict[str, Any] = {
+        "user_id": args.user_id,
+        "requested_at": record.requested_at,
+        "erase_after": record.erase_after,
+        "erased": False,
+    }
+    if args.now:
+        erased = services.erasure.erase(record, now)
+        result.update(erased=True, erased_user_ids=list(erased.erased_user_ids))
+    return result

@@ -1,5 +1,6 @@
 """Routes for the signed-in user's own account: `/me` (and its profile), the phone number, the
-sessions, the session's encrypted WeChat data."""
+sessions, the session's encrypted WeChat data, the account's deletion and a copy of its data
+(issue 25)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from chalicelib.tokens.access import AccessClaims
 routes = Routes(Blueprint(__name__))
 
 
-@routes.protected("/me", users_only=True)
+@routes.protected("/me", users_only=True, deletion_pending=True)
 def me(call: Call, claims: AccessClaims) -> dict[str, Any]:
     assert claims.user_id is not None
     return call.services.account.me(claims.user_id)
@@ -41,6 +42,37 @@ def decrypt(call: Call, claims: AccessClaims) -> Response:
     return Response(body=data, status_code=200, headers=dict(NO_STORE))
 
 
+@routes.protected("/me/deletion", ["POST"], users_only=True)
+def request_deletion(call: Call, claims: AccessClaims) -> Response:
+    """Ask for the account's deletion with a fresh `wx.login` code (chalicelib/deletion.py):
+    202, every session ended; erased once the cooling-off period is over."""
+    from chalicelib.login import MAX_CODE_LENGTH
+
+    assert claims.user_id is not None
+    code = string_field(call.json(), "code", max_length=MAX_CODE_LENGTH)
+    status = call.services.deletion.request(
+        claims.user_id, code, client_id=claims.client_id, now=call.now
+    )
+    return Response(body={"deletion": status.json()}, status_code=202, headers=dict(NO_STORE))
+
+
+@routes.protected("/me/deletion", ["DELETE"], users_only=True, deletion_pending=True)
+def cancel_deletion(call: Call, claims: AccessClaims) -> Response:
+    """Cancel the deletion while its period runs; this session then refreshes into an
+    ordinary one. 204, also when there was nothing to cancel."""
+    assert claims.user_id is not None and claims.session_id is not None
+    call.services.deletion.cancel(claims.user_id, claims.session_id, now=call.now)
+    return no_content()
+
+
+@routes.protected("/me/export", ["GET"], users_only=True, deletion_pending=True)
+def export(call: Call, claims: AccessClaims) -> Response:
+    """Everything stored about the user, as JSON (chalicelib/export.py)."""
+    assert claims.user_id is not None
+    body = call.services.exporter.export(claims.user_id, call.now)
+    return Response(body=body, status_code=200, headers=dict(NO_STORE))
+
+
 @routes.protected("/auth/phone", ["POST"], users_only=True)
 def bind_phone(call: Call, claims: AccessClaims) -> Response:
     from chalicelib.account import phone_json
@@ -49,7 +81,10 @@ def bind_phone(call: Call, claims: AccessClaims) -> Response:
     assert claims.user_id is not None
     code = string_field(call.json(), "code", max_length=MAX_CODE_LENGTH)
     phone = call.services.phone.bind_user(
-        claims.user_id, code, call.now, client_id=claims.client_id  # the session's app
+        claims.user_id,
+        code,
+        call.now,
+        client_id=claims.client_id,  # the session's app
     )
     return Response(body={"phone": phone_json(phone)}, status_code=200, headers=dict(NO_STORE))
 

@@ -76,7 +76,7 @@ def verify(call: Call) -> dict[str, Any]:
 
 @routes.endpoint("/auth/logout", ["POST"])
 def logout(call: Call) -> Response:
-    claims = authenticate(call, users_only=True)
+    claims = authenticate(call, users_only=True, deletion_pending=True)
     assert claims.user_id is not None and claims.session_id is not None
     body = call.json(required=False)
     everywhere = bool_field(body, "all", default=False)

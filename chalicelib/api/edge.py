@@ -23,10 +23,12 @@ from chalice.app import Request
 from chalicelib import logs
 from chalicelib.errors import (
     AccessDenied,
+    AccountStateError,
     AppDisabled,
     ClientAuthError,
     ConditionFailed,
     ConfigurationError,
+    DeletionPending,
     GrantError,
     InsufficientScope,
     InvalidScope,
@@ -80,6 +82,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (AccessDenied, 403, "access_denied"),  # a web sign-in the user refused (issue 24)
     (UserBanned, 403, "access_denied"),
     (MergedAway, 403, "access_denied"),  # an identity a merge left behind (docs/operators.md)
+    (AccountStateError, 403, "access_denied"),  # issue 25: reason deletion_pending, account_deleted
     (SessionNotFound, 404, NOT_FOUND),
     (UnknownUser, 404, NOT_FOUND),  # GET /users/{user_id}/identities
     (PhoneInUse, 409, "phone_in_use"),
@@ -230,8 +233,8 @@ def error_response(error: WxAuthError) -> tuple[Response, str]:
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     body = {"error": code, "error_description": description}
-    if isinstance(error, GrantError) and error.reason:  # e.g. session_evicted (issue 21)
-        body["reason"] = error.reason
+    if isinstance(error, (GrantError, AccountStateError)) and error.reason:
+        body["reason"] = error.reason  # session_evicted (issue 21), deletion_pending (issue 25)
     return Response(body=body, status_code=status, headers=headers), code
 
 
@@ -295,20 +298,31 @@ def handle(app: WxAuth, view: Callable[[Call], Response | dict[str, Any]], route
     return response
 
 
-def authenticate(call: Call, *, users_only: bool = False) -> AccessClaims:
+def authenticate(
+    call: Call, *, users_only: bool = False, deletion_pending: bool = False
+) -> AccessClaims:
     """The one check behind every protected route: a valid access token of a live session.
 
     `users_only`: a route that acts on the user's own account (`/me`, logout) refuses a
     client-credentials token, which names no user (its `sub` is `client:<client_id>`).
+    `deletion_pending`: the route also serves a user pending deletion (issue 25: `GET /me`,
+    `GET /me/export`, `DELETE /me/deletion`, logout); every other refuses its tokens (403
+    `access_denied`, reason `deletion_pending`), which no backend takes either (their `aud`).
     """
     token = access_token_from_header(call.header("authorization"))
     if token is None:
         raise TokenError("an access token is required in Authorization")
-    claims = call.services.access_tokens.check(token, call.now)
-    call.session = call.services.sessions.require_live(claims, call.now)
+    claims = call.services.access_tokens.check(token, call.now, deletion_pending=True)
+    session = call.session = call.services.sessions.require_live(claims, call.now)
     call.user_id = claims.subject
     if users_only and claims.user_id is None:
         raise InsufficientScope("this route needs a user's access token, not a client's")
+    pending = claims.deletion_pending or (session is not None and session.restricted)
+    if pending and not deletion_pending:
+        raise DeletionPending(
+            "this account is pending deletion: its tokens reach only GET /me, GET /me/export,"
+            " DELETE /me/deletion and /auth/logout"
+        )
     return claims
 
 
@@ -351,11 +365,13 @@ class Routes:
         *,
         scope: str | None = None,
         users_only: bool = False,
+        deletion_pending: bool = False,
     ) -> Callable[[ProtectedView], ProtectedView]:
         """Register a view that runs only for a valid access token of a live session, checked
         as `/auth/verify` checks it (signature, typ, iss, aud, exp, session neither revoked nor
         ended), and holding `scope` if one is given; with `users_only`, only a user's token
-        (from a login), never a client's. The view gets the Call and the verified claims
+        (from a login), never a client's; with `deletion_pending`, also a user's pending
+        deletion (`authenticate`). The view gets the Call and the verified claims
         (`claims.user_id` is None for a client's token):
 
             @routes.protected("/example/hello")
@@ -364,7 +380,9 @@ class Routes:
 
         def register(view: ProtectedView) -> ProtectedView:
             def checked(call: Call) -> Any:
-                claims = authenticate(call, users_only=users_only)
+                claims = authenticate(
+                    call, users_only=users_only, deletion_pending=deletion_pending
+                )
                 if scope is not None and scope not in (claims.scope or "").split(" "):
                     raise InsufficientScope(f"this route requires the scope {scope}")
                 return view(call, claims)

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chalicelib.errors import ConditionFailed, MergedAway, MergeRefused
+from chalicelib.errors import AccountDeleted, ConditionFailed, MergedAway, MergeRefused
 from chalicelib.identity.apps import App, Exchanged
 from chalicelib.logs import Metrics, log_event
 from chalicelib.profile import profile_claims
@@ -65,9 +65,15 @@ class IdentityGraph:
         users: Users,
         merges: Merges,
         *,
-        user_id_for: Callable[[str, str], str],
+        user_id_for: Callable[..., str],
         metrics: Metrics | None = None,
+        erased: Callable[[str, str], int] | None = None,
     ) -> None:
+        """`user_id_for(appid, openid, generation)`: a new identity's own user id;
+        `erased(appid, openid)`: how many times that identity's user was erased (its
+        tombstones, chalicelib/deletion.py: one Query at a new identity's first login), the
+        generation of the user it gets now (None: never, no request)."""
+        self._erased = erased
         self._identities = identities
         self._users = users
         self._merges = merges
@@ -82,8 +88,9 @@ class IdentityGraph:
         A returning identity: one UpdateItem (which also back-fills a unionid WeChat returns
         for the first time). A unionid back-filled: one Query and one guarded Put more (the
         unionid's owner), and a pending link (PutItem) if it would join two users. A new
-        identity: that UpdateItem, with a unionid the Query and the Put, a GetItem when it
-        joins another user, the profile's UpdateItem, the identity's guarded Put.
+        identity: that UpdateItem, the Query of its tombstones (with `erased`), with a unionid
+        the Query and the Put, a GetItem when it joins another user, the profile's
+        UpdateItem, the identity's guarded Put.
         """
         old = self._identities.touch(app.appid, wx.openid, kind=app.kind, unionid=wx.unionid)
         if old is not None:
@@ -99,7 +106,8 @@ class IdentityGraph:
         return self._first(app, wx, now)
 
     def _first(self, app: App, wx: Exchanged, now: int) -> Resolved:
-        derived = self._user_id_for(app.appid, wx.openid)
+        generation = self._erased(app.appid, wx.openid) if self._erased is not None else 0
+        derived = self._user_id_for(app.appid, wx.openid, generation)
         user_id = derived
         conflict_owner: str | None = None
         if wx.unionid:
@@ -116,6 +124,9 @@ class IdentityGraph:
         before = self._users.ensure(
             UserRecord(user_id, app.appid, wx.openid, unionid, created_at=now)
         )
+        if before is not None and before.erase_after is not None and before.erase_after <= now:
+            # the unionid's user is being erased (issue 25): no new identity joins it now
+            raise AccountDeleted("this account was deleted; log in again in a while")
         if before is not None and before.merged_into and conflict_owner is None:
             # merged away since the owner was read: a new identity is the kept user's
             user_id = before.merged_into

@@ -11,7 +11,9 @@
   `identities` (identities, unionids, pending links), `merges` (a merge's transaction),
   `apps`, `clients`, `wechat`
   (the brokered access token), `guards` (abuse-limit counters, the breaker), `authorizations`
-  (web sign-ins and their authorization codes, issue 24).
+  (web sign-ins and their authorization codes, issue 24), `deletions` (deletions asked for,
+  their queue and tombstones), `user_data` (every item of one user, read for its export and
+  deleted by its erasure, like `merges` across the aggregates).
 
 `Store` holds one of each over one table; a service takes the repository it uses
 (`SessionManager(store.sessions, ...)`), not the whole store. Nothing here imports the
@@ -45,11 +47,13 @@ if TYPE_CHECKING:
     from chalicelib.store.apps import Apps
     from chalicelib.store.authorizations import Authorizations
     from chalicelib.store.clients import Clients
+    from chalicelib.store.deletions import Deletions
     from chalicelib.store.guards import Guards
     from chalicelib.store.identities import Identities
     from chalicelib.store.logins import Logins
     from chalicelib.store.merges import Merges
     from chalicelib.store.phones import Phones
+    from chalicelib.store.user_data import UserData
     from chalicelib.store.wechat import WeChatTokens
 
 __all__ = [
@@ -144,3 +148,15 @@ class Store:
         from chalicelib.store.authorizations import Authorizations
 
         return Authorizations(self.table)
+
+    @cached_property
+    def deletions(self) -> Deletions:
+        from chalicelib.store.deletions import Deletions
+
+        return Deletions(self.table)
+
+    @cached_property
+    def user_data(self) -> UserData:
+        from chalicelib.store.user_data import UserData
+
+        return UserData(self.table)

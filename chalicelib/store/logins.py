@@ -19,9 +19,15 @@ code, `record_result` (and `mark_bound` in the binding's transaction, chalicelib
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from chalicelib.errors import ConditionFailed, MergedAway, UserBanned
+from chalicelib.errors import (
+    AccountDeleted,
+    ConditionFailed,
+    DeletionPending,
+    MergedAway,
+    UserBanned,
+)
 from chalicelib.store.identities import Identity, listing_item, unionid_link
 from chalicelib.store.schema import (
     EXPIRES_AT,
@@ -223,8 +229,10 @@ class Logins:
         unionid: str | None,
         identity: Identity,
         now: int,
+        pending_deletion: bool = False,
     ) -> None:
-        """One transaction, all or nothing, in this order: the new session, the claimed code's
+        """One transaction, all or nothing, in this order: the new session (which keeps the
+        claim's key, `login_claim`, so that the user's erasure finds the claim), the claimed code's
         sealed result, the unionid link (with a unionid), the identity listed in its user's
         partition, and last the check that the user is neither banned nor merged away (its
         cancellation reason is the last one). Every item is the user's or the code's own: no
@@ -236,9 +244,13 @@ class Logins:
         that came after the login read the user: the ban's revocation of every session may
         have missed this one); MergedAway if it has `merged_into` (`wxauth-admin user merge`;
         the check hands the PROFILE back, or where a backend does not, one GetItem on this
-        refusal only).
+        refusal only); DeletionPending if the user asked for the account's deletion (issue 25)
+        and AccountDeleted if its cooling-off period is over. With `pending_deletion` (the
+        restricted session of a user pending deletion) the check lets a pending deletion
+        through while it is not due, and needs the PROFILE to exist.
         """
         table = self._table.name
+        session = replace(session, login_claim=code_hash)
         items: list[Item] = [
             {"Put": new_session(table, session)},
             login_result(
@@ -253,7 +265,10 @@ class Logins:
             items.append(unionid_link(table, unionid, session.user_id, now=now))
         items += [
             listing_item(table, identity, now=now),
-            may_log_in(table, session.user_id),  # last: its cancellation reason is the last one
+            # last: its cancellation reason is the last one
+            may_log_in(
+                table, session.user_id, pending_until_after=now if pending_deletion else None
+            ),
         ]
         try:
             self._table.transact(items)
@@ -261,6 +276,16 @@ class Logins:
             if e.reasons and e.reasons[-1] == "ConditionalCheckFailed":
                 profile = e.items[-1] if e.items else None  # the check's ALL_OLD
                 user = item_to_user(profile) if profile else Users(self._table).get(session.user_id)
+                if user is None and pending_deletion:
+                    raise AccountDeleted("this account was deleted") from e
+                if user is not None and user.banned_at is None and user.erase_after is not None:
+                    if user.erase_after > now and not user.merged_into:
+                        raise DeletionPending(
+                            "this account is pending deletion",
+                            requested_at=user.deletion_requested_at or 0,
+                            erase_after=user.erase_after,
+                        ) from e
+                    raise AccountDeleted("this account was deleted") from e
                 if user is not None and user.merged_into and user.banned_at is None:
                     raise MergedAway(
                         "this account was merged into another one; it cannot log in until"

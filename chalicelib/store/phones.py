@@ -27,7 +27,7 @@ from chalicelib.store.schema import (
     user_pk,
 )
 from chalicelib.store.table import Table
-from chalicelib.store.users import PHONE_ATTRIBUTES, PhoneRecord
+from chalicelib.store.users import CODE_CLAIMS, PHONE_ATTRIBUTES, PhoneRecord
 
 
 def _owned_by(owner: str | None) -> dict[str, Any]:
@@ -76,14 +76,16 @@ class Phones:
         profile_names = {
             "#pk": PK,
             "#hash": "phone_hash",
+            "#codes": CODE_CLAIMS,
             **{f"#a{i}": name for i, name in enumerate(PHONE_ATTRIBUTES)},
         }
-        values = {
+        values: dict[str, Any] = {
             ":a0": s(phone.phone_number),
             ":a1": s(phone.country_code),
             ":a2": s(phone.pure_phone_number),
             ":a3": s(phone.phone_hash),
             ":a4": n(phone.bound_at),
+            ":codes": {"SS": [code_hash]},  # the code's claim, erased with the user (issue 25)
         }
         condition = "attribute_exists(#pk) AND "
         if previous_hash is None:
@@ -103,7 +105,7 @@ class Phones:
                 "Update": {
                     "TableName": table,
                     "Key": key(user_pk(user_id), PROFILE),
-                    "UpdateExpression": set_phone,
+                    "UpdateExpression": f"{set_phone} ADD #codes :codes",
                     "ConditionExpression": condition,
                     "ExpressionAttributeNames": profile_names,
                     "ExpressionAttributeValues": values,

@@ -23,6 +23,8 @@ owned by one repository of this package:
 | `BREAKER#<appid>`       | `JSCODE2SESSION`   | the WeChat login breaker          | guards.py     |
 | `AUTHZ#<id>`            | `AUTHZ`            | a web sign-in, its authorization  | authorizations|
 |                         |                    | code (issue 24, item 2)           | .py           |
+| `DELETION`              | `<t>#<user_id>`    | a deletion due at t (10 digits)   | deletions.py  |
+| `TOMBSTONE#<hmac>`      | `<requested at>`   | an erased identity: no id, no PII | deletions.py  |
 
 Values cross the boundary only through the codec below (`s`, `n`, `b`, `boolean`, and the
 `get_*` readers): a repository turns an item into its record with them, never by hand.
@@ -65,6 +67,8 @@ BREAKER_PREFIX = "BREAKER#"
 BREAKER_SK = "JSCODE2SESSION"
 AUTHZ_PREFIX = "AUTHZ#"  # a web sign-in (issue 24, item 2)
 AUTHZ = "AUTHZ"
+DELETION_PK = "DELETION"  # issue 25: deletions by the time they are due
+TOMBSTONE_PREFIX = "TOMBSTONE#"
 
 
 # -- keys ---------------------------------------------------------------------------------
@@ -143,6 +147,26 @@ def breaker_pk(appid: str) -> str:
 
 def authz_pk(authz_id: str) -> str:
     return f"{AUTHZ_PREFIX}{authz_id}"
+
+
+def due_sk(erase_after: int) -> str:
+    """The start of a `DELETION` sort key: the time it is due, 10 digits, so that the keys
+    sort by time (epoch seconds have 10 digits until the year 2286)."""
+    return f"{int(erase_after):010d}#"
+
+
+def deletion_sk(erase_after: int, user_id: str) -> str:
+    return f"{due_sk(erase_after)}{user_id}"
+
+
+def tombstone_pk(keyed_hash: str) -> str:
+    """An erased identity's tombstone: a keyed hash (HMAC) of its appid and openid, never
+    the openid nor a plain hash of it (chalicelib/deletion.py)."""
+    return f"{TOMBSTONE_PREFIX}{keyed_hash}"
+
+
+def tombstone_sk(requested_at: int) -> str:
+    return f"{int(requested_at):010d}"
 
 
 # -- the attribute codec --------------------------------------------------------------------

@@ -10,7 +10,9 @@
 |                  |                 | revoked_at?, revoked_reason?, device_name?,             |
 |                  |                 | device_platform?, user_agent?, source_ip?,              |
 |                  |                 | last_refreshed_at?, custom_claims?, profile_claims?,    |
-|                  |                 | session_key_sealed?                                     |
+|                  |                 | session_key_sealed?, restricted? (a user pending        |
+|                  |                 | deletion's: `deletion_pending`), login_claim? (the hash |
+|                  |                 | keying its code's LOGIN# claim)                         |
 
 `session_key_sealed` is the login's WeChat session_key, sealed (chalicelib/open_data.py); it
 stays until the session ends: a rotation leaves it as it is.
@@ -87,6 +89,10 @@ class SessionRecord:
     custom_claims: str | None = None  # the user's, copied at login and set-claims (JSON text)
     profile_claims: str | None = None  # the user's profile, copied at login and PATCH /me
     sealed_session_key: bytes | None = field(default=None, repr=False)  # open_data.py
+    # Issue 25: a session of a user pending deletion (`deletion_pending`: its tokens reach only
+    # the account's own routes), and the claim of the code that started it (erased with it).
+    restricted: str | None = None
+    login_claim: str | None = field(default=None, repr=False)
 
     @property
     def expires_at(self) -> int:
@@ -122,6 +128,8 @@ def item_to_session(item: Item) -> SessionRecord:
         custom_claims=get_s(item, CUSTOM_CLAIMS),
         profile_claims=get_s(item, PROFILE_CLAIMS),
         sealed_session_key=get_b(item, SESSION_KEY_SEALED),
+        restricted=get_s(item, "restricted"),
+        login_claim=get_s(item, "login_claim"),
     )
 
 
@@ -160,6 +168,8 @@ def new_session(table: str, session: SessionRecord) -> Item:
                 if session.sealed_session_key
                 else {}
             ),
+            **({"restricted": s(session.restricted)} if session.restricted else {}),
+            **({"login_claim": s(session.login_claim)} if session.login_claim else {}),
         },
         "ConditionExpression": "attribute_not_exists(#pk)",
         "ExpressionAttributeNames": {"#pk": PK},
@@ -331,6 +341,26 @@ class Sessions:
                     ":now": n(now),
                     ":reason": s(reason),
                     ":gone": n(now + REVOKED_ITEM_TTL if keep_until is None else keep_until),
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def unrestrict(self, user_id: str, session_id: str) -> bool:
+        """Make a session of a user pending deletion an ordinary one again (its deletion was
+        cancelled): its next tokens reach every route. One conditional UpdateItem; False if it
+        was revoked or deleted meanwhile."""
+        try:
+            self._table.call(
+                "update_item",
+                Key=key(user_pk(user_id), session_sk(session_id)),
+                UpdateExpression="REMOVE #restricted",
+                ConditionExpression="attribute_exists(#pk) AND attribute_not_exists(#revoked)",
+                ExpressionAttributeNames={
+                    "#pk": PK,
+                    "#restricted": "restricted",
+                    "#revoked": "revoked_at",
                 },
             )
         except ConditionFailed:

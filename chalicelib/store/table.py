@@ -161,6 +161,38 @@ class Table:
         last = response.get("LastEvaluatedKey")
         return response.get("Items", []), (last[SK]["S"] if last else None)
 
+    def query_between(self, pk: str, low: str, high: str) -> Iterator[Item]:
+        """Every item of partition `pk` whose sk lies between `low` and `high` (both included),
+        in sk order, strongly consistent, a request per 1 MB page."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+            "ExpressionAttributeValues": {":pk": s(pk), ":low": s(low), ":high": s(high)},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.call("query", **kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def delete(self, key: Item, *, owner: tuple[str, str] | None = None) -> bool:
+        """Delete one item (DeleteItem); with `owner` (an attribute's name and value), only if
+        the item is missing or has that value there. True unless the owner differed."""
+        kwargs: dict[str, Any] = {}
+        if owner is not None:
+            kwargs = {
+                "ConditionExpression": "attribute_not_exists(#pk) OR #owner = :owner",
+                "ExpressionAttributeNames": {"#pk": PK, "#owner": owner[0]},
+                "ExpressionAttributeValues": {":owner": s(owner[1])},
+            }
+        try:
+            self.call("delete_item", Key=key, **kwargs)
+        except ConditionFailed:
+            return False
+        return True
+
     def scan(self, **kwargs: Any) -> Iterator[Item]:
         """Every item of the table that `kwargs` (a FilterExpression and its names and values)
         lets through, a request per 1 MB read; eventually consistent. For an operator's

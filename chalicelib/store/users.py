@@ -6,7 +6,10 @@
 |                  |           | created_at, phone_* (chalicelib/store/phones.py), banned_at?, |
 |                  |           | ban_reason?, custom_claims?, claims_set_at?, merged_into?,    |
 |                  |           | merged_at?, merged_by?, merge_reason?, merged_from (SS)?,     |
-|                  |           | last_merge_at?, nickname?, avatar_url?, profile_updated_at?   |
+|                  |           | last_merge_at?, nickname?, avatar_url?, profile_updated_at?,  |
+|                  |           | deletion_requested_at?, erase_after? (a deletion's            |
+|                  |           | cooling-off: chalicelib/deletion.py), code_claims (SS)? (the  |
+|                  |           | claims of its phone codes, erased with the user)              |
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ CUSTOM_CLAIMS = "custom_claims"
 # copied onto the user's SESSION and IDENTITY items by PATCH /me, as custom claims are.
 PROFILE_CLAIMS = "profile_claims"
 PROFILE_ATTRIBUTES = ("nickname", "avatar_url")  # what PATCH /me sets (issue 25, item 4)
+# The hashes of the claims (LOGIN# items) of the user's phone codes, added by each binding:
+# the erasure of the user deletes them (chalicelib/erasure.py).
+CODE_CLAIMS = "code_claims"
 # The phone number on a user's PROFILE item (all or none of them).
 PHONE_ATTRIBUTES = (
     "phone_number",
@@ -72,6 +78,18 @@ class UserRecord:
     nickname: str | None = None
     avatar_url: str | None = None
     profile_updated_at: int | None = None
+    # Issue 25, item 1 (chalicelib/deletion.py): a deletion asked for, erased after
+    # `erase_after`; and what the erasure and the export follow from the profile.
+    deletion_requested_at: int | None = None
+    erase_after: int | None = None
+    merged_from: tuple[str, ...] = ()
+    phone_moved_from: str | None = None
+    phone_moved_to: str | None = None
+    code_claims: tuple[str, ...] = ()  # hashes of its phone codes' claims (LOGIN# items)
+    claims_set_at: int | None = None
+    last_merge_at: int | None = None
+    phone_moved_at: int | None = None
+    merged_at: int | None = None
 
 
 def item_to_phone(item: Item) -> PhoneRecord | None:
@@ -102,6 +120,16 @@ def item_to_user(item: Item) -> UserRecord:
         nickname=get_s(item, "nickname"),
         avatar_url=get_s(item, "avatar_url"),
         profile_updated_at=get_n(item, "profile_updated_at"),
+        deletion_requested_at=get_n(item, "deletion_requested_at"),
+        erase_after=get_n(item, "erase_after"),
+        merged_from=tuple(sorted(item.get("merged_from", {}).get("SS", []))),
+        phone_moved_from=get_s(item, "phone_moved_from"),
+        phone_moved_to=get_s(item, "phone_moved_to"),
+        code_claims=tuple(sorted(item.get(CODE_CLAIMS, {}).get("SS", []))),
+        claims_set_at=get_n(item, "claims_set_at"),
+        last_merge_at=get_n(item, "last_merge_at"),
+        phone_moved_at=get_n(item, "phone_moved_at"),
+        merged_at=get_n(item, "merged_at"),
     )
 
 
@@ -117,17 +145,33 @@ def not_banned(table: str, user_id: str) -> Item:
     }
 
 
-def may_log_in(table: str, user_id: str) -> Item:
+def may_log_in(table: str, user_id: str, *, pending_until_after: int | None = None) -> Item:
     """A login transaction's ConditionCheck: the user's PROFILE is neither banned (`banned_at`)
-    nor merged away (`merged_into`); refused, it hands back the PROFILE (which of the two)."""
+    nor merged away (`merged_into`) nor pending deletion (`erase_after`); refused, it hands
+    back the PROFILE (which of them). With `pending_until_after` (now), for the session of a
+    user pending deletion (issue 25): the PROFILE exists and its deletion, if still asked
+    for, is due after that time."""
+    names = {"#banned": "banned_at", "#merged": "merged_into", "#erase": "erase_after"}
+    condition = (
+        "attribute_not_exists(#banned) AND attribute_not_exists(#merged)"
+        " AND attribute_not_exists(#erase)"
+    )
+    extra: dict[str, Any] = {}
+    if pending_until_after is not None:
+        condition = (
+            "attribute_exists(#pk) AND attribute_not_exists(#banned)"
+            " AND attribute_not_exists(#merged)"
+            " AND (attribute_not_exists(#erase) OR #erase > :now)"
+        )
+        names["#pk"] = PK
+        extra = {"ExpressionAttributeValues": {":now": n(pending_until_after)}}
     return {
         "ConditionCheck": {
             "TableName": table,
             "Key": key(user_pk(user_id), PROFILE),
-            "ConditionExpression": (
-                "attribute_not_exists(#banned) AND attribute_not_exists(#merged)"
-            ),
-            "ExpressionAttributeNames": {"#banned": "banned_at", "#merged": "merged_into"},
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            **extra,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
     }

@@ -79,9 +79,7 @@ class WeChatTokens:
         item = self._table.get(key(wxtoken_pk(appid), WXTOKEN), consistent=consistent)
         return item_to_wechat_token(item) if item else None
 
-    def lease(
-        self, appid: str, *, now: int, lease_until: int, seen_fetched_at: int | None
-    ) -> None:
+    def lease(self, appid: str, *, now: int, lease_until: int, seen_fetched_at: int | None) -> None:
         """Take the refresh lease: `attribute_not_exists(#pk) OR #lease < :now` (or no lease on
         the item: storing a token releases it by removing the attribute), and only if the
         token is still the one the caller read (`seen_fetched_at`; None: there was none), so

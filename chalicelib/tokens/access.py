@@ -20,6 +20,12 @@ TOKEN_TYPE = "at+jwt"  # noqa: S105 - the RFC 9068 typ, not a secret
 MAX_TOKEN_LENGTH = 8192
 CLOCK_SKEW = 60  # seconds an `iat` may lie in the future (another container's clock)
 _REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "client_id"]
+# Issue 25, item 1: the tokens of a user pending deletion (a session marked `restricted` with
+# DELETION_PENDING) carry this `aud`, so that no backend takes them for its own (its `aud`
+# check refuses them), and the claim `deletion_pending`. wxauth accepts them only on the
+# account's own routes (chalicelib/api/edge.py); /auth/verify and introspection refuse them.
+DELETION_PENDING = "deletion_pending"
+DELETION_PENDING_AUDIENCE = "wxauth:deletion-pending"
 
 
 def seconds_left(expires_at: int, now: int) -> int:
@@ -52,6 +58,11 @@ class AccessClaims:
     # Every claim of the verified token as it was signed (custom `ext` and `phone_number`
     # included): what RFC 7662 introspection answers (chalicelib/introspection.py).
     claims: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def deletion_pending(self) -> bool:
+        """A token of a user pending deletion (DELETION_PENDING_AUDIENCE)."""
+        return self.claims.get("aud") == DELETION_PENDING_AUDIENCE
 
     @property
     def user_id(self) -> str | None:
@@ -130,8 +141,9 @@ class AccessTokens:
         )
         return token, expires_at
 
-    def check(self, token: object, now: int) -> AccessClaims:
-        """Verify signature (RS256 only), `typ`, `iss`, `aud`, then `exp` against `now`."""
+    def check(self, token: object, now: int, *, deletion_pending: bool = False) -> AccessClaims:
+        """Verify signature (RS256 only), `typ`, `iss`, `aud`, then `exp` against `now`.
+        `deletion_pending`: also accept the `aud` of a user pending deletion's tokens."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("access token missing or too long")
         header = _unverified_header(token)
@@ -147,6 +159,8 @@ class AccessTokens:
             claims = self._decode(token, key.public_key, self._audience)
         except jwt.InvalidAudienceError as e:
             others = list(self._other_audiences()) if self._other_audiences else []
+            if deletion_pending:
+                others.append(DELETION_PENDING_AUDIENCE)
             if not others:
                 raise InvalidToken(f"access token rejected ({type(e).__name__})") from e
             try:

@@ -68,6 +68,8 @@ TRIGGER_LOGIN = "login"
 TRIGGER_REFRESH = "refresh"
 ON_ERROR_POLICIES = ("issue", "refuse")
 MAX_HOOK_ANSWER_BYTES = 16_384  # read no more of a hook's answer than this
+
+
 def dumps(claims: Mapping[str, object]) -> str:
     """The canonical form: compact JSON, keys sorted (what is stored and size-checked)."""
     return json.dumps(claims, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
@@ -162,9 +164,7 @@ def set_claims(
     store.identities.set_claims(user_id, value)
     updated = 0
     for session in store.sessions.of_user(user_id):
-        if session.is_live(now) and store.sessions.set_claims(
-            user_id, session.session_id, value
-        ):
+        if session.is_live(now) and store.sessions.set_claims(user_id, session.session_id, value):
             updated += 1
     return SetClaimsResult(user_id=user_id, claims=loads(value), sessions_updated=updated)
 

@@ -65,9 +65,7 @@ class AuthorizationCodeGrant:
         self._apps = apps
         self._events = events
 
-    def __call__(
-        self, form: dict[str, str], basic: tuple[str, str] | None, now: int
-    ) -> TokenGrant:
+    def __call__(self, form: dict[str, str], basic: tuple[str, str] | None, now: int) -> TokenGrant:
         code = string_field(form, "code", max_length=MAX_CODE)
         verifier = params.check_verifier(
             string_field(form, "code_verifier", max_length=MAX_VERIFIER)
@@ -79,8 +77,10 @@ class AuthorizationCodeGrant:
         authz_id = params.authz_id_of(code)
         authz = self._store.get(authz_id) if authz_id else None
         presented = params.digest(params.CODE, code)
-        if authz is None or authz.code_hash is None or not hmac.compare_digest(
-            authz.code_hash, presented
+        if (
+            authz is None
+            or authz.code_hash is None
+            or not hmac.compare_digest(authz.code_hash, presented)
         ):
             raise GrantError("authorization code unknown")
         if authz.redeemed_at is not None:

@@ -93,9 +93,7 @@ def check_challenge(challenge: str | None, method: str | None) -> str:
 
 def check_verifier(verifier: str) -> str:
     if not _VERIFIER_RE.fullmatch(verifier):
-        raise RequestError(
-            "code_verifier must be 43 to 128 of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)"
-        )
+        raise RequestError("code_verifier must be 43 to 128 of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)")
     return verifier
 
 

@@ -239,9 +239,7 @@ class Breaker:
         """Read or report (see the module doc) if this container's copy is due."""
         with self._lock:
             state, read_at = self._state, self._read_at
-            if state.is_open(now) or (
-                read_at is not None and now - read_at < self._cache_seconds
-            ):
+            if state.is_open(now) or (read_at is not None and now - read_at < self._cache_seconds):
                 return
             if read_at is None:
                 # A cold start: closed until the first read, due CACHE_SECONDS from now, so

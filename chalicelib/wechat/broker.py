@@ -206,8 +206,10 @@ class AccessTokenBroker:
         (while it fetches) the old one until its lease ends; None: nothing usable, wait."""
         current = item_to_wechat_token(lost.item) if lost.item else None
         fresh = self._usable(current, now)
-        newer = record is None or cached is None or (
-            current is not None and current.fetched_at != record.fetched_at
+        newer = (
+            record is None
+            or cached is None
+            or (current is not None and current.fetched_at != record.fetched_at)
         )
         if current is not None and fresh is not None and newer:
             moment = self._moment_of(current)
@@ -358,9 +360,7 @@ class AccessTokenBroker:
         if now >= usable_until:
             return None
         try:
-            plain = crypto.unseal(
-                self._secret(), record.sealed_token, context=self._context
-            )
+            plain = crypto.unseal(self._secret(), record.sealed_token, context=self._context)
         except GrantError:
             # The app secret changed since it was sealed: fetch again (WeChat answers the token
             # of the new secret).

@@ -67,8 +67,7 @@ class BreakerPolicy:
     def over(self, counts: WindowCounts) -> bool:
         """At least `failure_rate` of at least `min_calls` calls failed."""
         return (
-            counts.calls >= self.min_calls
-            and counts.failures >= self.failure_rate * counts.calls
+            counts.calls >= self.min_calls and counts.failures >= self.failure_rate * counts.calls
         )
 
     def sampling(self, counts: WindowCounts) -> float:

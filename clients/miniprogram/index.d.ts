@@ -87,6 +87,15 @@ export interface RequestOptions extends RequestFields {
 export interface User {
   id: string;
   is_new: boolean;
+  /** Present while the account's deletion is pending (its cooling-off period runs): the
+   * session then reaches only GET /me, GET /me/export, DELETE /me/deletion and logout. */
+  deletion?: PendingDeletion;
+}
+
+/** An account's deletion asked for: when, and when it is erased (epoch seconds). */
+export interface PendingDeletion {
+  requested_at: number;
+  erase_after: number;
 }
 
 /** One of the user's live sessions, as GET /auth/sessions lists it. */
@@ -165,7 +174,10 @@ export type WxAuthErrorCode =
   | 'risky_content'
   /** decrypt(): the session's WeChat session_key is no longer current (wx.login again since
    * this session's login): login(), then get the data from WeChat again. */
-  | 'session_key_expired';
+  | 'session_key_expired'
+  | 'deletion_pending'
+  | 'account_deleted'
+  | 'deletion_refused';
 
 export class WxAuthError extends Error {
   constructor(
@@ -222,6 +234,13 @@ export class AuthClient {
    * on the device). Rejects 'session_key_expired' (login(), then get the data again),
    * 'invalid_request', ... */
   decrypt<T extends DecryptedData = DecryptedData>(encrypted: EncryptedData): Promise<T>;
+  /** Asks for the account's deletion with a fresh wx.login code (else one from wx.login now):
+   * every session ends, this client is logged out; resolves when the account is erased. */
+  requestDeletion(code?: string): Promise<PendingDeletion>;
+  /** Cancels a pending deletion and refreshes: the tokens reach every route again. */
+  cancelDeletion(): Promise<{ cancelled: true }>;
+  /** Everything the server stores about the user (GET /me/export), as JSON. */
+  exportData<T = Record<string, unknown>>(): Promise<T>;
   /** True if tokens are stored (they may still need a refresh). */
   hasSession(): boolean;
   /** True after logout(), or after the server ended this device's session for the cap on

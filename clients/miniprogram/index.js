@@ -21,6 +21,8 @@ var PATHS = {
   revoke: '/oauth/revoke',
   me: '/me', // updateProfile() POSTs it: wx.request has no PATCH
   decrypt: '/auth/decrypt',
+  deletion: '/me/deletion',
+  export: '/me/export',
 };
 // A 400 these methods reject with the server's own code (else 'bad_response').
 var PROFILE_REFUSALS = ['invalid_request', 'risky_content'];
@@ -34,7 +36,8 @@ var MAX_SESSION_PAGES = 100; // listSessions() reads at most this many pages (10
 /**
  * Every rejection of this client is a WxAuthError with a stable `code`:
  * network_error, logged_out, session_evicted, login_failed, refresh_failed,
- * temporarily_unavailable, invalid_token, bad_response.
+ * temporarily_unavailable, invalid_token, bad_response; and for an account's deletion:
+ * deletion_pending, account_deleted, deletion_refused.
  */
 class WxAuthError extends Error {
   constructor(code, message, details) {
@@ -66,6 +69,13 @@ function evictedError(details) {
     details
   );
 }
+
+// An account's deletion (the server's 403 `reason`s): the user asked for it and its cooling-off
+// period runs (its tokens reach only GET /me, GET /me/export, DELETE /me/deletion and logout),
+// or the period is over and the account is erased (or about to be).
+var DELETION_PENDING = 'deletion_pending';
+var ACCOUNT_DELETED = 'account_deleted';
+var DELETION_REQUESTED = 'deletion_requested'; // the logged-out state requestDeletion() leaves
 
 // --------------------------------------------------------------------------------- helpers
 
@@ -551,6 +561,10 @@ class AuthClient {
   _authFailure(code, what, res) {
     var server = errorCode(res);
     var unavailable = isUnavailable(res);
+    var reason = errorReason(res);
+    if (res.statusCode === 403 && (reason === DELETION_PENDING || reason === ACCOUNT_DELETED)) {
+      code = reason; // the account's deletion: a code the app shows the user
+    }
     return new WxAuthError(
       unavailable ? 'temporarily_unavailable' : code,
       what + ' failed: HTTP ' + res.statusCode + (server ? ' ' + server : ''),
@@ -948,6 +962,82 @@ class AuthClient {
     return this._authFailure('bad_response', what, res);
   }
 
+  // ------------------------------------------------------------------------ account deletion
+
+  /** Asks for the account's deletion (POST /me/deletion) with a fresh wx.login code (`code`,
+   * else one from wx.login now): the server ends every session of the user at once, so the
+   * tokens here are dropped and the client is logged out (reason 'deletion_requested') until
+   * login(), whose user then carries `deletion` ({requested_at, erase_after}). Resolves
+   * {requested_at, erase_after} (epoch seconds). Rejects 'deletion_refused' (the code is not
+   * this user's, or WeChat refused it), 'deletion_pending' (already asked), 'account_deleted',
+   * or as request() does. */
+  requestDeletion(code) {
+    var self = this;
+    if (code !== undefined && (typeof code !== 'string' || !code)) {
+      return Promise.reject(new TypeError('wxauth: requestDeletion() needs a wx.login code'));
+    }
+    var codeP = code ? Promise.resolve(code) : this._wxLogin();
+    return codeP
+      .then(function (fresh) {
+        return self.request({
+          url: self._baseURL + PATHS.deletion,
+          method: 'POST',
+          header: JSON_HEADER,
+          data: { code: fresh },
+        });
+      })
+      .then(function (res) {
+        var b = body(res);
+        if (res.statusCode === 202 && b && b.deletion && typeof b.deletion === 'object') {
+          // Every session ended on the server: end this one here as logout() does.
+          self._epoch++;
+          self._loginP = null;
+          self._refreshP = null;
+          self._store(null, true, DELETION_REQUESTED);
+          return b.deletion;
+        }
+        if (res.statusCode === 400 && errorCode(res) === 'invalid_grant') {
+          throw self._authFailure('deletion_refused', 'requestDeletion', res);
+        }
+        throw self._authFailure('bad_response', 'requestDeletion', res);
+      });
+  }
+
+  /** Cancels the account's pending deletion (DELETE /me/deletion), then refreshes once so
+   * that the tokens here reach every route again; getUser().deletion becomes null. Resolves
+   * {cancelled: true} (also when nothing was pending). Rejects 'account_deleted' once the
+   * cooling-off period is over, or as request() does. */
+  cancelDeletion() {
+    var self = this;
+    return this.request({ url: this._baseURL + PATHS.deletion, method: 'DELETE' }).then(
+      function (res) {
+        if (res.statusCode !== 204 && res.statusCode !== 200) {
+          throw self._authFailure('bad_response', 'cancelDeletion', res);
+        }
+        var session = self._current();
+        if (!session) return { cancelled: true };
+        var user = session.user ? Object.assign({}, session.user) : null;
+        if (user) delete user.deletion;
+        self._store(Object.assign({}, session, { user: user }), false);
+        return self._refreshOnce().then(function () {
+          return { cancelled: true };
+        });
+      }
+    );
+  }
+
+  /** A copy of everything the server stores about the user (GET /me/export; also while a
+   * deletion is pending): resolves its JSON (the server's docs list every field). Rejects as
+   * request() does, or 'bad_response'. */
+  exportData() {
+    var self = this;
+    return this.request({ url: this._baseURL + PATHS.export, method: 'GET' }).then(function (res) {
+      var b = body(res);
+      if (res.statusCode === 200 && b && typeof b === 'object') return b;
+      throw self._authFailure('bad_response', 'exportData', res);
+    });
+  }
+
   // ------------------------------------------------------------------------ state
 
   /** True if tokens are stored (they may still need a refresh). */
@@ -962,7 +1052,9 @@ class AuthClient {
     return this._loggedOut;
   }
 
-  /** The user from the last login ({id, is_new}), or null. */
+  /** The user from the last login ({id, is_new}, and `deletion` {requested_at, erase_after}
+   * while the account's deletion is pending: show it, with a way to cancelDeletion()), or
+   * null. */
   getUser() {
     var s = this._current();
     return s ? s.user : null;

@@ -328,9 +328,7 @@ def some_sessions(user_id: str, count: int, *, now: int, revoked_every: int = 0)
 
 
 def page_of(client, tokens: dict, query: str = "") -> dict:
-    response = client.http.get(
-        "/auth/sessions" + query, headers=bearer(tokens["access_token"])
-    )
+    response = client.http.get("/auth/sessions" + query, headers=bearer(tokens["access_token"]))
     assert response.status_code == 200, response.body
     assert response.headers["Cache-Control"] == "no-store"
     assert set(response.json_body) == {"sessions", "next_cursor"}

@@ -111,7 +111,6 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout(monkeypatch):
     monkeypatch.setattr("devserver.__main__.STOP_TIMEOUT", 0.5)
     child = child_ignoring_sigterm()
     try:
-
         _stop_child(child, StopRequest())
 
         assert child.returncode == -signal.SIGKILL

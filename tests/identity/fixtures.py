@@ -52,8 +52,10 @@ def fake_wechat(fake: FakeWeChat) -> Iterator[FakeWeChat]:
         )
 
         def stable_token(request):
-            return 200, {"Content-Type": "application/json"}, json.dumps(
-                fake.stable_token(request.body)
+            return (
+                200,
+                {"Content-Type": "application/json"},
+                json.dumps(fake.stable_token(request.body)),
             )
 
         def phone(request):

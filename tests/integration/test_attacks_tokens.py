@@ -149,9 +149,7 @@ def test_an_official_accounts_code_from_a_url_is_never_replayed_without_its_nonc
 @pytest.mark.parametrize(
     "path", ["/auth/login/", "/$default/auth/login", "/prod/auth/login", "//auth/login"]
 )
-def test_the_login_is_not_reached_through_paths_no_route_matches(
-    target: Target, path: str
-) -> None:
+def test_the_login_is_not_reached_through_paths_no_route_matches(target: Target, path: str) -> None:
     """Each of these goes to API Gateway's `$default` route, under its loose throttle; answered
     there, the login would run ten times as often as its own route allows."""
     code = new_code("flooder")

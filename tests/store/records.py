@@ -31,7 +31,6 @@ CODE = "c0de" * 16
 APPID = "wx-store-test"
 
 
-
 @dataclass
 class Backend:
     name: str

@@ -92,9 +92,10 @@ def test_take_passes_once_with_both_hashes_before_expiry(store: Store, backend: 
 
     taken, old = take(store, now=NOW + 6)  # a reload of the callback
     assert taken is None and old == pending(consumed_at=NOW + 5)
-    assert store.authorizations.take(
-        "nobody", state_hash=STATE, browser_hash=BROWSER, now=NOW
-    ) == (None, None)
+    assert store.authorizations.take("nobody", state_hash=STATE, browser_hash=BROWSER, now=NOW) == (
+        None,
+        None,
+    )
 
 
 def test_issue_code_only_once_and_only_after_take(store: Store, backend: Backend) -> None:

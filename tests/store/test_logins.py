@@ -87,7 +87,8 @@ def test_claim_expired_code(store: Store) -> None:
 def test_finish_login(store: Store) -> None:
     claim(store, NOW)
     complete(store)
-    assert store.sessions.get(USER, "sess0") == a_session()
+    # the session keeps its code's claim's key: the user's erasure finds the claim (issue 25)
+    assert store.sessions.get(USER, "sess0") == a_session(login_claim=CODE)
     assert store.identities.users_of_unionid("u-1") == []
     assert store.logins.get(CODE) == LoginRecord(
         code_hash=CODE,
@@ -131,7 +132,6 @@ def test_release_login_not_after_done(store: Store) -> None:
     assert store.logins.get(CODE).sealed_response == ODD_BYTES
 
 
-
 def test_finish_login_refuses_a_user_banned_meanwhile(store: Store, backend: Backend) -> None:
 
     store.users.upsert(a_user())
@@ -143,7 +143,7 @@ def test_finish_login_refuses_a_user_banned_meanwhile(store: Store, backend: Bac
     assert backend.items() == before  # no session, no result, no link
     store.users.unban(USER)
     complete(store)
-    assert store.sessions.get(USER, "sess0") == a_session()
+    assert store.sessions.get(USER, "sess0") == a_session(login_claim=CODE)
 
 
 def test_a_refused_claim_is_kept_until_its_time(store: Store, backend: Backend) -> None:

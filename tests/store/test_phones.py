@@ -51,7 +51,8 @@ def test_bind_phone_sets_the_profile_and_the_owner(store: Store) -> None:
         USER, NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW + 1
     )
 
-    assert store.users.get(USER) == replace(a_user(), phone=NUMBER)
+    # the code's claim is named on the profile: the user's erasure finds it (issue 25)
+    assert store.users.get(USER) == replace(a_user(), phone=NUMBER, code_claims=(PHONE_CODE,))
     assert store.phones.owner(NUMBER.phone_hash) == USER
     assert store.logins.get(PHONE_CODE).bound_at == NOW + 1
     store.users.upsert(a_user())  # a later login keeps the number

@@ -207,7 +207,6 @@ def test_list_sessions_follows_pages(store: Store, backend: Backend) -> None:
     assert sum(pages) == 5 and len(pages) > 1  # the 1 MB page limit did split the result
 
 
-
 def test_session_device_round_trip(store: Store, backend: Backend) -> None:
     session = a_session(
         device_name="张三的 iPhone",

@@ -25,7 +25,6 @@ def test_create_table_is_idempotent_and_enables_ttl(backend: Backend) -> None:
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 
 
-
 # -- an unavailable DynamoDB ------------------------------------------------------------------
 
 

@@ -30,7 +30,6 @@ def test_get_missing_user(store: Store) -> None:
     assert store.users.get(USER) is None
 
 
-
 def test_ban_and_unban_user(store: Store, backend: Backend) -> None:
     store.users.upsert(a_user())
     banned = store.users.ban(USER, now=NOW + 5, reason="spam")

@@ -440,8 +440,11 @@ def test_a_trip_drops_the_counts_that_led_to_it(table) -> None:  # noqa: F811
     guards = Store(*table).guards
     guards.report_breaker("wx-a", 100, WindowCounts(30, 20, 1), drop=(), expires_at=START)
     guards.trip_breaker(
-        "wx-a", BreakerState(open_until=125, reason="failure_rate", trips=1), now=115,
-        expires_at=185, drop=(110, 100),
+        "wx-a",
+        BreakerState(open_until=125, reason="failure_rate", trips=1),
+        now=115,
+        expires_at=185,
+        drop=(110, 100),
     )
     state = guards.breaker("wx-a")
     assert state.open_until == 125 and state.windows == {}

@@ -173,9 +173,7 @@ def test_the_token_is_stored_sealed_never_in_plaintext(broker, table) -> None:
     assert token not in json.dumps(all_items(table), default=repr)
     assert token.encode() not in item["sealed_token"]["B"]
     context = b"wechat-access-token|" + APPID.encode()
-    assert crypto.unseal(SECRET, item["sealed_token"]["B"], context=context) == (
-        token.encode()
-    )
+    assert crypto.unseal(SECRET, item["sealed_token"]["B"], context=context) == (token.encode())
     assert int(item["token_expires_at"]["N"]) == START + TTL
     assert int(item["expires_at"]["N"]) > START + TTL  # the TTL attribute outlives the token
     assert "lease_until" not in item  # released once the token is stored

@@ -965,3 +965,124 @@ test('a plain invalid_grant (no reason) still logs in once, as before', async ()
   assert.equal(res.statusCode, 200);
   assert.equal(t.logins, 1);
 });
+
+// -- account deletion (issue 25) --------------------------------------------------------------
+
+/** server() plus /me/deletion and /me/export: a deletion drops every token; a login while it
+ * is pending carries user.deletion; a cancel is 204. */
+function deletionServer(state = { n: 0, pending: null }) {
+  const base = server(state);
+  return (o) => {
+    const p = route(o);
+    const authorized = o.header.Authorization === `Bearer at${state.n}`;
+    if (p === '/auth/login') {
+      state.n += 1;
+      const user = { id: 'u1', is_new: false };
+      if (state.pending) user.deletion = state.pending;
+      return tokens(state.n, { user });
+    }
+    if (p === '/me/deletion' && o.method === 'POST') {
+      if (!authorized) return answer(401, { error: 'invalid_token', error_description: 'x' });
+      if (o.data.code === 'bob') return answer(400, { error: 'invalid_grant', error_description: 'x' });
+      if (state.pending) {
+        return answer(403, { error: 'access_denied', error_description: 'x', reason: 'deletion_pending' });
+      }
+      state.pending = { requested_at: 10, erase_after: 20 };
+      state.n += 1; // every session ended: the tokens held are dead
+      return answer(202, { deletion: state.pending });
+    }
+    if (p === '/me/deletion' && o.method === 'DELETE') {
+      if (!authorized) return answer(401, { error: 'invalid_token', error_description: 'x' });
+      if (state.deleted) {
+        return answer(403, { error: 'access_denied', error_description: 'x', reason: 'account_deleted' });
+      }
+      state.pending = null;
+      return answer(204, '');
+    }
+    if (p === '/me/export') {
+      if (!authorized) return answer(401, { error: 'invalid_token', error_description: 'x' });
+      return answer(200, { version: 1, user: { id: 'u1' }, deletion: state.pending });
+    }
+    return base(o);
+  };
+}
+
+test('requestDeletion(code) POSTs the code with the token, then the client is logged out', async () => {
+  const t = scripted(deletionServer());
+  const client = t.client();
+  await client.login();
+  const deletion = await client.requestDeletion('fresh-code');
+  assert.deepEqual(deletion, { requested_at: 10, erase_after: 20 });
+  const sent = t.calls.find((c) => route(c) === '/me/deletion');
+  assert.equal(sent.method, 'POST');
+  assert.deepEqual(sent.data, { code: 'fresh-code' });
+  assert.equal(sent.header.Authorization, 'Bearer at1');
+  assert.equal(client.isLoggedOut(), true);
+  assert.equal(client.hasSession(), false);
+  await assert.rejects(client.request({ url: '/api' }), { code: 'logged_out' });
+  const user = await client.login(); // the pending deletion is shown after a login
+  assert.deepEqual(user.deletion, { requested_at: 10, erase_after: 20 });
+  assert.deepEqual(client.getUser().deletion, { requested_at: 10, erase_after: 20 });
+});
+
+test('requestDeletion() without a code takes a fresh one from wx.login', async () => {
+  const t = scripted(deletionServer());
+  const client = t.client();
+  await client.login();
+  await client.requestDeletion();
+  assert.equal(t.logins, 2);
+  assert.deepEqual(t.calls.find((c) => route(c) === '/me/deletion').data, { code: 'c2' });
+});
+
+test("requestDeletion() rejects another user's code, a pending deletion, and a bad code argument", async () => {
+  const state = { n: 0, pending: null };
+  const t = scripted(deletionServer(state));
+  const client = t.client();
+  await client.login();
+  await assert.rejects(client.requestDeletion('bob'), {
+    name: 'WxAuthError',
+    code: 'deletion_refused',
+    status: 400,
+    serverError: 'invalid_grant',
+  });
+  assert.equal(client.isLoggedOut(), false); // refused: nothing ended
+  await assert.rejects(client.requestDeletion(''), TypeError);
+  state.pending = { requested_at: 1, erase_after: 2 };
+  await assert.rejects(client.requestDeletion('again'), { code: 'deletion_pending', status: 403 });
+});
+
+test('cancelDeletion() DELETEs, clears user.deletion and refreshes into ordinary tokens', async () => {
+  const state = { n: 0, pending: { requested_at: 10, erase_after: 20 } };
+  const t = scripted(deletionServer(state));
+  const client = t.client();
+  assert.ok((await client.login()).deletion);
+  assert.deepEqual(await client.cancelDeletion(), { cancelled: true });
+  assert.deepEqual(
+    t.calls.map((c) => `${c.method} ${route(c)}`).slice(1),
+    ['DELETE /me/deletion', 'POST /auth/refresh']
+  );
+  assert.equal(client.getUser().deletion, undefined);
+  assert.equal(await client.getAccessToken(), 'at2');
+  state.deleted = true;
+  await assert.rejects(client.cancelDeletion(), { name: 'WxAuthError', code: 'account_deleted' });
+});
+
+test('exportData() GETs /me/export with the token and resolves its JSON', async () => {
+  const t = scripted(deletionServer());
+  const client = t.client();
+  assert.deepEqual(await client.exportData(), { version: 1, user: { id: 'u1' }, deletion: null });
+  const sent = t.calls.find((c) => route(c) === '/me/export');
+  assert.equal(sent.method, 'GET');
+  assert.equal(sent.header.Authorization, 'Bearer at1');
+  const busy = scripted((o) =>
+    route(o) === '/auth/login' ? tokens(1) : answer(503, { error: 'temporarily_unavailable' })
+  );
+  await assert.rejects(busy.client().exportData(), { code: 'temporarily_unavailable' });
+});
+
+test('a login refused because the account was deleted rejects account_deleted', async () => {
+  const t = scripted(() =>
+    answer(403, { error: 'access_denied', error_description: 'x', reason: 'account_deleted' })
+  );
+  await assert.rejects(t.client().login(), { code: 'account_deleted', serverError: 'access_denied' });
+});

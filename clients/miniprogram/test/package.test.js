@@ -148,7 +148,12 @@ const USE = `
     { encryptedData: 'e', iv: 'i', errMsg: 'getWeRunData:ok' }
   );
   const stale: WxAuthErrorCode = 'session_key_expired';
-  void token; void res; void error; void me; void steps; void stale;
+  const asked: Promise<{ requested_at: number; erase_after: number }> = client.requestDeletion('code');
+  const cancelled: Promise<{ cancelled: true }> = client.cancelDeletion();
+  const data: Promise<{ version: number }> = client.exportData<{ version: number }>();
+  const pending: number | undefined = client.getUser()?.deletion?.erase_after;
+  const deleted: WxAuthErrorCode = 'account_deleted';
+  void token; void res; void error; void me; void steps; void stale; void asked; void cancelled; void data; void pending; void deleted;
 `;
 
 function project(files) {
