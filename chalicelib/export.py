@@ -52,6 +52,9 @@ class Exporter:
                 "appid": user.appid,
                 "openid": user.openid,
                 "unionid": user.unionid,
+                "nickname": user.nickname,  # PATCH /me (issue 25, item 4)
+                "avatar_url": user.avatar_url,
+                "profile_updated_at": user.profile_updated_at,
             },
             "identities": identities,
             "unionids": [

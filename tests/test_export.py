@@ -106,6 +106,23 @@ def test_a_fresh_user_exports_its_one_identity_and_session(client):
     ]
     assert len(body["sessions"]) == 1 and body["phone"] is None and body["deletion"] is None
     assert body["pending_links"] == [] and body["merged_accounts"] == []
+    assert body["user"]["nickname"] is None and body["user"]["avatar_url"] is None
+
+
+def test_the_profile_set_by_patch_me_is_in_the_export(client):
+    alice = login(client, "alice.1")
+    response = client.http.patch(
+        "/me",
+        body=json.dumps({"nickname": "阿丽", "avatar_url": "https://wx.qlogo.cn/a/b.png"}),
+        headers={
+            "authorization": f"Bearer {alice['access_token']}",
+            "content-type": "application/json",
+        },
+    )
+    assert response.status_code == 200, response.body
+    user = export(client, alice["access_token"])["user"]
+    assert user["nickname"] == "阿丽" and user["avatar_url"] == "https://wx.qlogo.cn/a/b.png"
+    assert user["profile_updated_at"] == START
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer nope"])
