@@ -10,20 +10,32 @@ from dataclasses import dataclass, field
 
 from chalicelib.budgets import DYNAMODB, hook_budget
 from chalicelib.errors import ConfigurationError, StoreUnavailable
+from chalicelib.setting_groups import (  # noqa: F401 - re-exported: settings' constants
+    AUTHORIZATION_CODE_TTL_BOUNDS,
+    DECRYPT_MAX_AGE_BOUNDS,
+    DEFAULT_AUTHORIZATION_CODE_TTL,
+    DEFAULT_AVATAR_URL_HOSTS,
+    DEFAULT_DECRYPT_MAX_AGE,
+    DEFAULT_DELETION_COOLDOWN,
+    DEFAULT_WECHAT_OPEN_BASE,
+    DELETION_COOLDOWN_MAX,
+    LOCAL_TOMBSTONE_KEY,
+    MIN_TOMBSTONE_KEY,
+    deletion,
+    profile,
+    web_login,
+)
 from chalicelib.setting_values import (
     MAX_COUNT,
     Limit,
     choice,
     flag,
-    host_list,
     is_lambda_arn,
     parse_limit,
     positive_int,
 )
 
 DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
-DEFAULT_WECHAT_OPEN_BASE = "https://open.weixin.qq.com"  # qrconnect (issue 24, item 2)
-AUTHORIZATION_CODE_TTL_BOUNDS = (60, 600)  # seconds (RFC 6749 §4.1.2: 10 minutes at most)
 LOCAL_APPID = "wx-local-appid"
 LOCAL_SECRET = "wx-local-placeholder-secret"  # noqa: S105 - a documented placeholder, not a secret
 # A refresh rotates at `now`, waits on DynamoDB at most DYNAMODB.worst_case seconds, then may
@@ -55,17 +67,6 @@ TOKEN_HOOK_ON_ERROR = ("issue", "refuse")
 # The cap on live sessions per user (issue 21 item 6, issue 25 item 3; chalicelib/session_cap.py).
 MAX_SESSIONS_LIMIT = 1000
 MAX_SESSIONS_SCOPES = ("user", "app")
-# Issue 25, items 4 and 5 (chalicelib/profile.py, chalicelib/open_data.py): WeChat's own avatar
-# hosts, where an avatar URL may point while AUTH_AVATAR_URL_HOSTS is unset; the bounds of
-# AUTH_DECRYPT_MAX_AGE (seconds).
-DEFAULT_AVATAR_URL_HOSTS = ("thirdwx.qlogo.cn", "wx.qlogo.cn")
-DECRYPT_MAX_AGE_BOUNDS = (10, 86_400)
-# Issue 25, item 1: account deletion (chalicelib/deletion.py). The cooling-off period is at
-# most 15 days (PIPL; GB/T 35273-2020 §8.5: a deletion done within 15 working days), and the
-# tombstones' HMAC key, a Secrets Manager value in the stack, at least 32 characters.
-DELETION_COOLDOWN_MAX = 15 * 86_400
-MIN_TOMBSTONE_KEY = 32
-LOCAL_TOMBSTONE_KEY = "wx-local-tombstone-key-placeholder-0000"  # noqa: S105 - local only
 
 
 def minimum_refresh_grace() -> int:
@@ -130,7 +131,7 @@ class Settings:
     # browser is sent to scan a QR code (`connect/qrconnect`; the local server's fake WeChat),
     # and the seconds an authorization code may be redeemed in (60 to 600).
     wechat_open_base: str = DEFAULT_WECHAT_OPEN_BASE
-    authorization_code_ttl: int = 60
+    authorization_code_ttl: int = DEFAULT_AUTHORIZATION_CODE_TTL
     # Issue 25, items 4 and 5: AUTH_PROFILE_CLAIM (`nickname`, `picture` on access tokens),
     # AUTH_PROFILE_SECURITY_CHECK (a nickname through WeChat's msg_sec_check before it is
     # stored), AUTH_AVATAR_URL_HOSTS (the hosts an avatar URL may name; empty: none),
@@ -138,12 +139,12 @@ class Settings:
     profile_claim: bool = False
     profile_security_check: bool = False
     avatar_url_hosts: tuple[str, ...] = DEFAULT_AVATAR_URL_HOSTS
-    decrypt_max_age: int = 300
+    decrypt_max_age: int = DEFAULT_DECRYPT_MAX_AGE
     # Issue 25, item 1 (chalicelib/deletion.py): AUTH_DELETION_COOLDOWN, the cooling-off
     # period in seconds (0 to 15 days); the tombstones' HMAC key: AUTH_TOMBSTONE_KEY_ARN
     # (Secrets Manager, the stack's generated secret) or AUTH_TOMBSTONE_KEY (its value; unset:
     # a local placeholder).
-    deletion_cooldown: int = 7 * 86_400
+    deletion_cooldown: int = DEFAULT_DELETION_COOLDOWN
     tombstone_key: str | None = field(default=LOCAL_TOMBSTONE_KEY, repr=False)
     tombstone_key_arn: str | None = None
 
@@ -190,9 +191,9 @@ class Settings:
             limit_login_per_ipv6_48=_limit(env, LOGIN_PER_IPV6_48),
             **_origin_secret(env),
             **_security_tokens(env, defaults),
-            **_web_login(env, defaults),
-            **_profile(env, defaults),
-            **_deletion(env, defaults),
+            **web_login(env),
+            **profile(env),
+            **deletion(env),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -237,57 +238,6 @@ def _security_tokens(env: Mapping[str, str], defaults: Settings) -> dict[str, in
         "clients_cache_ttl": positive_int(
             env, "AUTH_CLIENTS_CACHE_TTL", defaults.clients_cache_ttl, zero=True
         ),
-    }
-
-
-def _web_login(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
-    """Issue 24, item 2: WECHAT_OPEN_BASE, AUTH_AUTHORIZATION_CODE_TTL."""
-    base = (env.get("WECHAT_OPEN_BASE") or defaults.wechat_open_base).rstrip("/")
-    if not base.startswith(("https://", "http://")):
-        raise ConfigurationError("WECHAT_OPEN_BASE must be an http(s) URL")
-    low, high = AUTHORIZATION_CODE_TTL_BOUNDS
-    ttl = positive_int(env, "AUTH_AUTHORIZATION_CODE_TTL", defaults.authorization_code_ttl)
-    if not low <= ttl <= high:
-        raise ConfigurationError(f"AUTH_AUTHORIZATION_CODE_TTL must be {low} to {high}")
-    return {"wechat_open_base": base, "authorization_code_ttl": ttl}
-
-
-def _profile(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
-    """Issue 25's settings: AUTH_PROFILE_CLAIM, AUTH_PROFILE_SECURITY_CHECK,
-    AUTH_AVATAR_URL_HOSTS (unset: WeChat's own hosts; `none`: no avatar URL at all),
-    AUTH_DECRYPT_MAX_AGE."""
-    max_age = positive_int(env, "AUTH_DECRYPT_MAX_AGE", defaults.decrypt_max_age)
-    low, high = DECRYPT_MAX_AGE_BOUNDS
-    if not low <= max_age <= high:
-        raise ConfigurationError(f"AUTH_DECRYPT_MAX_AGE must be {low} to {high} seconds")
-    return {
-        "profile_claim": flag(env, "AUTH_PROFILE_CLAIM", defaults.profile_claim),
-        "profile_security_check": flag(
-            env, "AUTH_PROFILE_SECURITY_CHECK", defaults.profile_security_check
-        ),
-        "avatar_url_hosts": host_list(env, "AUTH_AVATAR_URL_HOSTS", DEFAULT_AVATAR_URL_HOSTS),
-        "decrypt_max_age": max_age,
-    }
-
-
-def _deletion(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
-    """Issue 25: AUTH_DELETION_COOLDOWN (seconds, 0 to DELETION_COOLDOWN_MAX), and
-    AUTH_TOMBSTONE_KEY_ARN or AUTH_TOMBSTONE_KEY (errors never quote the key)."""
-    cooldown = positive_int(env, "AUTH_DELETION_COOLDOWN", defaults.deletion_cooldown, zero=True)
-    if cooldown > DELETION_COOLDOWN_MAX:
-        raise ConfigurationError(
-            f"AUTH_DELETION_COOLDOWN must be 0 to {DELETION_COOLDOWN_MAX} seconds (15 days)"
-        )
-    arn = (env.get("AUTH_TOMBSTONE_KEY_ARN") or "").strip() or None
-    key = env.get("AUTH_TOMBSTONE_KEY") or None
-    if arn is None and key is not None and len(key) < MIN_TOMBSTONE_KEY:
-        raise ConfigurationError(
-            f"AUTH_TOMBSTONE_KEY must be at least {MIN_TOMBSTONE_KEY} characters (random)"
-        )
-    return {
-        "deletion_cooldown": cooldown,
-        "tombstone_key": None if arn else (key or LOCAL_TOMBSTONE_KEY),
-        "tombstone_key_arn": arn,
     }
 
 
