@@ -39,8 +39,8 @@ from chalicelib.identity.apps import App, Exchanged
 from chalicelib.logs import Metrics, log_event
 from chalicelib.profile import profile_claims
 from chalicelib.store.identities import MINI_PROGRAM, Identities, Identity, PendingLink
-from chalicelib.store.merges import Merges
-from chalicelib.store.users import MergeNote, UserRecord, Users
+from chalicelib.store.merges import MergeNote, Merges
+from chalicelib.store.users import UserRecord, Users
 
 __all__ = ["Identity", "IdentityGraph", "PendingLink", "Resolved"]
 

@@ -10,12 +10,16 @@ TransactWriteItems, so at most MAX_MERGE_ITEMS items.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from chalicelib.errors import MergeRefused
 from chalicelib.store.identities import Identity, PendingLink, listing_item, pending_key
 from chalicelib.store.schema import (
     IDENTITY,
     OWNER,
     PK,
+    PROFILE,
     Item,
     identity_pk,
     identity_sk,
@@ -26,7 +30,7 @@ from chalicelib.store.schema import (
     user_pk,
 )
 from chalicelib.store.table import Table
-from chalicelib.store.users import CUSTOM_CLAIMS, PROFILE_CLAIMS, MergeNote, merge_notes
+from chalicelib.store.users import CUSTOM_CLAIMS, PROFILE_CLAIMS
 
 MAX_MERGE_ITEMS = 100  # TransactWriteItems' limit
 REASON_MERGED = "merged"
@@ -208,5 +212,80 @@ def _resolve(table: str, link: PendingLink, *, into: str, now: int) -> Item:
                 ":how": s(REASON_MERGED),
                 ":into": s(into),
             },
+        }
+    }
+
+
+@dataclass(frozen=True)
+class MergeNote:
+    """Who ran a merge and why, noted on the absorbed profile (`merged_by`, `merge_reason`)."""
+
+    merged_by: str
+    reason: str | None = None
+
+
+def merge_notes(
+    table: str, *, into: str, source: str, claims: str | None, note: MergeNote, now: int
+) -> list[Item]:
+    """A merge's notes on both profiles (`merged_into`/`merged_at`/`merged_by`/`merge_reason`
+    on `source`, `merged_from` on `into`), each guarded: the profile exists, is not banned,
+    and was not merged away (`source`: unless into `into`, a merge run again); and `into`'s
+    custom claims are still `claims` (what the moved identities get)."""
+    if claims is None:
+        same_claims, claim_values = "attribute_not_exists(#claims)", {}
+    else:
+        same_claims, claim_values = "#claims = :claims", {":claims": s(claims)}
+    # A merge run again (what a crash left behind) keeps the first run's time, operator and
+    # reason: each run has its own log line.
+    source_set = "SET #into = :into, #at = if_not_exists(#at, :now), #by = if_not_exists(#by, :by)"
+    source_values = {":into": s(into), ":now": n(now), ":by": s(note.merged_by)}
+    if note.reason is not None:
+        source_set += ", #reason = if_not_exists(#reason, :reason)"
+        source_values[":reason"] = s(note.reason)
+    return [
+        _merge_note(
+            table,
+            source,
+            source_set,
+            {"#into": "merged_into", "#at": "merged_at", "#by": "merged_by",
+             **({"#reason": "merge_reason"} if note.reason is not None else {})},
+            source_values,
+            merged="(attribute_not_exists(#merged) OR #merged = :into)",
+        ),
+        _merge_note(
+            table,
+            into,
+            "ADD #from :from SET #at = :now",
+            {"#from": "merged_from", "#at": "last_merge_at", "#claims": CUSTOM_CLAIMS},
+            {":from": {"SS": [source]}, ":now": n(now), **claim_values},
+            also=same_claims,
+        ),
+    ]  # fmt: skip
+
+
+def _merge_note(
+    table: str,
+    user_id: str,
+    update: str,
+    names: dict[str, str],
+    values: dict[str, Any],
+    *,
+    merged: str = "attribute_not_exists(#merged)",
+    also: str | None = None,
+) -> Item:
+    guard = f"attribute_exists(#pk) AND attribute_not_exists(#banned) AND {merged}"
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": key(user_pk(user_id), PROFILE),
+            "UpdateExpression": update,
+            "ConditionExpression": f"{guard} AND {also}" if also else guard,
+            "ExpressionAttributeNames": {
+                "#pk": PK,
+                "#merged": "merged_into",
+                "#banned": "banned_at",
+                **names,
+            },
+            "ExpressionAttributeValues": values,
         }
     }
