@@ -1,7 +1,8 @@
 """The HTTP edge: the one part of chalicelib that imports Chalice.
 
 - `edge`: the app class (`WxAuth`), `Call`, `handle` (one request: domain errors to HTTP
-  answers, the request log line), `Routes` (`endpoint`, `protected`), the error table.
+  answers, the request log line), `Routes` (`endpoint`, `protected`); `error_table`: the one
+  table from domain errors to answers, and the bare 500.
 - one Blueprint per audience: `auth` (mini-programs: login, refresh, verify, logout),
   `account` (the signed-in user: `/me`, phone, sessions), `oauth` (backends: `/oauth/*`,
   `/.well-known/*`, `/openapi.json`), `internal` (services: `/wechat/access-token`), `web`

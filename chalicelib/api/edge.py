@@ -1,17 +1,16 @@
-"""The HTTP edge: the app class, one request's handling, the one table from errors to answers.
+"""The HTTP edge: the app class, one request's handling, the protected routes.
 
 Only this package knows HTTP. A view takes a `Call` (the request, the service graph, `now` read
 once) and returns a dict or a Response; a domain error it raises becomes the contract's error
-body through ERROR_TABLE; anything else becomes a bare 500 whose log line names only the
-exception's type and place. Every answer carries `Cache-Control: no-store` unless the view set
-its own, and one request log line is written.
+body through ERROR_TABLE (chalicelib/api/error_table.py); anything else becomes a bare 500
+whose log line names only the exception's type and place. Every answer carries
+`Cache-Control: no-store` unless the view set its own, and one request log line is written.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,36 +20,19 @@ from chalice import Blueprint, Chalice, Response
 from chalice.app import Request
 
 from chalicelib import logs
+from chalicelib.api.error_table import (
+    METHOD_NOT_ALLOWED,
+    NO_STORE,
+    NOT_FOUND,
+    error_response,
+    internal_error,
+)
 from chalicelib.errors import (
-    AccessDenied,
-    AccountStateError,
-    AppDisabled,
-    ClientAuthError,
     ConditionFailed,
     ConfigurationError,
     DeletionPending,
-    GrantError,
     InsufficientScope,
-    InvalidScope,
-    MergedAway,
-    PhoneInUse,
-    RateLimited,
-    RequestError,
-    RiskyContent,
-    SessionKeyExpired,
-    SessionNotFound,
-    StoreUnavailable,
     TokenError,
-    TokenHookUnavailable,
-    UnauthorizedClient,
-    UnknownUser,
-    UnsupportedGrantType,
-    UnsupportedResponseType,
-    UserBanned,
-    WeChatRateLimited,
-    WeChatTokenInvalid,
-    WeChatUnavailable,
-    WeChatUserBlocked,
     WxAuthError,
 )
 from chalicelib.http_input import access_token_from_header, form_body, json_body
@@ -59,43 +41,6 @@ if TYPE_CHECKING:
     from chalicelib.runtime import Services
     from chalicelib.store.sessions import SessionRecord
     from chalicelib.tokens.access import AccessClaims
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-# The answers for requests that reach no view: a path that is no route, a method a route lacks.
-NOT_FOUND = "not_found"
-METHOD_NOT_ALLOWED = "method_not_allowed"
-
-# Domain error -> (HTTP status, RFC 6749 error code). First match wins.
-ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
-    (RequestError, 400, "invalid_request"),
-    (GrantError, 400, "invalid_grant"),
-    (TokenError, 401, "invalid_token"),
-    (ClientAuthError, 401, "invalid_client"),
-    (UnsupportedGrantType, 400, "unsupported_grant_type"),
-    (InvalidScope, 400, "invalid_scope"),
-    (InsufficientScope, 403, "insufficient_scope"),
-    (AppDisabled, 400, "unauthorized_client"),  # RFC 6749 §5.2: this app may not log in
-    (UnauthorizedClient, 400, "unauthorized_client"),  # issue 24: a client of another grant
-    (UnsupportedResponseType, 400, "unsupported_response_type"),  # GET /oauth/authorize
-    (WeChatUserBlocked, 403, "access_denied"),
-    (AccessDenied, 403, "access_denied"),  # a web sign-in the user refused (issue 24)
-    (UserBanned, 403, "access_denied"),
-    (MergedAway, 403, "access_denied"),  # an identity a merge left behind (docs/operators.md)
-    (AccountStateError, 403, "access_denied"),  # issue 25: reason deletion_pending, account_deleted
-    (SessionNotFound, 404, NOT_FOUND),
-    (UnknownUser, 404, NOT_FOUND),  # GET /users/{user_id}/identities
-    (PhoneInUse, 409, "phone_in_use"),
-    (RiskyContent, 400, "risky_content"),  # PATCH /me: msg_sec_check said risky (issue 25)
-    (SessionKeyExpired, 400, "session_key_expired"),  # POST /auth/decrypt: log in again
-    (WeChatRateLimited, 429, "slow_down"),
-    (RateLimited, 429, "slow_down"),  # AUTH_LIMIT_* (chalicelib/limits.py)
-    (WeChatUnavailable, 503, "temporarily_unavailable"),
-    (WeChatTokenInvalid, 503, "temporarily_unavailable"),  # refused again after one refresh
-    (StoreUnavailable, 503, "temporarily_unavailable"),
-    (TokenHookUnavailable, 503, "temporarily_unavailable"),  # AUTH_TOKEN_HOOK_ON_ERROR=refuse
-    (ConfigurationError, 500, "server_error"),
-]
 
 
 class WxAuth(Chalice):
@@ -217,49 +162,6 @@ class Call:
         return form_body(self.request.raw_body, self.header("content-type"))
 
 
-def error_response(error: WxAuthError) -> tuple[Response, str]:
-    status, code = next(
-        ((status, code) for kind, status, code in ERROR_TABLE if isinstance(error, kind)),
-        (500, "server_error"),
-    )
-    description = str(error) if status < 500 else "the service is misconfigured; see its logs"
-    headers = dict(NO_STORE)
-    if code in ("invalid_token", "insufficient_scope"):
-        headers["WWW-Authenticate"] = f'Bearer realm="wxauth", error="{code}"'
-    elif code == "invalid_client":
-        # RFC 7235 §3.1: every 401 carries a challenge; RFC 6749 §5.2: Basic's, when used.
-        headers["WWW-Authenticate"] = 'Basic realm="wxauth"'
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    body = {"error": code, "error_description": description}
-    if isinstance(error, (GrantError, AccountStateError)) and error.reason:
-        body["reason"] = error.reason  # session_evicted (issue 21), deletion_pending (issue 25)
-    return Response(body=body, status_code=status, headers=headers), code
-
-
-def _where(error: BaseException) -> str:
-    frames = traceback.extract_tb(error.__traceback__)
-    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
-
-
-def _internal_error(error: BaseException, request_id: str) -> Response:
-    """A bare 500; the log line has only the type and place: messages of foreign exceptions
-    may quote secrets."""
-    logs.log_event(
-        "unhandled_exception",
-        level=logging.ERROR,
-        error_type=type(error).__name__,
-        where=_where(error),
-        request_id=request_id,
-    )
-    return Response(
-        body={"error": "server_error", "error_description": "internal error"},
-        status_code=500,
-        headers=dict(NO_STORE),
-    )
-
-
 def handle(app: WxAuth, view: Callable[[Call], Response | dict[str, Any]], route: str) -> Response:
     """Run a view: map domain errors, hide everything else, write one request log line."""
     started = time.perf_counter()
@@ -273,7 +175,7 @@ def handle(app: WxAuth, view: Callable[[Call], Response | dict[str, Any]], route
         result = view(call)
         response = result if isinstance(result, Response) else Response(body=result)
     except ConditionFailed as e:  # a lost race no service handled: a bug, not an answer
-        error, response = "server_error", _internal_error(e, request_id)
+        error, response = "server_error", internal_error(e, request_id)
     except WxAuthError as e:
         response, error = error_response(e)
         if isinstance(e, ConfigurationError):
@@ -281,7 +183,7 @@ def handle(app: WxAuth, view: Callable[[Call], Response | dict[str, Any]], route
                 "configuration_error", level=logging.ERROR, detail=str(e), request_id=request_id
             )
     except Exception as e:
-        error, response = "server_error", _internal_error(e, request_id)
+        error, response = "server_error", internal_error(e, request_id)
     if call is not None:
         call.services.events.flush()  # what the view wrote, announced; never raises or waits long
     for name, value in NO_STORE.items():

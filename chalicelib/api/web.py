@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from chalice import Blueprint, Response
 
 from chalicelib import logs
-from chalicelib.api.edge import NO_STORE, Call, Routes, error_response
+from chalicelib.api.edge import NO_STORE, Call, Routes
+from chalicelib.api.error_table import error_response
 from chalicelib.errors import ConfigurationError
 from chalicelib.http_input import cookie
 

@@ -1117,7 +1117,7 @@ def test_log_metrics_read_fields_and_values_the_request_log_has(template: Templa
     logs.log_request), routes the app has, and error codes the app answers."""
     import inspect
 
-    from chalicelib.api import edge
+    from chalicelib.api import edge, error_table
 
     filters = {
         f"{name} ({group})": properties
@@ -1127,7 +1127,7 @@ def test_log_metrics_read_fields_and_values_the_request_log_has(template: Templa
     handle = inspect.getsource(edge.handle)
     log_fields = set(re.findall(r"\n\s+(\w+)=", handle.split("logs.log_request(", 1)[1]))
     paths = {route.split(" ", 1)[1] for route in app_routes()}
-    codes = {code for _kind, _status, code in edge.ERROR_TABLE}
+    codes = {code for _kind, _status, code in error_table.ERROR_TABLE}
     for name, properties in filters.items():
         pattern = properties["FilterPattern"]
         for field, value in re.findall(r'\$\.(\w+) (?:=|>=) ("[^"]*"|\d+)', pattern):
