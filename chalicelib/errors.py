@@ -258,3 +258,9 @@ class RateLimited(WxAuthError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after  # seconds until the window that refused it ends
+
+
+# Issue 24, item 4: the third-party platform's pushes (chalicelib/wechat/push.py).
+class ForgedMessage(WxAuthError):
+    """A push to the third-party platform's URL that WeChat did not sign (or whose content does
+    not decrypt under the platform's key, or names another platform): refused, nothing kept."""

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 
 from chalicelib import aws
+from chalicelib.app_clients import AppClients, guarded_login_client
 from chalicelib.budgets import DYNAMODB, SECRETS_MANAGER, hook_budget
-from chalicelib.errors import ConfigurationError
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import PUBLISH as EVENTS_PUBLISH
 from chalicelib.events import Events
 from chalicelib.identity.apps import App, AppRegistry
-from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, ClientAddress, RateLimiter
+from chalicelib.limits import REFRESH_PER_SESSION, ClientAddress, RateLimiter
 from chalicelib.logs import Metrics
 from chalicelib.secrets_manager import CachedSecret, fetch_secret
 from chalicelib.session_cap import SessionCap
@@ -42,9 +42,13 @@ if TYPE_CHECKING:
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
     from chalicelib.phone import PhoneBinding
+    from chalicelib.phone_apps import AppPhones
+    from chalicelib.phone_login import PhoneLogin
     from chalicelib.wechat.breaker import Breaker, GuardedWeChat
     from chalicelib.wechat.broker import AccessTokenBroker
     from chalicelib.wechat.client import WeChatClient
+    from chalicelib.wechat.component import ComponentPlatform
+    from chalicelib.wechat.push import AuthorizationEvents
 
 # Bounded (chalicelib/budgets.py): a DynamoDB call answers or fails within DYNAMODB.worst_case
 # seconds, a Secrets Manager call within SECRETS_MANAGER.worst_case.
@@ -73,6 +77,7 @@ class Services:
     apps: AppRegistry | None = None  # built by `build`: the primary app and the APP items
     events: Events = EVENTS_OFF  # chalicelib/events.py; api/edge.handle flushes it after each view
     client_address: ClientAddress = field(default_factory=ClientAddress)  # behind CloudFront too
+    platform: Callable[[], ComponentPlatform | None] = lambda: None  # issue 24, item 4
 
     def now(self) -> int:
         return int(self.clock())
@@ -102,6 +107,7 @@ class Services:
             graph=self.graph,
             events=self.events,
             replay_without_nonce=self.settings.login_replay_without_nonce,  # issue 22, item 1
+            phone=lambda: self.phone_login,  # issue 24, item 1: made at the first phone login
         )
 
     @cached_property
@@ -172,12 +178,18 @@ class Services:
         )
 
     @cached_property
-    def phone(self) -> PhoneBinding:
-        from chalicelib.phone import AppPhones, PhoneApp, PhoneBinding
+    def phone_apps(self) -> AppPhones:
+        """Each app's phone client: its WeChat client and its own token broker."""
+        from chalicelib.phone_apps import AppPhones, PhoneApp
 
         assert self.apps is not None
         primary = PhoneApp(self.settings.wechat_appid, self.wechat, self.broker)
-        apps = AppPhones(self.apps, primary, self.store.wechat, clock=self.clock, sleep=self.sleep)
+        return AppPhones(self.apps, primary, self.store.wechat, clock=self.clock, sleep=self.sleep)
+
+    @cached_property
+    def phone(self) -> PhoneBinding:
+        from chalicelib.phone import PhoneBinding
+
         return PhoneBinding(
             self.code_claims,
             self.store.phones,
@@ -187,9 +199,33 @@ class Services:
             appid=self.settings.wechat_appid,
             conflict=self.settings.phone_conflict,
             events=self.events,
-            apps=apps,  # each app's phone codes with its own token (issue 22, item 10)
+            apps=self.phone_apps,  # each app's phone codes with its own token (issue 22, item 10)
             identities=self.store.identities,
         )
+
+    @cached_property
+    def phone_login(self) -> PhoneLogin:
+        """A login's phone step (issue 24, item 1: AUTH_PHONE_LOGIN, AUTH_PHONE_CONFLICT)."""
+        from chalicelib.login import user_id_for
+        from chalicelib.phone_login import PhoneLogin
+
+        store, settings = self.store, self.settings
+        return PhoneLogin(
+            *(self.phone, self.phone_apps, self.graph, store.phones, store.users),
+            user_id_for=user_id_for,
+            policy=settings.phone_login,
+            conflict=settings.phone_conflict,
+            events=self.events,
+            metrics=self.metrics,
+        )
+
+    @cached_property
+    def component_events(self) -> AuthorizationEvents | None:
+        """The third-party platform's pushes (issue 24, item 4); None without a platform."""
+        from chalicelib.wechat.push import AuthorizationEvents
+
+        platform = self.platform()
+        return None if platform is None else AuthorizationEvents(platform, metrics=self.metrics)
 
     @cached_property
     def clients(self) -> ClientStore:
@@ -216,23 +252,6 @@ class Services:
         from chalicelib.identity.directory import Directory
 
         return Directory(self.store.users, self.graph)
-
-
-def guarded_login_client(
-    client: WeChatClient,
-    breaker: Breaker,
-    appid: str,
-    limiter: RateLimiter | None,
-    clock: Callable[[], float],
-) -> GuardedWeChat:
-    """An app's WeChat client as logins use it: `code2session` through the app's breaker, then
-    the per-openid limit (AUTH_LIMIT_LOGIN_PER_OPENID), keyed by (appid, openid)."""
-    from chalicelib.wechat.breaker import GuardedWeChat
-
-    after_exchange = None
-    if limiter is not None:
-        after_exchange = limiter.hook(LOGIN_PER_OPENID, lambda openid: f"{appid}\x00{openid}")
-    return GuardedWeChat(client, breaker, clock=clock, after_exchange=after_exchange)
 
 
 def build(
@@ -293,33 +312,16 @@ def build(
         value = settings.wechat_secret or ""
         wechat_secret = lambda: value  # noqa: E731
 
-    def app_client(app: App) -> GuardedWeChat:
-        """The WeChat client of an `APP` item's app, with its secret (ARN or local), behind its
-        own breaker and the per-openid limit, as the primary app's (Services.login_wechat)."""
-        from chalicelib.wechat.client import WeChatClient
-
-        if app.secret_arn:
-            secret: Callable[[], str] = CachedSecret(secrets_client(), app.secret_arn, clock=clock)
-        elif app.secret:
-            value = app.secret
-            secret = lambda: value  # noqa: E731
-        else:
-            raise ConfigurationError(f"app {app.appid} has no secret (secret_arn or secret)")
-        from chalicelib.wechat.breaker import Breaker, BreakerPolicy
-
-        client = WeChatClient(
-            base_url=settings.wechat_api_base, appid=app.appid, secret=secret, sleep=sleep
-        )
-        policy = BreakerPolicy.of(settings)
-        breaker = Breaker(store.guards, appid=app.appid, metrics=metrics, policy=policy)
-        return guarded_login_client(client, breaker, app.appid, limiter, clock)
-
+    limiter = RateLimiter(store.guards, settings.limits(), metrics=metrics)
+    app_clients = AppClients(  # each app's login client; the third-party platform (issue 24)
+        settings, store, secrets_client, limiter=limiter, clock=clock, sleep=sleep, metrics=metrics
+    )
     apps = AppRegistry(
         store.apps,
         App(appid=settings.wechat_appid, client_id=settings.wechat_appid, primary=True),
         clock=clock,
         max_age=settings.apps_cache_ttl,
-        make_client=app_client,
+        make_client=app_clients,
     )
 
     def make_events_client() -> Any:  # `client` may name the Secrets Manager client by now
@@ -345,7 +347,6 @@ def build(
         ttl=settings.access_ttl,
         other_audiences=apps.audiences,
     )
-    limiter = RateLimiter(store.guards, settings.limits(), metrics=metrics)
     cap = None
     if settings.max_sessions_per_user is not None:  # AUTH_MAX_SESSIONS_PER_USER (issue 21)
         cap = SessionCap(
@@ -391,4 +392,5 @@ def build(
         limiter=limiter,
         apps=apps,
         events=events,
+        platform=app_clients.platform,
     )

@@ -26,6 +26,7 @@ from chalicelib.errors import (
     ClientAuthError,
     ConditionFailed,
     ConfigurationError,
+    ForgedMessage,
     GrantError,
     InsufficientScope,
     InvalidScope,
@@ -71,6 +72,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (WeChatUserBlocked, 403, "access_denied"),
     (UserBanned, 403, "access_denied"),
     (MergedAway, 403, "access_denied"),  # an identity a merge left behind (docs/operators.md)
+    (ForgedMessage, 403, "access_denied"),  # a push WeChat did not sign (issue 24, item 4)
     (SessionNotFound, 404, NOT_FOUND),
     (UnknownUser, 404, NOT_FOUND),  # GET /users/{user_id}/identities
     (PhoneInUse, 409, "phone_in_use"),
