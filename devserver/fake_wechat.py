@@ -1,5 +1,6 @@
 """A fake of WeChat's `jscode2session`, `cgi-bin/stable_token` and `getuserphonenumber`, for
-`make run` and the tests.
+`make run` and the tests (and, with `component=`, a third-party platform's
+`api_component_token` and `sns/component/jscode2session`: devserver/fake_component.py).
 
 It answers like the real API: `GET /sns/jscode2session?appid=&secret=&js_code=&grant_type=`,
 always HTTP 200 with `Content-Type: text/plain` and a JSON body; an error is
@@ -101,6 +102,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
+from devserver import fake_component
+from devserver.fake_component import FakeComponent
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
 OAUTH2_PATH = "/sns/oauth2/access_token"
@@ -132,6 +135,9 @@ ERRMSGS = {
     45009: "reach max api daily quota limit",
     45011: "api minute-quota reach limit  mustslower  retry next minute",
     47001: "data format error",
+    61003: "component is not authorized by this account",
+    61005: "component ticket is expired",
+    61006: "component ticket is invalid",
     1400001: "usage count has reached the limit of the current version",
 }
 
@@ -279,8 +285,10 @@ class FakeWeChat:
         apps: dict[str, str] | None = None,
         unbound: set[str] | None = None,
         devtools_user: str | None = None,
+        component: FakeComponent | None = None,
     ) -> None:
         self.appid = appid
+        self.component = component  # a third-party platform's APIs (issue 24, item 4)
         self._devtools_user = devtools_user or None
         self._secret = secret
         self._secrets = {**(apps or {}), appid: secret}  # appid -> its secret
@@ -446,10 +454,13 @@ class FakeWeChat:
         if refused is not None:
             return refused
 
+        return self.session_for(query["appid"], code)
+
+    def session_for(self, appid: str, code: str) -> dict[str, Any]:
+        """The answer to `appid`'s wx.login `code` (its checks passed): jscode2session's, and a
+        third-party platform's (devserver/fake_component.py)."""
         # codes are per app (the primary app's keyed as they always were)
-        first_use = self._claim(
-            code if query["appid"] == self.appid else f"{query['appid']}\x00{code}"
-        )
+        first_use = self._claim(code if appid == self.appid else f"{appid}\x00{code}")
         effective = code
         if code.startswith("slow-"):
             delay_ms, _, effective = code.removeprefix("slow-").partition(".")
@@ -464,10 +475,10 @@ class FakeWeChat:
         if refused is not None:
             return refused
         body: dict[str, Any] = {
-            "openid": openid_for(query["appid"], user),
+            "openid": openid_for(appid, user),
             "session_key": base64.b64encode(secrets.token_bytes(16)).decode(),
         }
-        body.update(self._unionid(query["appid"], user))
+        body.update(self._unionid(appid, user))
         return body
 
     def _claim(self, code: str) -> bool:
@@ -593,6 +604,10 @@ class _Handler(BaseHTTPRequestHandler):
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             errcode = fake.tokens.check_access_token(query.get("access_token"))
             self._send(200, _error(errcode) if errcode else {"ip_list": ["127.0.0.1"]})
+        elif url.path == fake_component.JSCODE2SESSION_PATH and fake.component is not None:
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            answer = fake.component.jscode2session(query, fake.session_for, _error)
+            self._send(200, answer, "text/plain")
         elif url.path == "/_fake/stats":
             self._send(200, {"calls": fake.calls, "phone_calls": fake.phone_calls})
         else:
@@ -609,6 +624,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"calls": 0})
         elif path == STABLE_TOKEN_PATH:
             self._send(200, fake.stable_token(raw))
+        elif path == fake_component.TOKEN_PATH and fake.component is not None:
+            self._send(200, fake.component.api_component_token(raw, _error))
         elif path == PHONE_PATH:
             query = urlsplit(self.path).query
             self._send(200, fake.getuserphonenumber(*_phone_request(query, raw)), "text/plain")

@@ -116,6 +116,7 @@ class WeChatStub:
     Server access tokens per app (`cgi-bin/stable_token`: `stub-at-<appid>-<n>`)."""
 
     def __init__(self, mock: responses.RequestsMock) -> None:
+        self.mock = mock  # for more endpoints (tests/wechat/test_component.py)
         self.calls = 0
         self.seen: list[dict[str, str]] = []
         self._used: set[str] = set()
