@@ -87,6 +87,18 @@ export interface RequestOptions extends RequestFields {
 export interface User {
   id: string;
   is_new: boolean;
+  /** Only from loginWithPhone(): the number the login bound. */
+  phone?: PhoneNumber;
+}
+
+/** A bound phone number, as the server answers it. */
+export interface PhoneNumber {
+  /** E.164, e.g. '+8613800138000'. */
+  phone_number: string;
+  country_code: string;
+  pure_phone_number: string;
+  /** Epoch seconds. */
+  bound_at: number;
 }
 
 /** One of the user's live sessions, as GET /auth/sessions lists it. */
@@ -149,6 +161,11 @@ export class AuthClient {
   /** wx.login then POST /auth/login with a new random `login_nonce` (the same on its one
    * retry); one login in flight however many callers ask. Ends a logged-out state. */
   login(): Promise<User>;
+  /** One-tap phone login: wx.login, then POST /auth/login with `phone_code`, the code of the
+   * getPhoneNumber / getRealtimePhoneNumber button (`e.detail.code`); the number is bound in
+   * the same login. A number of another account rejects login_failed, serverError
+   * 'phone_in_use', and makes no session. */
+  loginWithPhone(phoneCode: string): Promise<User>;
   /** wx.request with the access token, as a promise: resolves every HTTP answer except a token
    * rejection that a refresh (or login) and one replay could not cure; rejects WxAuthError. */
   request<T = any>(options: RequestOptions): Promise<PlatformResponse<T>>;
