@@ -10,7 +10,8 @@
   &component_appid=&component_access_token=` answers as `sns/jscode2session` does, with its code
   conventions (`<user>.<n>`, `err-<errcode>`, ...): checked first, component_access_token missing
   (41001) or not one this fake issued (40001); component_appid not the platform's (40013); the
-  mini-program `appid` not one that authorized the platform (61003); grant_type (40002).
+  mini-program `appid` not one that authorized the platform (61003: `authorized=`; every appid
+  by default); grant_type (40002).
 - A push: `ticket_push()` makes a signed, encrypted `component_verify_ticket` push (the query
   and the XML body WeChat POSTs to the platform's 授权事件接收URL), `push_ticket(url)` POSTs it
   to a running wxauth (`make run` does at start); `forged=True` signs it with another token.
@@ -43,7 +44,7 @@ Error = Callable[[int], dict[str, Any]]
 
 class FakeComponent:
     """One third-party platform: its appid, appsecret, message token and EncodingAESKey, and the
-    mini-programs that authorized it (`authorized`)."""
+    mini-programs that authorized it (`authorized`; None, as `make run` has it: every one)."""
 
     def __init__(
         self,
@@ -58,7 +59,7 @@ class FakeComponent:
         self.appid = appid
         self._secret = secret
         self._crypt = MessageCrypt(token, aes_key, appid)
-        self.authorized = set(authorized or ())
+        self.authorized = None if authorized is None else set(authorized)
         self._clock = clock
         self._lock = threading.Lock()
         self._tickets: dict[str, float] = {}  # pushed ticket -> its CreateTime
@@ -169,7 +170,7 @@ class FakeComponent:
             return error(40013)
         if not query.get("js_code"):
             return error(41008)
-        if query.get("appid") not in self.authorized:
+        if self.authorized is not None and query.get("appid") not in self.authorized:
             return error(61003)
         if query.get("grant_type") != "authorization_code":
             return error(40002)
