@@ -293,3 +293,40 @@ def test_a_phone_code_wechat_rejects_is_invalid_grant_and_no_session(
 def test_runtime_builds_the_phone_step_at_the_first_phone_login(services: runtime.Services):
     services.login  # noqa: B018
     assert "phone_login" not in services.__dict__
+
+
+def test_a_new_users_phone_login_requests_as_documented(
+    client, wechat, dynamodb, broker, dynamodb_requests
+):
+    post(client, "/auth/login", {"code": "carol.1"})  # the container's read of the apps
+    dynamodb_requests.clear()
+
+    response = phone_login(client, "alice.1", f"phone.alice.{ALICE_PHONE}")
+
+    assert response.status_code == 200, response.json_body
+    # the claim, the identity (read), the phone code's claim and its sealed answer, the
+    # number's owner, the profile's UpdateItem, the identity's Put, one transaction
+    assert dynamodb_requests == [
+        "PutItem", "GetItem", "PutItem", "UpdateItem", "GetItem", "UpdateItem", "PutItem",
+        "TransactWriteItems",
+    ]  # fmt: skip
+
+
+def test_a_refused_phone_login_requests_as_documented(
+    client, wechat, dynamodb, broker, dynamodb_requests
+):
+    phone_login(client, "alice.1", f"phone.alice.{ALICE_PHONE}")
+    dynamodb_requests.clear()
+
+    refused = phone_login(client, "bob.1", f"phone.bob.{ALICE_PHONE}")
+
+    assert_error(refused, 409, "phone_in_use")
+    # the claim, the identity (read), the phone code's claim and its sealed answer, the
+    # number's owner, the login code's claim kept refused: no write of a user or a session
+    assert dynamodb_requests == [
+        "PutItem", "GetItem", "PutItem", "UpdateItem", "GetItem", "UpdateItem"
+    ]  # fmt: skip
+    dynamodb_requests.clear()
+
+    assert_error(phone_login(client, "bob.1", f"phone.bob.{ALICE_PHONE}"), 409, "phone_in_use")
+    assert dynamodb_requests == ["PutItem", "GetItem"]  # the claim, read: refused again
