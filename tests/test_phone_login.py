@@ -98,9 +98,12 @@ def test_a_returning_login_without_a_phone_code_stays_three_requests(
     assert (wechat.calls, wechat.phone_calls) == (2, 0)
 
 
-def test_the_same_phone_code_twice_makes_one_paid_call(client, wechat, dynamodb, broker, clock):
+def test_the_same_phone_code_twice_makes_one_paid_call(
+    client, wechat, dynamodb, broker, clock, dynamodb_requests
+):
     first = phone_login(client, "alice.1", f"phone.alice.{ALICE_PHONE}")
-    clock.advance(30)
+    clock.advance(1)  # (no re-read of the app registry, at most every 5 s, in the count)
+    dynamodb_requests.clear()
 
     # a new wx.login code (the first answer was lost), the same button's code
     again = phone_login(client, "alice.2", f"phone.alice.{ALICE_PHONE}")
@@ -109,6 +112,11 @@ def test_the_same_phone_code_twice_makes_one_paid_call(client, wechat, dynamodb,
     assert again.json_body["user"]["phone"]["phone_number"] == ALICE_E164
     assert again.json_body["user"]["id"] == first.json_body["user"]["id"]
     assert wechat.phone_calls == 1  # answered from the phone code's sealed copy
+    # the claim, the identity, the phone code's claim (taken) and its read, the number's
+    # owner, the transaction
+    assert dynamodb_requests == [
+        "PutItem", "GetItem", "PutItem", "GetItem", "GetItem", "TransactWriteItems"
+    ]  # fmt: skip
 
 
 def test_a_replayed_phone_login_replays_the_number_without_wechat(
@@ -160,11 +168,13 @@ def test_a_returning_user_with_another_users_number_gets_no_session(
 
 
 def test_link_joins_a_new_openid_to_the_numbers_owner(
-    client, services, wechat, dynamodb, broker, app_b
+    client, services, wechat, dynamodb, broker, app_b, dynamodb_requests
 ):
     alice = phone_login(client, "alice.1", f"phone.alice.{ALICE_PHONE}", appid=TEST_APPID)
     alice = alice.json_body
     with_settings(services, broker, phone_login="link")
+    post(client, "/auth/login", {"code": "carol.1", "appid": APP_B})  # the apps, read
+    dynamodb_requests.clear()
 
     # alice in app B (not bound to the open platform: no unionid), the same number
     joined = phone_login(client, "alice.2", f"phone.alice.{ALICE_PHONE}.@{APP_B}", appid=APP_B)
@@ -172,13 +182,18 @@ def test_link_joins_a_new_openid_to_the_numbers_owner(
     assert joined.status_code == 200, joined.json_body
     assert joined.json_body["user"]["id"] == alice["user"]["id"]
     assert joined.json_body["user"]["is_new"] is False
+    # as a new user's (the broker's first token of app B aside): the profile's UpdateItem
+    # (`if_not_exists`: the owner's profile unchanged), the identity's Put, one transaction
+    assert [r for r in dynamodb_requests if r in ("TransactWriteItems", "PutItem")] == [
+        "PutItem", "PutItem", "PutItem", "TransactWriteItems"
+    ]  # fmt: skip
     identities = me(client, joined.json_body["access_token"])["identities"]
     assert {(i["appid"], i["openid"]) for i in identities} == {
         (TEST_APPID, stub_openid(TEST_APPID, "alice")),
         (APP_B, stub_openid(APP_B, "alice")),
     }
     profiles = [i for i in table_items(dynamodb) if i["sk"]["S"] == "PROFILE"]
-    assert len(profiles) == 1  # no user was made for the new openid
+    assert len(profiles) == 2  # alice's and carol's: no user was made for the new openid
 
 
 def test_without_link_the_same_login_is_refused(client, wechat, dynamodb, broker, app_b):
