@@ -192,3 +192,42 @@ def test_an_app_that_did_not_authorize_the_platform_is_a_server_error(
 
     assert response.status_code == 500
     assert response.json_body["error"] == "server_error"
+
+
+def test_in_aws_the_platforms_keys_come_from_secrets_manager(
+    settings, dynamodb, clock, wechat, platform
+):
+    import boto3
+
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    value = {"secret": SECRET, "token": TOKEN, "encoding_aes_key": AES_KEY}
+    arn = secrets.create_secret(Name="platform", SecretString=json.dumps(value))["ARN"]
+    aws = dataclasses.replace(settings, component_appid=PLATFORM, component_secret_arn=arn)
+    built = runtime.build(
+        aws, dynamodb=dynamodb, secretsmanager=secrets, clock=clock, sleep=lambda _: None
+    )
+    built.apps.add(App(APP_C, COMPONENT, component_appid=PLATFORM), now=START)
+    events = built.component_events
+    assert events is not None
+
+    events.receive(*platform.ticket_push(), now=START)  # opened with the secret's token and key
+
+    assert built.login.login("carol.1", START, APP_C).is_new is True
+    assert platform.token_calls == 1  # with the secret's appsecret
+
+
+def test_a_secret_that_is_not_the_platforms_json_is_a_configuration_error(
+    settings, dynamodb, clock, wechat
+):
+    import boto3
+
+    from chalicelib.errors import ConfigurationError
+
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = secrets.create_secret(Name="platform", SecretString="plain-appsecret")["ARN"]
+    aws = dataclasses.replace(settings, component_appid=PLATFORM, component_secret_arn=arn)
+    built = runtime.build(aws, dynamodb=dynamodb, secretsmanager=secrets, clock=clock)
+
+    with pytest.raises(ConfigurationError) as raised:
+        built.platform().crypt()
+    assert "plain-appsecret" not in str(raised.value)
