@@ -13,6 +13,7 @@ import pytest
 import responses
 
 from chalicelib import runtime
+from chalicelib.errors import ForgedMessage
 from chalicelib.identity.apps import COMPONENT, App
 from chalicelib.setting_values import ComponentKeys
 from devserver.fake_component import JSCODE2SESSION_PATH, TOKEN_PATH, FakeComponent
@@ -231,3 +232,26 @@ def test_a_secret_that_is_not_the_platforms_json_is_a_configuration_error(
     with pytest.raises(ConfigurationError) as raised:
         built.platform().crypt()
     assert "plain-appsecret" not in str(raised.value)
+
+
+def test_after_a_snapstart_restore_the_platforms_keys_are_read_again(
+    settings, dynamodb, clock, wechat, platform
+):
+    import boto3
+
+    from chalicelib import snapstart
+
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    value = {"secret": SECRET, "token": "an-old-token", "encoding_aes_key": AES_KEY}
+    arn = secrets.create_secret(Name="platform", SecretString=json.dumps(value))["ARN"]
+    aws = dataclasses.replace(settings, component_appid=PLATFORM, component_secret_arn=arn)
+    built = runtime.build(aws, dynamodb=dynamodb, secretsmanager=secrets, clock=clock)
+    events = built.component_events
+    assert events is not None
+    with pytest.raises(ForgedMessage):  # signed with TOKEN, the secret holds another
+        events.receive(*platform.ticket_push(), now=START)
+    secrets.put_secret_value(SecretId=arn, SecretString=json.dumps({**value, "token": TOKEN}))
+
+    snapstart.refresh(built)  # what a restored container runs (chalicelib/snapstart.py)
+
+    assert events.receive(*platform.ticket_push(), now=START) == "component_verify_ticket"
