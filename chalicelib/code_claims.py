@@ -15,6 +15,8 @@ A code WeChat refused stays claimed, with the refusal (`settle`): `rejected` (40
 code will never work; `rate_limited` (WeChat's 45011 for that user, or a phone quota) until
 WeChat's `Retry-After` has passed, after which the code may be tried again. Every request with
 that code meanwhile, waiters included, answers the same refusal at once, without calling WeChat.
+A login that bound a phone number (chalicelib/phone_login.py) and was refused because the number
+is another user's keeps its claim as `phone_in_use` the same way (409 again, no WeChat call).
 A claimant that fails any other way releases the claim, so the next request may claim the code
 itself; one that died leaves a lease that expires after `lease`. Whether another request may
 have the result at all is the caller's to say (`admit`, called with the claim as soon as it is
@@ -30,22 +32,25 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from chalicelib.errors import (
+    PhoneInUse,
     StoreError,
     StoreUnavailable,
     WeChatCodeRejected,
-    WeChatError,
     WeChatRateLimited,
     WeChatUserBlocked,
+    WxAuthError,
 )
 from chalicelib.store.logins import LoginRecord, Logins
 
 T = TypeVar("T")
 
 REJECTED, BLOCKED, RATE_LIMITED = "rejected", "blocked", "rate_limited"
-_REFUSALS: tuple[tuple[type[WeChatError], str], ...] = (
+PHONE_IN_USE = "phone_in_use"  # issue 24, item 1: a phone login refused (AUTH_PHONE_CONFLICT)
+_REFUSALS: tuple[tuple[type[WxAuthError], str], ...] = (
     (WeChatCodeRejected, REJECTED),
     (WeChatUserBlocked, BLOCKED),
     (WeChatRateLimited, RATE_LIMITED),
+    (PhoneInUse, PHONE_IN_USE),
 )
 MAX_CLAIMS = 3  # a claim released (or whose holder died) while we wait is claimed this often
 
@@ -55,10 +60,12 @@ def refusal_of(error: BaseException) -> str | None:
     return next((name for kind, name in _REFUSALS if isinstance(error, kind)), None)
 
 
-def refused(record: LoginRecord, now: int) -> WeChatError:
+def refused(record: LoginRecord, now: int) -> WxAuthError:
     """The error a refused code answers with, as its first exchange did."""
+    if record.refused == PHONE_IN_USE:
+        return PhoneInUse("this phone number is already bound to another account")
     if record.refused == RATE_LIMITED:
-        error: WeChatError = WeChatRateLimited(
+        error: WeChatRateLimited = WeChatRateLimited(
             "WeChat asked to slow down for this code moments ago; not calling it again yet"
         )
         error.retry_after = max(1, record.lease_until - now)

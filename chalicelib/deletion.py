@@ -134,7 +134,7 @@ class DeletionService:
         One GetItem of the profile, the exchange, one GetItem of the identity, the transaction,
         then the sessions' Query and an UpdateItem per live session."""
         from chalicelib.identity.apps import kind_of
-        from chalicelib.login import validate_code
+        from chalicelib.wechat_codes import validate_code
 
         validate_code(code)
         user = self._users.get(user_id)

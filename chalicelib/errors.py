@@ -305,3 +305,9 @@ class RiskyContent(WxAuthError):
 class SessionKeyExpired(WxAuthError):
     """The session holds no usable WeChat session_key (replaced by a later wx.login, or never
     kept): the mini-program must log in again before its encrypted data can be read."""
+
+
+# Issue 24, item 4: the third-party platform's pushes (chalicelib/wechat/push.py).
+class ForgedMessage(WxAuthError):
+    """A push to the third-party platform's URL that WeChat did not sign (or whose content does
+    not decrypt under the platform's key, or names another platform): refused, nothing kept."""

@@ -19,19 +19,28 @@ replay must present the same nonce. Without one, a replay is answered only for a
 code (it never appears in a URL) within `replay_without_nonce` seconds of the first call
 (AUTH_LOGIN_REPLAY_WITHOUT_NONCE), as clients before the nonce retried. Anything else is
 invalid_grant, and nothing else happens.
+
+A one-tap phone login (issue 24, item 1) sends a `phone_code` too: the number is bound in the
+same login, by its own step (`PhoneLogin`, chalicelib/phone_login.py), which reads what it needs
+and may refuse (PhoneInUse) before the identity graph writes anything, and then adds the
+number's items to the login's transaction. Its result (the number) is sealed with the tokens:
+a replay of the login answers it too, without WeChat.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import crypto
+from chalicelib.account import phone_json
 from chalicelib.code_claims import CodeClaims
 from chalicelib.devices import DeviceInfo
 from chalicelib.errors import (
@@ -40,6 +49,7 @@ from chalicelib.errors import (
     GrantError,
     LoginPending,
     MergedAway,
+    PhoneInUse,
     RequestError,
     StoreUnavailable,
 )
@@ -51,12 +61,15 @@ from chalicelib.open_data import seal_session_key
 from chalicelib.sessions import IssuedTokens, SessionManager
 from chalicelib.store.logins import LoginRecord
 from chalicelib.store.sessions import SessionRecord
+from chalicelib.store.users import PhoneRecord
 from chalicelib.tokens.access import DELETION_PENDING
 from chalicelib.wechat.breaker import GuardedWeChat
 from chalicelib.wechat.client import WeChatClient
+from chalicelib.wechat_codes import MAX_CODE_LENGTH, validate_code  # noqa: F401 - re-exported
 
-MAX_CODE_LENGTH = 128
-_CODE_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
+if TYPE_CHECKING:
+    from chalicelib.phone_login import PhoneLogin, PhonePlan
+
 MAX_NONCE_LENGTH = 128
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")  # e.g. 64 hex digits, 43 base64url characters
 
@@ -68,11 +81,14 @@ class LoginResult:
     # A user pending deletion (issue 25): {"requested_at", "erase_after"}; its session is
     # restricted to the account's own routes.
     deletion: dict[str, int] | None = None
+    phone: PhoneRecord | None = None  # a phone login's number (issue 24, item 1)
 
     def response(self, now: int) -> dict[str, object]:
         user: dict[str, Any] = {"id": self.tokens.user_id, "is_new": self.is_new}
         if self.deletion is not None:
             user["deletion"] = self.deletion
+        if self.phone is not None:
+            user["phone"] = phone_json(self.phone)
         return {**self.tokens.response(now), "user": user}
 
 
@@ -85,12 +101,6 @@ def user_id_for(appid: str, openid: str, generation: int = 0) -> str:
         seed += f"\x00{generation}"
     digest = hashlib.sha256(seed.encode()).digest()
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
-
-
-def validate_code(code: str) -> str:
-    if len(code) > MAX_CODE_LENGTH or not _CODE_RE.fullmatch(code):
-        raise RequestError(f"code must be 1 to {MAX_CODE_LENGTH} printable ASCII characters")
-    return code
 
 
 def nonce_hash(code_hash: str, nonce: str | None) -> bytes | None:
@@ -116,10 +126,14 @@ class LoginService:
         graph: IdentityGraph,
         events: Events = EVENTS_OFF,
         replay_without_nonce: int = 60,
+        phone: Callable[[], PhoneLogin] | None = None,
     ) -> None:
         """`claims`: the codes' claims (their repository is the login's transaction's too);
         `wechat` the primary app's client; `apps` the registry (the primary app and the `APP`
-        items), `graph` the identity graph; `replay_without_nonce`: see the module doc."""
+        items), `graph` the identity graph; `replay_without_nonce`: see the module doc;
+        `phone`: the phone login's step, made at its first use (None: a `phone_code` is
+        refused)."""
+        self._phone = phone
         self._replay_without_nonce = replay_without_nonce
         self._events = events  # UserCreated after the user is resolved, UserLoggedIn at the end
         self._apps = apps
@@ -137,13 +151,19 @@ class LoginService:
         *,
         device: DeviceInfo | None = None,
         nonce: str | None = None,
+        phone_code: str | None = None,
     ) -> LoginResult:
         """Log in with a code of app `appid` (None: the one enabled app). `device`: recorded
         on a new session (a replayed code's session keeps its own). `nonce`: the caller's
-        `login_nonce` (see the module doc). UserBanned for a banned user: no session is
-        created."""
+        `login_nonce` (see the module doc). `phone_code`: a phone-number button's code, whose
+        number the login binds (chalicelib/phone_login.py). UserBanned for a banned user: no
+        session is created."""
         validate_code(code)
         app = self._apps.resolve(appid)
+        if phone_code is not None:
+            validate_code(phone_code, name="phone_code")
+            if self._phone is None or not kind_of(app).phone_codes:
+                raise RequestError(f"apps of kind {app.kind} take no phone_code")
         code_hash = hashlib.sha256(f"{app.appid}\x00{code}".encode()).hexdigest()
         presented = nonce_hash(code_hash, nonce)
         wechat = self._client_of(app)
@@ -152,7 +172,7 @@ class LoginService:
         return self._claims.run(
             code_hash,
             now,
-            exchange=lambda: self._exchange(app, code, code_hash, now, device),
+            exchange=lambda: self._exchange(app, code, code_hash, now, device, phone_code),
             replay=lambda record: self._replay(code, code_hash, record, now),
             pending=LoginPending("this code is still being exchanged by another request"),
             nonce_hash=presented,
@@ -176,32 +196,47 @@ class LoginService:
         raise GrantError("this code was already used")
 
     def _exchange(
-        self, app: App, code: str, code_hash: str, now: int, device: DeviceInfo | None = None
+        self,
+        app: App,
+        code: str,
+        code_hash: str,
+        now: int,
+        device: DeviceInfo | None = None,
+        phone_code: str | None = None,
     ) -> LoginResult:
         """A returning user: three DynamoDB requests (the claim, the identity's UpdateItem, one
         transaction) and WeChat once. A first login or a unionid back-fill costs a few more
         (IdentityGraph.resolve). A banned user: refused by the transaction's check. A user
         merged away meanwhile: the session is the kept user's if the merge moved the identity
-        (IdentityGraph.moved), else MergedAway."""
+        (IdentityGraph.moved), else MergedAway. With a `phone_code`: see the module doc; a
+        refusal (PhoneInUse) keeps the code's claim refused, as WeChat's refusals are."""
         try:
             wx = kind_of(app).exchange(self._client_of(app), code)
         except BaseException as e:
             self._claims.settle(code_hash, e, now)  # a code WeChat refused stays refused
             raise
         try:
-            resolved = self._graph.resolve(app, wx, now)
-            session, result = self._prepare(app, resolved, wx, now, device)
+            plan = None
+            if phone_code is not None:
+                assert self._phone is not None
+                plan = self._phone().plan(app, wx, phone_code, now)  # nothing written before
+            args = plan.resolve_args() if plan is not None else {}
+            resolved = self._graph.resolve(app, wx, now, **args)
+            session, result = self._prepare(app, resolved, wx, now, device, plan)
             if resolved.is_new:  # created, whatever happens next: the next login is not new
                 self._events.user_created(resolved.user_id, appid=app.appid, now=now)
             try:
                 session, result = self._finish_or_restrict(
-                    code, code_hash, wx, app, resolved, (session, result), now, device
+                    code, code_hash, wx, app, resolved, (session, result), now, device, plan
                 )
             except MergedAway as refused:
                 resolved = self._graph.moved(app, wx, refused, now)
                 session, result = self._finish_or_restrict(
-                    code, code_hash, wx, app, resolved, None, now, device
+                    code, code_hash, wx, app, resolved, None, now, device, plan
                 )
+        except PhoneInUse as e:
+            self._claims.settle(code_hash, e, now)  # the same code again: the same 409
+            raise
         except ConditionFailed as e:
             self._logins.release(code_hash)
             raise StoreUnavailable("the login could not be recorded; try again") from e
@@ -229,12 +264,14 @@ class LoginService:
         prepared: tuple[SessionRecord, LoginResult] | None,
         now: int,
         device: DeviceInfo | None,
+        plan: PhonePlan | None = None,
     ) -> tuple[SessionRecord, LoginResult]:
         """The login's transaction; for a user pending deletion (issue 25), refused, then a
-        restricted session's (one transaction more: only on that path)."""
-        session, result = prepared or self._prepare(app, resolved, wx, now, device)
+        restricted session's (one transaction more: only on that path), which binds no phone
+        number: the account is on its way out."""
+        session, result = prepared or self._prepare(app, resolved, wx, now, device, plan)
         try:
-            self._finish(code, code_hash, wx, resolved, session, result, now)
+            self._finish(code, code_hash, wx, resolved, session, result, now, plan)
         except DeletionPending as pending:
             session, result = self._prepare(app, resolved, wx, now, device, pending=pending)
             self._finish(code, code_hash, wx, resolved, session, result, now, restricted=True)
@@ -247,6 +284,7 @@ class LoginService:
         wx: Exchanged,
         now: int,
         device: DeviceInfo | None,
+        plan: PhonePlan | None = None,
         *,
         pending: DeletionPending | None = None,
     ) -> tuple[SessionRecord, LoginResult]:
@@ -272,7 +310,10 @@ class LoginService:
         deletion = None
         if pending is not None:
             deletion = {"requested_at": pending.requested_at, "erase_after": pending.erase_after}
-        return session, LoginResult(tokens=tokens, is_new=resolved.is_new, deletion=deletion)
+        phone = plan.phone if plan is not None else None
+        return session, LoginResult(
+            tokens=tokens, is_new=resolved.is_new, deletion=deletion, phone=phone
+        )
 
     def _finish(
         self,
@@ -283,22 +324,34 @@ class LoginService:
         session: SessionRecord,
         result: LoginResult,
         now: int,
+        plan: PhonePlan | None = None,
         *,
         restricted: bool = False,
     ) -> None:
-        """The login's transaction, with the result sealed under the code for its replays."""
+        """The login's transaction, with the result sealed under the code for its replays (and,
+        with a phone plan, the number's items: PhoneLogin.finish)."""
         sealed = crypto.seal(
             code, json.dumps(_to_json(result)).encode("utf-8"), context=code_hash.encode("ascii")
         )
-        self._logins.finish(
-            code_hash,
-            session,
-            sealed_response=sealed,
-            unionid=wx.unionid,
-            identity=resolved.identity,
-            now=now,
-            pending_deletion=restricted,
-        )
+
+        def write(phone_items: Sequence[dict[str, Any]] = (), profile_update: Any = None) -> None:
+            self._logins.finish(
+                code_hash,
+                session,
+                sealed_response=sealed,
+                unionid=wx.unionid,
+                identity=resolved.identity,
+                now=now,
+                phone_items=phone_items,
+                profile_update=profile_update,
+                pending_deletion=restricted,
+            )
+
+        if plan is None:
+            write()
+        else:
+            assert self._phone is not None
+            self._phone().finish(plan, resolved.user_id, write, now)
 
     def _client_of(self, app: App) -> WeChatClient:
         """The app's WeChat client: the primary's given, the others' from the registry (in
@@ -316,16 +369,22 @@ class LoginService:
         if tokens is None:
             raise GrantError("code already used, and its session has moved on or ended")
         deletion = opened.get("deletion")
-        return LoginResult(tokens=tokens, is_new=bool(opened["is_new"]), deletion=deletion)
+        phone = PhoneRecord(**opened["phone"]) if opened.get("phone") else None
+        return LoginResult(
+            tokens=tokens, is_new=bool(opened["is_new"]), deletion=deletion, phone=phone
+        )
 
 
 def _to_json(result: LoginResult) -> dict[str, object]:
-    """What a replay needs: the refresh token (which names the session), `is_new`, and a
-    pending deletion (issue 25)."""
-    out: dict[str, object] = {
+    """What a replay needs: the refresh token (which names the session), `is_new`, a pending
+    deletion (issue 25), and a phone login's number (sealed under the code, as the tokens
+    are)."""
+    sealed: dict[str, object] = {
         "refresh_token": result.tokens.refresh_token,
         "is_new": result.is_new,
     }
     if result.deletion is not None:
-        out["deletion"] = result.deletion
-    return out
+        sealed["deletion"] = result.deletion
+    if result.phone is not None:
+        sealed["phone"] = dataclasses.asdict(result.phone)
+    return sealed

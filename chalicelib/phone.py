@@ -14,8 +14,10 @@ request died between WeChat's answer and the transaction, the retry applies it.
 The code is exchanged for the app the session was opened with (issue 22, item 10): a code from
 a second mini-program's button is that app's, and WeChat takes it only with that app's server
 access_token (its own broker: one per appid) and the user's openid in that app (40029 or 40003
-otherwise). `AppPhones` finds the app by the session's `client_id`; the openid is the profile's
-when the profile came from that app, else the user's identity for it (one Query more).
+otherwise). `AppPhones` (chalicelib/phone_apps.py) finds the app by the session's `client_id`;
+the openid is the profile's when the profile came from that app, else the user's identity for it
+(one Query more). A phone login (issue 24) gets the number with `number` and binds it in the
+login's own transaction (chalicelib/phone_login.py).
 
 Phone numbers are personal data: they are never logged, only their hash (the PHONE# key).
 """
@@ -24,10 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING
 
 from chalicelib import crypto
 from chalicelib.code_claims import CodeClaims
@@ -43,96 +44,44 @@ from chalicelib.errors import (
 )
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
-from chalicelib.login import validate_code
 from chalicelib.logs import Metrics, log_event
+from chalicelib.phone_apps import AppPhones, PhoneApp, TokenBroker
 from chalicelib.settings import PHONE_CONFLICT_POLICIES
 from chalicelib.store.logins import LoginRecord
 from chalicelib.store.phones import Phones
 from chalicelib.store.users import PhoneRecord, UserRecord, Users
 from chalicelib.wechat.client import PhoneInfo, WeChatClient
+from chalicelib.wechat_codes import validate_code
 
 if TYPE_CHECKING:
-    from chalicelib.identity.apps import AppRegistry
     from chalicelib.store.identities import Identities
-    from chalicelib.store.wechat import WeChatTokens
 
-T = TypeVar("T")
-
+__all__ = ["AppPhones", "PhoneApp", "PhoneBinding", "TokenBroker", "phone_hash"]
 REFUSE, MOVE = CONFLICT_POLICIES = PHONE_CONFLICT_POLICIES
 _WRITE_ATTEMPTS = 3  # a transaction that lost a race is rebuilt from a fresh read this often
-
-
-class TokenBroker(Protocol):
-    """The server access_token broker (chalicelib/wechat/broker.py) as this module uses it."""
-
-    def call(self, request: Callable[[str], T]) -> T:
-        """request(token); on WeChatTokenInvalid it re-reads or refreshes once and retries once."""
-        ...
-
-
-@dataclass(frozen=True)
-class PhoneApp:
-    """What a phone code is exchanged with: its app's appid, WeChat client and broker."""
-
-    appid: str
-    wechat: WeChatClient
-    broker: TokenBroker
-
-
-class AppPhones:
-    """The app of a session, for its phone codes: found by the session's `client_id` in the
-    registry (disabled apps too: the session is still live), with its WeChat client and a
-    broker of its own server access_token, made once per appid per container."""
-
-    def __init__(
-        self,
-        apps: AppRegistry,
-        primary: PhoneApp,
-        tokens: WeChatTokens,
-        *,
-        clock: Callable[[], float],
-        sleep: Callable[[float], None],
-        metrics: Metrics | None = None,
-    ) -> None:
-        """`tokens`: the brokers' items (one per appid, chalicelib/store/wechat.py)."""
-        self._apps = apps
-        self._primary = primary
-        self._tokens = tokens
-        self._clock = clock
-        self._sleep = sleep
-        self._metrics = metrics or Metrics()
-        self._made: dict[str, PhoneApp] = {}
-        self._lock = threading.Lock()
-
-    def of(self, client_id: str | None) -> PhoneApp:
-        """GrantError if no app of this deployment has `client_id` (None: the primary app)."""
-        app = self._apps.primary if client_id is None else self._apps.by_client_id(client_id)
-        if app is None:
-            raise GrantError("the app of this session is not an app of this deployment")
-        if app.primary:
-            return self._primary
-        with self._lock:
-            made = self._made.get(app.appid)
-            if made is None:
-                from chalicelib.wechat.broker import AccessTokenBroker
-
-                wechat = self._apps.wechat(app)
-                broker = AccessTokenBroker(
-                    self._tokens,
-                    wechat,
-                    appid=app.appid,
-                    clock=self._clock,
-                    sleep=self._sleep,
-                    metrics=self._metrics,
-                    secret=wechat.secret,
-                )
-                made = self._made[app.appid] = PhoneApp(app.appid, wechat, broker)
-            return made
 
 
 def phone_hash(e164: str) -> str:
     """The key of a number's PHONE# item, and all of a number that may be logged."""
     return hashlib.sha256(e164.encode("ascii")).hexdigest()
+
+
+def phone_code_hash(appid: str, code: str) -> tuple[str, bytes]:
+    """A phone code's claim (not a login code's: the two never share one) and its seal's
+    context."""
+    code_hash = hashlib.sha256(f"phone\x00{appid}\x00{code}".encode()).hexdigest()
+    return code_hash, code_hash.encode("ascii")
+
+
+def phone_record(info: PhoneInfo, bound_at: int) -> PhoneRecord:
+    """WeChat's number as it is kept on a profile (E.164 and its parts, its hash)."""
+    return PhoneRecord(
+        phone_number=info.e164,
+        country_code=info.country_code,
+        pure_phone_number=info.pure_phone_number,
+        phone_hash=phone_hash(info.e164),
+        bound_at=bound_at,
+    )
 
 
 @dataclass(frozen=True)
@@ -232,12 +181,11 @@ class PhoneBinding:
         """
         validate_code(code)
         app = app or PhoneApp(self._appid, self._wechat, self._broker)
-        # Not a login code's hash: the two kinds of code never share a claim.
-        code_hash = hashlib.sha256(f"phone\x00{app.appid}\x00{code}".encode()).hexdigest()
-        context = code_hash.encode("ascii")
+        code_hash, context = phone_code_hash(app.appid, code)
 
         def exchange() -> PhoneRecord:
-            info = self._exchange(user, app, code, code_hash, context, now)
+            openid = lambda: self._openid(user, app.appid)  # noqa: E731
+            info = self._exchange(user.user_id, openid, app, code, code_hash, context, now)
             return self._apply(user, info, code_hash, now, appid=app.appid)
 
         def replay(record: LoginRecord) -> PhoneRecord:
@@ -257,14 +205,49 @@ class PhoneBinding:
             pending=PhonePending("this phone code is still being exchanged by another request"),
         )
 
+    def number(
+        self, app: PhoneApp, code: str, now: int, *, openid: str, subject: str
+    ) -> tuple[PhoneInfo, str]:
+        """The number behind a phone code of `openid` in `app`, applied to no one, and the code's
+        hash (a login binds it in its own transaction: chalicelib/phone_login.py). WeChat is
+        called at most once per code, as by `bind`: the same code again answers from its sealed
+        copy, to the same `subject` only (else GrantError)."""
+        validate_code(code, name="phone_code")
+        code_hash, context = phone_code_hash(app.appid, code)
+
+        def replay(record: LoginRecord) -> PhoneInfo:
+            assert record.sealed_response is not None
+            sealed = _Sealed.loads(crypto.unseal(code, record.sealed_response, context=context))
+            if sealed.user_id != subject:
+                raise GrantError("this phone code was already used")
+            return sealed.info
+
+        info = self._claims.run(
+            code_hash,
+            now,
+            exchange=lambda: self._exchange(
+                subject, lambda: openid, app, code, code_hash, context, now
+            ),
+            replay=replay,
+            pending=PhonePending("this phone code is still being exchanged by another request"),
+        )
+        return info, code_hash
+
     def _exchange(
-        self, user: UserRecord, app: PhoneApp, code: str, code_hash: str, context: bytes, now: int
+        self,
+        subject: str,
+        openid_of: Callable[[], str],
+        app: PhoneApp,
+        code: str,
+        code_hash: str,
+        context: bytes,
+        now: int,
     ) -> PhoneInfo:
         """WeChat once, with the app's token and the user's openid there (the broker may retry
-        once with a fresh token); its answer sealed. A code WeChat refused keeps its claim as
-        refused (CodeClaims.settle)."""
+        once with a fresh token); its answer sealed for `subject` (whose code it is). A code
+        WeChat refused keeps its claim as refused (CodeClaims.settle)."""
         try:
-            openid = self._openid(user, app.appid)
+            openid = openid_of()
             info = app.broker.call(lambda token: app.wechat.get_phone_number(token, code, openid))
         except WeChatTokenInvalid as e:
             # The broker retried once with a fresh token: a 503 with Retry-After, not a bug.
@@ -274,8 +257,8 @@ class PhoneBinding:
             self._claims.settle(code_hash, e, now)
             raise
         try:
-            sealed = crypto.seal(code, _Sealed(user.user_id, info).dumps(), context=context)
-            self._logins.record_result(code_hash, user_id=user.user_id, sealed_response=sealed)
+            sealed = crypto.seal(code, _Sealed(subject, info).dumps(), context=context)
+            self._logins.record_result(code_hash, user_id=subject, sealed_response=sealed)
         except ConditionFailed as e:
             self._logins.release(code_hash)
             raise StoreUnavailable("the phone code could not be recorded; try again") from e
@@ -285,13 +268,7 @@ class PhoneBinding:
         return info
 
     def _record(self, info: PhoneInfo, bound_at: int) -> PhoneRecord:
-        return PhoneRecord(
-            phone_number=info.e164,
-            country_code=info.country_code,
-            pure_phone_number=info.pure_phone_number,
-            phone_hash=phone_hash(info.e164),
-            bound_at=bound_at,
-        )
+        return phone_record(info, bound_at)
 
     def _apply(
         self, user: UserRecord, info: PhoneInfo, code_hash: str, now: int, *, appid: str

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 
 from chalicelib import aws
+from chalicelib.app_clients import AppClients, guarded_login_client
 from chalicelib.budgets import DYNAMODB, SECRETS_MANAGER, hook_budget
-from chalicelib.errors import ConfigurationError
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import PUBLISH as EVENTS_PUBLISH
 from chalicelib.events import Events
 from chalicelib.identity.apps import App, AppRegistry
-from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, ClientAddress, RateLimiter
+from chalicelib.limits import REFRESH_PER_SESSION, ClientAddress, RateLimiter
 from chalicelib.logs import Metrics
 from chalicelib.runtime_account import AccountServices
 from chalicelib.secrets_manager import CachedSecret, fetch_secret
@@ -42,9 +42,12 @@ if TYPE_CHECKING:
     from chalicelib.login import LoginService
     from chalicelib.oauth import OAuthService
     from chalicelib.phone import PhoneBinding
+    from chalicelib.phone_login import PhoneLogin
     from chalicelib.wechat.breaker import Breaker, GuardedWeChat
     from chalicelib.wechat.broker import AccessTokenBroker
     from chalicelib.wechat.client import WeChatClient
+    from chalicelib.wechat.component import ComponentPlatform
+    from chalicelib.wechat.push import AuthorizationEvents
 
 # Bounded (chalicelib/budgets.py): a DynamoDB call answers or fails within DYNAMODB.worst_case
 # seconds, a Secrets Manager call within SECRETS_MANAGER.worst_case.
@@ -76,6 +79,7 @@ class Services(WebLoginServices, AccountServices):
     client_address: ClientAddress = field(default_factory=ClientAddress)  # behind CloudFront too
     # the tombstones' HMAC key (issue 25): AUTH_TOMBSTONE_KEY_ARN's value, or the setting
     tombstone_key: Callable[[], str] = field(default=lambda: "", repr=False)
+    platform: Callable[[], ComponentPlatform | None] = lambda: None  # issue 24, item 4
 
     def now(self) -> int:
         return int(self.clock())
@@ -105,6 +109,7 @@ class Services(WebLoginServices, AccountServices):
             graph=self.graph,
             events=self.events,
             replay_without_nonce=self.settings.login_replay_without_nonce,  # issue 22, item 1
+            phone=lambda: self.phone_login,  # issue 24, item 1: made at the first phone login
         )
 
     @cached_property
@@ -172,7 +177,6 @@ class Services(WebLoginServices, AccountServices):
     def phone(self) -> PhoneBinding:
         from chalicelib.phone import PhoneBinding
 
-        apps = self.session_apps  # runtime_account.py: shared with the profile and decrypt
         return PhoneBinding(
             self.code_claims,
             self.store.phones,
@@ -182,9 +186,33 @@ class Services(WebLoginServices, AccountServices):
             appid=self.settings.wechat_appid,
             conflict=self.settings.phone_conflict,
             events=self.events,
-            apps=apps,  # each app's phone codes with its own token (issue 22, item 10)
+            apps=self.session_apps,  # each app's phone codes with its own token (issue 22, item 10)
             identities=self.store.identities,
         )
+
+    @cached_property
+    def phone_login(self) -> PhoneLogin:
+        """A login's phone step (issue 24, item 1: AUTH_PHONE_LOGIN, AUTH_PHONE_CONFLICT)."""
+        from chalicelib.login import user_id_for
+        from chalicelib.phone_login import PhoneLogin
+
+        store, settings = self.store, self.settings
+        return PhoneLogin(
+            *(self.phone, self.session_apps, self.graph, store.phones, store.users),
+            user_id_for=user_id_for,
+            policy=settings.phone_login,
+            conflict=settings.phone_conflict,
+            events=self.events,
+            metrics=self.metrics,
+        )
+
+    @cached_property
+    def component_events(self) -> AuthorizationEvents | None:
+        """The third-party platform's pushes (issue 24, item 4); None without a platform."""
+        from chalicelib.wechat.push import AuthorizationEvents
+
+        platform = self.platform()
+        return None if platform is None else AuthorizationEvents(platform, metrics=self.metrics)
 
     @cached_property
     def clients(self) -> ClientStore:
@@ -206,23 +234,6 @@ class Services(WebLoginServices, AccountServices):
         )
         service.register_grant("authorization_code", lambda *a: self.code_grant(*a))  # issue 24
         return service
-
-
-def guarded_login_client(
-    client: WeChatClient,
-    breaker: Breaker,
-    appid: str,
-    limiter: RateLimiter | None,
-    clock: Callable[[], float],
-) -> GuardedWeChat:
-    """An app's WeChat client as logins use it: `code2session` through the app's breaker, then
-    the per-openid limit (AUTH_LIMIT_LOGIN_PER_OPENID), keyed by (appid, openid)."""
-    from chalicelib.wechat.breaker import GuardedWeChat
-
-    after_exchange = None
-    if limiter is not None:
-        after_exchange = limiter.hook(LOGIN_PER_OPENID, lambda openid: f"{appid}\x00{openid}")
-    return GuardedWeChat(client, breaker, clock=clock, after_exchange=after_exchange)
 
 
 def build(
@@ -288,33 +299,16 @@ def build(
         else lambda: settings.tombstone_key or ""
     )
 
-    def app_client(app: App) -> GuardedWeChat:
-        """The WeChat client of an `APP` item's app, with its secret (ARN or local), behind its
-        own breaker and the per-openid limit, as the primary app's (Services.login_wechat)."""
-        from chalicelib.wechat.client import WeChatClient
-
-        if app.secret_arn:
-            secret: Callable[[], str] = CachedSecret(secrets_client(), app.secret_arn, clock=clock)
-        elif app.secret:
-            value = app.secret
-            secret = lambda: value  # noqa: E731
-        else:
-            raise ConfigurationError(f"app {app.appid} has no secret (secret_arn or secret)")
-        from chalicelib.wechat.breaker import Breaker, BreakerPolicy
-
-        client = WeChatClient(
-            base_url=settings.wechat_api_base, appid=app.appid, secret=secret, sleep=sleep
-        )
-        policy = BreakerPolicy.of(settings)
-        breaker = Breaker(store.guards, appid=app.appid, metrics=metrics, policy=policy)
-        return guarded_login_client(client, breaker, app.appid, limiter, clock)
-
+    limiter = RateLimiter(store.guards, settings.limits(), metrics=metrics)
+    app_clients = AppClients(  # each app's login client; the third-party platform (issue 24)
+        settings, store, secrets_client, limiter=limiter, clock=clock, sleep=sleep, metrics=metrics
+    )
     apps = AppRegistry(
         store.apps,
         App(appid=settings.wechat_appid, client_id=settings.wechat_appid, primary=True),
         clock=clock,
         max_age=settings.apps_cache_ttl,
-        make_client=app_client,
+        make_client=app_clients,
     )
 
     def make_events_client() -> Any:  # `client` may name the Secrets Manager client by now
@@ -340,7 +334,6 @@ def build(
         ttl=settings.access_ttl,
         other_audiences=apps.audiences,
     )
-    limiter = RateLimiter(store.guards, settings.limits(), metrics=metrics)
     cap = None
     if settings.max_sessions_per_user is not None:  # AUTH_MAX_SESSIONS_PER_USER (issue 21)
         cap = SessionCap(
@@ -388,4 +381,5 @@ def build(
         apps=apps,
         events=events,
         tombstone_key=tombstone_key,
+        platform=app_clients.platform,
     )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from chalicelib.identity.graph import IdentityGraph
     from chalicelib.logs import Metrics
     from chalicelib.open_data import OpenData
-    from chalicelib.phone import AppPhones
+    from chalicelib.phone_apps import AppPhones
     from chalicelib.profile import Profiles
     from chalicelib.sessions import SessionManager
     from chalicelib.settings import Settings
@@ -53,7 +53,7 @@ class AccountServices:
     def session_apps(self) -> AppPhones:
         """The app of a session (by its `client_id`), with its WeChat client and a broker of its
         own server access_token: phone codes, the profile's text check, decrypt's checksession."""
-        from chalicelib.phone import AppPhones, PhoneApp
+        from chalicelib.phone_apps import AppPhones, PhoneApp
 
         assert self.apps is not None
         primary = PhoneApp(self.settings.wechat_appid, self.wechat, self.broker)

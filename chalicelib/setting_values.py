@@ -116,3 +116,78 @@ def host_list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tu
                 " *.example.com), or none"
             )
     return hosts
+
+
+# Issue 24, item 4: the third-party platform (第三方平台) of WECHAT_COMPONENT_APPID.
+_AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")  # EncodingAESKey: 43 letters and digits
+_APPID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class ComponentKeys:
+    """A third-party platform's secrets: its appsecret (for `api_component_token`), the
+    message token and the EncodingAESKey of its pushes (WeChat's 消息校验 Token, 消息加解密
+    Key). Never logged: reprs hide them."""
+
+    secret: str
+    token: str
+    encoding_aes_key: str
+
+    def __repr__(self) -> str:
+        return "ComponentKeys(...)"
+
+    @classmethod
+    def of(cls, secret: object, token: object, aes_key: object, *, source: str) -> ComponentKeys:
+        """The three values, checked; ConfigurationError naming `source`, never a value."""
+        if not isinstance(secret, str) or not secret:
+            raise ConfigurationError(f"{source}: the component's appsecret is missing")
+        if not isinstance(token, str) or not 1 <= len(token) <= 128 or not token.isprintable():
+            raise ConfigurationError(f"{source}: the message token must be 1 to 128 characters")
+        if not isinstance(aes_key, str) or not _AES_KEY_RE.fullmatch(aes_key):
+            raise ConfigurationError(f"{source}: the EncodingAESKey must be 43 letters and digits")
+        return cls(secret, token, aes_key)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str) -> ComponentKeys:
+        """A Secrets Manager value: `{"secret", "token", "encoding_aes_key"}`."""
+        import json
+
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            raise ConfigurationError(f"{source} is not a JSON object") from e
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"{source} is not a JSON object")
+        return cls.of(
+            value.get("secret"), value.get("token"), value.get("encoding_aes_key"), source=source
+        )
+
+
+def component_platform(env: Mapping[str, str]) -> dict[str, object]:
+    """WECHAT_COMPONENT_APPID with WECHAT_COMPONENT_SECRET_ARN (AWS: a JSON secret), or, for a
+    local server, WECHAT_COMPONENT_SECRET, WECHAT_COMPONENT_TOKEN and WECHAT_COMPONENT_AES_KEY.
+    All unset: no third-party platform. Errors never quote a secret."""
+    appid = (env.get("WECHAT_COMPONENT_APPID") or "").strip() or None
+    arn = (env.get("WECHAT_COMPONENT_SECRET_ARN") or "").strip() or None
+    local = [env.get(name) or None for name in _COMPONENT_LOCAL]
+    if appid is None:
+        if arn or any(local):
+            raise ConfigurationError(
+                "WECHAT_COMPONENT_SECRET_ARN (or _SECRET, _TOKEN, _AES_KEY) needs"
+                " WECHAT_COMPONENT_APPID: the third-party platform's appid"
+            )
+        return {}
+    if not _APPID_RE.fullmatch(appid):
+        raise ConfigurationError("WECHAT_COMPONENT_APPID must be 1 to 64 of A-Z a-z 0-9 _ -")
+    if arn is not None:
+        return {"component_appid": appid, "component_secret_arn": arn}
+    if not all(local):
+        raise ConfigurationError(
+            "WECHAT_COMPONENT_APPID needs WECHAT_COMPONENT_SECRET_ARN (Secrets Manager) or, for a"
+            " local server, " + ", ".join(_COMPONENT_LOCAL)
+        )
+    keys = ComponentKeys.of(*local, source="WECHAT_COMPONENT_SECRET/_TOKEN/_AES_KEY")
+    return {"component_appid": appid, "component": keys}
+
+
+_COMPONENT_LOCAL = ("WECHAT_COMPONENT_SECRET", "WECHAT_COMPONENT_TOKEN", "WECHAT_COMPONENT_AES_KEY")

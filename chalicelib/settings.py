@@ -27,8 +27,10 @@ from chalicelib.setting_groups import (  # noqa: F401 - re-exported: settings' c
 )
 from chalicelib.setting_values import (
     MAX_COUNT,
+    ComponentKeys,
     Limit,
     choice,
+    component_platform,
     flag,
     is_lambda_arn,
     parse_limit,
@@ -44,6 +46,7 @@ LOCAL_SECRET = "wx-local-placeholder-secret"  # noqa: S105 - a documented placeh
 # client's round trips (1).
 GRACE_MARGIN = 2
 PHONE_CONFLICT_POLICIES = ("refuse", "move")  # chalicelib/phone.py
+PHONE_LOGIN_POLICIES = ("refuse", "link")  # issue 24, item 1: chalicelib/phone_login.py
 # AUTH_EVENT_BUS: an EventBridge bus name, or its ARN (PutEvents' EventBusName takes either).
 _EVENT_BUS_RE = re.compile(
     r"[A-Za-z0-9._/-]{1,256}"
@@ -147,6 +150,14 @@ class Settings:
     deletion_cooldown: int = DEFAULT_DELETION_COOLDOWN
     tombstone_key: str | None = field(default=LOCAL_TOMBSTONE_KEY, repr=False)
     tombstone_key_arn: str | None = None
+    # Issue 24, item 1 (chalicelib/phone_login.py): AUTH_PHONE_LOGIN, a new openid whose number
+    # is another user's: `refuse` (AUTH_PHONE_CONFLICT's rule) or `link` (it joins that user).
+    # Item 4 (chalicelib/wechat/component.py): the third-party platform (WECHAT_COMPONENT_*),
+    # its secret, message token and EncodingAESKey from WECHAT_COMPONENT_SECRET_ARN in AWS.
+    phone_login: str = "refuse"
+    component_appid: str | None = None
+    component_secret_arn: str | None = None
+    component: ComponentKeys | None = field(default=None, repr=False)  # local values
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -194,6 +205,8 @@ class Settings:
             **web_login(env),
             **profile(env),
             **deletion(env),
+            phone_login=choice(env, "AUTH_PHONE_LOGIN", defaults.phone_login, PHONE_LOGIN_POLICIES),
+            **component_platform(env),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(

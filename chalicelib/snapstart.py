@@ -90,6 +90,9 @@ def refresh(services: Services) -> None:
             forget_secret()
     if services.apps is not None:
         services.apps.forget()
+    app_clients = getattr(services.platform, "__self__", None)  # the third-party platform's keys
+    if app_clients is not None:
+        app_clients.forget()
     clients = services.__dict__.get("clients")  # built (a cached_property), or nothing to forget
     if clients is not None:
         clients.forget()

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+from devserver.fake_component import FakeComponent
 from devserver.fake_wechat import FakeWeChat, fake_apps
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -274,14 +275,17 @@ def main() -> int:
             return 1
         table = f"{env['AUTH_TABLE_NAME']} ({'created' if created else 'exists'})"
 
+        component: FakeComponent | None = None
         if env.get("WECHAT_API_BASE"):
             wechat = f"{env['WECHAT_API_BASE']} (WECHAT_API_BASE)"
         else:
+            component = _fake_component(env)  # a third-party platform (issue 24, item 4)
             fake = FakeWeChat(
                 appid,
                 secret,
                 apps=fake_apps(env.get("FAKE_WECHAT_APPS")),
                 devtools_user=env.get("FAKE_WECHAT_USER") or None,
+                component=component,
             )
             env["WECHAT_API_BASE"] = fake.start("127.0.0.1", 0)
             fill_env(env, "WECHAT_OPEN_BASE", env["WECHAT_API_BASE"])  # qrconnect (issue 24)
@@ -304,6 +308,9 @@ def main() -> int:
         while not stopping.is_set() and child.poll() is None:
             if not ready and accepts_connections(port):
                 ready = True
+                if component is not None:  # WeChat's first push of the platform's ticket
+                    status = component.push_ticket(f"http://127.0.0.1:{port}")
+                    log(f"fake WeChat pushed the platform's verify ticket: HTTP {status}")
                 log(
                     f"wxauth on http://127.0.0.1:{port}\n"
                     f"  DynamoDB: {dynamodb}, table {table}\n"
@@ -321,6 +328,20 @@ def main() -> int:
         code = _exit_code(child.returncode)
         log(f"chalice local exited with code {code}; stopping")
         return code
+
+
+def _fake_component(env: MutableMapping[str, str]) -> FakeComponent | None:
+    """With WECHAT_COMPONENT_APPID set and the fake WeChat: the fake platform, its secrets the
+    settings' (filled in with local placeholders where missing), every appid authorized."""
+    platform = env.get("WECHAT_COMPONENT_APPID")
+    if not platform or env.get("WECHAT_COMPONENT_SECRET_ARN"):
+        return None
+    return FakeComponent(
+        platform,
+        fill_env(env, "WECHAT_COMPONENT_SECRET", "wx-local-component-secret"),
+        fill_env(env, "WECHAT_COMPONENT_TOKEN", "wx-local-push-token"),
+        fill_env(env, "WECHAT_COMPONENT_AES_KEY", "wxLocalEncodingAESKey" + "0" * 22),
+    )
 
 
 def _exit(code: int) -> NoReturn:

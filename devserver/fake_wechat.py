@@ -1,6 +1,7 @@
 """A fake of WeChat's `jscode2session`, `cgi-bin/stable_token` and `getuserphonenumber`, for
 `make run` and the tests (and `wxa/checksession`, `wxa/msg_sec_check` and encrypted open data:
-devserver/fake_wechat_user.py).
+devserver/fake_wechat_user.py; with `component=`, a third-party platform's
+`api_component_token` and `sns/component/jscode2session`: devserver/fake_component.py).
 
 It answers like the real API: `GET /sns/jscode2session?appid=&secret=&js_code=&grant_type=`,
 always HTTP 200 with `Content-Type: text/plain` and a JSON body; an error is
@@ -108,7 +109,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
-from devserver import fake_wechat_user
+from devserver import fake_component, fake_wechat_user
+from devserver.fake_component import FakeComponent
 from devserver.fake_qrconnect import CONFIRM_PATH, DENY, QRCONNECT_PATH, USER_HEADER, qrconnect
 from devserver.fake_wechat_user import SessionKeys
 
@@ -142,6 +144,9 @@ ERRMSGS = {
     45009: "reach max api daily quota limit",
     45011: "api minute-quota reach limit  mustslower  retry next minute",
     47001: "data format error",
+    61003: "component is not authorized by this account",
+    61005: "component ticket is expired",
+    61006: "component ticket is invalid",
     1400001: "usage count has reached the limit of the current version",
 }
 
@@ -289,8 +294,10 @@ class FakeWeChat:
         apps: dict[str, str] | None = None,
         unbound: set[str] | None = None,
         devtools_user: str | None = None,
+        component: FakeComponent | None = None,
     ) -> None:
         self.appid = appid
+        self.component = component  # a third-party platform's APIs (issue 24, item 4)
         self._devtools_user = devtools_user or None
         self._secret = secret
         self._secrets = {**(apps or {}), appid: secret}  # appid -> its secret
@@ -475,10 +482,13 @@ class FakeWeChat:
         if refused is not None:
             return refused
 
+        return self.session_for(query["appid"], code)
+
+    def session_for(self, appid: str, code: str) -> dict[str, Any]:
+        """The answer to `appid`'s wx.login `code` (its checks passed): jscode2session's, and a
+        third-party platform's (devserver/fake_component.py)."""
         # codes are per app (the primary app's keyed as they always were)
-        first_use = self._claim(
-            code if query["appid"] == self.appid else f"{query['appid']}\x00{code}"
-        )
+        first_use = self._claim(code if appid == self.appid else f"{appid}\x00{code}")
         effective = code
         if code.startswith("slow-"):
             delay_ms, _, effective = code.removeprefix("slow-").partition(".")
@@ -492,12 +502,12 @@ class FakeWeChat:
         refused = _code_refusal(user, first_use)
         if refused is not None:
             return refused
-        openid = openid_for(query["appid"], user)
+        openid = openid_for(appid, user)
         body: dict[str, Any] = {
             "openid": openid,
-            "session_key": self.session_keys.issue(query["appid"], openid),  # the current one
+            "session_key": self.session_keys.issue(appid, openid),  # the current one
         }
-        body.update(self._unionid(query["appid"], user))
+        body.update(self._unionid(appid, user))
         return body
 
     def _claim(self, code: str) -> bool:
@@ -634,6 +644,10 @@ class _Handler(BaseHTTPRequestHandler):
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             token_app = fake.access_token_app(query.get("access_token", ""))
             self._send(200, fake.session_keys.check_session(token_app, query))
+        elif url.path == fake_component.JSCODE2SESSION_PATH and fake.component is not None:
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            answer = fake.component.jscode2session(query, fake.session_for, _error)
+            self._send(200, answer, "text/plain")
         elif url.path == "/_fake/stats":
             self._send(200, {"calls": fake.calls, "phone_calls": fake.phone_calls})
         else:
@@ -656,6 +670,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == fake_wechat_user.OPEN_DATA_PATH:
             data = fake.session_keys.open_data(fake.appid, openid_for, raw)
             self._send(*((200, data) if data is not None else (404, {"error": "no such user"})))
+        elif path == fake_component.TOKEN_PATH and fake.component is not None:
+            self._send(200, fake.component.api_component_token(raw, _error))
         elif path == PHONE_PATH:
             query = urlsplit(self.path).query
             self._send(200, fake.getuserphonenumber(*_phone_request(query, raw)), "text/plain")

@@ -148,6 +148,7 @@ class WeChatStub:
     user's current session_key, else 87009."""
 
     def __init__(self, mock: responses.RequestsMock) -> None:
+        self.mock = mock  # for more endpoints (tests/wechat/test_component.py)
         self.calls = 0
         self.seen: list[dict[str, str]] = []
         self._used: set[str] = set()

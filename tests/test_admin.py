@@ -649,3 +649,25 @@ def test_app_add_with_a_secret_on_a_loopback_table(capsys, monkeypatch, settings
         assert "s3cret-b" not in json.dumps(out)
     finally:
         moto.stop()
+
+
+# -- app add --kind component (issue 24, item 4) -------------------------------------------------
+
+
+def test_a_component_app_is_added_with_its_platform_and_no_secret(capsys, env, dynamodb):
+    add = ["app", "add", "--appid", "wx-app-c", "--kind", "component"]
+
+    code, out, err = run(capsys, *add, "--component-appid", "wx-platform")
+
+    assert code == 0, err
+    assert (out["kind"], out["component_appid"], out["secret"]) == (
+        "component", "wx-platform", "platform"
+    )  # fmt: skip
+    for refused in (add, [*add, "--component-appid", "wx-platform", "--secret-arn", "arn:x"]):
+        code, out, err = run(capsys, *refused[:3], "wx-app-d", *refused[4:])
+        assert code == 1 and "--component-appid" in err
+    mini = ["app", "add", "--appid", "wx-app-e", "--kind", "mini-program"]
+    code, _, err = run(capsys, *mini, "--secret-arn", "arn:x", "--component-appid", "wx-platform")
+    assert code == 1 and "no --component-appid" in err
+    code, _, err = run(capsys, *mini)
+    assert code == 1 and "needs --secret-arn or --secret" in err

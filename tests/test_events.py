@@ -653,3 +653,23 @@ def test_auth_event_log_setting():
     assert Settings.from_env({"AUTH_EVENT_LOG": "true"}).event_log is True
     with pytest.raises(ConfigurationError, match="AUTH_EVENT_LOG"):
         Settings.from_env({"AUTH_EVENT_LOG": "sometimes"})
+
+
+# -- one-tap phone login (issue 24, item 1) --------------------------------------------------------
+
+
+def test_a_phone_login_publishes_its_user_and_its_number_and_a_refused_one_nothing(
+    client, bus, services
+):
+    services.__dict__["broker"] = FakeBroker()  # before `services.phone` is first built
+    body = {"code": "alice.1", "phone_code": "phone.alice.13800138000"}
+    alice = post(client, "/auth/login", body).json_body
+    published = {e["detail-type"]: e["detail"] for e in bus.delivered()}
+    assert set(published) == {"UserCreated", "PhoneBound", "UserLoggedIn"}
+    assert published["PhoneBound"]["user_id"] == alice["user"]["id"]
+
+    refused = post(client, "/auth/login", {"code": "bob.1", "phone_code": "phone.bob.13800138000"})
+
+    assert refused.status_code == 409
+    assert bus.delivered() == []  # no user, no session, no number: nothing to tell
+    assert "13800138000" not in json.dumps(published)

@@ -410,3 +410,48 @@ def test_the_tombstone_key_is_an_arn_or_a_long_value_never_quoted() -> None:
         Settings.from_env({"AUTH_TOMBSTONE_KEY": "short-secret-value"})
     assert "short-secret-value" not in str(refused.value)
     assert "k" * 32 not in repr(Settings.from_env({"AUTH_TOMBSTONE_KEY": "k" * 32}))
+
+
+# -- issue 24: AUTH_PHONE_LOGIN, the third-party platform ------------------------------------
+
+PLATFORM_LOCAL = {
+    "WECHAT_COMPONENT_APPID": "wx-platform",
+    "WECHAT_COMPONENT_SECRET": "platform-secret",
+    "WECHAT_COMPONENT_TOKEN": "push-token",
+    "WECHAT_COMPONENT_AES_KEY": "k" * 43,
+}
+
+
+def test_phone_login_is_refuse_by_default_or_link() -> None:
+    assert Settings.from_env({}).phone_login == "refuse"
+    assert Settings.from_env({"AUTH_PHONE_LOGIN": "link"}).phone_login == "link"
+    with pytest.raises(ConfigurationError, match="AUTH_PHONE_LOGIN"):
+        Settings.from_env({"AUTH_PHONE_LOGIN": "merge"})
+
+
+def test_a_platform_is_its_appid_with_local_keys_or_a_secret_arn() -> None:
+    local = Settings.from_env(PLATFORM_LOCAL)
+    assert local.component_appid == "wx-platform" and local.component is not None
+    assert local.component.token == "push-token"
+    assert "platform-secret" not in repr(local)
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:platform"
+    in_aws = Settings.from_env(
+        {"WECHAT_COMPONENT_APPID": "wx-platform", "WECHAT_COMPONENT_SECRET_ARN": arn}
+    )
+    assert (in_aws.component_secret_arn, in_aws.component) == (arn, None)
+    assert Settings.from_env({}).component_appid is None
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {**PLATFORM_LOCAL, "WECHAT_COMPONENT_AES_KEY": "too-short"},
+        {**PLATFORM_LOCAL, "WECHAT_COMPONENT_TOKEN": ""},
+        {k: v for k, v in PLATFORM_LOCAL.items() if k != "WECHAT_COMPONENT_APPID"},
+        {"WECHAT_COMPONENT_APPID": "wx platform"},
+    ],
+)
+def test_a_platform_missing_or_malformed_is_a_configuration_error_naming_no_secret(env) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env(env)
+    assert "platform-secret" not in str(raised.value) and "too-short" not in str(raised.value)

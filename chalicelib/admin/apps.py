@@ -2,6 +2,9 @@
 
     wxauth-admin app add --appid APPID --kind {mini-program,official-account,mobile-app,website}
                          (--secret-arn ARN | --secret SECRET) [--client-id ID] [--audience AUD]
+    wxauth-admin app add --appid APPID --kind component --component-appid PLATFORM_APPID
+                         [--client-id ID] [--audience AUD]   (issue 24: a third-party
+                         platform's mini-program; the platform's secrets are the settings')
     wxauth-admin app list                 (never prints a secret)
     wxauth-admin app disable APPID [--no-wait]   (and: app enable APPID [--no-wait])
 
@@ -43,7 +46,7 @@ def add_parser(groups: Any) -> None:
     add = commands.add_parser("add", help="register an app")
     add.add_argument("--appid", required=True, type=unmasked(_appid))
     add.add_argument("--kind", required=True, choices=sorted(KINDS))
-    secret = add.add_mutually_exclusive_group(required=True)
+    secret = add.add_mutually_exclusive_group()  # required, but by a kind of platform
     text = unmasked(str)
     secret.add_argument(
         "--secret-arn", type=text, help="Secrets Manager secret holding the app secret"
@@ -52,6 +55,11 @@ def add_parser(groups: Any) -> None:
         "--secret",
         type=text,
         help="the app secret itself (a table on this machine only: a loopback endpoint)",
+    )
+    add.add_argument(
+        "--component-appid",
+        type=unmasked(_appid),
+        help="kind component: the third-party platform's appid (WECHAT_COMPONENT_APPID)",
     )
     add.add_argument("--client-id", type=text, help="the tokens' client_id (default: the appid)")
     add.add_argument("--audience", type=text, help="the tokens' aud (default: the client id)")
@@ -77,6 +85,8 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
                 "--secret is for local tables only (a DynamoDB endpoint on this machine):"
                 " store the secret in Secrets Manager and give --secret-arn"
             )
+        if not (args.secret or args.secret_arn or KINDS[args.kind].through_platform):
+            raise AdminError(f"an app of kind {args.kind} needs --secret-arn or --secret")
         try:
             app = apps.add(
                 App(
@@ -86,6 +96,7 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
                     audience=args.audience,
                     secret_arn=args.secret_arn,
                     secret=args.secret,
+                    component_appid=args.component_appid,
                 ),
                 now=now,
             )

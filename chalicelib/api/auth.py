@@ -34,9 +34,14 @@ def login(call: Call) -> Response:
     nonce = None  # omitted (or null): a replay of the code is answered only briefly, if at all
     if body.get("login_nonce") is not None:
         nonce = string_field(body, "login_nonce", max_length=MAX_NONCE_LENGTH)
+    phone_code = None  # omitted (or null): no number bound (issue 24, item 1: one-tap login)
+    if body.get("phone_code") is not None:
+        phone_code = string_field(body, "phone_code", max_length=MAX_CODE_LENGTH)
     # The login's optional `device`, its User-Agent and API Gateway's source IP.
     device = device_info(body, user_agent=call.header("user-agent"), source_ip=ip)
-    result = call.services.login.login(code, call.now, appid, device=device, nonce=nonce)
+    result = call.services.login.login(
+        code, call.now, appid, device=device, nonce=nonce, phone_code=phone_code
+    )
     call.user_id = result.tokens.user_id
     return token_response(result.response(call.now))
 

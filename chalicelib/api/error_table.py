@@ -17,6 +17,7 @@ from chalicelib.errors import (
     AppDisabled,
     ClientAuthError,
     ConfigurationError,
+    ForgedMessage,
     GrantError,
     InsufficientScope,
     InvalidScope,
@@ -64,6 +65,7 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (AccessDenied, 403, "access_denied"),  # a web sign-in the user refused (issue 24)
     (UserBanned, 403, "access_denied"),
     (MergedAway, 403, "access_denied"),  # an identity a merge left behind (docs/operators.md)
+    (ForgedMessage, 403, "access_denied"),  # a push WeChat did not sign (issue 24, item 4)
     (AccountStateError, 403, "access_denied"),  # issue 25: reason deletion_pending, account_deleted
     (SessionNotFound, 404, NOT_FOUND),
     (UnknownUser, 404, NOT_FOUND),  # GET /users/{user_id}/identities

@@ -59,6 +59,7 @@ IN_FLIGHT_SECONDS = 30
 OFFICIAL_ACCOUNT = "official-account"
 MOBILE_APP = "mobile-app"
 WEBSITE = "website"  # issue 24, item 2: an open-platform website app (网站应用)
+COMPONENT = "component"  # issue 24, item 4: a mini-program developed by a third-party platform
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ class AppKind(Protocol):
     # May a used code be replayed without its first caller's `login_nonce` (for a short while,
     # AUTH_LOGIN_REPLAY_WITHOUT_NONCE)? Only where the code never travels in a URL.
     replays_without_nonce: bool
+    # Has the app a phone-number button whose codes it exchanges with its own server token
+    # (`POST /auth/phone`, a phone login's `phone_code`: issue 24, item 1)?
+    phone_codes: bool
+    # Does the app log in through a third-party platform (its `component_appid`, no secret of
+    # its own: issue 24, item 4)?
+    through_platform: bool
 
     def exchange(self, wechat: WeChatClient, code: str) -> Exchanged: ...
 
@@ -88,6 +95,8 @@ class MiniProgram:
 
     name = MINI_PROGRAM
     replays_without_nonce = True
+    phone_codes = True
+    through_platform = False
 
     def exchange(self, wechat: WeChatClient, code: str) -> Exchanged:
         wx = wechat.code2session(code)
@@ -101,6 +110,8 @@ class OAuthCode:
     analytics and shared links: its replay always needs the first caller's nonce."""
 
     replays_without_nonce = False
+    phone_codes = False
+    through_platform = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -133,6 +144,17 @@ class Website(OAuthCode):
         return f"{open_base.rstrip('/')}/connect/qrconnect?{query}#wechat_redirect"
 
 
+class Component(MiniProgram):
+    """A mini-program developed by a third-party platform (代小程序): its `wx.login` codes,
+    exchanged by the platform (`sns/component/jscode2session` with the platform's brokered
+    component_access_token: chalicelib/wechat/component.py, whose client `code2session` is).
+    Its phone codes would need the platform's authorizer_access_token: not taken."""
+
+    name = COMPONENT
+    phone_codes = False
+    through_platform = True
+
+
 KINDS: dict[str, AppKind] = {}
 
 
@@ -142,7 +164,13 @@ def register_kind(kind: AppKind) -> AppKind:
     return kind
 
 
-for _kind in (MiniProgram(), OAuthCode(OFFICIAL_ACCOUNT), OAuthCode(MOBILE_APP), Website()):
+for _kind in (
+    MiniProgram(),
+    OAuthCode(OFFICIAL_ACCOUNT),
+    OAuthCode(MOBILE_APP),
+    Website(),
+    Component(),
+):
     register_kind(_kind)
 
 
@@ -325,6 +353,15 @@ class AppRegistry:
         if app.kind not in KINDS:
             raise RequestError(f"kind must be one of: {', '.join(sorted(KINDS))}")
         validate_appid(app.appid)
+        if KINDS[app.kind].through_platform:
+            if not app.component_appid or app.secret or app.secret_arn:
+                raise RequestError(
+                    f"an app of kind {app.kind} needs its platform's --component-appid, and no"
+                    " secret of its own (the platform's: WECHAT_COMPONENT_SECRET_ARN)"
+                )
+            validate_appid(app.component_appid)
+        elif app.component_appid:
+            raise RequestError(f"an app of kind {app.kind} has no --component-appid")
         if app.appid == self._primary.appid:
             raise RequestError(f"{app.appid} is the primary app (WECHAT_APPID)")
         added = self._store.add(app, now=now)

@@ -45,6 +45,13 @@ from chalicelib.store.users import UserRecord, Users
 __all__ = ["Identity", "IdentityGraph", "PendingLink", "Resolved"]
 
 
+class Unread:
+    """`IdentityGraph.resolve`'s `known` when the caller has not read the identity."""
+
+
+UNREAD = Unread()
+
+
 @dataclass(frozen=True)
 class Resolved:
     """Who logged in: the user, whether this login created it, and its identity."""
@@ -82,7 +89,15 @@ class IdentityGraph:
 
     # -- login ----------------------------------------------------------------------------
 
-    def resolve(self, app: App, wx: Exchanged, now: int) -> Resolved:
+    def resolve(
+        self,
+        app: App,
+        wx: Exchanged,
+        now: int,
+        *,
+        known: Identity | None | Unread = UNREAD,
+        join: str | None = None,
+    ) -> Resolved:
         """The user of (app, openid), creating or linking what is missing.
 
         A returning identity: one UpdateItem (which also back-fills a unionid WeChat returns
@@ -91,8 +106,18 @@ class IdentityGraph:
         identity: that UpdateItem, the Query of its tombstones (with `erased`), with a unionid
         the Query and the Put, a GetItem when it joins another user, the profile's
         UpdateItem, the identity's guarded Put.
+
+        A phone login (issue 24, item 1) has read the identity already (`known`: the item, or
+        None for none): a returning identity then costs nothing unless its unionid is new, and
+        a new one no UpdateItem; `join`: the user a new identity joins when it would otherwise
+        be a user of its own (AUTH_PHONE_LOGIN=link: the owner of its number), as a unionid's
+        owner is joined (and then no tombstone is looked for: the user exists).
         """
-        old = self._identities.touch(app.appid, wx.openid, kind=app.kind, unionid=wx.unionid)
+        if isinstance(known, Identity) and not (wx.unionid and known.unionid is None):
+            return Resolved(known.user_id, False, known, known.custom_claims, known.profile_claims)
+        old = None
+        if known is not None:
+            old = self._identities.touch(app.appid, wx.openid, kind=app.kind, unionid=wx.unionid)
         if old is not None:
             if wx.unionid and old.unionid is None:
                 self._backfill(old, wx.unionid, now)
@@ -103,11 +128,13 @@ class IdentityGraph:
                 old.custom_claims,
                 old.profile_claims,
             )
-        return self._first(app, wx, now)
+        return self._first(app, wx, now, join=join)
 
-    def _first(self, app: App, wx: Exchanged, now: int) -> Resolved:
-        generation = self._erased(app.appid, wx.openid) if self._erased is not None else 0
-        derived = self._user_id_for(app.appid, wx.openid, generation)
+    def _first(self, app: App, wx: Exchanged, now: int, *, join: str | None = None) -> Resolved:
+        generation = 0
+        if join is None and self._erased is not None:
+            generation = self._erased(app.appid, wx.openid)
+        derived = join or self._user_id_for(app.appid, wx.openid, generation)
         user_id = derived
         conflict_owner: str | None = None
         if wx.unionid:
@@ -193,6 +220,14 @@ class IdentityGraph:
         if linked and candidate not in {link.user_id for link in linked}:
             candidate = linked[0].user_id
         return self._identities.claim_owner(unionid, candidate, now=now)
+
+    def unionid_user(self, unionid: str) -> str | None:
+        """The user a new identity with this unionid would join, read only (one Query): its
+        OWNER, else the earliest user linked to it (`owner_of` claims it for that one)."""
+        owner, linked = self._identities.unionid(unionid)
+        if owner is not None or not linked:
+            return owner
+        return min(linked, key=lambda link: link.linked_at).user_id
 
     def _backfill(self, identity: Identity, unionid: str, now: int) -> None:
         """A unionid WeChat returned for an identity that had none (stored by `touch`)."""

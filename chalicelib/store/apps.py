@@ -3,6 +3,7 @@
 | pk    | sk             | attributes                                                          |
 |-------|----------------|---------------------------------------------------------------------|
 | `APP` | `APP#<appid>`  | appid, kind, client_id, audience?, secret_arn? or secret? (local),   |
+|       |                | component_appid? (kind `component`: its third-party platform),     |
 |       |                | enabled (BOOL), created_at, updated_at                              |
 
 The primary app (WECHAT_APPID) may have an item too, holding only `enabled`. The registry and
@@ -51,6 +52,7 @@ class App:
     secret: str | None = field(default=None, repr=False)  # local / tests only
     created_at: int = 0
     primary: bool = False  # the settings' app (WECHAT_APPID)
+    component_appid: str | None = None  # its third-party platform's (issue 24, item 4)
 
     def public(self) -> dict[str, Any]:
         """What an operator may see: never the secret (only whether it comes from an ARN)."""
@@ -60,10 +62,13 @@ class App:
             "client_id": self.client_id or self.appid,
             "audience": self.audience,
             "enabled": self.enabled,
-            "secret": "arn" if self.secret_arn else ("local" if self.secret else "settings"),
+            "secret": "arn"
+            if self.secret_arn
+            else ("local" if self.secret else ("platform" if self.component_appid else "settings")),
             "secret_arn": self.secret_arn,
             "primary": self.primary,
             "created_at": self.created_at,
+            **({"component_appid": self.component_appid} if self.component_appid else {}),
         }
 
 
@@ -77,6 +82,7 @@ def item_to_app(item: Item) -> App:
         secret_arn=get_s(item, "secret_arn"),
         secret=get_s(item, "secret"),
         created_at=get_n(item, "created_at") or 0,
+        component_appid=get_s(item, "component_appid"),
     )
 
 
@@ -105,7 +111,7 @@ class Apps:
             "enabled": boolean(True),
             "created_at": n(now),
         }
-        for name in ("audience", "secret_arn", "secret"):
+        for name in ("audience", "secret_arn", "secret", "component_appid"):
             value = getattr(app, name)
             if value:
                 item[name] = s(value)

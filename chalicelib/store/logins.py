@@ -19,6 +19,7 @@ code, `record_result` (and `mark_bound` in the binding's transaction, chalicelib
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from chalicelib.errors import (
@@ -230,6 +231,8 @@ class Logins:
         identity: Identity,
         now: int,
         pending_deletion: bool = False,
+        phone_items: Sequence[Item] = (),
+        profile_update: Item | None = None,
     ) -> None:
         """One transaction, all or nothing, in this order: the new session (which keeps the
         claim's key, `login_claim`, so that the user's erasure finds the claim), the claimed code's
@@ -240,12 +243,18 @@ class Logins:
         #21; concurrent transactions on one item cancel each other, and its partition capped an
         app's logins).
 
-        ConditionFailed if the claim is gone; UserBanned if the PROFILE has `banned_at` (a ban
-        that came after the login read the user: the ban's revocation of every session may
-        have missed this one); MergedAway if it has `merged_into` (`wxauth-admin user merge`;
-        the check hands the PROFILE back, or where a backend does not, one GetItem on this
-        refusal only); DeletionPending if the user asked for the account's deletion (issue 25)
-        and AccountDeleted if its cooling-off period is over. With `pending_deletion` (the
+        A phone login (issue 24, item 1) adds its number's items (`phone_items`, before the
+        check: chalicelib/store/phones.py `binding_items`) and, when the number is new on the
+        profile, the PROFILE's Update (`profile_update`, made with `may_log_in`), which takes
+        the check's place, last: a transaction touches an item once.
+
+        ConditionFailed if the claim is gone (or, with `profile_update`, the profile's number
+        changed since it was read); UserBanned if the PROFILE has `banned_at` (a ban that came
+        after the login read the user: the ban's revocation of every session may have missed
+        this one); MergedAway if it has `merged_into` (`wxauth-admin user merge`; the check
+        hands the PROFILE back, or where a backend does not, one GetItem on this refusal only);
+        DeletionPending if the user asked for the account's deletion (issue 25) and
+        AccountDeleted if its cooling-off period is over. With `pending_deletion` (the
         restricted session of a user pending deletion) the check lets a pending deletion
         through while it is not due, and needs the PROFILE to exist.
         """
@@ -265,8 +274,10 @@ class Logins:
             items.append(unionid_link(table, unionid, session.user_id, now=now))
         items += [
             listing_item(table, identity, now=now),
+            *phone_items,
             # last: its cancellation reason is the last one
-            may_log_in(
+            profile_update
+            or may_log_in(
                 table, session.user_id, pending_until_after=now if pending_deletion else None
             ),
         ]
@@ -293,5 +304,6 @@ class Logins:
                         user_id=session.user_id,
                         merged_into=user.merged_into,
                     ) from e
-                raise UserBanned("this user is banned") from e
+                if profile_update is None or (user is not None and user.banned_at is not None):
+                    raise UserBanned("this user is banned") from e
             raise

@@ -72,93 +72,152 @@ class Phones:
         unbound; another user: the number is moved, removed from that user's profile). The code's
         claim is marked applied (`bound_at`). ConditionFailed if anything changed since the read.
         """
-        table = self._table.name
-        profile_names = {
-            "#pk": PK,
-            "#hash": "phone_hash",
-            "#codes": CODE_CLAIMS,
-            **{f"#a{i}": name for i, name in enumerate(PHONE_ATTRIBUTES)},
-        }
-        values: dict[str, Any] = {
-            ":a0": s(phone.phone_number),
-            ":a1": s(phone.country_code),
-            ":a2": s(phone.pure_phone_number),
-            ":a3": s(phone.phone_hash),
-            ":a4": n(phone.bound_at),
-            ":codes": {"SS": [code_hash]},  # the code's claim, erased with the user (issue 25)
-        }
-        condition = "attribute_exists(#pk) AND "
-        if previous_hash is None:
-            condition += "attribute_not_exists(#hash)"
-        else:
-            condition += "#hash = :prev"
-            values[":prev"] = s(previous_hash)
-        set_phone = "SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(PHONE_ATTRIBUTES)))
-        moving = owner is not None and owner != user_id
-        if moving:
-            assert owner is not None
-            set_phone += ", #moved = :moved"
-            profile_names["#moved"] = "phone_moved_from"
-            values[":moved"] = s(owner)
-        items: list[Item] = [
+        profile, others = binding_items(
+            self._table.name,
+            user_id,
+            phone,
+            previous_hash=previous_hash,
+            owner=owner,
+            code_hash=code_hash,
+            now=now,
+        )
+        self._table.transact([profile, *others])
+
+    def items(
+        self,
+        user_id: str,
+        phone: PhoneRecord,
+        *,
+        previous_hash: str | None,
+        owner: str | None,
+        code_hash: str,
+        now: int,
+        may_log_in: bool = False,
+    ) -> tuple[Item, list[Item]]:
+        """`binding_items` of this table: for a transaction of another repository's (a phone
+        login's, chalicelib/store/logins.py `finish`)."""
+        return binding_items(
+            self._table.name,
+            user_id,
+            phone,
+            previous_hash=previous_hash,
+            owner=owner,
+            code_hash=code_hash,
+            now=now,
+            may_log_in=may_log_in,
+        )
+
+
+def binding_items(
+    table: str,
+    user_id: str,
+    phone: PhoneRecord,
+    *,
+    previous_hash: str | None,
+    owner: str | None,
+    code_hash: str,
+    now: int,
+    may_log_in: bool = False,
+) -> tuple[Item, list[Item]]:
+    """A binding's items (`Phones.bind`): the Update of the user's PROFILE, and the others (the
+    number's PHONE# Put, the code's claim marked applied, the previous number's Delete, the
+    moved number's removal from its owner's profile). With `may_log_in` (a phone login's
+    transaction, chalicelib/store/logins.py), the PROFILE's Update also checks what the login's
+    ConditionCheck of the same item would (neither banned nor merged away) and hands the
+    profile back when refused: a transaction may touch an item only once."""
+    profile_names = {
+        "#pk": PK,
+        "#hash": "phone_hash",
+        "#codes": CODE_CLAIMS,
+        **{f"#a{i}": name for i, name in enumerate(PHONE_ATTRIBUTES)},
+    }
+    values: dict[str, Any] = {
+        ":a0": s(phone.phone_number),
+        ":a1": s(phone.country_code),
+        ":a2": s(phone.pure_phone_number),
+        ":a3": s(phone.phone_hash),
+        ":a4": n(phone.bound_at),
+        ":codes": {"SS": [code_hash]},  # the code's claim, erased with the user (issue 25)
+    }
+    condition = "attribute_exists(#pk) AND "
+    if previous_hash is None:
+        condition += "attribute_not_exists(#hash)"
+    else:
+        condition += "#hash = :prev"
+        values[":prev"] = s(previous_hash)
+    set_phone = "SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(PHONE_ATTRIBUTES)))
+    moving = owner is not None and owner != user_id
+    if moving:
+        assert owner is not None
+        set_phone += ", #moved = :moved"
+        profile_names["#moved"] = "phone_moved_from"
+        values[":moved"] = s(owner)
+    update: Item = {
+        "TableName": table,
+        "Key": key(user_pk(user_id), PROFILE),
+        "UpdateExpression": f"{set_phone} ADD #codes :codes",
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": profile_names,
+        "ExpressionAttributeValues": values,
+    }
+    if may_log_in:
+        update["ConditionExpression"] += (
+            " AND attribute_not_exists(#banned) AND attribute_not_exists(#merged)"
+            " AND attribute_not_exists(#erase)"  # pending deletion (issue 25): no binding
+        )
+        profile_names.update(
+            {"#banned": "banned_at", "#merged": "merged_into", "#erase": "erase_after"}
+        )
+        update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    others: list[Item] = [
+        {
+            "Put": {
+                "TableName": table,
+                "Item": {
+                    **key(phone_pk(phone.phone_hash), PHONE),
+                    "user_id": s(user_id),
+                    "bound_at": n(now),
+                },
+                **_owned_by(owner),
+            }
+        },
+        mark_bound(table, code_hash, now=now),
+    ]
+    if previous_hash is not None and previous_hash != phone.phone_hash:
+        others.append(
+            {
+                "Delete": {
+                    "TableName": table,
+                    "Key": key(phone_pk(previous_hash), PHONE),
+                    "ConditionExpression": "attribute_not_exists(#pk) OR #uid = :me",
+                    "ExpressionAttributeNames": {"#pk": PK, "#uid": "user_id"},
+                    "ExpressionAttributeValues": {":me": s(user_id)},
+                }
+            }
+        )
+    if moving:
+        assert owner is not None
+        others.append(
             {
                 "Update": {
                     "TableName": table,
-                    "Key": key(user_pk(user_id), PROFILE),
-                    "UpdateExpression": f"{set_phone} ADD #codes :codes",
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeNames": profile_names,
-                    "ExpressionAttributeValues": values,
-                }
-            },
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": {
-                        **key(phone_pk(phone.phone_hash), PHONE),
-                        "user_id": s(user_id),
-                        "bound_at": n(now),
+                    "Key": key(user_pk(owner), PROFILE),
+                    "UpdateExpression": "REMOVE "
+                    + ", ".join(f"#a{i}" for i in range(len(PHONE_ATTRIBUTES)))
+                    + " SET #to = :to, #at = :now",
+                    "ConditionExpression": "#hash = :hash",
+                    "ExpressionAttributeNames": {
+                        "#hash": "phone_hash",
+                        "#to": "phone_moved_to",
+                        "#at": "phone_moved_at",
+                        **{f"#a{i}": name for i, name in enumerate(PHONE_ATTRIBUTES)},
                     },
-                    **_owned_by(owner),
+                    "ExpressionAttributeValues": {
+                        ":hash": s(phone.phone_hash),
+                        ":to": s(user_id),
+                        ":now": n(now),
+                    },
                 }
-            },
-            mark_bound(table, code_hash, now=now),
-        ]
-        if previous_hash is not None and previous_hash != phone.phone_hash:
-            items.append(
-                {
-                    "Delete": {
-                        "TableName": table,
-                        "Key": key(phone_pk(previous_hash), PHONE),
-                        "ConditionExpression": "attribute_not_exists(#pk) OR #uid = :me",
-                        "ExpressionAttributeNames": {"#pk": PK, "#uid": "user_id"},
-                        "ExpressionAttributeValues": {":me": s(user_id)},
-                    }
-                }
-            )
-        if moving:
-            assert owner is not None
-            items.append(
-                {
-                    "Update": {
-                        "TableName": table,
-                        "Key": key(user_pk(owner), PROFILE),
-                        "UpdateExpression": "REMOVE "
-                        + ", ".join(f"#a{i}" for i in range(len(PHONE_ATTRIBUTES)))
-                        + " SET #to = :to, #at = :now",
-                        "ConditionExpression": "#hash = :hash",
-                        "ExpressionAttributeNames": {
-                            "#hash": "phone_hash",
-                            "#to": "phone_moved_to",
-                            "#at": "phone_moved_at",
-                            **{f"#a{i}": name for i, name in enumerate(PHONE_ATTRIBUTES)},
-                        },
-                        "ExpressionAttributeValues": {
-                            ":hash": s(phone.phone_hash),
-                            ":to": s(user_id),
-                            ":now": n(now),
-                        },
-                    }
-                }
-            )
-        self._table.transact(items)
+            }
+        )
+    return {"Update": update}, others

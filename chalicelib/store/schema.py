@@ -19,6 +19,7 @@ owned by one repository of this package:
 | `CLIENT`                | `CLIENT#<id>`      | an OAuth client                   | clients.py    |
 | `WXTOKEN#<appid>`       | `TOKEN`            | the app's WeChat access_token     | wechat.py     |
 | `WXTOKEN#<appid>`       | `FORCED#<day>`     | forced refreshes that UTC+8 day   | wechat.py     |
+| `WXTOKEN#<component>`   | `TICKET`           | a platform's verify ticket        | wechat.py     |
 | `LIMIT#<name>#<sha256>` | `<window start>`   | an abuse-limit counter            | guards.py     |
 | `BREAKER#<appid>`       | `JSCODE2SESSION`   | the WeChat login breaker          | guards.py     |
 | `AUTHZ#<id>`            | `AUTHZ`            | a web sign-in, its authorization  | authorizations|
@@ -62,6 +63,7 @@ CLIENT_SK_PREFIX = "CLIENT#"
 WXTOKEN_PREFIX = "WXTOKEN#"
 WXTOKEN = "TOKEN"
 FORCED_PREFIX = "FORCED#"
+TICKET = "TICKET"  # a third-party platform's component_verify_ticket (issue 24, item 4)
 LIMIT_PREFIX = "LIMIT#"
 BREAKER_PREFIX = "BREAKER#"
 BREAKER_SK = "JSCODE2SESSION"

@@ -6,6 +6,12 @@
 |                   |                | refresh_at, fetched_at, lease_until?, last_forced_at?,  |
 |                   |                | expires_at (TTL)                                        |
 | `WXTOKEN#<appid>` | `FORCED#<day>` | count, expires_at: forced refreshes that UTC+8 day      |
+| `WXTOKEN#<component_appid>` | `TICKET` | sealed_ticket, create_time (WeChat's), received_at, |
+|                   |                | expires_at (TTL): a third-party platform's latest       |
+|                   |                | component_verify_ticket (issue 24, item 4)              |
+
+A third-party platform's component_access_token is brokered in `WXTOKEN#<component_appid>`'s
+`TOKEN` item like an app's token (a platform's appid is never an app's).
 
 The refresh lease follows Powertools' idempotency layer: `attribute_not_exists(#lease) OR
 #lease < :now` takes it, and a lost race hands back the item as it was.
@@ -22,6 +28,7 @@ from chalicelib.store.guards import count
 from chalicelib.store.schema import (
     EXPIRES_AT,
     PK,
+    TICKET,
     WXTOKEN,
     Item,
     b,
@@ -192,3 +199,36 @@ class WeChatTokens:
                 ExpressionAttributeNames={"#lease": CACHED_LEASE_UNTIL},
                 ExpressionAttributeValues={":until": n(lease_until)},
             )
+
+    # -- a third-party platform's verify ticket (issue 24, item 4) ---------------------------
+
+    def put_ticket(
+        self, component_appid: str, *, sealed: bytes, create_time: int, now: int, expires_at: int
+    ) -> bool:
+        """Keep a pushed ticket (sealed) unless a newer one (by WeChat's CreateTime) is kept;
+        False if it was older: one conditional PutItem."""
+        try:
+            self._table.call(
+                "put_item",
+                Item={
+                    **key(wxtoken_pk(component_appid), TICKET),
+                    "sealed_ticket": b(sealed),
+                    "create_time": n(create_time),
+                    "received_at": n(now),
+                    EXPIRES_AT: n(expires_at),
+                },
+                ConditionExpression="attribute_not_exists(#pk) OR #created < :created",
+                ExpressionAttributeNames={"#pk": PK, "#created": "create_time"},
+                ExpressionAttributeValues={":created": n(create_time)},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def ticket(self, component_appid: str) -> tuple[bytes, int] | None:
+        """The latest ticket, sealed, and its CreateTime (one consistent GetItem)."""
+        item = self._table.get(key(wxtoken_pk(component_appid), TICKET))
+        sealed = get_b(item, "sealed_ticket") if item else None
+        if item is None or sealed is None:
+            return None
+        return sealed, get_n(item, "create_time") or 0

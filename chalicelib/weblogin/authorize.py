@@ -42,10 +42,10 @@ from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
 from chalicelib.identity.apps import AppRegistry, kind_of
 from chalicelib.identity.graph import IdentityGraph
-from chalicelib.login import validate_code
 from chalicelib.store.authorizations import Authorization, Authorizations, IssuedCode
 from chalicelib.weblogin import params
 from chalicelib.weblogin.params import BROWSER, CODE, STATE
+from chalicelib.wechat_codes import validate_code
 
 if TYPE_CHECKING:
     from chalicelib.clients import ClientStore

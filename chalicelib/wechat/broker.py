@@ -35,6 +35,11 @@ it read (issue #21: the item was read on every phone binding and `/wechat/access
   across every container (a guarded write on `last_forced_at`) and within a daily budget (a
   counter item per UTC+8 day, WeChat's day). The request is retried once: never a loop.
 
+What it fetches is its `wechat` source's `stable_token(force_refresh=...)`: an app's client
+(`cgi-bin/stable_token`), or a third-party platform's (issue 24, item 4: `api_component_token`
+with the latest verify ticket, chalicelib/wechat/component.py), whose item is
+`WXTOKEN#<component_appid>`, sealed under the platform's secret with a context of its own.
+
 Metrics (EMF): `WeChatTokenFetch`, `WeChatTokenRejected`, `WeChatTokenForceRefresh`,
 `WeChatTokenForceRefreshRefused`. The token is never logged.
 """
@@ -48,7 +53,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from chalicelib import crypto
 from chalicelib.errors import (
@@ -64,7 +69,14 @@ from chalicelib.store.wechat import WeChatTokenRecord, item_to_wechat_token
 
 if TYPE_CHECKING:
     from chalicelib.store.wechat import WeChatTokens
-    from chalicelib.wechat.client import WeChatClient
+    from chalicelib.wechat.client import StableToken
+
+
+class TokenSource(Protocol):
+    """What a broker fetches its token from (an app's WeChatClient, a platform's client)."""
+
+    def stable_token(self, *, force_refresh: bool = False) -> StableToken: ...
+
 
 T = TypeVar("T")
 
@@ -108,7 +120,7 @@ class AccessTokenBroker:
     def __init__(
         self,
         store: WeChatTokens,
-        wechat: WeChatClient,
+        wechat: TokenSource,
         *,
         appid: str,
         clock: Callable[[], float],
@@ -117,7 +129,11 @@ class AccessTokenBroker:
         secret: Callable[[], str],
         rand_below: Callable[[int], int] = secrets.randbelow,
         daily_force_budget: int = DAILY_FORCE_BUDGET,
+        seal_context: bytes = _SEAL_CONTEXT,
     ) -> None:
+        """`wechat`: the token's source (see the module doc); `appid`: its item's (the app's,
+        or the platform's); `secret`: what the sealing key is derived from."""
+        self._seal_context = seal_context
         self._store = store
         self._wechat = wechat
         self._appid = appid
@@ -370,4 +386,4 @@ class AccessTokenBroker:
 
     @property
     def _context(self) -> bytes:
-        return _SEAL_CONTEXT + self._appid.encode()
+        return self._seal_context + self._appid.encode()

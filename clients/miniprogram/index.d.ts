@@ -90,12 +90,24 @@ export interface User {
   /** Present while the account's deletion is pending (its cooling-off period runs): the
    * session then reaches only GET /me, GET /me/export, DELETE /me/deletion and logout. */
   deletion?: PendingDeletion;
+  /** Only from loginWithPhone(): the number the login bound. */
+  phone?: PhoneNumber;
 }
 
 /** An account's deletion asked for: when, and when it is erased (epoch seconds). */
 export interface PendingDeletion {
   requested_at: number;
   erase_after: number;
+}
+
+/** A bound phone number, as the server answers it. */
+export interface PhoneNumber {
+  /** E.164, e.g. '+8613800138000'. */
+  phone_number: string;
+  country_code: string;
+  pure_phone_number: string;
+  /** Epoch seconds. */
+  bound_at: number;
 }
 
 /** One of the user's live sessions, as GET /auth/sessions lists it. */
@@ -208,6 +220,11 @@ export class AuthClient {
   /** wx.login then POST /auth/login with a new random `login_nonce` (the same on its one
    * retry); one login in flight however many callers ask. Ends a logged-out state. */
   login(): Promise<User>;
+  /** One-tap phone login: wx.login, then POST /auth/login with `phone_code`, the code of the
+   * getPhoneNumber / getRealtimePhoneNumber button (`e.detail.code`); the number is bound in
+   * the same login. A number of another account rejects login_failed, serverError
+   * 'phone_in_use', and makes no session. */
+  loginWithPhone(phoneCode: string): Promise<User>;
   /** wx.request with the access token, as a promise: resolves every HTTP answer except a token
    * rejection that a refresh (or login) and one replay could not cure; rejects WxAuthError. */
   request<T = any>(options: RequestOptions): Promise<PlatformResponse<T>>;

@@ -517,14 +517,32 @@ class AuthClient {
     });
   }
 
-  _loginOnce() {
-    if (this._loginP) return this._loginP;
+  /** One-tap phone login: wx.login, then POST /auth/login with the phone-number button's code
+   * (`e.detail.code` of getPhoneNumber or getRealtimePhoneNumber) as `phone_code`: the server
+   * logs the user in and binds the number in the same request. Resolves the user ({id, is_new,
+   * phone}). A number bound to another account rejects login_failed with serverError
+   * 'phone_in_use' (no session was made). Its own login even while another is in flight. */
+  loginWithPhone(phoneCode) {
+    if (typeof phoneCode !== 'string' || !phoneCode) {
+      return Promise.reject(
+        new WxAuthError('login_failed', "loginWithPhone needs the phone-number button's code")
+      );
+    }
+    return this._loginOnce(phoneCode).then(function (session) {
+      return session.user;
+    });
+  }
+
+  _loginOnce(phoneCode) {
+    if (this._loginP && !phoneCode) return this._loginP;
     var self = this;
     var epoch = this._epoch;
     var p = this._wxLogin()
       .then(function (code) {
         return self._nonce().then(function (nonce) {
-          return self._loginBody(code, nonce);
+          var data = self._loginBody(code, nonce);
+          if (phoneCode) data.phone_code = phoneCode;
+          return data;
         });
       })
       .then(function (data) {

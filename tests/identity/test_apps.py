@@ -78,7 +78,13 @@ def test_the_registry_is_cached(dynamodb, registry, clock: FakeClock, dynamodb_r
 
 
 def test_kinds_are_registered_not_branched():
-    assert set(KINDS) == {"mini-program", "official-account", "mobile-app", "website"}
+    assert set(KINDS) == {
+        "mini-program",
+        "official-account",
+        "mobile-app",
+        "website",
+        "component",
+    }
 
     class Fake:
         def code2session(self, code):
@@ -93,6 +99,10 @@ def test_kinds_are_registered_not_branched():
     assert KINDS["official-account"].exchange(Fake(), "c") == Exchanged("o2", "u2")
     assert KINDS["mobile-app"].exchange(Fake(), "c") == Exchanged("o2", "u2")
     assert KINDS["website"].exchange(Fake(), "c") == Exchanged("o2", "u2")
+    # a third-party platform's app: its client's code2session is the platform's exchange
+    assert KINDS["component"].exchange(Fake(), "c") == Exchanged("o1", None, session_key="k")
+    assert [kind.name for kind in KINDS.values() if kind.phone_codes] == [MINI_PROGRAM]
+    assert [kind.name for kind in KINDS.values() if kind.through_platform] == ["component"]
 
 
 def test_a_website_sends_the_browser_to_qrconnect():

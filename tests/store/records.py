@@ -107,3 +107,16 @@ def finish(
 
 def complete(store: Store, unionid: str | None = None, now: int = NOW) -> None:
     finish(store, CODE, a_session(), unionid=unionid, now=now)
+
+
+def finish_with(store: Store, code: str, session: SessionRecord, **phone: Any) -> None:
+    """`finish` with a phone login's items (`phone_items`, `profile_update`)."""
+    store.logins.finish(
+        code,
+        session,
+        sealed_response=ODD_BYTES,
+        unionid=None,
+        identity=Identity(APPID, f"openid-{session.user_id}", session.user_id),
+        now=NOW,
+        **phone,
+    )

@@ -6,9 +6,20 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.errors import ConditionFailed
+from chalicelib.errors import ConditionFailed, MergedAway, UserBanned
 from chalicelib.store import PhoneRecord, Store, user_pk
-from tests.store.records import NOW, ODD_BYTES, OTHER, USER, Backend, a_user
+from tests.store.records import (
+    CODE,
+    NOW,
+    ODD_BYTES,
+    OTHER,
+    USER,
+    Backend,
+    a_session,
+    a_user,
+    claim,
+    finish_with,
+)
 
 # -- phone numbers ----------------------------------------------------------------------------
 
@@ -118,3 +129,88 @@ def test_bind_phone_guards_the_users_current_number(store: Store, backend: Backe
             USER, OTHER_NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW
         )
     assert backend.items() == before
+
+
+# -- a phone login's number, in the login's transaction (issue 24, item 1) -------------------
+
+
+def _phone_login(store: Store, *, previous_hash: str | None = None, owner: str | None = None):
+    """The login's transaction of USER's session with NUMBER bound in it."""
+    claim(store, NOW)
+    claimed_phone_code(store)
+    profile, items = store.phones.items(
+        USER,
+        NUMBER,
+        previous_hash=previous_hash,
+        owner=owner,
+        code_hash=PHONE_CODE,
+        now=NOW,
+        may_log_in=True,
+    )
+    finish_with(store, CODE, a_session(), phone_items=items, profile_update=profile)
+
+
+def test_a_phone_login_binds_the_number_in_the_logins_transaction(
+    store: Store, backend: Backend
+) -> None:
+    store.users.upsert(a_user())
+
+    _phone_login(store)
+
+    assert store.users.get(USER).phone == NUMBER
+    assert store.phones.owner(NUMBER.phone_hash) == USER
+    assert store.sessions.get(USER, "sess0") is not None
+    assert store.logins.get(PHONE_CODE).bound_at == NOW
+
+
+@pytest.mark.parametrize("why", ["banned", "merged", "another number"])
+def test_a_phone_login_refused_by_the_profile_writes_nothing(
+    store: Store, backend: Backend, why: str
+) -> None:
+    store.users.upsert(a_user())
+    if why == "banned":
+        store.users.ban(USER, now=NOW, reason=None)
+    elif why == "merged":
+        store.users.upsert(a_user(OTHER))
+        backend.client.update_item(
+            TableName=backend.table,
+            Key={"pk": {"S": user_pk(USER)}, "sk": {"S": "PROFILE"}},
+            UpdateExpression="SET merged_into = :o",
+            ExpressionAttributeValues={":o": {"S": OTHER}},
+        )
+    else:
+        claimed_phone_code(store)
+        store.phones.bind(
+            USER, OTHER_NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW
+        )
+        store.logins.release(PHONE_CODE)
+        backend.client.delete_item(
+            TableName=backend.table, Key={"pk": {"S": "LOGIN#" + PHONE_CODE}, "sk": {"S": "LOGIN"}}
+        )
+    before = backend.items()
+    expected = {"banned": UserBanned, "merged": MergedAway, "another number": ConditionFailed}
+
+    with pytest.raises(expected[why]):
+        _phone_login(store)  # the profile's number as read: none
+
+    claims = {"LOGIN#" + PHONE_CODE, "LOGIN#" + CODE}
+    assert [i for i in backend.items() if i["pk"]["S"] not in claims] == before
+    assert store.sessions.get(USER, "sess0") is None
+
+
+def test_a_phone_login_replaces_the_number_read_on_the_profile(
+    store: Store, backend: Backend
+) -> None:
+    store.users.upsert(a_user())
+    claimed_phone_code(store)
+    store.phones.bind(
+        USER, OTHER_NUMBER, previous_hash=None, owner=None, code_hash=PHONE_CODE, now=NOW
+    )
+    backend.client.delete_item(
+        TableName=backend.table, Key={"pk": {"S": "LOGIN#" + PHONE_CODE}, "sk": {"S": "LOGIN"}}
+    )
+
+    _phone_login(store, previous_hash=OTHER_NUMBER.phone_hash)
+
+    assert store.users.get(USER).phone == NUMBER
+    assert store.phones.owner(OTHER_NUMBER.phone_hash) is None

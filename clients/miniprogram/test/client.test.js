@@ -1086,3 +1086,43 @@ test('a login refused because the account was deleted rejects account_deleted', 
   );
   await assert.rejects(t.client().login(), { code: 'account_deleted', serverError: 'access_denied' });
 });
+
+test('loginWithPhone sends the phone code with the login and resolves the user with the number', async () => {
+  const phone = { phone_number: '+8613800138000', country_code: '86', pure_phone_number: '13800138000', bound_at: 1 };
+  const t = scripted((o) => tokens(1, { user: { id: 'u1', is_new: true, phone } }));
+  const client = t.client({ appid: 'wx-app' });
+  const user = await client.loginWithPhone('phone-code-1');
+  assert.deepEqual(user, { id: 'u1', is_new: true, phone });
+  assert.equal(t.logins, 1);
+  assert.deepEqual(t.paths(), ['/auth/login']);
+  assert.deepEqual(withoutNonce(t.calls[0].data), { code: 'c1', appid: 'wx-app', phone_code: 'phone-code-1' });
+  assert.equal(client.getUser().phone.phone_number, '+8613800138000');
+});
+
+test('loginWithPhone refused phone_in_use rejects login_failed and keeps no session', async () => {
+  const t = scripted(() => answer(409, { error: 'phone_in_use', error_description: 'bound to another account' }));
+  const client = t.client();
+  await assert.rejects(client.loginWithPhone('phone-code-1'), (e) => {
+    assert.ok(e instanceof WxAuthError);
+    assert.equal(e.code, 'login_failed');
+    assert.equal(e.serverError, 'phone_in_use');
+    assert.equal(e.status, 409);
+    return true;
+  });
+  assert.equal(client.getUser(), null);
+  assert.deepEqual(t.storage, {});
+});
+
+test('loginWithPhone without a code rejects at once, with no wx.login', async () => {
+  const t = scripted(server());
+  await assert.rejects(t.client().loginWithPhone(''), { code: 'login_failed' });
+  assert.equal(t.logins, 0);
+});
+
+test('a phone login is its own POST even while a plain login is in flight', async () => {
+  const t = scripted(server());
+  const client = t.client();
+  await Promise.all([client.login(), client.loginWithPhone('pc')]);
+  assert.equal(t.calls.filter((c) => c.data.phone_code === 'pc').length, 1);
+  assert.equal(t.calls.length, 2);
+});
