@@ -288,8 +288,10 @@ class LoginService:
         *,
         pending: DeletionPending | None = None,
     ) -> tuple[SessionRecord, LoginResult]:
-        sealed_key = None  # a mini-program's session_key, sealed (chalicelib/open_data.py)
-        if wx.session_key:
+        # A mini-program's session_key, sealed under its app secret (chalicelib/open_data.py);
+        # a third-party platform's app has no secret here: its sessions keep none.
+        sealed_key = None
+        if wx.session_key and not kind_of(app).through_platform:
             sealed_key = seal_session_key(
                 self._client_of(app).secret(),
                 appid=app.appid,

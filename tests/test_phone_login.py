@@ -320,10 +320,11 @@ def test_a_new_users_phone_login_requests_as_documented(
 
     assert response.status_code == 200, response.json_body
     # the claim, the identity (read), the phone code's claim and its sealed answer, the
-    # number's owner, the profile's UpdateItem, the identity's Put, one transaction
+    # number's owner, the identity's tombstones (issue 25), the profile's UpdateItem, the
+    # identity's Put, one transaction
     assert dynamodb_requests == [
-        "PutItem", "GetItem", "PutItem", "UpdateItem", "GetItem", "UpdateItem", "PutItem",
-        "TransactWriteItems",
+        "PutItem", "GetItem", "PutItem", "UpdateItem", "GetItem", "Query", "UpdateItem",
+        "PutItem", "TransactWriteItems",
     ]  # fmt: skip
 
 
