@@ -31,6 +31,8 @@ def openid_configuration(settings: Settings, grant_types: Sequence[str]) -> dict
             "client_secret_basic",
             "client_secret_post",
         ],
+        # RFC 8628: scan-to-login on a PC or TV through the mini-program (chalicelib/device/)
+        "device_authorization_endpoint": f"{issuer}/oauth/device_authorization",
         # No authorization endpoint: logins come from WeChat codes at /auth/login.
         "response_types_supported": [],
         "subject_types_supported": ["public"],

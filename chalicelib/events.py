@@ -50,6 +50,8 @@ SESSION_ENDED = "SessionEnded"
 USER_BANNED = "UserBanned"
 USER_MERGED = "UserMerged"
 PHONE_BOUND = "PhoneBound"
+DEVICE_LOGIN_CONFIRMED = "DeviceLoginConfirmed"  # issue 24, item 3 (chalicelib/device/)
+DEVICE_LOGIN_DENIED = "DeviceLoginDenied"
 DETAIL_TYPES = (
     USER_CREATED,
     USER_LOGGED_IN,
@@ -58,6 +60,8 @@ DETAIL_TYPES = (
     USER_BANNED,
     USER_MERGED,
     PHONE_BOUND,
+    DEVICE_LOGIN_CONFIRMED,
+    DEVICE_LOGIN_DENIED,
 )
 
 
@@ -213,6 +217,32 @@ class Events:
         """Never the number, nor its hash: who has it now, and whom it was moved from."""
         self.emit(
             PHONE_BOUND, now, user_id=user_id, appid=appid, moved_from_user_id=moved_from_user_id
+        )
+
+    def device_login_confirmed(
+        self, user_id: str, *, client_id: str, device_login_id: str, now: int
+    ) -> None:
+        """A user confirmed a device login in the mini-program (issue 24, item 3): the device's
+        session, when it gets its tokens, is this user's (a UserLoggedIn then). Never the user
+        or device code: `device_login_id` is a random id of the login."""
+        self.emit(
+            DEVICE_LOGIN_CONFIRMED,
+            now,
+            user_id=user_id,
+            client_id=client_id,
+            device_login_id=device_login_id,
+        )
+
+    def device_login_denied(
+        self, user_id: str, *, client_id: str, device_login_id: str, now: int
+    ) -> None:
+        """A user denied a device login: its device gets `access_denied`."""
+        self.emit(
+            DEVICE_LOGIN_DENIED,
+            now,
+            user_id=user_id,
+            client_id=client_id,
+            device_login_id=device_login_id,
         )
 
     # -- publishing -------------------------------------------------------------------------

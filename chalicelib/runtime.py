@@ -15,6 +15,7 @@ from botocore.config import Config
 
 from chalicelib import aws
 from chalicelib.budgets import DYNAMODB, SECRETS_MANAGER, hook_budget
+from chalicelib.device.wiring import DEVICE_CODE_GRANT, device_login
 from chalicelib.errors import ConfigurationError
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import PUBLISH as EVENTS_PUBLISH
@@ -203,12 +204,16 @@ class Services:
     def oauth(self) -> OAuthService:
         from chalicelib.oauth import OAuthService
 
-        return OAuthService(
+        oauth = OAuthService(
             sessions=self.sessions,
             clients=self.clients,
             access_tokens=self.access_tokens,
             public_client_id=self.settings.wechat_appid,
         )
+        oauth.register_grant(DEVICE_CODE_GRANT, lambda *request: self.device.grant.token(*request))
+        return oauth
+
+    device = cached_property(device_login)  # scan-to-login on a PC or TV: chalicelib/device/
 
     @cached_property
     def directory(self) -> Directory:

@@ -39,12 +39,16 @@ LOGIN_PER_IP = "login_ip"
 LOGIN_PER_OPENID = "login_openid"
 REFRESH_PER_SESSION = "refresh_session"
 LOGIN_PER_IPV6_48 = "login_ipv6_48"  # issue #22, item 4: an IPv6 login's /48 too
+DEVICE_PER_IP = "device_ip"  # issue 24, item 3: device authorizations per IP
+DEVICE_LOOKUP_PER_USER = "device_user"  # and user codes a user looks up, confirms or denies
 # The setting of each limit (docs/operators.md, "Abuse limits").
 LIMIT_SETTINGS = {
     LOGIN_PER_IP: "AUTH_LIMIT_LOGIN_PER_IP",
     LOGIN_PER_OPENID: "AUTH_LIMIT_LOGIN_PER_OPENID",
     REFRESH_PER_SESSION: "AUTH_LIMIT_REFRESH_PER_SESSION",
     LOGIN_PER_IPV6_48: "AUTH_LIMIT_LOGIN_PER_IPV6_48",
+    DEVICE_PER_IP: "AUTH_LIMIT_DEVICE_PER_IP",
+    DEVICE_LOOKUP_PER_USER: "AUTH_LIMIT_DEVICE_LOOKUP_PER_USER",
 }
 # The pre-token hook (chalicelib/tokens/claims.py): its timeout in ms, and what a failure does.
 TOKEN_HOOK_TIMEOUT_MS_MAX = 5000
@@ -52,6 +56,11 @@ TOKEN_HOOK_ON_ERROR = ("issue", "refuse")
 # The cap on live sessions per user (issue 21 item 6, issue 25 item 3; chalicelib/session_cap.py).
 MAX_SESSIONS_LIMIT = 1000
 MAX_SESSIONS_SCOPES = ("user", "app")
+# Issue 24, item 3 (chalicelib/device/): the mini-program version a device login's code opens,
+# and the limits that are on unless set to "off" (RFC 8628 §5.1 and §5.2: guessing user codes).
+DEVICE_ENV_VERSIONS = ("release", "trial", "develop")
+DEVICE_LIMIT_DEFAULTS = {DEVICE_PER_IP: Limit(20, 60), DEVICE_LOOKUP_PER_USER: Limit(30, 600)}
+_DEVICE_PAGE_RE = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+){0,7}")
 
 
 def minimum_refresh_grace() -> int:
@@ -112,6 +121,13 @@ class Settings:
     # container keeps an OAuth client it authenticated (0: none).
     login_replay_without_nonce: int = 60
     clients_cache_ttl: int = 60
+    # Issue 24, item 3 (chalicelib/device/): scan-to-login on a PC, TV or kiosk (RFC 8628): the
+    # mini-program page its code opens (None: the home page), the mini-program's version
+    # (release, trial, develop), and two abuse limits, on by default ("off": none).
+    device_page: str | None = None
+    device_env_version: str = "release"
+    limit_device_per_ip: Limit | None = DEVICE_LIMIT_DEFAULTS[DEVICE_PER_IP]
+    limit_device_lookup_per_user: Limit | None = DEVICE_LIMIT_DEFAULTS[DEVICE_LOOKUP_PER_USER]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -156,6 +172,7 @@ class Settings:
             limit_login_per_ipv6_48=_limit(env, LOGIN_PER_IPV6_48),
             **_origin_secret(env),
             **_security_tokens(env, defaults),
+            **_device(env),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -188,6 +205,8 @@ class Settings:
             LOGIN_PER_IPV6_48: wide,
             LOGIN_PER_OPENID: self.limit_login_per_openid,
             REFRESH_PER_SESSION: self.limit_refresh_per_session,
+            DEVICE_PER_IP: self.limit_device_per_ip,
+            DEVICE_LOOKUP_PER_USER: self.limit_device_lookup_per_user,
         }
 
 
@@ -329,3 +348,37 @@ def _max_sessions(env: Mapping[str, str], defaults: Settings) -> dict[str, objec
             env, "AUTH_MAX_SESSIONS_SCOPE", defaults.max_sessions_scope, MAX_SESSIONS_SCOPES
         ),
     }
+
+
+def _device(env: Mapping[str, str]) -> dict[str, object]:
+    """Issue 24, item 3: AUTH_DEVICE_PAGE (a page path of the mini-program, e.g.
+    `pages/device/confirm`: no leading `/`, no query; unset: its home page),
+    AUTH_DEVICE_ENV_VERSION, and the device limits (unset: their defaults; "off": none)."""
+    page = (env.get("AUTH_DEVICE_PAGE") or "").strip() or None
+    if page is not None and not _DEVICE_PAGE_RE.fullmatch(page):
+        raise ConfigurationError(
+            "AUTH_DEVICE_PAGE must be a page path of the mini-program, e.g. pages/device/confirm"
+            " (no leading /, no query: the user code comes as `scene`)"
+        )
+    limits: dict[str, Limit | None] = {}
+    for name, default in DEVICE_LIMIT_DEFAULTS.items():
+        variable = LIMIT_SETTINGS[name]
+        raw = (env.get(variable) or "").strip()
+        if not raw or raw.lower() == "off":
+            limits[name] = default if not raw else None
+            continue
+        try:
+            limits[name] = parse_limit(variable, raw)
+        except ConfigurationError as e:
+            raise ConfigurationError(
+                f"{variable} must be <count>/<seconds> (e.g. {default}) or off; unset: {default}"
+            ) from e
+    return {
+        "device_page": page,
+        "device_env_version": choice(
+            env, "AUTH_DEVICE_ENV_VERSION", "release", DEVICE_ENV_VERSIONS
+        ),
+        "limit_device_per_ip": limits[DEVICE_PER_IP],
+        "limit_device_lookup_per_user": limits[DEVICE_LOOKUP_PER_USER],
+    }
+

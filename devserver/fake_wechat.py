@@ -1,5 +1,5 @@
-"""A fake of WeChat's `jscode2session`, `cgi-bin/stable_token` and `getuserphonenumber`, for
-`make run` and the tests.
+"""A fake of WeChat's `jscode2session`, `cgi-bin/stable_token`, `getuserphonenumber` and
+`wxa/getwxacodeunlimit`, for `make run` and the tests.
 
 It answers like the real API: `GET /sns/jscode2session?appid=&secret=&js_code=&grant_type=`,
 always HTTP 200 with `Content-Type: text/plain` and a JSON body; an error is
@@ -73,6 +73,11 @@ A code is of the primary app's button, or of another app's with a part `@<appid>
 token. A code whose `<user>` is not the one of the request's `openid` in the code's app answers
 40003 (and stays unused): WeChat's check that the code belongs to that user.
 
+Mini-program codes (issue 24, item 5): `POST /wxa/getwxacodeunlimit?access_token=...` answers a
+small real PNG of the scene (its `tEXt` chunks carry the scene, page and env_version), or
+WeChat's errors: devserver/fake_wxacode.py has the table. `fake.wxacodes.calls[scene]` counts
+the requests per scene, `fake.wxacodes.fail_next(errcode)` queues a failure.
+
 Test helpers: `GET /_fake/stats` answers `{"calls": N, "phone_calls": N}`, `POST /_fake/reset`
 forgets used codes and counts. Requests are not logged: codes, tokens and secrets are never
 printed.
@@ -101,6 +106,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
+from devserver.fake_wxacode import PATH as WXACODE_PATH
+from devserver.fake_wxacode import WxaCodes
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
 OAUTH2_PATH = "/sns/oauth2/access_token"
@@ -299,6 +306,7 @@ class FakeWeChat:
         self._phone_used: set[str] = set()
         self._phone_calls: Counter[str] = Counter()
         self._refused_tokens: set[str] = set()
+        self.wxacodes = WxaCodes()  # wxa/getwxacodeunlimit (issue 24, item 5)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -387,6 +395,7 @@ class FakeWeChat:
             self._refused_tokens.clear()
         for tokens in self.app_tokens.values():
             tokens.reset()
+        self.wxacodes.reset()
 
     # -- jscode2session ---------------------------------------------------------------------
 
@@ -612,6 +621,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == PHONE_PATH:
             query = urlsplit(self.path).query
             self._send(200, fake.getuserphonenumber(*_phone_request(query, raw)), "text/plain")
+        elif path == WXACODE_PATH:
+            token = parse_qs(urlsplit(self.path).query).get("access_token", [""])[0]
+            answer = fake.wxacodes.answer(fake.access_token_accepted(token) if token else None, raw)
+            if isinstance(answer, bytes):
+                self._send_bytes(answer, "image/png")
+            else:
+                self._send(200, answer, "application/json; encoding=utf-8")
         else:
             self._send(404, {"error": "not found"})
 
@@ -619,6 +635,13 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type or "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_bytes(self, data: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

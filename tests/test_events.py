@@ -594,6 +594,8 @@ def test_user_banned_helper_schema():
         "UserBanned",
         "UserMerged",
         "PhoneBound",
+        "DeviceLoginConfirmed",  # issue 24, item 3
+        "DeviceLoginDenied",
     }
 
 

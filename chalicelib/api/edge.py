@@ -26,6 +26,11 @@ from chalicelib.errors import (
     ClientAuthError,
     ConditionFailed,
     ConfigurationError,
+    DeviceCodeExpired,
+    DeviceGrantPending,
+    DeviceLoginDenied,
+    DeviceLoginNotFound,
+    DeviceSlowDown,
     GrantError,
     InsufficientScope,
     InvalidScope,
@@ -37,6 +42,7 @@ from chalicelib.errors import (
     StoreUnavailable,
     TokenError,
     TokenHookUnavailable,
+    UnauthorizedClient,
     UnknownUser,
     UnsupportedGrantType,
     UserBanned,
@@ -68,6 +74,13 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (InvalidScope, 400, "invalid_scope"),
     (InsufficientScope, 403, "insufficient_scope"),
     (AppDisabled, 400, "unauthorized_client"),  # RFC 6749 §5.2: this app may not log in
+    # RFC 8628 §3.5, a device's poll (chalicelib/device/): each its own code, all 400
+    (DeviceGrantPending, 400, "authorization_pending"),
+    (DeviceSlowDown, 400, "slow_down"),
+    (DeviceLoginDenied, 400, "access_denied"),
+    (DeviceCodeExpired, 400, "expired_token"),
+    (UnauthorizedClient, 400, "unauthorized_client"),  # may not start device logins
+    (DeviceLoginNotFound, 404, NOT_FOUND),  # no device login has this user code
     (WeChatUserBlocked, 403, "access_denied"),
     (UserBanned, 403, "access_denied"),
     (MergedAway, 403, "access_denied"),  # an identity a merge left behind (docs/operators.md)

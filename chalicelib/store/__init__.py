@@ -10,7 +10,8 @@
   finishing transaction), `phones` (a number's owner; the binding's transaction),
   `identities` (identities, unionids, pending links), `merges` (a merge's transaction),
   `apps`, `clients`, `wechat`
-  (the brokered access token), `guards` (abuse-limit counters, the breaker).
+  (the brokered access token), `guards` (abuse-limit counters, the breaker), `devices` (device
+  logins, RFC 8628: issue 24, item 3).
 
 `Store` holds one of each over one table; a service takes the repository it uses
 (`SessionManager(store.sessions, ...)`), not the whole store. Nothing here imports the
@@ -43,6 +44,7 @@ from chalicelib.store.users import PhoneRecord, UserRecord, Users
 if TYPE_CHECKING:
     from chalicelib.store.apps import Apps
     from chalicelib.store.clients import Clients
+    from chalicelib.store.devices import DeviceLogins
     from chalicelib.store.guards import Guards
     from chalicelib.store.identities import Identities
     from chalicelib.store.logins import Logins
@@ -136,3 +138,9 @@ class Store:
         from chalicelib.store.guards import Guards
 
         return Guards(self.table)
+
+    @cached_property
+    def devices(self) -> DeviceLogins:
+        from chalicelib.store.devices import DeviceLogins
+
+        return DeviceLogins(self.table)

@@ -21,6 +21,8 @@ owned by one repository of this package:
 | `WXTOKEN#<appid>`       | `FORCED#<day>`     | forced refreshes that UTC+8 day   | wechat.py     |
 | `LIMIT#<name>#<sha256>` | `<window start>`   | an abuse-limit counter            | guards.py     |
 | `BREAKER#<appid>`       | `JSCODE2SESSION`   | the WeChat login breaker          | guards.py     |
+| `DEVICE#<sha256(code)>` | `DEVICE`           | a device login (RFC 8628)         | devices.py    |
+| `DEVICE#<sha256(code)>` | `WXACODE`          | its mini-program code image       | devices.py    |
 
 Values cross the boundary only through the codec below (`s`, `n`, `b`, `boolean`, and the
 `get_*` readers): a repository turns an item into its record with them, never by hand.
@@ -61,6 +63,9 @@ FORCED_PREFIX = "FORCED#"
 LIMIT_PREFIX = "LIMIT#"
 BREAKER_PREFIX = "BREAKER#"
 BREAKER_SK = "JSCODE2SESSION"
+DEVICE_PREFIX = "DEVICE#"  # issue 24, item 3: a device login, by the hash of its user code
+DEVICE = "DEVICE"
+DEVICE_IMAGE = "WXACODE"
 
 
 # -- keys ---------------------------------------------------------------------------------
@@ -135,6 +140,12 @@ def limit_pk(name: str, key: str) -> str:
 
 def breaker_pk(appid: str) -> str:
     return f"{BREAKER_PREFIX}{appid}"
+
+
+def device_pk(user_code: str) -> str:
+    """A device login's partition: a hash of its user code (normalized), never the code."""
+    digest = hashlib.sha256(f"wxauth-device\x00{user_code}".encode()).hexdigest()
+    return f"{DEVICE_PREFIX}{digest}"
 
 
 # -- the attribute codec --------------------------------------------------------------------
