@@ -41,9 +41,7 @@ def parse_limit(name: str, raw: str | None) -> Limit | None:
         return None
     match = _LIMIT_RE.fullmatch(raw)
     if match is None:
-        raise ConfigurationError(
-            f"{name} must be <count>/<seconds>, e.g. 20/60 (unset: no limit)"
-        )
+        raise ConfigurationError(f"{name} must be <count>/<seconds>, e.g. 20/60 (unset: no limit)")
     count, seconds = int(match.group(1)), int(match.group(2))
     if not 1 <= count <= MAX_COUNT:
         raise ConfigurationError(f"{name}: the count must be 1 to {MAX_COUNT}")
@@ -94,3 +92,34 @@ def positive_int(env: Mapping[str, str], name: str, default: int, *, zero: bool 
     if value < 0 or (value == 0 and not zero):
         raise ConfigurationError(f"{name} must be positive")
     return value
+
+
+# -- issue 24, item 3 (the device login's settings) -------------------------------------------
+_PAGE_RE = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+){0,7}")
+
+
+def limit_or_off(env: Mapping[str, str], name: str, default: Limit) -> Limit | None:
+    """A limit that is on unless set to `off`: unset or empty, `default`; else parse_limit's."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "off":
+        return None
+    try:
+        return parse_limit(name, raw)
+    except ConfigurationError as e:
+        raise ConfigurationError(
+            f"{name} must be <count>/<seconds> (e.g. {default}) or off; unset: {default}"
+        ) from e
+
+
+def page_path(env: Mapping[str, str], name: str) -> str | None:
+    """A page path of the mini-program (`pages/device/confirm`: no leading `/`, no query), or
+    None when unset (its home page)."""
+    page = (env.get(name) or "").strip() or None
+    if page is not None and not _PAGE_RE.fullmatch(page):
+        raise ConfigurationError(
+            f"{name} must be a page path of the mini-program, e.g. pages/device/confirm"
+            " (no leading /, no query)"
+        )
+    return page

@@ -16,6 +16,8 @@ from chalicelib.setting_values import (
     choice,
     flag,
     is_lambda_arn,
+    limit_or_off,
+    page_path,
     parse_limit,
     positive_int,
 )
@@ -60,7 +62,6 @@ MAX_SESSIONS_SCOPES = ("user", "app")
 # and the limits that are on unless set to "off" (RFC 8628 §5.1 and §5.2: guessing user codes).
 DEVICE_ENV_VERSIONS = ("release", "trial", "develop")
 DEVICE_LIMIT_DEFAULTS = {DEVICE_PER_IP: Limit(20, 60), DEVICE_LOOKUP_PER_USER: Limit(30, 600)}
-_DEVICE_PAGE_RE = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+){0,7}")
 
 
 def minimum_refresh_grace() -> int:
@@ -351,34 +352,19 @@ def _max_sessions(env: Mapping[str, str], defaults: Settings) -> dict[str, objec
 
 
 def _device(env: Mapping[str, str]) -> dict[str, object]:
-    """Issue 24, item 3: AUTH_DEVICE_PAGE (a page path of the mini-program, e.g.
-    `pages/device/confirm`: no leading `/`, no query; unset: its home page),
+    """Issue 24, item 3: AUTH_DEVICE_PAGE (unset: the mini-program's home page),
     AUTH_DEVICE_ENV_VERSION, and the device limits (unset: their defaults; "off": none)."""
-    page = (env.get("AUTH_DEVICE_PAGE") or "").strip() or None
-    if page is not None and not _DEVICE_PAGE_RE.fullmatch(page):
-        raise ConfigurationError(
-            "AUTH_DEVICE_PAGE must be a page path of the mini-program, e.g. pages/device/confirm"
-            " (no leading /, no query: the user code comes as `scene`)"
-        )
-    limits: dict[str, Limit | None] = {}
-    for name, default in DEVICE_LIMIT_DEFAULTS.items():
-        variable = LIMIT_SETTINGS[name]
-        raw = (env.get(variable) or "").strip()
-        if not raw or raw.lower() == "off":
-            limits[name] = default if not raw else None
-            continue
-        try:
-            limits[name] = parse_limit(variable, raw)
-        except ConfigurationError as e:
-            raise ConfigurationError(
-                f"{variable} must be <count>/<seconds> (e.g. {default}) or off; unset: {default}"
-            ) from e
     return {
-        "device_page": page,
+        "device_page": page_path(env, "AUTH_DEVICE_PAGE"),
         "device_env_version": choice(
             env, "AUTH_DEVICE_ENV_VERSION", "release", DEVICE_ENV_VERSIONS
         ),
-        "limit_device_per_ip": limits[DEVICE_PER_IP],
-        "limit_device_lookup_per_user": limits[DEVICE_LOOKUP_PER_USER],
+        "limit_device_per_ip": limit_or_off(
+            env, LIMIT_SETTINGS[DEVICE_PER_IP], DEVICE_LIMIT_DEFAULTS[DEVICE_PER_IP]
+        ),
+        "limit_device_lookup_per_user": limit_or_off(
+            env,
+            LIMIT_SETTINGS[DEVICE_LOOKUP_PER_USER],
+            DEVICE_LIMIT_DEFAULTS[DEVICE_LOOKUP_PER_USER],
+        ),
     }
-
