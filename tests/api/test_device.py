@@ -3,6 +3,7 @@ device.py and chalicelib/device/, on moto, the stub WeChat and the injected cloc
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 
@@ -12,6 +13,7 @@ import responses
 
 from chalicelib.device.codes import GRANT_TYPE
 from tests.conftest import START, TEST_APPID, WECHAT_BASE, WeChatStub, table_items
+from tests.events import http_api_v1_event
 from tests.http import assert_error, bearer, form_post, login, post, token
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"fake-png-body"
@@ -280,3 +282,21 @@ def test_a_client_credentials_token_cannot_confirm(client, services):
     )
     assert answer.status_code in (401, 403)
     assert record.client_id == "shop"
+
+
+def test_the_image_is_a_base64_binary_answer_in_an_http_api_event(client, services, wxacode):
+    """Behind the HTTP API (payload 1.0) the PNG goes back base64-encoded with isBase64Encoded:
+    image/png is one of Chalice's binary types, and the request's Accept takes it."""
+    import app
+
+    body = start(client)
+    event = http_api_v1_event(
+        "GET", "/oauth/device", headers={"accept": "image/png"}, route_path="/oauth/device"
+    )
+    event["queryStringParameters"] = {"user_code": body["user_code"]}
+    event["multiValueQueryStringParameters"] = {"user_code": [body["user_code"]]}
+    answer = app.app(event, None)
+    assert answer["statusCode"] == 200
+    assert answer["isBase64Encoded"] is True
+    assert base64.b64decode(answer["body"]) == PNG
+    assert answer["headers"]["Content-Type"] == "image/png"
