@@ -15,7 +15,7 @@ from botocore.config import Config
 
 from chalicelib import aws
 from chalicelib.budgets import DYNAMODB, SECRETS_MANAGER, hook_budget
-from chalicelib.device.wiring import DEVICE_CODE_GRANT, device_login
+from chalicelib.device.wiring import DEVICE_CODE_GRANT, DeviceLoginServices
 from chalicelib.errors import ConfigurationError
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import PUBLISH as EVENTS_PUBLISH
@@ -55,7 +55,7 @@ EVENTS_CONFIG = EVENTS_PUBLISH.config()  # one attempt: an event never delays a 
 
 
 @dataclass
-class Services:
+class Services(DeviceLoginServices):  # + device logins (chalicelib/device/wiring.py)
     """The service graph. Login and the OAuth services are built at their first use, so that a
     container whose first request verifies or refreshes imports neither the WeChat client nor
     the client store (a cold start's cost, bench/RESULTS.md)."""
@@ -204,16 +204,14 @@ class Services:
     def oauth(self) -> OAuthService:
         from chalicelib.oauth import OAuthService
 
-        oauth = OAuthService(
+        service = OAuthService(
             sessions=self.sessions,
             clients=self.clients,
             access_tokens=self.access_tokens,
             public_client_id=self.settings.wechat_appid,
         )
-        oauth.register_grant(DEVICE_CODE_GRANT, lambda *request: self.device.grant.token(*request))
-        return oauth
-
-    device = cached_property(device_login)  # scan-to-login on a PC or TV: chalicelib/device/
+        service.register_grant(DEVICE_CODE_GRANT, lambda *a: self.device.grant.token(*a))
+        return service
 
     @cached_property
     def directory(self) -> Directory:

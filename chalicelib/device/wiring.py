@@ -1,14 +1,17 @@
-"""The device login's services, built from the service graph at their first use (runtime's
-`Services.device`). Light to import: everything is imported when it is built."""
+"""Wiring of the device login (issue 24, item 3): the part of the service graph
+(chalicelib/runtime.py's `Services`, which inherits it) that serves `/oauth/device*`,
+`/auth/device/*` and the device code grant, built at its first use. Kept here so that
+runtime.py stays one screen of concerns. Light to import: everything is imported when built."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.device.codes import GRANT_TYPE as DEVICE_CODE_GRANT
 
-__all__ = ["DEVICE_CODE_GRANT", "DeviceLogin", "device_login"]
+__all__ = ["DEVICE_CODE_GRANT", "DeviceLogin", "DeviceLoginServices", "device_login"]
 
 if TYPE_CHECKING:
     from chalicelib.device.confirm import DeviceConfirmations
@@ -23,6 +26,15 @@ class DeviceLogin:
     grant: DeviceGrant
     confirmations: DeviceConfirmations
     images: DeviceImages
+
+
+class DeviceLoginServices:
+    """`Services.device`, built at its first use; `Services.oauth` registers
+    `device.grant.token` as the device code grant."""
+
+    @cached_property
+    def device(self) -> DeviceLogin:
+        return device_login(self)
 
 
 def device_login(services: Any) -> DeviceLogin:
