@@ -1,8 +1,8 @@
 """wxauth's Chalice app: the app, its service graph, and the routes of each audience.
 
 The routes are Blueprints in chalicelib/api/ (auth for mini-programs, account for the signed-in
-user, oauth for backends, internal for services); chalicelib/api/edge.py turns domain errors
-into HTTP answers. A route of your own goes here, protected in one line:
+user, oauth for backends, internal for services, web for browsers); chalicelib/api/edge.py
+turns domain errors into HTTP answers. A route of your own goes here, protected in one line:
 
     @protected("/orders", ["POST"], scope="orders:write")
     def create_order(call: Call, claims: AccessClaims) -> dict: ...
@@ -24,7 +24,7 @@ gc.disable()
 import threading
 
 from chalicelib import logs, runtime, snapstart
-from chalicelib.api import account, auth, device, internal, oauth
+from chalicelib.api import account, auth, device, internal, oauth, web
 from chalicelib.api.edge import Call, Routes, WxAuth
 from chalicelib.settings import Settings
 from chalicelib.tokens.access import AccessClaims
@@ -60,7 +60,7 @@ def services() -> runtime.Services:
 
 app = WxAuth(app_name="wxauth", services=lambda: services())
 logs.configure()
-for blueprint in (auth, account, oauth, internal, device):
+for blueprint in (auth, account, oauth, internal, web, device):
     app.register_blueprint(blueprint.routes.target)
 
 # Routes of this app itself (see the module doc): `@protected(path, ...)`, `@endpoint(path, ...)`.

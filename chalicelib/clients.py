@@ -1,7 +1,10 @@
-"""OAuth clients for the client credentials grant: their secrets, scopes and authentication.
+"""OAuth clients: their secrets, scopes, redirect URIs and authentication.
 
 A client is a backend (or a mini-program without user accounts) that gets access tokens for
-itself. Its item (`CLIENT`/`CLIENT#<client_id>`) is chalicelib/store/clients.py's.
+itself (client credentials), or a website that signs its users in with WeChat through wxauth
+(the authorization code grant, issue 24: its registered `redirect_uris`; a public client, a
+page or an app that cannot keep a secret, has none and proves itself with PKCE alone). Its item
+(`CLIENT`/`CLIENT#<client_id>`) is chalicelib/store/clients.py's.
 
 The secret is 256 random bits, made here (never chosen by anyone), shown once at creation, and
 stored only as `sha256$<b64url(SHA-256("wxauth/client-secret|" + secret))>`, compared in
@@ -46,9 +49,11 @@ from chalicelib.errors import (
     InvalidScope,
     RequestError,
     StoreUnavailable,
+    UnauthorizedClient,
 )
 from chalicelib.logs import log_event
 from chalicelib.store.clients import ClientRecord, Clients
+from chalicelib.weblogin.params import MAX_REDIRECT_URIS, validate_redirect_uri
 
 __all__ = [
     "ClientRecord",
@@ -147,7 +152,10 @@ def parse_scope(scope: str) -> tuple[str, ...]:
 
 
 def grant_scope(client: ClientRecord, requested: str | None) -> tuple[str, ...]:
-    """The scopes to grant `client`: all of its own by default, else a subset of them."""
+    """The scopes to grant `client`: all of its own by default, else a subset of them. A
+    client without scopes (a website's, for the authorization code grant only) gets none."""
+    if not client.scopes:
+        raise UnauthorizedClient("this client holds no scope: it may not use client credentials")
     if requested is None:
         return client.scopes
     wanted = parse_scope(requested)
@@ -181,6 +189,17 @@ def validate_client_id(client_id: str) -> str:
 # Compared against when a client id is unknown, so that the answer takes the same path: the
 # SHA-256 of no secret is all zeros.
 _NO_CLIENT = f"{SHA256}${b64url(bytes(32))}"
+# A public client's secret hash: no secret hashes to it, so no secret authenticates it.
+NO_SECRET = "none"  # noqa: S105 - a marker, not a secret
+
+
+def validate_redirect_uris(uris: Iterable[str]) -> tuple[str, ...]:
+    """A client's redirect URIs: each valid (chalicelib/weblogin/params.py), unique, at most
+    MAX_REDIRECT_URIS."""
+    unique = tuple(dict.fromkeys(validate_redirect_uri(uri) for uri in uris))
+    if len(unique) > MAX_REDIRECT_URIS:
+        raise RequestError(f"at most {MAX_REDIRECT_URIS} redirect URIs")
+    return unique
 
 
 class ClientStore:
@@ -206,22 +225,36 @@ class ClientStore:
         self._lock = threading.Lock()
 
     def create(
-        self, scopes: Iterable[str], *, now: int, client_id: str | None = None
-    ) -> tuple[ClientRecord, str]:
-        """Register a client; return it and its secret (the only time the secret exists)."""
+        self,
+        scopes: Iterable[str],
+        *,
+        now: int,
+        client_id: str | None = None,
+        redirect_uris: Iterable[str] = (),
+        public: bool = False,
+    ) -> tuple[ClientRecord, str | None]:
+        """Register a client; return it and its secret (the only time the secret exists; None
+        for a public client, which has none). A client with redirect URIs (the authorization
+        code grant) may have no scopes; a public one must have redirect URIs."""
         if client_id is None:
             client_id = "c-" + b64url(self._rand(12))
         validate_client_id(client_id)
+        uris = validate_redirect_uris(redirect_uris)
         scope_list = parse_scope(" ".join(scopes))
-        if not scope_list:
-            raise InvalidScope("a client needs at least one scope")
-        secret = b64url(self._rand(32))
+        if not scope_list and not uris:
+            raise InvalidScope("a client needs at least one scope, or redirect URIs")
+        if public and not uris:
+            raise RequestError("a public client is for the authorization code grant: give it"
+                               " redirect URIs")
+        secret = None if public else b64url(self._rand(32))
         record = ClientRecord(
             client_id=client_id,
-            secret_hash=hash_secret(secret),
+            secret_hash=NO_SECRET if secret is None else hash_secret(secret),
             scopes=scope_list,
             enabled=True,
             created_at=now,
+            redirect_uris=uris,
+            is_public=public,
         )
         if not self._store.add(record):
             raise ClientExists(f"client {client_id} already exists")
@@ -259,11 +292,31 @@ class ClientStore:
             return cached
         client = self.get(client_id) if len(client_id) <= 64 else None
         matches = verify_secret(secret, client.secret_hash if client else _NO_CLIENT)
-        if client is None or not matches or not client.enabled:
+        if client is None or not matches or not client.enabled or client.is_public:
             raise ClientAuthError("client authentication failed")
         if needs_rehash(client.secret_hash):
             client = self._rehash(client, secret)
         self._remember(client, digest)
+        return client
+
+    def identify(self, form: dict[str, str], basic: tuple[str, str] | None) -> ClientRecord:
+        """The client of a token request that may come from a public client (the authorization
+        code grant): a confidential client authenticated by its secret (HTTP Basic or
+        client_secret, as `authenticate`), else the enabled public client the form's
+        `client_id` (or HTTP Basic's user with an empty password) names: one GetItem.
+        ClientAuthError otherwise, a confidential client without its secret included."""
+        if (basic is not None and basic[1]) or form.get("client_secret") is not None:
+            return self.authenticate(*client_credentials(form, basic))
+        client_id = form.get("client_id")
+        if basic is not None:
+            if client_id is not None and client_id != basic[0]:
+                raise RequestError("client_id differs from the HTTP Basic user")
+            client_id = basic[0]
+        if client_id is None:
+            raise ClientAuthError("client_id is required (RFC 6749 §3.2.1), or authenticate")
+        client = self.get(client_id) if len(client_id) <= 64 else None
+        if client is None or not client.enabled or not client.is_public:
+            raise ClientAuthError("client authentication failed")
         return client
 
     def forget(self) -> None:

@@ -33,11 +33,16 @@ def openid_configuration(settings: Settings, grant_types: Sequence[str]) -> dict
         ],
         # RFC 8628: scan-to-login on a PC or TV through the mini-program (chalicelib/device/)
         "device_authorization_endpoint": f"{issuer}/oauth/device_authorization",
-        # No authorization endpoint: logins come from WeChat codes at /auth/login.
-        "response_types_supported": [],
+        # Websites sign in with WeChat through the authorization code grant, PKCE S256 only,
+        # and the answer names its issuer (RFC 9207; chalicelib/weblogin/, issue 24, item 2).
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope"]
         + (["phone_number"] if settings.phone_claim else [])
+        + (["nickname", "picture"] if settings.profile_claim else [])  # chalicelib/profile.py
         + [CUSTOM_CLAIMS_NAMESPACE],  # custom claims (chalicelib/tokens/claims.py)
     }

@@ -46,6 +46,18 @@ class ClientAuthError(WxAuthError):
     """OAuth client authentication failed."""
 
 
+class UnauthorizedClient(WxAuthError):
+    """The client may not use this grant or flow (RFC 6749 §5.2 `unauthorized_client`)."""
+
+
+class UnsupportedResponseType(WxAuthError):
+    """The authorization endpoint answers only `response_type=code` (RFC 6749 §4.1.2.1)."""
+
+
+class AccessDenied(WxAuthError):
+    """The user did not allow a web sign-in at WeChat (RFC 6749 §4.1.2.1 `access_denied`)."""
+
+
 class ClientExists(WxAuthError):
     """An OAuth client with this client_id is already registered."""
 
@@ -281,10 +293,6 @@ class DeviceCodeExpired(WxAuthError):
     """The device code's five minutes are over (`expired_token`): start a new device login."""
 
 
-class UnauthorizedClient(WxAuthError):
-    """The client may not use this grant (`unauthorized_client`, RFC 6749 §5.2)."""
-
-
 class DeviceLoginNotFound(WxAuthError):
     """No device login has this user code (unknown, or long expired)."""
 
@@ -311,3 +319,12 @@ class DeviceLoginRefused(ConditionFailed):
     def __init__(self, login: Any) -> None:
         super().__init__("device_login")
         self.login = login
+
+
+class RiskyContent(WxAuthError):
+    """WeChat's content security check (msg_sec_check) judged the text risky: not stored."""
+
+
+class SessionKeyExpired(WxAuthError):
+    """The session holds no usable WeChat session_key (replaced by a later wx.login, or never
+    kept): the mini-program must log in again before its encrypted data can be read."""

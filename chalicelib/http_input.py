@@ -168,3 +168,19 @@ def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     if not sep:
         raise ClientAuthError("malformed Basic credentials: no colon between id and secret")
     return unquote_plus(client_id), unquote_plus(secret)
+
+
+MAX_COOKIE_CHARS = 8192
+
+
+def cookie(header: str | None, name: str) -> str | None:
+    """The value of the cookie `name` in a `Cookie` header (RFC 6265 §5.4: `name=value` pairs
+    separated by `;`), the first if there are several; None if it is absent or the header is
+    longer than MAX_COOKIE_CHARS."""
+    if header is None or len(header) > MAX_COOKIE_CHARS:
+        return None
+    for pair in header.split(";"):
+        key, sep, value = pair.strip().partition("=")
+        if sep and key == name:
+            return value.strip().strip('"')
+    return None

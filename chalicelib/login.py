@@ -8,8 +8,8 @@ unionid. The app's `client_id` and `aud` go on the session and its tokens.
 A code is exchanged once (chalicelib/code_claims.py): the claimant stores the token response
 sealed under a key derived from the code, and any other request with the same code (double
 tap, retry on a bad network, within `replay_ttl` seconds) answers the same tokens, without
-calling WeChat, as long as the session still holds that refresh token. `session_key` is never
-stored.
+calling WeChat, as long as the session still holds that refresh token. A mini-program's
+`session_key` is kept only sealed, in the session (chalicelib/open_data.py: POST /auth/decrypt).
 
 A replay answers only the code's first caller (issue 22, item 1): a used code would otherwise
 be a bearer credential for the session for five minutes, and an official account's or web
@@ -45,6 +45,7 @@ from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import Events
 from chalicelib.identity.apps import App, AppRegistry, Exchanged, kind_of, token_audience
 from chalicelib.identity.graph import IdentityGraph, Resolved
+from chalicelib.open_data import seal_session_key
 from chalicelib.sessions import IssuedTokens, SessionManager
 from chalicelib.store.logins import LoginRecord
 from chalicelib.store.sessions import SessionRecord
@@ -178,14 +179,14 @@ class LoginService:
             raise
         try:
             resolved = self._graph.resolve(app, wx, now)
-            session, result = self._prepare(app, resolved, now, device)
+            session, result = self._prepare(app, resolved, wx, now, device)
             if resolved.is_new:  # created, whatever happens next: the next login is not new
                 self._events.user_created(resolved.user_id, appid=app.appid, now=now)
             try:
                 self._finish(code, code_hash, wx, app, resolved, session, result, now)
             except MergedAway as refused:
                 resolved = self._graph.moved(app, wx, refused, now)
-                session, result = self._prepare(app, resolved, now, device)
+                session, result = self._prepare(app, resolved, wx, now, device)
                 self._finish(code, code_hash, wx, app, resolved, session, result, now)
         except ConditionFailed as e:
             self._logins.release(code_hash)
@@ -205,8 +206,16 @@ class LoginService:
         return result
 
     def _prepare(
-        self, app: App, resolved: Resolved, now: int, device: DeviceInfo | None
+        self, app: App, resolved: Resolved, wx: Exchanged, now: int, device: DeviceInfo | None
     ) -> tuple[SessionRecord, LoginResult]:
+        sealed_key = None  # a mini-program's session_key, sealed (chalicelib/open_data.py)
+        if wx.session_key:
+            sealed_key = seal_session_key(
+                self._client_of(app).secret(),
+                appid=app.appid,
+                user_id=resolved.user_id,
+                session_key=wx.session_key,
+            )
         session, tokens = self._sessions.prepare(
             resolved.user_id,
             client_id=app.client_id or app.appid,
@@ -214,6 +223,8 @@ class LoginService:
             device=device,
             audience=token_audience(app),  # None: AUTH_AUDIENCE
             custom_claims=resolved.custom_claims,  # chalicelib/tokens/claims.py
+            profile_claims=resolved.profile_claims,  # chalicelib/profile.py
+            sealed_session_key=sealed_key,
         )
         return session, LoginResult(tokens=tokens, is_new=resolved.is_new)
 

@@ -3,7 +3,10 @@ revocation (RFC 7009), over already-parsed form parameters.
 
 - `refresh_token`: the mini-program's public client (RFC 6749 §2.1) refreshes a session exactly
   as `/auth/refresh` does: same rotation, grace and reuse detection. No client authentication;
-  an optional `client_id` must be the WeChat appid the session was issued to.
+  an optional `client_id` must be the WeChat appid the session was issued to. A website's
+  confidential client (issue 24) authenticates as for client credentials, and the session
+  must be its own (RFC 6749 §6).
+- `authorization_code` (issue 24): chalicelib/weblogin/grant.py, registered by the runtime.
 - `client_credentials`: a registered client authenticates with HTTP Basic or with
   `client_id` + `client_secret` (one method only) and gets an access token for itself: `sub` and
   `client_id` are its id, `scope` is what it asked for (default: all its scopes), no `sid`, no
@@ -109,11 +112,14 @@ class OAuthService:
             client_id, secret = basic_id, basic_secret
         else:
             secret = ""
-        if secret or "client_secret" in form:
-            raise ClientAuthError(
-                "refresh tokens belong to the mini-program, a public client: send no secret"
-            )
-        if client_id is not None and client_id != self._public_client_id:
+        if secret or "client_secret" in form:  # a website's client (issue 24): authenticate it
+            if basic is not None and "client_secret" in form:
+                raise RequestError("authenticate with HTTP Basic or client_secret, not both")
+            if client_id is None:
+                raise ClientAuthError("client_secret needs client_id")
+            client = self._clients.authenticate(client_id, secret or form["client_secret"])
+            self._require_issued_to(token, client.client_id)
+        elif client_id is not None and client_id != self._public_client_id:
             self._require_issued_to(token, client_id)
         if "scope" in form:
             raise InvalidScope("sessions carry no scope: refresh without one")

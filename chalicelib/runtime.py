@@ -23,6 +23,7 @@ from chalicelib.events import Events
 from chalicelib.identity.apps import App, AppRegistry
 from chalicelib.limits import LOGIN_PER_OPENID, REFRESH_PER_SESSION, ClientAddress, RateLimiter
 from chalicelib.logs import Metrics
+from chalicelib.runtime_account import AccountServices
 from chalicelib.secrets_manager import CachedSecret, fetch_secret
 from chalicelib.session_cap import SessionCap
 from chalicelib.sessions import SessionManager
@@ -31,11 +32,11 @@ from chalicelib.signing_keys import KeySet, KeySetProvider, file_version, load_o
 from chalicelib.store import Store
 from chalicelib.tokens import claims
 from chalicelib.tokens.access import AccessTokens
+from chalicelib.weblogin.wiring import WebLoginServices
 
 if TYPE_CHECKING:
     import requests
 
-    from chalicelib.account import Account
     from chalicelib.clients import ClientStore
     from chalicelib.code_claims import CodeClaims
     from chalicelib.identity.directory import Directory
@@ -55,10 +56,11 @@ EVENTS_CONFIG = EVENTS_PUBLISH.config()  # one attempt: an event never delays a 
 
 
 @dataclass
-class Services(DeviceLoginServices):  # + device logins (chalicelib/device/wiring.py)
-    """The service graph. Login and the OAuth services are built at their first use, so that a
-    container whose first request verifies or refreshes imports neither the WeChat client nor
-    the client store (a cold start's cost, bench/RESULTS.md)."""
+class Services(WebLoginServices, AccountServices, DeviceLoginServices):  # + chalicelib/device/
+    """The service graph (websites' sign-ins: chalicelib/weblogin/wiring.py; the signed-in
+    user's own services: chalicelib/runtime_account.py). Login and the OAuth services are built
+    at their first use, so that a container whose first request verifies or refreshes imports
+    neither the WeChat client nor the client store (a cold start's cost, bench/RESULTS.md)."""
 
     settings: Settings
     store: Store
@@ -151,13 +153,6 @@ class Services(DeviceLoginServices):  # + device logins (chalicelib/device/wirin
         )
 
     @cached_property
-    def account(self) -> Account:
-        """The signed-in user's own account (`/me`)."""
-        from chalicelib.account import Account
-
-        return Account(self.store.users, self.graph)
-
-    @cached_property
     def broker(self) -> AccessTokenBroker:
         """The app's WeChat server access_token, shared by every container (the broker)."""
         from chalicelib.wechat.broker import AccessTokenBroker
@@ -174,11 +169,9 @@ class Services(DeviceLoginServices):  # + device logins (chalicelib/device/wirin
 
     @cached_property
     def phone(self) -> PhoneBinding:
-        from chalicelib.phone import AppPhones, PhoneApp, PhoneBinding
+        from chalicelib.phone import PhoneBinding
 
-        assert self.apps is not None
-        primary = PhoneApp(self.settings.wechat_appid, self.wechat, self.broker)
-        apps = AppPhones(self.apps, primary, self.store.wechat, clock=self.clock, sleep=self.sleep)
+        apps = self.session_apps  # runtime_account.py: shared with the profile and decrypt
         return PhoneBinding(
             self.code_claims,
             self.store.phones,
@@ -211,6 +204,7 @@ class Services(DeviceLoginServices):  # + device logins (chalicelib/device/wirin
             public_client_id=self.settings.wechat_appid,
         )
         service.register_grant(DEVICE_CODE_GRANT, lambda *a: self.device.grant.token(*a))
+        service.register_grant("authorization_code", lambda *a: self.code_grant(*a))  # issue 24
         return service
 
     @cached_property
@@ -375,6 +369,7 @@ def build(
         events=events,
         custom_claims=claims.build(settings, lambda_client, metrics),
         cap=cap,
+        profile_claim=settings.profile_claim,  # AUTH_PROFILE_CLAIM (issue 25, item 4)
     )
     client_address = ClientAddress.of_settings(
         settings, secrets_client, clock=clock, metrics=metrics

@@ -20,6 +20,7 @@ AUTH_LIMIT_REFRESH_PER_SESSION counts under `refresh_tokens.limit_key` (issue 22
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ class SessionManager(SessionEnds):
         custom_claims: Callable[[SessionRecord], Mapping[str, object]] | None = None,
         refresh_limit: Callable[[str, int], None] | None = None,
         cap: SessionCap | None = None,
+        profile_claim: bool = False,
     ) -> None:
         """`extra_claims(user_id)`: claims added to each access token minted for the user's
         sessions (AUTH_PHONE_CLAIM's `phone_number`); None adds none and reads nothing.
@@ -104,8 +106,11 @@ class SessionManager(SessionEnds):
         session item and the pre-token hook); None adds none.
         `refresh_limit(session_key, now)`: called before each rotation, raises RateLimited to
         refuse it (AUTH_LIMIT_REFRESH_PER_SESSION: one more request; None: none).
-        `cap`: AUTH_MAX_SESSIONS_PER_USER, enforced after each login (`enforce_cap`)."""
+        `cap`: AUTH_MAX_SESSIONS_PER_USER, enforced after each login (`enforce_cap`).
+        `profile_claim`: AUTH_PROFILE_CLAIM, the session's copy of the profile (`nickname`,
+        `picture`: chalicelib/profile.py) on its access tokens."""
         self._cap = cap
+        self._profile_claim = profile_claim
         self._events = events
         self._refresh_limit = refresh_limit
         self._extra_claims = extra_claims
@@ -134,6 +139,8 @@ class SessionManager(SessionEnds):
         device: DeviceInfo | None = None,
         custom_claims: str | None = None,
         audience: str | None = None,
+        profile_claims: str | None = None,
+        sealed_session_key: bytes | None = None,
     ) -> tuple[SessionRecord, IssuedTokens]:
         """A new session and its tokens, not yet stored (the caller writes the session).
 
@@ -141,6 +148,8 @@ class SessionManager(SessionEnds):
         `custom_claims`: the user's (UserRecord.custom_claims), copied into the session.
         `client_id` and `audience` (None: AUTH_AUDIENCE) are the app's that logged in; the
         session keeps them, so that its refreshed access tokens carry them too.
+        `profile_claims`, `sealed_session_key`: the profile's claims and the login's sealed
+        WeChat session_key (chalicelib/profile.py, chalicelib/open_data.py), kept on the session.
         """
         device = device or DeviceInfo()
         session_id = refresh_tokens.new_id(self._rand)
@@ -168,6 +177,8 @@ class SessionManager(SessionEnds):
             user_agent=device.user_agent,
             source_ip=device.source_ip,
             custom_claims=custom_claims,
+            profile_claims=profile_claims,
+            sealed_session_key=sealed_session_key,
         )
         return session, self._issue(session, token, now)
 
@@ -284,6 +295,8 @@ class SessionManager(SessionEnds):
         extra = dict(self._extra_claims(session.user_id)) if self._extra_claims else {}
         if self._custom_claims is not None:
             extra.update(self._custom_claims(session))
+        if self._profile_claim and session.profile_claims:  # from the item: no request
+            extra.update(json.loads(session.profile_claims))
         access_token, access_expires_at = self._access.mint(
             subject=session.user_id,
             session_id=session.session_id,

@@ -41,7 +41,9 @@ def parse_limit(name: str, raw: str | None) -> Limit | None:
         return None
     match = _LIMIT_RE.fullmatch(raw)
     if match is None:
-        raise ConfigurationError(f"{name} must be <count>/<seconds>, e.g. 20/60 (unset: no limit)")
+        raise ConfigurationError(
+            f"{name} must be <count>/<seconds>, e.g. 20/60 (unset: no limit)"
+        )
     count, seconds = int(match.group(1)), int(match.group(2))
     if not 1 <= count <= MAX_COUNT:
         raise ConfigurationError(f"{name}: the count must be 1 to {MAX_COUNT}")
@@ -96,6 +98,22 @@ def positive_int(env: Mapping[str, str], name: str, default: int, *, zero: bool 
 
 # -- issue 24, item 3 (the device login's settings) -------------------------------------------
 _PAGE_RE = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+){0,7}")
+DEVICE_ENV_VERSIONS = ("release", "trial", "develop")
+
+
+def device_values(env: Mapping[str, str], limits: Mapping[str, Limit]) -> dict[str, object]:
+    """Settings' device fields: AUTH_DEVICE_PAGE (unset: the mini-program's home page),
+    AUTH_DEVICE_ENV_VERSION, and the device limits (`limits`: each variable's default, the
+    per-IP one first; unset: the default, "off": none)."""
+    per_ip, per_user = ((name, default) for name, default in limits.items())
+    return {
+        "device_page": page_path(env, "AUTH_DEVICE_PAGE"),
+        "device_env_version": choice(
+            env, "AUTH_DEVICE_ENV_VERSION", "release", DEVICE_ENV_VERSIONS
+        ),
+        "limit_device_per_ip": limit_or_off(env, *per_ip),
+        "limit_device_lookup_per_user": limit_or_off(env, *per_user),
+    }
 
 
 def limit_or_off(env: Mapping[str, str], name: str, default: Limit) -> Limit | None:
@@ -123,3 +141,27 @@ def page_path(env: Mapping[str, str], name: str) -> str | None:
             " (no leading /, no query)"
         )
     return page
+
+
+# A host name of at least two DNS labels (ASCII: an IDN in its xn-- form), optionally `*.` for
+# any name under it (issue 25, AUTH_AVATAR_URL_HOSTS).
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})+")
+
+
+def host_list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated host names, lowercased (`*.example.com`: any name under example.com);
+    unset or empty: `default`; `none`: no host at all."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw == "none":
+        return ()
+    hosts = tuple(part.strip() for part in raw.split(","))
+    for host in hosts:
+        if len(host) > 253 or not _HOST_RE.fullmatch(host):
+            raise ConfigurationError(
+                f"{name} must be host names separated by commas (cdn.example.com,"
+                " *.example.com), or none"
+            )
+    return hosts

@@ -14,15 +14,17 @@ from chalicelib.setting_values import (
     MAX_COUNT,
     Limit,
     choice,
+    device_values,
     flag,
+    host_list,
     is_lambda_arn,
-    limit_or_off,
-    page_path,
     parse_limit,
     positive_int,
 )
 
 DEFAULT_WECHAT_API_BASE = "https://api.weixin.qq.com"
+DEFAULT_WECHAT_OPEN_BASE = "https://open.weixin.qq.com"  # qrconnect (issue 24, item 2)
+AUTHORIZATION_CODE_TTL_BOUNDS = (60, 600)  # seconds (RFC 6749 §4.1.2: 10 minutes at most)
 LOCAL_APPID = "wx-local-appid"
 LOCAL_SECRET = "wx-local-placeholder-secret"  # noqa: S105 - a documented placeholder, not a secret
 # A refresh rotates at `now`, waits on DynamoDB at most DYNAMODB.worst_case seconds, then may
@@ -58,10 +60,13 @@ TOKEN_HOOK_ON_ERROR = ("issue", "refuse")
 # The cap on live sessions per user (issue 21 item 6, issue 25 item 3; chalicelib/session_cap.py).
 MAX_SESSIONS_LIMIT = 1000
 MAX_SESSIONS_SCOPES = ("user", "app")
-# Issue 24, item 3 (chalicelib/device/): the mini-program version a device login's code opens,
-# and the limits that are on unless set to "off" (RFC 8628 §5.1 and §5.2: guessing user codes).
-DEVICE_ENV_VERSIONS = ("release", "trial", "develop")
+# Issue 24, item 3: the device limits are on unless set to "off" (RFC 8628 §5.1, §5.2).
 DEVICE_LIMIT_DEFAULTS = {DEVICE_PER_IP: Limit(20, 60), DEVICE_LOOKUP_PER_USER: Limit(30, 600)}
+# Issue 25, items 4 and 5 (chalicelib/profile.py, chalicelib/open_data.py): WeChat's own avatar
+# hosts, where an avatar URL may point while AUTH_AVATAR_URL_HOSTS is unset; the bounds of
+# AUTH_DECRYPT_MAX_AGE (seconds).
+DEFAULT_AVATAR_URL_HOSTS = ("thirdwx.qlogo.cn", "wx.qlogo.cn")
+DECRYPT_MAX_AGE_BOUNDS = (10, 86_400)
 
 
 def minimum_refresh_grace() -> int:
@@ -122,13 +127,23 @@ class Settings:
     # container keeps an OAuth client it authenticated (0: none).
     login_replay_without_nonce: int = 60
     clients_cache_ttl: int = 60
-    # Issue 24, item 3 (chalicelib/device/): scan-to-login on a PC, TV or kiosk (RFC 8628): the
-    # mini-program page its code opens (None: the home page), the mini-program's version
-    # (release, trial, develop), and two abuse limits, on by default ("off": none).
-    device_page: str | None = None
+    device_page: str | None = None  # issue 24, item 3: scan-to-login (device_values)
     device_env_version: str = "release"
     limit_device_per_ip: Limit | None = DEVICE_LIMIT_DEFAULTS[DEVICE_PER_IP]
     limit_device_lookup_per_user: Limit | None = DEVICE_LIMIT_DEFAULTS[DEVICE_LOOKUP_PER_USER]
+    # Issue 24, item 2 (website sign-in, chalicelib/weblogin/): WeChat's open platform, where a
+    # browser is sent to scan a QR code (`connect/qrconnect`; the local server's fake WeChat),
+    # and the seconds an authorization code may be redeemed in (60 to 600).
+    wechat_open_base: str = DEFAULT_WECHAT_OPEN_BASE
+    authorization_code_ttl: int = 60
+    # Issue 25, items 4 and 5: AUTH_PROFILE_CLAIM (`nickname`, `picture` on access tokens),
+    # AUTH_PROFILE_SECURITY_CHECK (a nickname through WeChat's msg_sec_check before it is
+    # stored), AUTH_AVATAR_URL_HOSTS (the hosts an avatar URL may name; empty: none),
+    # AUTH_DECRYPT_MAX_AGE (seconds a decrypted encryptedData's watermark may be old).
+    profile_claim: bool = False
+    profile_security_check: bool = False
+    avatar_url_hosts: tuple[str, ...] = DEFAULT_AVATAR_URL_HOSTS
+    decrypt_max_age: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -173,7 +188,9 @@ class Settings:
             limit_login_per_ipv6_48=_limit(env, LOGIN_PER_IPV6_48),
             **_origin_secret(env),
             **_security_tokens(env, defaults),
-            **_device(env),
+            **device_values(env, {LIMIT_SETTINGS[k]: v for k, v in DEVICE_LIMIT_DEFAULTS.items()}),
+            **_web_login(env, defaults),
+            **_profile(env, defaults),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -220,6 +237,36 @@ def _security_tokens(env: Mapping[str, str], defaults: Settings) -> dict[str, in
         "clients_cache_ttl": positive_int(
             env, "AUTH_CLIENTS_CACHE_TTL", defaults.clients_cache_ttl, zero=True
         ),
+    }
+
+
+def _web_login(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
+    """Issue 24, item 2: WECHAT_OPEN_BASE, AUTH_AUTHORIZATION_CODE_TTL."""
+    base = (env.get("WECHAT_OPEN_BASE") or defaults.wechat_open_base).rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise ConfigurationError("WECHAT_OPEN_BASE must be an http(s) URL")
+    low, high = AUTHORIZATION_CODE_TTL_BOUNDS
+    ttl = positive_int(env, "AUTH_AUTHORIZATION_CODE_TTL", defaults.authorization_code_ttl)
+    if not low <= ttl <= high:
+        raise ConfigurationError(f"AUTH_AUTHORIZATION_CODE_TTL must be {low} to {high}")
+    return {"wechat_open_base": base, "authorization_code_ttl": ttl}
+
+
+def _profile(env: Mapping[str, str], defaults: Settings) -> dict[str, object]:
+    """Issue 25's settings: AUTH_PROFILE_CLAIM, AUTH_PROFILE_SECURITY_CHECK,
+    AUTH_AVATAR_URL_HOSTS (unset: WeChat's own hosts; `none`: no avatar URL at all),
+    AUTH_DECRYPT_MAX_AGE."""
+    max_age = positive_int(env, "AUTH_DECRYPT_MAX_AGE", defaults.decrypt_max_age)
+    low, high = DECRYPT_MAX_AGE_BOUNDS
+    if not low <= max_age <= high:
+        raise ConfigurationError(f"AUTH_DECRYPT_MAX_AGE must be {low} to {high} seconds")
+    return {
+        "profile_claim": flag(env, "AUTH_PROFILE_CLAIM", defaults.profile_claim),
+        "profile_security_check": flag(
+            env, "AUTH_PROFILE_SECURITY_CHECK", defaults.profile_security_check
+        ),
+        "avatar_url_hosts": host_list(env, "AUTH_AVATAR_URL_HOSTS", DEFAULT_AVATAR_URL_HOSTS),
+        "decrypt_max_age": max_age,
     }
 
 
@@ -347,24 +394,5 @@ def _max_sessions(env: Mapping[str, str], defaults: Settings) -> dict[str, objec
         "max_sessions_per_user": cap,
         "max_sessions_scope": choice(
             env, "AUTH_MAX_SESSIONS_SCOPE", defaults.max_sessions_scope, MAX_SESSIONS_SCOPES
-        ),
-    }
-
-
-def _device(env: Mapping[str, str]) -> dict[str, object]:
-    """Issue 24, item 3: AUTH_DEVICE_PAGE (unset: the mini-program's home page),
-    AUTH_DEVICE_ENV_VERSION, and the device limits (unset: their defaults; "off": none)."""
-    return {
-        "device_page": page_path(env, "AUTH_DEVICE_PAGE"),
-        "device_env_version": choice(
-            env, "AUTH_DEVICE_ENV_VERSION", "release", DEVICE_ENV_VERSIONS
-        ),
-        "limit_device_per_ip": limit_or_off(
-            env, LIMIT_SETTINGS[DEVICE_PER_IP], DEVICE_LIMIT_DEFAULTS[DEVICE_PER_IP]
-        ),
-        "limit_device_lookup_per_user": limit_or_off(
-            env,
-            LIMIT_SETTINGS[DEVICE_LOOKUP_PER_USER],
-            DEVICE_LIMIT_DEFAULTS[DEVICE_LOOKUP_PER_USER],
         ),
     }

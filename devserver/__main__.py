@@ -284,6 +284,7 @@ def main() -> int:
                 devtools_user=env.get("FAKE_WECHAT_USER") or None,
             )
             env["WECHAT_API_BASE"] = fake.start("127.0.0.1", 0)
+            fill_env(env, "WECHAT_OPEN_BASE", env["WECHAT_API_BASE"])  # qrconnect (issue 24)
             stack.callback(fake.stop)
             wechat = f"{env['WECHAT_API_BASE']} (built-in fake WeChat, appid {appid})"
 

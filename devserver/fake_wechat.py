@@ -1,5 +1,6 @@
-"""A fake of WeChat's `jscode2session`, `cgi-bin/stable_token`, `getuserphonenumber` and
-`wxa/getwxacodeunlimit`, for `make run` and the tests.
+"""A fake of WeChat's `jscode2session`, `cgi-bin/stable_token` and `getuserphonenumber`, for
+`make run` and the tests (and `wxa/checksession`, `wxa/msg_sec_check` and encrypted open data:
+devserver/fake_wechat_user.py; `wxa/getwxacodeunlimit`: devserver/fake_wxacode.py).
 
 It answers like the real API: `GET /sns/jscode2session?appid=&secret=&js_code=&grant_type=`,
 always HTTP 200 with `Content-Type: text/plain` and a JSON body; an error is
@@ -20,7 +21,8 @@ Code conventions (`<user>` is the part of a code before its first `.`):
 
 openid = "o" + the first 27 characters of base64url(sha256(f"{appid}:{user}")), so `alice.1` and
 `alice.2` are the same user; unionid = "u" + the first 27 of base64url(sha256(f"unionid:{user}"));
-session_key is base64 of 16 random bytes.
+session_key is base64 of 16 random bytes, a new one at each jscode2session: the user's current
+one in that app (`wxa/checksession`, devserver/fake_wechat_user.py).
 
 WeChat DevTools and phones send real `wx.login` codes (random, without a `.`): each would be a
 user of its own. `FakeWeChat(..., devtools_user="dev")` (`FAKE_WECHAT_USER=dev make run`) makes
@@ -78,6 +80,11 @@ small real PNG of the scene (its `tEXt` chunks carry the scene, page and env_ver
 WeChat's errors: devserver/fake_wxacode.py has the table. `fake.wxacodes.calls[scene]` counts
 the requests per scene, `fake.wxacodes.fail_next(errcode)` queues a failure.
 
+Website apps (issue 24, item 2): `GET /connect/qrconnect` (WeChat's QR-code page) "scans"
+at once for the user a test names in the header `X-Fake-WeChat-User` (or `FAKE_WECHAT_USER`),
+else shows a page asking who scans: devserver/fake_qrconnect.py. Its codes are `<user>.qr-...`
+for `sns/oauth2/access_token` (which answers them with scope `snsapi_login`).
+
 Test helpers: `GET /_fake/stats` answers `{"calls": N, "phone_calls": N}`, `POST /_fake/reset`
 forgets used codes and counts. Requests are not logged: codes, tokens and secrets are never
 printed.
@@ -106,6 +113,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.settings import LOCAL_APPID, LOCAL_SECRET
+from devserver import fake_wechat_user
+from devserver.fake_qrconnect import CONFIRM_PATH, DENY, QRCONNECT_PATH, USER_HEADER, qrconnect
+from devserver.fake_wechat_user import SessionKeys
 from devserver.fake_wxacode import PATH as WXACODE_PATH
 from devserver.fake_wxacode import WxaCodes
 
@@ -307,6 +317,8 @@ class FakeWeChat:
         self._phone_calls: Counter[str] = Counter()
         self._refused_tokens: set[str] = set()
         self.wxacodes = WxaCodes()  # wxa/getwxacodeunlimit (issue 24, item 5)
+        self._qr_codes: set[str] = set()  # handed out by qrconnect (website apps)
+        self.session_keys = SessionKeys(clock)  # checksession, open data (fake_wechat_user.py)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -393,6 +405,8 @@ class FakeWeChat:
             self._phone_used.clear()
             self._phone_calls.clear()
             self._refused_tokens.clear()
+            self._qr_codes.clear()
+        self.session_keys.reset()
         for tokens in self.app_tokens.values():
             tokens.reset()
         self.wxacodes.reset()
@@ -436,10 +450,25 @@ class FakeWeChat:
             "expires_in": ACCESS_TOKEN_TTL,
             "refresh_token": "wxrefresh-" + secrets.token_urlsafe(32),
             "openid": openid_for(query["appid"], user),
-            "scope": "snsapi_base",
+            "scope": "snsapi_login" if code in self._qr_codes else "snsapi_base",
         }
         body.update(self._unionid(query["appid"], user))
         return body
+
+    def qrconnect(self, query: dict[str, str], user: str | None) -> tuple[int, dict, bytes]:
+        """`connect/qrconnect` of a website app, scanned by `user` (the `X-Fake-WeChat-User`
+        header; None: FAKE_WECHAT_USER, else a page asks): devserver/fake_qrconnect.py."""
+
+        def issued(code: str) -> None:
+            with self._lock:
+                self._qr_codes.add(code)
+
+        return qrconnect(
+            query,
+            user or self._devtools_user,
+            known_app=lambda appid: appid in self._secrets,
+            issued=issued,
+        )
 
     def _unionid(self, appid: str, user: str) -> dict[str, str]:
         with self._lock:
@@ -472,9 +501,10 @@ class FakeWeChat:
         refused = _code_refusal(user, first_use)
         if refused is not None:
             return refused
+        openid = openid_for(query["appid"], user)
         body: dict[str, Any] = {
-            "openid": openid_for(query["appid"], user),
-            "session_key": base64.b64encode(secrets.token_bytes(16)).decode(),
+            "openid": openid,
+            "session_key": self.session_keys.issue(query["appid"], openid),  # the current one
         }
         body.update(self._unionid(query["appid"], user))
         return body
@@ -602,6 +632,17 @@ class _Handler(BaseHTTPRequestHandler):
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             errcode = fake.tokens.check_access_token(query.get("access_token"))
             self._send(200, _error(errcode) if errcode else {"ip_list": ["127.0.0.1"]})
+        elif url.path in (QRCONNECT_PATH, CONFIRM_PATH):
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            user = self.headers.get(USER_HEADER)
+            if url.path == CONFIRM_PATH:
+                user = DENY if query.get("decision") == DENY else query.get("user")
+            status, headers, body = fake.qrconnect(query, user)
+            self._send_raw(status, headers, body)
+        elif url.path == fake_wechat_user.CHECK_SESSION_PATH:
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            token_app = fake.access_token_app(query.get("access_token", ""))
+            self._send(200, fake.session_keys.check_session(token_app, query))
         elif url.path == "/_fake/stats":
             self._send(200, {"calls": fake.calls, "phone_calls": fake.phone_calls})
         else:
@@ -618,6 +659,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"calls": 0})
         elif path == STABLE_TOKEN_PATH:
             self._send(200, fake.stable_token(raw))
+        elif path == fake_wechat_user.MSG_SEC_CHECK_PATH:
+            token, _ = _phone_request(urlsplit(self.path).query, b"")
+            self._send(200, fake_wechat_user.msg_sec_check(fake.access_token_app(token), raw))
+        elif path == fake_wechat_user.OPEN_DATA_PATH:
+            data = fake.session_keys.open_data(fake.appid, openid_for, raw)
+            self._send(*((200, data) if data is not None else (404, {"error": "no such user"})))
         elif path == PHONE_PATH:
             query = urlsplit(self.path).query
             self._send(200, fake.getuserphonenumber(*_phone_request(query, raw)), "text/plain")
@@ -633,8 +680,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: dict[str, Any], content_type: str = "") -> None:
         data = json.dumps(body).encode()
+        self._send_raw(status, {"Content-Type": content_type or "application/json"}, data)
+
+    def _send_raw(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", content_type or "application/json")
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -108,12 +111,41 @@ def stub_openid(appid: str, user: str) -> str:
     return f"openid-{user}" if appid == TEST_APPID else f"openid-{appid}-{user}"
 
 
+STUB_SESSION_KEY_MARK = "U0VTU0lPTktF"  # base64 of b"SESSIONKE": how every stub key begins
+
+
+def stub_session_key(appid: str, code: str) -> str:
+    """The stub's session_key for a code: base64 of 16 bytes (b"SESSIONKE" and 7 of a hash),
+    a new one for each wx.login code, as WeChat's; searched for in logs and answers."""
+    digest = hashlib.sha256(f"{appid}|{code}".encode()).digest()
+    return base64.b64encode(b"SESSIONKE" + digest[:7]).decode()
+
+
+def encrypt_open_data(session_key: str, data: dict, iv: bytes = b"0123456789abcdef") -> dict:
+    """WeChat's `{"encryptedData", "iv"}` of `data` under `session_key` (AES-128-CBC, PKCS#7,
+    key = base64-decode(session_key)): the test vectors of POST /auth/decrypt."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    padder = padding.PKCS7(128).padder()
+    plain = padder.update(json.dumps(data).encode()) + padder.finalize()
+    key = base64.b64decode(session_key)
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    encrypted = encryptor.update(plain) + encryptor.finalize()
+    encoded = base64.b64encode(encrypted).decode()
+    return {"encryptedData": encoded, "iv": base64.b64encode(iv).decode()}
+
+
 class WeChatStub:
     """jscode2session over `responses`, with the fake WeChat's code conventions:
     `<user>[.<n>]` logs in `<user>` (a unionid for users starting with `union`),
     `err-<errcode>[.<n>]` answers that errcode, `timeout[.<n>]` never answers (a read
-    timeout), every code works once (then 40163); the openid is the app's own (`stub_openid`).
-    Server access tokens per app (`cgi-bin/stable_token`: `stub-at-<appid>-<n>`)."""
+    timeout), every code works once (then 40163); the openid is the app's own (`stub_openid`),
+    the session_key `stub_session_key(appid, code)`, the user's current one from then on.
+    Server access tokens per app (`cgi-bin/stable_token`: `stub-at-<appid>-<n>`).
+    `wxa/msg_sec_check`: text with `risky` in it is risky (label 20002), with `review` review
+    (20001), else pass; `sec_check_errcodes` are answered first. `wxa/checksession`: 0 for the
+    user's current session_key, else 87009."""
 
     def __init__(self, mock: responses.RequestsMock) -> None:
         self.calls = 0
@@ -140,6 +172,17 @@ class WeChatStub:
             f"{WECHAT_BASE}/wxa/business/getuserphonenumber",
             callback=self._answer_phone,
         )
+        self.session_keys: dict[tuple[str, str], str] = {}  # (appid, openid) -> current key
+        self.sec_checks: list[dict] = []  # msg_sec_check's bodies, as received
+        self.sec_check_errcodes: list[int] = []
+        self.check_sessions = 0
+        self.check_session_errcodes: list[int] = []  # answered first by checksession
+        mock.add_callback(
+            responses.POST, f"{WECHAT_BASE}/wxa/msg_sec_check", callback=self._sec_check
+        )
+        mock.add_callback(
+            responses.GET, f"{WECHAT_BASE}/wxa/checksession", callback=self._check_session
+        )
 
     def _answer(self, request) -> tuple[int, dict[str, str], str] | Exception:
         query = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
@@ -156,11 +199,53 @@ class WeChatStub:
                 body = {"errcode": int(user[4:]), "errmsg": "stub error"}
             else:
                 self._used.add(code)  # only a successful exchange uses a code up
-                openid = stub_openid(query.get("appid", ""), user)
-                body = {"openid": openid, "session_key": f"SESSIONKEY-{user}-secret"}
+                appid = query.get("appid", "")
+                openid = stub_openid(appid, user)
+                key = self.session_keys[(appid, openid)] = stub_session_key(appid, code)
+                body = {"openid": openid, "session_key": key}
                 if user.startswith("union"):
                     body["unionid"] = f"unionid-{user}"
         return 200, {"Content-Type": "text/plain"}, json.dumps(body)
+
+    def _sec_check(self, request) -> tuple[int, dict[str, str], str]:
+        token = parse_qs(urlsplit(request.url).query).get("access_token", [""])[0]
+        sent = json.loads(request.body)
+        with self._lock:
+            self.sec_checks.append(sent)
+            if token in self.refused_tokens:
+                body: dict = {"errcode": 40001, "errmsg": "invalid credential"}
+            elif self.sec_check_errcodes:
+                body = {"errcode": self.sec_check_errcodes.pop(0), "errmsg": "stub error"}
+            else:
+                content = sent.get("content", "")
+                suggest, label = "pass", 100
+                if "risky" in content:
+                    suggest, label = "risky", 20002
+                elif "review" in content:
+                    suggest, label = "review", 20001
+                body = {
+                    "errcode": 0,
+                    "errmsg": "ok",
+                    "result": {"suggest": suggest, "label": label},
+                    "detail": [{"strategy": "content_model", "errcode": 0, "suggest": suggest}],
+                    "trace_id": "stub-trace",
+                }
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+    def _check_session(self, request) -> tuple[int, dict[str, str], str]:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
+        appid = self.token_apps.get(query.get("access_token", ""), TEST_APPID)
+        with self._lock:
+            self.check_sessions += 1
+            current = self.session_keys.get((appid, query.get("openid", "")))
+            if self.check_session_errcodes:
+                errcode = self.check_session_errcodes.pop(0)
+                body = {"errcode": errcode, "errmsg": "stub error"}
+                return 200, {"Content-Type": "application/json"}, json.dumps(body)
+        expected = hmac.new((current or "").encode(), b"", hashlib.sha256).hexdigest()
+        ok = current is not None and hmac.compare_digest(expected, query.get("signature", ""))
+        body = {"errcode": 0, "errmsg": "ok"} if ok else {"errcode": 87009, "errmsg": "invalid"}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
     def _stable_token(self, request) -> tuple[int, dict[str, str], str]:
         appid = json.loads(request.body).get("appid", "")

@@ -45,8 +45,17 @@ def test_client_create_prints_the_secret_once(capsys, env, services):
     code, out, err = run(capsys, "client", "create", "--scopes", "orders:read orders:write")
 
     assert code == 0, err
-    assert set(out) == {"client_id", "client_secret", "scopes", "enabled", "created_at"}
+    assert set(out) == {
+        "client_id",
+        "client_secret",
+        "scopes",
+        "enabled",
+        "created_at",
+        "redirect_uris",
+        "type",
+    }
     assert out["scopes"] == ["orders:read", "orders:write"] and out["enabled"] is True
+    assert (out["redirect_uris"], out["type"]) == ([], "confidential")
     assert "shown this once" in err and out["client_secret"] not in err
     record = services.clients.authenticate(out["client_id"], out["client_secret"])
     assert record.scopes == ("orders:read", "orders:write")
@@ -55,6 +64,44 @@ def test_client_create_prints_the_secret_once(capsys, env, services):
     assert code == 0
     assert listed == [{k: v for k, v in out.items() if k != "client_secret"}]
     assert out["client_secret"] not in json.dumps(listed)
+
+
+def test_client_create_for_websites_sign_ins(capsys, env, services):
+    """Issue 24, item 2: redirect URIs (repeatable), no scope, and a public client."""
+    uri, local = "https://shop.example/cb", "http://localhost:3000/cb"
+    argv = ["client", "create", "--client-id", "shop-web", "--redirect-uri", uri]
+    code, out, err = run(capsys, *argv, "--redirect-uri", local)
+    assert code == 0, err
+    assert out["redirect_uris"] == [uri, local] and out["scopes"] == []
+    assert out["type"] == "confidential" and out["client_secret"]
+
+    code, out, err = run(
+        capsys, *argv[:2], "--client-id", "shop-spa", "--redirect-uri", uri, "--public"
+    )
+    assert code == 0, err
+    assert out["type"] == "public" and "client_secret" not in out
+    assert services.clients.get("shop-spa").is_public
+
+    # plain http off loopback; public without redirect URIs; neither scopes nor redirect URIs
+    for bad in (["--redirect-uri", "http://shop.example/cb"], ["--public"], []):
+        code, out, err = run(capsys, "client", "create", *bad)
+        assert code == 1 and out is None and err
+
+
+def test_app_add_a_website(capsys, env, services):
+    code, out, err = run(
+        capsys,
+        "app",
+        "add",
+        "--appid",
+        "wx-web",
+        "--kind",
+        "website",
+        "--secret-arn",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:web",
+    )
+    assert code == 0, err
+    assert out["kind"] == "website"
 
 
 def test_client_create_with_an_id_and_a_duplicate(capsys, env):
@@ -317,7 +364,6 @@ def test_keys_rotate_with_a_missing_secret(capsys, env, monkeypatch):
         [],
         ["nope"],
         ["client"],
-        ["client", "create"],
         ["client", "create", "--scopes", ""],
         ["client", "create", "--scopes", 'a "b"'],
         ["client", "create", "--scopes", "a", "--client-id", "x y"],
@@ -428,6 +474,8 @@ def test_user_help_says_what_a_ban_does(capsys):
     assert admin.main(["user", "ban", "--help"]) == 0
     text = capsys.readouterr().out
     assert "access_denied" in text and "revoke" in text
+
+
 # -- user claims ---------------------------------------------------------------------------------
 
 

@@ -11,7 +11,13 @@ import pytest
 from chalicelib import clients
 from chalicelib.clients import ClientRecord, ClientStore, ScryptParams, grant_scope, parse_scope
 from chalicelib.crypto import b64url
-from chalicelib.errors import ClientAuthError, ClientExists, InvalidScope, RequestError
+from chalicelib.errors import (
+    ClientAuthError,
+    ClientExists,
+    InvalidScope,
+    RequestError,
+    UnauthorizedClient,
+)
 from chalicelib.store import Store
 from tests.conftest import START, TABLE, table_items
 
@@ -241,6 +247,8 @@ def test_public_view_has_no_secret_hash(client_store: ClientStore) -> None:
         "scopes": ["a"],
         "enabled": True,
         "created_at": START,
+        "redirect_uris": [],
+        "type": "confidential",
     }
 
 
@@ -422,3 +430,109 @@ def test_disabling_a_client_drops_it_from_this_containers_cache(client_store: Cl
 
     with pytest.raises(ClientAuthError):
         client_store.authenticate(record.client_id, secret)
+
+
+# -- websites' clients: redirect URIs, public clients (issue 24, item 2) --------------------------
+
+WEB = "https://shop.example/signed-in"
+
+
+def test_a_website_client_has_redirect_uris_and_may_have_no_scope(
+    client_store: ClientStore, dynamodb
+) -> None:
+    record, secret = client_store.create(
+        [], now=START, client_id="shop-web", redirect_uris=[WEB, "http://localhost:3000/cb", WEB]
+    )
+    assert record.redirect_uris == (WEB, "http://localhost:3000/cb")  # once each, in order
+    assert secret is not None and not record.is_public
+    [item] = table_items(dynamodb)
+    assert item["redirect_uris"] == {"L": [{"S": WEB}, {"S": "http://localhost:3000/cb"}]}
+    assert "public" not in item
+    assert client_store.get("shop-web") == record
+    assert record.public()["redirect_uris"] == [WEB, "http://localhost:3000/cb"]
+    # no scope, no client credentials
+    assert client_store.authenticate("shop-web", secret) == record
+    with pytest.raises(UnauthorizedClient):
+        grant_scope(record, None)
+
+
+def test_a_public_client_has_no_secret_and_never_authenticates(
+    client_store: ClientStore, dynamodb
+) -> None:
+    record, secret = client_store.create(
+        [], now=START, client_id="shop-spa", redirect_uris=[WEB], public=True
+    )
+    assert secret is None and record.is_public
+    assert record.public()["type"] == "public"
+    [item] = table_items(dynamodb)
+    assert item["public"] == {"BOOL": True}
+    assert item["secret_hash"] == {"S": clients.NO_SECRET}
+    for presented in ("", "none", clients.NO_SECRET):
+        with pytest.raises(ClientAuthError):
+            client_store.authenticate("shop-spa", presented)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://shop.example/cb",  # plain http, not loopback
+        "https://shop.example/cb#frag",
+        "https://user@shop.example/cb",
+        "/relative/cb",
+        "https://",
+        "javascript:alert(1)",
+        "https://shop.example/c b",
+        "https://shop.example/caf\u00e9",
+        "https://shop.example:99999/cb",
+        "https://shop.example/" + "x" * 500,
+        "",
+    ],
+)
+def test_create_refuses_a_bad_redirect_uri(client_store: ClientStore, dynamodb, uri) -> None:
+    with pytest.raises(RequestError):
+        client_store.create([], now=START, redirect_uris=[uri])
+    assert table_items(dynamodb) == []
+
+
+def test_create_refuses_a_public_client_without_redirect_uris_and_too_many_uris(
+    client_store: ClientStore, dynamodb
+) -> None:
+    with pytest.raises(RequestError):
+        client_store.create(["a"], now=START, public=True)
+    with pytest.raises(RequestError):
+        client_store.create([], now=START, redirect_uris=[f"{WEB}/{i}" for i in range(11)])
+    with pytest.raises(InvalidScope):
+        client_store.create([], now=START)  # neither scopes nor redirect URIs
+    assert table_items(dynamodb) == []
+
+
+def test_loopback_redirect_uris_may_be_http(client_store: ClientStore) -> None:
+    uris = ["http://localhost/cb", "http://127.0.0.1:8080/cb?x=1", "http://[::1]:9/cb"]
+    record, _ = client_store.create([], now=START, redirect_uris=uris)
+    assert record.redirect_uris == tuple(uris)
+
+
+def test_identify_a_token_requests_client(client_store: ClientStore) -> None:
+    spa, _ = client_store.create(
+        [], now=START, client_id="shop-spa", redirect_uris=[WEB], public=True
+    )
+    web, secret = client_store.create([], now=START, client_id="shop-web", redirect_uris=[WEB])
+    assert client_store.identify({"client_id": "shop-spa"}, None) == spa
+    assert client_store.identify({}, ("shop-spa", "")) == spa  # Basic with an empty password
+    assert client_store.identify({}, ("shop-web", secret)) == web
+    assert client_store.identify({"client_id": "shop-web", "client_secret": secret}, None) == web
+    for form, basic in [
+        ({}, None),  # names no client
+        ({"client_id": "shop-web"}, None),  # a confidential client without its secret
+        ({"client_id": "shop-web", "client_secret": "wrong"}, None),
+        ({"client_id": "nobody"}, None),
+        ({"client_id": "x" * 65}, None),
+        ({"client_id": "shop-spa", "client_secret": "anything"}, None),
+    ]:
+        with pytest.raises(ClientAuthError):
+            client_store.identify(form, basic)
+    with pytest.raises(RequestError):
+        client_store.identify({"client_id": "shop-web"}, ("shop-spa", ""))
+    client_store.set_enabled("shop-spa", False)
+    with pytest.raises(ClientAuthError):
+        client_store.identify({"client_id": "shop-spa"}, None)

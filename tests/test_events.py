@@ -20,7 +20,14 @@ from chalicelib.errors import ConfigurationError, StoreUnavailable
 from chalicelib.events import Events
 from chalicelib.logs import Metrics
 from chalicelib.settings import Settings
-from tests.conftest import START, TABLE, TEST_APPID, TEST_SECRET, table_items
+from tests.conftest import (
+    START,
+    STUB_SESSION_KEY_MARK,
+    TABLE,
+    TEST_APPID,
+    TEST_SECRET,
+    table_items,
+)
 from tests.http import assert_error, bearer, login, post
 from tests.test_phone import FakeBroker
 
@@ -93,7 +100,7 @@ def services(settings, dynamodb, clock, wechat, bus, metrics) -> runtime.Service
 
 def assert_no_secret(entries_or_events: object, *secrets: str) -> None:
     text = json.dumps(entries_or_events, default=str)
-    for secret in (TEST_SECRET, "SESSIONKEY-", *secrets):
+    for secret in (TEST_SECRET, STUB_SESSION_KEY_MARK, *secrets):
         assert secret not in text
 
 

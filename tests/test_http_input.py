@@ -15,6 +15,7 @@ from chalicelib.http_input import (
     access_token_from_header,
     basic_credentials,
     bool_field,
+    cookie,
     form_body,
     json_body,
     string_field,
@@ -407,3 +408,23 @@ def test_json_body_rejects_nesting_past_the_depth_limit(raw: bytes) -> None:
         json_body(raw, JSON)
 
     assert str(MAX_JSON_DEPTH) in str(info.value)
+
+
+# -- cookies (issue 24, item 2: a web sign-in's browser cookie) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("a=1; __Host-wxauth-authz-x=v4lue; b=2", "v4lue"),
+        ("__Host-wxauth-authz-x=first;__Host-wxauth-authz-x=second", "first"),
+        ('__Host-wxauth-authz-x="quoted"', "quoted"),
+        ("__Host-wxauth-authz-xy=other", None),
+        ("__Host-wxauth-authz-x", None),
+        ("", None),
+        (None, None),
+        ("__Host-wxauth-authz-x=v; " + "c=" + "x" * 9000, None),  # too long: none
+    ],
+)
+def test_cookie(header: str | None, expected: str | None) -> None:
+    assert cookie(header, "__Host-wxauth-authz-x") == expected

@@ -18,7 +18,7 @@ from chalicelib.errors import (
 from chalicelib.login import LoginPending, user_id_for
 from chalicelib.store import UserRecord
 from chalicelib.store.logins import LoginRecord
-from tests.conftest import START, TEST_APPID, table_items
+from tests.conftest import START, TEST_APPID, stub_session_key, table_items
 
 NONCE = "n0nce-" + "a" * 27  # a login_nonce, as the mini-program client sends one
 
@@ -131,7 +131,7 @@ def test_the_login_record_holds_no_token_and_no_session_key(login, dynamodb):
         result.tokens.refresh_token,
         result.tokens.access_token,
         "alice.1",
-        "SESSIONKEY-union-bob-secret",
+        stub_session_key(TEST_APPID, "union-bob.1"),
     ):
         assert secret not in dump
 

@@ -8,7 +8,7 @@ import logging
 from chalicelib.phone import phone_hash
 from tests.api import test_internal as wechat_access
 from tests.api.test_internal import SERVER_TOKEN, client_token
-from tests.conftest import TEST_SECRET
+from tests.conftest import STUB_SESSION_KEY_MARK, TEST_APPID, TEST_SECRET, stub_session_key
 from tests.http import bearer, post
 
 # Fixtures: the conftest's WeChat stub, with stable_token on the same mock.
@@ -67,7 +67,8 @@ def test_a_full_session_logs_no_secret(client, services, log_lines, caplog, cloc
     secrets = {
         "app secret": TEST_SECRET,
         "code": code,
-        "session_key": "SESSIONKEY-union-grace-secret",
+        "session_key": stub_session_key(TEST_APPID, code),
+        "any session_key": STUB_SESSION_KEY_MARK,
         "access token": login["access_token"],
         "refreshed access token": refreshed["access_token"],
         "refresh token": login["refresh_token"],

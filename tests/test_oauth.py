@@ -159,7 +159,7 @@ def test_refresh_grant_bad_tokens_are_invalid_grant_and_change_nothing(client, d
 # -- the token endpoint's input ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("grant_type", ["password", "authorization_code", "implicit", "x" * 500])
+@pytest.mark.parametrize("grant_type", ["password", "implicit", "x" * 500])
 def test_unsupported_grant_type(client, grant_type):
     response = token(client, {"grant_type": grant_type, "username": "a", "password": "b"})
     assert_error(response, 400, "unsupported_grant_type")
@@ -548,6 +548,7 @@ def test_openid_configuration_serves_api_gateway_jwt_authorizers(client):
         "refresh_token",
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:device_code",  # RFC 8628 (issue 24, item 3)
+        "authorization_code",  # issue 24, item 2
     ]
     assert body["device_authorization_endpoint"] == "https://auth.test/oauth/device_authorization"
     assert set(body["token_endpoint_auth_methods_supported"]) == {
@@ -556,7 +557,10 @@ def test_openid_configuration_serves_api_gateway_jwt_authorizers(client):
         "none",
     }
     assert body["id_token_signing_alg_values_supported"] == ["RS256"]
-    assert body["response_types_supported"] == []
+    assert body["authorization_endpoint"] == "https://auth.test/oauth/authorize"
+    assert body["response_types_supported"] == ["code"]
+    assert body["code_challenge_methods_supported"] == ["S256"]
+    assert body["authorization_response_iss_parameter_supported"] is True
     assert {"sub", "aud", "scope", "client_id"} <= set(body["claims_supported"])
     # the issuer of the document is the `iss` of the tokens, character for character
     claims = jwt.decode(login(client)["access_token"], options={"verify_signature": False})

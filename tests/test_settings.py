@@ -312,3 +312,78 @@ def test_the_issue_22_settings_are_seconds_zero_included(name: str, field: str, 
 def test_the_issue_22_settings_refuse_what_is_not_seconds(name: str, raw: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({name: raw})
+
+
+# -- issue 24, item 2: website sign-in ------------------------------------------------------------
+
+
+def test_the_web_login_settings_default_to_wechats_open_platform_and_60_seconds() -> None:
+    settings = Settings.from_env({})
+    assert settings.wechat_open_base == "https://open.weixin.qq.com"
+    assert settings.authorization_code_ttl == 60
+
+
+def test_the_web_login_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {"WECHAT_OPEN_BASE": "http://127.0.0.1:9000/", "AUTH_AUTHORIZATION_CODE_TTL": "600"}
+    )
+    assert settings.wechat_open_base == "http://127.0.0.1:9000"
+    assert settings.authorization_code_ttl == 600
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("AUTH_AUTHORIZATION_CODE_TTL", "59"),
+        ("AUTH_AUTHORIZATION_CODE_TTL", "601"),
+        ("AUTH_AUTHORIZATION_CODE_TTL", "soon"),
+        ("WECHAT_OPEN_BASE", "open.weixin.qq.com"),
+    ],
+)
+def test_bad_web_login_settings_are_a_configuration_error(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: raw})
+
+
+# -- issue 25, items 4 and 5: the profile and encrypted data --------------------------------
+
+
+def test_profile_settings_default_to_wechats_avatar_hosts_and_nothing_on() -> None:
+    settings = Settings.from_env({})
+    assert settings.avatar_url_hosts == ("thirdwx.qlogo.cn", "wx.qlogo.cn")
+    assert not settings.profile_claim and not settings.profile_security_check
+    assert settings.decrypt_max_age == 300
+
+
+def test_profile_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "AUTH_PROFILE_CLAIM": "true",
+            "AUTH_PROFILE_SECURITY_CHECK": "1",
+            "AUTH_AVATAR_URL_HOSTS": " CDN.example.com, *.img.example.com ",
+            "AUTH_DECRYPT_MAX_AGE": "600",
+        }
+    )
+    assert settings.profile_claim and settings.profile_security_check
+    assert settings.avatar_url_hosts == ("cdn.example.com", "*.img.example.com")
+    assert settings.decrypt_max_age == 600
+    assert Settings.from_env({"AUTH_AVATAR_URL_HOSTS": "none"}).avatar_url_hosts == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("AUTH_AVATAR_URL_HOSTS", "https://cdn.example.com"),
+        ("AUTH_AVATAR_URL_HOSTS", "localhost"),
+        ("AUTH_AVATAR_URL_HOSTS", "*"),
+        ("AUTH_AVATAR_URL_HOSTS", "a.example.com,,b.example.com"),
+        ("AUTH_AVATAR_URL_HOSTS", "cdn.example.com:8443"),
+        ("AUTH_DECRYPT_MAX_AGE", "5"),
+        ("AUTH_DECRYPT_MAX_AGE", "86401"),
+        ("AUTH_DECRYPT_MAX_AGE", "soon"),
+        ("AUTH_PROFILE_CLAIM", "maybe"),
+    ],
+)
+def test_bad_profile_settings_are_a_configuration_error(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({name: raw})

@@ -1,6 +1,6 @@
 """`wxauth-admin app ...`: the apps a deployment serves (chalicelib/identity/apps.py).
 
-    wxauth-admin app add --appid APPID --kind {mini-program,official-account,mobile-app}
+    wxauth-admin app add --appid APPID --kind {mini-program,official-account,mobile-app,website}
                          (--secret-arn ARN | --secret SECRET) [--client-id ID] [--audience AUD]
     wxauth-admin app list                 (never prints a secret)
     wxauth-admin app disable APPID [--no-wait]   (and: app enable APPID [--no-wait])

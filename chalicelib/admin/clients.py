@@ -1,6 +1,8 @@
-"""`wxauth-admin client ...`: OAuth clients for the client credentials grant.
+"""`wxauth-admin client ...`: OAuth clients (client credentials; websites' sign-ins).
 
     wxauth-admin client create --scopes "orders:read orders:write" [--client-id shop-backend]
+    wxauth-admin client create --redirect-uri https://shop.example/cb [--redirect-uri ...]
+                               [--public] [--client-id shop-web]   (issue 24: /oauth/authorize)
     wxauth-admin client list
     wxauth-admin client disable CLIENT_ID      (and: client enable CLIENT_ID)
 """
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.cli import unmasked
 from chalicelib.clients import SCOPE_TOKEN_RE, validate_client_id
-from chalicelib.errors import AdminError, ClientExists, RequestError
+from chalicelib.errors import AdminError, ClientExists, InvalidScope, RequestError
 
 if TYPE_CHECKING:
     from chalicelib.runtime import Services
@@ -46,11 +48,24 @@ def add_parser(groups: Any) -> None:
     )
     create.add_argument(
         "--scopes",
-        required=True,
+        default=[],
         type=unmasked(_scopes),
         help='space-separated, e.g. "orders:read"',
     )
     create.add_argument("--client-id", type=unmasked(_client_id), help="default: a random id")
+    create.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        dest="redirect_uris",
+        type=unmasked(str),
+        help="where /oauth/authorize may send the browser back (exact match; repeatable)",
+    )
+    create.add_argument(
+        "--public",
+        action="store_true",
+        help="no secret: a web page or an app, proved by PKCE alone (needs --redirect-uri)",
+    )
     client_commands.add_parser("list", help="list every client (never their secrets)")
     for name, text in (("disable", "refuse new tokens to"), ("enable", "re-enable")):
         command = client_commands.add_parser(name, help=f"{text} a client")
@@ -61,9 +76,17 @@ def run(args: argparse.Namespace, services: Services, now: int) -> Any:
     clients = services.clients
     if args.command == "create":
         try:
-            record, secret = clients.create(args.scopes, now=now, client_id=args.client_id)
-        except ClientExists as e:
+            record, secret = clients.create(
+                args.scopes,
+                now=now,
+                client_id=args.client_id,
+                redirect_uris=args.redirect_uris,
+                public=args.public,
+            )
+        except (ClientExists, RequestError, InvalidScope) as e:
             raise AdminError(str(e)) from e
+        if secret is None:
+            return record.public()
         print(
             "Store client_secret now: it is shown this once and cannot be recovered.",
             file=sys.stderr,

@@ -1,4 +1,5 @@
-"""Routes for the signed-in user's own account: `/me`, the phone number, the sessions."""
+"""Routes for the signed-in user's own account: `/me` (and its profile), the phone number, the
+sessions, the session's encrypted WeChat data."""
 
 from __future__ import annotations
 
@@ -17,6 +18,27 @@ routes = Routes(Blueprint(__name__))
 def me(call: Call, claims: AccessClaims) -> dict[str, Any]:
     assert claims.user_id is not None
     return call.services.account.me(claims.user_id)
+
+
+@routes.protected("/me", ["PATCH", "POST"], users_only=True)
+def update_me(call: Call, claims: AccessClaims) -> Response:
+    """The user's nickname and avatar URL (chalicelib/profile.py); answered as GET /me.
+    POST too, the same: wx.request has no PATCH (its methods are OPTIONS, GET, HEAD, POST, PUT,
+    DELETE, TRACE, CONNECT), so a mini-program sends POST /me."""
+    assert claims.user_id is not None
+    body = call.services.account.update_profile(
+        claims.user_id, call.json(), client_id=claims.client_id, now=call.now
+    )
+    return Response(body=body, status_code=200, headers=dict(NO_STORE))
+
+
+@routes.protected("/auth/decrypt", ["POST"], users_only=True)
+def decrypt(call: Call, claims: AccessClaims) -> Response:
+    """WeChat's encryptedData, decrypted with the session's sealed session_key
+    (chalicelib/open_data.py): no request more than the token check's GetItem."""
+    assert call.session is not None
+    data = call.services.open_data.decrypt(call.session, call.json(), call.now)
+    return Response(body=data, status_code=200, headers=dict(NO_STORE))
 
 
 @routes.protected("/auth/phone", ["POST"], users_only=True)

@@ -22,6 +22,7 @@ from chalice.app import Request
 
 from chalicelib import logs
 from chalicelib.errors import (
+    AccessDenied,
     AppDisabled,
     ClientAuthError,
     ConditionFailed,
@@ -38,6 +39,8 @@ from chalicelib.errors import (
     PhoneInUse,
     RateLimited,
     RequestError,
+    RiskyContent,
+    SessionKeyExpired,
     SessionNotFound,
     StoreUnavailable,
     TokenError,
@@ -45,6 +48,7 @@ from chalicelib.errors import (
     UnauthorizedClient,
     UnknownUser,
     UnsupportedGrantType,
+    UnsupportedResponseType,
     UserBanned,
     WeChatRateLimited,
     WeChatTokenInvalid,
@@ -56,6 +60,7 @@ from chalicelib.http_input import access_token_from_header, form_body, json_body
 
 if TYPE_CHECKING:
     from chalicelib.runtime import Services
+    from chalicelib.store.sessions import SessionRecord
     from chalicelib.tokens.access import AccessClaims
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -79,14 +84,18 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (DeviceSlowDown, 400, "slow_down"),
     (DeviceLoginDenied, 400, "access_denied"),
     (DeviceCodeExpired, 400, "expired_token"),
-    (UnauthorizedClient, 400, "unauthorized_client"),  # may not start device logins
     (DeviceLoginNotFound, 404, NOT_FOUND),  # no device login has this user code
+    (UnauthorizedClient, 400, "unauthorized_client"),  # issue 24: a client of another grant
+    (UnsupportedResponseType, 400, "unsupported_response_type"),  # GET /oauth/authorize
     (WeChatUserBlocked, 403, "access_denied"),
+    (AccessDenied, 403, "access_denied"),  # a web sign-in the user refused (issue 24)
     (UserBanned, 403, "access_denied"),
     (MergedAway, 403, "access_denied"),  # an identity a merge left behind (docs/operators.md)
     (SessionNotFound, 404, NOT_FOUND),
     (UnknownUser, 404, NOT_FOUND),  # GET /users/{user_id}/identities
     (PhoneInUse, 409, "phone_in_use"),
+    (RiskyContent, 400, "risky_content"),  # PATCH /me: msg_sec_check said risky (issue 25)
+    (SessionKeyExpired, 400, "session_key_expired"),  # POST /auth/decrypt: log in again
     (WeChatRateLimited, 429, "slow_down"),
     (RateLimited, 429, "slow_down"),  # AUTH_LIMIT_* (chalicelib/limits.py)
     (WeChatUnavailable, 503, "temporarily_unavailable"),
@@ -204,6 +213,7 @@ class Call:
     services: Services
     now: int
     user_id: str | None = None
+    session: SessionRecord | None = None  # the access token's, as `authenticate` read it
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
@@ -306,7 +316,7 @@ def authenticate(call: Call, *, users_only: bool = False) -> AccessClaims:
     if token is None:
         raise TokenError("an access token is required in Authorization")
     claims = call.services.access_tokens.check(token, call.now)
-    call.services.sessions.require_live(claims, call.now)
+    call.session = call.services.sessions.require_live(claims, call.now)
     call.user_id = claims.subject
     if users_only and claims.user_id is None:
         raise InsufficientScope("this route needs a user's access token, not a client's")

@@ -17,7 +17,9 @@ returns (chalicelib/admin/apps.py). An appid a container does not know is looked
 eventually consistent GetItem), at most once per RELOAD_ON_MISS_AFTER seconds.
 
 A kind is a small class with the code exchange, registered in `KINDS` by name
-(`register_kind`); the login service never branches on it.
+(`register_kind`); the login service never branches on it. A kind that signs a browser in
+(`website`, issue 24) also has `authorization_url`: where the browser is sent to meet WeChat;
+the deployment's one enabled app of such a kind is `browser_app()`.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlencode
 
-from chalicelib.errors import AppDisabled, RequestError, UnknownApp
+from chalicelib.errors import AppDisabled, ConfigurationError, RequestError, UnknownApp
 from chalicelib.store.apps import MINI_PROGRAM, App, Apps
 
 if TYPE_CHECKING:
@@ -55,15 +58,19 @@ IN_FLIGHT_SECONDS = 30
 
 OFFICIAL_ACCOUNT = "official-account"
 MOBILE_APP = "mobile-app"
+WEBSITE = "website"  # issue 24, item 2: an open-platform website app (网站应用)
 
 
 @dataclass(frozen=True)
 class Exchanged:
-    """Who a code belongs to, as WeChat said: the app's openid, and the unionid if bound.
-    Nothing else of the exchange (session_key, the user access_token) leaves the kind."""
+    """Who a code belongs to, as WeChat said: the app's openid, and the unionid if bound; and a
+    mini-program's session_key, which the login keeps sealed in the session (chalicelib/
+    open_data.py) and never hands out. Nothing else of the exchange (the user access_token of
+    an OAuth code) leaves the kind."""
 
     openid: str
     unionid: str | None
+    session_key: str | None = field(default=None, repr=False)
 
 
 class AppKind(Protocol):
@@ -76,15 +83,15 @@ class AppKind(Protocol):
 
 
 class MiniProgram:
-    """`wx.login()` codes: `sns/jscode2session` (the session_key is dropped here). The code
-    goes from `wx.login()` to the app's own request body: it never appears in a URL."""
+    """`wx.login()` codes: `sns/jscode2session` (its session_key goes on, to be sealed). The
+    code goes from `wx.login()` to the app's own request body: it never appears in a URL."""
 
     name = MINI_PROGRAM
     replays_without_nonce = True
 
     def exchange(self, wechat: WeChatClient, code: str) -> Exchanged:
         wx = wechat.code2session(code)
-        return Exchanged(openid=wx.openid, unionid=wx.unionid)
+        return Exchanged(openid=wx.openid, unionid=wx.unionid, session_key=wx.session_key)
 
 
 class OAuthCode:
@@ -103,6 +110,29 @@ class OAuthCode:
         return Exchanged(openid=access.openid, unionid=access.unionid)
 
 
+class Website(OAuthCode):
+    """An open-platform website app (网站应用): the browser is sent to WeChat's `qrconnect`
+    page (scope `snsapi_login`), where the user scans a QR code with WeChat (or confirms in
+    WeChat for Windows or Mac), and WeChat sends the browser back to `redirect_uri` with
+    `code` and `state`. The code (valid 10 minutes, once) is exchanged with
+    `sns/oauth2/access_token`, as any OAuth code (WeChat's docs: 网站应用微信登录)."""
+
+    def __init__(self) -> None:
+        super().__init__(WEBSITE)
+
+    def authorization_url(self, open_base: str, appid: str, redirect_uri: str, state: str) -> str:
+        query = urlencode(
+            {
+                "appid": appid,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "scope": "snsapi_login",
+                "state": state,
+            }
+        )
+        return f"{open_base.rstrip('/')}/connect/qrconnect?{query}#wechat_redirect"
+
+
 KINDS: dict[str, AppKind] = {}
 
 
@@ -112,8 +142,14 @@ def register_kind(kind: AppKind) -> AppKind:
     return kind
 
 
-for _kind in (MiniProgram(), OAuthCode(OFFICIAL_ACCOUNT), OAuthCode(MOBILE_APP)):
+for _kind in (MiniProgram(), OAuthCode(OFFICIAL_ACCOUNT), OAuthCode(MOBILE_APP), Website()):
     register_kind(_kind)
+
+
+def signs_in_browsers(app: App) -> bool:
+    """Whether `app`'s kind sends a browser to WeChat (has `authorization_url`)."""
+    kind = KINDS.get(app.kind)
+    return kind is not None and callable(getattr(kind, "authorization_url", None))
 
 
 def validate_appid(appid: str) -> str:
@@ -194,13 +230,14 @@ class AppRegistry:
         return apps
 
     def resolve(self, appid: str | None) -> App:
-        """The app a login names; `appid` may be omitted when exactly one app is enabled.
+        """The app a login names; `appid` may be omitted when exactly one app is enabled (a
+        website app, whose codes come back through `GET /oauth/wechat/callback`, not counted).
 
         UnknownApp (400 invalid_request) for an appid that is no app here, AppDisabled (400
         unauthorized_client) for a disabled one, RequestError when appid is required."""
         apps = self.apps()
-        if appid is None:
-            enabled = [app for app in apps.values() if app.enabled]
+        if appid is None:  # a website app's codes come through its callback: not counted
+            enabled = [app for app in apps.values() if app.enabled and not signs_in_browsers(app)]
             if len(enabled) == 1:
                 return enabled[0]
             if not enabled:
@@ -241,6 +278,21 @@ class AppRegistry:
             if self._apps is not None:
                 self._apps = {**self._apps, appid: app}
         return app
+
+    def browser_app(self) -> App:
+        """The app a browser signs in with (`GET /oauth/authorize`): the one enabled app whose
+        kind sends browsers to WeChat (`website`). ConfigurationError if there is none or
+        several (disable all but one); AppDisabled if every such app is disabled."""
+        found = [app for app in self.apps().values() if signs_in_browsers(app)]
+        enabled = [app for app in found if app.enabled]
+        if len(enabled) == 1:
+            return enabled[0]
+        if found and not enabled:
+            raise AppDisabled("signing in with WeChat on the web is disabled here")
+        raise ConfigurationError(
+            "website sign-in needs exactly one enabled app of kind website"
+            f" ({len(enabled)} now): wxauth-admin app add --kind website, or app disable"
+        )
 
     def in_force_after(self) -> int:
         """Seconds after `set_enabled` when every container's cache has read the change, and

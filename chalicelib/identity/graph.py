@@ -37,6 +37,7 @@ from typing import Any
 from chalicelib.errors import ConditionFailed, MergedAway, MergeRefused
 from chalicelib.identity.apps import App, Exchanged
 from chalicelib.logs import Metrics, log_event
+from chalicelib.profile import profile_claims
 from chalicelib.store.identities import MINI_PROGRAM, Identities, Identity, PendingLink
 from chalicelib.store.merges import Merges
 from chalicelib.store.users import MergeNote, UserRecord, Users
@@ -52,6 +53,7 @@ class Resolved:
     is_new: bool
     identity: Identity
     custom_claims: str | None = None  # the user's (chalicelib/tokens/claims.py), for the session
+    profile_claims: str | None = None  # its profile's (chalicelib/profile.py), the same way
 
 
 class IdentityGraph:
@@ -88,7 +90,11 @@ class IdentityGraph:
             if wx.unionid and old.unionid is None:
                 self._backfill(old, wx.unionid, now)
             return Resolved(
-                old.user_id, False, _with_unionid(old, wx.unionid), old.custom_claims
+                old.user_id,
+                False,
+                _with_unionid(old, wx.unionid),
+                old.custom_claims,
+                old.profile_claims,
             )
         return self._first(app, wx, now)
 
@@ -119,6 +125,7 @@ class IdentityGraph:
         # The user's claims go on its new identity (the profile as it was holds them), so that
         # this login and every later one through the identity carry them.
         claims = before.custom_claims if before is not None else None
+        profile = profile_claims(before) if before is not None else None
         identity = self._identities.create(
             Identity(
                 app.appid,
@@ -128,6 +135,7 @@ class IdentityGraph:
                 wx.unionid,
                 created_at=now,
                 custom_claims=claims,
+                profile_claims=profile,
             )
         )
         if conflict_owner is not None and wx.unionid:
@@ -137,6 +145,7 @@ class IdentityGraph:
             before is None and identity.user_id == user_id,
             identity,
             identity.custom_claims,  # a lost race: the winner's item's
+            identity.profile_claims,
         )
 
     def moved(self, app: App, wx: Exchanged, refused: MergedAway, now: int) -> Resolved:
@@ -146,7 +155,9 @@ class IdentityGraph:
         PutItem), so that the merge run again moves it, and MergedAway is raised again."""
         current = self._identities.get(app.appid, wx.openid)
         if current is not None and current.user_id != refused.user_id:
-            return Resolved(current.user_id, False, current, current.custom_claims)
+            return Resolved(
+                current.user_id, False, current, current.custom_claims, current.profile_claims
+            )
         if current is not None:
             self._identities.relist(current, now=now)
         log_event(
@@ -312,7 +323,8 @@ class IdentityGraph:
             "forced": not justified,
         }
 
+
 def _with_unionid(identity: Identity, unionid: str | None) -> Identity:
     if identity.unionid or not unionid:
         return identity
-    return replace(identity, unionid=unionid, custom_claims=None)
+    return replace(identity, unionid=unionid, custom_claims=None, profile_claims=None)

@@ -10,8 +10,9 @@
   finishing transaction), `phones` (a number's owner; the binding's transaction),
   `identities` (identities, unionids, pending links), `merges` (a merge's transaction),
   `apps`, `clients`, `wechat`
-  (the brokered access token), `guards` (abuse-limit counters, the breaker), `devices` (device
-  logins, RFC 8628: issue 24, item 3).
+  (the brokered access token), `guards` (abuse-limit counters, the breaker), `authorizations`
+  (web sign-ins and their authorization codes, issue 24), `devices` (device logins, RFC 8628:
+  issue 24, item 3).
 
 `Store` holds one of each over one table; a service takes the repository it uses
 (`SessionManager(store.sessions, ...)`), not the whole store. Nothing here imports the
@@ -43,6 +44,7 @@ from chalicelib.store.users import PhoneRecord, UserRecord, Users
 
 if TYPE_CHECKING:
     from chalicelib.store.apps import Apps
+    from chalicelib.store.authorizations import Authorizations
     from chalicelib.store.clients import Clients
     from chalicelib.store.devices import DeviceLogins
     from chalicelib.store.guards import Guards
@@ -144,3 +146,9 @@ class Store:
         from chalicelib.store.devices import DeviceLogins
 
         return DeviceLogins(self.table)
+
+    @cached_property
+    def authorizations(self) -> Authorizations:
+        from chalicelib.store.authorizations import Authorizations
+
+        return Authorizations(self.table)

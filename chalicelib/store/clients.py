@@ -1,9 +1,10 @@
-"""OAuth clients (client credentials grant), in one partition so that listing them is a Query
-(the table's policy allows no Scan):
+"""OAuth clients (client credentials and authorization code grants), in one partition so that
+listing them is a Query (the table's policy allows no Scan):
 
 | pk       | sk                  | attributes                                                 |
 |----------|---------------------|------------------------------------------------------------|
-| `CLIENT` | `CLIENT#<client_id>`| client_id, secret_hash, scopes (list), enabled, created_at |
+| `CLIENT` | `CLIENT#<client_id>`| client_id, secret_hash, scopes (list), enabled, created_at, |
+|          |                     | redirect_uris? (list), public? (BOOL: no secret)           |
 
 Secrets, scopes and authentication are chalicelib/clients.py's.
 """
@@ -21,6 +22,7 @@ from chalicelib.store.schema import (
     Item,
     boolean,
     client_sk,
+    get_bool,
     get_strings,
     key,
     n,
@@ -37,6 +39,10 @@ class ClientRecord:
     scopes: tuple[str, ...]
     enabled: bool
     created_at: int
+    # Issue 24, item 2: where the authorization code grant may send the browser back, and
+    # whether the client is public (a web page or an app: no secret, PKCE only).
+    redirect_uris: tuple[str, ...] = ()
+    is_public: bool = False
 
     def public(self) -> dict[str, Any]:
         """What an operator may see: everything but the secret hash."""
@@ -45,6 +51,8 @@ class ClientRecord:
             "scopes": list(self.scopes),
             "enabled": self.enabled,
             "created_at": self.created_at,
+            "redirect_uris": list(self.redirect_uris),
+            "type": "public" if self.is_public else "confidential",
         }
 
 
@@ -55,6 +63,8 @@ def item_to_client(item: Item) -> ClientRecord:
         scopes=get_strings(item, "scopes"),
         enabled=bool(item["enabled"]["BOOL"]),
         created_at=int(item["created_at"]["N"]),
+        redirect_uris=get_strings(item, "redirect_uris"),
+        is_public=get_bool(item, "public", False),
     )
 
 
@@ -66,16 +76,19 @@ class Clients:
 
     def add(self, client: ClientRecord) -> bool:
         """Store a new client; False if its id is taken (nothing written)."""
-        return self._table.put_new(
-            {
-                **key(CLIENT_PK, client_sk(client.client_id)),
-                "client_id": s(client.client_id),
-                "secret_hash": s(client.secret_hash),
-                "scopes": strings(client.scopes),
-                "enabled": boolean(client.enabled),
-                "created_at": n(client.created_at),
-            }
-        )
+        item: Item = {
+            **key(CLIENT_PK, client_sk(client.client_id)),
+            "client_id": s(client.client_id),
+            "secret_hash": s(client.secret_hash),
+            "scopes": strings(client.scopes),
+            "enabled": boolean(client.enabled),
+            "created_at": n(client.created_at),
+        }
+        if client.redirect_uris:
+            item["redirect_uris"] = strings(client.redirect_uris)
+        if client.is_public:
+            item["public"] = boolean(True)
+        return self._table.put_new(item)
 
     def get(self, client_id: str) -> ClientRecord | None:
         item = self._table.get(key(CLIENT_PK, client_sk(client_id)))

@@ -5,6 +5,7 @@
 | `IDENTITY#<appid>#<openid>` | `IDENTITY`                  | user_id, appid, openid, kind,      |
 |                             |                             | unionid?, created_at,              |
 |                             |                             | custom_claims? (the user's, copied)|
+|                             |                             | profile_claims? (the same)         |
 | `USER#<user_id>`            | `IDENTITY#<appid>#<openid>` | the identity listed in its user's  |
 |                             |                             | partition: appid, openid, kind,    |
 |                             |                             | user_id, unionid?, linked_at       |
@@ -56,7 +57,7 @@ from chalicelib.store.schema import (
     user_pk,
 )
 from chalicelib.store.table import Table
-from chalicelib.store.users import CUSTOM_CLAIMS
+from chalicelib.store.users import CUSTOM_CLAIMS, PROFILE_CLAIMS
 
 MINI_PROGRAM = "mini-program"  # the kind of an identity stored before kinds were
 
@@ -73,6 +74,7 @@ class Identity:
     # made, by `wxauth-admin user set-claims` and by a merge (the kept user's), so that a
     # returning login finds them in the identity's UpdateItem, without a read
     custom_claims: str | None = None
+    profile_claims: str | None = None  # the same for the profile (PATCH /me, AUTH_PROFILE_CLAIM)
 
     def public(self) -> dict[str, str]:
         """What `/me` shows: no unionid, no secret."""
@@ -121,6 +123,7 @@ def item_to_identity(item: Item) -> Identity:
         unionid=get_s(item, "unionid"),
         created_at=get_n(item, "created_at") or 0,
         custom_claims=get_s(item, CUSTOM_CLAIMS),
+        profile_claims=get_s(item, PROFILE_CLAIMS),
     )
 
 
@@ -227,6 +230,8 @@ class Identities:
             item["unionid"] = s(identity.unionid)
         if identity.custom_claims:
             item[CUSTOM_CLAIMS] = s(identity.custom_claims)
+        if identity.profile_claims:
+            item[PROFILE_CLAIMS] = s(identity.profile_claims)
         winner = self._table.put_new_or_get(item)
         return identity if winner is None else item_to_identity(winner)
 
@@ -317,11 +322,19 @@ class Identities:
 
     # -- custom claims ---------------------------------------------------------------------
 
-    def set_claims(self, user_id: str, claims: str | None) -> None:
+    def set_claims(
+        self,
+        user_id: str,
+        claims: str | None,
+        *,
+        name: str = CUSTOM_CLAIMS,
+        identities: list[Identity] | None = None,
+    ) -> None:
         """Copy the user's custom claims (None: remove them) onto each of its identities: one
-        Query of the user's listings, one UpdateItem per identity, guarded so that an identity
-        moved to another user (a merge) meanwhile is left alone."""
-        for identity in self.of_user(user_id):
+        Query of the user's listings (none if `identities` are given), one UpdateItem per
+        identity, guarded so that an identity moved to another user (a merge) meanwhile, or
+        never written, is left alone. `name`: PROFILE_CLAIMS for the profile's (PATCH /me)."""
+        for identity in self.of_user(user_id) if identities is None else identities:
             values: dict[str, Any] = {":uid": s(user_id)}
             if claims is None:
                 update = "REMOVE #claims"
@@ -334,6 +347,6 @@ class Identities:
                     Key=key(identity_pk(identity.appid, identity.openid), IDENTITY),
                     UpdateExpression=update,
                     ConditionExpression="#uid = :uid",
-                    ExpressionAttributeNames={"#claims": CUSTOM_CLAIMS, "#uid": "user_id"},
+                    ExpressionAttributeNames={"#claims": name, "#uid": "user_id"},
                     ExpressionAttributeValues=values,
                 )

@@ -26,7 +26,7 @@ from chalicelib.store.schema import (
     user_pk,
 )
 from chalicelib.store.table import Table
-from chalicelib.store.users import CUSTOM_CLAIMS, MergeNote, merge_notes
+from chalicelib.store.users import CUSTOM_CLAIMS, PROFILE_CLAIMS, MergeNote, merge_notes
 
 MAX_MERGE_ITEMS = 100  # TransactWriteItems' limit
 REASON_MERGED = "merged"
@@ -149,9 +149,9 @@ def _move_identity(
         ":now": n(now),
     }
     if claims is None:
-        update += " REMOVE #claims"
+        update += " REMOVE #claims, #profile"
     else:
-        update += ", #claims = :claims"
+        update += ", #claims = :claims REMOVE #profile"
         values[":claims"] = s(claims)
     return {
         "Update": {
@@ -167,6 +167,7 @@ def _move_identity(
                 "#kind": "kind",
                 "#c": "created_at",
                 "#claims": CUSTOM_CLAIMS,
+                "#profile": PROFILE_CLAIMS,  # the source's profile: not the kept user's
             },
             "ExpressionAttributeValues": values,
         }

@@ -23,6 +23,8 @@ owned by one repository of this package:
 | `BREAKER#<appid>`       | `JSCODE2SESSION`   | the WeChat login breaker          | guards.py     |
 | `DEVICE#<sha256(code)>` | `DEVICE`           | a device login (RFC 8628)         | devices.py    |
 | `DEVICE#<sha256(code)>` | `WXACODE`          | its mini-program code image       | devices.py    |
+| `AUTHZ#<id>`            | `AUTHZ`            | a web sign-in, its authorization  | authorizations|
+|                         |                    | code (issue 24, item 2)           | .py           |
 
 Values cross the boundary only through the codec below (`s`, `n`, `b`, `boolean`, and the
 `get_*` readers): a repository turns an item into its record with them, never by hand.
@@ -66,6 +68,8 @@ BREAKER_SK = "JSCODE2SESSION"
 DEVICE_PREFIX = "DEVICE#"  # issue 24, item 3: a device login, by the hash of its user code
 DEVICE = "DEVICE"
 DEVICE_IMAGE = "WXACODE"
+AUTHZ_PREFIX = "AUTHZ#"  # a web sign-in (issue 24, item 2)
+AUTHZ = "AUTHZ"
 
 
 # -- keys ---------------------------------------------------------------------------------
@@ -146,6 +150,10 @@ def device_pk(user_code: str) -> str:
     """A device login's partition: a hash of its user code (normalized), never the code."""
     digest = hashlib.sha256(f"wxauth-device\x00{user_code}".encode()).hexdigest()
     return f"{DEVICE_PREFIX}{digest}"
+
+
+def authz_pk(authz_id: str) -> str:
+    return f"{AUTHZ_PREFIX}{authz_id}"
 
 
 # -- the attribute codec --------------------------------------------------------------------

@@ -9,7 +9,11 @@
 |                  |                 | idle_expires_at, absolute_expires_at, expires_at (TTL), |
 |                  |                 | revoked_at?, revoked_reason?, device_name?,             |
 |                  |                 | device_platform?, user_agent?, source_ip?,              |
-|                  |                 | last_refreshed_at?, custom_claims?                      |
+|                  |                 | last_refreshed_at?, custom_claims?, profile_claims?,    |
+|                  |                 | session_key_sealed?                                     |
+
+`session_key_sealed` is the login's WeChat session_key, sealed (chalicelib/open_data.py); it
+stays until the session ends: a rotation leaves it as it is.
 
 Sessions live in their user's partition, so "every session of a user" is one strongly
 consistent Query and no index is needed. Expiry is also checked in code: TTL deletion is lazy.
@@ -42,7 +46,10 @@ from chalicelib.store.schema import (
     user_pk,
 )
 from chalicelib.store.table import Table
-from chalicelib.store.users import CUSTOM_CLAIMS
+from chalicelib.store.users import CUSTOM_CLAIMS, PROFILE_CLAIMS
+
+# The login's sealed WeChat session_key (chalicelib/open_data.py).
+SESSION_KEY_SEALED = "session_key_sealed"
 
 # How long a revoked session's item stays (its TTL, from the revocation): a few minutes, so
 # that a refresh racing the revocation, a reuse of its tokens or a banned user's refresh still
@@ -78,6 +85,8 @@ class SessionRecord:
     source_ip: str | None = None
     last_refreshed_at: int | None = None
     custom_claims: str | None = None  # the user's, copied at login and set-claims (JSON text)
+    profile_claims: str | None = None  # the user's profile, copied at login and PATCH /me
+    sealed_session_key: bytes | None = field(default=None, repr=False)  # open_data.py
 
     @property
     def expires_at(self) -> int:
@@ -111,6 +120,8 @@ def item_to_session(item: Item) -> SessionRecord:
         source_ip=get_s(item, "source_ip"),
         last_refreshed_at=get_n(item, "last_refreshed_at"),
         custom_claims=get_s(item, CUSTOM_CLAIMS),
+        profile_claims=get_s(item, PROFILE_CLAIMS),
+        sealed_session_key=get_b(item, SESSION_KEY_SEALED),
     )
 
 
@@ -143,6 +154,12 @@ def new_session(table: str, session: SessionRecord) -> Item:
                 if value is not None
             },
             **({CUSTOM_CLAIMS: s(session.custom_claims)} if session.custom_claims else {}),
+            **({PROFILE_CLAIMS: s(session.profile_claims)} if session.profile_claims else {}),
+            **(
+                {SESSION_KEY_SEALED: b(session.sealed_session_key)}
+                if session.sealed_session_key
+                else {}
+            ),
         },
         "ConditionExpression": "attribute_not_exists(#pk)",
         "ExpressionAttributeNames": {"#pk": PK},
@@ -294,6 +311,7 @@ class Sessions:
             "#revoked": "revoked_at",
             "#reason": "revoked_reason",
             "#sealed": "sealed_current",
+            "#skey": SESSION_KEY_SEALED,  # an ended session keeps no session_key
             "#exp": EXPIRES_AT,
         }
         condition = "attribute_exists(#pk) AND attribute_not_exists(#revoked)"
@@ -305,7 +323,7 @@ class Sessions:
                 "update_item",
                 Key=key(user_pk(user_id), session_sk(session_id)),
                 UpdateExpression=(
-                    "SET #revoked = :now, #reason = :reason, #exp = :gone REMOVE #sealed"
+                    "SET #revoked = :now, #reason = :reason, #exp = :gone REMOVE #sealed, #skey"
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -319,9 +337,12 @@ class Sessions:
             return False
         return True
 
-    def set_claims(self, user_id: str, session_id: str, claims: str | None) -> bool:
+    def set_claims(
+        self, user_id: str, session_id: str, claims: str | None, *, name: str = CUSTOM_CLAIMS
+    ) -> bool:
         """Copy the user's custom claims (None: remove them) onto one session, unless it was
-        revoked or deleted meanwhile; True if it was written. One conditional UpdateItem."""
+        revoked or deleted meanwhile; True if it was written. One conditional UpdateItem.
+        `name`: the attribute, PROFILE_CLAIMS for the profile's (PATCH /me)."""
         try:
             self._table.call(
                 "update_item",
@@ -330,7 +351,7 @@ class Sessions:
                 ConditionExpression="attribute_exists(#pk) AND attribute_not_exists(#revoked)",
                 ExpressionAttributeNames={
                     "#pk": PK,
-                    "#claims": CUSTOM_CLAIMS,
+                    "#claims": name,
                     "#revoked": "revoked_at",
                 },
                 **({"ExpressionAttributeValues": {":claims": s(claims)}} if claims else {}),

@@ -6,7 +6,7 @@
 |                  |           | created_at, phone_* (chalicelib/store/phones.py), banned_at?, |
 |                  |           | ban_reason?, custom_claims?, claims_set_at?, merged_into?,    |
 |                  |           | merged_at?, merged_by?, merge_reason?, merged_from (SS)?,     |
-|                  |           | last_merge_at?                                                |
+|                  |           | last_merge_at?, nickname?, avatar_url?, profile_updated_at?   |
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ from chalicelib.store.table import Table
 # Custom claims (chalicelib/tokens/claims.py), canonical JSON text: on a PROFILE, and copied onto
 # its user's SESSION and IDENTITY items so that a refresh's (or a login's) one write returns them.
 CUSTOM_CLAIMS = "custom_claims"
+# The profile as access-token claims (AUTH_PROFILE_CLAIM, chalicelib/profile.py), JSON text:
+# copied onto the user's SESSION and IDENTITY items by PATCH /me, as custom claims are.
+PROFILE_CLAIMS = "profile_claims"
+PROFILE_ATTRIBUTES = ("nickname", "avatar_url")  # what PATCH /me sets (issue 25, item 4)
 # The phone number on a user's PROFILE item (all or none of them).
 PHONE_ATTRIBUTES = (
     "phone_number",
@@ -64,6 +68,10 @@ class UserRecord:
     ban_reason: str | None = None
     custom_claims: str | None = None  # chalicelib/tokens/claims.py: JSON text
     merged_into: str | None = None  # `wxauth-admin user merge` moved this user's identities
+    # The user's own profile (PATCH /me, chalicelib/profile.py; issue 25, item 4)
+    nickname: str | None = None
+    avatar_url: str | None = None
+    profile_updated_at: int | None = None
 
 
 def item_to_phone(item: Item) -> PhoneRecord | None:
@@ -91,6 +99,9 @@ def item_to_user(item: Item) -> UserRecord:
         ban_reason=get_s(item, "ban_reason"),
         custom_claims=get_s(item, CUSTOM_CLAIMS),
         merged_into=get_s(item, "merged_into"),
+        nickname=get_s(item, "nickname"),
+        avatar_url=get_s(item, "avatar_url"),
+        profile_updated_at=get_n(item, "profile_updated_at"),
     )
 
 
@@ -321,3 +332,36 @@ class Users:
         except ConditionFailed:
             return False
         return True
+
+    def set_profile(
+        self, user_id: str, changes: dict[str, str | None], *, now: int
+    ) -> UserRecord | None:
+        """Set (or, for None, remove) the profile attributes named in `changes` (`nickname`,
+        `avatar_url`) and `profile_updated_at`; the user as it is now, None if there is no such
+        user (nothing written). One UpdateItem."""
+        names = {"#pk": PK, "#at": "profile_updated_at"}
+        values: dict[str, Any] = {":now": n(now)}
+        sets, removes = ["#at = :now"], []
+        for index, (name, value) in enumerate(sorted(changes.items())):
+            if name not in PROFILE_ATTRIBUTES:
+                raise ValueError(f"{name} is not a profile attribute")
+            names[f"#p{index}"] = name
+            if value is None:
+                removes.append(f"#p{index}")
+            else:
+                values[f":p{index}"] = s(value)
+                sets.append(f"#p{index} = :p{index}")
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            response = self._table.call(
+                "update_item",
+                Key=key(user_pk(user_id), PROFILE),
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ConditionFailed:
+            return None
+        return item_to_user(response["Attributes"])

@@ -58,7 +58,7 @@ RESERVED = frozenset(
         "cnf", "act", "may_act",
         "at_hash", "c_hash", "s_hash", "kid", "alg", "cty",
         "name", "email", "email_verified", "phone_number", "phone_number_verified",
-        "preferred_username", "updated_at",
+        "preferred_username", "updated_at", "nickname", "picture",
         NAMESPACE, "wxauth", "openid", "unionid", "appid", "session_key", "device",
         "banned", "banned_at",
     }

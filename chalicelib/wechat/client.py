@@ -17,7 +17,6 @@ import json as _json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from chalicelib.errors import (
@@ -33,6 +32,7 @@ from chalicelib.errors import (
     WeChatUserBlocked,
 )
 from chalicelib.logs import log_event
+from chalicelib.wechat.answers import OAuthAccess, PhoneInfo, StableToken, WeChatSession
 
 if TYPE_CHECKING:
     import requests
@@ -67,50 +67,12 @@ LOGIN_CONNECT_TIMEOUT = 1.0
 LOGIN_READ_TIMEOUT = 2.0
 
 
-@dataclass(frozen=True)
-class StableToken:
-    """A server access_token and its lifetime in seconds, as WeChat answered them."""
-
-    access_token: str = field(repr=False)
-    expires_in: int
-
-
 def check_token_errcode(body: dict[str, object]) -> None:
     """For an API called with an access_token: WeChatTokenInvalid if WeChat refused the token
     (40001, 42001, 40014), so that `AccessTokenBroker.call` replaces it and retries once."""
     errcode = body.get("errcode", 0)
     if errcode in TOKEN_INVALID and not isinstance(errcode, bool):
         raise WeChatTokenInvalid(f"WeChat refused the access_token (errcode {errcode})")
-
-
-@dataclass(frozen=True)
-class WeChatSession:
-    openid: str
-    unionid: str | None
-    session_key: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class OAuthAccess:
-    """`sns/oauth2/access_token`'s answer: the user's openid (and unionid, once the app is bound
-    to an open-platform account). The user access_token is kept out of reprs and never stored."""
-
-    openid: str
-    unionid: str | None
-    access_token: str = field(repr=False)
-    scope: str | None = None
-
-
-@dataclass(frozen=True)
-class PhoneInfo:
-    """A phone number as WeChat returns it; `e164` is `+<country_code><pure_phone_number>`."""
-
-    country_code: str
-    pure_phone_number: str = field(repr=False)
-
-    @property
-    def e164(self) -> str:
-        return f"+{self.country_code}{self.pure_phone_number}"
 
 
 class WeChatClient:
@@ -128,6 +90,7 @@ class WeChatClient:
         retry_delay: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._base = base_url.rstrip("/")
         self._url = base_url.rstrip("/") + "/sns/jscode2session"
         self._phone_url = base_url.rstrip("/") + "/wxa/business/getuserphonenumber"
         self._stable_token_url = base_url.rstrip("/") + "/cgi-bin/stable_token"
@@ -244,6 +207,30 @@ class WeChatClient:
             ),
             retry_if_sent=False,
         )
+
+    def call_with_token(
+        self,
+        path: str,
+        access_token: str,
+        interpret: Callable[[dict[str, object]], T],
+        *,
+        query: dict[str, str] | None = None,
+        json: object = None,
+    ) -> T:
+        """`GET` (with `json`: `POST`) `<base><path>?access_token=...` for a WeChat API called
+        with the server access_token (chalicelib/wechat/user_api.py): WeChatTokenInvalid for a
+        refused token (the broker replaces it and retries once), -1 and transport failures
+        retried once (for a check with no effect, as these are), else `interpret(body)`."""
+        url, method = self._base + path, "GET" if json is None else "POST"
+        params = {**(query or {}), "access_token": access_token}
+
+        def attempt() -> T:
+            body = self._send(method, url, params=params, json=json)
+            _errcode(body)  # -1: WeChatAttemptFailed, retried
+            check_token_errcode(body)
+            return interpret(body)
+
+        return self._with_one_retry(attempt)
 
     def _send(
         self,

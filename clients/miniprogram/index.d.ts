@@ -103,6 +103,46 @@ export interface SessionInfo {
   source_ip: string | null;
 }
 
+/** What updateProfile() sends: each optional (at least one), null clears it. */
+export interface ProfileUpdate {
+  /** 1 to 32 characters after NFC and trimming, printable. */
+  nickname?: string | null;
+  /** https, on a host the server allows (AUTH_AVATAR_URL_HOSTS; WeChat's qlogo hosts by default). */
+  avatar_url?: string | null;
+}
+
+/** The user as GET /me (and updateProfile()) answers it. */
+export interface Me {
+  id: string;
+  appid: string;
+  openid: string;
+  unionid: string | null;
+  created_at: number;
+  nickname: string | null;
+  avatar_url: string | null;
+  phone: {
+    phone_number: string;
+    country_code: string;
+    pure_phone_number: string;
+    bound_at: number;
+  } | null;
+  identities?: { appid: string; kind: string; openid: string }[];
+  [field: string]: unknown;
+}
+
+/** WeChat's encrypted data: the success result of wx.getWeRunData, wx.getShareInfo, ... */
+export interface EncryptedData {
+  encryptedData: string;
+  iv: string;
+  [field: string]: unknown;
+}
+
+/** What decrypt() resolves: WeChat's JSON, with its watermark. */
+export interface DecryptedData {
+  watermark: { appid: string; timestamp: number };
+  [field: string]: unknown;
+}
+
 /** A page of GET /auth/sessions. */
 export interface SessionsPage {
   sessions: SessionInfo[];
@@ -138,7 +178,14 @@ export type WxAuthErrorCode =
   | 'refresh_failed'
   | 'temporarily_unavailable'
   | 'invalid_token'
-  | 'bad_response';
+  | 'bad_response'
+  /** updateProfile(), decrypt(): the server refused a value (error_description says which). */
+  | 'invalid_request'
+  /** updateProfile(): WeChat's content security check judged the nickname risky. */
+  | 'risky_content'
+  /** decrypt(): the session's WeChat session_key is no longer current (wx.login again since
+   * this session's login): login(), then get the data from WeChat again. */
+  | 'session_key_expired';
 
 export class WxAuthError extends Error {
   constructor(
@@ -195,6 +242,13 @@ export class AuthClient {
   confirmDeviceLogin(userCode: string): Promise<DeviceDecision>;
   /** Turns the device away (one time): it gets access_denied. */
   denyDeviceLogin(userCode: string): Promise<DeviceDecision>;
+  /** Sets or clears the nickname and avatar URL (POST /me: wx.request has no PATCH); resolves
+   * the user as GET /me. Rejects 'invalid_request', 'risky_content', ... */
+  updateProfile(profile: ProfileUpdate): Promise<Me>;
+  /** WeChat's encrypted data decrypted by the server with this session's session_key (never
+   * on the device). Rejects 'session_key_expired' (login(), then get the data again),
+   * 'invalid_request', ... */
+  decrypt<T extends DecryptedData = DecryptedData>(encrypted: EncryptedData): Promise<T>;
   /** True if tokens are stored (they may still need a refresh). */
   hasSession(): boolean;
   /** True after logout(), or after the server ended this device's session for the cap on

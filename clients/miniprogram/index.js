@@ -20,7 +20,12 @@ var PATHS = {
   sessions: '/auth/sessions',
   device: '/auth/device',
   revoke: '/oauth/revoke',
+  me: '/me', // updateProfile() POSTs it: wx.request has no PATCH
+  decrypt: '/auth/decrypt',
 };
+// A 400 these methods reject with the server's own code (else 'bad_response').
+var PROFILE_REFUSALS = ['invalid_request', 'risky_content'];
+var DECRYPT_REFUSALS = ['invalid_request', 'session_key_expired'];
 var JSON_HEADER = { 'content-type': 'application/json' };
 var MAX_SESSIONS_PAGE = 100; // GET /auth/sessions' largest page
 var MAX_SESSION_PAGES = 100; // listSessions() reads at most this many pages (10,000 sessions)
@@ -933,6 +938,73 @@ class AuthClient {
         throw self._authFailure('bad_response', what, res);
       }
     );
+  }
+
+  // ------------------------------------------------------------------------ profile, open data
+
+  /** Sets or clears the user's nickname and avatar URL (POST /me, the server's PATCH /me:
+   * wx.request has no PATCH). `profile`: {nickname?, avatar_url?}, at least one, null clears
+   * it. Resolves the user as GET /me shows it. Rejects WxAuthError 'invalid_request' (a value
+   * the server refused: its error_description says which rule), 'risky_content' (WeChat's
+   * content security check refused the nickname), 'temporarily_unavailable', 'bad_response';
+   * a TypeError for a profile without either field. */
+  updateProfile(profile) {
+    var self = this;
+    var p = profile && typeof profile === 'object' && !Array.isArray(profile) ? profile : null;
+    var unknown = (p ? Object.keys(p) : []).filter(function (k) {
+      return k !== 'nickname' && k !== 'avatar_url';
+    });
+    if (!p || unknown.length || !Object.keys(p).length) {
+      var hint = unknown.indexOf('avatarUrl') >= 0 ? ' (avatar_url, not avatarUrl)' : '';
+      return Promise.reject(new TypeError('wxauth: updateProfile() takes {nickname, avatar_url}' + hint));
+    }
+    var data = {};
+    if ('nickname' in p) data.nickname = p.nickname === undefined ? null : p.nickname;
+    if ('avatar_url' in p) data.avatar_url = p.avatar_url === undefined ? null : p.avatar_url;
+    var url = this._baseURL + PATHS.me;
+    return this.request({ url: url, method: 'POST', data: data, header: JSON_HEADER }).then(function (res) {
+      var b = body(res);
+      if (res.statusCode === 200 && b && typeof b.id === 'string') return b;
+      throw self._refusal('updateProfile', res, PROFILE_REFUSALS);
+    });
+  }
+
+  /** WeChat's encrypted data (wx.getWeRunData, wx.getShareInfo, ...: pass their success
+   * result, or {encryptedData, iv}), decrypted by the server with this session's
+   * session_key, which never reaches the device (POST /auth/decrypt). Resolves the decrypted
+   * object (with its `watermark`). Rejects WxAuthError 'session_key_expired' (wx.login was
+   * called again since this session's login, or wx.checkSession failed: call login(), then
+   * get the data from WeChat again), 'invalid_request' (altered, another app's, too old),
+   * 'temporarily_unavailable', 'bad_response'; a TypeError without encryptedData and iv. */
+  decrypt(encrypted) {
+    var self = this;
+    var e = encrypted || {};
+    if (typeof e.encryptedData !== 'string' || !e.encryptedData || typeof e.iv !== 'string' || !e.iv) {
+      return Promise.reject(new TypeError('wxauth: decrypt() needs {encryptedData, iv} as WeChat gives them'));
+    }
+    var data = { encryptedData: e.encryptedData, iv: e.iv }; // not errMsg, cloudID, ...
+    var url = this._baseURL + PATHS.decrypt;
+    return this.request({ url: url, method: 'POST', data: data, header: JSON_HEADER }).then(function (res) {
+      var b = body(res);
+      if (res.statusCode === 200 && b && typeof b === 'object' && !Array.isArray(b)) return b;
+      throw self._refusal('decrypt', res, DECRYPT_REFUSALS);
+    });
+  }
+
+  /** A failed answer of updateProfile()/decrypt(): a 400 with one of `codes` rejects with the
+   * server's code, anything else as _authFailure('bad_response'). */
+  _refusal(what, res, codes) {
+    var server = errorCode(res);
+    if (res.statusCode === 400 && codes.indexOf(server) >= 0) {
+      var b = body(res);
+      var text = b && typeof b.error_description === 'string' ? ': ' + b.error_description : '';
+      return new WxAuthError(server, what + ' refused: HTTP 400 ' + server + text, {
+        status: 400,
+        serverError: server,
+        response: res,
+      });
+    }
+    return this._authFailure('bad_response', what, res);
   }
 
   // ------------------------------------------------------------------------ state

@@ -59,7 +59,7 @@ def local_client(services, monkeypatch):
 
 def test_every_route_is_covered():
     assert "/auth/login" in ROUTES and ROUTES["/auth/login"] == ["POST"]
-    assert ROUTES["/me"] == ["GET"]
+    assert ROUTES["/me"] == ["GET", "PATCH", "POST"]  # the profile (issue 25, item 4)
 
 
 # -- Lambda events ----------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_options_and_head_through_the_devserver_gateway_are_405(local_client, me
     response = local_client.http.request(method, "/me")
 
     assert_error(response, 405, "method_not_allowed")
-    assert response.headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "GET, PATCH, POST"
 
 
 def test_routes_still_work_through_the_devserver_gateway(local_client):

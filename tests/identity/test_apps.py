@@ -9,6 +9,7 @@ import responses
 
 from chalicelib.errors import (
     AppDisabled,
+    ConfigurationError,
     RequestError,
     UnknownApp,
     WeChatCodeRejected,
@@ -77,7 +78,7 @@ def test_the_registry_is_cached(dynamodb, registry, clock: FakeClock, dynamodb_r
 
 
 def test_kinds_are_registered_not_branched():
-    assert set(KINDS) == {"mini-program", "official-account", "mobile-app"}
+    assert set(KINDS) == {"mini-program", "official-account", "mobile-app", "website"}
 
     class Fake:
         def code2session(self, code):
@@ -86,9 +87,49 @@ def test_kinds_are_registered_not_branched():
         def oauth2_access_token(self, code):
             return type("A", (), {"openid": "o2", "unionid": "u2"})()
 
-    assert KINDS[MINI_PROGRAM].exchange(Fake(), "c") == Exchanged("o1", None)
+    # a mini-program's session_key goes on to the login, which seals it (issue 25, item 5)
+    exchanged = KINDS[MINI_PROGRAM].exchange(Fake(), "c")
+    assert exchanged == Exchanged("o1", None, session_key="k") and "'k'" not in repr(exchanged)
     assert KINDS["official-account"].exchange(Fake(), "c") == Exchanged("o2", "u2")
     assert KINDS["mobile-app"].exchange(Fake(), "c") == Exchanged("o2", "u2")
+    assert KINDS["website"].exchange(Fake(), "c") == Exchanged("o2", "u2")
+
+
+def test_a_website_sends_the_browser_to_qrconnect():
+    """WeChat's docs (网站应用微信登录): qrconnect?appid&redirect_uri (URL-encoded)
+    &response_type=code&scope=snsapi_login&state#wechat_redirect."""
+    url = KINDS["website"].authorization_url(
+        "https://open.weixin.qq.com/", "wx-web", "https://auth.test/oauth/wechat/callback", "s.1"
+    )
+    assert url == (
+        "https://open.weixin.qq.com/connect/qrconnect?appid=wx-web"
+        "&redirect_uri=https%3A%2F%2Fauth.test%2Foauth%2Fwechat%2Fcallback"
+        "&response_type=code&scope=snsapi_login&state=s.1#wechat_redirect"
+    )
+    assert not KINDS["website"].replays_without_nonce  # its code travels in a URL
+    assert not hasattr(KINDS["mini-program"], "authorization_url")
+
+
+def test_a_website_app_does_not_make_the_appid_required(registry):
+    """A mini-program that sends no appid keeps logging in once a website app is added."""
+    registry.add(App("wx-web", "website", secret="s"), now=START)
+    assert registry.resolve(None).appid == TEST_APPID
+    assert registry.resolve("wx-web").kind == "website"  # its code, posted with its appid
+
+
+def test_the_browser_app_is_the_one_enabled_website(registry):
+    with pytest.raises(ConfigurationError, match="kind website"):
+        registry.browser_app()  # none yet: the primary app is a mini-program
+    registry.add(App("wx-web", "website", secret="s"), now=START)
+    assert registry.browser_app().appid == "wx-web"
+    registry.add(App("wx-web-2", "website", secret="s"), now=START)
+    with pytest.raises(ConfigurationError, match="2 now"):
+        registry.browser_app()
+    registry.set_enabled("wx-web", False, now=START)
+    assert registry.browser_app().appid == "wx-web-2"
+    registry.set_enabled("wx-web-2", False, now=START)
+    with pytest.raises(AppDisabled):
+        registry.browser_app()
 
 
 @pytest.fixture

@@ -557,3 +557,54 @@ def test_each_app_has_its_own_breaker_shared_by_every_container(
     with pytest.raises(WeChatUnavailable):
         other.login.login("erin.6", services.now(), APP_B)
     assert fake_wechat.calls == calls
+
+
+# -- the profile's claims across apps (issue 25, item 4) ----------------------------------------
+
+
+@pytest.fixture
+def profile_client(request, settings, dynamodb, clock, fake_wechat, monkeypatch):
+    """The four apps, with the settings a test names (`indirect` parametrization)."""
+    import dataclasses
+
+    from chalice.test import Client
+
+    import app
+    from chalicelib import runtime
+
+    changed = dataclasses.replace(settings, **request.param)
+    built = runtime.build(changed, dynamodb=dynamodb, clock=clock, sleep=lambda _: None)
+    identity_fixtures.register_apps(built)
+    monkeypatch.setattr(app, "_services", built)
+    with Client(app.app) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("profile_client", [{"profile_claim": True}], indirect=True)
+def test_a_first_login_in_another_app_carries_the_profile(profile_client, dynamodb_requests):
+    claim_client = profile_client
+    a = log_in(claim_client, "union-carol.1", TEST_APPID)
+    headers = {"content-type": "application/json", **bearer(a["access_token"])}
+    body = json.dumps({"nickname": "卡萝"})
+    assert claim_client.http.patch("/me", headers=headers, body=body).status_code == 200
+
+    b = log_in(claim_client, "union-carol.2", APP_B)  # a new identity, from the profile
+    assert b["user"]["id"] == a["user"]["id"]
+    assert claims_of(b["access_token"])["nickname"] == "卡萝"
+    dynamodb_requests.clear()
+    again = log_in(claim_client, "union-carol.3", APP_B)  # returning: from its identity
+    assert claims_of(again["access_token"])["nickname"] == "卡萝"
+    assert dynamodb_requests == ["PutItem", "UpdateItem", "TransactWriteItems"]
+
+
+@pytest.mark.parametrize("profile_client", [{"profile_security_check": True}], indirect=True)
+def test_with_the_check_on_an_official_accounts_session_sets_no_nickname(profile_client, dynamodb):
+    web = log_in(profile_client, "union-dan.1", APP_OA)
+    headers = {"content-type": "application/json", **bearer(web["access_token"])}
+    before = table_items(dynamodb)
+    refused = profile_client.http.patch("/me", headers=headers, body=json.dumps({"nickname": "d"}))
+    assert_error(refused, 400, "invalid_request")
+    assert "mini-program" in refused.json_body["error_description"]
+    assert table_items(dynamodb) == before
+    avatar = json.dumps({"avatar_url": "https://wx.qlogo.cn/a.png"})  # no text: nothing to check
+    assert profile_client.http.patch("/me", headers=headers, body=avatar).status_code == 200

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JWKS_PATH = "/.well-known/jwks.json"
 START_TIMEOUT = 90.0
+READY_LINE = "ready (Ctrl-C stops everything)"
 STOP_TIMEOUT = 10.0
 
 # Settings the devserver fills in or decides on: the runner's own values must not leak in.
@@ -50,6 +51,7 @@ MANAGED_ENV = (
     "WECHAT_SECRET",
     "WECHAT_SECRET_ARN",
     "WECHAT_API_BASE",
+    "WECHAT_OPEN_BASE",
     "AUTH_TABLE_NAME",
     "AUTH_ISSUER",
     "AUTH_SIGNING_KEYS_FILE",
@@ -142,9 +144,15 @@ def wait_until_serving(server: DevServer) -> requests.Response:
                 + server.output()
             )
         try:
-            return requests.get(server.url + JWKS_PATH, timeout=5)
+            response = requests.get(server.url + JWKS_PATH, timeout=5)
         except requests.ConnectionError:
             time.sleep(0.2)
+            continue
+        # The banner follows the first accepted connection by up to one poll of the devserver's
+        # loop (0.1 s): a test reading it must not race that poll.
+        if not wait_for(lambda: READY_LINE in server.output(), 5):
+            pytest.fail("devserver served but never printed its banner:\n" + server.output())
+        return response
     pytest.fail(f"devserver did not serve within {START_TIMEOUT} s:\n" + server.output())
 
 

@@ -37,3 +37,17 @@ def test_replace_secret_hash_never_overwrites_another_hash(store: Store, backend
 def test_replace_secret_hash_of_no_client_creates_nothing(store: Store, backend: Backend) -> None:
     assert not store.clients.replace_secret_hash("nobody", old=OLD, new=NEW)
     assert backend.items() == []
+
+
+def test_a_website_clients_redirect_uris_and_type_round_trip(
+    store: Store, backend: Backend
+) -> None:
+    uris = ("https://shop.example/cb", "http://127.0.0.1:8080/cb?x=1")
+    record = ClientRecord("shop-spa", "none", (), True, NOW, redirect_uris=uris, is_public=True)
+    assert store.clients.add(record)
+
+    assert store.clients.get("shop-spa") == record
+    [item] = backend.items()
+    assert item["redirect_uris"] == {"L": [{"S": uri} for uri in uris]}
+    assert item["public"] == {"BOOL": True}
+    assert store.clients.all() == [record]

@@ -339,3 +339,50 @@ def test_a_page_starts_after_any_id_and_stays_in_the_partition(
     assert [s.session_id for s in page] == ["e"] and after in ("e", None)
     assert store.sessions.page(USER, limit=1, after="e") == ([], None)
     assert store.sessions.page("nobody" + "n" * 16, limit=5) == ([], None)
+
+
+# -- issue 25: the profile's claims, the sealed WeChat session_key -------------------------------
+
+
+def test_a_sessions_profile_claims_and_sealed_session_key_round_trip_and_survive_a_rotation(
+    store: Store, backend: Backend
+) -> None:
+    session = a_session(profile_claims='{"nickname":"小明"}', sealed_session_key=ODD_BYTES)
+    store.sessions.put(session)
+    assert store.sessions.get(USER, "sess0") == session
+    item = backend.item(user_pk(USER), session_sk("sess0"))
+    assert bytes(item["session_key_sealed"]["B"]) == ODD_BYTES
+    assert item["profile_claims"] == {"S": '{"nickname":"小明"}'}
+
+    rotated = rotate(store, session, session.current_hash, NOW + 10)  # a refresh: one write
+    assert (rotated.sealed_session_key, rotated.profile_claims) == (
+        ODD_BYTES,
+        '{"nickname":"小明"}',
+    )
+    assert "sealed_session_key" not in repr(rotated)
+
+
+def test_a_revocation_removes_the_sealed_session_key(store: Store, backend: Backend) -> None:
+    store.sessions.put(a_session(sealed_session_key=ODD_BYTES))
+    assert store.sessions.revoke(USER, "sess0", now=NOW + 2, reason="logout") is True
+    assert store.sessions.get(USER, "sess0").sealed_session_key is None
+    assert "session_key_sealed" not in backend.item(user_pk(USER), session_sk("sess0"))
+
+
+def test_profile_claims_are_copied_onto_a_live_session_only(store: Store, backend: Backend) -> None:
+    from chalicelib.store.sessions import PROFILE_CLAIMS
+
+    store.sessions.put(a_session(custom_claims='{"tier":"gold"}'))
+    store.sessions.put(a_session("sess1"))
+    store.sessions.revoke(USER, "sess1", now=NOW, reason="logout")
+    value = '{"picture":"https://wx.qlogo.cn/a"}'
+
+    assert store.sessions.set_claims(USER, "sess0", value, name=PROFILE_CLAIMS) is True
+    assert store.sessions.set_claims(USER, "sess1", value, name=PROFILE_CLAIMS) is False
+    assert store.sessions.set_claims(USER, "nope", value, name=PROFILE_CLAIMS) is False
+    copied = store.sessions.get(USER, "sess0")
+    assert (copied.profile_claims, copied.custom_claims) == (value, '{"tier":"gold"}')
+    assert store.sessions.get(USER, "sess1").profile_claims is None
+    assert store.sessions.get(USER, "nope") is None  # nothing made
+    assert store.sessions.set_claims(USER, "sess0", None, name=PROFILE_CLAIMS) is True
+    assert "profile_claims" not in backend.item(user_pk(USER), session_sk("sess0"))

@@ -47,3 +47,28 @@ def test_ban_of_an_unknown_user_writes_nothing(store: Store, backend: Backend) -
     assert store.users.ban(USER, now=NOW, reason="spam") is None
     assert store.users.unban(USER) is None
     assert backend.items() == []
+
+
+# -- issue 25, item 4: the profile -------------------------------------------------------------
+
+
+def test_set_profile_sets_clears_and_keeps_what_it_is_not_given(
+    store: Store, backend: Backend
+) -> None:
+    store.users.upsert(a_user())
+    url = "https://wx.qlogo.cn/mmopen/a/132"
+    changed = store.users.set_profile(USER, {"nickname": "小明 🐱", "avatar_url": url}, now=NOW + 5)
+    assert changed == replace(
+        a_user(), nickname="小明 🐱", avatar_url=url, profile_updated_at=NOW + 5
+    )
+    assert store.users.get(USER) == changed
+
+    cleared = store.users.set_profile(USER, {"nickname": None}, now=NOW + 9)  # avatar kept
+    assert cleared == replace(a_user(), avatar_url=url, profile_updated_at=NOW + 9)
+    assert "nickname" not in backend.item(user_pk(USER), "PROFILE")
+    assert store.users.upsert(a_user()) == cleared  # a login's write leaves the profile alone
+
+
+def test_set_profile_of_an_unknown_user_writes_nothing(store: Store, backend: Backend) -> None:
+    assert store.users.set_profile(USER, {"nickname": "小明"}, now=NOW) is None
+    assert backend.items() == []

@@ -17,7 +17,7 @@ from chalicelib.identity.apps import App
 from chalicelib.settings import Settings
 from chalicelib.tokens import claims
 from chalicelib.tokens.claims import MAX_BYTES, NAMESPACE, InvalidClaims, NoSuchUser
-from tests.conftest import START, TEST_APPID, TEST_SECRET, table_items
+from tests.conftest import START, STUB_SESSION_KEY_MARK, TEST_APPID, TEST_SECRET, table_items
 from tests.http import assert_error, bearer, login, post
 
 HOOK_ARN = "arn:aws:lambda:us-east-1:123456789012:function:wxauth-claims"
@@ -353,7 +353,7 @@ def test_nothing_secret_reaches_the_hook(hook_client, stub, wechat):
         refreshed.json_body["refresh_token"],
         refreshed.json_body["access_token"],
         TEST_SECRET,
-        "SESSIONKEY",
+        STUB_SESSION_KEY_MARK,
         "alice.1",  # the WeChat code
         "openid-alice",
     ):

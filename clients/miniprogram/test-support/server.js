@@ -209,4 +209,45 @@ async function startWxauth({ dynamodbEndpoint, env = {} } = {}) {
   };
 }
 
-module.exports = { startDynamoDBLocal, startWxauth, signAccessToken, decodeClaims, REPO_ROOT };
+/** The fake WeChat on its own (`python -m devserver.fake_wechat`, the local app's appid and
+ * secret), for tests that also talk to it: `openData(user, data)` is what wx.getWeRunData
+ * gives, encrypted with the user's current session_key (POST /_fake/open-data). Pass its
+ * `url` to startWxauth as WECHAT_API_BASE. */
+async function startFakeWeChat() {
+  const port = await freePort();
+  const childEnv = { ...process.env };
+  for (const name of Object.keys(childEnv)) {
+    if (/^(AUTH_|WECHAT_|AWS_)/.test(name)) delete childEnv[name];
+  }
+  const child = spawn(PYTHON, ['-m', 'devserver.fake_wechat', '--port', String(port)], {
+    cwd: REPO_ROOT,
+    env: childEnv,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const proc = track(child, 'fake WeChat');
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await get(`${url}/_fake/stats`)) === 200, proc, 'fake WeChat');
+  return {
+    url,
+    async openData(user, data) {
+      const res = await fetch(`${url}/_fake/open-data`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user, data }),
+      });
+      if (res.status !== 200) throw new Error(`open-data: HTTP ${res.status}`);
+      return res.json();
+    },
+    stop: () => proc.stop(),
+  };
+}
+
+module.exports = {
+  startDynamoDBLocal,
+  startWxauth,
+  startFakeWeChat,
+  signAccessToken,
+  decodeClaims,
+  REPO_ROOT,
+};

@@ -746,6 +746,94 @@ test('confirmDeviceLogin() and denyDeviceLogin() POST the user code once and tel
   }
 });
 
+// -- updateProfile(), decrypt() (issue 25) ------------------------------------------------------
+
+test('updateProfile() POSTs /me (wx.request has no PATCH) with only the given fields', async () => {
+  const me = { id: 'u1', nickname: '小明', avatar_url: null };
+  const t = scripted((o) => answer(200, me));
+  t.storage[KEY] = session(1, t.clock.t);
+  assert.deepEqual(await t.client().updateProfile({ nickname: '小明', avatar_url: null }), me);
+  assert.equal(t.calls[0].method, 'POST');
+  assert.equal(route(t.calls[0]), '/me');
+  assert.deepEqual(t.calls[0].data, { nickname: '小明', avatar_url: null });
+  assert.equal(t.calls[0].header.Authorization, 'Bearer at1');
+  assert.equal(t.calls[0].header['content-type'], 'application/json');
+  await t.client().updateProfile({ avatar_url: 'https://thirdwx.qlogo.cn/a' });
+  assert.deepEqual(t.calls[1].data, { avatar_url: 'https://thirdwx.qlogo.cn/a' });
+});
+
+test('updateProfile() refuses a profile without nickname or avatar_url, sending nothing', async () => {
+  const t = scripted(server());
+  t.storage[KEY] = session(1, t.clock.t);
+  for (const bad of [undefined, null, {}, [], 'x', { avatarUrl: 'https://a' }, { nickname: 'a', extra: 1 }]) {
+    await assert.rejects(t.client().updateProfile(bad), TypeError);
+  }
+  await assert.rejects(t.client().updateProfile({ avatarUrl: 'x' }), /avatar_url, not avatarUrl/);
+  assert.equal(t.calls.length, 0);
+});
+
+test("updateProfile() rejects the server's 400 code: invalid_request, risky_content", async () => {
+  for (const code of ['invalid_request', 'risky_content']) {
+    const t = scripted(() => answer(400, { error: code, error_description: 'why' }));
+    t.storage[KEY] = session(1, t.clock.t);
+    await assert.rejects(t.client().updateProfile({ nickname: 'x' }), {
+      name: 'WxAuthError',
+      code,
+      status: 400,
+      serverError: code,
+    });
+  }
+  for (const [status, code] of [[503, 'temporarily_unavailable'], [500, 'bad_response'], [200, 'bad_response']]) {
+    const t = scripted(() => answer(status, status === 200 ? [] : { error: 'x' }));
+    t.storage[KEY] = session(1, t.clock.t);
+    await assert.rejects(t.client().updateProfile({ nickname: 'x' }), { name: 'WxAuthError', code });
+  }
+});
+
+test('updateProfile() after a 401 refreshes once and replays the same body', async () => {
+  const base = server({ n: 1 });
+  const t = scripted((o) => {
+    if (route(o) !== '/me') return base(o);
+    return o.header.Authorization === 'Bearer at1' ? answer(401, { error: 'invalid_token' }) : answer(200, { id: 'u1' });
+  });
+  t.storage[KEY] = session(1, t.clock.t);
+  assert.deepEqual(await t.client().updateProfile({ nickname: 'n' }), { id: 'u1' });
+  const posts = t.calls.filter((c) => route(c) === '/me');
+  assert.equal(posts.length, 2);
+  assert.deepEqual(posts[1].data, { nickname: 'n' });
+});
+
+test('decrypt() POSTs only encryptedData and iv and resolves the decrypted object', async () => {
+  const plain = { stepInfoList: [{ step: 1 }], watermark: { appid: 'wx1', timestamp: 1 } };
+  const t = scripted(() => answer(200, plain));
+  t.storage[KEY] = session(1, t.clock.t);
+  const fromWeChat = { errMsg: 'getWeRunData:ok', encryptedData: 'ZW5j', iv: 'aXY=', cloudID: 'c' };
+  assert.deepEqual(await t.client().decrypt(fromWeChat), plain);
+  assert.equal(t.calls[0].method, 'POST');
+  assert.equal(route(t.calls[0]), '/auth/decrypt');
+  assert.deepEqual(t.calls[0].data, { encryptedData: 'ZW5j', iv: 'aXY=' });
+  assert.equal(t.calls[0].header.Authorization, 'Bearer at1');
+});
+
+test('decrypt() rejects session_key_expired and invalid_request with their codes', async () => {
+  for (const code of ['session_key_expired', 'invalid_request']) {
+    const t = scripted(() => answer(400, { error: code, error_description: 'log in again' }));
+    t.storage[KEY] = session(1, t.clock.t);
+    const client = t.client();
+    await assert.rejects(client.decrypt({ encryptedData: 'a', iv: 'b' }), { name: 'WxAuthError', code, status: 400 });
+    assert.ok(client.hasSession()); // not a logout: the caller logs in again and fetches the data again
+  }
+  const t = scripted(() => answer(503, { error: 'temporarily_unavailable' }, { 'Retry-After': '2' }));
+  t.storage[KEY] = session(1, t.clock.t);
+  await assert.rejects(t.client().decrypt({ encryptedData: 'a', iv: 'b' }), {
+    code: 'temporarily_unavailable',
+    retryAfter: 2,
+  });
+  for (const bad of [undefined, {}, { encryptedData: 'a' }, { iv: 'b' }, { encryptedData: 1, iv: 'b' }]) {
+    await assert.rejects(t.client().decrypt(bad), TypeError);
+  }
+});
+
 test('a refresh answered 403 access_denied (banned) drops the session and rejects refresh_failed', async () => {
   const t = scripted((o) => answer(403, { error: 'access_denied', error_description: 'banned' }));
   t.storage[KEY] = session(1, t.clock.t, { access_expires_at: t.clock.t - 1 });

@@ -143,7 +143,12 @@ const USE = `
   const token: Promise<string> = client.getAccessToken();
   const res: Promise<PlatformResponse<{ id: string }>> = client.request<{ id: string }>({ url: '/me' });
   const error: WxAuthErrorCode = new WxAuthError('logged_out', 'x').code;
-  void token; void res; void error;
+  const me: Promise<string | null> = client.updateProfile({ nickname: 'n', avatar_url: null }).then((u) => u.nickname);
+  const steps = client.decrypt<{ stepInfoList: { step: number }[]; watermark: { appid: string; timestamp: number } }>(
+    { encryptedData: 'e', iv: 'i', errMsg: 'getWeRunData:ok' }
+  );
+  const stale: WxAuthErrorCode = 'session_key_expired';
+  void token; void res; void error; void me; void steps; void stale;
 `;
 
 function project(files) {
@@ -183,13 +188,15 @@ test('TypeScript checks against those types: a wrong option is an error', () => 
       "import { createAuthClient, wxAdapter } from '@wxauth/miniprogram';\n" +
       "createAuthClient({ baseURL: 'x', adapter: wxAdapter({}), provider: 42 });\n" +
       "createAuthClient({ adapter: wxAdapter({}) });\n" +
-      "const n: number = createAuthClient({ baseURL: 'x', adapter: wxAdapter({}) }).getAccessToken();\n",
+      "const n: number = createAuthClient({ baseURL: 'x', adapter: wxAdapter({}) }).getAccessToken();\n" +
+      "createAuthClient({ baseURL: 'x', adapter: wxAdapter({}) }).updateProfile({ nickname: 7 });\n",
   });
   const r = tsc(['--noEmit', '--strict', '--module', 'node16', '--moduleResolution', 'node16', 'bad.mts'], dir);
   assert.notEqual(r.status, 0);
   const errors = r.stdout.split('\n').filter((line) => /error TS\d+/.test(line));
-  assert.equal(errors.length, 3, r.stdout);
+  assert.equal(errors.length, 4, r.stdout);
   assert.match(errors[0], /^bad\.mts\(2,\d+\): error TS2322: Type 'number' is not assignable to type 'string'/);
   assert.match(r.stdout, /Property 'baseURL' is missing/);
   assert.match(errors[2], /^bad\.mts\(4,\d+\): .*'Promise<string>'/);
+  assert.match(errors[3], /^bad\.mts\(5,\d+\): error TS2322: Type 'number' is not assignable/);
 });
