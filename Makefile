@@ -90,6 +90,19 @@ test: test-examples
 
 test: test-js
 
+# The device login's demo page is tested in headless Chromium (tests/integration/
+# test_device_demo.py, about 15 s): Debian's `chromium`, installed here when missing (apt-get as
+# root, else through sudo; about 30 s on a fresh machine). No browser is downloaded otherwise.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq \
+		&& $$sudo env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends chromium; }
+
+test: chromium
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 

@@ -24,7 +24,7 @@ gc.disable()
 import threading
 
 from chalicelib import logs, runtime, snapstart
-from chalicelib.api import account, auth, internal, oauth, platform, web
+from chalicelib.api import account, auth, device, internal, oauth, platform, web
 from chalicelib.api.edge import Call, Routes, WxAuth
 from chalicelib.settings import Settings
 from chalicelib.tokens.access import AccessClaims
@@ -60,7 +60,7 @@ def services() -> runtime.Services:
 
 app = WxAuth(app_name="wxauth", services=lambda: services())
 logs.configure()
-for blueprint in (auth, account, oauth, internal, web, platform):
+for blueprint in (auth, account, oauth, internal, web, platform, device):
     app.register_blueprint(blueprint.routes.target)
 
 # Routes of this app itself (see the module doc): `@protected(path, ...)`, `@endpoint(path, ...)`.

@@ -31,6 +31,8 @@ def openid_configuration(settings: Settings, grant_types: Sequence[str]) -> dict
             "client_secret_basic",
             "client_secret_post",
         ],
+        # RFC 8628: scan-to-login on a PC or TV through the mini-program (chalicelib/device/)
+        "device_authorization_endpoint": f"{issuer}/oauth/device_authorization",
         # Websites sign in with WeChat through the authorization code grant, PKCE S256 only,
         # and the answer names its issuer (RFC 9207; chalicelib/weblogin/, issue 24, item 2).
         "authorization_endpoint": f"{issuer}/oauth/authorize",

@@ -298,6 +298,55 @@ class RateLimited(WxAuthError):
         self.retry_after = retry_after  # seconds until the window that refused it ends
 
 
+# -- issue 24, item 3: scan-to-login on a PC or TV, the device authorization grant (RFC 8628,
+# chalicelib/device/). The token endpoint's answers to a device that polls, each its RFC code.
+
+
+class DeviceGrantPending(WxAuthError):
+    """The device login is not confirmed or denied yet (`authorization_pending`): poll again
+    after the interval."""
+
+
+class DeviceSlowDown(WxAuthError):
+    """The device polled sooner than its interval (`slow_down`): the interval grew by 5 s."""
+
+
+class DeviceLoginDenied(WxAuthError):
+    """The user denied the device login (`access_denied`): stop polling."""
+
+
+class DeviceCodeExpired(WxAuthError):
+    """The device code's five minutes are over (`expired_token`): start a new device login."""
+
+
+class DeviceLoginNotFound(WxAuthError):
+    """No device login has this user code (unknown, or long expired)."""
+
+
+class DeviceLoginClosed(GrantError):
+    """The device login was already confirmed or denied (`reason` `device_login_decided`), or
+    its five minutes are over (`device_login_expired`): nothing more to decide."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class DeviceImagePending(StoreUnavailable):
+    """Another request is still fetching this user code's mini-program code; retry shortly."""
+
+    retry_after = 1
+
+
+class DeviceLoginRefused(ConditionFailed):
+    """A device login's guarded write found it in another state (issue 24, item 3); `login` is
+    the login as it was (a chalicelib.store.devices.DeviceLoginRecord, None if there is none)."""
+
+    def __init__(self, login: Any) -> None:
+        super().__init__("device_login")
+        self.login = login
+
+
 class RiskyContent(WxAuthError):
     """WeChat's content security check (msg_sec_check) judged the text risky: not stored."""
 

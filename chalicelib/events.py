@@ -54,6 +54,8 @@ PHONE_BOUND = "PhoneBound"
 USER_DELETION_REQUESTED = "UserDeletionRequested"
 USER_DELETION_CANCELLED = "UserDeletionCancelled"
 USER_DELETED = "UserDeleted"
+DEVICE_LOGIN_CONFIRMED = "DeviceLoginConfirmed"  # issue 24, item 3 (chalicelib/device/)
+DEVICE_LOGIN_DENIED = "DeviceLoginDenied"
 DETAIL_TYPES = (
     USER_CREATED,
     USER_LOGGED_IN,
@@ -65,6 +67,8 @@ DETAIL_TYPES = (
     USER_DELETION_REQUESTED,
     USER_DELETION_CANCELLED,
     USER_DELETED,
+    DEVICE_LOGIN_CONFIRMED,
+    DEVICE_LOGIN_DENIED,
 )
 
 
@@ -258,6 +262,32 @@ class Events:
             user_id=user_id,
             erased_user_ids=list(erased_user_ids),
             requested_at=requested_at,
+        )
+
+    def device_login_confirmed(
+        self, user_id: str, *, client_id: str, device_login_id: str, now: int
+    ) -> None:
+        """A user confirmed a device login in the mini-program (issue 24, item 3): the device's
+        session, when it gets its tokens, is this user's (a UserLoggedIn then). Never the user
+        or device code: `device_login_id` is a random id of the login."""
+        self.emit(
+            DEVICE_LOGIN_CONFIRMED,
+            now,
+            user_id=user_id,
+            client_id=client_id,
+            device_login_id=device_login_id,
+        )
+
+    def device_login_denied(
+        self, user_id: str, *, client_id: str, device_login_id: str, now: int
+    ) -> None:
+        """A user denied a device login: its device gets `access_denied`."""
+        self.emit(
+            DEVICE_LOGIN_DENIED,
+            now,
+            user_id=user_id,
+            client_id=client_id,
+            device_login_id=device_login_id,
         )
 
     # -- publishing -------------------------------------------------------------------------

@@ -43,8 +43,9 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import ConditionFailed, RateLimited, StoreUnavailable
 from chalicelib.logs import Metrics, log_event
-from chalicelib.settings import LIMIT_SETTINGS as SETTINGS
 from chalicelib.settings import (
+    DEVICE_LOOKUP_PER_USER,
+    DEVICE_PER_IP,
     LOGIN_PER_IP,
     LOGIN_PER_IPV6_48,
     LOGIN_PER_OPENID,
@@ -52,8 +53,11 @@ from chalicelib.settings import (
     Limit,
     parse_limit,
 )
+from chalicelib.settings import LIMIT_SETTINGS as SETTINGS
 
 __all__ = [
+    "DEVICE_LOOKUP_PER_USER",
+    "DEVICE_PER_IP",
     "LOGIN_PER_IP",
     "LOGIN_PER_IPV6_48",
     "LOGIN_PER_OPENID",

@@ -16,6 +16,7 @@ from botocore.config import Config
 from chalicelib import aws
 from chalicelib.app_clients import AppClients, guarded_login_client
 from chalicelib.budgets import DYNAMODB, SECRETS_MANAGER, hook_budget
+from chalicelib.device.wiring import DEVICE_CODE_GRANT, DeviceLoginServices
 from chalicelib.events import OFF as EVENTS_OFF
 from chalicelib.events import PUBLISH as EVENTS_PUBLISH
 from chalicelib.events import Events
@@ -57,9 +58,9 @@ EVENTS_CONFIG = EVENTS_PUBLISH.config()  # one attempt: an event never delays a 
 
 
 @dataclass
-class Services(WebLoginServices, AccountServices):
+class Services(WebLoginServices, AccountServices, DeviceLoginServices):  # + chalicelib/device/
     """The service graph (websites' sign-ins: chalicelib/weblogin/wiring.py; the signed-in
-    user's own services: chalicelib/runtime_account.py). Login and the OAuth services are built
+    user's own services: chalicelib/runtime_account.py; device logins: device/wiring.py). Login and the OAuth services are built
     at their first use, so that a container whose first request verifies or refreshes imports
     neither the WeChat client nor the client store (a cold start's cost, bench/RESULTS.md)."""
 
@@ -232,6 +233,7 @@ class Services(WebLoginServices, AccountServices):
             access_tokens=self.access_tokens,
             public_client_id=self.settings.wechat_appid,
         )
+        service.register_grant(DEVICE_CODE_GRANT, lambda *a: self.device.grant.token(*a))
         service.register_grant("authorization_code", lambda *a: self.code_grant(*a))  # issue 24
         return service
 

@@ -94,6 +94,53 @@ def positive_int(env: Mapping[str, str], name: str, default: int, *, zero: bool 
     return value
 
 
+# -- issue 24, item 3 (the device login's settings) -------------------------------------------
+_PAGE_RE = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+){0,7}")
+DEVICE_ENV_VERSIONS = ("release", "trial", "develop")
+
+
+def device_values(env: Mapping[str, str], limits: Mapping[str, Limit]) -> dict[str, object]:
+    """Settings' device fields: AUTH_DEVICE_PAGE (unset: the mini-program's home page),
+    AUTH_DEVICE_ENV_VERSION, and the device limits (`limits`: each variable's default, the
+    per-IP one first; unset: the default, "off": none)."""
+    per_ip, per_user = ((name, default) for name, default in limits.items())
+    return {
+        "device_page": page_path(env, "AUTH_DEVICE_PAGE"),
+        "device_env_version": choice(
+            env, "AUTH_DEVICE_ENV_VERSION", "release", DEVICE_ENV_VERSIONS
+        ),
+        "limit_device_per_ip": limit_or_off(env, *per_ip),
+        "limit_device_lookup_per_user": limit_or_off(env, *per_user),
+    }
+
+
+def limit_or_off(env: Mapping[str, str], name: str, default: Limit) -> Limit | None:
+    """A limit that is on unless set to `off`: unset or empty, `default`; else parse_limit's."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "off":
+        return None
+    try:
+        return parse_limit(name, raw)
+    except ConfigurationError as e:
+        raise ConfigurationError(
+            f"{name} must be <count>/<seconds> (e.g. {default}) or off; unset: {default}"
+        ) from e
+
+
+def page_path(env: Mapping[str, str], name: str) -> str | None:
+    """A page path of the mini-program (`pages/device/confirm`: no leading `/`, no query), or
+    None when unset (its home page)."""
+    page = (env.get(name) or "").strip() or None
+    if page is not None and not _PAGE_RE.fullmatch(page):
+        raise ConfigurationError(
+            f"{name} must be a page path of the mini-program, e.g. pages/device/confirm"
+            " (no leading /, no query)"
+        )
+    return page
+
+
 # A host name of at least two DNS labels (ASCII: an IDN in its xn-- form), optionally `*.` for
 # any name under it (issue 25, AUTH_AVATAR_URL_HOSTS).
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"

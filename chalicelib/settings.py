@@ -31,6 +31,7 @@ from chalicelib.setting_values import (
     Limit,
     choice,
     component_platform,
+    device_values,
     flag,
     is_lambda_arn,
     parse_limit,
@@ -57,12 +58,16 @@ LOGIN_PER_IP = "login_ip"
 LOGIN_PER_OPENID = "login_openid"
 REFRESH_PER_SESSION = "refresh_session"
 LOGIN_PER_IPV6_48 = "login_ipv6_48"  # issue #22, item 4: an IPv6 login's /48 too
+DEVICE_PER_IP = "device_ip"  # issue 24, item 3: device authorizations per IP
+DEVICE_LOOKUP_PER_USER = "device_user"  # and user codes a user looks up, confirms or denies
 # The setting of each limit (docs/operators.md, "Abuse limits").
 LIMIT_SETTINGS = {
     LOGIN_PER_IP: "AUTH_LIMIT_LOGIN_PER_IP",
     LOGIN_PER_OPENID: "AUTH_LIMIT_LOGIN_PER_OPENID",
     REFRESH_PER_SESSION: "AUTH_LIMIT_REFRESH_PER_SESSION",
     LOGIN_PER_IPV6_48: "AUTH_LIMIT_LOGIN_PER_IPV6_48",
+    DEVICE_PER_IP: "AUTH_LIMIT_DEVICE_PER_IP",
+    DEVICE_LOOKUP_PER_USER: "AUTH_LIMIT_DEVICE_LOOKUP_PER_USER",
 }
 # The pre-token hook (chalicelib/tokens/claims.py): its timeout in ms, and what a failure does.
 TOKEN_HOOK_TIMEOUT_MS_MAX = 5000
@@ -70,6 +75,8 @@ TOKEN_HOOK_ON_ERROR = ("issue", "refuse")
 # The cap on live sessions per user (issue 21 item 6, issue 25 item 3; chalicelib/session_cap.py).
 MAX_SESSIONS_LIMIT = 1000
 MAX_SESSIONS_SCOPES = ("user", "app")
+# Issue 24, item 3: the device limits are on unless set to "off" (RFC 8628 §5.1, §5.2).
+DEVICE_LIMIT_DEFAULTS = {DEVICE_PER_IP: Limit(20, 60), DEVICE_LOOKUP_PER_USER: Limit(30, 600)}
 
 
 def minimum_refresh_grace() -> int:
@@ -130,6 +137,10 @@ class Settings:
     # container keeps an OAuth client it authenticated (0: none).
     login_replay_without_nonce: int = 60
     clients_cache_ttl: int = 60
+    device_page: str | None = None  # issue 24, item 3: scan-to-login (device_values)
+    device_env_version: str = "release"
+    limit_device_per_ip: Limit | None = DEVICE_LIMIT_DEFAULTS[DEVICE_PER_IP]
+    limit_device_lookup_per_user: Limit | None = DEVICE_LIMIT_DEFAULTS[DEVICE_LOOKUP_PER_USER]
     # Issue 24, item 2 (website sign-in, chalicelib/weblogin/): WeChat's open platform, where a
     # browser is sent to scan a QR code (`connect/qrconnect`; the local server's fake WeChat),
     # and the seconds an authorization code may be redeemed in (60 to 600).
@@ -207,6 +218,7 @@ class Settings:
             **deletion(env),
             phone_login=choice(env, "AUTH_PHONE_LOGIN", defaults.phone_login, PHONE_LOGIN_POLICIES),
             **component_platform(env),
+            **device_values(env, {LIMIT_SETTINGS[k]: v for k, v in DEVICE_LIMIT_DEFAULTS.items()}),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -239,6 +251,8 @@ class Settings:
             LOGIN_PER_IPV6_48: wide,
             LOGIN_PER_OPENID: self.limit_login_per_openid,
             REFRESH_PER_SESSION: self.limit_refresh_per_session,
+            DEVICE_PER_IP: self.limit_device_per_ip,
+            DEVICE_LOOKUP_PER_USER: self.limit_device_lookup_per_user,
         }
 
 

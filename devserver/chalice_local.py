@@ -146,8 +146,16 @@ def create_local_server(
 
 
 def install() -> None:
-    """Make `chalice local` in this process serve with the classes above."""
-    local.create_local_server = create_local_server  # the CLI's factory looks it up per call
+    """Make `chalice local` in this process serve with the classes above, and the demo page of
+    the device login (`GET /demo/scan-login`, devserver/demo.py: only here, never in AWS)."""
+
+    def with_demo(app_obj: Chalice, config: Config, host: str, port: int) -> local.LocalDevServer:
+        from devserver import demo
+
+        app_obj.register_blueprint(demo.routes)
+        return create_local_server(app_obj, config, host, port)
+
+    local.create_local_server = with_demo  # the CLI's factory looks it up per call
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """A fake of WeChat's `jscode2session`, `cgi-bin/stable_token` and `getuserphonenumber`, for
 `make run` and the tests (and `wxa/checksession`, `wxa/msg_sec_check` and encrypted open data:
-devserver/fake_wechat_user.py; with `component=`, a third-party platform's
-`api_component_token` and `sns/component/jscode2session`: devserver/fake_component.py).
+devserver/fake_wechat_user.py; `wxa/getwxacodeunlimit`: devserver/fake_wxacode.py; with
+`component=`, a third-party platform's `api_component_token` and `sns/component/jscode2session`:
+devserver/fake_component.py).
 
 It answers like the real API: `GET /sns/jscode2session?appid=&secret=&js_code=&grant_type=`,
 always HTTP 200 with `Content-Type: text/plain` and a JSON body; an error is
@@ -76,6 +77,11 @@ A code is of the primary app's button, or of another app's with a part `@<appid>
 token. A code whose `<user>` is not the one of the request's `openid` in the code's app answers
 40003 (and stays unused): WeChat's check that the code belongs to that user.
 
+Mini-program codes (issue 24, item 5): `POST /wxa/getwxacodeunlimit?access_token=...` answers a
+small real PNG of the scene (its `tEXt` chunks carry the scene, page and env_version), or
+WeChat's errors: devserver/fake_wxacode.py has the table. `fake.wxacodes.calls[scene]` counts
+the requests per scene, `fake.wxacodes.fail_next(errcode)` queues a failure.
+
 Website apps (issue 24, item 2): `GET /connect/qrconnect` (WeChat's QR-code page) "scans"
 at once for the user a test names in the header `X-Fake-WeChat-User` (or `FAKE_WECHAT_USER`),
 else shows a page asking who scans: devserver/fake_qrconnect.py. Its codes are `<user>.qr-...`
@@ -113,6 +119,8 @@ from devserver import fake_component, fake_wechat_user
 from devserver.fake_component import FakeComponent
 from devserver.fake_qrconnect import CONFIRM_PATH, DENY, QRCONNECT_PATH, USER_HEADER, qrconnect
 from devserver.fake_wechat_user import SessionKeys
+from devserver.fake_wxacode import PATH as WXACODE_PATH
+from devserver.fake_wxacode import WxaCodes
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
 OAUTH2_PATH = "/sns/oauth2/access_token"
@@ -316,6 +324,7 @@ class FakeWeChat:
         self._phone_used: set[str] = set()
         self._phone_calls: Counter[str] = Counter()
         self._refused_tokens: set[str] = set()
+        self.wxacodes = WxaCodes()  # wxa/getwxacodeunlimit (issue 24, item 5)
         self._qr_codes: set[str] = set()  # handed out by qrconnect (website apps)
         self.session_keys = SessionKeys(clock)  # checksession, open data (fake_wechat_user.py)
         self._server: _Server | None = None
@@ -408,6 +417,7 @@ class FakeWeChat:
         self.session_keys.reset()
         for tokens in self.app_tokens.values():
             tokens.reset()
+        self.wxacodes.reset()
 
     # -- jscode2session ---------------------------------------------------------------------
 
@@ -675,6 +685,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == PHONE_PATH:
             query = urlsplit(self.path).query
             self._send(200, fake.getuserphonenumber(*_phone_request(query, raw)), "text/plain")
+        elif path == WXACODE_PATH:
+            token = parse_qs(urlsplit(self.path).query).get("access_token", [""])[0]
+            answer = fake.wxacodes.answer(fake.access_token_accepted(token) if token else None, raw)
+            if isinstance(answer, bytes):
+                self._send_bytes(answer, "image/png")
+            else:
+                self._send(200, answer, "application/json; encoding=utf-8")
         else:
             self._send(404, {"error": "not found"})
 
@@ -686,6 +703,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_bytes(self, data: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

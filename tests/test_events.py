@@ -604,6 +604,8 @@ def test_user_banned_helper_schema():
         "UserDeletionRequested",
         "UserDeletionCancelled",
         "UserDeleted",
+        "DeviceLoginConfirmed",  # issue 24, item 3
+        "DeviceLoginDenied",
     }
 
 

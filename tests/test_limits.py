@@ -13,6 +13,8 @@ from moto import mock_aws
 from chalicelib import limits as limits_module
 from chalicelib.errors import ConfigurationError, RateLimited, StoreUnavailable
 from chalicelib.limits import (
+    DEVICE_LOOKUP_PER_USER,
+    DEVICE_PER_IP,
     LOGIN_PER_IP,
     LOGIN_PER_IPV6_48,
     LOGIN_PER_OPENID,
@@ -214,8 +216,11 @@ def test_the_settings_read_each_limit_and_refuse_bad_ones() -> None:
         LOGIN_PER_IPV6_48: Limit(480, 60),  # 16 x the per-IP limit, unless set
         LOGIN_PER_OPENID: Limit(10, 300),
         REFRESH_PER_SESSION: Limit(6, 60),
+        DEVICE_PER_IP: Limit(20, 60),  # issue 24, item 3: the device limits are on unless "off"
+        DEVICE_LOOKUP_PER_USER: Limit(30, 600),
     }
-    assert set(Settings.from_env({}).limits().values()) == {None}
+    off = {"AUTH_LIMIT_DEVICE_PER_IP": "off", "AUTH_LIMIT_DEVICE_LOOKUP_PER_USER": "OFF"}
+    assert set(Settings.from_env(off).limits().values()) == {None}
     with pytest.raises(ConfigurationError, match="AUTH_LIMIT_REFRESH_PER_SESSION"):
         Settings.from_env({"AUTH_LIMIT_REFRESH_PER_SESSION": "six"})
 

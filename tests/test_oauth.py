@@ -547,8 +547,10 @@ def test_openid_configuration_serves_api_gateway_jwt_authorizers(client):
     assert body["grant_types_supported"] == [
         "refresh_token",
         "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",  # RFC 8628 (issue 24, item 3)
         "authorization_code",  # issue 24, item 2
     ]
+    assert body["device_authorization_endpoint"] == "https://auth.test/oauth/device_authorization"
     assert set(body["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "client_secret_post",

@@ -17,6 +17,11 @@ from chalicelib.errors import (
     AppDisabled,
     ClientAuthError,
     ConfigurationError,
+    DeviceCodeExpired,
+    DeviceGrantPending,
+    DeviceLoginDenied,
+    DeviceLoginNotFound,
+    DeviceSlowDown,
     ForgedMessage,
     GrantError,
     InsufficientScope,
@@ -59,6 +64,12 @@ ERROR_TABLE: list[tuple[type[WxAuthError], int, str]] = [
     (InvalidScope, 400, "invalid_scope"),
     (InsufficientScope, 403, "insufficient_scope"),
     (AppDisabled, 400, "unauthorized_client"),  # RFC 6749 §5.2: this app may not log in
+    # RFC 8628 §3.5, a device's poll (chalicelib/device/): each its own code, all 400
+    (DeviceGrantPending, 400, "authorization_pending"),
+    (DeviceSlowDown, 400, "slow_down"),
+    (DeviceLoginDenied, 400, "access_denied"),
+    (DeviceCodeExpired, 400, "expired_token"),
+    (DeviceLoginNotFound, 404, NOT_FOUND),  # no device login has this user code
     (UnauthorizedClient, 400, "unauthorized_client"),  # issue 24: a client of another grant
     (UnsupportedResponseType, 400, "unsupported_response_type"),  # GET /oauth/authorize
     (WeChatUserBlocked, 403, "access_denied"),

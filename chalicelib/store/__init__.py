@@ -11,9 +11,10 @@
   `identities` (identities, unionids, pending links), `merges` (a merge's transaction),
   `apps`, `clients`, `wechat`
   (the brokered access token), `guards` (abuse-limit counters, the breaker), `authorizations`
-  (web sign-ins and their authorization codes, issue 24), `deletions` (deletions asked for,
-  their queue and tombstones), `user_data` (every item of one user, read for its export and
-  deleted by its erasure, like `merges` across the aggregates).
+  (web sign-ins and their authorization codes, issue 24), `devices` (device logins, RFC 8628:
+  issue 24, item 3), `deletions` (deletions asked for, their queue and tombstones),
+  `user_data` (every item of one user, read for its export and deleted by its erasure, like
+  `merges` across the aggregates).
 
 `Store` holds one of each over one table; a service takes the repository it uses
 (`SessionManager(store.sessions, ...)`), not the whole store. Nothing here imports the
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from chalicelib.store.authorizations import Authorizations
     from chalicelib.store.clients import Clients
     from chalicelib.store.deletions import Deletions
+    from chalicelib.store.devices import DeviceLogins
     from chalicelib.store.guards import Guards
     from chalicelib.store.identities import Identities
     from chalicelib.store.logins import Logins
@@ -142,6 +144,12 @@ class Store:
         from chalicelib.store.guards import Guards
 
         return Guards(self.table)
+
+    @cached_property
+    def devices(self) -> DeviceLogins:
+        from chalicelib.store.devices import DeviceLogins
+
+        return DeviceLogins(self.table)
 
     @cached_property
     def authorizations(self) -> Authorizations:

@@ -22,6 +22,8 @@ owned by one repository of this package:
 | `WXTOKEN#<component>`   | `TICKET`           | a platform's verify ticket        | wechat.py     |
 | `LIMIT#<name>#<sha256>` | `<window start>`   | an abuse-limit counter            | guards.py     |
 | `BREAKER#<appid>`       | `JSCODE2SESSION`   | the WeChat login breaker          | guards.py     |
+| `DEVICE#<sha256(code)>` | `DEVICE`           | a device login (RFC 8628)         | devices.py    |
+| `DEVICE#<sha256(code)>` | `WXACODE`          | its mini-program code image       | devices.py    |
 | `AUTHZ#<id>`            | `AUTHZ`            | a web sign-in, its authorization  | authorizations|
 |                         |                    | code (issue 24, item 2)           | .py           |
 | `DELETION`              | `<t>#<user_id>`    | a deletion due at t (10 digits)   | deletions.py  |
@@ -67,6 +69,9 @@ TICKET = "TICKET"  # a third-party platform's component_verify_ticket (issue 24,
 LIMIT_PREFIX = "LIMIT#"
 BREAKER_PREFIX = "BREAKER#"
 BREAKER_SK = "JSCODE2SESSION"
+DEVICE_PREFIX = "DEVICE#"  # issue 24, item 3: a device login, by the hash of its user code
+DEVICE = "DEVICE"
+DEVICE_IMAGE = "WXACODE"
 AUTHZ_PREFIX = "AUTHZ#"  # a web sign-in (issue 24, item 2)
 AUTHZ = "AUTHZ"
 DELETION_PK = "DELETION"  # issue 25: deletions by the time they are due
@@ -145,6 +150,12 @@ def limit_pk(name: str, key: str) -> str:
 
 def breaker_pk(appid: str) -> str:
     return f"{BREAKER_PREFIX}{appid}"
+
+
+def device_pk(user_code: str) -> str:
+    """A device login's partition: a hash of its user code (normalized), never the code."""
+    digest = hashlib.sha256(f"wxauth-device\x00{user_code}".encode()).hexdigest()
+    return f"{DEVICE_PREFIX}{digest}"
 
 
 def authz_pk(authz_id: str) -> str:

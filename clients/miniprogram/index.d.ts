@@ -171,6 +171,26 @@ export interface SessionsPage {
   nextCursor: string | null;
 }
 
+/** A device login (scan-to-login on a PC, TV or kiosk) as GET /auth/device/{user_code} shows it. */
+export interface DeviceLogin {
+  /** Shown as WDJB-MJHT. */
+  user_code: string;
+  /** The client (app or OAuth client) that asks. */
+  client_id: string;
+  status: 'pending' | 'confirmed' | 'denied' | 'expired';
+  /** When the device asked (epoch seconds). */
+  created_at: number;
+  expires_in: number;
+  /** The device's network, not its address: '203.0.113.0/24'. */
+  source_ip: string | null;
+  user_agent: string | null;
+}
+
+/** What confirmDeviceLogin() and denyDeviceLogin() resolve. */
+export type DeviceDecision =
+  | { ok: true; reason: null; login: DeviceLogin }
+  | { ok: false; reason: 'decided' | 'expired' | 'not_found'; login: null };
+
 export type WxAuthErrorCode =
   | 'network_error'
   | 'logged_out'
@@ -244,6 +264,13 @@ export class AuthClient {
   listSessionsPage(options?: { limit?: number; cursor?: string | null }): Promise<SessionsPage>;
   /** Ends one of the user's sessions; {ended: false} if it is not a live session of theirs. */
   endSession(sid: string): Promise<{ ended: boolean }>;
+  /** A device login by its user code (the mini-program code's `scene`), before the user
+   * confirms it; null if no device login has this code. */
+  getDeviceLogin(userCode: string): Promise<DeviceLogin | null>;
+  /** Lets the device in (one time): its session will be this user's. */
+  confirmDeviceLogin(userCode: string): Promise<DeviceDecision>;
+  /** Turns the device away (one time): it gets access_denied. */
+  denyDeviceLogin(userCode: string): Promise<DeviceDecision>;
   /** Sets or clears the nickname and avatar URL (POST /me: wx.request has no PATCH); resolves
    * the user as GET /me. Rejects 'invalid_request', 'risky_content', ... */
   updateProfile(profile: ProfileUpdate): Promise<Me>;

@@ -18,6 +18,7 @@ var PATHS = {
   refresh: '/auth/refresh',
   logout: '/auth/logout',
   sessions: '/auth/sessions',
+  device: '/auth/device',
   revoke: '/oauth/revoke',
   me: '/me', // updateProfile() POSTs it: wx.request has no PATCH
   decrypt: '/auth/decrypt',
@@ -911,6 +912,64 @@ class AuthClient {
       if (res.statusCode === 404) return { ended: false };
       throw self._authFailure('bad_response', 'endSession', res);
     });
+  }
+
+  // ----------------------------------------------------------- scan-to-login (device login)
+
+  /** A device login (a PC, TV or kiosk showing a mini-program code) as the signed-in user may
+   * see it before confirming it (GET /auth/device/{userCode}): resolves {user_code, client_id,
+   * status ('pending', 'confirmed', 'denied', 'expired'), created_at, expires_in, source_ip
+   * (masked), user_agent}, or null if no device login has this code. `userCode` is the code's
+   * `scene` (the page's `decodeURIComponent(options.scene)`). Rejects WxAuthError
+   * ('temporarily_unavailable' also for 429, 'bad_response'). */
+  getDeviceLogin(userCode) {
+    var self = this;
+    if (typeof userCode !== 'string' || !userCode) {
+      return Promise.reject(new TypeError('wxauth: getDeviceLogin() needs a user code'));
+    }
+    var url = this._baseURL + PATHS.device + '/' + encodeURIComponent(userCode);
+    return this.request({ url: url, method: 'GET' }).then(function (res) {
+      var b = body(res);
+      if (res.statusCode === 200 && b && typeof b.status === 'string') return b;
+      if (res.statusCode === 404) return null;
+      throw self._authFailure('bad_response', 'getDeviceLogin', res);
+    });
+  }
+
+  /** The user lets the device in: its session will be this user's (POST /auth/device/confirm,
+   * one time). Resolves {ok: true, reason: null, login} or {ok: false, reason, login: null}
+   * with reason 'decided' (already confirmed or denied), 'expired' (start again on the
+   * device) or 'not_found'. Rejects WxAuthError as getDeviceLogin() does. */
+  confirmDeviceLogin(userCode) {
+    return this._decideDeviceLogin(userCode, 'confirm');
+  }
+
+  /** The user turns the device away: it gets access_denied (POST /auth/device/deny, one
+   * time). Resolves as confirmDeviceLogin() does. */
+  denyDeviceLogin(userCode) {
+    return this._decideDeviceLogin(userCode, 'deny');
+  }
+
+  _decideDeviceLogin(userCode, decision) {
+    var self = this;
+    var what = decision + 'DeviceLogin';
+    if (typeof userCode !== 'string' || !userCode) {
+      return Promise.reject(new TypeError('wxauth: ' + what + '() needs a user code'));
+    }
+    var url = this._baseURL + PATHS.device + '/' + decision;
+    return this.request({ url: url, method: 'POST', header: JSON_HEADER, data: { user_code: userCode } }).then(
+      function (res) {
+        var b = body(res);
+        if (res.statusCode === 200 && b && typeof b.status === 'string') {
+          return { ok: true, reason: null, login: b };
+        }
+        if (res.statusCode === 404) return { ok: false, reason: 'not_found', login: null };
+        var reason = b && b.error === 'invalid_grant' ? b.reason : null;
+        if (reason === 'device_login_decided') return { ok: false, reason: 'decided', login: null };
+        if (reason === 'device_login_expired') return { ok: false, reason: 'expired', login: null };
+        throw self._authFailure('bad_response', what, res);
+      }
+    );
   }
 
   // ------------------------------------------------------------------------ profile, open data

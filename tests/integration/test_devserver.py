@@ -438,8 +438,8 @@ def test_unknown_paths_and_other_methods_over_http(running: DevServer) -> None:
             ("GET", "/nope", 404, "not_found", None),
             ("POST", "/auth/login/extra", 404, "not_found", None),
             ("GET", "/auth/login", 405, "method_not_allowed", "POST"),
-            ("OPTIONS", "/me", 405, "method_not_allowed", "GET"),
-            ("PROPFIND", "/me", 405, "method_not_allowed", "GET"),
+            ("OPTIONS", "/me", 405, "method_not_allowed", "GET, PATCH, POST"),
+            ("PROPFIND", "/me", 405, "method_not_allowed", "GET, PATCH, POST"),
             ("HEAD", "/.well-known/jwks.json", 405, "method_not_allowed", "GET"),
             ("GET", JWKS_PATH, 200, None, None),  # the connection is still in step after HEAD
         ]:

@@ -693,6 +693,59 @@ test('endSession(sid) DELETEs it: 204 is {ended: true}, 404 is {ended: false}', 
   await assert.rejects(scripted(server()).client().endSession(''), TypeError);
 });
 
+const DEVICE_LOGIN = {
+  user_code: 'WDJB-MJHT',
+  client_id: 'wx-app',
+  status: 'pending',
+  created_at: 10,
+  expires_in: 290,
+  source_ip: '203.0.113.0/24',
+  user_agent: 'SmartTV/1.0',
+};
+
+test('getDeviceLogin(userCode) GETs /auth/device/{code} with the token; 404 is null', async () => {
+  for (const [status, expected] of [[200, DEVICE_LOGIN], [404, null]]) {
+    const t = scripted(() => answer(status, status === 200 ? DEVICE_LOGIN : { error: 'not_found' }));
+    t.storage[KEY] = session(1, t.clock.t);
+    assert.deepEqual(await t.client().getDeviceLogin('WDJB MJHT'), expected);
+    assert.equal(t.calls[0].method, 'GET');
+    assert.equal(route(t.calls[0]), '/auth/device/WDJB%20MJHT');
+    assert.equal(t.calls[0].header.Authorization, 'Bearer at1');
+  }
+  await assert.rejects(scripted(server()).client().getDeviceLogin(''), TypeError);
+  for (const [status, code] of [[503, 'temporarily_unavailable'], [400, 'bad_response'], [200, 'bad_response']]) {
+    const t = scripted(() => answer(status, status === 200 ? { nope: 1 } : { error: 'invalid_request' }));
+    t.storage[KEY] = session(1, t.clock.t);
+    await assert.rejects(t.client().getDeviceLogin('WDJB-MJHT'), { name: 'WxAuthError', code });
+  }
+});
+
+test('confirmDeviceLogin() and denyDeviceLogin() POST the user code once and tell why not', async () => {
+  for (const decision of ['confirm', 'deny']) {
+    const method = decision + 'DeviceLogin';
+    const cases = [
+      [200, { ...DEVICE_LOGIN, status: decision === 'confirm' ? 'confirmed' : 'denied' }, true, null],
+      [400, { error: 'invalid_grant', error_description: 'x', reason: 'device_login_decided' }, false, 'decided'],
+      [400, { error: 'invalid_grant', error_description: 'x', reason: 'device_login_expired' }, false, 'expired'],
+      [404, { error: 'not_found', error_description: 'x' }, false, 'not_found'],
+    ];
+    for (const [status, answered, ok, reason] of cases) {
+      const t = scripted(() => answer(status, answered));
+      t.storage[KEY] = session(1, t.clock.t);
+      const result = await t.client()[method]('WDJB-MJHT');
+      assert.deepEqual(result, { ok, reason, login: ok ? answered : null });
+      assert.equal(t.calls[0].method, 'POST');
+      assert.equal(route(t.calls[0]), '/auth/device/' + decision);
+      assert.deepEqual(t.calls[0].data, { user_code: 'WDJB-MJHT' });
+      assert.equal(t.calls[0].header.Authorization, 'Bearer at1');
+    }
+    const t = scripted(() => answer(400, { error: 'invalid_request', error_description: 'x' }));
+    t.storage[KEY] = session(1, t.clock.t);
+    await assert.rejects(t.client()[method]('WDJB-MJHT'), { name: 'WxAuthError', code: 'bad_response' });
+    await assert.rejects(scripted(server()).client()[method](''), TypeError);
+  }
+});
+
 // -- updateProfile(), decrypt() (issue 25) ------------------------------------------------------
 
 test('updateProfile() POSTs /me (wx.request has no PATCH) with only the given fields', async () => {

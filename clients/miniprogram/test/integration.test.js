@@ -479,3 +479,40 @@ test('AUTH_MAX_SESSIONS_PER_USER=1: a login on a second device ends the first, w
     await capped.stop();
   }
 });
+
+test('scan-to-login: the mini-program looks a device login up, confirms it once, and the device gets its session', async () => {
+  const { client } = setup();
+  const start = await fetch(server.baseURL + '/oauth/device_authorization', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'SmartTV/1.0' },
+    body: new URLSearchParams({ client_id: SERVER_APPID }),
+  });
+  assert.equal(start.status, 200);
+  const device = await start.json();
+
+  const user = await client.login();
+  const shown = await client.getDeviceLogin(device.user_code);
+  assert.equal(shown.status, 'pending');
+  assert.equal(shown.client_id, SERVER_APPID);
+  assert.equal(shown.user_agent, 'SmartTV/1.0');
+  assert.equal(await client.getDeviceLogin('BCDF-GHJK'), null);
+
+  const confirmed = await client.confirmDeviceLogin(device.user_code);
+  assert.equal(confirmed.ok, true);
+  assert.equal(confirmed.login.status, 'confirmed');
+  assert.deepEqual(await client.confirmDeviceLogin(device.user_code), { ok: false, reason: 'decided', login: null });
+  assert.deepEqual(await client.denyDeviceLogin(device.user_code), { ok: false, reason: 'decided', login: null });
+
+  const polled = await fetch(server.baseURL + '/oauth/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+      device_code: device.device_code,
+      client_id: SERVER_APPID,
+    }),
+  });
+  assert.equal(polled.status, 200);
+  const tokens = await polled.json();
+  assert.equal(decodeClaims(tokens.access_token).sub, user.id);
+});
