@@ -58,11 +58,12 @@ EVENTS_CONFIG = EVENTS_PUBLISH.config()  # one attempt: an event never delays a 
 
 
 @dataclass
-class Services(WebLoginServices, AccountServices, DeviceLoginServices):  # + chalicelib/device/
+class Services(WebLoginServices, AccountServices, DeviceLoginServices):
     """The service graph (websites' sign-ins: chalicelib/weblogin/wiring.py; the signed-in
-    user's own services: chalicelib/runtime_account.py; device logins: device/wiring.py). Login and the OAuth services are built
-    at their first use, so that a container whose first request verifies or refreshes imports
-    neither the WeChat client nor the client store (a cold start's cost, bench/RESULTS.md)."""
+    user's own services: chalicelib/runtime_account.py; device logins: device/wiring.py).
+    Login and the OAuth services are built at their first use, so that a container whose first
+    request verifies or refreshes imports neither the WeChat client nor the client store (a
+    cold start's cost, bench/RESULTS.md)."""
 
     settings: Settings
     store: Store
