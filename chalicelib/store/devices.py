@@ -22,19 +22,21 @@ means, the codes, the times) is chalicelib/device/'s.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 from chalicelib.errors import ConditionFailed, DeviceLoginRefused, MergedAway, UserBanned
+from chalicelib.store.device_images import (  # noqa: F401 - re-exported
+    DeviceImageRecord,
+    DeviceImages,
+    item_to_device_image,
+)
 from chalicelib.store.schema import (
     DEVICE,
-    DEVICE_IMAGE,
     EXPIRES_AT,
     PK,
     Item,
     b,
     device_pk,
-    get_b,
     get_n,
     get_s,
     key,
@@ -86,17 +88,6 @@ class DeviceLoginRecord:
         return now >= self.code_expires_at
 
 
-@dataclass(frozen=True)
-class DeviceImageRecord:
-    """The mini-program code of a user code: while `image` is None, `lease_until` is when the
-    request fetching it from WeChat is given up."""
-
-    lease_until: int
-    expires_at: int
-    image: bytes | None = field(default=None, repr=False)
-    content_type: str | None = None
-
-
 def item_to_device_login(item: Item) -> DeviceLoginRecord:
     return DeviceLoginRecord(
         device_login_id=item["device_login_id"]["S"],
@@ -117,16 +108,7 @@ def item_to_device_login(item: Item) -> DeviceLoginRecord:
     )
 
 
-def item_to_device_image(item: Item) -> DeviceImageRecord:
-    return DeviceImageRecord(
-        lease_until=get_n(item, "lease_until") or 0,
-        expires_at=int(item[EXPIRES_AT]["N"]),
-        image=get_b(item, "image"),
-        content_type=get_s(item, "content_type"),
-    )
-
-
-class DeviceLogins:
+class DeviceLogins(DeviceImages):
     """The DEVICE items: start, poll, slow down, decide, issue; and each one's image."""
 
     def __init__(self, table: Table) -> None:
@@ -324,74 +306,3 @@ class DeviceLogins:
                     ) from e
                 raise UserBanned("this user is banned") from e
             raise
-
-    # -- the mini-program code image --------------------------------------------------------
-
-    def image(self, user_code: str) -> DeviceImageRecord | None:
-        item = self._table.get(self._key(user_code, DEVICE_IMAGE))
-        return item_to_device_image(item) if item else None
-
-    def lease_image(self, user_code: str, *, now: int, lease_until: int, expires_at: int) -> bool:
-        """Take the right to fetch the code's image from WeChat, until `lease_until`: unless
-        another request holds a live lease, or the image is there and has not expired. One
-        guarded PutItem; False: someone else fetches it (or has)."""
-        try:
-            self._table.call(
-                "put_item",
-                Item={
-                    **self._key(user_code, DEVICE_IMAGE),
-                    "lease_until": n(lease_until),
-                    EXPIRES_AT: n(expires_at),
-                },
-                ConditionExpression=(
-                    "attribute_not_exists(#pk) OR #exp <= :now"
-                    " OR (attribute_not_exists(#image) AND #lease <= :now)"
-                ),
-                ExpressionAttributeNames={
-                    "#pk": PK,
-                    "#exp": EXPIRES_AT,
-                    "#image": "image",
-                    "#lease": "lease_until",
-                },
-                ExpressionAttributeValues={":now": n(now)},
-            )
-        except ConditionFailed:
-            return False
-        return True
-
-    def store_image(
-        self, user_code: str, *, image: bytes, content_type: str, lease_until: int
-    ) -> bool:
-        """Keep the fetched image, if the lease `lease_until` is still this request's; False
-        if it was lost (nothing written). One UpdateItem."""
-        try:
-            self._table.call(
-                "update_item",
-                Key=self._key(user_code, DEVICE_IMAGE),
-                UpdateExpression="SET #image = :image, #type = :type",
-                ConditionExpression="#lease = :lease",
-                ExpressionAttributeNames={
-                    "#image": "image",
-                    "#type": "content_type",
-                    "#lease": "lease_until",
-                },
-                ExpressionAttributeValues={
-                    ":image": b(image),
-                    ":type": s(content_type),
-                    ":lease": n(lease_until),
-                },
-            )
-        except ConditionFailed:
-            return False
-        return True
-
-    def release_image(self, user_code: str, *, lease_until: int) -> None:
-        """Give up a lease without an image (WeChat failed): the next request may fetch."""
-        with contextlib.suppress(ConditionFailed):
-            self._table.call(
-                "delete_item",
-                Key=self._key(user_code, DEVICE_IMAGE),
-                ConditionExpression="#lease = :lease AND attribute_not_exists(#image)",
-                ExpressionAttributeNames={"#lease": "lease_until", "#image": "image"},
-                ExpressionAttributeValues={":lease": n(lease_until)},
-            )
