@@ -24,7 +24,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chalicelib.errors import ConditionFailed, DeviceLoginRefused, MergedAway, UserBanned
+from chalicelib.errors import (
+    ConditionFailed,
+    DeletionPending,
+    DeviceLoginRefused,
+    MergedAway,
+    UserBanned,
+)
 from chalicelib.store.device_images import (  # noqa: F401 - re-exported
     DeviceImageRecord,
     DeviceImages,
@@ -304,5 +310,8 @@ class DeviceLogins(DeviceImages):
                         user_id=session.user_id,
                         merged_into=user.merged_into,
                     ) from e
+                if user is not None and user.erase_after is not None and user.banned_at is None:
+                    # the user asked for the account's deletion after confirming (issue 25)
+                    raise DeletionPending("this account is pending deletion") from e
                 raise UserBanned("this user is banned") from e
             raise

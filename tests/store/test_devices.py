@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import DeviceLoginRefused, UserBanned
+from chalicelib.errors import DeletionPending, DeviceLoginRefused, UserBanned
 from chalicelib.store import Store
 from chalicelib.store.devices import CONFIRMED, DENIED, ISSUED, PENDING, DeviceLoginRecord
-from chalicelib.store.schema import device_pk
+from chalicelib.store.schema import PROFILE, device_pk, key, n, user_pk
 from tests.store.records import NOW, ODD_BYTES, USER, Backend, a_session, a_user
 
 CODE = "WDJBMJHT"
@@ -130,6 +130,25 @@ def test_issue_refuses_a_banned_user_and_writes_nothing(started: Store, backend:
     started.devices.decide(CODE, status=CONFIRMED, user_id=USER, now=NOW + 10)
     before = backend.items()
     with pytest.raises(UserBanned):
+        started.devices.issue(CODE, HASH, a_session("devsess"), now=NOW + 15)
+    assert backend.items() == before
+
+
+def test_issue_refuses_a_user_pending_deletion_and_writes_nothing(
+    started: Store, backend: Backend
+) -> None:
+    """The user confirmed, then asked for the account's deletion (issue 25): the device gets
+    no session, and the refusal says why (not a ban)."""
+    started.users.upsert(a_user())
+    started.devices.decide(CODE, status=CONFIRMED, user_id=USER, now=NOW + 10)
+    started.table.call(
+        "update_item",
+        Key=key(user_pk(USER), PROFILE),
+        UpdateExpression="SET erase_after = :t, deletion_requested_at = :now",
+        ExpressionAttributeValues={":t": n(NOW + 7 * 86_400), ":now": n(NOW + 12)},
+    )
+    before = backend.items()
+    with pytest.raises(DeletionPending):
         started.devices.issue(CODE, HASH, a_session("devsess"), now=NOW + 15)
     assert backend.items() == before
 
