@@ -1,6 +1,6 @@
 """deployment size: the zip `chalice package` builds through `infra/build.py` for the deployed
 architecture (arm64, its default; the build also checks that every pinned wheel is in it, built
-for that runtime and architecture), in MB, and what dominates it. Target <= 6 MB. Also the size
+for that runtime and architecture), in MB, and what dominates it. Target <= 6.5 MB. Also the size
 of its x86_64 twin (`--architecture x86_64`), for comparison.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import harness as h
 from common import Section, Summary, markdown_table, verdict, zip_top_level
 
-TARGET_MB = 6.0
+TARGET_MB = 6.5  # 6.0 until issues 24 and 25 (bench/RESULTS.md)
 MB = 1024 * 1024
 
 

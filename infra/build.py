@@ -36,7 +36,7 @@ The zip is checked afterwards against the template's Runtime and Architectures, 
 fails unless every pin of requirements.txt is in it, complete (every file of its RECORD), with
 compiled modules built for the function's runtime and architecture (CPython ABI, manylinux
 glibc no newer than the runtime's, ELF machine); without boto3 and botocore, which the runtime
-provides; and no bigger than its 6 MB budget.
+provides; and no bigger than its 6.5 MB budget.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ REQUIRED_IMPORTS = ("jwt", "cryptography", "requests", "chalicelib")
 # The Lambda runtime provides these: a copy in the zip would only add 16 MB (and shadow them).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 # The size budget of the zip (bench/RESULTS.md): cold starts download and unpack all of it.
-MAX_ZIP_BYTES = 6 * 1000 * 1000
+MAX_ZIP_BYTES = 6_500_000  # 6 MB until issues 24 and 25 added 109 KB of our own code
 
 # Lambda runtime -> (CPython ABI tag, glibc of the runtime's OS). python3.11 runs on Amazon
 # Linux 2 (glibc 2.26); python3.12+ on Amazon Linux 2023 (glibc 2.34).
@@ -498,7 +498,7 @@ def check_deployment_zip(zip_path: Path, requirements: str, target: Target) -> l
     zipped = zip_path.stat().st_size
     if zipped > MAX_ZIP_BYTES:
         problems.append(
-            f"the zip is {zipped / 1e6:.2f} MB, over its {MAX_ZIP_BYTES / 1e6:.0f} MB budget"
+            f"the zip is {zipped / 1e6:.2f} MB, over its {MAX_ZIP_BYTES / 1e6:.1f} MB budget"
         )
     return problems
 
