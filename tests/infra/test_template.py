@@ -634,8 +634,9 @@ def test_role_invokes_only_the_token_hook_and_only_when_one_is_set(template: Tem
 
 def test_environment_names_are_the_settings_the_code_reads(template: Template) -> None:
     # settings.py reads them; the names of the AUTH_LIMIT_* limits are in limits.py, those of
-    # the third-party platform (WECHAT_COMPONENT_*) in setting_values.py
-    files = ("settings.py", "limits.py", "setting_values.py")
+    # issues 24 and 25 (deletion, the third-party platform) in setting_groups.py and
+    # setting_values.py
+    files = ("settings.py", "limits.py", "setting_groups.py", "setting_values.py")
     source = "".join((ROOT / "chalicelib" / f).read_text() for f in files)
     for name in props(template, "APIHandler")["Environment"]["Variables"]:
         if name != "WXAUTH_STACK_NAME":
@@ -1729,9 +1730,11 @@ def test_snapstart_reaches_each_function_and_each_alias_serves_a_version(
     expanded: Template,
 ) -> None:
     """Both functions (the API's and the login's, issue #21) take the option, each alias serving
-    a published version of its own function."""
+    a published version of its own function; the deletion function (issue 25) has neither."""
     functions = of_type(expanded, "AWS::Lambda::Function")
-    assert len(functions) == 2
+    assert "SnapStart" not in props(expanded, "DeletionHandler")
+    functions = {k: v for k, v in functions.items() if k != "DeletionHandler"}
+    assert set(functions) == set(FUNCTIONS)
     for name in functions:
         assert props(expanded, name)["SnapStart"] == {
             "Fn::If": ["SnapStartOn", {"ApplyOn": "PublishedVersions"}, ref("AWS::NoValue")]
