@@ -184,5 +184,5 @@ case "${1:-}" in
   component-secret) component_secret ;;
   status) status ;;
   ensure) ensure ;;
-  *) sed -n '2,24p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,23p' "$0" >&2; exit 2 ;;
 esac
