@@ -29,6 +29,9 @@
 #   AUTH_REFRESH_ABSOLUTE_TTL         -> RefreshAbsoluteTtl
 #   AUTH_REFRESH_GRACE                -> RefreshGrace
 #   WXAUTH_APP_SECRET_ARNS            -> AppSecretArns (the added apps' secrets, comma-separated)
+#   WXAUTH_COMPONENT_APPID            -> ComponentAppId (a third-party platform's appid; with:)
+#   WXAUTH_COMPONENT_SECRET_ARN       -> ComponentSecretArn (its JSON secret: put-secrets.sh
+#                                     component-secret fills it)
 #   AUTH_LIMIT_LOGIN_PER_IP           -> LoginLimitPerIp (<count>/<seconds>)
 #   AUTH_LIMIT_LOGIN_PER_IPV6_48      -> LoginLimitPerIpv6Prefix48 (an IPv6 login's /48)
 #   AUTH_LIMIT_LOGIN_PER_OPENID       -> LoginLimitPerOpenid
@@ -98,6 +101,8 @@ PARAMETERS=(
   RefreshAbsoluteTtl=AUTH_REFRESH_ABSOLUTE_TTL
   RefreshGrace=AUTH_REFRESH_GRACE
   AppSecretArns=WXAUTH_APP_SECRET_ARNS
+  ComponentAppId=WXAUTH_COMPONENT_APPID
+  ComponentSecretArn=WXAUTH_COMPONENT_SECRET_ARN
   LoginLimitPerIp=AUTH_LIMIT_LOGIN_PER_IP
   LoginLimitPerIpv6Prefix48=AUTH_LIMIT_LOGIN_PER_IPV6_48
   LoginLimitPerOpenid=AUTH_LIMIT_LOGIN_PER_OPENID

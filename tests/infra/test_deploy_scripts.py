@@ -583,3 +583,119 @@ def test_behind_cloudfront_the_origin_secret_and_the_execute_api_switch_are_pass
         f"OriginSecretArn={origin}",
         "DisableExecuteApiEndpoint=true",
     ]
+
+
+# -- the third-party platform (issue 24, item 4; docs/operators.md "Third-party platform login") --
+
+COMPONENT_APPID = "wx1234567890abcdef"
+COMPONENT_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:wxauth/component-AbCdEf"
+COMPONENT_SECRET = "fedcba9876543210fedcba9876543210"
+COMPONENT_TOKEN = "component-message-token"
+COMPONENT_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 letters and digits
+
+
+def component_values(env: dict[str, str]) -> None:
+    env.update(
+        WECHAT_COMPONENT_SECRET=COMPONENT_SECRET,
+        WECHAT_COMPONENT_TOKEN=COMPONENT_TOKEN,
+        WECHAT_COMPONENT_AES_KEY=COMPONENT_AES_KEY,
+    )
+
+
+def assert_no_component_value_shown(aws: FakeAws, result) -> None:
+    for value in (COMPONENT_SECRET, COMPONENT_TOKEN, COMPONENT_AES_KEY):
+        assert value not in result.stdout + result.stderr
+        for call in aws.calls():
+            assert value not in " ".join(call)
+
+
+def test_the_platform_parameters_are_passed_and_its_secret_put_from_the_environment(
+    aws, env
+) -> None:
+    aws.existing_stack()
+    aws.state["buckets"] = [f"wxauth-artifacts-{ACCOUNT}-{REGION}"]
+    aws.state["secrets"] = {WECHAT_ARN: APP_SECRET, KEYS_ARN: new_keyset(env)}
+    aws.save()
+    env.update(WXAUTH_COMPONENT_APPID=COMPONENT_APPID, WXAUTH_COMPONENT_SECRET_ARN=COMPONENT_ARN)
+    component_values(env)
+    result = run("deploy.sh", env)
+    assert result.returncode == 0, result.stderr
+    state = aws.load()
+    (deploy,) = state["deploys"]
+    assert deploy[deploy.index("--parameter-overrides") + 1 :] == [
+        f"ComponentAppId={COMPONENT_APPID}",
+        f"ComponentSecretArn={COMPONENT_ARN}",
+    ]
+    # ensure: the stack now has a platform whose secret was empty
+    assert json.loads(state["secrets"][COMPONENT_ARN]) == {
+        "secret": COMPONENT_SECRET,
+        "token": COMPONENT_TOKEN,
+        "encoding_aes_key": COMPONENT_AES_KEY,
+    }
+    assert_no_component_value_shown(aws, result)
+    assert_no_secret_on_a_command_line(aws)
+
+
+def test_a_deploy_with_a_platform_but_no_values_says_how_to_put_its_secret(aws, env) -> None:
+    aws.existing_stack(ComponentAppId=COMPONENT_APPID, ComponentSecretArn=COMPONENT_ARN)
+    aws.state["buckets"] = [f"wxauth-artifacts-{ACCOUNT}-{REGION}"]
+    aws.state["secrets"] = {WECHAT_ARN: APP_SECRET, KEYS_ARN: new_keyset(env)}
+    aws.save()
+    result = run("deploy.sh", env)
+    assert result.returncode != 0
+    assert "set WECHAT_COMPONENT_SECRET" in result.stderr
+    assert "infra/put-secrets.sh component-secret" in result.stderr
+    assert COMPONENT_ARN not in aws.load()["secrets"]
+
+
+def test_without_a_platform_nothing_is_asked_for_it(aws, env) -> None:
+    aws.existing_stack()
+    aws.state["buckets"] = [f"wxauth-artifacts-{ACCOUNT}-{REGION}"]
+    aws.state["secrets"] = {WECHAT_ARN: APP_SECRET, KEYS_ARN: new_keyset(env)}
+    aws.save()
+    result = run("deploy.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert "--parameter-overrides" not in aws.load()["deploys"][0]
+    status = run("put-secrets.sh", env, "status")
+    assert status.returncode == 0, status.stderr
+    assert "ComponentSecretArn" not in status.stdout
+    result = run("put-secrets.sh", env, "component-secret")
+    assert result.returncode == 1
+    assert "has no third-party platform" in result.stderr
+    assert "WXAUTH_COMPONENT_APPID and WXAUTH_COMPONENT_SECRET_ARN" in result.stderr
+
+
+def test_component_secret_is_checked_before_it_is_put_and_never_shown(aws, env) -> None:
+    aws.existing_stack(ComponentAppId=COMPONENT_APPID, ComponentSecretArn=COMPONENT_ARN)
+    component_values(env)
+    env["WECHAT_COMPONENT_AES_KEY"] = COMPONENT_AES_KEY[:-1]  # 42 characters
+    result = run("put-secrets.sh", env, "component-secret")
+    assert result.returncode == 1
+    assert "EncodingAESKey must be 43 letters and digits" in result.stderr
+    assert not any(call[:2] == ["secretsmanager", "put-secret-value"] for call in aws.calls())
+    del env["WECHAT_COMPONENT_TOKEN"]
+    result = run("put-secrets.sh", env, "component-secret")
+    assert result.returncode == 1
+    assert "set WECHAT_COMPONENT_TOKEN" in result.stderr
+    component_values(env)
+    status = run("put-secrets.sh", env, "status")
+    assert f"ComponentSecretArn: EMPTY ({COMPONENT_ARN})" in status.stdout
+    result = run("put-secrets.sh", env, "component-secret")
+    assert result.returncode == 0, result.stderr
+    assert f"stored in {COMPONENT_ARN}" in result.stdout
+    assert json.loads(aws.load()["secrets"][COMPONENT_ARN])["secret"] == COMPONENT_SECRET
+    status = run("put-secrets.sh", env, "status")
+    assert f"ComponentSecretArn: set ({COMPONENT_ARN})" in status.stdout
+    assert_no_component_value_shown(aws, result)
+    assert_no_component_value_shown(aws, status)
+
+
+def test_the_deploy_script_maps_every_platform_parameter_of_the_template(template) -> None:
+    script = (ROOT / "infra" / "deploy.sh").read_text()
+    for parameter, variable in (
+        ("ComponentAppId", "WXAUTH_COMPONENT_APPID"),
+        ("ComponentSecretArn", "WXAUTH_COMPONENT_SECRET_ARN"),
+    ):
+        assert parameter in template["Parameters"]
+        assert f"  {parameter}={variable}\n" in script
+        assert f"#   {variable} " in script  # documented in its header

@@ -134,7 +134,8 @@ APP_SECRET = "sim-app-secret-0123456789abcdef"
 ISSUER = "https://auth.wxauth.test"
 PARAMETERS = {"WeChatAppId": APPID, "Issuer": ISSUER}
 # Settings holding a Secrets Manager ARN -> the value put there (infra/put-secrets.sh's job).
-SECRET_SETTINGS = ("WECHAT_SECRET_ARN", "AUTH_SIGNING_KEYS_ARN")
+SECRET_SETTINGS = ("WECHAT_SECRET_ARN", "AUTH_SIGNING_KEYS_ARN", "AUTH_TOMBSTONE_KEY_ARN")
+TOMBSTONE_KEY = "sim0tombstone0key0" * 4  # 72 letters and digits, as Secrets Manager generates
 HTTP_API_TYPES = ("AWS::ApiGatewayV2::Api", "AWS::Serverless::HttpApi")
 
 
@@ -595,6 +596,83 @@ def resolver(stack: Stack, aws: boto3.Session, moto_url: str):
 # -- 1. the stack ---------------------------------------------------------------------------------
 
 
+# The third-party platform (issue 24, item 4): the same template in a second stack with its two
+# parameters, beside the first (which has none, and which the tests below check as declared).
+COMPONENT_PARAMETERS = {
+    "ComponentAppId": "wx1234567890abcdef",
+    "ComponentSecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:wxauth/cp-AbCdEf",
+}
+
+
+@pytest.fixture(scope="module")
+def component_stack(
+    aws: boto3.Session, moto_url: str, expanded: Template, uploaded: str, region: str
+) -> tuple[Stack, dict[str, str]]:
+    """The second stack, and the parameters it was given."""
+    template, left_out = moto_deployable(expanded, uploaded)
+    partition = REGIONS[region][0]
+    given = {**given_parameters(template), **COMPONENT_PARAMETERS}
+    given["ComponentSecretArn"] = given["ComponentSecretArn"].replace(
+        "arn:aws:secretsmanager:us-east-1:", f"arn:{partition}:secretsmanager:{region}:"
+    )
+    name = f"{STACK}-component"
+    cfn = client(aws, moto_url, "cloudformation")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # moto warns of each unsupported type
+        cfn.create_stack(
+            StackName=name,
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in given.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+    (described,) = cfn.describe_stacks(StackName=name)["Stacks"]
+    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
+    summaries = cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    physical = {
+        s["LogicalResourceId"]: s.get("PhysicalResourceId", "")
+        for s in summaries
+        if s["LogicalResourceId"]
+    }
+    found = Stack(name, template, left_out, physical, {}, region, pseudo(region))
+    return found, given
+
+
+@pytest.mark.parametrize("logical", [build_module.FUNCTION, build_module.LOGIN_FUNCTION])
+def test_with_the_platform_each_function_has_its_settings_and_the_role_reads_its_secret(
+    stack: Stack,
+    component_stack: tuple[Stack, dict[str, str]],
+    aws: boto3.Session,
+    moto_url: str,
+    logical: str,
+) -> None:
+    component_stack, given = component_stack
+    with_platform = function_configuration(component_stack, aws, moto_url, logical)[
+        "Environment"]["Variables"]  # fmt: skip
+    without = function_configuration(stack, aws, moto_url, logical)["Environment"]["Variables"]
+    assert with_platform["WECHAT_COMPONENT_APPID"] == given["ComponentAppId"]
+    assert with_platform["WECHAT_COMPONENT_SECRET_ARN"] == given["ComponentSecretArn"]
+    assert not {"WECHAT_COMPONENT_APPID", "WECHAT_COMPONENT_SECRET_ARN"} & set(without)
+    # otherwise the same settings
+    extra = {"WECHAT_COMPONENT_APPID", "WECHAT_COMPONENT_SECRET_ARN"}
+    assert set(with_platform) - extra == set(without)
+
+    def reads(found: Stack) -> list[dict[str, Any]]:
+        policies = role_policies(found, aws, moto_url)
+        policies.pop("_role"), policies.pop("_logical")
+        (policy,) = policies.values()
+        if isinstance(policy, str):
+            policy = ast.literal_eval(policy) if policy.startswith("{'") else json.loads(policy)
+        return [s for s in _statements(policy).values()
+                if "secretsmanager:GetSecretValue" in _as_list(s["Action"])]  # fmt: skip
+
+    with_reads, without_reads = reads(component_stack), reads(stack)
+    assert [s["Sid"] for s in without_reads] == ["Secrets"]
+    (component,) = [s for s in with_reads if s["Sid"] == "ComponentSecret"]
+    assert _as_list(component["Action"]) == ["secretsmanager:GetSecretValue"]
+    assert _as_list(component["Resource"]) == [given["ComponentSecretArn"]]
+    assert sorted(s["Sid"] for s in with_reads) == ["ComponentSecret", "Secrets"]
+
+
 def test_moto_cannot_create_exactly_the_listed_types(expanded: Template) -> None:
     from moto.cloudformation.parsing import get_model_map
 
@@ -881,9 +959,10 @@ def test_every_arn_principal_and_endpoint_is_of_the_regions_partition(
     if partition != "aws":
         assert "arn:aws:" not in text
     principals = set(re.findall(r'"([a-z0-9-]+\.amazonaws\.com[.a-z]*)"', text))
+    # (events.amazonaws.com: EventBridge invoking the deletion function's schedule, issue 25)
     assert principals == {
         "lambda.amazonaws.com", "apigateway.amazonaws.com", "cloudwatch.amazonaws.com",
-        "codedeploy.amazonaws.com",
+        "codedeploy.amazonaws.com", "events.amazonaws.com",
     }  # fmt: skip
     trust = role["AssumeRolePolicyDocument"]
     if isinstance(trust, str):
@@ -1081,12 +1160,17 @@ def key_set() -> KeySet:
 def secret_stand_ins(
     stack: Stack, aws: boto3.Session, moto_url: str, key_set: KeySet
 ) -> dict[str, str]:
-    """The two secrets moto's CloudFormation could not create, made in its Secrets Manager
-    and filled as infra/put-secrets.sh fills them; setting -> the secret's ARN."""
+    """The secrets moto's CloudFormation could not create, made in its Secrets Manager and
+    filled as infra/put-secrets.sh fills them (the tombstone key as the stack generates it);
+    setting -> the secret's ARN."""
     declared = stack.template["Resources"][function_name(stack.template)]["Properties"][
         "Environment"
     ]["Variables"]
-    values = {"WECHAT_SECRET_ARN": APP_SECRET, "AUTH_SIGNING_KEYS_ARN": key_set.to_json()}
+    values = {
+        "WECHAT_SECRET_ARN": APP_SECRET,
+        "AUTH_SIGNING_KEYS_ARN": key_set.to_json(),
+        "AUTH_TOMBSTONE_KEY_ARN": TOMBSTONE_KEY,
+    }
     secretsmanager = client(aws, moto_url, "secretsmanager")
     arns = {}
     for setting in SECRET_SETTINGS:

@@ -481,6 +481,7 @@ def test_role_has_nothing_else_and_no_wildcard(template: Template) -> None:
         "HasEventBus",
         "HasAppSecrets",
         "HasOriginSecret",
+        "HasComponentPlatform",
     ]
 
 
@@ -585,6 +586,12 @@ def test_function_environment_is_wired_to_parameters_and_resources(template: Tem
         "AUTH_MAX_SESSIONS_SCOPE": ref("MaxSessionsScope"),
         "AUTH_DELETION_COOLDOWN": ref("DeletionCooldown"),
         "AUTH_TOMBSTONE_KEY_ARN": ref("TombstoneKeySecret"),
+        "WECHAT_COMPONENT_APPID": {
+            "Fn::If": ["HasComponentPlatform", ref("ComponentAppId"), ref("AWS::NoValue")]
+        },
+        "WECHAT_COMPONENT_SECRET_ARN": {
+            "Fn::If": ["HasComponentPlatform", ref("ComponentSecretArn"), ref("AWS::NoValue")]
+        },
         "WXAUTH_STACK_NAME": ref("AWS::StackName"),
     }
 
@@ -626,8 +633,11 @@ def test_role_invokes_only_the_token_hook_and_only_when_one_is_set(template: Tem
 
 
 def test_environment_names_are_the_settings_the_code_reads(template: Template) -> None:
-    # settings.py reads them; the names of the AUTH_LIMIT_* limits are in limits.py
-    source = "".join((ROOT / "chalicelib" / f).read_text() for f in ("settings.py", "limits.py"))
+    # settings.py reads them; the names of the AUTH_LIMIT_* limits are in limits.py, those of
+    # issues 24 and 25 (deletion, the third-party platform) in setting_groups.py and
+    # setting_values.py
+    files = ("settings.py", "limits.py", "setting_groups.py", "setting_values.py")
+    source = "".join((ROOT / "chalicelib" / f).read_text() for f in files)
     for name in props(template, "APIHandler")["Environment"]["Variables"]:
         if name != "WXAUTH_STACK_NAME":
             assert f'"{name}"' in source, f"chalicelib/settings.py does not read {name}"
@@ -1689,6 +1699,7 @@ def test_every_arn_parameter_accepts_the_china_partition(template: Template) -> 
         "TokenHookArn": "arn:aws-cn:lambda:cn-northwest-1:123456789012:function:claims",
         "AppSecretArns": "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:app-b-AbCdEf",
         "OriginSecretArn": "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:origin-AbCd",
+        "ComponentSecretArn": "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:cp-AbCd",
     }
     arn_parameters = {
         name for name, p in template["Parameters"].items() if "arn:" in p.get("AllowedPattern", "")
@@ -1719,9 +1730,11 @@ def test_snapstart_reaches_each_function_and_each_alias_serves_a_version(
     expanded: Template,
 ) -> None:
     """Both functions (the API's and the login's, issue #21) take the option, each alias serving
-    a published version of its own function."""
+    a published version of its own function; the deletion function (issue 25) has neither."""
     functions = of_type(expanded, "AWS::Lambda::Function")
-    assert len(functions) == 2
+    assert "SnapStart" not in props(expanded, "DeletionHandler")
+    functions = {k: v for k, v in functions.items() if k != "DeletionHandler"}
+    assert set(functions) == set(FUNCTIONS)
     for name in functions:
         assert props(expanded, name)["SnapStart"] == {
             "Fn::If": ["SnapStartOn", {"ApplyOn": "PublishedVersions"}, ref("AWS::NoValue")]
@@ -1773,3 +1786,212 @@ def test_build_copies_the_deletion_function_all_but_the_apis_properties() -> Non
     }
     with pytest.raises(build_module.BuildError, match="DeletionHandler"):
         build_module.complete_deletion_function({"Resources": {"APIHandler": {"Properties": {}}}})
+
+
+# -- the third-party platform (issue 24, item 4; docs/operators.md "Third-party platform login") --
+
+COMPONENT_APPID = "wx1234567890abcdef"
+COMPONENT_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wxauth/component-AbCdEf"
+NO_VALUE = object()
+
+
+def _condition_values(template: Template, parameters: dict[str, str]) -> dict[str, bool]:
+    """The template's Conditions for these parameters (the others at their defaults)."""
+    values = {n: str(p.get("Default", "")) for n, p in template["Parameters"].items()}
+    values.update(parameters)
+    defined = template["Conditions"]
+
+    def value(v: Any) -> Any:
+        if isinstance(v, dict) and "Ref" in v:
+            return values.get(v["Ref"], v["Ref"])
+        if isinstance(v, dict) and "Condition" in v:
+            return evaluate(defined[v["Condition"]])
+        if isinstance(v, dict):
+            return evaluate(v)
+        return v
+
+    def evaluate(expr: dict[str, Any]) -> bool:
+        ((op, args),) = expr.items()
+        if op == "Fn::Equals":
+            return str(value(args[0])) == str(value(args[1]))
+        if op == "Fn::Not":
+            return not value(args[0])
+        if op == "Fn::And":
+            return all(value(a) for a in args)
+        if op == "Fn::Or":
+            return any(value(a) for a in args)
+        raise AssertionError(f"condition function {op} is not evaluated here")
+
+    return {name: evaluate(expr) for name, expr in defined.items()}
+
+
+def _chosen(value: Any, conds: dict[str, bool], parameters: dict[str, str]) -> Any:
+    """`value` with each Fn::If replaced by its branch, AWS::NoValue left out, and a Ref to one
+    of `parameters` replaced by its value."""
+    if isinstance(value, list):
+        return [c for c in (_chosen(v, conds, parameters) for v in value) if c is not NO_VALUE]
+    if isinstance(value, dict):
+        if list(value) == ["Fn::If"]:
+            name, yes, no = value["Fn::If"]
+            return _chosen(yes if conds[name] else no, conds, parameters)
+        if value == ref("AWS::NoValue"):
+            return NO_VALUE
+        if list(value) == ["Ref"] and value["Ref"] in parameters:
+            return parameters[value["Ref"]]
+        pairs = ((k, _chosen(v, conds, parameters)) for k, v in value.items())
+        return {k: c for k, c in pairs if c is not NO_VALUE}
+    return value
+
+
+def _rules_failing(template: Template, parameters: dict[str, str]) -> list[str]:
+    """The Rules whose assertion fails for these parameters, as CloudFormation evaluates them
+    before it changes anything (their AssertDescription is the deploy's error)."""
+    values = {n: str(p.get("Default", "")) for n, p in template["Parameters"].items()}
+    values.update(parameters)
+
+    def truth(expr: dict[str, Any]) -> bool:
+        ((op, args),) = expr.items()
+        if op == "Fn::Equals":
+            left, right = (values[a["Ref"]] if isinstance(a, dict) else a for a in args)
+            return str(left) == str(right)
+        if op == "Fn::Not":
+            return not truth(args[0])
+        if op == "Fn::And":
+            return all(truth(a) for a in args)
+        if op == "Fn::Or":
+            return any(truth(a) for a in args)
+        raise AssertionError(f"rule function {op} is not evaluated here")
+
+    failing = []
+    for name, rule in template["Rules"].items():
+        if "RuleCondition" in rule and not truth(rule["RuleCondition"]):
+            continue
+        if not all(truth(a["Assert"]) for a in rule["Assertions"]):
+            failing.append(name)
+    return failing
+
+
+def _deployed(template: Template, parameters: dict[str, str]) -> tuple[dict, list[dict]]:
+    """For these parameters: each function's environment and the role's statements."""
+    conds = _condition_values(template, parameters)
+    environments = {
+        name: _chosen(props(template, name)["Environment"]["Variables"], conds, parameters)
+        for name in (*FUNCTIONS, "DeletionHandler")
+    }
+    (policy,) = props(template, "APIHandlerRole")["Policies"]
+    statements = _chosen(policy["PolicyDocument"]["Statement"], conds, parameters)
+    return environments, statements
+
+
+def test_the_platform_parameters_are_off_by_default_and_in_their_group(template: Template) -> None:
+    parameters = template["Parameters"]
+    assert parameters["ComponentAppId"]["Default"] == ""
+    assert parameters["ComponentSecretArn"]["Default"] == ""
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    (group,) = [g for g in groups if "ComponentAppId" in g["Parameters"]]
+    assert group["Parameters"] == ["ComponentAppId", "ComponentSecretArn"]
+    assert template["Conditions"]["HasComponentPlatform"] == {
+        "Fn::And": [
+            {"Fn::Not": [{"Fn::Equals": [ref("ComponentAppId"), ""]}]},
+            {"Fn::Not": [{"Fn::Equals": [ref("ComponentSecretArn"), ""]}]},
+        ]
+    }
+
+
+def test_without_the_platform_no_function_has_its_settings_and_the_role_not_its_secret(
+    template: Template,
+) -> None:
+    environments, statements = _deployed(template, {"WeChatAppId": "wx0123456789abcdef"})
+    for name, variables in environments.items():
+        assert not {"WECHAT_COMPONENT_APPID", "WECHAT_COMPONENT_SECRET_ARN"} & set(variables), name
+        settings = Settings.from_env({k: str(v) for k, v in variables.items()
+                                      if isinstance(v, str)})  # fmt: skip
+        assert settings.component_appid is None and settings.component_secret_arn is None
+    assert "ComponentSecret" not in {s["Sid"] for s in statements}
+    assert _rules_failing(template, {"WeChatAppId": "wx0123456789abcdef"}) == []
+
+
+def test_with_the_platform_every_function_has_its_settings_and_the_role_reads_exactly_its_secret(
+    template: Template,
+) -> None:
+    """The API function (the ticket route), the login function (the component apps' logins)
+    and the deletion function (the same code and settings) all get both settings; the role,
+    which they share, may read that one secret and nothing more."""
+    given = {
+        "WeChatAppId": "wx0123456789abcdef",
+        "ComponentAppId": COMPONENT_APPID,
+        "ComponentSecretArn": COMPONENT_ARN,
+    }
+    environments, statements = _deployed(template, given)
+    assert set(environments) == {"APIHandler", "LoginHandler", "DeletionHandler"}
+    for name, variables in environments.items():
+        assert variables["WECHAT_COMPONENT_APPID"] == COMPONENT_APPID, name
+        assert variables["WECHAT_COMPONENT_SECRET_ARN"] == COMPONENT_ARN, name
+        settings = Settings.from_env({k: v for k, v in variables.items() if isinstance(v, str)})
+        assert settings.component_appid == COMPONENT_APPID
+        assert settings.component_secret_arn == COMPONENT_ARN
+    for function in (*FUNCTIONS, "DeletionHandler"):
+        assert props(template, function)["Role"] == getatt("APIHandlerRole", "Arn")
+    (statement,) = [s for s in statements if s["Sid"] == "ComponentSecret"]
+    assert statement == {
+        "Sid": "ComponentSecret",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": COMPONENT_ARN,
+    }
+    reads = [s for s in statements if "secretsmanager:GetSecretValue" in _as_list(s["Action"])]
+    assert sorted(s["Sid"] for s in reads) == ["ComponentSecret", "Secrets"]
+    assert _rules_failing(template, given) == []
+
+
+@pytest.mark.parametrize(
+    ("given", "rule"),
+    [
+        ({"ComponentAppId": COMPONENT_APPID}, "ComponentAppIdNeedsItsSecret"),
+        ({"ComponentSecretArn": COMPONENT_ARN}, "ComponentSecretNeedsItsAppId"),
+    ],
+)
+def test_one_platform_parameter_without_the_other_fails_the_deploy_clearly(
+    template: Template, given: dict[str, str], rule: str
+) -> None:
+    assert _rules_failing(template, {"WeChatAppId": "wx0123456789abcdef", **given}) == [rule]
+    (assertion,) = template["Rules"][rule]["Assertions"]
+    other = ({"ComponentAppId", "ComponentSecretArn"} - set(given)).pop()
+    assert assertion["AssertDescription"].startswith(f"{next(iter(given))} needs {other}")
+    # and the settings refuse the same half-platform, should it reach a function at all
+    from chalicelib.errors import ConfigurationError
+
+    env = {"ComponentAppId": "WECHAT_COMPONENT_APPID",
+           "ComponentSecretArn": "WECHAT_COMPONENT_SECRET_ARN"}  # fmt: skip
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({env[k]: v for k, v in given.items()})
+
+
+def test_the_platform_parameters_allow_what_the_settings_accept_and_no_wildcard(
+    template: Template,
+) -> None:
+    from chalicelib.errors import ConfigurationError
+
+    parameters = template["Parameters"]
+    appid = re.compile(parameters["ComponentAppId"]["AllowedPattern"])
+    for value in (COMPONENT_APPID, "a", "x" * 64, "x" * 65, "wx 1", "wx*", "wx/1", "wx.1"):
+        try:
+            Settings.from_env(
+                {"WECHAT_COMPONENT_APPID": value, "WECHAT_COMPONENT_SECRET_ARN": COMPONENT_ARN}
+            )
+            accepted = True
+        except ConfigurationError:
+            accepted = False
+        assert bool(appid.fullmatch(value)) == accepted, value
+    assert appid.fullmatch("")
+    arn = re.compile(parameters["ComponentSecretArn"]["AllowedPattern"])
+    assert arn.fullmatch("") and arn.fullmatch(COMPONENT_ARN)
+    for bad in (
+        "*",
+        COMPONENT_ARN.replace("secret:", "secret:*"),
+        COMPONENT_ARN + "*",
+        f"{COMPONENT_ARN},{COMPONENT_ARN}",
+        "arn:aws:secretsmanager:us-east-1:1:secret:x",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:",
+    ):
+        assert not arn.fullmatch(bad), bad
