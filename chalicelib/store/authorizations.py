@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chalicelib.errors import ConditionFailed, MergedAway, UserBanned
+from chalicelib.errors import ConditionFailed, DeletionPending, MergedAway, UserBanned
 from chalicelib.store.identities import Identity, listing_item, unionid_link
 from chalicelib.store.schema import (
     AUTHZ,
@@ -285,13 +285,22 @@ class Authorizations:
             raise
         return None
 
-    def _refusal(self, user_id: str, profile: Item | None) -> MergedAway | UserBanned:
-        """Why the user may not start a session: merged away, else banned."""
+    def _refusal(
+        self, user_id: str, profile: Item | None
+    ) -> MergedAway | DeletionPending | UserBanned:
+        """Why the user may not start a session: merged away, pending deletion (issue 25: a
+        website gets no session of an account on its way out), else banned."""
         user = item_to_user(profile) if profile else Users(self._table).get(user_id)
         if user is not None and user.merged_into and user.banned_at is None:
             return MergedAway(
                 "this account was merged into another one; sign in again",
                 user_id=user_id,
                 merged_into=user.merged_into,
+            )
+        if user is not None and user.erase_after is not None and user.banned_at is None:
+            return DeletionPending(
+                "this account is pending deletion",
+                requested_at=user.deletion_requested_at or 0,
+                erase_after=user.erase_after,
             )
         return UserBanned("this user is banned")

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.errors import MergedAway, UserBanned
+from chalicelib.errors import DeletionPending, MergedAway, UserBanned
 from chalicelib.store import Store
 from chalicelib.store.authorizations import Authorization, IssuedCode
 from chalicelib.store.identities import Identity
@@ -190,3 +190,22 @@ def test_redeem_refuses_a_banned_or_merged_user(store: Store, backend: Backend) 
     with pytest.raises(MergedAway):
         store.authorizations.redeem(authz, code_hash=CODE, session=a_session(), now=NOW + 1)
     assert store.sessions.get(USER, a_session().session_id) is None
+
+
+def test_redeem_refuses_a_user_pending_deletion_as_such(store: Store, backend: Backend) -> None:
+    """A user who asked for the account's deletion (issue 25) gets no website session; the
+    refusal says why (403 access_denied, reason deletion_pending), not a ban."""
+    authz = issued_authorization(store)
+    store.users.ensure(a_user())
+    backend.client.update_item(
+        TableName=backend.table,
+        Key={"pk": {"S": f"USER#{USER}"}, "sk": {"S": "PROFILE"}},
+        UpdateExpression="SET erase_after = :t, deletion_requested_at = :now",
+        ExpressionAttributeValues={":t": {"N": str(NOW + 86_400)}, ":now": {"N": str(NOW)}},
+    )
+    before = backend.items()
+
+    with pytest.raises(DeletionPending) as refused:
+        store.authorizations.redeem(authz, code_hash=CODE, session=a_session(), now=NOW + 1)
+    assert refused.value.erase_after == NOW + 86_400
+    assert backend.items() == before
