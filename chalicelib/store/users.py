@@ -247,19 +247,7 @@ class Users:
         else:
             update = "SET #at = :now, #reason = :reason"
             values[":reason"] = s(reason)
-        try:
-            response = self._table.call(
-                "update_item",
-                Key=key(user_pk(user_id), PROFILE),
-                UpdateExpression=update,
-                ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ConditionFailed:
-            return None
-        return item_to_user(response["Attributes"])
+        return self._update_existing(user_id, update, names, values)
 
     def unban(self, user_id: str) -> UserRecord | None:
         """Remove the ban from the user's PROFILE; the user as it was before, None if there is
@@ -321,6 +309,13 @@ class Users:
                 values[f":p{index}"] = s(value)
                 sets.append(f"#p{index} = :p{index}")
         update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        return self._update_existing(user_id, update, names, values)
+
+    def _update_existing(
+        self, user_id: str, update: str, names: dict[str, str], values: dict[str, Any]
+    ) -> UserRecord | None:
+        """One UpdateItem of an existing PROFILE (`names` has `#pk`); the user as it is now,
+        None if there is no such user (nothing written)."""
         try:
             response = self._table.call(
                 "update_item",
