@@ -1,4 +1,4 @@
-"""The settings of the sign-in flows and of the account's life (issues 24 and 25): their
+"""The settings of the sign-in flows and of the account's life (issues 22, 24 and 25): their
 defaults, bounds and parsers, each group a function of the environment that `Settings.from_env`
 spreads into its fields. A leaf, as chalicelib/settings.py is (its errors and value parsers
 only)."""
@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from chalicelib.errors import ConfigurationError
 from chalicelib.setting_values import flag, host_list, positive_int
 
+# Issue 22: seconds after its first use in which a mini-program's code may be replayed without
+# the first caller's `login_nonce`; seconds a container keeps an OAuth client it authenticated.
+DEFAULT_LOGIN_REPLAY_WITHOUT_NONCE = 60
+DEFAULT_CLIENTS_CACHE_TTL = 60
 # Issue 24, item 2 (chalicelib/weblogin/): where a browser scans WeChat's QR code, and the
 # seconds an authorization code may be redeemed in (RFC 6749 §4.1.2: 10 minutes at most).
 DEFAULT_WECHAT_OPEN_BASE = "https://open.weixin.qq.com"  # qrconnect (issue 24, item 2)
@@ -28,6 +32,18 @@ DELETION_COOLDOWN_MAX = 15 * 86_400
 MIN_TOMBSTONE_KEY = 32
 LOCAL_TOMBSTONE_KEY = "wx-local-tombstone-key-placeholder-0000"  # noqa: S105 - local only
 DEFAULT_DELETION_COOLDOWN = 7 * 86_400
+
+
+def security_tokens(env: Mapping[str, str]) -> dict[str, int]:
+    """Issue 22's settings: AUTH_LOGIN_REPLAY_WITHOUT_NONCE, AUTH_CLIENTS_CACHE_TTL."""
+    return {
+        "login_replay_without_nonce": positive_int(
+            env, "AUTH_LOGIN_REPLAY_WITHOUT_NONCE", DEFAULT_LOGIN_REPLAY_WITHOUT_NONCE, zero=True
+        ),
+        "clients_cache_ttl": positive_int(
+            env, "AUTH_CLIENTS_CACHE_TTL", DEFAULT_CLIENTS_CACHE_TTL, zero=True
+        ),
+    }
 
 
 def web_login(env: Mapping[str, str]) -> dict[str, object]:

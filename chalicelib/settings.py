@@ -15,14 +15,17 @@ from chalicelib.setting_groups import (  # noqa: F401 - re-exported: settings' c
     DECRYPT_MAX_AGE_BOUNDS,
     DEFAULT_AUTHORIZATION_CODE_TTL,
     DEFAULT_AVATAR_URL_HOSTS,
+    DEFAULT_CLIENTS_CACHE_TTL,
     DEFAULT_DECRYPT_MAX_AGE,
     DEFAULT_DELETION_COOLDOWN,
+    DEFAULT_LOGIN_REPLAY_WITHOUT_NONCE,
     DEFAULT_WECHAT_OPEN_BASE,
     DELETION_COOLDOWN_MAX,
     LOCAL_TOMBSTONE_KEY,
     MIN_TOMBSTONE_KEY,
     deletion,
     profile,
+    security_tokens,
     web_login,
 )
 from chalicelib.setting_values import (
@@ -135,8 +138,8 @@ class Settings:
     # Issue 22 (security-tokens), item 1: seconds after its first use in which a mini-program's
     # code may be replayed without the first caller's `login_nonce`; item 6: seconds a
     # container keeps an OAuth client it authenticated (0: none).
-    login_replay_without_nonce: int = 60
-    clients_cache_ttl: int = 60
+    login_replay_without_nonce: int = DEFAULT_LOGIN_REPLAY_WITHOUT_NONCE
+    clients_cache_ttl: int = DEFAULT_CLIENTS_CACHE_TTL
     device_page: str | None = None  # issue 24, item 3: scan-to-login (device_values)
     device_env_version: str = "release"
     limit_device_per_ip: Limit | None = DEVICE_LIMIT_DEFAULTS[DEVICE_PER_IP]
@@ -212,7 +215,7 @@ class Settings:
             **_max_sessions(env, defaults),
             limit_login_per_ipv6_48=_limit(env, LOGIN_PER_IPV6_48),
             **_origin_secret(env),
-            **_security_tokens(env, defaults),
+            **security_tokens(env),
             **web_login(env),
             **profile(env),
             **deletion(env),
@@ -254,18 +257,6 @@ class Settings:
             DEVICE_PER_IP: self.limit_device_per_ip,
             DEVICE_LOOKUP_PER_USER: self.limit_device_lookup_per_user,
         }
-
-
-def _security_tokens(env: Mapping[str, str], defaults: Settings) -> dict[str, int]:
-    """Issue 22's settings: AUTH_LOGIN_REPLAY_WITHOUT_NONCE, AUTH_CLIENTS_CACHE_TTL."""
-    return {
-        "login_replay_without_nonce": positive_int(
-            env, "AUTH_LOGIN_REPLAY_WITHOUT_NONCE", defaults.login_replay_without_nonce, zero=True
-        ),
-        "clients_cache_ttl": positive_int(
-            env, "AUTH_CLIENTS_CACHE_TTL", defaults.clients_cache_ttl, zero=True
-        ),
-    }
 
 
 def _limit(env: Mapping[str, str], name: str) -> Limit | None:
