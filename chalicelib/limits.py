@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.errors import ConditionFailed, RateLimited, StoreUnavailable
 from chalicelib.logs import Metrics, log_event
 from chalicelib.settings import (
+    DECRYPT_CHECK_PER_SESSION,
     DEVICE_LOOKUP_PER_USER,
     DEVICE_PER_IP,
     LOGIN_PER_IP,
@@ -56,6 +57,7 @@ from chalicelib.settings import (
 from chalicelib.settings import LIMIT_SETTINGS as SETTINGS
 
 __all__ = [
+    "DECRYPT_CHECK_PER_SESSION",
     "DEVICE_LOOKUP_PER_USER",
     "DEVICE_PER_IP",
     "LOGIN_PER_IP",

@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import crypto
@@ -140,6 +141,7 @@ class OpenData:
         identities: Identities,
         *,
         max_age: int,
+        limit: Callable[[str, int], None] | None = None,
     ) -> None:
         """`registry`: the session's app (its kind); `apps`: its WeChat client and broker (the
         secret, checksession); `identities`: the user's openid there; `max_age`:
@@ -148,6 +150,7 @@ class OpenData:
         self._apps = apps
         self._identities = identities
         self._max_age = max_age
+        self._limit = limit  # AUTH_LIMIT_DECRYPT_CHECK_PER_SESSION, before each checksession
 
     def decrypt(self, session: SessionRecord, body: dict[str, Any], now: int) -> dict[str, Any]:
         """The decrypted JSON object of `body`'s encryptedData, its watermark checked.
@@ -166,7 +169,7 @@ class OpenData:
         session_key = self._session_key(wechat_app, session)
         data = decrypt(session_key, ciphertext, iv)
         if data is None:
-            self._undecryptable(wechat_app, session, session_key)
+            self._undecryptable(wechat_app, session, session_key, now)
         assert data is not None
         self._check_watermark(data.get("watermark"), wechat_app.appid, session, now)
         return data
@@ -187,10 +190,14 @@ class OpenData:
             raise SessionKeyExpired(NONE_KEPT) from e
         return key
 
-    def _undecryptable(self, app: Any, session: SessionRecord, session_key: str) -> None:
+    def _undecryptable(self, app: Any, session: SessionRecord, session_key: str, now: int) -> None:
         """The data does not decrypt with the session's key: ask WeChat whether the key is
-        still the user's (see the module doc). Always raises."""
+        still the user's (see the module doc), at most AUTH_LIMIT_DECRYPT_CHECK_PER_SESSION
+        times per session (RateLimited: WeChat is not asked). Always raises."""
         from chalicelib.wechat.user_api import session_key_current
+
+        if self._limit is not None:
+            self._limit(session.session_id, now)
 
         openid = self._openid(session.user_id, app.appid)
         current = app.broker.call(

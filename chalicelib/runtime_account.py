@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from chalicelib.identity.apps import AppRegistry
     from chalicelib.identity.directory import Directory
     from chalicelib.identity.graph import IdentityGraph
+    from chalicelib.limits import RateLimiter
     from chalicelib.logs import Metrics
     from chalicelib.open_data import OpenData
     from chalicelib.phone_apps import AppPhones
@@ -41,6 +42,7 @@ class AccountServices:
         apps: AppRegistry | None
         events: Events
         metrics: Metrics | None
+        limiter: RateLimiter | None
         clock: Callable[[], float]
         sleep: Callable[[float], None]
         tombstone_key: Callable[[], str]
@@ -90,8 +92,13 @@ class AccountServices:
         from chalicelib.open_data import OpenData
 
         assert self.apps is not None
+        from chalicelib.limits import DECRYPT_CHECK_PER_SESSION
+
         max_age = self.settings.decrypt_max_age
-        return OpenData(self.apps, self.session_apps, self.store.identities, max_age=max_age)
+        limit = self.limiter.hook(DECRYPT_CHECK_PER_SESSION) if self.limiter else None
+        return OpenData(
+            self.apps, self.session_apps, self.store.identities, max_age=max_age, limit=limit
+        )
 
     @cached_property
     def directory(self) -> Directory:

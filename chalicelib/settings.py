@@ -37,6 +37,7 @@ from chalicelib.setting_values import (
     device_values,
     flag,
     is_lambda_arn,
+    limit_or_off,
     parse_limit,
     positive_int,
 )
@@ -63,6 +64,7 @@ REFRESH_PER_SESSION = "refresh_session"
 LOGIN_PER_IPV6_48 = "login_ipv6_48"  # issue #22, item 4: an IPv6 login's /48 too
 DEVICE_PER_IP = "device_ip"  # issue 24, item 3: device authorizations per IP
 DEVICE_LOOKUP_PER_USER = "device_user"  # and user codes a user looks up, confirms or denies
+DECRYPT_CHECK_PER_SESSION = "decrypt_check"  # issue 25: WeChat checksessions of bad data
 # The setting of each limit (docs/operators.md, "Abuse limits").
 LIMIT_SETTINGS = {
     LOGIN_PER_IP: "AUTH_LIMIT_LOGIN_PER_IP",
@@ -71,6 +73,7 @@ LIMIT_SETTINGS = {
     LOGIN_PER_IPV6_48: "AUTH_LIMIT_LOGIN_PER_IPV6_48",
     DEVICE_PER_IP: "AUTH_LIMIT_DEVICE_PER_IP",
     DEVICE_LOOKUP_PER_USER: "AUTH_LIMIT_DEVICE_LOOKUP_PER_USER",
+    DECRYPT_CHECK_PER_SESSION: "AUTH_LIMIT_DECRYPT_CHECK_PER_SESSION",
 }
 # The pre-token hook (chalicelib/tokens/claims.py): its timeout in ms, and what a failure does.
 TOKEN_HOOK_TIMEOUT_MS_MAX = 5000
@@ -80,6 +83,7 @@ MAX_SESSIONS_LIMIT = 1000
 MAX_SESSIONS_SCOPES = ("user", "app")
 # Issue 24, item 3: the device limits are on unless set to "off" (RFC 8628 §5.1, §5.2).
 DEVICE_LIMIT_DEFAULTS = {DEVICE_PER_IP: Limit(20, 60), DEVICE_LOOKUP_PER_USER: Limit(30, 600)}
+DECRYPT_CHECK_DEFAULT = Limit(10, 600)  # on unless "off", as the device limits
 
 
 def minimum_refresh_grace() -> int:
@@ -144,6 +148,7 @@ class Settings:
     device_env_version: str = "release"
     limit_device_per_ip: Limit | None = DEVICE_LIMIT_DEFAULTS[DEVICE_PER_IP]
     limit_device_lookup_per_user: Limit | None = DEVICE_LIMIT_DEFAULTS[DEVICE_LOOKUP_PER_USER]
+    limit_decrypt_check_per_session: Limit | None = DECRYPT_CHECK_DEFAULT
     # Issue 24, item 2 (website sign-in, chalicelib/weblogin/): WeChat's open platform, where a
     # browser is sent to scan a QR code (`connect/qrconnect`; the local server's fake WeChat),
     # and the seconds an authorization code may be redeemed in (60 to 600).
@@ -222,6 +227,9 @@ class Settings:
             phone_login=choice(env, "AUTH_PHONE_LOGIN", defaults.phone_login, PHONE_LOGIN_POLICIES),
             **component_platform(env),
             **device_values(env, {LIMIT_SETTINGS[k]: v for k, v in DEVICE_LIMIT_DEFAULTS.items()}),
+            limit_decrypt_check_per_session=limit_or_off(
+                env, LIMIT_SETTINGS[DECRYPT_CHECK_PER_SESSION], DECRYPT_CHECK_DEFAULT
+            ),
         )
         if settings.refresh_absolute_ttl < settings.refresh_idle_ttl:
             raise ConfigurationError(
@@ -256,6 +264,7 @@ class Settings:
             REFRESH_PER_SESSION: self.limit_refresh_per_session,
             DEVICE_PER_IP: self.limit_device_per_ip,
             DEVICE_LOOKUP_PER_USER: self.limit_device_lookup_per_user,
+            DECRYPT_CHECK_PER_SESSION: self.limit_decrypt_check_per_session,
         }
 
 

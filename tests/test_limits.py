@@ -13,6 +13,7 @@ from moto import mock_aws
 from chalicelib import limits as limits_module
 from chalicelib.errors import ConfigurationError, RateLimited, StoreUnavailable
 from chalicelib.limits import (
+    DECRYPT_CHECK_PER_SESSION,
     DEVICE_LOOKUP_PER_USER,
     DEVICE_PER_IP,
     LOGIN_PER_IP,
@@ -218,8 +219,13 @@ def test_the_settings_read_each_limit_and_refuse_bad_ones() -> None:
         REFRESH_PER_SESSION: Limit(6, 60),
         DEVICE_PER_IP: Limit(20, 60),  # issue 24, item 3: the device limits are on unless "off"
         DEVICE_LOOKUP_PER_USER: Limit(30, 600),
+        DECRYPT_CHECK_PER_SESSION: Limit(10, 600),  # issue 25, item 5: on unless "off"
     }
-    off = {"AUTH_LIMIT_DEVICE_PER_IP": "off", "AUTH_LIMIT_DEVICE_LOOKUP_PER_USER": "OFF"}
+    off = {
+        "AUTH_LIMIT_DEVICE_PER_IP": "off",
+        "AUTH_LIMIT_DEVICE_LOOKUP_PER_USER": "OFF",
+        "AUTH_LIMIT_DECRYPT_CHECK_PER_SESSION": "off",
+    }
     assert set(Settings.from_env(off).limits().values()) == {None}
     with pytest.raises(ConfigurationError, match="AUTH_LIMIT_REFRESH_PER_SESSION"):
         Settings.from_env({"AUTH_LIMIT_REFRESH_PER_SESSION": "six"})

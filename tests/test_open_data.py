@@ -111,6 +111,27 @@ def test_a_tampered_iv_is_400_and_the_key_is_current(client, wechat, dynamodb):
     assert session_items(dynamodb) == before
 
 
+def test_undecryptable_data_asks_wechat_at_most_ten_times_a_session(client, wechat, dynamodb):
+    """AUTH_LIMIT_DECRYPT_CHECK_PER_SESSION (10 in 600 s by default): garbage costs WeChat a
+    checksession each time, so an eleventh is 429 slow_down without asking WeChat; the session
+    and good data are not affected by it."""
+    tokens = login(client, "alice.1")
+    key = stub_session_key(TEST_APPID, "alice.1")
+    garbage = {**encrypt_open_data(key, payload()), "iv": base64.b64encode(b"\x01" * 16).decode()}
+    for _ in range(10):
+        assert_error(decrypt(client, tokens, garbage), 400, "invalid_request")
+    assert wechat.check_sessions == 10
+    before = session_items(dynamodb)
+
+    refused = decrypt(client, tokens, garbage)
+
+    assert_error(refused, 429, "slow_down")
+    assert int(refused.headers["Retry-After"]) > 0
+    assert wechat.check_sessions == 10
+    assert session_items(dynamodb) == before
+    assert decrypt(client, tokens, encrypt_open_data(key, payload())).status_code == 200
+
+
 def test_tampered_data_is_400(client, wechat):
     tokens = login(client, "alice.1")
     body = encrypt_open_data(stub_session_key(TEST_APPID, "alice.1"), payload())
