@@ -258,7 +258,21 @@ def test_a_review_verdict_is_stored(profile_client, wechat):
     assert response.status_code == 200 and response.json_body["nickname"] == "review me"
 
 
-@pytest.mark.parametrize("errcode", [-1, 61010, 44004])
+@pytest.mark.parametrize("profile_client", [CHECK_ON], indirect=True)
+def test_no_recent_visit_is_400_not_retried_and_nothing_stored(profile_client, wechat, dynamodb):
+    """61010: WeChat checks only users who opened the mini-program recently; a retry cannot
+    help, so the client is told what to do (400), not to come back later (503)."""
+    tokens = login(profile_client)
+    wechat.sec_check_errcodes.append(61010)
+    before = user_items(dynamodb)
+    response = patch_me(profile_client, tokens["access_token"], {"nickname": "小明"})
+    assert_error(response, 400, "invalid_request")
+    assert "61010" in response.json_body["error_description"]
+    assert "Retry-After" not in response.headers
+    assert user_items(dynamodb) == before
+
+
+@pytest.mark.parametrize("errcode", [-1, 44004])
 @pytest.mark.parametrize("profile_client", [CHECK_ON], indirect=True)
 def test_wechat_failing_is_503_and_nothing_stored(profile_client, wechat, dynamodb, errcode):
     tokens = login(profile_client)

@@ -23,7 +23,7 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chalicelib.errors import WeChatUnavailable
+from chalicelib.errors import RequestError, WeChatUnavailable
 
 if TYPE_CHECKING:
     from chalicelib.wechat.client import WeChatClient
@@ -42,6 +42,11 @@ class TextVerdict:
 
     suggest: str
     label: int | None = None
+
+
+# msg_sec_check: the openid has no recent visit of the mini-program (WeChat: "用户访问记录超时";
+# its community answers: the user must have opened it in the last 30 minutes to 2 hours).
+NO_RECENT_VISIT = 61010
 
 
 def msg_sec_check(
@@ -63,6 +68,11 @@ def msg_sec_check(
 
 def _verdict(body: dict[str, object]) -> TextVerdict:
     errcode = body.get("errcode", 0)
+    if errcode == NO_RECENT_VISIT:  # retrying cannot help: the user must open the mini-program
+        raise RequestError(
+            "WeChat's content check needs the user to have opened the mini-program recently"
+            " (errcode 61010): open it, then send the nickname again"
+        )
     if errcode != 0:
         raise WeChatUnavailable(f"WeChat msg_sec_check answered errcode {errcode}")
     result = body.get("result")
