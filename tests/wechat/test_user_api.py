@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from chalicelib.errors import WeChatUnavailable
+from chalicelib.errors import RequestError, WeChatUnavailable
 from chalicelib.wechat.user_api import _current, _verdict, session_key_signature
 
 DOC_KEY = "o0q0otL8aEzpcZL/FT9WsQ=="  # WeChat's example session_key (用户登录态签名)
@@ -34,7 +34,6 @@ def test_verdicts(suggest):
     "body",
     [
         {"errcode": 40003, "errmsg": "invalid openid"},
-        {"errcode": 61010, "errmsg": "user has not visited in two hours"},
         {"errcode": 0},
         {"errcode": 0, "result": {"suggest": "maybe"}},
         {"errcode": 0, "result": "risky"},
@@ -43,6 +42,12 @@ def test_verdicts(suggest):
 def test_no_verdict_is_unavailable(body):
     with pytest.raises(WeChatUnavailable):
         _verdict(body)
+
+
+def test_no_recent_visit_is_the_clients_to_fix_not_a_retry():
+    """61010: WeChat checks only users who opened the mini-program recently."""
+    with pytest.raises(RequestError, match="61010"):
+        _verdict({"errcode": 61010, "errmsg": "user has not visited in two hours"})
 
 
 def test_checksession_answers():
