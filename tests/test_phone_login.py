@@ -271,6 +271,36 @@ def test_a_banned_user_gets_no_session_and_no_number(client, services, wechat, d
     assert not_claims(dynamodb) == before
 
 
+def test_a_user_pending_deletion_gets_a_restricted_session_and_no_number(
+    client, wechat, dynamodb, broker
+):
+    """Issue 25: a phone login of a user who asked for the account's deletion is the login of
+    such a user (a restricted session, `user.deletion`), and binds no number: the binding's
+    profile update checks what the login's check would."""
+    alice = post(client, "/auth/login", {"code": "alice.1"}).json_body
+    user_id = alice["user"]["id"]
+    erase_after = START + 7 * 86_400
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "PROFILE"}},
+        UpdateExpression="SET erase_after = :t, deletion_requested_at = :now",
+        ExpressionAttributeValues={":t": {"N": str(erase_after)}, ":now": {"N": str(START)}},
+    )
+
+    response = phone_login(client, "alice.2", f"phone.alice.{ALICE_PHONE}")
+
+    assert response.status_code == 200, response.json_body
+    user = response.json_body["user"]
+    assert user["id"] == user_id and user["deletion"]["erase_after"] == erase_after
+    assert "phone" not in user
+    assert owner_of(dynamodb, ALICE_E164) is None
+    token = response.json_body["access_token"]  # restricted: the account's own routes only
+    refused = post(client, "/auth/phone", {"code": "x"}, headers=bearer(token))
+    assert refused.status_code == 403
+    assert refused.json_body["error"] == "access_denied"
+    assert refused.json_body["reason"] == "deletion_pending"
+
+
 @pytest.mark.parametrize(
     "body",
     [
