@@ -12,7 +12,6 @@ from chalicelib.errors import ConditionFailed
 from chalicelib.store.schema import (
     DEVICE_IMAGE,
     EXPIRES_AT,
-    PK,
     Item,
     b,
     device_pk,
@@ -62,29 +61,12 @@ class DeviceImages:
         """Take the right to fetch the code's image from WeChat, until `lease_until`: unless
         another request holds a live lease, or the image is there and has not expired. One
         guarded PutItem; False: someone else fetches it (or has)."""
-        try:
-            self._table.call(
-                "put_item",
-                Item={
-                    **self._image_key(user_code),
-                    "lease_until": n(lease_until),
-                    EXPIRES_AT: n(expires_at),
-                },
-                ConditionExpression=(
-                    "attribute_not_exists(#pk) OR #exp <= :now"
-                    " OR (attribute_not_exists(#image) AND #lease <= :now)"
-                ),
-                ExpressionAttributeNames={
-                    "#pk": PK,
-                    "#exp": EXPIRES_AT,
-                    "#image": "image",
-                    "#lease": "lease_until",
-                },
-                ExpressionAttributeValues={":now": n(now)},
-            )
-        except ConditionFailed:
-            return False
-        return True
+        item = {
+            **self._image_key(user_code),
+            "lease_until": n(lease_until),
+            EXPIRES_AT: n(expires_at),
+        }
+        return self._table.take_lease(item, result="image", now=now)
 
     def store_image(
         self, user_code: str, *, image: bytes, content_type: str, lease_until: int

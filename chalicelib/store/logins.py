@@ -144,31 +144,14 @@ class Logins:
         The claim records when it was made and the hash of the claimant's login nonce, if any
         (a replay of the code must present it: chalicelib/login.py).
         """
-        try:
-            self._table.call(
-                "put_item",
-                Item={
-                    **key(login_pk(code_hash), LOGIN),
-                    "lease_until": n(lease_until),
-                    EXPIRES_AT: n(expires_at),
-                    "claimed_at": n(now),
-                    **({"nonce_hash": b(nonce_hash)} if nonce_hash is not None else {}),
-                },
-                ConditionExpression=(
-                    "attribute_not_exists(#pk) OR #exp <= :now"
-                    " OR (attribute_not_exists(#sealed) AND #lease <= :now)"
-                ),
-                ExpressionAttributeNames={
-                    "#pk": PK,
-                    "#exp": EXPIRES_AT,
-                    "#sealed": "sealed_response",
-                    "#lease": "lease_until",
-                },
-                ExpressionAttributeValues={":now": n(now)},
-            )
-        except ConditionFailed:
-            return False
-        return True
+        item = {
+            **key(login_pk(code_hash), LOGIN),
+            "lease_until": n(lease_until),
+            EXPIRES_AT: n(expires_at),
+            "claimed_at": n(now),
+            **({"nonce_hash": b(nonce_hash)} if nonce_hash is not None else {}),
+        }
+        return self._table.take_lease(item, result="sealed_response", now=now)
 
     def get(self, code_hash: str) -> LoginRecord | None:
         item = self._table.get(key(login_pk(code_hash), LOGIN))

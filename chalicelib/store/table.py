@@ -26,7 +26,7 @@ from botocore.exceptions import (
 )
 
 from chalicelib.errors import ConditionFailed, StoreUnavailable
-from chalicelib.store.schema import EXPIRES_AT, PK, SK, Item, s
+from chalicelib.store.schema import EXPIRES_AT, PK, SK, Item, n, s
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -226,6 +226,31 @@ class Table:
                 raise
             return old
         return None
+
+    def take_lease(self, item: Item, *, result: str, now: int) -> bool:
+        """Put `item` (with its `lease_until` and EXPIRES_AT) unless the item in its place is
+        still live: not expired, and holding its `result` attribute or a lease not yet over.
+        True if it was written: the caller holds the lease until `lease_until`. A login code's
+        claim and a device login's image take theirs so."""
+        try:
+            self.call(
+                "put_item",
+                Item=item,
+                ConditionExpression=(
+                    "attribute_not_exists(#pk) OR #exp <= :now"
+                    " OR (attribute_not_exists(#result) AND #lease <= :now)"
+                ),
+                ExpressionAttributeNames={
+                    "#pk": PK,
+                    "#exp": EXPIRES_AT,
+                    "#result": result,
+                    "#lease": "lease_until",
+                },
+                ExpressionAttributeValues={":now": n(now)},
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def _put_new(self, item: Item, **extra: Any) -> None:
         self.call(
