@@ -224,3 +224,8 @@ def get_bool(item: Item, name: str, default: bool) -> bool:
 
 def get_strings(item: Item, name: str) -> tuple[str, ...]:
     return tuple(entry["S"] for entry in item.get(name, {}).get("L", []))
+
+
+def get_string_set(item: Item, name: str) -> tuple[str, ...]:
+    """A string set (SS), sorted (a set has no order); () if absent."""
+    return tuple(sorted(item.get(name, {}).get("SS", [])))
