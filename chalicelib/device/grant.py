@@ -19,9 +19,10 @@ is one conditional UpdateItem of the login, whatever the answer (RFC 8628 §3.5)
   `invalid_grant`;
 - confirmed: the tokens of a new session of the confirming user for the login's client (its
   `client_id` and `aud`; the device's IP and User-Agent recorded as the session's device): the
-  user's profile read (its custom claims), then one transaction marking the login `issued`
-  (its device code is used up), storing the session and checking the user is neither banned
-  nor merged away. 3 requests, plus AUTH_MAX_SESSIONS_PER_USER's.
+  user's profile read (its custom claims, its nickname and avatar as claims), then one
+  transaction marking the login `issued` (its device code is used up), storing the session
+  and checking the user is neither banned nor merged away. 3 requests, plus
+  AUTH_MAX_SESSIONS_PER_USER's.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from chalicelib.errors import (
 from chalicelib.events import Events
 from chalicelib.http_input import string_field
 from chalicelib.oauth import TokenGrant
+from chalicelib.profile import profile_claims
 from chalicelib.sessions import SessionManager
 from chalicelib.store.devices import (
     CONFIRMED,
@@ -204,6 +206,7 @@ class DeviceGrant:
             now=now,
             device=DeviceInfo(user_agent=login.user_agent, source_ip=login.source_ip),
             custom_claims=user.custom_claims if user is not None else None,
+            profile_claims=profile_claims(user) if user is not None else None,
             audience=login.audience,
         )
         try:

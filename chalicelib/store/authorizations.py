@@ -8,8 +8,8 @@ code it ends in, one item.
 |              |         | app), state_hash (B), browser_hash (B), created_at, expires_at    |
 |              |         | (TTL); consumed_at? (the callback took it); code_hash (B)?,       |
 |              |         | code_expires_at?, user_id?, is_new?, openid?, kind?, unionid?,    |
-|              |         | custom_claims?, user_agent?, source_ip?; redeemed_at?,            |
-|              |         | session_id?                                                       |
+|              |         | custom_claims?, profile_claims?, user_agent?, source_ip?;         |
+|              |         | redeemed_at?, session_id?                                         |
 
 Its life: `start` (the authorization endpoint, a guarded Put), `take` (the callback: one guarded
 UpdateItem that only the browser holding the state and its cookie passes, once, before the
@@ -44,7 +44,13 @@ from chalicelib.store.schema import (
 )
 from chalicelib.store.sessions import SessionRecord, new_session
 from chalicelib.store.table import Table
-from chalicelib.store.users import CUSTOM_CLAIMS, Users, item_to_user, may_log_in
+from chalicelib.store.users import (
+    CUSTOM_CLAIMS,
+    PROFILE_CLAIMS,
+    Users,
+    item_to_user,
+    may_log_in,
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class Authorization:
     kind: str | None = None
     unionid: str | None = None
     custom_claims: str | None = None
+    profile_claims: str | None = None  # the identity's copy (chalicelib/profile.py)
     user_agent: str | None = None
     source_ip: str | None = None
     redeemed_at: int | None = None
@@ -93,6 +100,7 @@ class IssuedCode:
     is_new: bool
     identity: Identity
     custom_claims: str | None = None
+    profile_claims: str | None = None
     user_agent: str | None = None
     source_ip: str | None = None
 
@@ -125,6 +133,7 @@ def item_to_authorization(item: Item) -> Authorization:
         code_hash=get_b(item, "code_hash"),
         is_new=get_bool(item, "is_new", False),
         custom_claims=get_s(item, CUSTOM_CLAIMS),
+        profile_claims=get_s(item, PROFILE_CLAIMS),
         **strings,
         **numbers,
     )
@@ -210,6 +219,7 @@ class Authorizations:
         optional = (
             ("unionid", identity.unionid),
             (CUSTOM_CLAIMS, code.custom_claims),
+            (PROFILE_CLAIMS, code.profile_claims),
             ("user_agent", code.user_agent),
             ("source_ip", code.source_ip),
         )

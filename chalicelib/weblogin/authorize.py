@@ -244,6 +244,7 @@ class WebLogin:
                 is_new=resolved.is_new,
                 identity=resolved.identity,
                 custom_claims=resolved.custom_claims,
+                profile_claims=resolved.profile_claims,
                 user_agent=user_agent,
                 source_ip=source_ip,
             )

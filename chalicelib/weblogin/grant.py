@@ -105,6 +105,7 @@ class AuthorizationCodeGrant:
                 platform=WEB_PLATFORM, user_agent=authz.user_agent, source_ip=authz.source_ip
             ),
             custom_claims=authz.custom_claims,
+            profile_claims=authz.profile_claims,
             audience=token_audience(app),
         )
         first = self._store.redeem(authz, code_hash=presented, session=session, now=now)

@@ -212,6 +212,28 @@ def test_a_confirmed_login_gives_the_device_a_session_of_the_confirming_user(sta
     assert stack.sessions() == sessions
 
 
+def test_the_devices_session_carries_the_users_profile_claims_as_a_logins(stack: Stack):
+    """PATCH /me copies the profile onto the user's live sessions and identities; a device
+    session made later gets it too (AUTH_PROFILE_CLAIM reads it from the session item)."""
+    started = stack.start()
+    alice = stack.login("alice.1")
+    patched = stack.as_user("PATCH", "/me", alice["access_token"], json={"nickname": "阿丽"})
+    assert patched.status_code == 200, patched.text
+    confirmed = stack.as_user("POST", "/auth/device/confirm", alice["access_token"], json=started)
+    assert confirmed.status_code == 200, confirmed.text
+    stack.clock.advance(5)
+    tokens = stack.poll(started["device_code"])
+    assert tokens.status_code == 200, tokens.text
+
+    pc = claims(tokens.json()["access_token"])
+    item = stack.dynamodb.get_item(
+        TableName=stack.table,
+        Key={"pk": {"S": f"USER#{pc['sub']}"}, "sk": {"S": f"SESSION#{pc['sid']}"}},
+        ConsistentRead=True,
+    )["Item"]
+    assert json.loads(item["profile_claims"]["S"]) == {"nickname": "阿丽"}
+
+
 def test_a_denied_login_gets_access_denied_and_no_session(stack: Stack):
     started = stack.start()
     bob = stack.login("bob.1")

@@ -4,6 +4,8 @@ replay revoking what the code issued (issue 24, item 2)."""
 
 from __future__ import annotations
 
+import json
+
 import jwt
 import pytest
 
@@ -159,3 +161,25 @@ def test_the_code_and_verifier_are_in_no_log_line(client, fake, clients, log_lin
     assert "authorization_code_replayed" in text
     for secret in (flow.code, flow.code.partition(".")[2], flow.verifier):
         assert secret not in text
+
+
+def test_the_profile_claims_reach_a_website_session_as_a_logins(client, fake, clients, services):
+    """PATCH /me copies the profile onto the user's identities; a later website sign-in's
+    session carries it, as a mini-program login's does (AUTH_PROFILE_CLAIM reads it there)."""
+    first = redeem(client, sign_in(client, fake, "alice"), secret=clients.confidential_secret)
+    patched = client.http.patch(
+        "/me",
+        body=json.dumps({"nickname": "阿丽"}),
+        headers={
+            "authorization": f"Bearer {first.json_body['access_token']}",
+            "content-type": "application/json",
+        },
+    )
+    assert patched.status_code == 200, patched.body
+
+    again = redeem(client, sign_in(client, fake, "alice"), secret=clients.confidential_secret)
+
+    assert again.status_code == 200, again.body
+    claims = claims_of(again.json_body)
+    session = services.store.sessions.get(claims["sub"], claims["sid"])
+    assert session is not None and json.loads(session.profile_claims) == {"nickname": "阿丽"}
